@@ -1,0 +1,85 @@
+"""Domain exceptions. Each carries its HTTP status and a stable problem `type` slug;
+`relasify.web.problems` turns them into RFC 9457 problem+json in one place."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class DomainError(Exception):
+    status: int = 400
+    type_slug: str = "bad-request"
+    title: str = "Bad request"
+
+    def __init__(self, detail: str, *, errors: list[dict[str, Any]] | None = None, **extra: Any) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.errors = errors or []
+        self.extra = extra
+
+
+class ValidationFailed(DomainError):
+    status = 422
+    type_slug = "validation-error"
+    title = "Request validation failed"
+
+
+class BadCursor(DomainError):
+    status = 400
+    type_slug = "invalid-cursor"
+    title = "Invalid pagination cursor"
+
+
+class Unauthenticated(DomainError):
+    status = 401
+    type_slug = "unauthenticated"
+    title = "Authentication required"
+
+
+class NotFound(DomainError):
+    status = 404
+    type_slug = "not-found"
+    title = "Not found"
+
+
+class Forbidden(DomainError):
+    status = 403
+    type_slug = "forbidden"
+    title = "Role too low for this action"
+
+
+class Conflict(DomainError):
+    status = 409
+    type_slug = "conflict"
+    title = "Conflict"
+
+
+class DuplicateContact(Conflict):
+    type_slug = "duplicate-contact"
+    title = "A contact with this phone already exists"
+
+
+class PayloadTooLarge(DomainError):
+    status = 413
+    type_slug = "payload-too-large"
+    title = "Payload too large"
+
+
+class SendRefused(DomainError):
+    """A message that policy forbids sending (SPEC section 5 refusal types)."""
+
+    status = 409
+    type_slug = "send-refused"
+    title = "Message refused"
+
+    def __init__(self, type_slug: str, detail: str, *, status: int = 409, **extra: Any) -> None:
+        super().__init__(detail, **extra)
+        self.type_slug = type_slug
+        self.status = status
+        self.title = type_slug.replace("-", " ").capitalize()
+
+
+class InvalidSignature(DomainError):
+    status = 401
+    type_slug = "invalid-signature"
+    title = "Missing or invalid X-Hub-Signature-256"

@@ -1,0 +1,49 @@
+"""Environment configuration as one pydantic model, validated once per container."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Everything a function reads from its environment. Logic never reads os.environ."""
+
+    model_config = SettingsConfigDict(extra="ignore", frozen=True)
+
+    table_name: str = "relasify-table"
+    idempotency_table_name: str = "relasify-idempotency"
+    media_bucket: str = "relasify-media"
+    webhook_queue_url: str = ""
+    media_queue_url: str = ""
+    broadcast_queue_url: str = ""
+    import_queue_url: str = ""
+    kms_key_id: str = "alias/relasify"
+
+    # SSM parameter names; the values are fetched with Powertools parameters (cached).
+    app_secret_parameter: str = "/relasify/whatsapp/app-secret"
+    verify_token_parameter: str = "/relasify/whatsapp/verify-token"
+
+    graph_api_base_url: str = "https://graph.facebook.com"
+    graph_api_version: str = "v23.0"
+    graph_timeout_seconds: float = 10.0
+
+    # Retention windows (privacy policy section 7); defaults are the policy's values.
+    retention_message_days: int = Field(default=90, ge=1)
+    retention_usage_days: int = Field(default=365, ge=1)
+    retention_security_days: int = Field(default=730, ge=1)
+    retention_billing_days: int = Field(default=7 * 365, ge=1)
+    retention_account_after_closure_days: int = Field(default=90, ge=1)
+
+    # Per-number send cap (messages per second); Meta's default throughput is 80.
+    default_send_rate_per_second: float = Field(default=80.0, gt=0)
+
+    # How long a warm container trusts a cached membership lookup.
+    membership_cache_seconds: float = Field(default=30.0, ge=0)
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()
