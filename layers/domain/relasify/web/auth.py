@@ -1,0 +1,84 @@
+"""Authentication context and the one authorisation mechanism every API route goes through.
+
+The HTTP API's JWT authorizer (or the local gateway) has already verified the token; here
+we read its claims, look up the caller's membership of `{ws}` and apply the route's
+minimum role: non-members get 404 (no existence leak), members below the role get 403.
+Every workspace route is registered with `workspace_route`, which also records it in
+`ROUTE_POLICIES`, the table the permission-matrix tests are generated from.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.event_handler.api_gateway import BaseRouter
+
+from relasify.errors import Forbidden, NotFound, Unauthenticated
+from relasify.services.access import Actor, Membership, Role, get_membership
+
+
+@dataclass(frozen=True)
+class RoutePolicy:
+    method: str
+    path: str  # Powertools rule, e.g. /v1/workspaces/<ws>/contacts/<contact_id>
+    min_role: Role
+
+
+ROUTE_POLICIES: list[RoutePolicy] = []
+
+
+def actor_from_claims(claims: dict[str, Any] | None) -> Actor:
+    if not claims or not claims.get("sub"):
+        raise Unauthenticated("A valid bearer token is required")
+    return Actor(
+        sub=str(claims["sub"]),
+        email=str(claims.get("email") or ""),
+        name=str(claims.get("name") or "") or None,
+        picture=str(claims.get("picture") or "") or None,
+    )
+
+
+def current_actor(app: BaseRouter) -> Actor:
+    cached = app.context.get("actor")
+    if cached is not None:
+        return cached
+    claims = app.current_event.request_context.authorizer.jwt_claim
+    actor = actor_from_claims(claims)
+    app.append_context(actor=actor)
+    return actor
+
+
+def current_membership(app: BaseRouter) -> Membership:
+    """The caller's membership of the route's workspace, set by the role guard."""
+    return app.context["membership"]
+
+
+def require_role(min_role: Role) -> Callable[[Any, Callable[[Any], Response]], Response]:
+    def role_guard(app: Any, next_middleware: Callable[[Any], Response]) -> Response:
+        actor = current_actor(app)
+        ws = app.context.get("_route_args", {}).get("ws", "")
+        membership = get_membership(ws, actor.sub)
+        if membership is None:
+            raise NotFound("Workspace not found")
+        if membership.role < min_role:
+            app.append_context(denied_role=min_role.name.lower())
+            raise Forbidden(f"This action needs the {min_role.name.lower()} role or higher")
+        app.append_context(membership=membership)
+        return next_middleware(app)
+
+    role_guard.__name__ = f"require_{min_role.name.lower()}"
+    return role_guard
+
+
+def workspace_route(
+    router: BaseRouter, method: str, path: str, min_role: Role, **route_kwargs: Any
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Register a `/v1/workspaces/<ws>/...` route behind the role guard."""
+    if "<ws>" not in path:
+        raise ValueError(f"workspace routes must contain <ws>: {path}")
+    ROUTE_POLICIES.append(RoutePolicy(method.upper(), path, min_role))
+    middlewares = [require_role(min_role), *route_kwargs.pop("middlewares", [])]
+    return router.route(path, method.upper(), middlewares=middlewares, **route_kwargs)

@@ -1,0 +1,65 @@
+"""A Powertools HTTP API resolver with central exception mapping (cookbook style)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
+from aws_lambda_powertools.event_handler.exceptions import NotFoundError, ServiceError
+from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+
+from relasify.errors import DomainError
+from relasify.observability import logger
+from relasify.web.problems import problem, validation_errors
+
+# Upper bound on JSON request bodies (bulk data goes through presigned S3 uploads instead).
+MAX_JSON_BODY_BYTES = 256 * 1024
+
+
+def _body_size_guard(app: APIGatewayHttpResolver, next_middleware: Any) -> Response:
+    body = app.current_event.body
+    if body and len(body) > MAX_JSON_BODY_BYTES * (4 / 3 if app.current_event.is_base64_encoded else 1):
+        return problem(413, "payload-too-large", "Payload too large", f"Request bodies are limited to {MAX_JSON_BODY_BYTES} bytes")
+    return next_middleware(app)
+
+
+def create_app() -> APIGatewayHttpResolver:
+    """Build the resolver every API function uses, with problem+json for every error."""
+    app = APIGatewayHttpResolver(enable_validation=True)
+    app.use(middlewares=[_body_size_guard])
+
+    @app.exception_handler(DomainError)
+    def _domain_error(exc: DomainError) -> Response:
+        return problem(exc.status, exc.type_slug, exc.title, exc.detail, errors=exc.errors or None, **exc.extra)
+
+    @app.exception_handler(RequestValidationError)
+    def _validation_error(exc: RequestValidationError) -> Response:
+        errors = validation_errors(list(exc.errors()))
+        if any(e["type"] == "json_invalid" for e in errors):
+            return problem(400, "malformed-json", "Malformed JSON", "The request body is not valid JSON", errors=errors)
+        return problem(422, "validation-error", "Request validation failed", "One or more fields are invalid", errors=errors)
+
+    @app.exception_handler(json.JSONDecodeError)
+    def _json_error(_: json.JSONDecodeError) -> Response:
+        return problem(400, "malformed-json", "Malformed JSON", "The request body is not valid JSON")
+
+    @app.exception_handler(UnicodeDecodeError)
+    def _unicode_error(_: UnicodeDecodeError) -> Response:
+        return problem(400, "invalid-encoding", "Invalid encoding", "The request body is not valid UTF-8")
+
+    @app.exception_handler(NotFoundError)
+    def _not_found(_: NotFoundError) -> Response:
+        return problem(404, "not-found", "Not found", "No such route")
+
+    @app.exception_handler(ServiceError)
+    def _service_error(exc: ServiceError) -> Response:
+        return problem(exc.status_code, "http-error", exc.msg, exc.msg)
+
+    @app.exception_handler(Exception)
+    def _unexpected(exc: Exception) -> Response:
+        # Only the exception type is logged: messages may carry personal data.
+        logger.error("unhandled error", extra={"error_type": type(exc).__name__})
+        return problem(500, "internal-error", "Internal error", "Something went wrong; the request was not completed")
+
+    return app
