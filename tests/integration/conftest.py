@@ -7,7 +7,6 @@ from collections.abc import Iterator
 import boto3
 import pytest
 from moto import mock_aws
-
 from relasify import clock
 from relasify.settings import Settings, get_settings
 from relasify_local.cfn import create_tables

@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
-
 from relasify import clock, retention
 from relasify.data import models as m
 from relasify.data.base import TableModel, query_page
@@ -43,11 +42,13 @@ def test_every_model_round_trips_and_is_stamped_by_its_class(
 
     stored = model.get_live(pk, sk)
     assert stored is not None
-    assert stored.created_at == NOW and stored.updated_at == NOW
+    assert stored.created_at == NOW
+    assert stored.updated_at == NOW
     expected = retention.expires_at_for(model.data_class, start=NOW)
     if model.data_class is DataClass.ACCOUNT:
         assert expected is None
-        assert stored.expires_at is None and stored.expiry_bucket is None
+        assert stored.expires_at is None
+        assert stored.expiry_bucket is None
     else:
         assert stored.expires_at == expected
         assert stored.expiry_bucket == retention.expiry_bucket(expected, f"{pk}#{sk}")
@@ -73,7 +74,8 @@ def test_an_explicit_ttl_is_kept(ddb_tables: Settings, frozen_clock: None) -> No
     ws = m.WorkspaceModel(m.ws_pk("w1"), "META", ws_id="w1", name="Acme", expires_at=closure)
     ws.save()
     stored = m.WorkspaceModel.get_live(m.ws_pk("w1"), "META")
-    assert stored is not None and stored.expires_at == closure
+    assert stored is not None
+    assert stored.expires_at == closure
     assert stored.expiry_bucket == retention.expiry_bucket(closure, "WS#w1#META")
 
 
