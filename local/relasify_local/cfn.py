@@ -66,11 +66,11 @@ def ttl_attribute(logical_id: str, template: dict[str, Any] | None = None) -> st
     return spec.get("AttributeName") if spec.get("Enabled") else None
 
 
-def create_tables(dynamodb_client: Any, names: dict[str, str]) -> None:
+def create_tables(dynamodb_client: Any, names: dict[str, str], template: dict[str, Any] | None = None) -> None:
     """Create every table named in `names` ({logical id: physical name}) with its TTL setting."""
     for logical_id, table_name in names.items():
-        dynamodb_client.create_table(**table_create_kwargs(logical_id, table_name))
-        attr = ttl_attribute(logical_id)
+        dynamodb_client.create_table(**table_create_kwargs(logical_id, table_name, template))
+        attr = ttl_attribute(logical_id, template)
         if attr:
             dynamodb_client.update_time_to_live(
                 TableName=table_name, TimeToLiveSpecification={"Enabled": True, "AttributeName": attr}

@@ -1,0 +1,287 @@
+"""AWS for the local stack: moto in server mode, and the template's resources created in it.
+
+Tables, queues (with their dead-letter queues and redrive policies), buckets and the KMS key
+are read from template.yaml, so local resources match what `sam deploy` creates. The Meta
+app secret and verify token are seeded as SSM SecureString parameters, as in the cloud.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+import boto3
+from moto.server import DomainDispatcherApplication, ThreadedMotoServer, create_backend_app
+from werkzeug.serving import make_server
+
+from relasify_local.cfn import create_tables, resources_of_type
+from relasify_local.runtime import REGION
+
+logger = logging.getLogger("relasify_local")
+
+DUMMY_CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
+KMS_ALIAS = "alias/relasify"
+DEFAULT_APP_SECRET_PARAMETER = "/relasify/whatsapp/app-secret"  # noqa: S105 - a parameter name, not a secret
+DEFAULT_VERIFY_TOKEN_PARAMETER = "/relasify/whatsapp/verify-token"  # noqa: S105 - a parameter name
+# Physical names match Settings' defaults, so code run without the full environment still agrees.
+_KNOWN_NAMES = {"Table": "relasify-table", "IdempotencyTable": "relasify-idempotency", "MediaBucket": "relasify-media"}
+_QUEUE_ATTRIBUTES = (
+    "DelaySeconds",
+    "MaximumMessageSize",
+    "MessageRetentionPeriod",
+    "ReceiveMessageWaitTimeSeconds",
+    "VisibilityTimeout",
+    "ContentBasedDeduplication",
+)
+
+
+class MotoServer(ThreadedMotoServer):
+    """ThreadedMotoServer that binds in the caller's thread, so a busy port raises instead of hanging."""
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
+        super().__init__(ip_address=host, port=port, verbose=False)
+
+    def start(self) -> None:
+        app = DomainDispatcherApplication(create_backend_app)
+        self._server = make_server(self._ip_address, self._port, app, threaded=True)
+        self._thread = threading.Thread(target=self._server.serve_forever, name="relasify-moto", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+
+    @property
+    def url(self) -> str:
+        host, port = self.get_host_and_port()
+        return f"http://{host}:{port}"
+
+
+def aws_client(service: str, endpoint_url: str) -> Any:
+    return boto3.client(service, endpoint_url=endpoint_url, region_name=REGION, **DUMMY_CREDENTIALS)
+
+
+def kebab(logical_id: str) -> str:
+    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])", "-", logical_id).lower()
+
+
+def env_name(logical_id: str) -> str:
+    return kebab(logical_id).replace("-", "_").upper()
+
+
+@dataclass(frozen=True)
+class LocalQueue:
+    logical_id: str
+    name: str
+    url: str
+    arn: str
+    max_receive_count: int | None = None
+    dead_letter_logical_id: str | None = None
+
+
+@dataclass
+class LocalResources:
+    endpoint_url: str
+    tables: dict[str, str] = field(default_factory=dict)  # logical id -> table name
+    queues: dict[str, LocalQueue] = field(default_factory=dict)
+    buckets: dict[str, str] = field(default_factory=dict)
+    kms_keys: dict[str, str] = field(default_factory=dict)  # logical id -> key id
+    parameters: dict[str, str] = field(default_factory=dict)  # template Parameters -> default values
+
+    def ref(self, logical_id: str) -> str | None:
+        """`!Ref` of a resource or parameter, as CloudFormation resolves it."""
+        if logical_id in self.tables:
+            return self.tables[logical_id]
+        if logical_id in self.queues:
+            return self.queues[logical_id].url
+        if logical_id in self.buckets:
+            return self.buckets[logical_id]
+        if logical_id in self.kms_keys:
+            return self.kms_keys[logical_id]
+        if logical_id == "AWS::Region":
+            return REGION
+        return self.parameters.get(logical_id)
+
+    def get_att(self, logical_id: str, attribute: str) -> str | None:
+        if logical_id in self.queues:
+            queue = self.queues[logical_id]
+            return {"Arn": queue.arn, "QueueName": queue.name, "QueueUrl": queue.url}.get(attribute)
+        if logical_id in self.tables and attribute == "Arn":
+            return f"arn:aws:dynamodb:{REGION}:123456789012:table/{self.tables[logical_id]}"
+        if logical_id in self.buckets and attribute == "Arn":
+            return f"arn:aws:s3:::{self.buckets[logical_id]}"
+        if logical_id in self.kms_keys and attribute == "Arn":
+            return f"arn:aws:kms:{REGION}:123456789012:key/{self.kms_keys[logical_id]}"
+        return None
+
+    def resolve(self, value: Any) -> str | None:
+        """A template value with intrinsic functions resolved, or None when it cannot be resolved locally."""
+        if isinstance(value, str | int | float | bool):
+            return str(value).lower() if isinstance(value, bool) else str(value)
+        if isinstance(value, dict) and "Ref" in value:
+            return self.ref(str(value["Ref"]))
+        if isinstance(value, dict) and "Fn::GetAtt" in value:
+            target = value["Fn::GetAtt"]
+            parts = target if isinstance(target, list) else str(target).split(".", 1)
+            return self.get_att(str(parts[0]), str(parts[1])) if len(parts) == 2 else None
+        return None
+
+    def queue_by_arn_reference(self, value: Any) -> LocalQueue | None:
+        if isinstance(value, dict) and "Fn::GetAtt" in value:
+            target = value["Fn::GetAtt"]
+            logical_id = str(target[0] if isinstance(target, list) else str(target).split(".", 1)[0])
+            return self.queues.get(logical_id)
+        if isinstance(value, dict) and "Ref" in value:
+            return self.queues.get(str(value["Ref"]))
+        return next((q for q in self.queues.values() if value in (q.arn, q.url)), None)
+
+    def function_environment(self, template: dict[str, Any]) -> dict[str, str]:
+        """Environment variables the functions read: conventional names, then the template's own, resolved."""
+        env: dict[str, str] = {
+            "POWERTOOLS_SERVICE_NAME": "relasify",
+            "POWERTOOLS_METRICS_NAMESPACE": "Relasify",
+            "POWERTOOLS_LOG_LEVEL": "INFO",
+            "POWERTOOLS_TRACE_DISABLED": "true",
+            "APP_SECRET_PARAMETER": DEFAULT_APP_SECRET_PARAMETER,
+            "VERIFY_TOKEN_PARAMETER": DEFAULT_VERIFY_TOKEN_PARAMETER,
+            "KMS_KEY_ID": KMS_ALIAS,
+        }
+        if "Table" in self.tables:
+            env["TABLE_NAME"] = self.tables["Table"]
+        if "IdempotencyTable" in self.tables:
+            env["IDEMPOTENCY_TABLE_NAME"] = self.tables["IdempotencyTable"]
+        if self.buckets:
+            env["MEDIA_BUCKET"] = self.buckets.get("MediaBucket") or next(iter(self.buckets.values()))
+        for queue in self.queues.values():
+            env[f"{env_name(queue.logical_id)}_URL"] = queue.url
+        declared: list[dict[str, Any]] = [
+            ((template.get("Globals") or {}).get("Function") or {}).get("Environment", {}).get("Variables") or {}
+        ]
+        for resource in resources_of_type("AWS::Serverless::Function", template).values():
+            props = resource.get("Properties") or {}
+            declared.append((props.get("Environment") or {}).get("Variables") or {})
+        for variables in declared:
+            for name, value in variables.items():
+                resolved = self.resolve(value)
+                if resolved is not None:
+                    env[name] = resolved
+        return env
+
+
+def bootstrap_resources(
+    template: dict[str, Any],
+    endpoint_url: str,
+    *,
+    app_secret: str,
+    verify_token: str,
+    visibility_timeout_seconds: int | None = None,
+) -> LocalResources:
+    """Create the template's tables, queues, buckets and key in moto, and seed the WhatsApp secrets."""
+    resources = LocalResources(endpoint_url=endpoint_url)
+    for name, spec in (template.get("Parameters") or {}).items():
+        if "Default" in spec:
+            resources.parameters[name] = str(spec["Default"])
+
+    _create_kms_keys(template, resources)
+    _create_tables(template, resources)
+    _create_queues(template, resources, visibility_timeout_seconds)
+    _create_buckets(template, resources)
+
+    env = resources.function_environment(template)
+    ssm = aws_client("ssm", endpoint_url)
+    for parameter_name, value in (
+        (env["APP_SECRET_PARAMETER"], app_secret),
+        (env["VERIFY_TOKEN_PARAMETER"], verify_token),
+    ):
+        ssm.put_parameter(Name=parameter_name, Value=value, Type="SecureString", Overwrite=True)
+    return resources
+
+
+def _create_kms_keys(template: dict[str, Any], resources: LocalResources) -> None:
+    kms = aws_client("kms", resources.endpoint_url)
+    for logical_id, resource in resources_of_type("AWS::KMS::Key", template).items():
+        description = str((resource.get("Properties") or {}).get("Description") or logical_id)
+        resources.kms_keys[logical_id] = kms.create_key(Description=description)["KeyMetadata"]["KeyId"]
+    if not resources.kms_keys:
+        resources.kms_keys["DataKey"] = kms.create_key(Description="Relasify local data key")["KeyMetadata"]["KeyId"]
+    aliases = {KMS_ALIAS: resources.kms_keys.get("DataKey") or next(iter(resources.kms_keys.values()))}
+    for resource in resources_of_type("AWS::KMS::Alias", template).values():
+        props = resource.get("Properties") or {}
+        target = resources.resolve(props.get("TargetKeyId"))
+        if isinstance(props.get("AliasName"), str) and target:
+            aliases[props["AliasName"]] = target
+    for alias, key_id in aliases.items():
+        kms.create_alias(AliasName=alias, TargetKeyId=key_id)
+
+
+def _create_tables(template: dict[str, Any], resources: LocalResources) -> None:
+    logical_ids = resources_of_type("AWS::DynamoDB::Table", template)
+    names = {logical_id: _KNOWN_NAMES.get(logical_id, f"relasify-{kebab(logical_id)}") for logical_id in logical_ids}
+    create_tables(aws_client("dynamodb", resources.endpoint_url), names, template)
+    resources.tables.update(names)
+
+
+def _create_queues(template: dict[str, Any], resources: LocalResources, visibility_timeout: int | None) -> None:
+    sqs = aws_client("sqs", resources.endpoint_url)
+    pending = dict(resources_of_type("AWS::SQS::Queue", template))
+    # Dead-letter queues first: a redrive policy names its DLQ's ARN.
+    while pending:
+        progressed = False
+        for logical_id, resource in list(pending.items()):
+            props = resource.get("Properties") or {}
+            redrive = props.get("RedrivePolicy") or {}
+            dlq = resources.queue_by_arn_reference(redrive.get("deadLetterTargetArn")) if redrive else None
+            dlq_logical_id = _referenced_logical_id(redrive.get("deadLetterTargetArn")) if redrive else None
+            if redrive and dlq is None and dlq_logical_id in pending:
+                continue
+            fifo = bool(props.get("FifoQueue"))
+            name = f"relasify-{kebab(logical_id)}" + (".fifo" if fifo else "")
+            attributes = {
+                key: str(props[key]).lower() if isinstance(props[key], bool) else str(props[key])
+                for key in _QUEUE_ATTRIBUTES
+                if key in props
+            }
+            if fifo:
+                attributes["FifoQueue"] = "true"
+            if visibility_timeout is not None:
+                attributes["VisibilityTimeout"] = str(visibility_timeout)
+            max_receive = int(redrive["maxReceiveCount"]) if redrive and "maxReceiveCount" in redrive else None
+            if dlq is not None and max_receive is not None:
+                attributes["RedrivePolicy"] = json.dumps(
+                    {"deadLetterTargetArn": dlq.arn, "maxReceiveCount": max_receive}
+                )
+            url = sqs.create_queue(QueueName=name, Attributes=attributes)["QueueUrl"]
+            arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+            resources.queues[logical_id] = LocalQueue(
+                logical_id, name, url, arn, max_receive, dlq.logical_id if dlq else None
+            )
+            del pending[logical_id]
+            progressed = True
+        if not progressed:
+            raise ValueError(f"unresolvable dead-letter references among queues {sorted(pending)}")
+
+
+def _referenced_logical_id(value: Any) -> str | None:
+    if isinstance(value, dict) and "Fn::GetAtt" in value:
+        target = value["Fn::GetAtt"]
+        return str(target[0] if isinstance(target, list) else str(target).split(".", 1)[0])
+    if isinstance(value, dict) and "Ref" in value:
+        return str(value["Ref"])
+    return None
+
+
+def _create_buckets(template: dict[str, Any], resources: LocalResources) -> None:
+    s3 = aws_client("s3", resources.endpoint_url)
+    logical_ids = list(resources_of_type("AWS::S3::Bucket", template)) or ["MediaBucket"]
+    for logical_id in logical_ids:
+        default_name = f"relasify-{kebab(logical_id.removesuffix('Bucket') or logical_id)}"
+        name = _KNOWN_NAMES.get(logical_id, default_name)
+        s3.create_bucket(Bucket=name, CreateBucketConfiguration={"LocationConstraint": REGION})
+        resources.buckets[logical_id] = name
