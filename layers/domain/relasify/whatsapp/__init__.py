@@ -1,0 +1,1 @@
+"""WhatsApp Business Platform: webhook models, signature check and the Graph API client."""
