@@ -43,6 +43,10 @@ class Settings(BaseSettings):
     # How long a warm container trusts a cached membership lookup.
     membership_cache_seconds: float = Field(default=30.0, ge=0)
 
+    # Signs pagination cursors (HMAC) so a cursor cannot be forged or replayed in another
+    # workspace. The dev default is for local use only; deployments set CURSOR_SIGNING_KEY.
+    cursor_signing_key: str = "relasify-dev-cursor-signing-key"
+
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
