@@ -1,0 +1,60 @@
+"""WhatsApp access tokens, encrypted with the customer-managed KMS key before they are stored.
+
+The plaintext exists only in memory where a Graph call needs it. The encryption context binds
+a ciphertext to its workspace, so a ciphertext copied into another workspace cannot be
+decrypted there (the context is logged in CloudTrail: a workspace id, no personal data).
+"""
+
+from __future__ import annotations
+
+import base64
+import threading
+import time
+from typing import Any
+
+from relasify.settings import get_settings
+
+# Decrypted tokens cached per warm container; a short TTL bounds how long a rotated token lingers.
+_DECRYPT_CACHE_SECONDS = 300.0
+_cache: dict[str, tuple[str, float]] = {}
+_client: Any = None
+_client_lock = threading.Lock()
+
+
+def _kms() -> Any:
+    global _client
+    if _client is None:
+        with _client_lock:
+            if _client is None:
+                import boto3  # lazy: only functions that touch tokens pay for the client
+
+                _client = boto3.client("kms")
+    return _client
+
+
+def encrypt_token(ws: str, plaintext: str) -> str:
+    response = _kms().encrypt(
+        KeyId=get_settings().kms_key_id,
+        Plaintext=plaintext.encode(),
+        EncryptionContext={"workspace": ws, "purpose": "whatsapp-access-token"},
+    )
+    return base64.b64encode(response["CiphertextBlob"]).decode()
+
+
+def decrypt_token(ws: str, ciphertext_b64: str) -> str:
+    cached = _cache.get(ciphertext_b64)
+    if cached is not None and time.monotonic() - cached[1] < _DECRYPT_CACHE_SECONDS:
+        return cached[0]
+    response = _kms().decrypt(
+        CiphertextBlob=base64.b64decode(ciphertext_b64),
+        EncryptionContext={"workspace": ws, "purpose": "whatsapp-access-token"},
+    )
+    plaintext = response["Plaintext"].decode()
+    _cache[ciphertext_b64] = (plaintext, time.monotonic())
+    return plaintext
+
+
+def reset_for_tests() -> None:
+    global _client
+    _client = None
+    _cache.clear()
