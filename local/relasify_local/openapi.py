@@ -1,0 +1,135 @@
+"""The merged OpenAPI document of every API function, and Swagger UI to browse it.
+
+Each API function's Powertools resolver (`app` in its handler module) describes its own
+routes; Powertools' OpenAPIMerge joins them. Operations behind the JWT authorizer get the
+bearer security requirement, public ones (health, webhooks) none. A module that is missing
+or fails to import is skipped with a warning, so /docs keeps working while code is in flux.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from functools import cache
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from relasify_local.gateway import HttpRequest, HttpResponse, RouteTable, json_response
+from relasify_local.runtime import LocalFunction
+
+logger = logging.getLogger("relasify_local")
+
+API_TITLE = "Relasify API"
+API_VERSION = "1.0.0"
+SECURITY_SCHEME = "bearerAuth"
+_HTTP_METHODS = {"get", "put", "post", "delete", "options", "head", "patch", "trace"}
+
+
+def api_functions(table: RouteTable) -> list[LocalFunction]:
+    seen: dict[str, LocalFunction] = {}
+    for route in table.routes:
+        seen.setdefault(route.function.logical_id, route.function)
+    return list(seen.values())
+
+
+def merged_openapi(table: RouteTable, server_url: str | None = None) -> dict[str, Any]:
+    from aws_lambda_powertools.event_handler.openapi.merge import OpenAPIMerge
+    from aws_lambda_powertools.event_handler.openapi.models import HTTPBearer, Server
+
+    merge = OpenAPIMerge(
+        title=API_TITLE,
+        version=API_VERSION,
+        description="Relasify backend, served by the local stack. Mint a token with `relasify token --email ...`.",
+        servers=[Server(url=server_url)] if server_url else None,
+        security_schemes={SECURITY_SCHEME: HTTPBearer(bearerFormat="JWT")},
+        on_conflict="first",
+    )
+    for function in api_functions(table):
+        module = function.try_load()
+        app = getattr(module, "app", None) if module is not None else None
+        if app is None or not hasattr(app, "get_openapi_schema"):
+            if module is not None:
+                logger.warning("%s: no Powertools resolver `app`; left out of /openapi.json", function.logical_id)
+            continue
+        try:
+            merge.add_schema(app.get_openapi_schema())
+        except Exception as exc:
+            logger.warning("%s: OpenAPI schema failed (%s); left out", function.logical_id, type(exc).__name__)
+    document: dict[str, Any] = json.loads(merge.get_openapi_json_schema())
+    _apply_security(document, table)
+    return document
+
+
+def _apply_security(document: dict[str, Any], table: RouteTable) -> None:
+    """Mark operations served by authorised routes as needing the bearer token."""
+    for path, item in (document.get("paths") or {}).items():
+        concrete = path.replace("{", "").replace("}", "")  # any value matches a {param} segment
+        for method, operation in item.items():
+            if method not in _HTTP_METHODS or not isinstance(operation, dict):
+                continue
+            resolved = table.resolve(method.upper(), concrete)
+            if resolved is not None and resolved[0].requires_auth:
+                operation["security"] = [{SECURITY_SCHEME: []}]
+            else:
+                operation.pop("security", None)
+
+
+def _swagger_asset_dir() -> Path:
+    import aws_lambda_powertools.event_handler.openapi.swagger_ui as swagger_ui
+
+    return Path(swagger_ui.__file__).parent
+
+
+@cache
+def _asset(name: str) -> bytes:
+    if name == "swagger.html":
+        return resources.files("relasify_local").joinpath("swagger.html").read_bytes()
+    return (_swagger_asset_dir() / name).read_bytes()
+
+
+class OpenApiRoutes:
+    """GET /docs, its assets, and GET /openapi.json, served by the gateway itself."""
+
+    def __init__(self, table: RouteTable, server_url: str | None = None) -> None:
+        self.table = table
+        self.server_url = server_url
+        self._document: bytes | None = None
+        self._lock = threading.Lock()
+
+    def document(self) -> bytes:
+        with self._lock:
+            if self._document is None:
+                self._document = json.dumps(merged_openapi(self.table, self.server_url), indent=2).encode()
+            return self._document
+
+    def openapi_json(self, _: HttpRequest) -> HttpResponse:
+        try:
+            return HttpResponse(200, [("content-type", "application/json")], self.document())
+        except Exception:
+            logger.exception("building the OpenAPI document failed")
+            return json_response(500, {"message": "Internal Server Error"})
+
+    @staticmethod
+    def docs_page(_: HttpRequest) -> HttpResponse:
+        return HttpResponse(200, [("content-type", "text/html; charset=utf-8")], _asset("swagger.html"))
+
+    @staticmethod
+    def swagger_js(_: HttpRequest) -> HttpResponse:
+        body = _asset("swagger-ui-bundle.min.js")
+        return HttpResponse(200, [("content-type", "application/javascript"), ("cache-control", "max-age=3600")], body)
+
+    @staticmethod
+    def swagger_css(_: HttpRequest) -> HttpResponse:
+        body = _asset("swagger-ui.min.css")
+        return HttpResponse(200, [("content-type", "text/css"), ("cache-control", "max-age=3600")], body)
+
+    def local_routes(self) -> dict[tuple[str, str], Any]:
+        return {
+            ("GET", "/docs"): self.docs_page,
+            ("GET", "/docs/"): self.docs_page,
+            ("GET", "/docs/swagger-ui-bundle.js"): self.swagger_js,
+            ("GET", "/docs/swagger-ui.css"): self.swagger_css,
+            ("GET", "/openapi.json"): self.openapi_json,
+        }
