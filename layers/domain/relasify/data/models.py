@@ -110,6 +110,9 @@ class WorkspaceModel(TableModel):
     status = UnicodeAttribute(default="active")  # active | closed
     closed_at = UTCDateTimeAttribute(null=True)
     created_by = UnicodeAttribute(null=True)
+    # Maintained in the same transactions that add/demote/remove owners, so the
+    # "last owner cannot be removed or demoted" rule holds under concurrent requests.
+    owner_count = NumberAttribute(default=0)
 
 
 class MembershipModel(TableModel):
