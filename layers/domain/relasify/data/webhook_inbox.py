@@ -1,0 +1,136 @@
+"""Durable intake of verified webhook deliveries: the raw bytes in S3, a reference (and, when small,
+the body itself) on the webhook queue. Also the queue for media copy jobs.
+
+The receiver imports this on its cold-start path, so it uses boto3 only (no pydantic, no pynamodb),
+reads its configuration from `WebhookInboxConfig` and creates each client on first use.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import threading
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import boto3
+
+RAW_PREFIX = "raw-webhooks"
+# SQS allows 256 KiB per message; bodies below this are inlined to save the processor an S3 read.
+INLINE_LIMIT_BYTES = 200 * 1024
+QUEUE_MESSAGE_VERSION = 1
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookInboxConfig:
+    """The receiver's slice of `relasify.settings.Settings`, read without pydantic (cold start).
+    Variable names and defaults mirror Settings; a unit test keeps them in step."""
+
+    media_bucket: str
+    webhook_queue_url: str
+    media_queue_url: str
+
+    @classmethod
+    def from_environment(cls) -> WebhookInboxConfig:
+        return cls(
+            media_bucket=os.environ.get("MEDIA_BUCKET", "relasify-media"),
+            webhook_queue_url=os.environ.get("WEBHOOK_QUEUE_URL", ""),
+            media_queue_url=os.environ.get("MEDIA_QUEUE_URL", ""),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class QueuedWebhook:
+    """What the processor reads from one webhook queue message."""
+
+    s3_key: str
+    sha256: str
+    raw: bytes
+
+
+_clients: dict[str, Any] = {}
+_clients_lock = threading.Lock()
+
+
+def _client(service: str) -> Any:
+    client = _clients.get(service)
+    if client is None:
+        with _clients_lock:
+            client = _clients.get(service)
+            if client is None:
+                client = boto3.client(service)
+                _clients[service] = client
+    return client
+
+
+def reset_clients() -> None:
+    """Forget cached clients (tests switch moto contexts and regions)."""
+    _clients.clear()
+
+
+def raw_payload_key(raw: bytes, received_at: datetime) -> tuple[str, str]:
+    """`raw-webhooks/YYYY/MM/DD/<sha256>.json`: content-addressed, so a redelivery overwrites itself."""
+    digest = hashlib.sha256(raw).hexdigest()
+    return f"{RAW_PREFIX}/{received_at:%Y/%m/%d}/{digest}.json", digest
+
+
+def store_and_enqueue(raw: bytes, received_at: datetime, config: WebhookInboxConfig) -> str:
+    """Write the raw payload to S3, then enqueue it; returns the S3 key.
+
+    S3 first: a queue message must never reference an object that does not exist. The bucket's
+    lifecycle rule on `raw-webhooks/` applies the message-content retention window.
+    """
+    key, digest = raw_payload_key(raw, received_at)
+    _client("s3").put_object(
+        Bucket=config.media_bucket,
+        Key=key,
+        Body=raw,
+        ContentType="application/json",
+    )
+    message: dict[str, Any] = {"v": QUEUE_MESSAGE_VERSION, "bucket": config.media_bucket, "key": key, "sha256": digest}
+    if len(raw) < INLINE_LIMIT_BYTES:
+        with contextlib.suppress(UnicodeDecodeError):  # not UTF-8: the processor reads S3 instead
+            message["body"] = raw.decode("utf-8")
+    _client("sqs").send_message(QueueUrl=config.webhook_queue_url, MessageBody=json.dumps(message))
+    return key
+
+
+def read_queued(message_body: str) -> QueuedWebhook:
+    """The raw payload a webhook queue message refers to (inline, or from S3)."""
+    message = json.loads(message_body)
+    inline = message.get("body")
+    raw = inline.encode("utf-8") if inline is not None else _read_object(message["bucket"], message["key"])
+    return QueuedWebhook(s3_key=message["key"], sha256=message.get("sha256", ""), raw=raw)
+
+
+def _read_object(bucket: str, key: str) -> bytes:
+    return _client("s3").get_object(Bucket=bucket, Key=key)["Body"].read()
+
+
+# --- media ------------------------------------------------------------------------------------
+
+
+def media_object_key(ws: str, message_id: str) -> str:
+    return f"media/{ws}/{message_id}"
+
+
+def enqueue_media_job(ws: str, message_id: str, media_id: str, config: WebhookInboxConfig) -> None:
+    """Ask the media worker to copy one inbound media object to S3 (Meta's URLs live minutes)."""
+    body = json.dumps({"v": 1, "ws": ws, "message_id": message_id, "media_id": media_id})
+    _client("sqs").send_message(QueueUrl=config.media_queue_url, MessageBody=body)
+
+
+def put_media_object(
+    ws: str, message_id: str, content: bytes, mime_type: str | None, config: WebhookInboxConfig
+) -> str:
+    key = media_object_key(ws, message_id)
+    _client("s3").put_object(
+        Bucket=config.media_bucket,
+        Key=key,
+        Body=content,
+        ContentType=mime_type or "application/octet-stream",
+    )
+    return key

@@ -1,0 +1,76 @@
+"""The webhook receiver's whole job: answer Meta's subscription challenge, and for a delivery check
+the signature over the raw bytes, store the payload durably and enqueue it. Nothing else.
+
+Kept off pydantic and pynamodb (cold start): configuration comes from the environment through
+small dataclasses that mirror `relasify.settings.Settings`; the secrets come from SSM through
+Powertools parameters (cached per container). Only the rare rejection path imports the data layer.
+"""
+
+from __future__ import annotations
+
+import hmac
+import os
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from aws_lambda_powertools.utilities import parameters
+
+from relasify.data import webhook_inbox
+from relasify.observability import logger
+from relasify.whatsapp.signature import is_valid_signature
+
+# Secrets are re-read from SSM at most every five minutes per container (rotation picks up quickly).
+SECRET_MAX_AGE_SECONDS = 300
+SIGNATURE_REJECTED_ACTION = "webhook.signature_rejected"
+
+
+@dataclass(frozen=True, slots=True)
+class IntakeConfig:
+    app_secret_parameter: str
+    verify_token_parameter: str
+    inbox: webhook_inbox.WebhookInboxConfig
+
+    @classmethod
+    def from_environment(cls) -> IntakeConfig:
+        return cls(
+            app_secret_parameter=os.environ.get("APP_SECRET_PARAMETER", "/relasify/whatsapp/app-secret"),
+            verify_token_parameter=os.environ.get("VERIFY_TOKEN_PARAMETER", "/relasify/whatsapp/verify-token"),
+            inbox=webhook_inbox.WebhookInboxConfig.from_environment(),
+        )
+
+
+def _secret(name: str) -> str:
+    return str(parameters.get_parameter(name, decrypt=True, max_age=SECRET_MAX_AGE_SECONDS) or "")
+
+
+def challenge_answer(
+    mode: str | None, verify_token: str | None, challenge: str | None, config: IntakeConfig
+) -> str | None:
+    """The challenge to echo when Meta's subscription request is genuine, else None (403)."""
+    if mode != "subscribe" or not verify_token or challenge is None:
+        return None
+    expected = _secret(config.verify_token_parameter)
+    if not expected or not hmac.compare_digest(expected.encode(), verify_token.encode()):
+        return None
+    return challenge
+
+
+def accept_delivery(raw: bytes, signature_header: str | None, config: IntakeConfig, *, request_id: str | None) -> bool:
+    """Verify, store and enqueue one POST. False (store nothing) when the signature is missing or bad."""
+    if not is_valid_signature(raw, signature_header, _secret(config.app_secret_parameter)):
+        _record_rejection(signature_present=bool(signature_header), body_bytes=len(raw), request_id=request_id)
+        return False
+    key = webhook_inbox.store_and_enqueue(raw, datetime.now(UTC), config.inbox)
+    logger.info("webhook accepted", extra={"raw_key": key, "body_bytes": len(raw)})
+    return True
+
+
+def _record_rejection(*, signature_present: bool, body_bytes: int, request_id: str | None) -> None:
+    """Security log entry for a rejected delivery: facts about the request, never its content."""
+    from relasify.data.identity import identity_repository  # lazy: keeps pynamodb off the accept path
+
+    details = {"signature_present": signature_present, "body_bytes": body_bytes}
+    logger.warning("webhook signature rejected", extra=details)
+    identity_repository().append_audit(
+        None, SIGNATURE_REJECTED_ACTION, actor_id="meta-webhook", request_id=request_id, details=details
+    )
