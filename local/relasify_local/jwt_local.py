@@ -133,9 +133,8 @@ def bearer_token(authorization_header: str | None) -> str | None:
     """The token from an `Authorization` value; like API Gateway, a `Bearer ` prefix is optional."""
     if not authorization_header:
         return None
-    value = authorization_header.strip()
-    if value[:7].lower() == "bearer ":
-        value = value[7:].strip()
+    scheme, _, rest = authorization_header.strip().partition(" ")
+    value = rest.strip() if scheme.lower() == "bearer" else authorization_header.strip()
     return value or None
 
 
