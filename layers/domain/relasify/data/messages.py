@@ -1,0 +1,503 @@
+"""Messages (inbound and outbound), their wamid pointers, early statuses and billing records.
+
+Exactly-once comes from conditional writes, never from a cache:
+- an inbound message is written together with its wamid pointer, on `attribute_not_exists` of the
+  pointer: a redelivered webhook cancels the transaction and changes nothing;
+- a status is one conditional write on the message: `status_rank` strictly increases
+  (sent 1 < delivered 2 < read 3 < failed 4), so duplicates and stale statuses fail the condition
+  and leave the message as it is, whatever the arrival order. `failed` is rank 4 (terminal): the
+  final state is the maximum of the ranks received, which does not depend on order;
+- a billable status records billing in the same transaction as the status change, guarded by a
+  `billed` flag on the message and `attribute_not_exists` on the billing record: one record per
+  message, and still one write request per status;
+- a status for a wamid we have not recorded yet (it can beat the send response) is kept as a
+  pending item and applied when the wamid becomes known (`attach_wamid` + `apply_pending`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import Field
+from pynamodb.exceptions import PutError, TransactWriteError, UpdateError
+
+from relasify import clock
+from relasify.data import models as m
+from relasify.data.base import query_all, transaction, utc
+from relasify.data.ids import new_id
+from relasify.data.records import Record
+from relasify.data.tx import cancellation_codes, is_condition_failure
+
+STATUS_RANK: dict[str, int] = {"accepted": 0, "received": 0, "sent": 1, "delivered": 2, "read": 3, "failed": 4}
+BILLED_FLAG = "billed"
+STALE_BACKLOG_FLAG = "stale_backlog"
+_CALLBACK_PREFIX = "rls1"
+_STATUS_TIME_ATTRIBUTE = {"sent": "sent_at", "delivered": "delivered_at", "read": "read_at", "failed": "failed_at"}
+# Optimistic retries when a concurrent writer changed the message between our read and write.
+_MAX_STATUS_ATTEMPTS = 4
+
+Direction = Literal["in", "out"]
+
+
+class Reaction(Record):
+    emoji: str | None = None
+    from_wa_id: str | None = None
+    wamid: str | None = None
+    at: datetime | None = None
+
+
+class Message(Record):
+    id: str
+    ws: str
+    contact_id: str
+    direction: Direction
+    type: str
+    content: dict[str, Any] = Field(default_factory=dict)
+    wamid: str | None = None
+    status: str = "accepted"
+    status_rank: int = 0
+    error_code: int | None = None
+    error_title: str | None = None
+    error_details: str | None = None
+    message_at: datetime | None = None
+    sent_at: datetime | None = None
+    delivered_at: datetime | None = None
+    read_at: datetime | None = None
+    failed_at: datetime | None = None
+    received_at: datetime | None = None
+    context_wamid: str | None = None
+    media_id: str | None = None
+    media_s3_key: str | None = None
+    flags: list[str] = Field(default_factory=list)
+    reactions: list[Reaction] = Field(default_factory=list)
+    pricing: dict[str, Any] | None = None
+    biz_opaque_callback_data: str | None = None
+    broadcast_id: str | None = None
+    expires_at: int | None = None
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class NewInboundMessage:
+    ws: str
+    contact_id: str
+    wamid: str
+    type: str
+    content: dict[str, Any]
+    message_at: datetime
+    context_wamid: str | None = None
+    media_id: str | None = None
+    flags: tuple[str, ...] = ()
+    in_conversation: bool = True  # reactions attach to their target instead of joining the thread
+
+
+@dataclass(frozen=True, slots=True)
+class StatusChange:
+    """One status webhook, reduced to what the message and billing record need."""
+
+    wamid: str
+    status: str
+    at: datetime
+    error_code: int | None = None
+    error_title: str | None = None
+    error_details: str | None = None
+    pricing: dict[str, Any] | None = None
+    billable: bool = False
+    raw: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def rank(self) -> int:
+        return STATUS_RANK[self.status]
+
+
+StatusOutcome = Literal["applied", "unchanged", "missing"]
+
+
+@dataclass(frozen=True, slots=True)
+class StatusResult:
+    outcome: StatusOutcome
+    advanced: bool = False  # the message's status moved forward
+    billed: bool = False  # a billing record was written
+    contact_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class MessageLocation:
+    ws: str
+    message_id: str
+
+
+# --- correlation -----------------------------------------------------------------------------
+
+
+def callback_data(ws: str, message_id: str) -> str:
+    """`biz_opaque_callback_data` for an outbound message: status webhooks then name it directly."""
+    return f"{_CALLBACK_PREFIX}:{ws}:{message_id}"
+
+
+def parse_callback_data(value: str | None) -> MessageLocation | None:
+    if not value:
+        return None
+    parts = value.split(":")
+    if len(parts) != 3 or parts[0] != _CALLBACK_PREFIX or not parts[1] or not parts[2]:
+        return None
+    return MessageLocation(ws=parts[1], message_id=parts[2])
+
+
+# --- model <-> record ------------------------------------------------------------------------
+
+
+def _plain(value: Any) -> Any:
+    """pynamodb raw MapAttribute/ListAttribute values -> plain JSON-like Python values."""
+    if hasattr(value, "as_dict"):
+        return {k: _plain(v) for k, v in value.as_dict().items()}
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _message(item: m.MessageModel) -> Message:
+    return Message(
+        id=item.message_id,
+        ws=item.ws_id,
+        contact_id=item.contact_id,
+        direction=item.direction,  # type: ignore[arg-type]
+        type=item.message_type,
+        content=_plain(item.content) or {},
+        wamid=item.wamid,
+        status=item.status,
+        status_rank=int(item.status_rank or 0),
+        error_code=int(item.error_code) if item.error_code is not None else None,
+        error_title=item.error_title,
+        error_details=item.error_details,
+        message_at=utc(item.message_at),
+        sent_at=utc(item.sent_at),
+        delivered_at=utc(item.delivered_at),
+        read_at=utc(item.read_at),
+        failed_at=utc(item.failed_at),
+        received_at=utc(item.received_at),
+        context_wamid=item.context_wamid,
+        media_id=item.media_id,
+        media_s3_key=item.media_s3_key,
+        flags=list(item.flags or []),
+        reactions=[
+            Reaction(emoji=r.emoji, from_wa_id=r.from_wa_id, wamid=r.wamid, at=utc(r.at))
+            for r in (item.reactions or [])
+        ],
+        pricing=_plain(item.pricing) if item.pricing is not None else None,
+        biz_opaque_callback_data=item.biz_opaque_callback_data,
+        broadcast_id=item.broadcast_id,
+        expires_at=int(item.expires_at) if item.expires_at is not None else None,
+        created_at=utc(item.created_at),
+        updated_at=utc(item.updated_at),
+    )
+
+
+def _sortable(at: datetime) -> str:
+    return utc(at).strftime("%Y-%m-%dT%H:%M:%S.%fZ")  # type: ignore[union-attr]
+
+
+def conversation_sort_key(at: datetime, message_id: str) -> str:
+    return f"{_sortable(at)}#{message_id}"
+
+
+# --- reads -------------------------------------------------------------------------------------
+
+
+def get_message(ws: str, message_id: str, *, consistent: bool = False) -> Message | None:
+    item = m.MessageModel.get_live(m.message_pk(ws, message_id), m.MessageModel.SK_VALUE, consistent_read=consistent)
+    return _message(item) if item else None
+
+
+def locate_wamid(wamid: str) -> MessageLocation | None:
+    """Which message a wamid belongs to (strongly consistent: it races with the send path)."""
+    item = m.WamidPointerModel.get_live(m.wamid_pk(wamid), m.WamidPointerModel.SK_VALUE, consistent_read=True)
+    return MessageLocation(ws=item.ws_id, message_id=item.message_id) if item else None
+
+
+def get_by_wamid(wamid: str) -> Message | None:
+    location = locate_wamid(wamid)
+    return get_message(location.ws, location.message_id, consistent=True) if location else None
+
+
+def list_conversation(ws: str, contact_id: str, *, limit: int = 50) -> list[Message]:
+    """Newest first (the API pages through it with its own cursor handling)."""
+    items = query_all(m.MessageModel, m.conversation_pk(ws, contact_id), index=m.MessageModel.gsi1, newest_first=True)
+    out: list[Message] = []
+    for item in items:
+        out.append(_message(item))
+        if len(out) >= limit:
+            break
+    return out
+
+
+# --- inbound -----------------------------------------------------------------------------------
+
+
+def record_inbound(new: NewInboundMessage) -> Message | None:
+    """Store an inbound message and its wamid pointer atomically; None if the wamid is already known."""
+    now = clock.now()
+    message_id = new_id("msg")
+    item = m.MessageModel(
+        m.message_pk(new.ws, message_id),
+        m.MessageModel.SK_VALUE,
+        ws_id=new.ws,
+        message_id=message_id,
+        contact_id=new.contact_id,
+        direction="in",
+        message_type=new.type,
+        content=new.content,
+        wamid=new.wamid,
+        status="received",
+        status_rank=0,
+        message_at=new.message_at,
+        received_at=now,
+        context_wamid=new.context_wamid,
+        media_id=new.media_id,
+        flags=list(new.flags),
+    )
+    if new.in_conversation:
+        item.gsi1pk = m.conversation_pk(new.ws, new.contact_id)
+        item.gsi1sk = conversation_sort_key(new.message_at, message_id)
+    pointer = m.WamidPointerModel(
+        m.wamid_pk(new.wamid), m.WamidPointerModel.SK_VALUE, wamid=new.wamid, ws_id=new.ws, message_id=message_id
+    )
+    try:
+        with transaction() as tx:
+            tx.save(pointer, condition=m.WamidPointerModel.pk.does_not_exist())
+            tx.save(item, condition=m.MessageModel.pk.does_not_exist())
+    except TransactWriteError as exc:
+        if cancellation_codes(exc)[0] == "ConditionalCheckFailed":
+            return None
+        raise
+    return _message(item)
+
+
+def set_media_copied(ws: str, message_id: str, s3_key: str) -> bool:
+    """Record the S3 copy of a message's media once; False if already recorded or the message is gone."""
+    model = m.MessageModel
+    item = model(m.message_pk(ws, message_id), model.SK_VALUE)
+    try:
+        item.update(
+            actions=[model.media_s3_key.set(s3_key), model.touch()],
+            condition=model.pk.exists() & model.media_s3_key.does_not_exist(),
+        )
+    except UpdateError as exc:
+        if is_condition_failure(exc):
+            return False
+        raise
+    return True
+
+
+def attach_reaction(ws: str, message_id: str, reaction: Reaction) -> bool:
+    """Set the reactor's reaction on the target message (one per reactor; newer wins; an empty emoji
+    removes it). Optimistic: conditional on `updated_at` being what we read. False if nothing changed."""
+    model = m.MessageModel
+    for _ in range(_MAX_STATUS_ATTEMPTS):
+        item = model.get_live(m.message_pk(ws, message_id), model.SK_VALUE, consistent_read=True)
+        if item is None:
+            return False
+        current = list(item.reactions or [])
+        mine = [r for r in current if r.from_wa_id == reaction.from_wa_id]
+        if any(r.wamid == reaction.wamid for r in mine):
+            return False  # this very reaction is already applied
+        if mine and reaction.at and mine[0].at and utc(mine[0].at) >= reaction.at:  # type: ignore[operator]
+            return False  # a newer reaction from the same person already won
+        kept = [r for r in current if r.from_wa_id != reaction.from_wa_id]
+        if reaction.emoji:
+            kept.append(
+                m.ReactionMap(
+                    emoji=reaction.emoji, from_wa_id=reaction.from_wa_id, wamid=reaction.wamid, at=reaction.at
+                )
+            )
+        condition = model.updated_at == item.updated_at if item.updated_at else model.updated_at.does_not_exist()
+        try:
+            item.update(actions=[model.reactions.set(kept), model.touch()], condition=condition)
+        except UpdateError as exc:
+            if is_condition_failure(exc):
+                continue
+            raise
+        return True
+    return False
+
+
+# --- statuses ----------------------------------------------------------------------------------
+
+
+def _billing_month(message: m.MessageModel, change: StatusChange) -> str:
+    anchor = message.message_at or message.created_at or change.at
+    return utc(anchor).strftime("%Y-%m")  # type: ignore[union-attr]
+
+
+def apply_status(ws: str, message_id: str, change: StatusChange) -> StatusResult:
+    """Move a message's status forward and record billing, in at most one write request.
+
+    Reads the message first (consistently) so that a duplicate or stale status costs no write,
+    then issues one conditional UpdateItem, or one transaction when a billing record is due.
+    A condition failure means a concurrent writer got there first: re-read and decide again.
+    """
+    model = m.MessageModel
+    for _ in range(_MAX_STATUS_ATTEMPTS):
+        item = model.get_live(m.message_pk(ws, message_id), model.SK_VALUE, consistent_read=True)
+        if item is None:
+            return StatusResult("missing")
+        rank = int(item.status_rank or 0)
+        advance = change.rank > rank
+        flags = list(item.flags or [])
+        bill = change.billable and BILLED_FLAG not in flags
+        if not advance and not bill:
+            return StatusResult("unchanged", contact_id=item.contact_id)
+        actions: list[Any] = [model.touch()]
+        condition: Any = model.pk.exists()
+        if advance:
+            actions += [
+                model.status.set(change.status),
+                model.status_rank.set(change.rank),
+                getattr(model, _STATUS_TIME_ATTRIBUTE[change.status]).set(change.at),
+            ]
+            condition &= model.status_rank < change.rank
+            if item.wamid is None:
+                actions.append(model.wamid.set(change.wamid))
+            if change.status == "failed":
+                actions += [
+                    model.error_code.set(change.error_code)
+                    if change.error_code is not None
+                    else model.error_code.remove(),
+                    model.error_title.set(change.error_title) if change.error_title else model.error_title.remove(),
+                    model.error_details.set(change.error_details)
+                    if change.error_details
+                    else model.error_details.remove(),
+                ]
+        if change.pricing:
+            actions.append(model.pricing.set(change.pricing))
+        try:
+            if bill:
+                actions.append(model.flags.set((model.flags | []).append([BILLED_FLAG])))
+                condition &= ~model.flags.contains(BILLED_FLAG)
+                _update_with_billing(item, actions, condition, change, ws)
+            else:
+                item.update(actions=actions, condition=condition)
+        except (UpdateError, TransactWriteError) as exc:
+            if _is_conflict(exc):
+                continue
+            raise
+        return StatusResult("applied", advanced=advance, billed=bill, contact_id=item.contact_id)
+    return StatusResult("unchanged")
+
+
+def _update_with_billing(
+    item: m.MessageModel, actions: list[Any], condition: Any, change: StatusChange, ws: str
+) -> None:
+    pricing = change.pricing or {}
+    record = m.BillingRecordModel(
+        m.billing_pk(ws, _billing_month(item, change)),
+        change.wamid,
+        ws_id=ws,
+        wamid=change.wamid,
+        message_id=item.message_id,
+        category=pricing.get("category"),
+        pricing_model=pricing.get("pricing_model"),
+        pricing_type=pricing.get("type"),
+        billable=True,
+        at=change.at,
+    )
+    with transaction() as tx:
+        tx.update(item, actions=actions, condition=condition)
+        tx.save(record, condition=m.BillingRecordModel.pk.does_not_exist())
+
+
+def _is_conflict(exc: Exception) -> bool:
+    if isinstance(exc, TransactWriteError):
+        return any(code in ("ConditionalCheckFailed", "TransactionConflict") for code in cancellation_codes(exc))
+    return is_condition_failure(exc)
+
+
+# --- early statuses ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class PendingStatus:
+    wamid: str
+    ws: str | None
+    change: StatusChange
+
+
+def put_pending_status(ws: str | None, change: StatusChange) -> bool:
+    """Keep a status whose message is not known yet; one item per (wamid, status). False if kept already."""
+    item = m.PendingStatusModel(
+        m.wamid_pk(change.wamid),
+        f"{m.PendingStatusModel.SK_PREFIX}{change.status}",
+        wamid=change.wamid,
+        ws_id=ws,
+        status=change.status,
+        status_rank=change.rank,
+        payload=_pending_payload(change),
+        received_at=clock.now(),
+    )
+    try:
+        item.save(condition=m.PendingStatusModel.pk.does_not_exist())
+    except PutError as exc:
+        if is_condition_failure(exc):
+            return False
+        raise
+    return True
+
+
+def _pending_payload(change: StatusChange) -> dict[str, Any]:
+    payload: dict[str, Any] = {"at": change.at.isoformat(), "billable": change.billable}
+    for name in ("error_code", "error_title", "error_details", "pricing"):
+        value = getattr(change, name)
+        if value is not None:
+            payload[name] = value
+    return payload
+
+
+def pending_statuses(wamid: str) -> list[PendingStatus]:
+    prefix = m.PendingStatusModel.SK_PREFIX
+    items = query_all(m.PendingStatusModel, m.wamid_pk(wamid), m.PendingStatusModel.sk.startswith(prefix))
+    out = []
+    for item in items:
+        payload = _plain(item.payload) or {}
+        change = StatusChange(
+            wamid=item.wamid,
+            status=item.status,
+            at=datetime.fromisoformat(payload["at"]),
+            error_code=int(payload["error_code"]) if payload.get("error_code") is not None else None,
+            error_title=payload.get("error_title"),
+            error_details=payload.get("error_details"),
+            pricing=payload.get("pricing"),
+            billable=bool(payload.get("billable")),
+        )
+        out.append(PendingStatus(wamid=item.wamid, ws=item.ws_id, change=change))
+    return out
+
+
+def delete_pending_status(wamid: str, status: str) -> None:
+    m.PendingStatusModel(m.wamid_pk(wamid), f"{m.PendingStatusModel.SK_PREFIX}{status}").delete()
+
+
+# --- outbound: the send path tells us the wamid --------------------------------------------------
+
+
+def attach_wamid(ws: str, message_id: str, wamid: str) -> bool:
+    """Record Meta's id of an outbound message: pointer + message attribute, atomically.
+    False when the pointer already exists (a retried send path call)."""
+    model = m.MessageModel
+    pointer = m.WamidPointerModel(
+        m.wamid_pk(wamid), m.WamidPointerModel.SK_VALUE, wamid=wamid, ws_id=ws, message_id=message_id
+    )
+    item = model(m.message_pk(ws, message_id), model.SK_VALUE)
+    try:
+        with transaction() as tx:
+            tx.save(pointer, condition=m.WamidPointerModel.pk.does_not_exist())
+            tx.update(item, actions=[model.wamid.set(wamid), model.touch()], condition=model.pk.exists())
+    except TransactWriteError as exc:
+        if cancellation_codes(exc)[0] == "ConditionalCheckFailed":
+            return False
+        raise
+    return True
