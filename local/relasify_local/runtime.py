@@ -95,6 +95,7 @@ class LocalFunction:
             code_dir = str(self.code_dir)
             if code_dir not in sys.path:
                 sys.path.insert(0, code_dir)
+            self._warn_about_shadowed_siblings()
             module_name = f"relasify_local_fn_{self.logical_id}_{uuid.uuid4().hex[:8]}"
             spec = importlib.util.spec_from_file_location(module_name, path)
             if spec is None or spec.loader is None:
@@ -108,6 +109,15 @@ class LocalFunction:
                 raise HandlerUnavailableError(f"{self.logical_id}: importing {path.name} failed: {exc!r}") from exc
             self._module = module
             return module
+
+    def _warn_about_shadowed_siblings(self) -> None:
+        """In Lambda every function has its own interpreter; here one process hosts them all, so a
+        sibling module name used by two function folders resolves to whichever was imported first."""
+        for sibling in self.code_dir.glob("*.py"):
+            loaded = sys.modules.get(sibling.stem)
+            loaded_file = getattr(loaded, "__file__", None)
+            if loaded_file and Path(loaded_file).resolve() != sibling.resolve():
+                logger.warning("%s: module %r is already loaded from %s", self.logical_id, sibling.stem, loaded_file)
 
     def try_load(self) -> ModuleType | None:
         try:
