@@ -20,7 +20,9 @@ MAX_JSON_BODY_BYTES = 256 * 1024
 def _body_size_guard(app: APIGatewayHttpResolver, next_middleware: Any) -> Response:
     body = app.current_event.body
     if body and len(body) > MAX_JSON_BODY_BYTES * (4 / 3 if app.current_event.is_base64_encoded else 1):
-        return problem(413, "payload-too-large", "Payload too large", f"Request bodies are limited to {MAX_JSON_BODY_BYTES} bytes")
+        return problem(
+            413, "payload-too-large", "Payload too large", f"Request bodies are limited to {MAX_JSON_BODY_BYTES} bytes"
+        )
     return next_middleware(app)
 
 
@@ -38,7 +40,9 @@ def create_app() -> APIGatewayHttpResolver:
         errors = validation_errors(list(exc.errors()))
         if any(e["type"] == "json_invalid" for e in errors):
             return problem(400, "malformed-json", "Malformed JSON", "The request body is not valid JSON", errors=errors)
-        return problem(422, "validation-error", "Request validation failed", "One or more fields are invalid", errors=errors)
+        return problem(
+            422, "validation-error", "Request validation failed", "One or more fields are invalid", errors=errors
+        )
 
     @app.exception_handler(json.JSONDecodeError)
     def _json_error(_: json.JSONDecodeError) -> Response:

@@ -1,0 +1,206 @@
+"""Identity and tenancy: users, workspaces, members, the WhatsApp connection and the audit log."""
+
+from __future__ import annotations
+
+from relasify.data import kms_tokens
+from relasify.data.identity import identity_repository
+from relasify.data.records import AuditEntry, Page, User, WhatsAppConnection, Workspace
+from relasify.data.records import Membership as MembershipRecord
+from relasify.errors import Conflict, Forbidden, NotFound
+from relasify.observability import logger
+from relasify.schemas.identity import MemberOut, WhatsAppConnect
+from relasify.services import audit
+from relasify.services.access import Actor, Membership, Role, invalidate_membership
+
+# Users whose claims this warm container has already stored: (sub, email, name, picture).
+_seen_claims: set[tuple[str, str, str | None, str | None]] = set()
+
+
+def sign_in(actor: Actor) -> User | None:
+    """Create or refresh the user record from the token's claims (first use, or when they change),
+    and turn pending invitations for the user's email into memberships."""
+    key = (actor.sub, actor.email.lower(), actor.name, actor.picture)
+    if key in _seen_claims:
+        return None
+    repo = identity_repository()
+    user = repo.upsert_user(actor.sub, actor.email, actor.name, actor.picture)
+    if actor.email:
+        for invitation in repo.invitations_for_email(actor.email):
+            try:
+                repo.add_member(
+                    invitation.ws,
+                    actor.sub,
+                    invitation.role,
+                    email=actor.email.lower(),
+                    name=actor.name,
+                    added_by=invitation.invited_by,
+                )
+            except Conflict:
+                pass  # already a member: the invitation is simply spent
+            except NotFound:
+                pass  # the workspace is gone
+            repo.delete_invitation(invitation.ws, invitation.email)
+            invalidate_membership(invitation.ws, actor.sub)
+            audit.record(invitation.ws, "member.joined", actor_id=actor.sub, target_ids=[actor.sub])
+    _seen_claims.add(key)
+    return user
+
+
+def me(actor: Actor) -> User:
+    sign_in(actor)
+    user = identity_repository().get_user(actor.sub)
+    if user is None:  # pragma: no cover - sign_in just wrote it
+        raise NotFound("User not found")
+    return user
+
+
+def create_workspace(actor: Actor, name: str) -> tuple[Workspace, MembershipRecord]:
+    sign_in(actor)
+    workspace, membership = identity_repository().create_workspace(
+        name, owner_sub=actor.sub, owner_email=actor.email.lower() or None, owner_name=actor.name
+    )
+    invalidate_membership(workspace.id, actor.sub)
+    audit.record(workspace.id, "workspace.created", actor_id=actor.sub, target_ids=[workspace.id])
+    logger.info("workspace created", extra={"ws": workspace.id})
+    return workspace, membership
+
+
+def list_workspaces(actor: Actor) -> list[tuple[Workspace, str]]:
+    """The caller's workspaces with the caller's role in each; closed ones are not listed."""
+    sign_in(actor)
+    repo = identity_repository()
+    out: list[tuple[Workspace, str]] = []
+    for membership in repo.list_user_memberships(actor.sub):
+        workspace = repo.get_workspace(membership.ws)
+        if workspace is not None and workspace.status == "active":
+            out.append((workspace, membership.role))
+    return out
+
+
+def get_workspace(ws: str) -> Workspace:
+    workspace = identity_repository().get_workspace(ws)
+    if workspace is None:
+        raise NotFound("Workspace not found")
+    return workspace
+
+
+def list_members(ws: str) -> list[MemberOut]:
+    repo = identity_repository()
+    members = [
+        MemberOut(user_id=m.sub, email=m.email, name=m.name, role=m.role, status="active", created_at=m.created_at)
+        for m in repo.list_members(ws)
+    ]
+    invited = [
+        MemberOut(email=i.email, role=i.role, status="invited", created_at=i.created_at)
+        for i in repo.list_invitations(ws)
+    ]
+    return members + invited
+
+
+def _check_can_grant(caller: Membership, role: Role) -> None:
+    # Nobody hands out a role above their own (an admin cannot make owners).
+    if role > caller.role:
+        raise Forbidden(f"Only an {role.label} or higher can grant the {role.label} role")
+
+
+def add_member(caller: Membership, email: str, role_name: str) -> MemberOut:
+    role = Role.parse(role_name)
+    _check_can_grant(caller, role)
+    repo = identity_repository()
+    user = repo.get_user_by_email(email)
+    if user is None:
+        invitation = repo.put_invitation(caller.ws, email, role.label, invited_by=caller.sub)
+        audit.record(caller.ws, "member.invited", actor_id=caller.sub, details={"role": role.label})
+        return MemberOut(
+            email=invitation.email, role=invitation.role, status="invited", created_at=invitation.created_at
+        )
+    membership = repo.add_member(caller.ws, user.sub, role.label, email=user.email, name=user.name, added_by=caller.sub)
+    invalidate_membership(caller.ws, user.sub)
+    audit.record(caller.ws, "member.added", actor_id=caller.sub, target_ids=[user.sub], details={"role": role.label})
+    return MemberOut(
+        user_id=membership.sub,
+        email=membership.email,
+        name=membership.name,
+        role=membership.role,
+        created_at=membership.created_at,
+    )
+
+
+def _target(ws: str, sub: str) -> MembershipRecord:
+    target = identity_repository().get_membership(ws, sub)
+    if target is None:
+        raise NotFound("Member not found")
+    return target
+
+
+def change_role(caller: Membership, target_sub: str, role_name: str) -> MemberOut:
+    role = Role.parse(role_name)
+    target = _target(caller.ws, target_sub)
+    _check_can_grant(caller, role)
+    if Role.parse(target.role) > caller.role:
+        raise Forbidden("Only an owner can change an owner's role")
+    updated = identity_repository().change_role(caller.ws, target_sub, role.label)
+    invalidate_membership(caller.ws, target_sub)
+    audit.record(
+        caller.ws,
+        "member.role_changed",
+        actor_id=caller.sub,
+        target_ids=[target_sub],
+        details={"from": target.role, "to": role.label},
+    )
+    return MemberOut(
+        user_id=updated.sub, email=updated.email, name=updated.name, role=updated.role, created_at=updated.created_at
+    )
+
+
+def remove_member(caller: Membership, target_sub: str) -> None:
+    target = _target(caller.ws, target_sub)
+    if target_sub != caller.sub and Role.parse(target.role) > caller.role:
+        raise Forbidden("Only an owner can remove an owner")
+    identity_repository().remove_member(caller.ws, target_sub)
+    invalidate_membership(caller.ws, target_sub)
+    audit.record(caller.ws, "member.removed", actor_id=caller.sub, target_ids=[target_sub])
+
+
+def revoke_invitation(caller: Membership, email: str) -> None:
+    identity_repository().delete_invitation(caller.ws, email)
+    audit.record(caller.ws, "member.invitation_revoked", actor_id=caller.sub)
+
+
+# --- WhatsApp connection ---------------------------------------------------------------------
+
+
+def connect_whatsapp(caller: Membership, request: WhatsAppConnect) -> WhatsAppConnection:
+    ciphertext = kms_tokens.encrypt_token(caller.ws, request.access_token)
+    connection = identity_repository().put_whatsapp_connection(
+        caller.ws,
+        waba_id=request.waba_id,
+        phone_number_id=request.phone_number_id,
+        encrypted_access_token=ciphertext,
+        display_phone_number=request.display_phone_number,
+        connected_by=caller.sub,
+    )
+    audit.record(
+        caller.ws,
+        "whatsapp.token_changed",
+        actor_id=caller.sub,
+        target_ids=[request.phone_number_id],
+    )
+    return connection
+
+
+def get_whatsapp(ws: str) -> WhatsAppConnection:
+    connection = identity_repository().get_whatsapp_connection(ws)
+    if connection is None:
+        raise NotFound("No WhatsApp number is connected to this workspace")
+    return connection
+
+
+def disconnect_whatsapp(caller: Membership) -> None:
+    connection = get_whatsapp(caller.ws)
+    identity_repository().delete_whatsapp_connection(caller.ws)
+    audit.record(caller.ws, "whatsapp.disconnected", actor_id=caller.sub, target_ids=[connection.phone_number_id])
+
+
+def list_audit(ws: str, limit: int, cursor: str | None) -> Page[AuditEntry]:
+    return identity_repository().list_audit(ws, limit=limit, cursor=cursor)
