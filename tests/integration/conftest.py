@@ -2,17 +2,33 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
+from typing import Any
 
 import boto3
 import pytest
 from moto import mock_aws
+from moto.dynamodb.responses import DynamoHandler
 from relasify import clock
 from relasify.settings import Settings, get_settings
 from relasify_local.cfn import create_tables
 
 TABLE_NAME = "relasify-test-table"
 IDEMPOTENCY_TABLE_NAME = "relasify-test-idempotency"
+
+
+# DynamoDB executes each request atomically (a TransactWriteItems checks every condition and
+# writes every item as one step); moto's in-process backend does not guard against threads.
+# Serialising requests restores that guarantee, so concurrency tests exercise our conditions
+# rather than moto's data races.
+_dynamodb_request_lock = threading.RLock()
+_original_call_action = DynamoHandler.call_action
+
+
+def _atomic_call_action(self: DynamoHandler) -> Any:
+    with _dynamodb_request_lock:
+        return _original_call_action(self)
 
 
 @pytest.fixture
@@ -26,6 +42,7 @@ def ddb_tables(monkeypatch: pytest.MonkeyPatch) -> Iterator[Settings]:
     monkeypatch.setenv("IDEMPOTENCY_TABLE_NAME", IDEMPOTENCY_TABLE_NAME)
     monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
     get_settings.cache_clear()
+    monkeypatch.setattr(DynamoHandler, "call_action", _atomic_call_action)
     with mock_aws():
         client = boto3.client("dynamodb")
         create_tables(client, {"Table": TABLE_NAME, "IdempotencyTable": IDEMPOTENCY_TABLE_NAME})

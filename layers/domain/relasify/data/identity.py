@@ -1,0 +1,678 @@
+"""Identity and tenancy repository: users, workspaces, memberships, invitations, the WhatsApp
+connection with its phone-number routing item, and the audit and usage logs.
+
+`IdentityRepository` is the interface services depend on; `DynamoIdentityRepository` is the
+single-table implementation. Use `identity_repository()` for the process-wide instance.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from functools import lru_cache
+from typing import TYPE_CHECKING, Any, Protocol
+
+from pynamodb.exceptions import TransactWriteError
+
+from relasify import clock
+from relasify.data import models as m
+from relasify.data.base import query_all, query_page, transaction
+from relasify.data.cursor import decode_cursor, encode_cursor
+from relasify.data.ids import new_id
+from relasify.data.records import (
+    AuditEntry,
+    Invitation,
+    Membership,
+    Page,
+    PhoneRoute,
+    RoleName,
+    UsageEntry,
+    User,
+    WhatsAppConnection,
+    Workspace,
+)
+from relasify.data.tx import cancellation_codes, is_condition_failure
+from relasify.errors import Conflict, NotFound
+
+if TYPE_CHECKING:
+    from relasify.services import access
+
+_RETRIES = 3  # optimistic retries when a concurrent write changed what we read
+LAST_OWNER_DETAIL = "A workspace must keep at least one owner."
+
+
+class IdentityRepository(Protocol):
+    # users
+    def upsert_user(self, sub: str, email: str, name: str | None = None, picture: str | None = None) -> User: ...
+    def get_user(self, sub: str) -> User | None: ...
+    def get_user_by_email(self, email: str) -> User | None: ...
+    def delete_user(self, sub: str) -> None: ...
+
+    # workspaces and memberships
+    def create_workspace(
+        self, name: str, *, owner_sub: str, owner_email: str | None = None, owner_name: str | None = None
+    ) -> tuple[Workspace, Membership]: ...
+    def get_workspace(self, ws: str) -> Workspace | None: ...
+    def close_workspace(self, ws: str, *, closed_at: datetime | None = None) -> Workspace: ...
+    def get_membership(self, ws: str, sub: str) -> Membership | None: ...
+    def list_members(self, ws: str) -> list[Membership]: ...
+    def list_user_memberships(self, sub: str) -> list[Membership]: ...
+    def add_member(
+        self,
+        ws: str,
+        sub: str,
+        role: RoleName,
+        *,
+        email: str | None = None,
+        name: str | None = None,
+        added_by: str | None = None,
+    ) -> Membership: ...
+    def change_role(self, ws: str, sub: str, role: RoleName) -> Membership: ...
+    def remove_member(self, ws: str, sub: str) -> None: ...
+
+    # invitations
+    def put_invitation(self, ws: str, email: str, role: RoleName, *, invited_by: str | None = None) -> Invitation: ...
+    def list_invitations(self, ws: str) -> list[Invitation]: ...
+    def invitations_for_email(self, email: str) -> list[Invitation]: ...
+    def delete_invitation(self, ws: str, email: str) -> None: ...
+
+    # WhatsApp connection and routing
+    def put_whatsapp_connection(
+        self,
+        ws: str,
+        *,
+        waba_id: str,
+        phone_number_id: str,
+        encrypted_access_token: str,
+        display_phone_number: str | None = None,
+        connected_by: str | None = None,
+        throughput_per_second: float | None = None,
+    ) -> WhatsAppConnection: ...
+    def get_whatsapp_connection(self, ws: str) -> WhatsAppConnection | None: ...
+    def delete_whatsapp_connection(self, ws: str) -> None: ...
+    def update_whatsapp_health(
+        self,
+        ws: str,
+        *,
+        quality_rating: str | None = None,
+        messaging_limit: str | None = None,
+        restrictions: list[Any] | None = None,
+        account_status: str | None = None,
+        token_status: str | None = None,
+        throughput_per_second: float | None = None,
+    ) -> WhatsAppConnection | None: ...
+    def route_by_phone_number_id(self, phone_number_id: str) -> PhoneRoute | None: ...
+    def routes_by_waba_id(self, waba_id: str) -> list[PhoneRoute]: ...
+
+    # logs
+    def append_audit(
+        self,
+        ws: str | None,
+        action: str,
+        *,
+        actor_id: str | None = None,
+        target_ids: Iterable[str] = (),
+        request_id: str | None = None,
+        details: dict[str, Any] | None = None,
+    ) -> AuditEntry: ...
+    def list_audit(self, ws: str, *, limit: int = 50, cursor: str | None = None) -> Page[AuditEntry]: ...
+    def list_security_log(self, day: str, *, limit: int = 50, cursor: str | None = None) -> Page[AuditEntry]: ...
+    def append_usage(self, entry: UsageEntry) -> None: ...
+    def append_usage_batch(self, entries: Iterable[UsageEntry]) -> None: ...
+
+
+# ---------------------------------------------------------------------------------------------
+# model <-> record
+
+
+def _user(item: m.UserModel) -> User:
+    return User(
+        sub=item.sub,
+        email=item.email,
+        name=item.name,
+        picture=item.picture,
+        created_at=item.created_at,
+        updated_at=item.updated_at,
+    )
+
+
+def _workspace(item: m.WorkspaceModel) -> Workspace:
+    return Workspace(
+        id=item.ws_id,
+        name=item.name,
+        status=item.status,  # type: ignore[arg-type]
+        closed_at=item.closed_at,
+        created_by=item.created_by,
+        owner_count=int(item.owner_count or 0),
+        expires_at=int(item.expires_at) if item.expires_at is not None else None,
+        created_at=item.created_at,
+        updated_at=item.updated_at,
+    )
+
+
+def _membership(item: m.MembershipModel) -> Membership:
+    return Membership(
+        ws=item.ws_id,
+        sub=item.sub,
+        role=item.role,  # type: ignore[arg-type]
+        email=item.email,
+        name=item.name,
+        workspace_name=item.workspace_name,
+        added_by=item.added_by,
+        created_at=item.created_at,
+        updated_at=item.updated_at,
+    )
+
+
+def _invitation(item: m.InvitationModel) -> Invitation:
+    return Invitation(
+        ws=item.ws_id,
+        email=item.email,
+        role=item.role,  # type: ignore[arg-type]
+        invited_by=item.invited_by,
+        workspace_name=item.workspace_name,
+        created_at=item.created_at,
+    )
+
+
+def _connection(item: m.WhatsAppConnectionModel) -> WhatsAppConnection:
+    return WhatsAppConnection(
+        ws=item.ws_id,
+        waba_id=item.waba_id,
+        phone_number_id=item.phone_number_id,
+        display_phone_number=item.display_phone_number,
+        encrypted_access_token=item.encrypted_access_token,
+        token_status=item.token_status,
+        quality_rating=item.quality_rating,
+        messaging_limit=item.messaging_limit,
+        restrictions=list(item.restrictions or []),
+        account_status=item.account_status,
+        throughput_per_second=item.throughput_per_second,
+        connected_by=item.connected_by,
+        created_at=item.created_at,
+        updated_at=item.updated_at,
+    )
+
+
+def _route(item: m.PhoneRouteModel) -> PhoneRoute:
+    return PhoneRoute(
+        phone_number_id=item.phone_number_id,
+        ws=item.ws,
+        waba_id=item.waba_id,
+        display_phone_number=item.display_phone_number,
+    )
+
+
+def _audit(item: m.AuditLogModel) -> AuditEntry:
+    return AuditEntry(
+        id=item.entry_id,
+        ws=item.ws_id,
+        action=item.action,
+        actor_id=item.actor_id,
+        target_ids=list(item.target_ids or []),
+        request_id=item.request_id,
+        details=item.details.as_dict() if item.details is not None else {},
+        at=item.at,
+    )
+
+
+def _sortable(at: datetime) -> str:
+    """Fixed-width UTC timestamp: sorts lexicographically in time order."""
+    return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _member_key(ws: str, sub: str) -> tuple[str, str]:
+    return m.ws_pk(ws), f"{m.MembershipModel.SK_PREFIX}{sub}"
+
+
+class DynamoIdentityRepository:
+    """`IdentityRepository` on the single table."""
+
+    # --- users ---------------------------------------------------------------------------------
+    def upsert_user(self, sub: str, email: str, name: str | None = None, picture: str | None = None) -> User:
+        now = clock.now()
+        email_key = email.strip().lower()
+        item = m.UserModel(m.user_pk(sub), m.UserModel.SK_VALUE)
+        actions = [
+            m.UserModel.sub.set(sub),
+            m.UserModel.email.set(email_key),
+            m.UserModel.gsi1pk.set(f"EMAIL#{email_key}"),
+            m.UserModel.gsi1sk.set("USER"),
+            m.UserModel.created_at.set(m.UserModel.created_at | now),
+            m.UserModel.updated_at.set(now),
+        ]
+        # Claims without a name/picture leave the stored ones alone.
+        if name is not None:
+            actions.append(m.UserModel.name.set(name))
+        if picture is not None:
+            actions.append(m.UserModel.picture.set(picture))
+        item.update(actions=actions)  # update() upserts: one request, created_at kept
+        return _user(item)
+
+    def get_user(self, sub: str) -> User | None:
+        item = m.UserModel.get_live(m.user_pk(sub), m.UserModel.SK_VALUE)
+        return _user(item) if item else None
+
+    def get_user_by_email(self, email: str) -> User | None:
+        page = query_page(m.UserModel, f"EMAIL#{email.strip().lower()}", index=m.UserModel.gsi1, limit=1)
+        return _user(page.items[0]) if page.items else None
+
+    def delete_user(self, sub: str) -> None:
+        m.UserModel(m.user_pk(sub), m.UserModel.SK_VALUE).delete()
+
+    # --- workspaces ----------------------------------------------------------------------------
+    def create_workspace(
+        self, name: str, *, owner_sub: str, owner_email: str | None = None, owner_name: str | None = None
+    ) -> tuple[Workspace, Membership]:
+        ws = new_id("ws")
+        workspace = m.WorkspaceModel(
+            m.ws_pk(ws),
+            m.WorkspaceModel.SK_VALUE,
+            ws_id=ws,
+            name=name,
+            status="active",
+            created_by=owner_sub,
+            owner_count=1,
+        )
+        pk, sk = _member_key(ws, owner_sub)
+        member = m.MembershipModel(
+            pk,
+            sk,
+            ws_id=ws,
+            sub=owner_sub,
+            role="owner",
+            email=owner_email,
+            name=owner_name,
+            workspace_name=name,
+            added_by=owner_sub,
+            gsi1pk=m.user_pk(owner_sub),
+            gsi1sk=m.ws_pk(ws),
+        )
+        # Workspace and owner membership together or not at all: no owner-less workspace.
+        try:
+            with transaction() as tx:
+                tx.save(workspace, condition=m.WorkspaceModel.pk.does_not_exist())
+                tx.save(member, condition=m.MembershipModel.pk.does_not_exist())
+        except TransactWriteError as exc:
+            if "ConditionalCheckFailed" in cancellation_codes(exc):  # an id collision: nothing written
+                raise Conflict("Workspace id collision; retry.") from exc
+            raise
+        return _workspace(workspace), _membership(member)
+
+    def get_workspace(self, ws: str) -> Workspace | None:
+        item = m.WorkspaceModel.get_live(m.ws_pk(ws), m.WorkspaceModel.SK_VALUE)
+        return _workspace(item) if item else None
+
+    def close_workspace(self, ws: str, *, closed_at: datetime | None = None) -> Workspace:
+        """Mark closed; the retention sweep stamps the account-data TTL from `closed_at`."""
+        item = m.WorkspaceModel(m.ws_pk(ws), m.WorkspaceModel.SK_VALUE)
+        try:
+            item.update(
+                actions=[
+                    m.WorkspaceModel.status.set("closed"),
+                    m.WorkspaceModel.closed_at.set(closed_at or clock.now()),
+                    m.WorkspaceModel.touch(),
+                ],
+                condition=m.WorkspaceModel.pk.exists() & (m.WorkspaceModel.status == "active"),
+            )
+        except Exception as exc:
+            if not is_condition_failure(exc):
+                raise
+            current = self.get_workspace(ws)
+            if current is None:
+                raise NotFound("Workspace not found.") from exc
+            return current  # already closed: closing is idempotent
+        return _workspace(item)
+
+    # --- memberships ---------------------------------------------------------------------------
+    def get_membership(self, ws: str, sub: str) -> Membership | None:
+        item = m.MembershipModel.get_live(*_member_key(ws, sub))
+        return _membership(item) if item else None
+
+    def list_members(self, ws: str) -> list[Membership]:
+        items = query_all(m.MembershipModel, m.ws_pk(ws), m.MembershipModel.sk.startswith(m.MembershipModel.SK_PREFIX))
+        return [_membership(i) for i in items]
+
+    def list_user_memberships(self, sub: str) -> list[Membership]:
+        items = query_all(
+            m.MembershipModel,
+            m.user_pk(sub),
+            m.MembershipModel.gsi1sk.startswith("WS#"),
+            index=m.MembershipModel.gsi1,
+        )
+        return [_membership(i) for i in items]
+
+    def add_member(
+        self,
+        ws: str,
+        sub: str,
+        role: RoleName,
+        *,
+        email: str | None = None,
+        name: str | None = None,
+        added_by: str | None = None,
+    ) -> Membership:
+        workspace = self.get_workspace(ws)
+        if workspace is None:
+            raise NotFound("Workspace not found.")
+        pk, sk = _member_key(ws, sub)
+        member = m.MembershipModel(
+            pk,
+            sk,
+            ws_id=ws,
+            sub=sub,
+            role=role,
+            email=email,
+            name=name,
+            workspace_name=workspace.name,
+            added_by=added_by,
+            gsi1pk=m.user_pk(sub),
+            gsi1sk=m.ws_pk(ws),
+        )
+        try:
+            with transaction() as tx:
+                tx.save(member, condition=m.MembershipModel.pk.does_not_exist())
+                if role == "owner":
+                    tx.update(
+                        m.WorkspaceModel(m.ws_pk(ws), m.WorkspaceModel.SK_VALUE),
+                        actions=[m.WorkspaceModel.owner_count.add(1)],
+                        condition=m.WorkspaceModel.pk.exists(),
+                    )
+        except TransactWriteError as exc:
+            if "ConditionalCheckFailed" in cancellation_codes(exc):
+                raise Conflict("This user is already a member of the workspace.") from exc
+            raise
+        return _membership(member)
+
+    def change_role(self, ws: str, sub: str, role: RoleName) -> Membership:
+        """Change a member's role; demoting the last owner raises Conflict (checked atomically
+        against the workspace's owner count in the same transaction)."""
+        for _ in range(_RETRIES):
+            current = m.MembershipModel.get_live(*_member_key(ws, sub), consistent_read=True)
+            if current is None:
+                raise NotFound("Member not found.")
+            if current.role == role:
+                return _membership(current)
+            delta = (1 if role == "owner" else 0) - (1 if current.role == "owner" else 0)
+            try:
+                with transaction() as tx:
+                    tx.update(
+                        current,
+                        actions=[m.MembershipModel.role.set(role), m.MembershipModel.touch()],
+                        condition=m.MembershipModel.role == current.role,
+                    )
+                    if delta:
+                        tx.update(
+                            m.WorkspaceModel(m.ws_pk(ws), m.WorkspaceModel.SK_VALUE),
+                            actions=[m.WorkspaceModel.owner_count.add(delta)],
+                            condition=(m.WorkspaceModel.owner_count > 1) if delta < 0 else m.WorkspaceModel.pk.exists(),
+                        )
+            except TransactWriteError as exc:
+                codes = cancellation_codes(exc)
+                if delta < 0 and len(codes) > 1 and codes[1] == "ConditionalCheckFailed":
+                    raise Conflict(LAST_OWNER_DETAIL) from exc
+                if codes and codes[0] in ("ConditionalCheckFailed", "TransactionConflict"):
+                    continue  # the member changed under us: re-read
+                raise
+            return _membership(m.MembershipModel.get(*_member_key(ws, sub), consistent_read=True))
+        raise Conflict("The membership changed concurrently; retry.")
+
+    def remove_member(self, ws: str, sub: str) -> None:
+        """Remove a member; removing the last owner raises Conflict (atomic with the owner count)."""
+        for _ in range(_RETRIES):
+            current = m.MembershipModel.get_live(*_member_key(ws, sub), consistent_read=True)
+            if current is None:
+                raise NotFound("Member not found.")
+            is_owner = current.role == "owner"
+            try:
+                with transaction() as tx:
+                    tx.delete(current, condition=m.MembershipModel.role == current.role)
+                    if is_owner:
+                        tx.update(
+                            m.WorkspaceModel(m.ws_pk(ws), m.WorkspaceModel.SK_VALUE),
+                            actions=[m.WorkspaceModel.owner_count.add(-1)],
+                            condition=m.WorkspaceModel.owner_count > 1,
+                        )
+            except TransactWriteError as exc:
+                codes = cancellation_codes(exc)
+                if is_owner and len(codes) > 1 and codes[1] == "ConditionalCheckFailed":
+                    raise Conflict(LAST_OWNER_DETAIL) from exc
+                if codes and codes[0] in ("ConditionalCheckFailed", "TransactionConflict"):
+                    continue
+                raise
+            return
+        raise Conflict("The membership changed concurrently; retry.")
+
+    # --- invitations ---------------------------------------------------------------------------
+    def put_invitation(self, ws: str, email: str, role: RoleName, *, invited_by: str | None = None) -> Invitation:
+        email_key = email.strip().lower()
+        workspace = self.get_workspace(ws)
+        item = m.InvitationModel(
+            m.ws_pk(ws),
+            f"{m.InvitationModel.SK_PREFIX}{email_key}",
+            ws_id=ws,
+            email=email_key,
+            role=role,
+            invited_by=invited_by,
+            workspace_name=workspace.name if workspace else None,
+            gsi1pk=f"INVITE#{email_key}",
+            gsi1sk=m.ws_pk(ws),
+        )
+        item.save()
+        return _invitation(item)
+
+    def list_invitations(self, ws: str) -> list[Invitation]:
+        items = query_all(m.InvitationModel, m.ws_pk(ws), m.InvitationModel.sk.startswith(m.InvitationModel.SK_PREFIX))
+        return [_invitation(i) for i in items]
+
+    def invitations_for_email(self, email: str) -> list[Invitation]:
+        items = query_all(m.InvitationModel, f"INVITE#{email.strip().lower()}", index=m.InvitationModel.gsi1)
+        return [_invitation(i) for i in items]
+
+    def delete_invitation(self, ws: str, email: str) -> None:
+        m.InvitationModel(m.ws_pk(ws), f"{m.InvitationModel.SK_PREFIX}{email.strip().lower()}").delete()
+
+    # --- WhatsApp connection and routing -------------------------------------------------------
+    def put_whatsapp_connection(
+        self,
+        ws: str,
+        *,
+        waba_id: str,
+        phone_number_id: str,
+        encrypted_access_token: str,
+        display_phone_number: str | None = None,
+        connected_by: str | None = None,
+        throughput_per_second: float | None = None,
+    ) -> WhatsAppConnection:
+        """Connect (or reconnect) a number. The connection and the routing item are written in
+        one transaction; the routing item is conditional, so a phone_number_id belongs to one
+        workspace at a time even when two workspaces race for it (the loser gets Conflict)."""
+        previous = m.WhatsAppConnectionModel.get_live(m.ws_pk(ws), m.WhatsAppConnectionModel.SK_VALUE)
+        connection = m.WhatsAppConnectionModel(
+            m.ws_pk(ws),
+            m.WhatsAppConnectionModel.SK_VALUE,
+            ws_id=ws,
+            waba_id=waba_id,
+            phone_number_id=phone_number_id,
+            display_phone_number=display_phone_number,
+            encrypted_access_token=encrypted_access_token,
+            token_status="valid",  # noqa: S106 - a status, not a secret
+            throughput_per_second=throughput_per_second,
+            connected_by=connected_by,
+        )
+        if previous is not None and previous.phone_number_id == phone_number_id:
+            # Same number: keep what Meta last reported about it.
+            connection.quality_rating = previous.quality_rating
+            connection.messaging_limit = previous.messaging_limit
+            connection.restrictions = previous.restrictions
+            connection.account_status = previous.account_status
+            connection.created_at = previous.created_at
+        route = m.PhoneRouteModel(
+            m.phone_route_pk(phone_number_id),
+            m.PhoneRouteModel.SK_VALUE,
+            ws=ws,
+            phone_number_id=phone_number_id,
+            waba_id=waba_id,
+            display_phone_number=display_phone_number,
+            gsi1pk=f"WABA#{waba_id}",
+            gsi1sk=m.phone_route_pk(phone_number_id),
+        )
+        try:
+            with transaction() as tx:
+                tx.save(route, condition=m.PhoneRouteModel.pk.does_not_exist() | (m.PhoneRouteModel.ws == ws))
+                tx.save(connection)
+                if previous is not None and previous.phone_number_id != phone_number_id:
+                    tx.delete(
+                        m.PhoneRouteModel(m.phone_route_pk(previous.phone_number_id), m.PhoneRouteModel.SK_VALUE),
+                        condition=m.PhoneRouteModel.ws == ws,
+                    )
+        except TransactWriteError as exc:
+            codes = cancellation_codes(exc)
+            if codes and codes[0] in ("ConditionalCheckFailed", "TransactionConflict"):
+                raise Conflict(
+                    "This WhatsApp phone number is connected to another workspace.",
+                    phone_number_id=phone_number_id,
+                ) from exc
+            raise
+        return _connection(connection)
+
+    def get_whatsapp_connection(self, ws: str) -> WhatsAppConnection | None:
+        item = m.WhatsAppConnectionModel.get_live(m.ws_pk(ws), m.WhatsAppConnectionModel.SK_VALUE)
+        return _connection(item) if item else None
+
+    def delete_whatsapp_connection(self, ws: str) -> None:
+        current = m.WhatsAppConnectionModel.get_live(m.ws_pk(ws), m.WhatsAppConnectionModel.SK_VALUE)
+        if current is None:
+            return
+        try:
+            with transaction() as tx:
+                tx.delete(current)
+                tx.delete(
+                    m.PhoneRouteModel(m.phone_route_pk(current.phone_number_id), m.PhoneRouteModel.SK_VALUE),
+                    condition=m.PhoneRouteModel.pk.does_not_exist() | (m.PhoneRouteModel.ws == ws),
+                )
+        except TransactWriteError as exc:
+            if "ConditionalCheckFailed" not in cancellation_codes(exc):
+                raise
+            # The route already belongs to another workspace: only drop our connection.
+            current.delete()
+
+    def update_whatsapp_health(
+        self,
+        ws: str,
+        *,
+        quality_rating: str | None = None,
+        messaging_limit: str | None = None,
+        restrictions: list[Any] | None = None,
+        account_status: str | None = None,
+        token_status: str | None = None,
+        throughput_per_second: float | None = None,
+    ) -> WhatsAppConnection | None:
+        """Apply what Meta reported (quality, limits, restrictions); None when not connected."""
+        model = m.WhatsAppConnectionModel
+        changes = [
+            (model.quality_rating, quality_rating),
+            (model.messaging_limit, messaging_limit),
+            (model.restrictions, restrictions),
+            (model.account_status, account_status),
+            (model.token_status, token_status),
+            (model.throughput_per_second, throughput_per_second),
+        ]
+        actions = [attr.set(value) for attr, value in changes if value is not None]
+        item = model(m.ws_pk(ws), model.SK_VALUE)
+        try:
+            item.update(actions=[*actions, model.touch()], condition=model.pk.exists())
+        except Exception as exc:
+            if is_condition_failure(exc):
+                return None
+            raise
+        return _connection(item)
+
+    def route_by_phone_number_id(self, phone_number_id: str) -> PhoneRoute | None:
+        item = m.PhoneRouteModel.get_live(m.phone_route_pk(phone_number_id), m.PhoneRouteModel.SK_VALUE)
+        return _route(item) if item else None
+
+    def routes_by_waba_id(self, waba_id: str) -> list[PhoneRoute]:
+        return [_route(i) for i in query_all(m.PhoneRouteModel, f"WABA#{waba_id}", index=m.PhoneRouteModel.gsi1)]
+
+    # --- audit and usage logs ------------------------------------------------------------------
+    def append_audit(
+        self,
+        ws: str | None,
+        action: str,
+        *,
+        actor_id: str | None = None,
+        target_ids: Iterable[str] = (),
+        request_id: str | None = None,
+        details: dict[str, Any] | None = None,
+    ) -> AuditEntry:
+        at = clock.now()
+        entry_id = new_id()
+        item = m.AuditLogModel(
+            m.audit_pk(ws, at.strftime("%Y-%m-%d")),
+            f"{_sortable(at)}#{entry_id}",
+            entry_id=entry_id,
+            ws_id=ws,
+            action=action,
+            actor_id=actor_id,
+            target_ids=list(target_ids),
+            request_id=request_id,
+            details=details or {},
+            at=at,
+        )
+        item.save()
+        return _audit(item)
+
+    def list_audit(self, ws: str, *, limit: int = 50, cursor: str | None = None) -> Page[AuditEntry]:
+        return self._audit_page(m.audit_pk(ws, ""), ws=ws, limit=limit, cursor=cursor)
+
+    def list_security_log(self, day: str, *, limit: int = 50, cursor: str | None = None) -> Page[AuditEntry]:
+        """Security entries without a workspace (e.g. rejected webhook signatures) of one UTC day."""
+        return self._audit_page(m.audit_pk(None, day), ws="-", limit=limit, cursor=cursor)
+
+    def _audit_page(self, pk: str, *, ws: str, limit: int, cursor: str | None) -> Page[AuditEntry]:
+        start = decode_cursor(cursor, ws=ws, scope=f"audit:{pk}")
+        page = query_page(m.AuditLogModel, pk, limit=limit, exclusive_start_key=start, newest_first=True)
+        return Page(
+            items=[_audit(i) for i in page.items],
+            next_cursor=encode_cursor(page.last_evaluated_key, ws=ws, scope=f"audit:{pk}"),
+        )
+
+    def append_usage(self, entry: UsageEntry) -> None:
+        _usage_item(entry).save()
+
+    def append_usage_batch(self, entries: Iterable[UsageEntry]) -> None:
+        """Many entries with BatchWriteItem (25 per request; unprocessed items retried)."""
+        with m.UsageLogModel.batch_write() as batch:
+            for entry in entries:
+                batch.save(_usage_item(entry))
+
+
+def _usage_item(entry: UsageEntry) -> m.UsageLogModel:
+    return m.UsageLogModel(
+        m.usage_pk(entry.ws, entry.at.strftime("%Y-%m-%d")),
+        f"{_sortable(entry.at)}#{entry.request_id}",
+        request_id=entry.request_id,
+        ws_id=entry.ws,
+        route=entry.route,
+        method=entry.method,
+        status_code=entry.status_code,
+        latency_ms=entry.latency_ms,
+        actor_id=entry.actor_id,
+        at=entry.at,
+    )
+
+
+@lru_cache(maxsize=1)
+def identity_repository() -> IdentityRepository:
+    return DynamoIdentityRepository()
+
+
+def get_membership(ws: str, sub: str) -> access.Membership | None:
+    """The caller's membership in the shape `relasify.services.access` caches and checks."""
+    from relasify.services import access  # lazy: services import this module lazily too
+
+    record = identity_repository().get_membership(ws, sub)
+    if record is None:
+        return None
+    return access.Membership(ws=record.ws, sub=record.sub, role=access.Role.parse(record.role))
