@@ -1,0 +1,883 @@
+"""WhatsApp sandbox: a local stand-in for Meta's Graph API (SPEC section 11).
+
+It accepts sends, template submissions and media look-ups the way the Cloud API does, then posts
+signed webhooks back like Meta: `sent` -> `delivered` -> `read` statuses for each message and an
+`APPROVED` template status update for each template. Tests can inject faults (throttling, server
+errors, timeouts, connection resets, Graph error codes) for the next N calls.
+
+Standard library HTTP server; every thread and socket is released by `stop()`.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import hashlib
+import heapq
+import itertools
+import json
+import logging
+import re
+import secrets
+import socket
+import struct
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import httpx
+from relasify.whatsapp.signature import sign
+
+logger = logging.getLogger(__name__)
+
+FAULT_KINDS = frozenset({"429", "500", "timeout", "reset", "error_code"})
+DEFAULT_WABA_ID = "102345678901234"
+DEFAULT_DISPLAY_PHONE_NUMBER = "6281234500000"
+_VERSION = r"v\d+(?:\.\d+)?"
+_ID = r"[A-Za-z0-9_\-]{1,64}"
+_ROUTE_MESSAGES = re.compile(rf"/({_VERSION})/({_ID})/messages/?")
+_ROUTE_TEMPLATES = re.compile(rf"/({_VERSION})/({_ID})/message_templates/?")
+_ROUTE_OBJECT = re.compile(rf"/({_VERSION})/({_ID})/?")
+_ROUTE_MEDIA_BYTES = re.compile(rf"/media/({_ID})/?")
+
+# Meta's titles for the codes the sandbox can be told to answer with; HTTP statuses per whatsapp.md section 6.
+_ERROR_TITLES: dict[int, tuple[int, str]] = {
+    1: (500, "An unknown error occurred"),
+    2: (503, "Service temporarily unavailable"),
+    4: (400, "Application request limit reached"),
+    100: (400, "Invalid parameter"),
+    190: (401, "Error validating access token: Session has expired"),
+    80007: (400, "Rate limit issues"),
+    130429: (429, "Rate limit hit"),
+    131000: (500, "Something went wrong"),
+    131008: (400, "Required parameter is missing"),
+    131009: (400, "Parameter value is not valid"),
+    131016: (503, "Service unavailable"),
+    131021: (400, "Recipient cannot be sender"),
+    131026: (400, "Message undeliverable"),
+    131047: (400, "Re-engagement message"),
+    131050: (400, "Unable to deliver the message. This recipient has chosen to stop receiving marketing messages"),
+    131056: (400, "(Business Account, Consumer Account) pair rate limit hit"),
+    132000: (400, "Number of parameters does not match the expected number of params"),
+    132001: (400, "Template name does not exist in the translation"),
+    132005: (400, "Translated text too long"),
+    132007: (400, "Template Format Character Policy Violated"),
+    132012: (400, "Parameter format does not match format in the created template"),
+    132015: (400, "Template is Paused"),
+    132016: (400, "Template is Disabled"),
+}
+_ERROR_DETAILS: dict[int, str] = {
+    131047: "Message failed to send because more than 24 hours have passed since the customer last replied "
+    "to this number.",
+    131026: "Message Undeliverable.",
+    132001: "template name does not exist in the translation",
+}
+
+
+@dataclass
+class _Fault:
+    kind: str
+    remaining: int
+    options: dict[str, Any]
+
+
+@dataclass(order=True)
+class _WebhookJob:
+    due: float
+    sequence: int
+    build: Callable[[], dict[str, Any]] = field(compare=False)
+    description: str = field(compare=False)
+    attempt: int = field(default=1, compare=False)
+    before_post: Callable[[], None] | None = field(default=None, compare=False)
+    after_done: Callable[[], None] | None = field(default=None, compare=False)
+    body: bytes | None = field(default=None, compare=False)
+    generation: int = field(default=0, compare=False)
+
+
+class _Server(ThreadingHTTPServer):
+    # Handler threads are joined on close (no daemon threads left behind).
+    daemon_threads = False
+    block_on_close = True
+    allow_reuse_address = True
+
+    def __init__(self, address: tuple[str, int], sandbox: Sandbox) -> None:
+        self.sandbox = sandbox
+        self.open_connections: set[socket.socket] = set()
+        self.connections_lock = threading.Lock()
+        super().__init__(address, _Handler)
+
+
+class Sandbox:
+    """A Graph API double. `base_url` is what GRAPH_API_BASE_URL should point at."""
+
+    def __init__(
+        self,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        webhook_url: str,
+        app_secret: str,
+        latency_seconds: float = 0.0,
+        status_delay_seconds: float = 0.2,
+        waba_id: str = DEFAULT_WABA_ID,
+        display_phone_number: str = DEFAULT_DISPLAY_PHONE_NUMBER,
+        webhook_max_attempts: int = 4,
+        webhook_retry_delay_seconds: float = 0.2,
+        webhook_timeout_seconds: float = 5.0,
+    ) -> None:
+        self.host = host
+        self.port = port
+        self.webhook_url = webhook_url
+        self.app_secret = app_secret
+        self.latency_seconds = latency_seconds
+        self.status_delay_seconds = status_delay_seconds
+        self.waba_id = waba_id
+        self.display_phone_number = display_phone_number
+        self.webhook_max_attempts = webhook_max_attempts
+        self.webhook_retry_delay_seconds = webhook_retry_delay_seconds
+        self.webhook_timeout_seconds = webhook_timeout_seconds
+
+        self._lock = threading.RLock()
+        self._stopping = threading.Event()
+        self._server: _Server | None = None
+        self._serve_thread: threading.Thread | None = None
+        self._dispatch_thread: threading.Thread | None = None
+        self._jobs: list[_WebhookJob] = []
+        self._jobs_changed = threading.Condition(self._lock)
+        self._in_flight = 0
+        self._sequence = itertools.count()
+        self._generation = 0
+        self._webhook_client: httpx.Client | None = None
+        self._numbers: dict[str, tuple[str, str]] = {}
+        self._reset_state()
+
+    # -- lifecycle ------------------------------------------------------------------------------
+
+    def start(self) -> Sandbox:
+        if self._server is not None:
+            return self
+        self._stopping.clear()
+        self._server = _Server((self.host, self.port), self)
+        self._serve_thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.1}, name="sandbox-http"
+        )
+        self._serve_thread.start()
+        self._dispatch_thread = threading.Thread(target=self._dispatch_loop, name="sandbox-webhooks")
+        self._dispatch_thread.start()
+        logger.info("WhatsApp sandbox listening on %s", self.base_url)
+        return self
+
+    def stop(self) -> None:
+        server = self._server
+        if server is None:
+            return
+        self._stopping.set()
+        with self._lock:
+            self._jobs_changed.notify_all()
+        server.shutdown()
+        # Idle keep-alive connections block their handler threads in a read: wake them up.
+        with server.connections_lock:
+            for connection in list(server.open_connections):
+                with contextlib.suppress(OSError):
+                    connection.shutdown(socket.SHUT_RDWR)
+        server.server_close()  # joins every handler thread
+        if self._serve_thread is not None:
+            self._serve_thread.join()
+        if self._dispatch_thread is not None:
+            self._dispatch_thread.join()
+        self._server = None
+        self._serve_thread = None
+        self._dispatch_thread = None
+
+    def __enter__(self) -> Sandbox:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    @property
+    def base_url(self) -> str:
+        if self._server is None:
+            raise RuntimeError("sandbox not started")
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    # -- test hooks -----------------------------------------------------------------------------
+
+    def inject_fault(self, kind: str, count: int = 1, **options: Any) -> None:
+        """Make the next `count` Graph calls fail with `kind`.
+
+        Options: "429" retry_after (seconds, default 1); "timeout" seconds to hold the connection
+        before closing it without an answer (default 5); "error_code" code (required) and optionally
+        http_status, message.
+        """
+        if kind not in FAULT_KINDS:
+            raise ValueError(f"unknown fault kind {kind!r}; expected one of {sorted(FAULT_KINDS)}")
+        if kind == "error_code" and "code" not in options:
+            raise ValueError("error_code faults need code=<Graph error code>")
+        if count < 1:
+            raise ValueError("count must be at least 1")
+        with self._lock:
+            self._faults.append(_Fault(kind, count, options))
+
+    def fail_recipient(self, wa_id: str, code: int = 131026) -> None:
+        """Accept sends to `wa_id` but report them `failed` with `code` in the status webhook."""
+        with self._lock:
+            self._failing_recipients[wa_id] = code
+
+    def expire_token(self, token: str) -> None:
+        """Calls with this token get Graph error 190 from now on."""
+        with self._lock:
+            self._expired_tokens.add(token)
+
+    def register_number(
+        self, phone_number_id: str, *, waba_id: str | None = None, display_phone_number: str | None = None
+    ) -> None:
+        """Tell the sandbox which WABA and display number a phone number id belongs to (webhook metadata)."""
+        with self._lock:
+            self._numbers[phone_number_id] = (
+                waba_id or self.waba_id,
+                display_phone_number or self.display_phone_number,
+            )
+
+    def add_media(self, content: bytes, mime_type: str = "image/jpeg") -> str:
+        """Store media as if a user had sent it; returns the media id to put in an inbound webhook."""
+        media_id = str(secrets.randbelow(10**15) + 10**15)
+        with self._lock:
+            self._media[media_id] = (content, mime_type)
+        return media_id
+
+    def post_webhook(self, payload: dict[str, Any]) -> int:
+        """Post one signed webhook now (e.g. a simulated inbound message); returns the HTTP status."""
+        body = _encode(payload)
+        return self._post(body)
+
+    def reset(self) -> None:
+        """Forget everything recorded and every pending fault and webhook."""
+        with self._lock:
+            self._reset_state()
+            self._generation += 1
+            self._jobs.clear()
+            self._jobs_changed.notify_all()
+
+    def wait_until_idle(self, timeout: float = 10.0) -> bool:
+        """Block until every scheduled webhook has been delivered or dropped."""
+        deadline = time.monotonic() + timeout
+        with self._lock:
+            while self._jobs or self._in_flight:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                self._jobs_changed.wait(min(remaining, 0.05))
+        return True
+
+    @property
+    def sent_messages(self) -> list[dict[str, Any]]:
+        """Each accepted send payload plus `phone_number_id` and the `wamid` the sandbox answered with."""
+        with self._lock:
+            return list(self._sent_messages)
+
+    @property
+    def templates(self) -> list[dict[str, Any]]:
+        with self._lock:
+            return [dict(template) for template in self._templates.values()]
+
+    @property
+    def requests(self) -> list[dict[str, Any]]:
+        """Every Graph call received: method, path, HTTP status answered (None if none) and fault applied."""
+        with self._lock:
+            return list(self._requests)
+
+    @property
+    def webhook_deliveries(self) -> list[dict[str, Any]]:
+        """Every webhook post attempt: description, attempt number, HTTP status (None on connection errors)."""
+        with self._lock:
+            return list(self._deliveries)
+
+    # -- request handling (called from handler threads) -----------------------------------------
+
+    def handle(self, request: _Handler, method: str) -> None:
+        parts = urlsplit(request.path)
+        path, query = parts.path, parse_qs(parts.query)
+        body = request.read_body()
+        record: dict[str, Any] = {"method": method, "path": path, "status": None, "fault": None}
+        with self._lock:
+            self._requests.append(record)
+
+        # Latency first, like a slow network; stop() cuts it short.
+        if self.latency_seconds > 0 and self._stopping.wait(self.latency_seconds):
+            request.abort()
+            return
+
+        token = _bearer_token(request.headers.get("Authorization"))
+        if token is None:
+            self._answer(request, record, *_graph_error(190, message="Invalid OAuth access token - Cannot parse"))
+            return
+
+        fault = self._take_fault()
+        if fault is not None:
+            record["fault"] = fault.kind
+            self._apply_fault(request, record, fault)
+            return
+
+        with self._lock:
+            expired = token in self._expired_tokens
+        if expired:
+            self._answer(request, record, *_graph_error(190))
+            return
+
+        status, payload, headers = self._route(method, path, query, body)
+        self._answer(request, record, status, payload, headers)
+
+    def _route(
+        self, method: str, path: str, query: dict[str, list[str]], body: bytes
+    ) -> tuple[int, Any, dict[str, str]]:
+        if match := _ROUTE_MESSAGES.fullmatch(path):
+            if method == "POST":
+                return self._send(match.group(2), body)
+        elif match := _ROUTE_TEMPLATES.fullmatch(path):
+            waba_id = match.group(2)
+            if method == "POST":
+                return self._create_template(waba_id, body)
+            if method == "GET":
+                return self._list_templates(waba_id, path, query)
+            if method == "DELETE":
+                return self._delete_template(waba_id, query)
+        elif match := _ROUTE_MEDIA_BYTES.fullmatch(path):
+            if method == "GET":
+                return self._media_bytes(match.group(1))
+        elif (match := _ROUTE_OBJECT.fullmatch(path)) and method == "GET":
+            return self._get_object(match.group(2))
+        status, error, headers = _graph_error(100, message=f"Unsupported {method} request")
+        return status, error, headers
+
+    def _send(self, phone_number_id: str, body: bytes) -> tuple[int, Any, dict[str, str]]:
+        payload = _json_object(body)
+        if payload is None:
+            return _graph_error(100, message="Invalid parameter", details="Request body is not a JSON object")
+        if payload.get("messaging_product") != "whatsapp":
+            return _graph_error(100, details="messaging_product must be whatsapp")
+        recipient = payload.get("to") or payload.get("recipient")
+        message_type = payload.get("type", "text")
+        if not isinstance(recipient, str) or not recipient.strip():
+            return _graph_error(131008, details="The parameter to is required.")
+        if not isinstance(payload.get(message_type), dict):
+            return _graph_error(131008, details=f"The parameter {message_type} is required.")
+        wa_id = re.sub(r"\D", "", recipient) or recipient
+        wamid = "wamid." + base64.b64encode(secrets.token_bytes(30)).decode()
+        message: dict[str, Any] = {"id": wamid}
+        if message_type == "template":
+            message["message_status"] = "accepted"
+        with self._lock:
+            self._sent_messages.append({**payload, "phone_number_id": phone_number_id, "wamid": wamid})
+            category = self._template_category(payload) if message_type == "template" else None
+            failure_code = self._failing_recipients.get(wa_id)
+        self._schedule_statuses(phone_number_id, wamid, wa_id, payload, category, failure_code)
+        response = {
+            "messaging_product": "whatsapp",
+            "contacts": [{"input": recipient, "wa_id": wa_id}],
+            "messages": [message],
+        }
+        return 200, response, {}
+
+    def _create_template(self, waba_id: str, body: bytes) -> tuple[int, Any, dict[str, str]]:
+        definition = _json_object(body)
+        if definition is None:
+            return _graph_error(100, details="Request body is not a JSON object")
+        missing = [key for key in ("name", "language", "category", "components") if key not in definition]
+        if missing:
+            return _graph_error(100, details=f"Missing parameters: {', '.join(missing)}")
+        name, language = str(definition["name"]), str(definition["language"])
+        category = str(definition["category"]).upper()
+        with self._lock:
+            if any(t["name"] == name and t["language"] == language for t in self._templates.values()):
+                return _graph_error(100, message="Message template already exists", subcode=2388024)
+            template_id = str(secrets.randbelow(9 * 10**15) + 10**15)
+            self._templates[template_id] = {
+                **definition,
+                "id": template_id,
+                "name": name,
+                "language": language,
+                "category": category,
+                "status": "PENDING",
+                "waba_id": waba_id,
+            }
+        self._schedule_template_approval(waba_id, template_id)
+        return 200, {"id": template_id, "status": "PENDING", "category": category}, {}
+
+    def _list_templates(self, waba_id: str, path: str, query: dict[str, list[str]]) -> tuple[int, Any, dict[str, str]]:
+        limit = _int_param(query, "limit", 25, maximum=1000)
+        start = _decode_cursor(query.get("after", [""])[0])
+        name_filter = query.get("name", [None])[0]
+        status_filter = query.get("status", [None])[0]
+        with self._lock:
+            matching = [
+                {key: value for key, value in template.items() if key != "waba_id"}
+                for template in self._templates.values()
+                if template["waba_id"] == waba_id
+                and (name_filter is None or template["name"] == name_filter)
+                and (status_filter is None or template["status"] == status_filter)
+            ]
+        page = matching[start : start + limit]
+        result: dict[str, Any] = {"data": page}
+        if page:
+            result["paging"] = {
+                "cursors": {"before": _encode_cursor(start), "after": _encode_cursor(start + len(page))}
+            }
+            if start + len(page) < len(matching):
+                result["paging"]["next"] = (
+                    f"{self.base_url}{path}?limit={limit}&after={_encode_cursor(start + len(page))}"
+                )
+        return 200, result, {}
+
+    def _delete_template(self, waba_id: str, query: dict[str, list[str]]) -> tuple[int, Any, dict[str, str]]:
+        name = query.get("name", [""])[0]
+        template_id = query.get("hsm_id", [None])[0]
+        if not name:
+            return _graph_error(100, details="The parameter name is required.")
+        with self._lock:
+            doomed = [
+                key
+                for key, template in self._templates.items()
+                if template["waba_id"] == waba_id
+                and template["name"] == name
+                and (template_id is None or key == template_id)
+            ]
+            for key in doomed:
+                del self._templates[key]
+        if not doomed:
+            return _graph_error(100, message="Message template not found", subcode=2593002)
+        return 200, {"success": True}, {}
+
+    def _get_object(self, object_id: str) -> tuple[int, Any, dict[str, str]]:
+        with self._lock:
+            media = self._media.get(object_id)
+            number = self._numbers.get(object_id)
+        if media is not None:
+            content, mime_type = media
+            return (
+                200,
+                {
+                    "messaging_product": "whatsapp",
+                    "url": f"{self.base_url}/media/{object_id}",
+                    "mime_type": mime_type,
+                    "sha256": hashlib.sha256(content).hexdigest(),
+                    "file_size": len(content),
+                    "id": object_id,
+                },
+                {},
+            )
+        if number is not None:
+            _, display = number
+            return (
+                200,
+                {
+                    "id": object_id,
+                    "display_phone_number": display,
+                    "verified_name": "Relasify Sandbox",
+                    "quality_rating": "GREEN",
+                    "code_verification_status": "VERIFIED",
+                    "throughput": {"level": "STANDARD"},
+                },
+                {},
+            )
+        return _graph_error(100, message=f"Unsupported get request. Object with ID '{object_id}' does not exist")
+
+    def _media_bytes(self, media_id: str) -> tuple[int, Any, dict[str, str]]:
+        with self._lock:
+            media = self._media.get(media_id)
+        if media is None:
+            return 404, b"", {"Content-Type": "text/plain"}
+        content, mime_type = media
+        return 200, content, {"Content-Type": mime_type}
+
+    # -- faults ---------------------------------------------------------------------------------
+
+    def _take_fault(self) -> _Fault | None:
+        with self._lock:
+            while self._faults:
+                fault = self._faults[0]
+                fault.remaining -= 1
+                if fault.remaining <= 0:
+                    self._faults.pop(0)
+                return fault
+        return None
+
+    def _apply_fault(self, request: _Handler, record: dict[str, Any], fault: _Fault) -> None:
+        options = fault.options
+        if fault.kind == "429":
+            retry_after = options.get("retry_after", 1)
+            status, error, headers = _graph_error(130429)
+            self._answer(request, record, status, error, {**headers, "Retry-After": str(retry_after)})
+        elif fault.kind == "500":
+            status, error, headers = _graph_error(131000, http_status=500)
+            self._answer(request, record, status, error, headers)
+        elif fault.kind == "error_code":
+            code = int(options["code"])
+            status, error, headers = _graph_error(
+                code, http_status=options.get("http_status"), message=options.get("message")
+            )
+            self._answer(request, record, status, error, headers)
+        elif fault.kind == "timeout":
+            self._stopping.wait(float(options.get("seconds", 5.0)))
+            request.abort()
+        else:  # reset
+            request.abort(reset=True)
+
+    def _answer(
+        self, request: _Handler, record: dict[str, Any], status: int, payload: Any, headers: dict[str, str]
+    ) -> None:
+        record["status"] = status
+        request.respond(status, payload, headers)
+
+    # -- webhooks -------------------------------------------------------------------------------
+
+    def _envelope_for_number(self, phone_number_id: str, statuses: list[dict[str, Any]]) -> dict[str, Any]:
+        with self._lock:
+            waba_id, display = self._numbers.get(phone_number_id, (self.waba_id, self.display_phone_number))
+        return {
+            "object": "whatsapp_business_account",
+            "entry": [
+                {
+                    "id": waba_id,
+                    "changes": [
+                        {
+                            "value": {
+                                "messaging_product": "whatsapp",
+                                "metadata": {"display_phone_number": display, "phone_number_id": phone_number_id},
+                                "statuses": statuses,
+                            },
+                            "field": "messages",
+                        }
+                    ],
+                }
+            ],
+        }
+
+    def _template_category(self, payload: dict[str, Any]) -> str:
+        template = payload.get("template") or {}
+        name = template.get("name") if isinstance(template, dict) else None
+        for known in self._templates.values():
+            if known["name"] == name:
+                return str(known["category"]).lower()
+        return "utility"
+
+    def _schedule_statuses(
+        self,
+        phone_number_id: str,
+        wamid: str,
+        wa_id: str,
+        payload: dict[str, Any],
+        template_category: str | None,
+        failure_code: int | None,
+    ) -> None:
+        now = int(time.time())
+        conversation_category = template_category or "service"
+        conversation = {
+            "id": secrets.token_hex(16),
+            "expiration_timestamp": str(now + 24 * 3600),
+            "origin": {"type": conversation_category},
+        }
+        if template_category is not None:
+            pricing = {"billable": True, "pricing_model": "PMP", "type": "regular", "category": template_category}
+        else:
+            pricing = {
+                "billable": False,
+                "pricing_model": "PMP",
+                "type": "free_customer_service",
+                "category": "service",
+            }
+        callback_data = payload.get("biz_opaque_callback_data")
+
+        def status_of(name: str) -> Callable[[], dict[str, Any]]:
+            def build() -> dict[str, Any]:
+                status: dict[str, Any] = {
+                    "id": wamid,
+                    "status": name,
+                    "timestamp": str(int(time.time())),
+                    "recipient_id": wa_id,
+                }
+                if callback_data is not None:
+                    status["biz_opaque_callback_data"] = callback_data
+                if name == "failed":
+                    code = failure_code or 131026
+                    title = _ERROR_TITLES.get(code, (400, "Message failed"))[1]
+                    status["errors"] = [
+                        {
+                            "code": code,
+                            "title": title,
+                            "message": title,
+                            "error_data": {"details": _ERROR_DETAILS.get(code, title)},
+                            "href": "https://developers.facebook.com/docs/whatsapp/cloud-api/support/error-codes/",
+                        }
+                    ]
+                else:
+                    status["conversation"] = conversation
+                    status["pricing"] = pricing
+                return self._envelope_for_number(phone_number_id, [status])
+
+            return build
+
+        sequence = ["failed"] if failure_code is not None else ["sent", "delivered", "read"]
+        self._schedule_chain([(status_of(name), f"status {name}") for name in sequence])
+
+    def _schedule_chain(self, steps: list[tuple[Callable[[], dict[str, Any]], str]], **first: Any) -> None:
+        """Post the steps in order, each status_delay_seconds after the previous one finished."""
+        if not steps:
+            return
+        (build, description), rest = steps[0], steps[1:]
+        self._schedule(
+            _WebhookJob(
+                due=time.monotonic() + self.status_delay_seconds,
+                sequence=next(self._sequence),
+                build=build,
+                description=description,
+                after_done=(lambda: self._schedule_chain(rest)) if rest else None,
+                generation=self._generation,
+                **first,
+            )
+        )
+
+    def _schedule_template_approval(self, waba_id: str, template_id: str) -> None:
+        def approve() -> None:
+            with self._lock:
+                if template_id in self._templates:
+                    self._templates[template_id]["status"] = "APPROVED"
+
+        def build() -> dict[str, Any]:
+            with self._lock:
+                template = dict(self._templates.get(template_id) or {})
+            return {
+                "object": "whatsapp_business_account",
+                "entry": [
+                    {
+                        "id": waba_id,
+                        "changes": [
+                            {
+                                "value": {
+                                    "event": "APPROVED",
+                                    "message_template_id": int(template_id),
+                                    "message_template_name": template.get("name"),
+                                    "message_template_language": template.get("language"),
+                                    "reason": "NONE",
+                                    "message_template_category": template.get("category"),
+                                },
+                                "field": "message_template_status_update",
+                            }
+                        ],
+                        "time": int(time.time()),
+                    }
+                ],
+            }
+
+        self._schedule_chain([(build, "template APPROVED")], before_post=approve)
+
+    def _schedule(self, job: _WebhookJob) -> None:
+        with self._lock:
+            heapq.heappush(self._jobs, job)
+            self._jobs_changed.notify_all()
+
+    def _dispatch_loop(self) -> None:
+        with httpx.Client(timeout=self.webhook_timeout_seconds) as client:
+            self._webhook_client = client
+            while not self._stopping.is_set():
+                job = self._next_due_job()
+                if job is None:
+                    continue
+                try:
+                    self._deliver(job)
+                finally:
+                    with self._lock:
+                        self._in_flight -= 1
+                        self._jobs_changed.notify_all()
+            self._webhook_client = None
+
+    def _next_due_job(self) -> _WebhookJob | None:
+        with self._lock:
+            while not self._stopping.is_set():
+                if self._jobs:
+                    wait = self._jobs[0].due - time.monotonic()
+                    if wait <= 0:
+                        self._in_flight += 1
+                        return heapq.heappop(self._jobs)
+                else:
+                    wait = 0.5
+                self._jobs_changed.wait(min(wait, 0.5))
+        return None
+
+    def _deliver(self, job: _WebhookJob) -> None:
+        if job.generation != self._generation:
+            return  # scheduled before reset()
+        if job.before_post is not None and job.attempt == 1:
+            job.before_post()
+        if job.body is None:
+            job.body = _encode(job.build())
+        status = self._post(job.body)
+        with self._lock:
+            self._deliveries.append({"description": job.description, "attempt": job.attempt, "http_status": status})
+        if job.generation != self._generation:
+            return
+        if status is not None and 200 <= status < 300:
+            if job.after_done is not None:
+                job.after_done()
+            return
+        if job.attempt >= self.webhook_max_attempts:
+            # Like Meta after its retry period: give up. Nothing personal is logged.
+            logger.warning("sandbox webhook dropped after %d attempts (%s)", job.attempt, job.description)
+            if job.after_done is not None:
+                job.after_done()
+            return
+        job.attempt += 1
+        job.due = time.monotonic() + self.webhook_retry_delay_seconds * 2 ** (job.attempt - 2)
+        job.sequence = next(self._sequence)
+        self._schedule(job)
+
+    def _post(self, body: bytes) -> int | None:
+        headers = {
+            "Content-Type": "application/json",
+            "X-Hub-Signature-256": sign(body, self.app_secret),
+            "User-Agent": "facebookexternalua",
+        }
+        client = self._webhook_client
+        try:
+            if client is None:
+                with httpx.Client(timeout=self.webhook_timeout_seconds) as one_off:
+                    return one_off.post(self.webhook_url, content=body, headers=headers).status_code
+            return client.post(self.webhook_url, content=body, headers=headers).status_code
+        except httpx.HTTPError as exc:
+            logger.info("sandbox webhook post failed: %s", type(exc).__name__)
+            return None
+
+    def _reset_state(self) -> None:
+        self._faults: list[_Fault] = []
+        self._sent_messages: list[dict[str, Any]] = []
+        self._templates: dict[str, dict[str, Any]] = {}
+        self._requests: list[dict[str, Any]] = []
+        self._deliveries: list[dict[str, Any]] = []
+        self._media: dict[str, tuple[bytes, str]] = {}
+        self._failing_recipients: dict[str, int] = {}
+        self._expired_tokens: set[str] = set()
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: _Server
+    protocol_version = "HTTP/1.1"
+    server_version = "RelasifyWhatsAppSandbox/1.0"
+    timeout = 60  # an abandoned connection does not pin a thread forever
+
+    def setup(self) -> None:
+        super().setup()
+        with self.server.connections_lock:
+            self.server.open_connections.add(self.connection)
+
+    def finish(self) -> None:
+        try:
+            super().finish()
+        finally:
+            with self.server.connections_lock:
+                self.server.open_connections.discard(self.connection)
+
+    def do_GET(self) -> None:
+        self.server.sandbox.handle(self, "GET")
+
+    def do_POST(self) -> None:
+        self.server.sandbox.handle(self, "POST")
+
+    def do_DELETE(self) -> None:
+        self.server.sandbox.handle(self, "DELETE")
+
+    def read_body(self) -> bytes:
+        length = int(self.headers.get("Content-Length") or 0)
+        return self.rfile.read(length) if length > 0 else b""
+
+    def respond(self, status: int, payload: Any, headers: dict[str, str]) -> None:
+        if isinstance(payload, bytes):
+            body = payload
+        else:
+            body = json.dumps(payload).encode()
+            headers = {"Content-Type": "application/json", **headers}
+        self.send_response(status)
+        for name, value in headers.items():
+            self.send_header(name, value)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def abort(self, *, reset: bool = False) -> None:
+        """Close the connection without an answer; with reset=True the peer sees a TCP RST."""
+        self.close_connection = True
+        if reset:
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            return  # closing with linger 0 sends the RST
+        with contextlib.suppress(OSError):
+            self.connection.shutdown(socket.SHUT_RDWR)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        logger.debug("sandbox %s", format % args)
+
+
+def _graph_error(
+    code: int,
+    *,
+    http_status: int | None = None,
+    message: str | None = None,
+    details: str | None = None,
+    subcode: int | None = None,
+) -> tuple[int, dict[str, Any], dict[str, str]]:
+    default_status, title = _ERROR_TITLES.get(code, (400, "Graph API error"))
+    error: dict[str, Any] = {
+        "message": message or f"(#{code}) {title}",
+        "type": "OAuthException",
+        "code": code,
+        "error_data": {"messaging_product": "whatsapp", "details": details or _ERROR_DETAILS.get(code, title)},
+        "fbtrace_id": "A" + secrets.token_urlsafe(16),
+    }
+    if subcode is not None:
+        error["error_subcode"] = subcode
+    if code in (1, 2, 131000, 131016):
+        error["is_transient"] = True
+    return http_status or default_status, {"error": error}, {"WWW-Authenticate": "OAuth"} if code == 190 else {}
+
+
+def _bearer_token(header: str | None) -> str | None:
+    if not header or not header.startswith("Bearer "):
+        return None
+    token = header[len("Bearer ") :].strip()
+    return token or None
+
+
+def _json_object(body: bytes) -> dict[str, Any] | None:
+    try:
+        value = json.loads(body or b"null")
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def _encode(payload: dict[str, Any]) -> bytes:
+    # Compact, ASCII-escaped like Meta's wire form; receivers must hash these exact bytes.
+    return json.dumps(payload, separators=(",", ":"), ensure_ascii=True).encode()
+
+
+def _encode_cursor(index: int) -> str:
+    return base64.urlsafe_b64encode(str(index).encode()).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str) -> int:
+    if not cursor:
+        return 0
+    try:
+        return max(0, int(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()))
+    except ValueError:
+        return 0
+
+
+def _int_param(query: dict[str, list[str]], name: str, default: int, *, maximum: int) -> int:
+    try:
+        return max(1, min(maximum, int(query.get(name, [str(default)])[0])))
+    except ValueError:
+        return default
