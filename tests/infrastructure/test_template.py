@@ -1,0 +1,629 @@
+"""Infrastructure tests: `template.yaml` lints clean and its CloudFormation (after the SAM
+transform, run offline) keeps the product's security, retention and reliability promises.
+
+Everything here is offline: cfn-lint and samtranslator ship their schemas and policy templates.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import shlex
+import subprocess
+import sys
+import tomllib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from relasify.settings import Settings
+from samtranslator.parser.parser import Parser
+from samtranslator.translator.translator import Translator
+from samtranslator.yaml_helper import yaml_parse
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+TEMPLATE_PATH = REPO_ROOT / "template.yaml"
+SAMCONFIG_PATH = REPO_ROOT / "samconfig.toml"
+REGION = "ap-southeast-3"
+
+# docs/ARCHITECTURE.md: logical id -> (CodeUri, Handler)
+FUNCTIONS: dict[str, tuple[str, str]] = {
+    "WebhookReceiverFunction": ("functions/webhook/", "receiver.handler"),
+    "WebhookProcessorFunction": ("functions/webhook/", "processor.handler"),
+    "MediaWorkerFunction": ("functions/webhook/", "media.handler"),
+    "SendApiFunction": ("functions/send/", "send_api.handler"),
+    "BroadcastWorkerFunction": ("functions/send/", "broadcast_worker.handler"),
+    "ContactsApiFunction": ("functions/contacts/", "contacts_api.handler"),
+    "ImportWorkerFunction": ("functions/contacts/", "import_worker.handler"),
+    "RetentionSweepFunction": ("functions/retention/", "sweep.handler"),
+}
+
+# docs/ARCHITECTURE.md: (method, path) -> function. OPTIONS preflight routes are checked separately.
+ROUTES: dict[tuple[str, str], str] = {
+    ("GET", "/webhooks/whatsapp"): "WebhookReceiverFunction",
+    ("POST", "/webhooks/whatsapp"): "WebhookReceiverFunction",
+    ("ANY", "/v1/workspaces/{ws}/messages"): "SendApiFunction",
+    ("ANY", "/v1/workspaces/{ws}/messages/{proxy+}"): "SendApiFunction",
+    ("ANY", "/v1/workspaces/{ws}/templates"): "SendApiFunction",
+    ("ANY", "/v1/workspaces/{ws}/templates/{proxy+}"): "SendApiFunction",
+    ("ANY", "/v1/workspaces/{ws}/broadcasts"): "SendApiFunction",
+    ("ANY", "/v1/workspaces/{ws}/broadcasts/{proxy+}"): "SendApiFunction",
+    ("ANY", "/v1/workspaces"): "ContactsApiFunction",
+    ("ANY", "/v1/workspaces/{proxy+}"): "ContactsApiFunction",
+    ("ANY", "/v1/me"): "ContactsApiFunction",
+    ("ANY", "/v1/me/{proxy+}"): "ContactsApiFunction",
+    ("GET", "/health"): "ContactsApiFunction",
+}
+PUBLIC_ROUTES = {("GET", "/webhooks/whatsapp"), ("POST", "/webhooks/whatsapp"), ("GET", "/health")}
+
+# SQS consumer -> queue it polls, and queue -> its DLQ.
+CONSUMERS = {
+    "WebhookProcessorFunction": "WebhookQueue",
+    "MediaWorkerFunction": "MediaQueue",
+    "BroadcastWorkerFunction": "BroadcastQueue",
+    "ImportWorkerFunction": "ImportQueue",
+}
+DEAD_LETTER_QUEUES = {
+    "WebhookQueue": "WebhookDLQ",
+    "MediaQueue": "MediaDLQ",
+    "BroadcastQueue": "BroadcastDLQ",
+    "ImportQueue": "ImportDLQ",
+}
+
+# Privacy policy section 7 defaults (days): template parameter -> (default, Settings field).
+RETENTION_DEFAULTS = {
+    "RetentionMessageDays": (90, "retention_message_days"),
+    "RetentionUsageDays": (365, "retention_usage_days"),
+    "RetentionSecurityDays": (730, "retention_security_days"),
+    "RetentionBillingDays": (2555, "retention_billing_days"),
+    "RetentionAccountAfterClosureDays": (90, "retention_account_after_closure_days"),
+}
+
+
+# ------------------------------------------------------------------ fixtures
+
+
+@pytest.fixture(scope="module")
+def sam_template() -> dict[str, Any]:
+    return yaml_parse(TEMPLATE_PATH.read_text())
+
+
+@pytest.fixture(scope="module")
+def cfn(sam_template: dict[str, Any]) -> dict[str, Any]:
+    """The CloudFormation that the SAM transform produces, computed offline.
+
+    Local CodeUri/ContentUri paths are replaced by S3 URIs first, as `sam package` would do.
+    No managed policy is referenced by name, so the managed-policy map (an IAM call) is empty.
+    """
+    packaged = copy.deepcopy(sam_template)
+    for resource in packaged["Resources"].values():
+        props = resource.get("Properties", {})
+        for key in ("CodeUri", "ContentUri"):
+            if isinstance(props.get(key), str):
+                props[key] = f"s3://artifacts/{props[key].strip('/')}.zip"
+    translator = Translator(
+        managed_policy_map={},
+        sam_parser=Parser(),
+        boto_session=boto3.session.Session(region_name=REGION),
+    )
+    return translator.translate(packaged, parameter_values={}, get_managed_policy_map=dict)
+
+
+@pytest.fixture(scope="module")
+def cfn_lint_run() -> subprocess.CompletedProcess[str]:
+    """One cfn-lint run per session, exactly as `cfn-lint template.yaml` from the repo root."""
+    return subprocess.run(
+        [sys.executable, "-c", "import sys; from cfnlint.runner import main; sys.exit(main())", "template.yaml"],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+    )
+
+
+def resources(cfn: dict[str, Any], resource_type: str) -> dict[str, dict[str, Any]]:
+    return {name: res for name, res in cfn["Resources"].items() if res["Type"] == resource_type}
+
+
+def props(cfn: dict[str, Any], logical_id: str) -> dict[str, Any]:
+    return cfn["Resources"][logical_id]["Properties"]
+
+
+def mentions(value: Any, logical_id: str) -> bool:
+    """True if an intrinsic inside `value` refers to `logical_id` (Ref, GetAtt or Sub)."""
+    text = json.dumps(value)
+    return f'"{logical_id}"' in text or f"${{{logical_id}." in text or f"${{{logical_id}}}" in text
+
+
+def role_statements(cfn: dict[str, Any], function_id: str) -> list[dict[str, Any]]:
+    role_id = props(cfn, function_id)["Role"]["Fn::GetAtt"][0]
+    statements: list[dict[str, Any]] = []
+    for policy in props(cfn, role_id).get("Policies", []):
+        statements.extend(policy["PolicyDocument"]["Statement"])
+    return statements
+
+
+def as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def allowed_actions_on(cfn: dict[str, Any], function_id: str, logical_id: str) -> set[str]:
+    """Actions the function's inline policies allow on resources that refer to `logical_id`."""
+    actions: set[str] = set()
+    for statement in role_statements(cfn, function_id):
+        if statement["Effect"] == "Allow" and any(mentions(r, logical_id) for r in as_list(statement["Resource"])):
+            actions.update(as_list(statement["Action"]))
+    return actions
+
+
+def http_api_operations(cfn: dict[str, Any]) -> Iterator[tuple[str, str, dict[str, Any]]]:
+    """(METHOD, path, OpenAPI operation) for every route of the HTTP API."""
+    for path, methods in props(cfn, "HttpApi")["Body"]["paths"].items():
+        for method, operation in methods.items():
+            name = "ANY" if method == "x-amazon-apigateway-any-method" else method.upper()
+            yield name, path, operation
+
+
+def env_of(cfn: dict[str, Any], function_id: str) -> dict[str, Any]:
+    return props(cfn, function_id)["Environment"]["Variables"]
+
+
+# ------------------------------------------------------------------ lint and transform
+
+
+def test_cfn_lint_reports_no_errors_or_warnings(cfn_lint_run: subprocess.CompletedProcess[str]) -> None:
+    assert cfn_lint_run.returncode == 0, cfn_lint_run.stdout + cfn_lint_run.stderr
+
+
+def test_sam_transform_produces_every_function_and_no_unexpected_lambda(cfn: dict[str, Any]) -> None:
+    assert set(resources(cfn, "AWS::Lambda::Function")) == set(FUNCTIONS)
+
+
+# ------------------------------------------------------------------ data and retention
+
+
+def test_ttl_is_enabled_on_both_tables_with_the_attributes_the_code_writes(cfn: dict[str, Any]) -> None:
+    assert props(cfn, "Table")["TimeToLiveSpecification"] == {"AttributeName": "expires_at", "Enabled": True}
+    assert props(cfn, "IdempotencyTable")["TimeToLiveSpecification"] == {"AttributeName": "expiration", "Enabled": True}
+
+
+def test_single_table_keeps_the_schema_contract(cfn: dict[str, Any]) -> None:
+    table = props(cfn, "Table")
+    assert table["KeySchema"] == [
+        {"AttributeName": "PK", "KeyType": "HASH"},
+        {"AttributeName": "SK", "KeyType": "RANGE"},
+    ]
+    assert [index["IndexName"] for index in table["GlobalSecondaryIndexes"]] == ["GSI1", "GSI2", "ByExpiry"]
+    attribute_types = {a["AttributeName"]: a["AttributeType"] for a in table["AttributeDefinitions"]}
+    assert attribute_types["expires_at"] == "N", "DynamoDB TTL only honours Number attributes"
+    assert cfn["Resources"]["Table"]["DeletionPolicy"] == "Retain"
+    assert table["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
+
+
+def test_retention_parameters_default_to_the_privacy_policy_and_match_settings(sam_template: dict[str, Any]) -> None:
+    parameters = sam_template["Parameters"]
+    settings_defaults = Settings.model_fields
+    for name, (days, field) in RETENTION_DEFAULTS.items():
+        assert parameters[name]["Default"] == days, name
+        assert settings_defaults[field].default == days, field
+    assert (
+        parameters["DefaultSendRatePerSecond"]["Default"]
+        == 80
+        == settings_defaults["default_send_rate_per_second"].default
+    )
+
+
+def test_bucket_lifecycle_expires_message_content_at_the_message_retention(sam_template: dict[str, Any]) -> None:
+    rules = {
+        rule["Id"]: rule
+        for rule in sam_template["Resources"]["MediaBucket"]["Properties"]["LifecycleConfiguration"]["Rules"]
+    }
+    by_prefix = {rule.get("Prefix"): rule for rule in rules.values() if rule["Status"] == "Enabled"}
+    assert by_prefix["media/"]["ExpirationInDays"] == {"Ref": "RetentionMessageDays"}
+    assert by_prefix["raw-webhooks/"]["ExpirationInDays"] == {"Ref": "RetentionMessageDays"}
+    assert by_prefix["imports/"]["ExpirationInDays"] <= 7
+    assert by_prefix["exports/"]["ExpirationInDays"] <= 1
+    assert any(rule.get("AbortIncompleteMultipartUpload", {}).get("DaysAfterInitiation") for rule in rules.values())
+
+
+# ------------------------------------------------------------------ encryption and transport
+
+
+def test_data_key_encrypts_both_tables_the_bucket_every_queue_and_the_alarm_topic(cfn: dict[str, Any]) -> None:
+    for table in ("Table", "IdempotencyTable"):
+        sse = props(cfn, table)["SSESpecification"]
+        assert sse["SSEEnabled"] is True
+        assert sse["SSEType"] == "KMS"
+        assert sse["KMSMasterKeyId"] == {"Ref": "DataKey"}
+
+    (bucket_rule,) = props(cfn, "MediaBucket")["BucketEncryption"]["ServerSideEncryptionConfiguration"]
+    assert bucket_rule["ServerSideEncryptionByDefault"]["SSEAlgorithm"] == "aws:kms"
+    assert mentions(bucket_rule["ServerSideEncryptionByDefault"]["KMSMasterKeyID"], "DataKey")
+    assert bucket_rule["BucketKeyEnabled"] is True
+
+    queues = resources(cfn, "AWS::SQS::Queue")
+    assert len(queues) == 9
+    for name, queue in queues.items():
+        assert queue["Properties"].get("KmsMasterKeyId") == {"Ref": "DataKey"}, name
+
+    for name, topic in resources(cfn, "AWS::SNS::Topic").items():
+        assert topic["Properties"].get("KmsMasterKeyId") == {"Ref": "DataKey"}, name
+
+    assert props(cfn, "DataKey")["EnableKeyRotation"] is True
+
+
+def test_bucket_is_private_and_refuses_plain_http(cfn: dict[str, Any]) -> None:
+    bucket = props(cfn, "MediaBucket")
+    assert bucket["PublicAccessBlockConfiguration"] == {
+        "BlockPublicAcls": True,
+        "BlockPublicPolicy": True,
+        "IgnorePublicAcls": True,
+        "RestrictPublicBuckets": True,
+    }
+    # Versioning would keep erased media as noncurrent versions.
+    assert bucket.get("VersioningConfiguration", {}).get("Status") != "Enabled"
+    (policy,) = resources(cfn, "AWS::S3::BucketPolicy").values()
+    assert policy["Properties"]["Bucket"] == {"Ref": "MediaBucket"}
+    deny = [s for s in policy["Properties"]["PolicyDocument"]["Statement"] if s["Effect"] == "Deny"]
+    assert any(s["Condition"] == {"Bool": {"aws:SecureTransport": "false"}} for s in deny)
+
+
+def test_every_queue_refuses_plain_http(cfn: dict[str, Any]) -> None:
+    covered: set[str] = set()
+    for policy in resources(cfn, "AWS::SQS::QueuePolicy").values():
+        statements = policy["Properties"]["PolicyDocument"]["Statement"]
+        if any(
+            s["Effect"] == "Deny" and s.get("Condition") == {"Bool": {"aws:SecureTransport": "false"}}
+            for s in statements
+        ):
+            covered.update(ref["Ref"] for ref in policy["Properties"]["Queues"])
+    assert covered == set(resources(cfn, "AWS::SQS::Queue"))
+
+
+# ------------------------------------------------------------------ API and identity
+
+
+def test_every_v1_route_requires_the_cognito_jwt_authorizer(cfn: dict[str, Any]) -> None:
+    body = props(cfn, "HttpApi")["Body"]
+    authorizer = body["components"]["securitySchemes"]["CognitoJwt"]["x-amazon-apigateway-authorizer"]
+    assert authorizer["type"] == "jwt"
+    assert authorizer["identitySource"] == "$request.header.Authorization"
+    assert authorizer["jwtConfiguration"]["issuer"] == {
+        "Fn::Sub": "https://cognito-idp.${AWS::Region}.amazonaws.com/${UserPool}"
+    }
+    assert authorizer["jwtConfiguration"]["audience"] == [{"Ref": "UserPoolClient"}]
+
+    v1_routes = [(m, p, op) for m, p, op in http_api_operations(cfn) if p.startswith("/v1") and m != "OPTIONS"]
+    assert len(v1_routes) == 10
+    for method, path, operation in v1_routes:
+        assert operation["security"] == [{"CognitoJwt": []}], f"{method} {path} is not behind the JWT authorizer"
+
+
+def test_only_webhooks_health_and_cors_preflights_are_public(cfn: dict[str, Any]) -> None:
+    public = {(m, p) for m, p, op in http_api_operations(cfn) if op["security"] == [{"NONE": []}]}
+    preflights = {(m, p) for m, p in public if m == "OPTIONS"}
+    assert public - preflights == PUBLIC_ROUTES
+    # Each ANY route catches its CORS preflight too; an unauthenticated OPTIONS route must shadow it.
+    any_paths = {p for (m, p) in ROUTES if m == "ANY"}
+    assert preflights == {("OPTIONS", p) for p in any_paths}
+
+
+def test_routes_reach_the_functions_of_the_architecture(cfn: dict[str, Any]) -> None:
+    routed: dict[tuple[str, str], str] = {}
+    for method, path, operation in http_api_operations(cfn):
+        uri = operation["x-amazon-apigateway-integration"]["uri"]["Fn::Sub"]
+        (function_id,) = [f for f in FUNCTIONS if f"${{{f}.Arn}}" in uri]
+        routed[(method, path)] = function_id
+    assert {route: fn for route, fn in routed.items() if route[0] != "OPTIONS"} == ROUTES
+    for (method, path), function_id in routed.items():
+        if method == "OPTIONS":
+            assert routed[("ANY", path)] == function_id
+
+
+def test_cors_allows_only_the_frontend_origin(sam_template: dict[str, Any]) -> None:
+    cors = sam_template["Resources"]["HttpApi"]["Properties"]["CorsConfiguration"]
+    assert cors["AllowOrigins"] == [{"Ref": "FrontendOrigin"}]
+    assert {"authorization", "content-type", "idempotency-key"} <= {h.lower() for h in cors["AllowHeaders"]}
+
+
+def test_http_api_writes_access_logs_to_a_log_group_with_retention(cfn: dict[str, Any]) -> None:
+    stage = props(cfn, "HttpApiApiGatewayDefaultStage")
+    log_group_id = stage["AccessLogSettings"]["DestinationArn"]["Fn::GetAtt"][0]
+    assert "RetentionInDays" in props(cfn, log_group_id)
+    assert "$context.identity.sourceIp" not in stage["AccessLogSettings"]["Format"], "no personal data in access logs"
+
+
+def test_user_pool_federates_google_with_optional_totp_mfa(sam_template: dict[str, Any], cfn: dict[str, Any]) -> None:
+    parameters = sam_template["Parameters"]
+    assert parameters["MfaConfiguration"]["Default"] == "OPTIONAL"
+    assert set(parameters["MfaConfiguration"]["AllowedValues"]) == {"OFF", "OPTIONAL"}
+    assert parameters["GoogleClientSecret"]["NoEcho"] is True
+
+    pool = props(cfn, "UserPool")
+    assert pool["MfaConfiguration"] == {"Ref": "MfaConfiguration"}
+    assert json.dumps(pool["EnabledMfas"]).count("SOFTWARE_TOKEN_MFA") == 1
+
+    google = props(cfn, "GoogleIdentityProvider")
+    assert google["ProviderType"] == "Google"
+    assert google["ProviderDetails"]["client_id"] == {"Ref": "GoogleClientId"}
+    assert google["ProviderDetails"]["client_secret"] == {"Ref": "GoogleClientSecret"}
+
+    client = props(cfn, "UserPoolClient")
+    assert client["AllowedOAuthFlows"] == ["code"]
+    assert client["GenerateSecret"] is False
+    assert any(mentions(url, "FrontendOrigin") for url in client["CallbackURLs"])
+    assert mentions(client["SupportedIdentityProviders"], "GoogleIdentityProvider")
+    assert "UserPoolDomain" in cfn["Resources"]
+
+
+# ------------------------------------------------------------------ functions
+
+
+def test_functions_run_python313_on_arm64_with_the_domain_layer_and_tracing(cfn: dict[str, Any]) -> None:
+    (layer_id,) = resources(cfn, "AWS::Lambda::LayerVersion")
+    layer = props(cfn, layer_id)
+    assert layer["CompatibleRuntimes"] == ["python3.13"]
+    assert layer["CompatibleArchitectures"] == ["arm64"]
+    for function_id, (_, handler) in FUNCTIONS.items():
+        function = props(cfn, function_id)
+        assert function["Runtime"] == "python3.13", function_id
+        assert function["Architectures"] == ["arm64"], function_id
+        assert function["Handler"] == handler, function_id
+        assert function["Layers"] == [{"Ref": layer_id}], function_id
+        assert function["TracingConfig"] == {"Mode": "Active"}, function_id
+
+
+def test_domain_layer_is_built_by_sam_for_python313_arm64(sam_template: dict[str, Any]) -> None:
+    layer = sam_template["Resources"]["DomainLayer"]
+    assert layer["Properties"]["ContentUri"] == "layers/domain/"
+    assert layer["Metadata"] == {"BuildMethod": "python3.13", "BuildArchitecture": "arm64"}
+    assert (REPO_ROOT / "layers/domain/requirements.txt").is_file()
+    assert (REPO_ROOT / "layers/domain/relasify/__init__.py").is_file()
+
+
+def test_function_code_directories_exist(sam_template: dict[str, Any]) -> None:
+    for function_id, (code_uri, _) in FUNCTIONS.items():
+        assert sam_template["Resources"][function_id]["Properties"]["CodeUri"] == code_uri
+        assert (REPO_ROOT / code_uri).is_dir(), code_uri
+
+
+def test_every_handler_module_exists(sam_template: dict[str, Any]) -> None:
+    missing = []
+    for function_id in FUNCTIONS:
+        function = sam_template["Resources"][function_id]["Properties"]
+        module = function["Handler"].rsplit(".", 1)[0].replace(".", "/")
+        if not (REPO_ROOT / function["CodeUri"] / f"{module}.py").is_file():
+            missing.append(f"{function_id}: {function['CodeUri']}{module}.py")
+    assert not missing, f"handler files missing: {missing}"
+
+
+def test_environment_carries_every_shared_setting_under_its_settings_name(cfn: dict[str, Any]) -> None:
+    settings_names = {name.upper() for name in Settings.model_fields}
+    expected_refs = {
+        "TABLE_NAME": "Table",
+        "IDEMPOTENCY_TABLE_NAME": "IdempotencyTable",
+        "MEDIA_BUCKET": "MediaBucket",
+        "WEBHOOK_QUEUE_URL": "WebhookQueue",
+        "MEDIA_QUEUE_URL": "MediaQueue",
+        "BROADCAST_QUEUE_URL": "BroadcastQueue",
+        "IMPORT_QUEUE_URL": "ImportQueue",
+        "KMS_KEY_ID": "DataKey",
+        "APP_SECRET_PARAMETER": "AppSecretParameterName",
+        "VERIFY_TOKEN_PARAMETER": "VerifyTokenParameterName",
+        "GRAPH_API_VERSION": "GraphApiVersion",
+        "RETENTION_MESSAGE_DAYS": "RetentionMessageDays",
+        "RETENTION_USAGE_DAYS": "RetentionUsageDays",
+        "RETENTION_SECURITY_DAYS": "RetentionSecurityDays",
+        "RETENTION_BILLING_DAYS": "RetentionBillingDays",
+        "RETENTION_ACCOUNT_AFTER_CLOSURE_DAYS": "RetentionAccountAfterClosureDays",
+        "DEFAULT_SEND_RATE_PER_SECOND": "DefaultSendRatePerSecond",
+    }
+    for function_id in FUNCTIONS:
+        env = env_of(cfn, function_id)
+        for variable, logical_id in expected_refs.items():
+            assert variable in settings_names, f"{variable} is not a Settings field"
+            assert mentions(env[variable], logical_id), f"{function_id}.{variable}"
+        assert {"POWERTOOLS_SERVICE_NAME", "POWERTOOLS_METRICS_NAMESPACE", "POWERTOOLS_LOG_LEVEL"} <= set(env)
+        unknown = {v for v in env if not v.startswith("POWERTOOLS_")} - settings_names - {"FRONTEND_ORIGIN"}
+        assert not unknown, f"{function_id} sets variables Settings does not read: {unknown}"
+        assert env["POWERTOOLS_TRACER_CAPTURE_RESPONSE"] == "false", "responses hold personal data"
+
+
+def test_every_function_logs_to_its_own_log_group_with_retention(cfn: dict[str, Any]) -> None:
+    log_groups = set()
+    for function_id in FUNCTIONS:
+        log_group_id = props(cfn, function_id)["LoggingConfig"]["LogGroup"]["Ref"]
+        assert cfn["Resources"][log_group_id]["Type"] == "AWS::Logs::LogGroup"
+        assert "RetentionInDays" in props(cfn, log_group_id)
+        log_groups.add(log_group_id)
+    assert len(log_groups) == len(FUNCTIONS)
+
+
+# ------------------------------------------------------------------ queues and events
+
+
+def test_every_work_queue_redrives_to_its_own_dlq(cfn: dict[str, Any]) -> None:
+    queues = resources(cfn, "AWS::SQS::Queue")
+    for queue, dlq in DEAD_LETTER_QUEUES.items():
+        redrive = queues[queue]["Properties"]["RedrivePolicy"]
+        assert redrive["deadLetterTargetArn"] == {"Fn::GetAtt": [dlq, "Arn"]}
+        assert 1 < redrive["maxReceiveCount"] <= 10
+    dead_letter = set(DEAD_LETTER_QUEUES.values()) | {"SweepDLQ"}
+    assert set(queues) == set(DEAD_LETTER_QUEUES) | dead_letter
+    for dlq in dead_letter:
+        assert queues[dlq]["Properties"]["MessageRetentionPeriod"] == 1209600, "keep failures for 14 days"
+
+
+def test_every_dead_letter_queue_has_an_alarm(cfn: dict[str, Any]) -> None:
+    alarmed = set()
+    for alarm in resources(cfn, "AWS::CloudWatch::Alarm").values():
+        p = alarm["Properties"]
+        if p.get("Namespace") == "AWS/SQS" and p["MetricName"] == "ApproximateNumberOfMessagesVisible":
+            assert p["Threshold"] == 0
+            assert p["ComparisonOperator"] == "GreaterThanThreshold"
+            assert p["AlarmActions"], "an alarm nobody hears is useless"
+            (dimension,) = p["Dimensions"]
+            alarmed.add(dimension["Value"]["Fn::GetAtt"][0])
+    assert alarmed == set(DEAD_LETTER_QUEUES.values()) | {"SweepDLQ"}
+
+
+def test_sqs_event_sources_report_partial_batch_failures(cfn: dict[str, Any]) -> None:
+    mappings = resources(cfn, "AWS::Lambda::EventSourceMapping")
+    consumed = {}
+    for mapping in mappings.values():
+        p = mapping["Properties"]
+        assert p["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+        assert 1 <= p["BatchSize"] <= 10
+        consumed[p["FunctionName"]["Ref"]] = p["EventSourceArn"]["Fn::GetAtt"][0]
+    assert consumed == CONSUMERS
+
+
+def test_queue_visibility_timeout_is_at_least_six_times_the_consumer_timeout(cfn: dict[str, Any]) -> None:
+    for function_id, queue in CONSUMERS.items():
+        timeout = props(cfn, function_id)["Timeout"]
+        assert props(cfn, queue)["VisibilityTimeout"] >= 6 * timeout, queue
+
+
+def test_retention_sweep_runs_daily_at_two_jakarta_time_with_retries_and_dlq(cfn: dict[str, Any]) -> None:
+    (schedule,) = resources(cfn, "AWS::Scheduler::Schedule").values()
+    p = schedule["Properties"]
+    assert p["ScheduleExpression"] == "cron(0 2 * * ? *)"
+    assert p["ScheduleExpressionTimezone"] == "Asia/Jakarta"
+    assert p["State"] == "ENABLED"
+    target = p["Target"]
+    assert target["Arn"] == {"Fn::GetAtt": ["RetentionSweepFunction", "Arn"]}
+    assert target["RetryPolicy"]["MaximumRetryAttempts"] >= 1
+    assert 60 <= target["RetryPolicy"]["MaximumEventAgeInSeconds"] <= 86400
+    assert target["DeadLetterConfig"] == {"Arn": {"Fn::GetAtt": ["SweepDLQ", "Arn"]}}
+
+    # The scheduler's role must be able to invoke the sweep and write to the KMS-encrypted DLQ.
+    role_id = target["RoleArn"]["Fn::GetAtt"][0]
+    statements = [s for pol in props(cfn, role_id)["Policies"] for s in pol["PolicyDocument"]["Statement"]]
+
+    def can(action: str, logical_id: str) -> bool:
+        return any(action in as_list(s["Action"]) and mentions(s["Resource"], logical_id) for s in statements)
+
+    assert can("lambda:InvokeFunction", "RetentionSweepFunction")
+    assert can("sqs:SendMessage", "SweepDLQ")
+    assert can("kms:GenerateDataKey", "DataKey")
+
+
+# ------------------------------------------------------------------ least privilege
+
+
+def test_no_function_policy_grants_wildcard_actions_or_deny_less_star_resources(cfn: dict[str, Any]) -> None:
+    for function_id in FUNCTIONS:
+        for statement in role_statements(cfn, function_id):
+            for action in as_list(statement["Action"]):
+                assert action != "*", function_id
+                assert not action.endswith(":*"), f"{function_id}: {action}"
+            assert statement["Resource"] != "*", f"{function_id}: {statement}"
+
+
+def test_queue_sends_are_limited_to_each_function_s_producer_role(cfn: dict[str, Any]) -> None:
+    may_send = {
+        "WebhookReceiverFunction": {"WebhookQueue"},
+        "WebhookProcessorFunction": {"MediaQueue"},
+        "SendApiFunction": {"BroadcastQueue"},
+        "BroadcastWorkerFunction": {"BroadcastQueue"},
+        "ContactsApiFunction": {"ImportQueue"},
+    }
+    queues = resources(cfn, "AWS::SQS::Queue")
+    for function_id in FUNCTIONS:
+        sends = {
+            q for q in queues if any(a.startswith("sqs:SendMessage") for a in allowed_actions_on(cfn, function_id, q))
+        }
+        assert sends == may_send.get(function_id, set()), function_id
+        if sends:
+            assert {"kms:GenerateDataKey", "kms:Decrypt"} <= allowed_actions_on(cfn, function_id, "DataKey")
+
+
+def test_webhook_receiver_reads_its_secrets_writes_raw_payloads_and_cannot_read_the_table(cfn: dict[str, Any]) -> None:
+    table_actions = allowed_actions_on(cfn, "WebhookReceiverFunction", "Table")
+    assert "dynamodb:PutItem" in table_actions
+    assert not table_actions & {"dynamodb:GetItem", "dynamodb:Query", "dynamodb:Scan", "dynamodb:DeleteItem"}
+    for parameter in ("AppSecretParameterName", "VerifyTokenParameterName"):
+        assert "ssm:GetParameter" in allowed_actions_on(cfn, "WebhookReceiverFunction", parameter)
+    statements = role_statements(cfn, "WebhookReceiverFunction")
+    raw_puts = [s for s in statements if "s3:PutObject" in as_list(s["Action"])]
+    assert raw_puts
+    assert all("/raw-webhooks/*" in json.dumps(s["Resource"]) for s in raw_puts)
+    # Only the receiver handles the Meta secrets.
+    for function_id in set(FUNCTIONS) - {"WebhookReceiverFunction"}:
+        assert not allowed_actions_on(cfn, function_id, "AppSecretParameterName"), function_id
+
+
+def test_only_the_account_and_send_apis_can_encrypt_access_tokens(cfn: dict[str, Any]) -> None:
+    for function_id in FUNCTIONS:
+        kms = allowed_actions_on(cfn, function_id, "DataKey")
+        can_encrypt = "kms:Encrypt" in kms
+        assert can_encrypt == (function_id in {"ContactsApiFunction", "SendApiFunction"}), function_id
+
+
+def test_table_and_bucket_access_per_function(cfn: dict[str, Any]) -> None:
+    for function_id in set(FUNCTIONS) - {"WebhookReceiverFunction"}:
+        assert {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query"} <= allowed_actions_on(
+            cfn, function_id, "Table"
+        )
+
+    def s3_grants(function_id: str) -> set[tuple[str, str]]:
+        grants = set()
+        for statement in role_statements(cfn, function_id):
+            for resource in as_list(statement["Resource"]):
+                if mentions(resource, "MediaBucket"):
+                    for action in as_list(statement["Action"]):
+                        grants.add((action, json.dumps(resource)))
+        return grants
+
+    def prefixes(function_id: str, action: str) -> set[str]:
+        return {
+            prefix
+            for a, resource in s3_grants(function_id)
+            if a == action
+            for prefix in ("media/", "raw-webhooks/", "imports/", "exports/")
+            if f"/{prefix}*" in resource
+        }
+
+    assert prefixes("MediaWorkerFunction", "s3:PutObject") == {"media/"}
+    assert prefixes("ImportWorkerFunction", "s3:GetObject") == {"imports/"}
+    assert prefixes("ContactsApiFunction", "s3:PutObject") == {"imports/", "exports/"}
+    assert "media/" in prefixes("ContactsApiFunction", "s3:DeleteObject"), "erasure removes media at once"
+    assert prefixes("RetentionSweepFunction", "s3:DeleteObject") >= {"media/", "raw-webhooks/"}
+    assert not s3_grants("SendApiFunction")
+    assert not s3_grants("BroadcastWorkerFunction")
+
+
+def test_idempotency_table_is_reachable_by_the_send_api(cfn: dict[str, Any]) -> None:
+    actions = allowed_actions_on(cfn, "SendApiFunction", "IdempotencyTable")
+    assert {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"} <= actions
+    assert not allowed_actions_on(cfn, "RetentionSweepFunction", "IdempotencyTable")
+
+
+# ------------------------------------------------------------------ outputs and deploy config
+
+
+def test_outputs_expose_what_the_frontend_and_operators_need(cfn: dict[str, Any]) -> None:
+    assert {"ApiUrl", "WebhookUrl", "TableName", "MediaBucketName", "UserPoolId", "UserPoolClientId"} <= set(
+        cfn["Outputs"]
+    )
+
+
+def test_samconfig_deploys_to_jakarta_with_lint_and_known_parameters(sam_template: dict[str, Any]) -> None:
+    config = tomllib.loads(SAMCONFIG_PATH.read_text())
+    assert config["version"] == 0.1
+    template_parameters = set(sam_template["Parameters"])
+    for environment in ("default", "prod"):
+        section = config[environment]
+        assert section["global"]["parameters"]["region"] == "ap-southeast-3"
+        assert section["build"]["parameters"] == {"cached": True, "parallel": True}
+        assert section["validate"]["parameters"]["lint"] is True
+        deploy = section["deploy"]["parameters"]
+        assert "CAPABILITY_IAM" in deploy["capabilities"].split()
+        assert deploy["resolve_s3"] is True
+        overrides = dict(item.split("=", 1) for item in shlex.split(deploy["parameter_overrides"]))
+        assert set(overrides) <= template_parameters, set(overrides) - template_parameters
+        assert "GoogleClientSecret" not in overrides, "secrets never go into samconfig.toml"
+        assert overrides["EnvironmentName"] == ("dev" if environment == "default" else "prod")
