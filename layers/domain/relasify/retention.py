@@ -49,7 +49,9 @@ def window(data_class: DataClass, settings: Settings | None = None) -> timedelta
     raise ValueError(data_class)  # pragma: no cover
 
 
-def expires_at_for(data_class: DataClass, *, start: datetime | None = None, settings: Settings | None = None) -> int | None:
+def expires_at_for(
+    data_class: DataClass, *, start: datetime | None = None, settings: Settings | None = None
+) -> int | None:
     """TTL (epoch seconds) for an item of `data_class` written at `start` (default: now)."""
     span = window(data_class, settings)
     if span is None:

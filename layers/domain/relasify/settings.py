@@ -23,8 +23,8 @@ class Settings(BaseSettings):
     kms_key_id: str = "alias/relasify"
 
     # SSM parameter names; the values are fetched with Powertools parameters (cached).
-    app_secret_parameter: str = "/relasify/whatsapp/app-secret"
-    verify_token_parameter: str = "/relasify/whatsapp/verify-token"
+    app_secret_parameter: str = "/relasify/whatsapp/app-secret"  # noqa: S105 - a name, not a secret
+    verify_token_parameter: str = "/relasify/whatsapp/verify-token"  # noqa: S105 - a name
 
     graph_api_base_url: str = "https://graph.facebook.com"
     graph_api_version: str = "v23.0"

@@ -16,14 +16,16 @@ from relasify.services.access import Actor, Membership, Role, invalidate_members
 _seen_claims: set[tuple[str, str, str | None, str | None]] = set()
 
 
-def sign_in(actor: Actor) -> User | None:
-    """Create or refresh the user record from the token's claims (first use, or when they change),
-    and turn pending invitations for the user's email into memberships."""
+def sign_in(actor: Actor) -> list[str]:
+    """Create or refresh the user record from the token's claims (first use on this container,
+    or when they change), and turn pending invitations for the user's email into memberships.
+    Returns the workspaces joined through invitations."""
     key = (actor.sub, actor.email.lower(), actor.name, actor.picture)
     if key in _seen_claims:
-        return None
+        return []
     repo = identity_repository()
-    user = repo.upsert_user(actor.sub, actor.email, actor.name, actor.picture)
+    repo.upsert_user(actor.sub, actor.email, actor.name, actor.picture)
+    joined: list[str] = []
     if actor.email:
         for invitation in repo.invitations_for_email(actor.email):
             try:
@@ -41,9 +43,10 @@ def sign_in(actor: Actor) -> User | None:
                 pass  # the workspace is gone
             repo.delete_invitation(invitation.ws, invitation.email)
             invalidate_membership(invitation.ws, actor.sub)
+            joined.append(invitation.ws)
             audit.record(invitation.ws, "member.joined", actor_id=actor.sub, target_ids=[actor.sub])
     _seen_claims.add(key)
-    return user
+    return joined
 
 
 def me(actor: Actor) -> User:

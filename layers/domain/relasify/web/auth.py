@@ -62,6 +62,12 @@ def require_role(min_role: Role) -> Callable[[Any, Callable[[Any], Response]], R
         ws = app.context.get("_route_args", {}).get("ws", "")
         membership = get_membership(ws, actor.sub)
         if membership is None:
+            # First request of a new user may be to a workspace they were invited to.
+            from relasify.services.workspaces import sign_in
+
+            if ws in sign_in(actor):
+                membership = get_membership(ws, actor.sub)
+        if membership is None:
             raise NotFound("Workspace not found")
         if membership.role < min_role:
             app.append_context(denied_role=min_role.name.lower())

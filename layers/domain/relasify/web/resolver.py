@@ -29,7 +29,9 @@ def _body_size_guard(app: APIGatewayHttpResolver, next_middleware: Any) -> Respo
 def create_app() -> APIGatewayHttpResolver:
     """Build the resolver every API function uses, with problem+json for every error."""
     app = APIGatewayHttpResolver(enable_validation=True)
-    app.use(middlewares=[_body_size_guard])
+    from relasify.web.usage import usage_middleware
+
+    app.use(middlewares=[usage_middleware, _body_size_guard])
 
     @app.exception_handler(DomainError)
     def _domain_error(exc: DomainError) -> Response:

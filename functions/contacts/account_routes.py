@@ -1,0 +1,134 @@
+"""Account routes: /v1/me, workspaces, members, WhatsApp connection, audit log (SPEC section 3)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.event_handler.openapi.params import Path, Query
+from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
+from relasify.schemas.identity import (
+    AuditOut,
+    AuditPage,
+    MemberAdd,
+    MemberList,
+    MemberOut,
+    MemberPatch,
+    UserOut,
+    WhatsAppConnect,
+    WhatsAppOut,
+    WorkspaceCreate,
+    WorkspaceList,
+    WorkspaceOut,
+)
+from relasify.services import workspaces
+from relasify.services.access import Role
+from relasify.web.auth import current_actor, current_membership, workspace_route
+
+router = APIGatewayHttpRouter()
+
+UserId = Annotated[str, Path(min_length=1, max_length=128)]
+
+
+@router.get("/v1/me", tags=["account"])
+def get_me() -> UserOut:
+    user = workspaces.me(current_actor(router))
+    return UserOut(id=user.sub, email=user.email, name=user.name, picture=user.picture, created_at=user.created_at)
+
+
+@router.post("/v1/workspaces", tags=["workspaces"])
+def create_workspace(body: WorkspaceCreate) -> Response[WorkspaceOut]:
+    workspace, membership = workspaces.create_workspace(current_actor(router), body.name)
+    out = WorkspaceOut(
+        id=workspace.id,
+        name=workspace.name,
+        status=workspace.status,
+        role=membership.role,
+        created_at=workspace.created_at,
+    )
+    return Response(status_code=201, content_type="application/json", body=out.model_dump(mode="json"))
+
+
+@router.get("/v1/workspaces", tags=["workspaces"])
+def list_workspaces() -> WorkspaceList:
+    items = [
+        WorkspaceOut(id=w.id, name=w.name, status=w.status, role=role, created_at=w.created_at)
+        for w, role in workspaces.list_workspaces(current_actor(router))
+    ]
+    return WorkspaceList(items=items)
+
+
+@workspace_route(router, "GET", "/v1/workspaces/<ws>", Role.AGENT, tags=["workspaces"])
+def get_workspace(ws: str) -> WorkspaceOut:
+    workspace = workspaces.get_workspace(ws)
+    role = current_membership(router).role.label
+    return WorkspaceOut(
+        id=workspace.id, name=workspace.name, status=workspace.status, role=role, created_at=workspace.created_at
+    )
+
+
+@workspace_route(router, "GET", "/v1/workspaces/<ws>/members", Role.ADMIN, tags=["members"])
+def list_members(ws: str) -> MemberList:
+    return MemberList(items=workspaces.list_members(ws))
+
+
+@workspace_route(router, "POST", "/v1/workspaces/<ws>/members", Role.ADMIN, tags=["members"])
+def add_member(ws: str, body: MemberAdd) -> Response[MemberOut]:
+    member = workspaces.add_member(current_membership(router), str(body.email), body.role)
+    return Response(status_code=201, content_type="application/json", body=member.model_dump(mode="json"))
+
+
+@workspace_route(router, "PATCH", "/v1/workspaces/<ws>/members/<user>", Role.ADMIN, tags=["members"])
+def change_member_role(ws: str, user: UserId, body: MemberPatch) -> MemberOut:
+    return workspaces.change_role(current_membership(router), user, body.role)
+
+
+@workspace_route(router, "DELETE", "/v1/workspaces/<ws>/members/<user>", Role.ADMIN, tags=["members"])
+def remove_member(ws: str, user: UserId) -> Response[None]:
+    workspaces.remove_member(current_membership(router), user)
+    return Response(status_code=204)
+
+
+def _whatsapp_out(ws: str) -> WhatsAppOut:
+    c = workspaces.get_whatsapp(ws)
+    return WhatsAppOut(
+        waba_id=c.waba_id,
+        phone_number_id=c.phone_number_id,
+        display_phone_number=c.display_phone_number,
+        token_status=c.token_status,
+        quality_rating=c.quality_rating,
+        messaging_limit=c.messaging_limit,
+        restrictions=c.restrictions,
+        account_status=c.account_status,
+        created_at=c.created_at,
+        updated_at=c.updated_at,
+    )
+
+
+@workspace_route(router, "PUT", "/v1/workspaces/<ws>/whatsapp", Role.ADMIN, tags=["whatsapp"])
+def connect_whatsapp(ws: str, body: WhatsAppConnect) -> WhatsAppOut:
+    workspaces.connect_whatsapp(current_membership(router), body)
+    return _whatsapp_out(ws)
+
+
+@workspace_route(router, "GET", "/v1/workspaces/<ws>/whatsapp", Role.ADMIN, tags=["whatsapp"])
+def get_whatsapp(ws: str) -> WhatsAppOut:
+    return _whatsapp_out(ws)
+
+
+@workspace_route(router, "DELETE", "/v1/workspaces/<ws>/whatsapp", Role.ADMIN, tags=["whatsapp"])
+def disconnect_whatsapp(ws: str) -> Response[None]:
+    workspaces.disconnect_whatsapp(current_membership(router))
+    return Response(status_code=204)
+
+
+@workspace_route(router, "GET", "/v1/workspaces/<ws>/audit", Role.ADMIN, tags=["audit"])
+def list_audit(
+    ws: str,
+    limit: Annotated[int, Query(ge=1, le=100)] = 50,
+    cursor: Annotated[str | None, Query(max_length=2048)] = None,
+) -> AuditPage:
+    page = workspaces.list_audit(ws, limit, cursor)
+    return AuditPage(
+        items=[AuditOut.model_validate(e, from_attributes=True) for e in page.items], next_cursor=page.next_cursor
+    )

@@ -1,0 +1,26 @@
+"""ContactsApi: the account API (identity, workspaces, members, WhatsApp connection, audit)
+and contacts with data-subject rights. Thin: wiring only; logic lives in relasify.services."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from account_routes import router as account_router
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from relasify.observability import logger, metrics
+from relasify.web.resolver import create_app
+
+app = create_app()
+app.include_router(account_router)
+
+
+@app.get("/health", tags=["health"])
+def health() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
+@metrics.log_metrics
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return app.resolve(event, context)

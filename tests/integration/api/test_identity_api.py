@@ -1,0 +1,130 @@
+"""Workspaces, members, roles and the WhatsApp connection through the API."""
+
+from __future__ import annotations
+
+import base64
+
+import boto3
+
+from tests.support.api import ApiClient
+
+OWNER = "owner@example.com"
+
+
+def test_health_is_public(api: ApiClient) -> None:
+    response = api.get("/health")
+    assert response.status == 200
+    assert response.json == {"status": "ok"}
+
+
+def test_v1_needs_a_token(api: ApiClient) -> None:
+    assert api.get("/v1/workspaces").status == 401
+    assert api.get("/v1/workspaces", token="not-a-jwt").status == 401
+
+
+def test_create_and_list_workspaces(api: ApiClient) -> None:
+    created = api.post("/v1/workspaces", {"name": "Toko Budi"}, as_user=OWNER)
+    assert created.status == 201
+    assert created.json["role"] == "owner"
+    listed = api.get("/v1/workspaces", as_user=OWNER)
+    assert [w["id"] for w in listed.json["items"]] == [created.json["id"]]
+    # Another user sees none of it.
+    assert api.get("/v1/workspaces", as_user="stranger@example.com").json["items"] == []
+
+
+def test_me_is_created_from_claims(api: ApiClient) -> None:
+    response = api.get("/v1/me", as_user=OWNER)
+    assert response.status == 200
+    assert response.json["email"] == OWNER
+
+
+def test_bad_input_is_a_problem(api: ApiClient) -> None:
+    response = api.post("/v1/workspaces", {"name": ""}, as_user=OWNER)
+    assert response.status == 422
+    assert response.content_type == "application/problem+json"
+    assert response.json["errors"][0]["location"].endswith("name")
+    malformed = api.request("POST", "/v1/workspaces", body=b"{not json", as_user=OWNER)
+    assert malformed.status in (400, 422)
+    assert malformed.content_type == "application/problem+json"
+
+
+def test_non_member_gets_404_and_low_role_403(api: ApiClient) -> None:
+    ws = api.create_workspace(OWNER)
+    assert api.get(f"/v1/workspaces/{ws}", as_user="stranger@example.com").status == 404
+    api.add_member(ws, OWNER, "agent@example.com", "agent")
+    assert api.get(f"/v1/workspaces/{ws}", as_user="agent@example.com").status == 200
+    forbidden = api.get(f"/v1/workspaces/{ws}/members", as_user="agent@example.com")
+    assert forbidden.status == 403
+    assert forbidden.content_type == "application/problem+json"
+
+
+def test_last_owner_cannot_leave_or_be_demoted(api: ApiClient) -> None:
+    ws = api.create_workspace(OWNER)
+    me = api.get("/v1/me", as_user=OWNER).json["id"]
+    assert api.patch(f"/v1/workspaces/{ws}/members/{me}", {"role": "admin"}, as_user=OWNER).status == 409
+    assert api.delete(f"/v1/workspaces/{ws}/members/{me}", as_user=OWNER).status == 409
+
+
+def test_admin_cannot_grant_owner(api: ApiClient) -> None:
+    ws = api.create_workspace(OWNER)
+    api.add_member(ws, OWNER, "admin@example.com", "admin")
+    response = api.post(
+        f"/v1/workspaces/{ws}/members", {"email": "x@example.com", "role": "owner"}, as_user="admin@example.com"
+    )
+    assert response.status == 403
+
+
+def test_invitation_becomes_membership_on_first_sign_in(api: ApiClient) -> None:
+    ws = api.create_workspace(OWNER)
+    invited = api.post(f"/v1/workspaces/{ws}/members", {"email": "new@example.com", "role": "agent"}, as_user=OWNER)
+    assert invited.status == 201
+    assert invited.json["status"] == "invited"
+    assert api.get(f"/v1/workspaces/{ws}", as_user="new@example.com").status == 200
+
+
+def test_whatsapp_token_is_encrypted_and_never_returned(api: ApiClient) -> None:
+    ws = api.create_workspace(OWNER)
+    secret = "EAAG-super-secret-token-123"
+    body = {
+        "waba_id": "102345678901234",
+        "phone_number_id": "109876543210987",
+        "display_phone_number": "6281234500000",
+        "access_token": secret,
+    }
+    put = api.put(f"/v1/workspaces/{ws}/whatsapp", body, as_user=OWNER)
+    assert put.status == 200, put.body
+    assert secret not in put.body.decode()
+    got = api.get(f"/v1/workspaces/{ws}/whatsapp", as_user=OWNER)
+    assert got.status == 200
+    assert secret not in got.body.decode()
+    assert got.json["phone_number_id"] == "109876543210987"
+    # Stored as KMS ciphertext: nowhere in the table in clear.
+    items = boto3.client("dynamodb").scan(TableName=api_table())["Items"]
+    assert secret not in str(items)
+    assert secret.encode() not in b"".join(
+        base64.b64decode(i["encrypted_access_token"]["S"]) for i in items if "encrypted_access_token" in i
+    )
+    # The token change is in the audit log (admin+).
+    audit = api.get(f"/v1/workspaces/{ws}/audit", as_user=OWNER)
+    assert "whatsapp.token_changed" in [e["action"] for e in audit.json["items"]]
+
+
+def test_phone_number_id_belongs_to_one_workspace(api: ApiClient) -> None:
+    body = {
+        "waba_id": "102345678901234",
+        "phone_number_id": "109876543210987",
+        "display_phone_number": "6281234500000",
+        "access_token": "EAAG-token-aaaaaaaa",
+    }
+    first = api.create_workspace(OWNER)
+    second = api.create_workspace("other@example.com")
+    assert api.put(f"/v1/workspaces/{first}/whatsapp", body, as_user=OWNER).status == 200
+    clash = api.put(f"/v1/workspaces/{second}/whatsapp", body, as_user="other@example.com")
+    assert clash.status == 409
+    assert clash.content_type == "application/problem+json"
+
+
+def api_table() -> str:
+    from relasify.settings import get_settings
+
+    return get_settings().table_name
