@@ -7,6 +7,7 @@ app secret and verify token are seeded as SSM SecureString parameters, as in the
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import re
@@ -47,7 +48,10 @@ class MotoServer(ThreadedMotoServer):
 
     def start(self) -> None:
         app = DomainDispatcherApplication(create_backend_app)
-        self._server = make_server(self._ip_address, self._port, app, threaded=True)
+        try:
+            self._server = make_server(self._ip_address, self._port, app, threaded=True)
+        except SystemExit as exc:  # werkzeug exits the process when the port is taken
+            raise OSError(errno.EADDRINUSE, f"moto port {self._port} is in use") from exc
         self._thread = threading.Thread(target=self._server.serve_forever, name="relasify-moto", daemon=True)
         self._thread.start()
 
@@ -131,7 +135,29 @@ class LocalResources:
             target = value["Fn::GetAtt"]
             parts = target if isinstance(target, list) else str(target).split(".", 1)
             return self.get_att(str(parts[0]), str(parts[1])) if len(parts) == 2 else None
+        if isinstance(value, dict) and isinstance(value.get("Fn::Sub"), str):
+            return self._substitute(value["Fn::Sub"])
         return None
+
+    def _substitute(self, text: str) -> str | None:
+        """`!Sub` in its string form; None if any `${...}` cannot be resolved locally."""
+        unresolved = False
+
+        def replace(match: re.Match[str]) -> str:
+            nonlocal unresolved
+            name = match.group(1)
+            pseudo = {"AWS::AccountId": "123456789012", "AWS::Partition": "aws", "AWS::URLSuffix": "amazonaws.com"}
+            if name in pseudo:
+                return pseudo[name]
+            logical_id, _, attribute = name.partition(".")
+            resolved = self.get_att(logical_id, attribute) if attribute else self.ref(logical_id)
+            if resolved is None:
+                unresolved = True
+                return ""
+            return resolved
+
+        result = re.sub(r"\$\{([^}!]+)\}", replace, text)
+        return None if unresolved else result
 
     def queue_by_arn_reference(self, value: Any) -> LocalQueue | None:
         if isinstance(value, dict) and "Fn::GetAtt" in value:
@@ -214,9 +240,9 @@ def _create_kms_keys(template: dict[str, Any], resources: LocalResources) -> Non
     aliases = {KMS_ALIAS: resources.kms_keys.get("DataKey") or next(iter(resources.kms_keys.values()))}
     for resource in resources_of_type("AWS::KMS::Alias", template).values():
         props = resource.get("Properties") or {}
-        target = resources.resolve(props.get("TargetKeyId"))
-        if isinstance(props.get("AliasName"), str) and target:
-            aliases[props["AliasName"]] = target
+        alias, target = resources.resolve(props.get("AliasName")), resources.resolve(props.get("TargetKeyId"))
+        if alias and target:
+            aliases[alias] = target
     for alias, key_id in aliases.items():
         kms.create_alias(AliasName=alias, TargetKeyId=key_id)
 
@@ -279,9 +305,28 @@ def _referenced_logical_id(value: Any) -> str | None:
 
 def _create_buckets(template: dict[str, Any], resources: LocalResources) -> None:
     s3 = aws_client("s3", resources.endpoint_url)
-    logical_ids = list(resources_of_type("AWS::S3::Bucket", template)) or ["MediaBucket"]
-    for logical_id in logical_ids:
+    buckets = resources_of_type("AWS::S3::Bucket", template) or {"MediaBucket": {}}
+    for logical_id, resource in buckets.items():
         default_name = f"relasify-{kebab(logical_id.removesuffix('Bucket') or logical_id)}"
         name = _KNOWN_NAMES.get(logical_id, default_name)
         s3.create_bucket(Bucket=name, CreateBucketConfiguration={"LocationConstraint": REGION})
         resources.buckets[logical_id] = name
+        cors_rules = ((resource.get("Properties") or {}).get("CorsConfiguration") or {}).get("CorsRules")
+        if cors_rules:
+            # Browsers use presigned URLs against the bucket: keep the template's CORS rules.
+            s3.put_bucket_cors(
+                Bucket=name, CORSConfiguration={"CORSRules": [_cors_rule(rule, resources) for rule in cors_rules]}
+            )
+
+
+def _cors_rule(rule: dict[str, Any], resources: LocalResources) -> dict[str, Any]:
+    renamed = {"ExposedHeaders": "ExposeHeaders", "MaxAge": "MaxAgeSeconds", "Id": "ID"}
+    converted: dict[str, Any] = {}
+    for key, value in rule.items():
+        if isinstance(value, list):
+            converted[renamed.get(key, key)] = [v for v in (resources.resolve(item) for item in value) if v is not None]
+        elif key == "MaxAge":
+            converted["MaxAgeSeconds"] = int(value)
+        else:
+            converted[renamed.get(key, key)] = resources.resolve(value)
+    return converted
