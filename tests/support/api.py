@@ -105,3 +105,25 @@ def reset_warm_state() -> None:
     access._cache.clear()
     workspaces._seen_claims.clear()
     kms_tokens.reset_for_tests()
+
+
+API_FUNCTIONS = ("ContactsApiFunction", "SendApiFunction")
+
+
+def api_functions() -> list[Any]:
+    """The loaded modules of every API function that exists (each holds a Powertools `app`)."""
+    gateway, _ = _gateway_and_key()
+    modules = []
+    seen = set()
+    for route in gateway.table.routes:
+        fn = route.function
+        if fn.logical_id in API_FUNCTIONS and fn.logical_id not in seen:
+            seen.add(fn.logical_id)
+            module = fn.try_load()
+            if module is not None:
+                modules.append(module)
+    return modules
+
+
+def load_api_modules() -> None:
+    api_functions()

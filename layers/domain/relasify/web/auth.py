@@ -28,6 +28,7 @@ class RoutePolicy:
 
 
 ROUTE_POLICIES: list[RoutePolicy] = []
+_POLICY_BY_RULE: dict[tuple[str, str], RoutePolicy] = {}
 
 
 def actor_from_claims(claims: dict[str, Any] | None) -> Actor:
@@ -56,26 +57,41 @@ def current_membership(app: BaseRouter) -> Membership:
     return app.context["membership"]
 
 
+def check_access(app: Any, min_role: Role) -> Membership:
+    """The caller's membership of the route's workspace, or NotFound / Forbidden."""
+    actor = current_actor(app)
+    ws = app.context.get("_route_args", {}).get("ws", "")
+    membership = get_membership(ws, actor.sub)
+    if membership is None:
+        # First request of a new user may be to a workspace they were invited to.
+        from relasify.services.workspaces import sign_in
+
+        if ws in sign_in(actor):
+            membership = get_membership(ws, actor.sub)
+    if membership is None:
+        raise NotFound("Workspace not found")
+    if membership.role < min_role:
+        from relasify.services import audit
+
+        audit.record(ws, "authorization.denied", actor_id=actor.sub, details={"needed": min_role.label})
+        raise Forbidden(f"This action needs the {min_role.label} role or higher")
+    app.append_context(membership=membership)
+    return membership
+
+
+def policy_of_current_route(app: Any) -> RoutePolicy | None:
+    route = app.context.get("_route")
+    if route is None:
+        return None
+    return _POLICY_BY_RULE.get((str(route.method).upper(), route.path))
+
+
 def require_role(min_role: Role) -> Callable[[Any, Callable[[Any], Response]], Response]:
     def role_guard(app: Any, next_middleware: Callable[[Any], Response]) -> Response:
-        actor = current_actor(app)
-        ws = app.context.get("_route_args", {}).get("ws", "")
-        membership = get_membership(ws, actor.sub)
-        if membership is None:
-            # First request of a new user may be to a workspace they were invited to.
-            from relasify.services.workspaces import sign_in
-
-            if ws in sign_in(actor):
-                membership = get_membership(ws, actor.sub)
-        if membership is None:
-            raise NotFound("Workspace not found")
-        if membership.role < min_role:
-            app.append_context(denied_role=min_role.name.lower())
-            raise Forbidden(f"This action needs the {min_role.name.lower()} role or higher")
-        app.append_context(membership=membership)
+        check_access(app, min_role)
         return next_middleware(app)
 
-    role_guard.__name__ = f"require_{min_role.name.lower()}"
+    role_guard.__name__ = f"require_{min_role.label}"
     return role_guard
 
 
@@ -85,6 +101,8 @@ def workspace_route(
     """Register a `/v1/workspaces/<ws>/...` route behind the role guard."""
     if "<ws>" not in path:
         raise ValueError(f"workspace routes must contain <ws>: {path}")
-    ROUTE_POLICIES.append(RoutePolicy(method.upper(), path, min_role))
+    policy = RoutePolicy(method.upper(), path, min_role)
+    ROUTE_POLICIES.append(policy)
+    _POLICY_BY_RULE[(policy.method, path)] = policy
     middlewares = [require_role(min_role), *route_kwargs.pop("middlewares", [])]
     return router.route(path, method.upper(), middlewares=middlewares, **route_kwargs)

@@ -11,6 +11,7 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValida
 
 from relasify.errors import DomainError
 from relasify.observability import logger
+from relasify.web.auth import check_access, policy_of_current_route
 from relasify.web.problems import problem, validation_errors
 
 # Upper bound on JSON request bodies (bulk data goes through presigned S3 uploads instead).
@@ -39,6 +40,14 @@ def create_app() -> APIGatewayHttpResolver:
 
     @app.exception_handler(RequestValidationError)
     def _validation_error(exc: RequestValidationError) -> Response:
+        # Powertools validates the request before route middlewares run; a caller who may not
+        # use the route must learn that (404/403), not how the body was wrong.
+        policy = policy_of_current_route(app)
+        if policy is not None:
+            try:
+                check_access(app, policy.min_role)
+            except DomainError as denied:
+                return _domain_error(denied)
         errors = validation_errors(list(exc.errors()))
         if any(e["type"] == "json_invalid" for e in errors):
             return problem(400, "malformed-json", "Malformed JSON", "The request body is not valid JSON", errors=errors)
