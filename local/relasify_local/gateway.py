@@ -236,6 +236,73 @@ def response_from_result(result: Any) -> HttpResponse:
     return HttpResponse(int(result["statusCode"]), headers, body)
 
 
+@dataclass(frozen=True)
+class CorsConfig:
+    """The HttpApi's CorsConfiguration. As in API Gateway, the gateway answers preflight requests
+    itself and sets the CORS headers on every response (ignoring any the function returned)."""
+
+    allow_origins: tuple[str, ...] = ()
+    allow_methods: tuple[str, ...] = ()
+    allow_headers: tuple[str, ...] = ()
+    expose_headers: tuple[str, ...] = ()
+    max_age: int | None = None
+    allow_credentials: bool = False
+
+    def allowed_origin(self, origin: str | None) -> str | None:
+        if not origin:
+            return None
+        if "*" in self.allow_origins:
+            return "*"
+        return origin if origin.lower() in {o.lower() for o in self.allow_origins} else None
+
+    def preflight(self, origin: str) -> HttpResponse:
+        headers = [("access-control-allow-origin", origin)]
+        if self.allow_methods:
+            headers.append(("access-control-allow-methods", ",".join(self.allow_methods)))
+        if self.allow_headers:
+            headers.append(("access-control-allow-headers", ",".join(self.allow_headers)))
+        if self.max_age is not None:
+            headers.append(("access-control-max-age", str(self.max_age)))
+        if self.allow_credentials:
+            headers.append(("access-control-allow-credentials", "true"))
+        return HttpResponse(204, headers, b"")
+
+    def decorate(self, response: HttpResponse, origin: str | None) -> HttpResponse:
+        headers = [(k, v) for k, v in response.headers if not k.lower().startswith("access-control-")]
+        if origin is None:
+            return HttpResponse(response.status, headers, response.body)
+        headers.append(("access-control-allow-origin", origin))
+        if self.expose_headers:
+            headers.append(("access-control-expose-headers", ",".join(self.expose_headers)))
+        if self.allow_credentials:
+            headers.append(("access-control-allow-credentials", "true"))
+        return HttpResponse(response.status, headers, response.body)
+
+
+def cors_from_template(template: dict[str, Any], resolve: Callable[[Any], str | None]) -> CorsConfig | None:
+    """CorsConfiguration of the template's HttpApi, its values resolved (e.g. `!Ref FrontendOrigin`)."""
+    for resource in template.get("Resources", {}).values():
+        if resource.get("Type") != "AWS::Serverless::HttpApi":
+            continue
+        config = (resource.get("Properties") or {}).get("CorsConfiguration")
+        if not isinstance(config, dict):
+            continue
+
+        def values(key: str, config: dict[str, Any] = config) -> tuple[str, ...]:
+            return tuple(v for v in (resolve(item) for item in config.get(key) or []) if v)
+
+        max_age = resolve(config.get("MaxAge")) if "MaxAge" in config else None
+        return CorsConfig(
+            allow_origins=values("AllowOrigins"),
+            allow_methods=values("AllowMethods"),
+            allow_headers=values("AllowHeaders"),
+            expose_headers=values("ExposeHeaders"),
+            max_age=int(max_age) if max_age else None,
+            allow_credentials=resolve(config.get("AllowCredentials")) == "true",
+        )
+    return None
+
+
 NOT_FOUND = {"message": "Not Found"}
 UNAUTHORIZED = {"message": "Unauthorized"}
 INTERNAL_ERROR = {"message": "Internal Server Error"}
@@ -253,14 +320,24 @@ class Gateway:
         *,
         local_routes: dict[tuple[str, str], LocalRouteHandler] | None = None,
         domain_name: str = "127.0.0.1:3000",
+        cors: CorsConfig | None = None,
     ) -> None:
         self.table = RouteTable(routes)
+        self.cors = cors
         self.signing_key = signing_key
         # Routes served by the gateway itself (Swagger UI, OpenAPI document), keyed by (method, path).
         self.local_routes = dict(local_routes or {})
         self.domain_name = domain_name
 
     def handle(self, request: HttpRequest) -> HttpResponse:
+        if self.cors is None:
+            return self._handle(request)
+        origin = self.cors.allowed_origin(_header(request, "origin"))
+        if origin and request.method.upper() == "OPTIONS" and _header(request, "access-control-request-method"):
+            return self.cors.preflight(origin)
+        return self.cors.decorate(self._handle(request), origin)
+
+    def _handle(self, request: HttpRequest) -> HttpResponse:
         path = urlsplit(request.target).path or "/"
         local = self.local_routes.get((request.method.upper(), path))
         if local is not None:
@@ -271,9 +348,8 @@ class Gateway:
         route, params = resolved
         claims = None
         if route.requires_auth:
-            header = next((v for k, v in request.headers if k.lower() == "authorization"), None)
             try:
-                claims = verify_token(bearer_token(header), self.signing_key)
+                claims = verify_token(bearer_token(_header(request, "authorization")), self.signing_key)
             except TokenRejectedError as rejected:
                 logger.info("unauthorized %s: %s", route.route_key, rejected)
                 return json_response(401, UNAUTHORIZED, [("www-authenticate", "Bearer")])
@@ -288,6 +364,10 @@ class Gateway:
         except Exception as exc:  # a malformed result is API Gateway's 500 too
             log_invocation_error(route.function, exc)
             return json_response(500, INTERNAL_ERROR)
+
+
+def _header(request: HttpRequest, name: str) -> str | None:
+    return next((value for key, value in request.headers if key.lower() == name), None)
 
 
 class _RequestHandler(BaseHTTPRequestHandler):

@@ -24,7 +24,7 @@ from typing import Any
 
 from relasify_local.aws import DUMMY_CREDENTIALS, LocalResources, MotoServer, aws_client, bootstrap_resources
 from relasify_local.cfn import REPO_ROOT, load_template
-from relasify_local.gateway import Gateway, GatewayHttpServer, RouteTable, routes_from_functions
+from relasify_local.gateway import Gateway, GatewayHttpServer, RouteTable, cors_from_template, routes_from_functions
 from relasify_local.jwt_local import LocalKeyPair, load_or_create_key
 from relasify_local.openapi import OpenApiRoutes
 from relasify_local.pollers import SqsPoller, pollers_from_functions
@@ -241,6 +241,7 @@ class LocalStack:
             self.signing_key,
             local_routes=openapi.local_routes(),
             domain_name=f"{config.host}:{self.http_server.port}",
+            cors=cors_from_template(template, self.resources.resolve),
         )
         self.http_server.start(self.gateway)
 

@@ -17,6 +17,7 @@ from relasify_local.gateway import (
     Route,
     RouteTable,
     build_event,
+    cors_from_template,
     is_text_content_type,
     response_from_result,
     routes_from_functions,
@@ -373,3 +374,62 @@ def test_gateway_local_routes_take_precedence(signing_key) -> None:
 
     assert gateway.handle(_request("GET", "/docs")).body == b"<html>"
     assert gateway.handle(_request("GET", "/docs?x=1")).body == b"<html>"
+
+
+CORS_TEMPLATE = {
+    "Resources": {
+        "HttpApi": {
+            "Type": "AWS::Serverless::HttpApi",
+            "Properties": {
+                "CorsConfiguration": {
+                    "AllowOrigins": [{"Ref": "FrontendOrigin"}],
+                    "AllowMethods": ["GET", "POST"],
+                    "AllowHeaders": ["authorization", "content-type"],
+                    "ExposeHeaders": ["location"],
+                    "MaxAge": 600,
+                }
+            },
+        }
+    }
+}
+
+
+def _cors_gateway(signing_key, function: RecordingFunction) -> Gateway:
+    cors = cors_from_template(CORS_TEMPLATE, lambda v: "http://localhost:5173" if isinstance(v, dict) else str(v))
+    return Gateway([Route("ANY", "/v1/me", function, True)], signing_key, cors=cors)
+
+
+def test_cors_preflight_is_answered_by_the_gateway_without_token_or_handler(signing_key) -> None:
+    function = RecordingFunction("Protected")
+    headers = [("Origin", "http://localhost:5173"), ("Access-Control-Request-Method", "POST")]
+
+    response = _cors_gateway(signing_key, function).handle(_request("OPTIONS", "/v1/me", headers))
+
+    assert response.status == 204
+    assert dict(response.headers) == {
+        "access-control-allow-origin": "http://localhost:5173",
+        "access-control-allow-methods": "GET,POST",
+        "access-control-allow-headers": "authorization,content-type",
+        "access-control-max-age": "600",
+    }
+    assert function.events == []
+
+
+def test_cors_headers_are_set_for_allowed_origins_only(signing_key) -> None:
+    function = RecordingFunction(
+        "Protected", result={"statusCode": 200, "headers": {"Access-Control-Allow-Origin": "*"}}
+    )
+    gateway = _cors_gateway(signing_key, function)
+    token = mint_token("a@example.com", key=signing_key)
+    auth = ("Authorization", f"Bearer {token}")
+
+    allowed = gateway.handle(_request("GET", "/v1/me", [auth, ("Origin", "http://localhost:5173")]))
+    refused = gateway.handle(_request("GET", "/v1/me", [auth, ("Origin", "https://evil.example.com")]))
+    unauthorized = gateway.handle(_request("GET", "/v1/me", [("Origin", "http://localhost:5173")]))
+
+    assert ("access-control-allow-origin", "http://localhost:5173") in allowed.headers
+    assert ("access-control-expose-headers", "location") in allowed.headers
+    assert not [h for h in allowed.headers if h == ("Access-Control-Allow-Origin", "*")]
+    assert not [k for k, _ in refused.headers if k.lower() == "access-control-allow-origin"]
+    assert unauthorized.status == 401
+    assert ("access-control-allow-origin", "http://localhost:5173") in unauthorized.headers
