@@ -493,6 +493,7 @@ def test_retention_sweep_runs_daily_at_two_jakarta_time_with_retries_and_dlq(cfn
     assert p["ScheduleExpression"] == "cron(0 2 * * ? *)"
     assert p["ScheduleExpressionTimezone"] == "Asia/Jakarta"
     assert p["State"] == "ENABLED"
+    assert mentions(p["Name"], "EnvironmentName"), "schedule names are unique per account and region"
     target = p["Target"]
     assert target["Arn"] == {"Fn::GetAtt": ["RetentionSweepFunction", "Arn"]}
     assert target["RetryPolicy"]["MaximumRetryAttempts"] >= 1
