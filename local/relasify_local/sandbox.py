@@ -256,6 +256,28 @@ class Sandbox:
         body = _encode(payload)
         return self._post(body)
 
+    def post_inbound_message(
+        self,
+        phone_number_id: str,
+        from_wa_id: str,
+        message: dict[str, Any],
+        *,
+        profile_name: str = "Sandbox User",
+    ) -> tuple[str, int | None]:
+        """Post a signed inbound message webhook, as if `from_wa_id` had written to the number.
+
+        `message` is the type-specific part, e.g. {"type": "text", "text": {"body": "Halo"}} or
+        {"type": "image", "image": {"id": sandbox.add_media(...), "mime_type": "image/jpeg"}}.
+        Returns the inbound wamid and the receiver's HTTP status.
+        """
+        wamid = "wamid." + base64.b64encode(secrets.token_bytes(30)).decode()
+        envelope = self._envelope_for_number(phone_number_id, [])
+        value = envelope["entry"][0]["changes"][0]["value"]
+        del value["statuses"]
+        value["contacts"] = [{"profile": {"name": profile_name}, "wa_id": from_wa_id}]
+        value["messages"] = [{"from": from_wa_id, "id": wamid, "timestamp": str(int(time.time())), **message}]
+        return wamid, self.post_webhook(envelope)
+
     def reset(self) -> None:
         """Forget everything recorded and every pending fault and webhook."""
         with self._lock:
@@ -351,7 +373,7 @@ class Sandbox:
             if method == "GET":
                 return self._media_bytes(match.group(1))
         elif (match := _ROUTE_OBJECT.fullmatch(path)) and method == "GET":
-            return self._get_object(match.group(2))
+            return self._get_object(match.group(2), query)
         status, error, headers = _graph_error(100, message=f"Unsupported {method} request")
         return status, error, headers
 
@@ -453,7 +475,7 @@ class Sandbox:
             return _graph_error(100, message="Message template not found", subcode=2593002)
         return 200, {"success": True}, {}
 
-    def _get_object(self, object_id: str) -> tuple[int, Any, dict[str, str]]:
+    def _get_object(self, object_id: str, query: dict[str, list[str]]) -> tuple[int, Any, dict[str, str]]:
         with self._lock:
             media = self._media.get(object_id)
             number = self._numbers.get(object_id)
@@ -471,8 +493,10 @@ class Sandbox:
                 },
                 {},
             )
-        if number is not None:
-            _, display = number
+        asks_for_number = "display_phone_number" in query.get("fields", [""])[0]
+        if number is not None or asks_for_number:
+            # Any id asked for as a phone number is one: the local stack connects whatever ids it is given.
+            _, display = number or (self.waba_id, self.display_phone_number)
             return (
                 200,
                 {
@@ -482,6 +506,7 @@ class Sandbox:
                     "quality_rating": "GREEN",
                     "code_verification_status": "VERIFIED",
                     "throughput": {"level": "STANDARD"},
+                    "whatsapp_business_manager_messaging_limit": "TIER_2K",
                 },
                 {},
             )

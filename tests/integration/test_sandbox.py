@@ -449,3 +449,35 @@ def test_client_template_and_media_round_trip(
     media_id = sandbox.add_media(b"\xff\xd8jpeg-bytes", "image/jpeg")
     info = client.get_media_url(media_id, TOKEN)
     assert client.download_media(info.url, TOKEN) == b"\xff\xd8jpeg-bytes"
+
+
+def test_inbound_messages_are_posted_signed_in_meta_shape(sandbox: Sandbox, receiver: Receiver) -> None:
+    media_id = sandbox.add_media(b"jpeg", "image/jpeg")
+    wamid, status = sandbox.post_inbound_message(
+        PHONE_NUMBER_ID,
+        "6281234567890",
+        {"type": "image", "image": {"id": media_id, "mime_type": "image/jpeg", "caption": "Bukti transfer \u2705"}},
+        profile_name="Budi",
+    )
+    assert status == 200
+    payload, raw, headers = receiver.next()
+    assert headers["x-hub-signature-256"] == expected_signature(raw)
+    assert b"\\u2705" in raw  # escaped unicode on the wire, like Meta
+    value = payload["entry"][0]["changes"][0]["value"]
+    assert value["metadata"]["phone_number_id"] == PHONE_NUMBER_ID
+    assert value["contacts"] == [{"profile": {"name": "Budi"}, "wa_id": "6281234567890"}]
+    (message,) = value["messages"]
+    assert (message["id"], message["from"], message["type"]) == (wamid, "6281234567890", "image")
+    assert message["image"]["id"] == media_id
+    assert "statuses" not in value
+
+
+def test_client_reads_phone_number_info(sandbox: Sandbox, graph: tuple[GraphClient, list[float]]) -> None:
+    client, _ = graph
+    sandbox.register_number("555000111", waba_id="999", display_phone_number="6281299990000")
+    info = client.get_phone_number("555000111", TOKEN)
+    assert (info["id"], info["display_phone_number"], info["quality_rating"]) == ("555000111", "6281299990000", "GREEN")
+    assert client.get_phone_number("123123", TOKEN)["display_phone_number"] == "6281234500000"
+    with pytest.raises(GraphError) as caught:
+        client.get_media_url("404404", TOKEN)  # an unknown media id is not a phone number
+    assert caught.value.code == 100
