@@ -235,8 +235,10 @@ def test_ids_that_would_change_the_url_path_are_refused(make_client) -> None:
     handler = Scripted(httpx.Response(200, json=SEND_OK))
     with pytest.raises(ValueError, match="Graph object id"):
         make_client(handler).send_message("../me", TOKEN, TEXT)
-    with pytest.raises(ValueError, match="token"):
-        make_client(handler).send_message(PHONE_NUMBER_ID, "", TEXT)
+    for bad_token in ("", "has space", "line\nbreak", "caf\u00e9"):
+        with pytest.raises(ValueError, match="token") as caught:
+            make_client(handler).send_message(PHONE_NUMBER_ID, bad_token, TEXT)
+        assert bad_token not in str(caught.value) or not bad_token
     assert handler.requests == []
 
 
@@ -273,6 +275,14 @@ def test_template_calls(make_client) -> None:
     assert list2.url.params["after"] == "CURSOR1"
     assert delete.method == "DELETE"
     assert delete.url.params["name"] == "konfirmasi_pesanan"
+
+
+def test_misconfiguration_is_a_graph_error_without_retry(make_client) -> None:
+    handler = Scripted(httpx.UnsupportedProtocol("Request URL has an unsupported protocol"))
+    with pytest.raises(GraphError, match="UnsupportedProtocol") as caught:
+        make_client(handler).send_message(PHONE_NUMBER_ID, TOKEN, TEXT)
+    assert caught.value.retryable is False
+    assert len(handler.requests) == 1
 
 
 def test_media_url_and_download(make_client) -> None:

@@ -36,6 +36,7 @@ PHONE_NUMBER_FIELDS = (
     "whatsapp_business_manager_messaging_limit"
 )
 DEFAULT_MEDIA_LIMIT_BYTES = 100 * 1024 * 1024  # Meta's largest media type (documents)
+_TOKEN = re.compile(r"[\x21-\x7e]{1,4096}")
 _RETRYABLE_TRANSPORT_ERRORS = (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError)
 
 
@@ -263,6 +264,12 @@ class GraphClient:
                 outcome = attempt()
             except _RETRYABLE_TRANSPORT_ERRORS as exc:
                 outcome = _Failure(_transport_error(exc))
+            except httpx.HTTPError as exc:  # misconfiguration (bad URL, protocol): retrying cannot help
+                error = GraphError.from_spec(
+                    classify(None), code=None, title=f"Graph API request failed ({type(exc).__name__})"
+                )
+                _log_failure(operation, error, attempt_number, retrying=False)
+                raise error from None
             if not isinstance(outcome, _Failure):
                 return outcome
             error = outcome.error
@@ -287,8 +294,9 @@ class GraphClient:
 
 
 def _auth(token: str) -> dict[str, str]:
-    if not token or not isinstance(token, str):
-        raise ValueError("an access token is required")
+    # Checked here so httpx never builds an error message that quotes the header (and the token).
+    if not isinstance(token, str) or not _TOKEN.fullmatch(token):
+        raise ValueError("an access token of printable ASCII characters is required")
     return {"Authorization": f"Bearer {token}"}
 
 
