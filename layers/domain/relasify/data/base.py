@@ -21,9 +21,9 @@ from pynamodb.expressions.condition import Condition
 from pynamodb.expressions.update import Action
 from pynamodb.indexes import AllProjection, GlobalSecondaryIndex, KeysOnlyProjection
 from pynamodb.models import Model
-from pynamodb.transactions import TransactWrite
 
 from relasify import clock, retention
+from relasify.data.tx import KeyedTransactWrite
 from relasify.settings import get_settings
 
 M = TypeVar("M", bound="TableModel")
@@ -167,9 +167,9 @@ def connection() -> Connection:
     return TableModel._get_connection().connection
 
 
-def transaction() -> TransactWrite:
+def transaction() -> KeyedTransactWrite:
     """A TransactWrite on the single table (all-or-nothing; conditions on any item)."""
-    return TransactWrite(connection=connection())
+    return KeyedTransactWrite(connection=connection())
 
 
 @dataclass(frozen=True)

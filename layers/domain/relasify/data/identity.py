@@ -379,7 +379,7 @@ class DynamoIdentityRepository:
                         condition=m.WorkspaceModel.pk.exists(),
                     )
         except TransactWriteError as exc:
-            if "ConditionalCheckFailed" in cancellation_codes(exc):
+            if (pk, sk) in tx.failures(exc):
                 raise Conflict("This user is already a member of the workspace.") from exc
             raise
         return _membership(member)
@@ -408,11 +408,12 @@ class DynamoIdentityRepository:
                             condition=(m.WorkspaceModel.owner_count > 1) if delta < 0 else m.WorkspaceModel.pk.exists(),
                         )
             except TransactWriteError as exc:
-                codes = cancellation_codes(exc)
-                if delta < 0 and len(codes) > 1 and codes[1] == "ConditionalCheckFailed":
+                failed = tx.failures(exc)
+                workspace_refusal = failed.get((m.ws_pk(ws), m.WorkspaceModel.SK_VALUE))
+                if delta < 0 and workspace_refusal and workspace_refusal.code == "ConditionalCheckFailed":
                     raise Conflict(LAST_OWNER_DETAIL) from exc
-                if codes and codes[0] in ("ConditionalCheckFailed", "TransactionConflict"):
-                    continue  # the member changed under us: re-read
+                if failed:
+                    continue  # the member changed under us (or a concurrent transaction): re-read
                 raise
             return _membership(m.MembershipModel.get(*_member_key(ws, sub), consistent_read=True))
         raise Conflict("The membership changed concurrently; retry.")
@@ -434,10 +435,11 @@ class DynamoIdentityRepository:
                             condition=m.WorkspaceModel.owner_count > 1,
                         )
             except TransactWriteError as exc:
-                codes = cancellation_codes(exc)
-                if is_owner and len(codes) > 1 and codes[1] == "ConditionalCheckFailed":
+                failed = tx.failures(exc)
+                workspace_refusal = failed.get((m.ws_pk(ws), m.WorkspaceModel.SK_VALUE))
+                if is_owner and workspace_refusal and workspace_refusal.code == "ConditionalCheckFailed":
                     raise Conflict(LAST_OWNER_DETAIL) from exc
-                if codes and codes[0] in ("ConditionalCheckFailed", "TransactionConflict"):
+                if failed:
                     continue
                 raise
             return
@@ -527,8 +529,7 @@ class DynamoIdentityRepository:
                         condition=m.PhoneRouteModel.ws == ws,
                     )
         except TransactWriteError as exc:
-            codes = cancellation_codes(exc)
-            if codes and codes[0] in ("ConditionalCheckFailed", "TransactionConflict"):
+            if (route.pk, route.sk) in tx.failures(exc):
                 raise Conflict(
                     "This WhatsApp phone number is connected to another workspace.",
                     phone_number_id=phone_number_id,

@@ -3,16 +3,26 @@
 from __future__ import annotations
 
 import secrets
+import threading
 
 from relasify import clock
 
 _CROCKFORD = "0123456789abcdefghjkmnpqrstvwxyz"
+_RANDOM_BITS = 80
+_lock = threading.Lock()
+_last = 0
 
 
 def new_id(prefix: str = "") -> str:
-    """26 chars of Crockford base32: 48-bit millisecond time then 80 random bits."""
+    """26 chars of Crockford base32: 48-bit millisecond time then 80 random bits. Monotonic
+    within a process: ids made in the same millisecond increment instead of re-rolling."""
+    global _last
     millis = int(clock.now().timestamp() * 1000) & ((1 << 48) - 1)
-    value = (millis << 80) | secrets.randbits(80)
+    with _lock:
+        value = (millis << _RANDOM_BITS) | secrets.randbits(_RANDOM_BITS - 8)  # headroom for increments
+        if value <= _last:
+            value = _last + 1
+        _last = value
     chars = []
     for _ in range(26):
         chars.append(_CROCKFORD[value & 31])

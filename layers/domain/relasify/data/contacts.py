@@ -1,0 +1,459 @@
+"""Contacts repository: one contact per phone / wa_id / user_id per workspace, enforced with
+uniqueness markers written in the same transaction as the contact.
+
+`ContactRepository` is the interface; `DynamoContactRepository` the single-table implementation;
+`contact_repository()` the process-wide instance. Phones arrive already normalised to E.164.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime
+from functools import lru_cache
+from typing import Any, Literal, Protocol
+
+from pynamodb.constants import ALL_OLD
+from pynamodb.exceptions import TransactWriteError
+from pynamodb.expressions.condition import Condition
+from pynamodb.transactions import TransactWrite
+
+from relasify import clock
+from relasify.data import models as m
+from relasify.data.base import QueryPage, query_all, query_page, transaction
+from relasify.data.cursor import decode_cursor, encode_cursor
+from relasify.data.ids import new_id
+from relasify.data.records import (
+    Consent,
+    ConsentEvent,
+    Contact,
+    ContactChanges,
+    NewContact,
+    Page,
+)
+from relasify.data.tx import Failure, Key, cancellation_codes, is_condition_failure
+from relasify.errors import Conflict, DuplicateContact, NotFound, ValidationFailed
+
+UniqueKind = Literal["phone", "wa_id", "user_id"]
+UNIQUE_KINDS: tuple[UniqueKind, ...] = ("phone", "wa_id", "user_id")
+# A create/update is one TransactWriteItems (at most 100 items): contact + 6 marker moves +
+# tag changes (remove old + add new) must fit, hence the tag bound.
+MAX_TAGS = 40
+MAX_PAGE = 100
+_RETRIES = 3
+
+
+class ContactRepository(Protocol):
+    def create(self, ws: str, new: NewContact) -> Contact: ...
+    def create_or_get(self, ws: str, new: NewContact) -> tuple[Contact, bool]: ...
+    def get(self, ws: str, contact_id: str) -> Contact | None: ...
+    def find_by(self, ws: str, kind: UniqueKind, value: str) -> Contact | None: ...
+    def find_by_phone(self, ws: str, phone: str) -> Contact | None: ...
+    def find_by_wa_id(self, ws: str, wa_id: str) -> Contact | None: ...
+    def find_by_user_id(self, ws: str, user_id: str) -> Contact | None: ...
+    def update(self, ws: str, contact_id: str, changes: ContactChanges) -> Contact: ...
+    def link_identity(
+        self, ws: str, contact_id: str, *, wa_id: str | None = None, user_id: str | None = None
+    ) -> Contact: ...
+    def delete(self, ws: str, contact_id: str) -> bool: ...
+    def list_contacts(self, ws: str, *, limit: int = 50, cursor: str | None = None) -> Page[Contact]: ...
+    def list_by_tag(self, ws: str, tag: str, *, limit: int = 50, cursor: str | None = None) -> Page[Contact]: ...
+    def search_name_prefix(
+        self, ws: str, prefix: str, *, limit: int = 50, cursor: str | None = None
+    ) -> Page[Contact]: ...
+    def search_phone_prefix(
+        self, ws: str, prefix: str, *, limit: int = 50, cursor: str | None = None
+    ) -> Page[Contact]: ...
+    def iter_contacts(self, ws: str) -> Iterator[Contact]: ...
+    def set_consent(self, ws: str, contact_id: str, event: ConsentEvent) -> Contact: ...
+    def set_restricted(self, ws: str, contact_id: str, restricted: bool) -> Contact: ...
+    def set_unreachable(self, ws: str, contact_id: str, unreachable: bool) -> Contact: ...
+    def record_inbound(self, ws: str, contact_id: str, at: datetime) -> bool: ...
+
+
+# ---------------------------------------------------------------------------------------------
+# keys and conversions
+
+
+def _contact_key(ws: str, contact_id: str) -> tuple[str, str]:
+    return m.ws_pk(ws), f"{m.ContactModel.SK_PREFIX}{contact_id}"
+
+
+def _marker_key(ws: str, kind: str, value: str) -> tuple[str, str]:
+    return m.contact_unique_pk(ws, kind, value), m.ContactUniqueModel.SK_VALUE
+
+
+def _tag_key(ws: str, tag: str, contact_id: str) -> tuple[str, str]:
+    return m.contact_tag_pk(ws, tag), f"{m.ContactModel.SK_PREFIX}{contact_id}"
+
+
+def _consent_event(raw: m.ConsentEventMap) -> ConsentEvent:
+    return ConsentEvent(status=raw.status, source=raw.source, at=raw.at, actor_id=raw.actor_id, note=raw.note)  # type: ignore[arg-type]
+
+
+def _contact(item: m.ContactModel) -> Contact:
+    consent = item.consent or m.ConsentMap()
+    return Contact(
+        id=item.contact_id,
+        ws=item.ws_id,
+        phone=item.phone,
+        wa_id=item.wa_id,
+        user_id=item.user_id,
+        name=item.name,
+        email=item.email,
+        tags=list(item.tags or []),
+        attributes=item.custom_attributes.as_dict() if item.custom_attributes is not None else {},
+        consent=Consent(
+            status=consent.status or "unknown",  # type: ignore[arg-type]
+            source=consent.source,
+            at=consent.at,
+            history=[_consent_event(e) for e in consent.history or []],
+        ),
+        restricted=bool(item.restricted),
+        last_inbound_at=item.last_inbound_at,
+        unreachable=bool(item.unreachable),
+        created_at=item.created_at,
+        updated_at=item.updated_at,
+    )
+
+
+def _set_index_keys(item: m.ContactModel) -> None:
+    """GSI1 (phone prefix) and GSI2 (name prefix) keys follow the phone and name."""
+    ws, cid = item.ws_id, item.contact_id
+    if item.phone:
+        item.gsi1pk, item.gsi1sk = f"WS#{ws}#PHONE", f"{item.phone}#{cid}"
+    else:
+        item.gsi1pk = item.gsi1sk = None
+    if item.name:
+        item.gsi2pk, item.gsi2sk = f"WS#{ws}#NAME", f"{item.name.strip().lower()}#{cid}"
+    else:
+        item.gsi2pk = item.gsi2sk = None
+
+
+def _unique_values(item: m.ContactModel) -> dict[str, str]:
+    return {kind: value for kind in UNIQUE_KINDS if (value := getattr(item, kind))}
+
+
+def _normalise_tags(tags: list[str]) -> list[str]:
+    unique = list(dict.fromkeys(t for t in tags if t))
+    if len(unique) > MAX_TAGS:
+        raise ValidationFailed(
+            f"A contact has at most {MAX_TAGS} tags.",
+            errors=[{"location": "body/tags", "in": "body", "message": f"at most {MAX_TAGS} tags", "type": "too_long"}],
+        )
+    return unique
+
+
+def _marker_free() -> Condition:
+    """A marker may be (re)claimed when absent or expired (TTL deletion lags)."""
+    return m.ContactUniqueModel.pk.does_not_exist() | (m.ContactUniqueModel.expires_at <= clock.epoch())
+
+
+class DynamoContactRepository:
+    """`ContactRepository` on the single table."""
+
+    # --- create -------------------------------------------------------------------------------
+    def create(self, ws: str, new: NewContact) -> Contact:
+        """Create a contact and its uniqueness markers atomically. A phone / wa_id / user_id already
+        taken raises DuplicateContact with `existing_id` (the contact holding it) and `field`."""
+        tags = _normalise_tags(new.tags)
+        for _ in range(_RETRIES):
+            contact_id = new_id()
+            item = m.ContactModel(
+                *_contact_key(ws, contact_id),
+                ws_id=ws,
+                contact_id=contact_id,
+                phone=new.phone,
+                wa_id=new.wa_id,
+                user_id=new.user_id,
+                name=new.name,
+                email=new.email,
+                tags=tags,
+                custom_attributes=dict(new.attributes),
+            )
+            if new.consent is not None:
+                event = _event_map(new.consent)
+                item.consent = m.ConsentMap(
+                    status=new.consent.status, source=new.consent.source, at=new.consent.at, history=[event]
+                )
+            _set_index_keys(item)
+            try:
+                with transaction() as tx:
+                    tx.save(item, condition=m.ContactModel.pk.does_not_exist())
+                    for kind, value in _unique_values(item).items():
+                        self._claim(tx, ws, kind, value, contact_id)
+                    for tag in tags:
+                        tx.save(self._tag_item(ws, tag, contact_id))
+            except TransactWriteError as exc:
+                self._raise_duplicate(ws, tx.failures(exc))
+                if "TransactionConflict" in cancellation_codes(exc):
+                    continue  # a concurrent transaction touched a marker: re-check
+                raise
+            return _contact(item)
+        raise Conflict("The contact changed concurrently; retry.")
+
+    def create_or_get(self, ws: str, new: NewContact) -> tuple[Contact, bool]:
+        """The new contact and True, or the contact already holding its phone/wa_id/user_id and False."""
+        try:
+            return self.create(ws, new), True
+        except DuplicateContact as dup:
+            existing = self.get(ws, dup.extra["existing_id"])
+            if existing is None:  # pragma: no cover - the holder vanished between the two reads
+                raise
+            return existing, False
+
+    # --- reads --------------------------------------------------------------------------------
+    def get(self, ws: str, contact_id: str) -> Contact | None:
+        item = m.ContactModel.get_live(*_contact_key(ws, contact_id))
+        return _contact(item) if item else None
+
+    def find_by(self, ws: str, kind: UniqueKind, value: str) -> Contact | None:
+        marker = m.ContactUniqueModel.get_live(*_marker_key(ws, kind, value))
+        if marker is None:
+            return None
+        return self.get(ws, marker.contact_id)
+
+    def find_by_phone(self, ws: str, phone: str) -> Contact | None:
+        return self.find_by(ws, "phone", phone)
+
+    def find_by_wa_id(self, ws: str, wa_id: str) -> Contact | None:
+        return self.find_by(ws, "wa_id", wa_id)
+
+    def find_by_user_id(self, ws: str, user_id: str) -> Contact | None:
+        return self.find_by(ws, "user_id", user_id)
+
+    def list_contacts(self, ws: str, *, limit: int = 50, cursor: str | None = None) -> Page[Contact]:
+        """Contacts in creation order (ids are time-ordered): one Query per page."""
+        scope = "contacts"
+        page = query_page(
+            m.ContactModel,
+            m.ws_pk(ws),
+            m.ContactModel.sk.startswith(m.ContactModel.SK_PREFIX),
+            limit=_bounded(limit),
+            exclusive_start_key=decode_cursor(cursor, ws=ws, scope=scope),
+        )
+        return _page(page, ws=ws, scope=scope)
+
+    def list_by_tag(self, ws: str, tag: str, *, limit: int = 50, cursor: str | None = None) -> Page[Contact]:
+        """Contacts with a tag: one Query on the tag partition, one BatchGetItem for the contacts."""
+        scope = f"contacts:tag:{tag}"
+        page = query_page(
+            m.ContactTagModel,
+            m.contact_tag_pk(ws, tag),
+            limit=_bounded(limit),
+            exclusive_start_key=decode_cursor(cursor, ws=ws, scope=scope),
+        )
+        ids = [t.contact_id for t in page.items]
+        by_id = {c.contact_id: c for c in m.ContactModel.batch_get([_contact_key(ws, cid) for cid in ids])}
+        items = [_contact(by_id[cid]) for cid in ids if cid in by_id and not by_id[cid].is_expired]
+        return Page(items=items, next_cursor=encode_cursor(page.last_evaluated_key, ws=ws, scope=scope))
+
+    def search_name_prefix(self, ws: str, prefix: str, *, limit: int = 50, cursor: str | None = None) -> Page[Contact]:
+        """Contacts whose name starts with `prefix` (case-insensitive), by name: GSI2."""
+        needle = prefix.strip().lower()
+        scope = f"contacts:name:{needle}"
+        page = query_page(
+            m.ContactModel,
+            f"WS#{ws}#NAME",
+            m.ContactModel.gsi2sk.startswith(needle),
+            index=m.ContactModel.gsi2,
+            limit=_bounded(limit),
+            exclusive_start_key=decode_cursor(cursor, ws=ws, scope=scope),
+        )
+        return _page(page, ws=ws, scope=scope)
+
+    def search_phone_prefix(self, ws: str, prefix: str, *, limit: int = 50, cursor: str | None = None) -> Page[Contact]:
+        """Contacts whose E.164 phone starts with `prefix` (e.g. "+62812"), by phone: GSI1."""
+        scope = f"contacts:phone:{prefix}"
+        page = query_page(
+            m.ContactModel,
+            f"WS#{ws}#PHONE",
+            m.ContactModel.gsi1sk.startswith(prefix),
+            index=m.ContactModel.gsi1,
+            limit=_bounded(limit),
+            exclusive_start_key=decode_cursor(cursor, ws=ws, scope=scope),
+        )
+        return _page(page, ws=ws, scope=scope)
+
+    def iter_contacts(self, ws: str) -> Iterator[Contact]:
+        """Every live contact of a workspace (export), paging through Query."""
+        for item in query_all(m.ContactModel, m.ws_pk(ws), m.ContactModel.sk.startswith(m.ContactModel.SK_PREFIX)):
+            yield _contact(item)
+
+    # --- update -------------------------------------------------------------------------------
+    def update(self, ws: str, contact_id: str, changes: ContactChanges) -> Contact:
+        """Apply the fields set in `changes`. Moving a phone / wa_id / user_id moves its marker in
+        the same transaction (a taken value raises DuplicateContact); tag items follow the tags.
+        Optimistic: the write is conditional on the `updated_at` we read, retried on a race."""
+        fields = changes.model_fields_set
+        for _ in range(_RETRIES):
+            item = m.ContactModel.get_live(*_contact_key(ws, contact_id), consistent_read=True)
+            if item is None:
+                raise NotFound("Contact not found.")
+            read_at = item.updated_at
+            old_unique = _unique_values(item)
+            old_tags = list(item.tags or [])
+            for name in ("phone", "wa_id", "user_id", "name", "email"):
+                if name in fields:
+                    setattr(item, name, getattr(changes, name))
+            if "tags" in fields:
+                item.tags = _normalise_tags(changes.tags or [])
+            if "attributes" in fields:
+                item.custom_attributes = dict(changes.attributes or {})
+            _set_index_keys(item)
+            new_unique = _unique_values(item)
+            new_tags = list(item.tags or [])
+            try:
+                with transaction() as tx:
+                    tx.save(item, condition=m.ContactModel.updated_at == read_at)
+                    for kind in UNIQUE_KINDS:
+                        old, new = old_unique.get(kind), new_unique.get(kind)
+                        if old == new:
+                            continue
+                        if new is not None:
+                            self._claim(tx, ws, kind, new, contact_id)
+                        if old is not None:
+                            tx.delete(
+                                m.ContactUniqueModel(*_marker_key(ws, kind, old)),
+                                condition=m.ContactUniqueModel.contact_id == contact_id,
+                            )
+                    for tag in set(old_tags) - set(new_tags):
+                        tx.delete(m.ContactTagModel(*_tag_key(ws, tag, contact_id)))
+                    for tag in set(new_tags) - set(old_tags):
+                        tx.save(self._tag_item(ws, tag, contact_id))
+            except TransactWriteError as exc:
+                failed = tx.failures(exc)
+                self._raise_duplicate(ws, failed)
+                if (item.pk, item.sk) in failed or "TransactionConflict" in cancellation_codes(exc):
+                    continue  # changed since we read it: re-read and re-apply
+                raise
+            return _contact(item)
+        raise Conflict("The contact changed concurrently; retry.")
+
+    def link_identity(
+        self, ws: str, contact_id: str, *, wa_id: str | None = None, user_id: str | None = None
+    ) -> Contact:
+        """Attach Meta's wa_id and/or user_id to an existing contact (markers claimed atomically)."""
+        values: dict[str, Any] = {}
+        if wa_id is not None:
+            values["wa_id"] = wa_id
+        if user_id is not None:
+            values["user_id"] = user_id
+        if not values:
+            current = self.get(ws, contact_id)
+            if current is None:
+                raise NotFound("Contact not found.")
+            return current
+        return self.update(ws, contact_id, ContactChanges(**values))
+
+    # --- single-attribute updates (no marker involved) ----------------------------------------
+    def set_consent(self, ws: str, contact_id: str, event: ConsentEvent) -> Contact:
+        """Set the current consent and append the event to the append-only history."""
+        model = m.ContactModel
+        return self._update(
+            ws,
+            contact_id,
+            [
+                model.consent.status.set(event.status),
+                model.consent.source.set(event.source) if event.source is not None else model.consent.source.remove(),
+                model.consent.at.set(event.at),
+                model.consent.history.set(model.consent.history.append([_event_map(event)])),  # exists: default []
+            ],
+        )
+
+    def set_restricted(self, ws: str, contact_id: str, restricted: bool) -> Contact:
+        return self._update(ws, contact_id, [m.ContactModel.restricted.set(restricted)])
+
+    def set_unreachable(self, ws: str, contact_id: str, unreachable: bool) -> Contact:
+        return self._update(ws, contact_id, [m.ContactModel.unreachable.set(unreachable)])
+
+    def record_inbound(self, ws: str, contact_id: str, at: datetime) -> bool:
+        """Move `last_inbound_at` forward to `at`; never backwards (webhooks arrive out of order).
+        Returns whether it moved."""
+        model = m.ContactModel
+        item = model(*_contact_key(ws, contact_id))
+        try:
+            item.update(
+                actions=[model.last_inbound_at.set(at), model.touch()],
+                condition=model.pk.exists() & (model.last_inbound_at.does_not_exist() | (model.last_inbound_at < at)),
+            )
+        except Exception as exc:
+            if is_condition_failure(exc):
+                return False
+            raise
+        return True
+
+    # --- delete -------------------------------------------------------------------------------
+    def delete(self, ws: str, contact_id: str) -> bool:
+        """Delete the contact, its markers and tag items together. False when it did not exist."""
+        item = m.ContactModel.get_live(*_contact_key(ws, contact_id), consistent_read=True)
+        if item is None:
+            return False
+        mine = m.ContactUniqueModel.pk.does_not_exist() | (m.ContactUniqueModel.contact_id == contact_id)
+        with transaction() as tx:
+            tx.delete(item)
+            for kind, value in _unique_values(item).items():
+                tx.delete(m.ContactUniqueModel(*_marker_key(ws, kind, value)), condition=mine)
+            for tag in item.tags or []:
+                tx.delete(m.ContactTagModel(*_tag_key(ws, tag, contact_id)))
+        return True
+
+    # --- helpers ------------------------------------------------------------------------------
+    def _update(self, ws: str, contact_id: str, actions: list[Any]) -> Contact:
+        model = m.ContactModel
+        item = model(*_contact_key(ws, contact_id))
+        try:
+            item.update(actions=[*actions, model.touch()], condition=model.pk.exists() & model.live_condition())
+        except Exception as exc:
+            if is_condition_failure(exc):
+                raise NotFound("Contact not found.") from exc
+            raise
+        return _contact(item)
+
+    @staticmethod
+    def _marker(ws: str, kind: str, value: str, contact_id: str) -> m.ContactUniqueModel:
+        return m.ContactUniqueModel(
+            *_marker_key(ws, kind, value), ws_id=ws, kind=kind, value=value, contact_id=contact_id
+        )
+
+    def _claim(self, tx: TransactWrite, ws: str, kind: str, value: str, contact_id: str) -> None:
+        # ALL_OLD: a failed claim returns the marker, so the conflict names its contact unread.
+        tx.save(self._marker(ws, kind, value, contact_id), condition=_marker_free(), return_values=ALL_OLD)
+
+    @staticmethod
+    def _tag_item(ws: str, tag: str, contact_id: str) -> m.ContactTagModel:
+        return m.ContactTagModel(*_tag_key(ws, tag, contact_id), ws_id=ws, tag=tag, contact_id=contact_id)
+
+    def _raise_duplicate(self, ws: str, failed: dict[Key, Failure]) -> None:
+        """If a marker claim was refused, raise DuplicateContact naming the contact holding it."""
+        prefix = m.contact_unique_pk(ws, "", "")[:-1]  # "WS#<ws>#UNIQ#"
+        for (pk, _sk), failure in failed.items():
+            if failure.code != "ConditionalCheckFailed" or not pk.startswith(prefix):
+                continue
+            kind, _, value = pk[len(prefix) :].partition("#")
+            existing_id = ((failure.item or {}).get("contact_id") or {}).get("S")
+            if existing_id is None:  # emulators may ignore ALL_OLD: read the marker
+                marker = m.ContactUniqueModel.get_live(*_marker_key(ws, kind, value), consistent_read=True)
+                existing_id = marker.contact_id if marker else None
+            raise DuplicateContact(f"A contact with this {kind} already exists.", existing_id=existing_id, field=kind)
+
+
+def _event_map(event: ConsentEvent) -> m.ConsentEventMap:
+    return m.ConsentEventMap(
+        status=event.status, source=event.source, at=event.at, actor_id=event.actor_id, note=event.note
+    )
+
+
+def _bounded(limit: int) -> int:
+    return max(1, min(int(limit), MAX_PAGE))
+
+
+def _page(page: QueryPage[m.ContactModel], *, ws: str, scope: str) -> Page[Contact]:
+    return Page(
+        items=[_contact(i) for i in page.items],
+        next_cursor=encode_cursor(page.last_evaluated_key, ws=ws, scope=scope),
+    )
+
+
+@lru_cache(maxsize=1)
+def contact_repository() -> ContactRepository:
+    return DynamoContactRepository()
