@@ -57,6 +57,7 @@ def _dev(args: argparse.Namespace) -> int:
     stack = LocalStack(config)
     try:
         stack.start()
+        stack.write_state_file()
         if not stop_requested.is_set():
             print(f"  HTTP API      {stack.base_url}", flush=True)
             print(f"  Swagger UI    {stack.base_url}/docs", flush=True)

@@ -9,6 +9,7 @@ set, then the handlers are imported.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -36,6 +37,7 @@ DEV_APP_SECRET = "dev-app-secret"  # noqa: S105 - documented local default, neve
 DEV_VERIFY_TOKEN = "dev-verify-token"  # noqa: S105 - documented local default
 # Where Graph API calls go when the sandbox is unavailable: nothing listens there, so nothing reaches Meta.
 UNREACHABLE_GRAPH_URL = "http://127.0.0.1:9"
+STATE_FILE = "stack.json"
 _RATE = re.compile(r"rate\((\d+)\s+(minute|minutes|hour|hours|day|days)\)")
 _RATE_SECONDS = {"minute": 60, "hour": 3600, "day": 86400}
 
@@ -200,6 +202,27 @@ class LocalStack:
     def state_dir(self) -> Path:
         return self.config.state_dir or self.config.repo_root / ".local-stack"
 
+    @property
+    def state_file(self) -> Path:
+        return self.state_dir / STATE_FILE
+
+    def describe(self) -> dict[str, Any]:
+        """Where everything listens; written to the state file so other processes can find the stack."""
+        return {
+            "pid": os.getpid(),
+            "base_url": self.base_url,
+            "moto_url": self.moto_url,
+            "sandbox_url": self.sandbox_url,
+            "state_dir": str(self.state_dir),
+            "queues": {q.logical_id: q.url for q in self.resources.queues.values()} if self.resources else {},
+            "environment": self.environment,
+        }
+
+    def write_state_file(self) -> Path:
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        self.state_file.write_text(json.dumps(self.describe(), indent=2))
+        return self.state_file
+
     # -- lifecycle ----------------------------------------------------------------------
     def start(self) -> LocalStack:
         if self._started:
@@ -299,6 +322,10 @@ class LocalStack:
             settings.get_settings.cache_clear()  # in-process use: settings read before start are stale
 
     def stop(self) -> None:
+        if self._started and self.http_server is not None and self.state_file.exists():
+            with contextlib.suppress(OSError, ValueError):
+                if json.loads(self.state_file.read_text()).get("pid") == os.getpid():
+                    self.state_file.unlink()
         for component, stopper in (
             (self.scheduler, lambda c: c.stop()),
             *((poller, lambda c: c.stop()) for poller in self.pollers),

@@ -1,0 +1,216 @@
+"""The local stack as a subprocess (`python -m relasify_local.cli dev`), on free ports, with its
+signing key in a temporary state directory. One session-scoped stack (`local_stack`) is shared
+by every e2e test; `start_local_stack` starts extra ones for tests that need their own.
+
+The stack runs the repository's template.yaml and handlers. While the account API handler
+(functions/contacts/contacts_api.py, which serves /health) is not written yet, it runs a
+throwaway repository instead: a minimal template and handler under a temporary directory.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from relasify_local.cfn import REPO_ROOT
+from relasify_local.jwt_local import mint_token
+
+READY_TIMEOUT_SECONDS = 60
+STOP_TIMEOUT_SECONDS = 20
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def port_is_free(port: int) -> bool:
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
+@dataclass
+class LocalStackProcess:
+    process: subprocess.Popen[bytes]
+    state_dir: Path
+    log_path: Path
+    ports: dict[str, int]
+    repo_root: Path
+    info: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.ports['http']}"
+
+    @property
+    def moto_url(self) -> str:
+        return f"http://127.0.0.1:{self.ports['moto']}"
+
+    @property
+    def sandbox_url(self) -> str | None:
+        return self.info.get("sandbox_url")
+
+    @property
+    def environment(self) -> dict[str, str]:
+        """The environment the stack's functions run with (queue URLs, table names, ...)."""
+        return dict(self.info.get("environment") or {})
+
+    def token(self, email: str = "e2e@example.com", **claims: Any) -> str:
+        """A bearer token the stack accepts (same signing key: same state directory)."""
+        return mint_token(email, state_dir=self.state_dir, **claims)
+
+    def auth_headers(self, email: str = "e2e@example.com", **claims: Any) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token(email, **claims)}"}
+
+    def client(self, **kwargs: Any) -> httpx.Client:
+        return httpx.Client(base_url=self.base_url, timeout=30, **kwargs)
+
+    def log_tail(self, lines: int = 60) -> str:
+        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+
+    def stop(self, sig: int = signal.SIGINT) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+            try:
+                self.process.wait(timeout=STOP_TIMEOUT_SECONDS)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        return int(self.process.returncode)
+
+
+def _throwaway_repo(root: Path) -> Path:
+    """A minimal repository with the same public/authorised routes as the account API."""
+    (root / "functions" / "contacts").mkdir(parents=True)
+    (root / "template.yaml").write_text(
+        textwrap.dedent(
+            """
+            Transform: AWS::Serverless-2016-10-31
+            Resources:
+              Table:
+                Type: AWS::DynamoDB::Table
+                Properties:
+                  AttributeDefinitions: [{AttributeName: PK, AttributeType: S}, {AttributeName: SK, AttributeType: S}]
+                  KeySchema: [{AttributeName: PK, KeyType: HASH}, {AttributeName: SK, KeyType: RANGE}]
+              ContactsApiFunction:
+                Type: AWS::Serverless::Function
+                Properties:
+                  CodeUri: functions/contacts/
+                  Handler: contacts_api.handler
+                  Events:
+                    Health: {Type: HttpApi, Properties: {Path: /health, Method: GET, Auth: {Authorizer: NONE}}}
+                    Workspaces: {Type: HttpApi, Properties: {Path: /v1/workspaces, Method: ANY}}
+                    WorkspacesProxy: {Type: HttpApi, Properties: {Path: "/v1/workspaces/{proxy+}", Method: ANY}}
+            """
+        )
+    )
+    (root / "functions" / "contacts" / "contacts_api.py").write_text(
+        textwrap.dedent(
+            """
+            from aws_lambda_powertools.event_handler import APIGatewayHttpResolver
+
+            app = APIGatewayHttpResolver(enable_validation=True)
+
+
+            @app.get("/health")
+            def health() -> dict:
+                return {"status": "ok"}
+
+
+            @app.get("/v1/workspaces")
+            def list_workspaces() -> dict:
+                return {"items": []}
+
+
+            def handler(event, context):
+                return app.resolve(event, context)
+            """
+        )
+    )
+    return root
+
+
+def stack_repo_root(tmp_dir: Path) -> Path:
+    if (REPO_ROOT / "functions" / "contacts" / "contacts_api.py").is_file():
+        return REPO_ROOT
+    return _throwaway_repo(tmp_dir / "repo")
+
+
+def start_local_stack(tmp_dir: Path, extra_env: dict[str, str] | None = None) -> LocalStackProcess:
+    """Start `relasify dev` on free ports and wait (bounded) until /health answers 200."""
+    tmp_dir.mkdir(parents=True, exist_ok=True)
+    repo_root = stack_repo_root(tmp_dir)
+    state_dir = tmp_dir / "state"
+    ports = {"http": free_port(), "moto": free_port(), "sandbox": free_port()}
+    env = {
+        **os.environ,
+        "RELASIFY_HTTP_PORT": str(ports["http"]),
+        "RELASIFY_MOTO_PORT": str(ports["moto"]),
+        "RELASIFY_SANDBOX_PORT": str(ports["sandbox"]),
+        "RELASIFY_STATE_DIR": str(state_dir),
+        "PYTHONUNBUFFERED": "1",
+        **(extra_env or {}),
+    }
+    log_path = tmp_dir / "stack.log"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "relasify_local.cli", "dev", "--repo-root", str(repo_root)],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    stack = LocalStackProcess(process, state_dir, log_path, ports, repo_root)
+    deadline = time.monotonic() + READY_TIMEOUT_SECONDS
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"local stack exited with {process.returncode}:\n{stack.log_tail()}")
+        try:
+            if httpx.get(f"{stack.base_url}/health", timeout=2).status_code == 200:
+                stack.info = json.loads((state_dir / "stack.json").read_text())
+                return stack
+        except (httpx.HTTPError, FileNotFoundError):
+            pass
+        time.sleep(0.2)
+    stack.stop()
+    raise RuntimeError(f"local stack not ready within {READY_TIMEOUT_SECONDS}s:\n{stack.log_tail()}")
+
+
+@pytest.fixture(scope="session")
+def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStackProcess]:
+    stack = start_local_stack(tmp_path_factory.mktemp("local-stack"))
+    try:
+        yield stack
+    finally:
+        stack.stop()
+
+
+@pytest.fixture
+def local_stack_factory(tmp_path: Path) -> Iterator[Any]:
+    """Start extra stacks for one test (e.g. to stop them); any left running are stopped afterwards."""
+    started: list[LocalStackProcess] = []
+
+    def start(name: str = "stack", extra_env: dict[str, str] | None = None) -> LocalStackProcess:
+        stack = start_local_stack(tmp_path / name, extra_env)
+        started.append(stack)
+        return stack
+
+    yield start
+    for stack in started:
+        stack.stop()

@@ -1,0 +1,148 @@
+"""`relasify dev` end to end: the stack starts as a subprocess, serves health, docs and the
+merged OpenAPI document, applies the JWT authorizer, and stops cleanly on SIGINT."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import time
+from typing import Any
+
+import httpx
+import pytest
+
+pytestmark = pytest.mark.e2e
+
+
+def _port_is_free(port: int) -> bool:
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
+def test_health_is_public(local_stack: Any) -> None:
+    response = httpx.get(f"{local_stack.base_url}/health")
+
+    assert response.status_code == 200
+    assert response.json()["status"] == "ok"
+
+
+def test_swagger_ui_is_served_without_a_cdn(local_stack: Any) -> None:
+    page = httpx.get(f"{local_stack.base_url}/docs")
+    script = httpx.get(f"{local_stack.base_url}/docs/swagger-ui-bundle.js")
+
+    assert page.status_code == 200
+    assert page.headers["content-type"].startswith("text/html")
+    assert "swagger-ui" in page.text
+    assert "https://" not in page.text  # assets come from the stack itself
+    assert script.status_code == 200
+
+
+def test_merged_openapi_document(local_stack: Any) -> None:
+    response = httpx.get(f"{local_stack.base_url}/openapi.json")
+
+    assert response.status_code == 200
+    document = response.json()
+    assert document["openapi"].startswith("3.")
+    assert "/health" in document["paths"]
+    assert "bearerAuth" in document["components"]["securitySchemes"]
+
+
+def test_unknown_route_is_api_gateways_404(local_stack: Any) -> None:
+    response = httpx.get(f"{local_stack.base_url}/no/such/route")
+
+    assert response.status_code == 404
+    assert response.json() == {"message": "Not Found"}
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        pytest.param({}, id="no-token"),
+        pytest.param({"Authorization": "Bearer not-a-token"}, id="garbage-token"),
+        pytest.param({"Authorization": "Bearer eyJhbGciOiJub25lIn0.eyJzdWIiOiJ4In0."}, id="unsigned-token"),
+    ],
+)
+def test_v1_routes_refuse_missing_and_bad_tokens(local_stack: Any, headers: dict[str, str]) -> None:
+    response = httpx.get(f"{local_stack.base_url}/v1/workspaces", headers=headers)
+
+    assert response.status_code == 401
+    assert response.json() == {"message": "Unauthorized"}
+
+
+def test_v1_routes_refuse_expired_tokens(local_stack: Any) -> None:
+    expired = local_stack.token(ttl_seconds=-60)
+
+    response = httpx.get(f"{local_stack.base_url}/v1/workspaces", headers={"Authorization": f"Bearer {expired}"})
+
+    assert response.status_code == 401
+
+
+def test_v1_routes_accept_a_minted_token(local_stack: Any) -> None:
+    response = httpx.get(f"{local_stack.base_url}/v1/workspaces", headers=local_stack.auth_headers())
+
+    assert response.status_code != 401
+    assert response.status_code < 500
+
+
+def test_relasify_token_command_mints_an_accepted_token(local_stack: Any) -> None:
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "relasify_local.cli",
+            "token",
+            "--email",
+            "cli@example.com",
+            "--state-dir",
+            str(local_stack.state_dir),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=30,
+    )
+    token = result.stdout.strip()
+
+    response = httpx.get(f"{local_stack.base_url}/v1/workspaces", headers={"Authorization": f"Bearer {token}"})
+
+    assert response.status_code != 401
+
+
+def test_stack_reports_where_everything_listens(local_stack: Any) -> None:
+    env = local_stack.environment
+
+    assert local_stack.info["base_url"] == local_stack.base_url
+    assert env["AWS_ENDPOINT_URL"] == local_stack.moto_url
+    assert env["TABLE_NAME"]
+    # moto answers with the template's resources.
+    tables = httpx.post(
+        local_stack.moto_url,
+        headers={
+            "X-Amz-Target": "DynamoDB_20120810.ListTables",
+            "Content-Type": "application/x-amz-json-1.0",
+            "Authorization": "AWS4-HMAC-SHA256 Credential=testing/20240101/ap-southeast-3/dynamodb/aws4_request",
+        },
+        content=b"{}",
+    ).json()["TableNames"]
+    assert env["TABLE_NAME"] in tables
+
+
+def test_sigint_stops_everything_and_frees_the_ports(local_stack_factory: Any) -> None:
+    stack = local_stack_factory("stopped-by-sigint")
+    ports = [stack.ports["http"], stack.ports["moto"]]
+    if stack.sandbox_url:
+        ports.append(stack.ports["sandbox"])
+
+    started = time.monotonic()
+    exit_code = stack.stop()
+
+    assert exit_code == 0, stack.log_tail()
+    assert time.monotonic() - started < 15
+    assert all(_port_is_free(port) for port in ports)
+    assert "Relasify local stack stopped" in stack.log_path.read_text()
+    assert not (stack.state_dir / "stack.json").exists()
