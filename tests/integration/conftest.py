@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
+from functools import lru_cache
 from typing import Any
 
 import boto3
@@ -11,6 +12,7 @@ import pytest
 from moto import mock_aws
 from moto.dynamodb.responses import DynamoHandler
 from relasify import clock
+from relasify.data.base import reset_connections
 from relasify.settings import Settings, get_settings
 from relasify_local.cfn import create_tables
 
@@ -31,6 +33,12 @@ def _atomic_call_action(self: DynamoHandler) -> Any:
         return _original_call_action(self)
 
 
+@lru_cache(maxsize=1)
+def _dynamodb_client() -> Any:
+    # Creating a client costs ~0.2 s; moto intercepts any client, whenever it was created.
+    return boto3.client("dynamodb")
+
+
 @pytest.fixture
 def ddb_tables(monkeypatch: pytest.MonkeyPatch) -> Iterator[Settings]:
     """A fresh moto DynamoDB with `Table` and `IdempotencyTable` from the template.
@@ -42,9 +50,10 @@ def ddb_tables(monkeypatch: pytest.MonkeyPatch) -> Iterator[Settings]:
     monkeypatch.setenv("IDEMPOTENCY_TABLE_NAME", IDEMPOTENCY_TABLE_NAME)
     monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
     get_settings.cache_clear()
+    reset_connections()  # a client cached by an earlier test may point at another endpoint
     monkeypatch.setattr(DynamoHandler, "call_action", _atomic_call_action)
     with mock_aws():
-        client = boto3.client("dynamodb")
+        client = _dynamodb_client()
         create_tables(client, {"Table": TABLE_NAME, "IdempotencyTable": IDEMPOTENCY_TABLE_NAME})
         try:
             yield get_settings()

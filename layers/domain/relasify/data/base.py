@@ -71,6 +71,12 @@ _connections: dict[str, TableConnection] = {}
 _connections_lock = threading.Lock()
 
 
+def reset_connections() -> None:
+    """Forget cached connections (tests that switch endpoints or moto mocks between runs)."""
+    with _connections_lock:
+        _connections.clear()
+
+
 class TableModel(Model):
     """Base of every item type in the single table. Not a table of its own."""
 
