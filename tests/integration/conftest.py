@@ -39,6 +39,17 @@ def _dynamodb_client() -> Any:
     return boto3.client("dynamodb")
 
 
+_connections_checked = threading.Event()
+
+
+def _forget_foreign_connections() -> None:
+    # Once per process: a client cached before this fixture ran (e.g. with AWS_ENDPOINT_URL
+    # set) could point elsewhere; later tests reuse the moto-intercepted one (saves ~0.2 s each).
+    if not _connections_checked.is_set():
+        reset_connections()
+        _connections_checked.set()
+
+
 @pytest.fixture
 def ddb_tables(monkeypatch: pytest.MonkeyPatch) -> Iterator[Settings]:
     """A fresh moto DynamoDB with `Table` and `IdempotencyTable` from the template.
@@ -50,7 +61,7 @@ def ddb_tables(monkeypatch: pytest.MonkeyPatch) -> Iterator[Settings]:
     monkeypatch.setenv("IDEMPOTENCY_TABLE_NAME", IDEMPOTENCY_TABLE_NAME)
     monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
     get_settings.cache_clear()
-    reset_connections()  # a client cached by an earlier test may point at another endpoint
+    _forget_foreign_connections()
     monkeypatch.setattr(DynamoHandler, "call_action", _atomic_call_action)
     with mock_aws():
         client = _dynamodb_client()
