@@ -21,6 +21,7 @@ from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import Field
+from pynamodb.attributes import NumberAttribute
 from pynamodb.exceptions import PutError, TransactWriteError, UpdateError
 
 from relasify import clock
@@ -481,6 +482,56 @@ def delete_pending_status(wamid: str, status: str) -> None:
     m.PendingStatusModel(m.wamid_pk(wamid), f"{m.PendingStatusModel.SK_PREFIX}{status}").delete()
 
 
+# --- outbound ------------------------------------------------------------------------------------
+
+
+def record_outbound(
+    ws: str,
+    contact_id: str,
+    message_type: str,
+    content: dict[str, Any],
+    *,
+    message_id: str | None = None,
+    wamid: str | None = None,
+    broadcast_id: str | None = None,
+    idempotency_key: str | None = None,
+    sent_by: str | None = None,
+) -> Message:
+    """Store an outbound message (status `accepted`) in the conversation, before or after the send;
+    its `biz_opaque_callback_data` lets status webhooks find it even before its wamid is known."""
+    now = clock.now()
+    message_id = message_id or new_id("msg")
+    item = m.MessageModel(
+        m.message_pk(ws, message_id),
+        m.MessageModel.SK_VALUE,
+        ws_id=ws,
+        message_id=message_id,
+        contact_id=contact_id,
+        direction="out",
+        message_type=message_type,
+        content=content,
+        wamid=wamid,
+        status="accepted",
+        status_rank=0,
+        message_at=now,
+        accepted_at=now,
+        biz_opaque_callback_data=callback_data(ws, message_id),
+        broadcast_id=broadcast_id,
+        idempotency_key=idempotency_key,
+        sent_by=sent_by,
+        gsi1pk=m.conversation_pk(ws, contact_id),
+        gsi1sk=conversation_sort_key(now, message_id),
+    )
+    with transaction() as tx:
+        tx.save(item, condition=m.MessageModel.pk.does_not_exist())
+        if wamid:
+            pointer = m.WamidPointerModel(
+                m.wamid_pk(wamid), m.WamidPointerModel.SK_VALUE, wamid=wamid, ws_id=ws, message_id=message_id
+            )
+            tx.save(pointer, condition=m.WamidPointerModel.pk.does_not_exist())
+    return _message(item)
+
+
 # --- outbound: the send path tells us the wamid --------------------------------------------------
 
 
@@ -498,6 +549,104 @@ def attach_wamid(ws: str, message_id: str, wamid: str) -> bool:
             tx.update(item, actions=[model.wamid.set(wamid), model.touch()], condition=model.pk.exists())
     except TransactWriteError as exc:
         if cancellation_codes(exc)[0] == "ConditionalCheckFailed":
+            return False
+        raise
+    return True
+
+
+# --- template records changed by webhooks ---------------------------------------------------------
+
+
+class _TemplateWebhookModel(m.TemplateModel):
+    """The template item plus the event time of the last webhook applied per attribute group, so an
+    older webhook (Meta retries for days) never overwrites a newer one. Same table, same item."""
+
+    status_webhook_at = NumberAttribute(null=True)
+    category_webhook_at = NumberAttribute(null=True)
+    quality_webhook_at = NumberAttribute(null=True)
+
+
+def apply_template_webhook(
+    ws: str,
+    name: str,
+    language: str,
+    *,
+    at: datetime,
+    status: str | None = None,
+    reason: str | None = None,
+    category: str | None = None,
+    meta_template_id: str | None = None,
+    quality_score: str | None = None,
+) -> bool:
+    """Upsert what a template webhook reports (a template created in Meta's UI appears here too).
+    One conditional UpdateItem; False when a newer webhook already set this attribute group."""
+    model = _TemplateWebhookModel
+    at_epoch = int(at.timestamp())
+    actions: list[Any] = [
+        model.ws_id.set(ws),
+        model.name.set(name),
+        model.language.set(language),
+        model.components.set(model.components | []),
+        model.created_at.set(model.created_at | clock.now()),
+        model.touch(),
+    ]
+    guards: list[Any] = []
+
+    def guarded(attribute: NumberAttribute) -> None:
+        actions.append(attribute.set(at_epoch))
+        guards.append(attribute.does_not_exist() | (attribute <= at_epoch))
+
+    if status is not None:
+        actions += [model.status.set(status), model.reason.set(reason) if reason else model.reason.remove()]
+        guarded(model.status_webhook_at)
+    if category is not None:
+        actions.append(model.category.set(category))
+        guarded(model.category_webhook_at)
+    if quality_score is not None:
+        actions.append(model.quality_score.set(quality_score))
+        guarded(model.quality_webhook_at)
+    if meta_template_id is not None:
+        actions.append(model.meta_template_id.set(meta_template_id))
+    if not guards:
+        return False
+    condition = guards[0]
+    for guard in guards[1:]:
+        condition &= guard
+    item = model(m.ws_pk(ws), f"{m.TemplateModel.SK_PREFIX}{name}#{language}")
+    try:
+        item.update(actions=actions, condition=condition)
+    except UpdateError as exc:
+        if is_condition_failure(exc):
+            return False
+        raise
+    return True
+
+
+# --- contact consent changed by webhooks -------------------------------------------------------------
+
+
+def set_consent_if_newer(ws: str, contact_id: str, status: str, source: str, at: datetime) -> bool:
+    """Record a consent decision taken at `at` unless a decision at least as recent is stored.
+
+    One conditional UpdateItem on the contact: a redelivered webhook (same `at`) and a stale one
+    (a replayed STOP older than a later opt-in) both fail the condition and change nothing.
+    """
+    model = m.ContactModel
+    event = m.ConsentEventMap(status=status, source=source, at=at, actor_id="whatsapp")
+    item = model(m.ws_pk(ws), f"{model.SK_PREFIX}{contact_id}")
+    try:
+        item.update(
+            actions=[
+                model.consent.status.set(status),
+                model.consent.source.set(source),
+                model.consent.at.set(at),
+                model.consent.history.set((model.consent.history | []).append([event])),
+                model.touch(),
+            ],
+            condition=model.pk.exists() & (model.consent.at.does_not_exist() | (model.consent.at < at)),
+        )
+    except UpdateError as exc:
+        if is_condition_failure(exc):
             return False
         raise
     return True

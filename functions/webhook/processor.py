@@ -1,0 +1,24 @@
+"""WebhookQueue consumer: applies queued WhatsApp webhooks. A failing record fails only itself
+(partial batch response); every effect is idempotent, so its retry is safe."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from relasify.observability import logger
+from relasify.services import webhook
+
+processor = BatchProcessor(event_type=EventType.SQS)
+
+
+def record_handler(record: SQSRecord) -> None:
+    summary = webhook.process_queued_webhook(record.body)
+    logger.info("webhook processed", extra={"message_id": record.message_id, "outcomes": summary.counts})
+
+
+@logger.inject_lambda_context(clear_state=True)
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return process_partial_response(event=event, record_handler=record_handler, processor=processor, context=context)

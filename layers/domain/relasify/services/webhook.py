@@ -1,0 +1,543 @@
+"""Applying verified WhatsApp webhooks to the workspaces they belong to.
+
+One queued delivery is parsed into typed events (`relasify.whatsapp.webhook_models`), each routed
+to its workspace (by `metadata.phone_number_id`; account-level fields by the WABA id `entry[].id`
+and, where given, the display phone number) and applied through the repositories. Every effect is
+idempotent by a conditional write or a forward-only guard, so a redelivered webhook, a retried
+SQS record or a replayed backlog changes nothing twice.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+from relasify import clock
+from relasify.data import messages as message_store
+from relasify.data import webhook_inbox
+from relasify.data.contacts import contact_repository
+from relasify.data.identity import identity_repository
+from relasify.data.records import Contact, NewContact, PhoneRoute
+from relasify.errors import DuplicateContact
+from relasify.observability import logger
+from relasify.phones import e164_from_wa_id
+from relasify.whatsapp.webhook_models import (
+    AccountUpdateEvent,
+    AnyWebhookEvent,
+    InboundMessage,
+    InboundMessageEvent,
+    MessagesErrorEvent,
+    PhoneQualityEvent,
+    Routing,
+    StatusEvent,
+    TemplateCategoryEvent,
+    TemplateComponentsEvent,
+    TemplateQualityEvent,
+    TemplateStatusEvent,
+    UnknownFieldEvent,
+    UserPreferenceEvent,
+    flatten_payload,
+    parse_payload,
+)
+
+# Meta retries for 7 days: anything older than that is a replayed backlog, stored but flagged.
+STALE_AFTER = timedelta(days=7)
+OPT_OUT_KEYWORDS = frozenset({"STOP", "BERHENTI", "UNSUBSCRIBE", "STOP PROMO"})
+# Template quick-reply payloads that mean "no more marketing" (normalised like keywords).
+OPT_OUT_PAYLOADS = frozenset({"STOP", "STOP PROMO", "STOP PROMOTIONS", "UNSUBSCRIBE", "OPT OUT", "BERHENTI"})
+CONSENT_SOURCE_KEYWORD = "inbound_keyword"
+CONSENT_SOURCE_PREFERENCES = "user_preferences"
+CONSENT_SOURCE_SEND_ERROR = "send_error_131050"
+ERROR_MARKETING_OPT_OUT = 131050
+ERROR_UNDELIVERABLE = 131026
+_SEPARATORS = re.compile(r"[\s_\-]+")
+
+
+# --- collaborators (swappable in tests) ------------------------------------------------------
+
+
+class MediaDownloader(Protocol):
+    """Fetches one inbound media object from the Graph API with the workspace's token."""
+
+    def __call__(self, ws: str, media_id: str) -> tuple[bytes, str | None]: ...
+
+
+def graph_media_download(ws: str, media_id: str) -> tuple[bytes, str | None]:
+    """Media id -> (bytes, mime type): resolve the short-lived URL, then download it."""
+    from relasify.data.kms_tokens import decrypt_token
+    from relasify.whatsapp.graph import get_graph_client
+
+    connection = identity_repository().get_whatsapp_connection(ws)
+    if connection is None:
+        raise LookupError("workspace has no WhatsApp connection")
+    token = decrypt_token(ws, connection.encrypted_access_token)
+    client = get_graph_client()
+    info = client.get_media_url(media_id, token)
+    return client.download_media(info.url, token), info.mime_type
+
+
+@dataclass
+class ProcessSummary:
+    """Counts per event kind and outcome, for metrics and tests (no personal data)."""
+
+    counts: dict[str, int] = field(default_factory=dict)
+
+    def add(self, key: str) -> None:
+        self.counts[key] = self.counts.get(key, 0) + 1
+
+
+# --- contacts ------------------------------------------------------------------------------------
+
+
+class _WebhookContacts:
+    """The contact operations webhooks need, on the contacts repository. Each is idempotent."""
+
+    def find_or_create(self, ws: str, *, wa_id: str | None, user_id: str | None, name: str | None) -> Contact:
+        """By wa_id, then user_id, then the phone behind the wa_id (a contact created through the API
+        before the customer wrote); else a new contact. Missing Meta ids are linked once."""
+        repo = contact_repository()
+        contact = (repo.find_by_wa_id(ws, wa_id) if wa_id else None) or (
+            repo.find_by_user_id(ws, user_id) if user_id else None
+        )
+        phone = e164_from_wa_id(wa_id) if wa_id else None
+        if contact is None and phone:
+            contact = repo.find_by_phone(ws, phone)
+        if contact is None:
+            contact, _ = repo.create_or_get(ws, NewContact(phone=phone, wa_id=wa_id, user_id=user_id, name=name))
+        missing = {
+            "wa_id": wa_id if wa_id and not contact.wa_id else None,
+            "user_id": user_id if user_id and not contact.user_id else None,
+        }
+        if any(missing.values()):
+            try:
+                contact = repo.link_identity(ws, contact.id, **missing)
+            except DuplicateContact:
+                # Another contact already holds that id (e.g. a number reassigned): keep both as they are.
+                logger.warning("webhook identity held by another contact", extra={"contact_id": contact.id})
+        return contact
+
+    def touch_inbound(self, ws: str, contact_id: str, at: datetime) -> None:
+        contact_repository().record_inbound(ws, contact_id, at)
+
+    def set_consent(self, ws: str, contact_id: str, status: str, source: str, at: datetime) -> bool:
+        return message_store.set_consent_if_newer(ws, contact_id, status, source, at)
+
+    def mark_unreachable(self, ws: str, contact_id: str) -> None:
+        contact_repository().set_unreachable(ws, contact_id, True)
+
+
+contacts = _WebhookContacts()
+
+
+# --- routing -------------------------------------------------------------------------------------
+
+
+class _Router:
+    """Workspace lookups for one delivery (a batch often repeats the same number)."""
+
+    def __init__(self) -> None:
+        self._by_phone: dict[str, PhoneRoute | None] = {}
+        self._by_waba: dict[str, list[PhoneRoute]] = {}
+
+    def by_phone_number_id(self, phone_number_id: str) -> str | None:
+        if phone_number_id not in self._by_phone:
+            self._by_phone[phone_number_id] = identity_repository().route_by_phone_number_id(phone_number_id)
+        route = self._by_phone[phone_number_id]
+        return route.ws if route else None
+
+    def by_account(self, routing: Routing, phone_hint: str | None = None) -> list[str]:
+        """Workspaces of a WABA; narrowed to one number when the event names it."""
+        if routing.phone_number_id:
+            ws = self.by_phone_number_id(routing.phone_number_id)
+            return [ws] if ws else []
+        if routing.waba_id not in self._by_waba:
+            self._by_waba[routing.waba_id] = identity_repository().routes_by_waba_id(routing.waba_id)
+        routes = self._by_waba[routing.waba_id]
+        hint = _digits(phone_hint or routing.display_phone_number)
+        if hint:
+            matching = [r for r in routes if _digits(r.display_phone_number) == hint]
+            if matching:
+                routes = matching
+        return sorted({r.ws for r in routes})
+
+
+def _digits(value: str | None) -> str:
+    return "".join(ch for ch in value or "" if ch.isdigit())
+
+
+# --- entry points ----------------------------------------------------------------------------------
+
+
+def process_queued_webhook(message_body: str) -> ProcessSummary:
+    """Apply one webhook queue message (an SQS record body)."""
+    queued = webhook_inbox.read_queued(message_body)
+    return process_payload(queued.raw)
+
+
+def process_payload(raw: bytes | str | dict[str, Any]) -> ProcessSummary:
+    """Apply every event of one delivery. An exception fails the whole delivery; since every effect
+    is idempotent, the retry re-applies what was done and completes the rest."""
+    summary = ProcessSummary()
+    router = _Router()
+    for event in flatten_payload(parse_payload(raw)):
+        summary.add(f"{event.kind}:{apply_event(event, router)}")
+    return summary
+
+
+def apply_event(event: AnyWebhookEvent, router: _Router | None = None) -> str:
+    """Apply one event; returns a short outcome label (logged and counted, never personal)."""
+    router = router or _Router()
+    handler = _HANDLERS.get(type(event))
+    if handler is None:  # pragma: no cover - every event type has a handler
+        return "ignored"
+    return handler(event, router)
+
+
+# --- inbound messages --------------------------------------------------------------------------
+
+
+def _handle_inbound(event: InboundMessageEvent, router: _Router) -> str:
+    ws = router.by_phone_number_id(event.routing.phone_number_id or "")
+    if ws is None:
+        logger.warning("webhook for an unconnected number", extra={"field": event.field, "kind": event.kind})
+        return "unrouted"
+    message = event.message
+    wa_id = message.from_ or (event.contact.wa_id if event.contact else None) or None
+    user_id = message.from_user_id or (event.contact.user_id if event.contact else None) or None
+    if not wa_id and not user_id:
+        logger.warning("inbound message without sender id", extra={"type": message.type})
+        return "no_sender"
+    profile_name = event.contact.profile.name if event.contact and event.contact.profile else None
+    contact = contacts.find_or_create(ws, wa_id=wa_id, user_id=user_id, name=profile_name)
+
+    now = clock.now()
+    message_at = message.sent_at or now
+    flags = (message_store.STALE_BACKLOG_FLAG,) if now - message_at > STALE_AFTER else ()
+    media = message.media
+    content = message.type_payload() or {}
+    content.pop("url", None)  # Meta's media URL is short-lived and bearer-protected: never stored
+    if message.errors:
+        content["errors"] = [e.model_dump(mode="json", exclude_none=True) for e in message.errors]
+    if message.referral is not None:
+        content["referral"] = message.referral.model_dump(mode="json", exclude_none=True)
+
+    recorded = message_store.record_inbound(
+        message_store.NewInboundMessage(
+            ws=ws,
+            contact_id=contact.id,
+            wamid=message.id,
+            type=message.type,
+            content=content,
+            message_at=message_at,
+            context_wamid=message.context.id if message.context else None,
+            media_id=media.id if media else None,
+            flags=flags,
+            in_conversation=message.type != "reaction",
+        )
+    )
+    outcome = "recorded" if recorded else "duplicate"
+    stored = recorded or message_store.get_by_wamid(message.id)
+
+    # Effects below are idempotent, so they run for duplicates too: a delivery that failed half-way
+    # completes on its retry.
+    contacts.touch_inbound(ws, contact.id, message_at)
+    if is_opt_out_message(message):
+        contacts.set_consent(ws, contact.id, "opted_out", CONSENT_SOURCE_KEYWORD, message_at)
+    if message.type == "reaction" and message.reaction and message.reaction.message_id:
+        _attach_reaction(
+            ws, wa_id or user_id or "", message.reaction.message_id, message.reaction.emoji, message.id, message_at
+        )
+    if media is not None and media.id and _media_copy_due(stored, ws, fresh=recorded is not None, now=now):
+        webhook_inbox.enqueue_media_job(ws, stored.id, media.id, webhook_inbox.WebhookInboxConfig.from_environment())
+    return outcome
+
+
+def _media_copy_due(stored: message_store.Message | None, ws: str, *, fresh: bool, now: datetime) -> bool:
+    """A new message's media is always queued; a duplicate re-queues it only when the first job had
+    time to finish and did not (a delivery that failed between recording and enqueueing)."""
+    if stored is None or stored.ws != ws or stored.media_s3_key is not None:
+        return False
+    return fresh or stored.created_at is None or now - stored.created_at > MEDIA_RETRY_AFTER
+
+
+# A duplicate re-enqueues a media copy only when the first job had time to finish and did not.
+MEDIA_RETRY_AFTER = timedelta(minutes=2)
+
+
+def _normalise_keyword(text: str | None) -> str:
+    return _SEPARATORS.sub(" ", (text or "").strip()).upper()
+
+
+def is_opt_out_text(text: str | None) -> bool:
+    return _normalise_keyword(text) in OPT_OUT_KEYWORDS
+
+
+def is_opt_out_button(payload: str | None, text: str | None) -> bool:
+    return _normalise_keyword(payload) in OPT_OUT_PAYLOADS or is_opt_out_text(text)
+
+
+def is_opt_out_message(message: InboundMessage) -> bool:
+    """An opt-out keyword typed or tapped, or the template opt-out quick-reply button."""
+    if message.type == "button" and message.button is not None:
+        return is_opt_out_button(message.button.payload, message.button.text)
+    if message.type in ("text", "interactive"):
+        return is_opt_out_text(message.text_for_keywords())
+    return False
+
+
+def _attach_reaction(ws: str, reactor: str, target_wamid: str, emoji: str | None, wamid: str, at: datetime) -> None:
+    target = message_store.locate_wamid(target_wamid)
+    if target is None or target.ws != ws:
+        return  # a reaction to a message we never stored (or another workspace's): nothing to attach
+    reaction = message_store.Reaction(emoji=emoji or None, from_wa_id=reactor, wamid=wamid, at=at)
+    message_store.attach_reaction(ws, target.message_id, reaction)
+
+
+# --- statuses -------------------------------------------------------------------------------------
+
+
+def _status_change(event: StatusEvent) -> message_store.StatusChange | None:
+    status = event.status
+    if status.status not in message_store.STATUS_RANK or status.status in ("accepted", "received"):
+        return None
+    error = status.errors[0] if status.errors else None
+    pricing = status.pricing.model_dump(mode="json", exclude_none=True) if status.pricing else None
+    return message_store.StatusChange(
+        wamid=status.id,
+        status=status.status,
+        at=status.occurred_at or clock.now(),
+        error_code=error.code if error else None,
+        error_title=error.title if error else None,
+        error_details=(error.error_data.details if error and error.error_data else None)
+        or (error.message if error else None),
+        pricing=pricing,
+        billable=bool(status.pricing and status.pricing.billable),
+    )
+
+
+def _handle_status(event: StatusEvent, router: _Router) -> str:
+    ws = router.by_phone_number_id(event.routing.phone_number_id or "")
+    if ws is None:
+        logger.warning("webhook for an unconnected number", extra={"field": event.field, "kind": event.kind})
+        return "unrouted"
+    change = _status_change(event)
+    if change is None:
+        logger.info("status not tracked", extra={"status": event.status.status})
+        return "untracked"
+
+    location = message_store.parse_callback_data(event.status.biz_opaque_callback_data)
+    if location is None or location.ws != ws:
+        location = message_store.locate_wamid(change.wamid)
+    if location is not None and location.ws != ws:
+        logger.warning("status for another workspace's message ignored")
+        return "foreign"
+    if location is not None:
+        result = message_store.apply_status(ws, location.message_id, change)
+        if result.outcome != "missing":
+            _after_status(ws, change, result)
+            return result.outcome
+    # The message (or its wamid) is not recorded yet: keep the status until it is.
+    message_store.put_pending_status(ws, change)
+    # The send path may have recorded the wamid between our lookup and our put; whoever writes
+    # second sees the other's item (both reads are strongly consistent), so nothing is stranded.
+    late = message_store.locate_wamid(change.wamid)
+    if late is not None and late.ws == ws:
+        apply_pending_statuses(ws, late.message_id, change.wamid)
+        return "applied_late"
+    return "pending"
+
+
+def _after_status(ws: str, change: message_store.StatusChange, result: message_store.StatusResult) -> None:
+    """Consent and reachability consequences of a failure (once: only when it was applied)."""
+    if result.outcome != "applied" or not result.advanced or change.status != "failed" or not result.contact_id:
+        return
+    if change.error_code == ERROR_MARKETING_OPT_OUT:
+        contacts.set_consent(ws, result.contact_id, "opted_out", CONSENT_SOURCE_SEND_ERROR, change.at)
+    elif change.error_code == ERROR_UNDELIVERABLE:
+        contacts.mark_unreachable(ws, result.contact_id)
+
+
+def apply_pending_statuses(ws: str, message_id: str, wamid: str) -> int:
+    """Called by the send path once it knows an outbound message's wamid (and by the processor when
+    it loses that race): records the wamid pointer and applies statuses that arrived early.
+    Returns how many pending statuses were applied."""
+    message_store.attach_wamid(ws, message_id, wamid)
+    applied = 0
+    for pending in message_store.pending_statuses(wamid):
+        if pending.ws not in (None, ws):
+            continue
+        result = message_store.apply_status(ws, message_id, pending.change)
+        if result.outcome == "missing":
+            continue
+        _after_status(ws, pending.change, result)
+        message_store.delete_pending_status(wamid, pending.change.status)
+        applied += 1
+    return applied
+
+
+# --- templates, preferences, account -----------------------------------------------------------------
+
+
+def _event_time(event: AnyWebhookEvent) -> datetime:
+    return datetime.fromtimestamp(event.entry_time, clock.now().tzinfo) if event.entry_time else clock.now()
+
+
+def _handle_template_status(event: TemplateStatusEvent, router: _Router) -> str:
+    update = event.update
+    if not update.message_template_name or not update.message_template_language:
+        return "incomplete"
+    changed = 0
+    for ws in router.by_account(event.routing):
+        changed += message_store.apply_template_webhook(
+            ws,
+            update.message_template_name,
+            update.message_template_language,
+            at=_event_time(event),
+            status=update.event,
+            reason=(
+                update.rejection_info.reason
+                if update.rejection_info and update.rejection_info.reason
+                else update.reason
+            ),
+            category=update.message_template_category,
+            meta_template_id=str(update.message_template_id) if update.message_template_id is not None else None,
+        )
+    return "applied" if changed else "unchanged"
+
+
+def _handle_template_category(event: TemplateCategoryEvent, router: _Router) -> str:
+    update = event.update
+    if not update.message_template_name or not update.message_template_language:
+        return "incomplete"
+    changed = 0
+    for ws in router.by_account(event.routing):
+        changed += message_store.apply_template_webhook(
+            ws,
+            update.message_template_name,
+            update.message_template_language,
+            at=_event_time(event),
+            category=update.new_category or update.correct_category,
+            meta_template_id=str(update.message_template_id) if update.message_template_id is not None else None,
+        )
+    return "applied" if changed else "unchanged"
+
+
+def _handle_template_quality(event: TemplateQualityEvent, router: _Router) -> str:
+    update = event.update
+    if not update.message_template_name or not update.message_template_language:
+        return "incomplete"
+    changed = 0
+    for ws in router.by_account(event.routing):
+        changed += message_store.apply_template_webhook(
+            ws,
+            update.message_template_name,
+            update.message_template_language,
+            at=_event_time(event),
+            quality_score=update.new_quality_score,
+        )
+    return "applied" if changed else "unchanged"
+
+
+def _handle_template_components(event: TemplateComponentsEvent, router: _Router) -> str:
+    # Meta's summary of an edited template is not the full component list: the on-demand sync
+    # fetches the definition. Logged so operators see it.
+    logger.info("template components changed", extra={"template_id": str(event.update.message_template_id)})
+    return "logged"
+
+
+def _handle_user_preference(event: UserPreferenceEvent, router: _Router) -> str:
+    ws = router.by_phone_number_id(event.routing.phone_number_id or "")
+    if ws is None:
+        return "unrouted"
+    pref = event.preference
+    if pref.category not in (None, "marketing_messages") or pref.value not in ("stop", "resume"):
+        logger.info("user preference not tracked", extra={"category": pref.category, "value": pref.value})
+        return "untracked"
+    if not pref.wa_id and not pref.user_id:
+        return "no_sender"
+    contact = contacts.find_or_create(ws, wa_id=pref.wa_id or None, user_id=pref.user_id or None, name=None)
+    status = "opted_out" if pref.value == "stop" else "opted_in"
+    changed = contacts.set_consent(
+        ws, contact.id, status, CONSENT_SOURCE_PREFERENCES, pref.occurred_at or _event_time(event)
+    )
+    return "applied" if changed else "unchanged"
+
+
+_QUALITY_BY_EVENT = {"FLAGGED": "RED", "UNFLAGGED": "GREEN"}
+
+
+def _handle_phone_quality(event: PhoneQualityEvent, router: _Router) -> str:
+    update = event.update
+    extra = update.model_extra or {}
+    quality = extra.get("quality_rating") or _QUALITY_BY_EVENT.get(update.event or "")
+    limit = (
+        extra.get("whatsapp_business_manager_messaging_limit")
+        or update.max_daily_conversations_per_business
+        or update.current_limit
+    )
+    changed = 0
+    for ws in router.by_account(event.routing, update.display_phone_number):
+        connection = identity_repository().update_whatsapp_health(
+            ws, quality_rating=quality, messaging_limit=limit, account_status=None
+        )
+        changed += connection is not None
+    return "applied" if changed else "unrouted"
+
+
+def _handle_account_update(event: AccountUpdateEvent, router: _Router) -> str:
+    update = event.update
+    restrictions: list[Any] | None = None
+    if update.event == "ACCOUNT_RESTRICTION" or update.restriction_info:
+        restrictions = [r.model_dump(mode="json", exclude_none=True) for r in update.restriction_info]
+    changed = 0
+    for ws in router.by_account(event.routing, update.phone_number):
+        connection = identity_repository().update_whatsapp_health(
+            ws, account_status=update.event, restrictions=restrictions
+        )
+        changed += connection is not None
+    return "applied" if changed else "unrouted"
+
+
+def _handle_messages_error(event: MessagesErrorEvent, router: _Router) -> str:
+    logger.warning("webhook reported an error", extra={"code": event.error.code})
+    return "logged"
+
+
+def _handle_unknown(event: UnknownFieldEvent, router: _Router) -> str:
+    # The raw payload is already in S3 (message-content retention); log the field name only.
+    logger.info("unhandled webhook field kept", extra={"field": event.field})
+    return "kept"
+
+
+_HANDLERS: dict[type, Callable[[Any, _Router], str]] = {
+    InboundMessageEvent: _handle_inbound,
+    StatusEvent: _handle_status,
+    TemplateStatusEvent: _handle_template_status,
+    TemplateCategoryEvent: _handle_template_category,
+    TemplateQualityEvent: _handle_template_quality,
+    TemplateComponentsEvent: _handle_template_components,
+    UserPreferenceEvent: _handle_user_preference,
+    PhoneQualityEvent: _handle_phone_quality,
+    AccountUpdateEvent: _handle_account_update,
+    MessagesErrorEvent: _handle_messages_error,
+    UnknownFieldEvent: _handle_unknown,
+}
+
+
+def copy_media(ws: str, message_id: str, media_id: str, download: MediaDownloader = graph_media_download) -> str:
+    """The media worker's job: Graph download -> S3 `media/<ws>/<message id>` -> message record.
+    Idempotent: a message whose media is already copied is skipped."""
+    message = message_store.get_message(ws, message_id, consistent=True)
+    if message is None:
+        return "missing"
+    if message.media_s3_key:
+        return "already_copied"
+    content, mime_type = download(ws, media_id)
+    key = webhook_inbox.put_media_object(
+        ws, message_id, content, mime_type, webhook_inbox.WebhookInboxConfig.from_environment()
+    )
+    message_store.set_media_copied(ws, message_id, key)
+    return "copied"
