@@ -49,6 +49,7 @@ def _dev(args: argparse.Namespace) -> int:
     def request_stop(signum: int, _: FrameType | None) -> None:
         logging.getLogger("relasify_local").info("received %s, stopping", signal.Signals(signum).name)
         stop_requested.set()
+        signal.signal(signal.SIGINT, signal.SIG_DFL)  # a second Ctrl-C ends the process at once
 
     signal.signal(signal.SIGINT, request_stop)
     signal.signal(signal.SIGTERM, request_stop)

@@ -26,6 +26,7 @@ logger = logging.getLogger("relasify_local")
 
 API_ID = "relasifylocal"
 DEFAULT_ROUTE = "$default"
+MAX_PAYLOAD_BYTES = 10 * 1024 * 1024  # API Gateway HTTP API request payload limit
 _LITERAL, _PARAM, _GREEDY = 0, 1, 2
 _TEXT_TYPES = ("application/json", "application/x-www-form-urlencoded", "application/javascript", "application/xml")
 
@@ -374,9 +375,35 @@ class _RequestHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server: GatewayHttpServer
 
-    def _dispatch(self) -> None:
+    def _read_body(self) -> bytes | None:
+        """The request body, or None when it exceeds API Gateway's payload limit."""
+        if "chunked" in (self.headers.get("transfer-encoding") or "").lower():
+            chunks: list[bytes] = []
+            size = 0
+            while True:
+                chunk_size = int(self.rfile.readline().split(b";", 1)[0].strip() or b"0", 16)
+                if chunk_size == 0:
+                    while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                        pass  # trailers
+                    break
+                size += chunk_size
+                if size > MAX_PAYLOAD_BYTES:
+                    self.close_connection = True
+                    return None
+                chunks.append(self.rfile.read(chunk_size))
+                self.rfile.readline()
+            return b"".join(chunks)
         length = int(self.headers.get("content-length") or 0)
-        body = self.rfile.read(length) if length else b""
+        if length > MAX_PAYLOAD_BYTES:
+            self.close_connection = True
+            return None
+        return self.rfile.read(length) if length else b""
+
+    def _dispatch(self) -> None:
+        body = self._read_body()
+        if body is None:
+            self._write(json_response(413, {"message": "Request Entity Too Large"}))
+            return
         request = HttpRequest(
             method=self.command,
             target=self.path,
@@ -390,6 +417,9 @@ class _RequestHandler(BaseHTTPRequestHandler):
         except Exception:
             logger.exception("gateway error")
             response = json_response(500, INTERNAL_ERROR)
+        self._write(response)
+
+    def _write(self, response: HttpResponse) -> None:
         self.send_response(response.status)
         for name, value in response.headers:
             if name.lower() not in ("content-length", "connection", "transfer-encoding"):

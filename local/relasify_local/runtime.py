@@ -147,7 +147,18 @@ class LocalFunction:
         """Run the handler like Lambda does; exceptions propagate to the caller (gateway or poller)."""
         handler = self.handler_callable()
         with self._lock:
-            return handler(event, self.new_context())
+            started = time.monotonic()
+            try:
+                return handler(event, self.new_context())
+            finally:
+                elapsed = time.monotonic() - started
+                if elapsed > self.timeout_seconds:
+                    logger.warning(
+                        "%s ran %.1fs, over its %ss timeout: Lambda would have stopped it",
+                        self.logical_id,
+                        elapsed,
+                        self.timeout_seconds,
+                    )
 
 
 def log_invocation_error(function: LocalFunction, exc: BaseException) -> None:

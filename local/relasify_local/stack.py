@@ -326,6 +326,8 @@ class LocalStack:
             with contextlib.suppress(OSError, ValueError):
                 if json.loads(self.state_file.read_text()).get("pid") == os.getpid():
                     self.state_file.unlink()
+        for poller in self.pollers:
+            poller.request_stop()  # all at once: each may be inside a one-second long poll
         for component, stopper in (
             (self.scheduler, lambda c: c.stop()),
             *((poller, lambda c: c.stop()) for poller in self.pollers),
