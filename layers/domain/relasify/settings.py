@@ -21,6 +21,8 @@ class Settings(BaseSettings):
     broadcast_queue_url: str = ""
     import_queue_url: str = ""
     kms_key_id: str = "alias/relasify"
+    # The hosted web frontend's origin, allowed by CORS (API Gateway also answers preflights in the cloud).
+    frontend_origin: str = "http://localhost:5173"
 
     # SSM parameter names; the values are fetched with Powertools parameters (cached).
     app_secret_parameter: str = "/relasify/whatsapp/app-secret"  # noqa: S105 - a name, not a secret

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, CORSConfig, Response
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError, ServiceError
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 
@@ -29,7 +29,14 @@ def _body_size_guard(app: APIGatewayHttpResolver, next_middleware: Any) -> Respo
 
 def create_app() -> APIGatewayHttpResolver:
     """Build the resolver every API function uses, with problem+json for every error."""
-    app = APIGatewayHttpResolver(enable_validation=True)
+    from relasify.settings import get_settings
+
+    cors = CORSConfig(
+        allow_origin=get_settings().frontend_origin,
+        allow_headers=["Authorization", "Content-Type", "Idempotency-Key"],
+        max_age=600,
+    )
+    app = APIGatewayHttpResolver(enable_validation=True, cors=cors)
     from relasify.web.usage import usage_middleware
 
     app.use(middlewares=[usage_middleware, _body_size_guard])
