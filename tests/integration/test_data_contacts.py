@@ -234,6 +234,8 @@ def test_tag_listing_is_one_query_and_one_batch_get(repo: DynamoContactRepositor
     assert dynamodb_calls == ["Query", "BatchGetItem"]
     rest = repo.list_by_tag("ws1", "vip", limit=3, cursor=page.next_cursor)
     assert sorted(c.id for c in page.items + rest.items) == sorted(tagged)
+    assert [c.id for c in repo.get_many("ws1", [tagged[2], "missing", tagged[0], tagged[2]])] == [tagged[2], tagged[0]]
+    assert repo.get_many("ws2", tagged) == []
 
 
 def test_search_by_name_and_phone_prefix(repo: DynamoContactRepository) -> None:

@@ -144,6 +144,15 @@ def test_close_workspace(repo: DynamoIdentityRepository) -> None:
     with pytest.raises(NotFound):
         repo.close_workspace("ws_missing")
 
+    other, _ = repo.create_workspace("Later", owner_sub="o1")
+    repo.close_workspace(other.id, closed_at=at + timedelta(days=30))
+    repo.create_workspace("Active", owner_sub="o1")
+    assert [w.id for w in repo.list_closed_workspaces(closed_before=at + timedelta(days=1))] == [workspace.id]
+    assert [w.id for w in repo.list_closed_workspaces(closed_before=at + timedelta(days=31))] == [
+        workspace.id,
+        other.id,
+    ]
+
 
 def test_invitations(repo: DynamoIdentityRepository) -> None:
     workspace, _ = repo.create_workspace("Acme", owner_sub="o1")

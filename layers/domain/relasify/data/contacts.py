@@ -46,6 +46,7 @@ class ContactRepository(Protocol):
     def create(self, ws: str, new: NewContact) -> Contact: ...
     def create_or_get(self, ws: str, new: NewContact) -> tuple[Contact, bool]: ...
     def get(self, ws: str, contact_id: str) -> Contact | None: ...
+    def get_many(self, ws: str, contact_ids: list[str]) -> list[Contact]: ...
     def find_by(self, ws: str, kind: UniqueKind, value: str) -> Contact | None: ...
     def find_by_phone(self, ws: str, phone: str) -> Contact | None: ...
     def find_by_wa_id(self, ws: str, wa_id: str) -> Contact | None: ...
@@ -206,6 +207,14 @@ class DynamoContactRepository:
         item = m.ContactModel.get_live(*_contact_key(ws, contact_id))
         return _contact(item) if item else None
 
+    def get_many(self, ws: str, contact_ids: list[str]) -> list[Contact]:
+        """Live contacts among `contact_ids`, in the given order (BatchGetItem, 100 keys a request)."""
+        wanted = list(dict.fromkeys(contact_ids))
+        if not wanted:
+            return []
+        by_id = {c.contact_id: c for c in m.ContactModel.batch_get([_contact_key(ws, cid) for cid in wanted])}
+        return [_contact(by_id[cid]) for cid in wanted if cid in by_id and not by_id[cid].is_expired]
+
     def find_by(self, ws: str, kind: UniqueKind, value: str) -> Contact | None:
         marker = m.ContactUniqueModel.get_live(*_marker_key(ws, kind, value))
         if marker is None:
@@ -242,9 +251,7 @@ class DynamoContactRepository:
             limit=_bounded(limit),
             exclusive_start_key=decode_cursor(cursor, ws=ws, scope=scope),
         )
-        ids = [t.contact_id for t in page.items]
-        by_id = {c.contact_id: c for c in m.ContactModel.batch_get([_contact_key(ws, cid) for cid in ids])}
-        items = [_contact(by_id[cid]) for cid in ids if cid in by_id and not by_id[cid].is_expired]
+        items = self.get_many(ws, [t.contact_id for t in page.items])
         return Page(items=items, next_cursor=encode_cursor(page.last_evaluated_key, ws=ws, scope=scope))
 
     def search_name_prefix(self, ws: str, prefix: str, *, limit: int = 50, cursor: str | None = None) -> Page[Contact]:

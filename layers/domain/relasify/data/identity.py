@@ -39,6 +39,7 @@ if TYPE_CHECKING:
 
 _RETRIES = 3  # optimistic retries when a concurrent write changed what we read
 LAST_OWNER_DETAIL = "A workspace must keep at least one owner."
+CLOSED_WORKSPACES_PK = "CLOSED#WORKSPACES"
 
 
 class IdentityRepository(Protocol):
@@ -54,6 +55,7 @@ class IdentityRepository(Protocol):
     ) -> tuple[Workspace, Membership]: ...
     def get_workspace(self, ws: str) -> Workspace | None: ...
     def close_workspace(self, ws: str, *, closed_at: datetime | None = None) -> Workspace: ...
+    def list_closed_workspaces(self, *, closed_before: datetime) -> list[Workspace]: ...
     def get_membership(self, ws: str, sub: str) -> Membership | None: ...
     def list_members(self, ws: str) -> list[Membership]: ...
     def list_user_memberships(self, sub: str) -> list[Membership]: ...
@@ -304,13 +306,17 @@ class DynamoIdentityRepository:
         return _workspace(item) if item else None
 
     def close_workspace(self, ws: str, *, closed_at: datetime | None = None) -> Workspace:
-        """Mark closed; the retention sweep stamps the account-data TTL from `closed_at`."""
+        """Mark closed; the retention sweep stamps the account-data TTL from `closed_at`. Closed
+        workspaces enter a sparse GSI2 partition so the sweep finds them without a Scan."""
+        at = closed_at or clock.now()
         item = m.WorkspaceModel(m.ws_pk(ws), m.WorkspaceModel.SK_VALUE)
         try:
             item.update(
                 actions=[
                     m.WorkspaceModel.status.set("closed"),
-                    m.WorkspaceModel.closed_at.set(closed_at or clock.now()),
+                    m.WorkspaceModel.closed_at.set(at),
+                    m.WorkspaceModel.gsi2pk.set(CLOSED_WORKSPACES_PK),
+                    m.WorkspaceModel.gsi2sk.set(f"{_sortable(at)}#{ws}"),
                     m.WorkspaceModel.touch(),
                 ],
                 condition=m.WorkspaceModel.pk.exists() & (m.WorkspaceModel.status == "active"),
@@ -323,6 +329,17 @@ class DynamoIdentityRepository:
                 raise NotFound("Workspace not found.") from exc
             return current  # already closed: closing is idempotent
         return _workspace(item)
+
+    def list_closed_workspaces(self, *, closed_before: datetime) -> list[Workspace]:
+        """Workspaces closed before an instant, oldest first (GSI2 `CLOSED#WORKSPACES`); the
+        retention sweep stamps their account data. Already-expired ones are not returned."""
+        items = query_all(
+            m.WorkspaceModel,
+            CLOSED_WORKSPACES_PK,
+            m.WorkspaceModel.gsi2sk < _sortable(closed_before),
+            index=m.WorkspaceModel.gsi2,
+        )
+        return [_workspace(i) for i in items]
 
     # --- memberships ---------------------------------------------------------------------------
     def get_membership(self, ws: str, sub: str) -> Membership | None:
