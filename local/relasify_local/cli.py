@@ -25,7 +25,16 @@ READY_MESSAGE = "Relasify local stack ready on"
 
 
 def _configure_logging(level: str) -> None:
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    log_format = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+    logging.basicConfig(level=level, format=log_format, stream=sys.stderr)
+    # Own handler, not the root's: Powertools' Logger (service "relasify") adds a filter to the root
+    # handlers that drops every record whose logger name contains "relasify", ours included.
+    stack_handler = logging.StreamHandler(sys.stderr)
+    stack_handler.setFormatter(logging.Formatter(log_format))
+    stack_logger = logging.getLogger("relasify_local")
+    stack_logger.handlers = [stack_handler]
+    stack_logger.setLevel(level)
+    stack_logger.propagate = False
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # moto's per-request access log
     logging.getLogger("botocore").setLevel(logging.WARNING)
 

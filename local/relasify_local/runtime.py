@@ -162,6 +162,9 @@ class LocalFunction:
 
 
 def log_invocation_error(function: LocalFunction, exc: BaseException) -> None:
+    if isinstance(exc, HandlerUnavailableError):
+        logger.warning("not invoked: %s", exc)
+        return
     # Local development only: the traceback helps the developer; it never leaves this machine.
     logger.error("%s failed: %s\n%s", function.logical_id, type(exc).__name__, traceback.format_exc())
 
