@@ -284,3 +284,44 @@ def test_a_page_that_lost_items_to_expiry_is_topped_up(repo: DynamoContactReposi
     clock.set_clock(lambda: T0 + timedelta(days=1))
     page = repo.list_contacts("ws1", limit=2)
     assert [c.id for c in page.items] == ids[3:5]
+
+
+def test_two_contacts_racing_for_one_new_phone_exactly_one_gets_it(repo: DynamoContactRepository) -> None:
+    a = repo.create("ws1", NewContact(phone="+6281200000001"))
+    b = repo.create("ws1", NewContact(phone="+6281200000002"))
+    barrier = threading.Barrier(2)
+    outcomes: dict[str, str] = {}
+
+    def move(contact_id: str) -> None:
+        barrier.wait()
+        try:
+            repo.update("ws1", contact_id, ContactChanges(phone="+6281200000009"))
+            outcomes[contact_id] = "moved"
+        except DuplicateContact as dup:
+            outcomes[contact_id] = f"duplicate-of:{dup.extra['existing_id']}"
+
+    threads = [threading.Thread(target=move, args=(cid,)) for cid in (a.id, b.id)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+
+    winner = next(cid for cid, outcome in outcomes.items() if outcome == "moved")
+    loser = a.id if winner == b.id else b.id
+    assert outcomes[loser] == f"duplicate-of:{winner}"
+    holder = repo.find_by_phone("ws1", "+6281200000009")
+    assert holder is not None
+    assert holder.id == winner
+    kept = repo.get("ws1", loser)
+    assert kept is not None
+    assert repo.find_by_phone("ws1", kept.phone or "") == kept  # the loser kept its phone and marker
+
+
+def test_update_never_resurrects_a_deleted_contact(repo: DynamoContactRepository) -> None:
+    c = repo.create("ws1", NewContact(phone="+6281200000003"))
+    repo.delete("ws1", c.id)
+    with pytest.raises(NotFound):
+        repo.update("ws1", c.id, ContactChanges(name="ghost"))
+    with pytest.raises(NotFound):
+        repo.set_consent("ws1", c.id, ConsentEvent(status="opted_out", at=T0))
+    assert repo.get("ws1", c.id) is None

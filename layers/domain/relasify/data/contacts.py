@@ -311,7 +311,12 @@ class DynamoContactRepository:
             new_tags = list(item.tags or [])
             try:
                 with transaction() as tx:
-                    tx.save(item, condition=m.ContactModel.updated_at == read_at)
+                    unchanged = (
+                        m.ContactModel.updated_at == read_at
+                        if read_at is not None
+                        else m.ContactModel.updated_at.does_not_exist()
+                    )
+                    tx.save(item, condition=m.ContactModel.pk.exists() & unchanged)
                     for kind in UNIQUE_KINDS:
                         old, new = old_unique.get(kind), new_unique.get(kind)
                         if old == new:
