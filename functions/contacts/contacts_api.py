@@ -8,11 +8,13 @@ from typing import Any
 from account_routes import router as account_router
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
+from contact_routes import router as contact_router
 from relasify.observability import logger, metrics
 from relasify.web.resolver import create_app
 
 app = create_app()
 app.include_router(account_router)
+app.include_router(contact_router)
 
 
 @app.get("/health", tags=["health"])

@@ -1,0 +1,188 @@
+"""Contact routes (SPEC section 4): CRUD, list/search, consent, CSV import and export. Agents and up."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.event_handler.openapi.params import Path, Query
+from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
+from pydantic import ValidationError
+from relasify.data.imports import ImportJob
+from relasify.data.records import Contact
+from relasify.errors import ValidationFailed
+from relasify.schemas.contacts import (
+    MAX_PAGE,
+    ConsentIn,
+    ContactCreate,
+    ContactOut,
+    ContactPage,
+    ContactPatch,
+    ExportOut,
+    ImportCreate,
+    ImportOut,
+)
+from relasify.services import contacts, exports, imports
+from relasify.services.access import Role
+from relasify.web.auth import current_membership, workspace_route
+from relasify.web.problems import validation_errors
+
+router = APIGatewayHttpRouter()
+
+ContactId = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
+ImportId = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
+TAGS = ["contacts"]
+
+
+def _out(contact: Contact) -> ContactOut:
+    return ContactOut.model_validate(contact, from_attributes=True)
+
+
+def _import_out(job: ImportJob, upload_url: str | None = None, upload_expires_at: object = None) -> ImportOut:
+    return ImportOut(
+        id=job.id,
+        status=job.status,
+        total=job.total,
+        processed=job.processed,
+        created=job.counts.created,
+        updated=job.counts.updated,
+        skipped=job.counts.skipped,
+        failed=job.counts.failed,
+        errors=[e.model_dump() for e in job.errors],  # type: ignore[misc]
+        errors_truncated=job.errors_truncated,
+        upload_url=upload_url,
+        upload_expires_at=upload_expires_at,  # type: ignore[arg-type]
+        created_at=job.created_at,
+        finished_at=job.finished_at,
+        failure_reason=job.failure_reason,
+    )
+
+
+def _json(status: int, model: ContactOut | ImportOut) -> Response[object]:
+    return Response(status_code=status, content_type="application/json", body=model.model_dump(mode="json"))
+
+
+# Static paths first: `export` and `imports` must not be taken for a contact id.
+@workspace_route(
+    router,
+    "GET",
+    "/v1/workspaces/<ws>/contacts/export",
+    Role.AGENT,
+    tags=TAGS,
+    description="All contacts (with consent history) as CSV or JSON, written to S3; returns a presigned URL "
+    "valid for 5 minutes. CSV cells starting with = + - @ tab or CR get a leading apostrophe. Security-logged.",
+)
+def export_contacts(ws: str, format: Annotated[Literal["csv", "json"], Query()] = "csv") -> ExportOut:
+    count, url, expires_at = exports.export_contacts(current_membership(router), format)
+    return ExportOut(format=format, count=count, url=url, expires_at=expires_at)
+
+
+@workspace_route(
+    router,
+    "POST",
+    "/v1/workspaces/<ws>/contacts/imports",
+    Role.AGENT,
+    tags=TAGS,
+    description=(
+        "Import contacts from a CSV file (up to 100,000 rows) -> 202 with the import. Small files "
+        f"(up to {imports.MAX_INLINE_BYTES} bytes): send the file as the body with Content-Type text/csv; "
+        'the import starts at once. Larger files (up to 50 MB): send JSON {"filename"}, PUT the file to '
+        "`upload_url` with Content-Type text/csv, then POST .../imports/{id}/start. Columns: phone (required), "
+        "name, email, tags (; or | separated), opt_in (yes/no), opt_in_source, opt_in_at; any other column is "
+        "an attribute."
+    ),
+)
+def create_import(ws: str) -> Response[object]:
+    event = router.current_event
+    content_type = (event.headers.get("content-type") or "").split(";")[0].strip().lower()
+    caller = current_membership(router)
+    if content_type in ("text/csv", "text/plain", "application/csv"):
+        job = imports.create_inline(caller, (event.decoded_body or "").encode("utf-8"))
+        return _json(202, _import_out(job))
+    try:
+        body = ImportCreate.model_validate_json(event.body or "")
+    except ValidationError as exc:
+        errors = [dict(e, loc=("body", *e["loc"])) for e in exc.errors(include_url=False, include_input=False)]
+        raise ValidationFailed("One or more fields are invalid", errors=validation_errors(errors)) from None
+    job, url, expires_at = imports.create_upload(caller, body.filename)
+    return _json(202, _import_out(job, url, expires_at))
+
+
+@workspace_route(router, "POST", "/v1/workspaces/<ws>/contacts/imports/<import_id>/start", Role.AGENT, tags=TAGS)
+def start_import(ws: str, import_id: ImportId) -> Response[object]:
+    job = imports.start_upload(current_membership(router), import_id)
+    return _json(202, _import_out(job))
+
+
+@workspace_route(
+    router,
+    "GET",
+    "/v1/workspaces/<ws>/contacts/imports/<import_id>",
+    Role.AGENT,
+    tags=TAGS,
+    description="Status, progress (processed of total), counts and the first 1000 row errors.",
+)
+def get_import(ws: str, import_id: ImportId) -> ImportOut:
+    return _import_out(imports.get_import(ws, import_id))
+
+
+@workspace_route(
+    router,
+    "POST",
+    "/v1/workspaces/<ws>/contacts",
+    Role.AGENT,
+    tags=TAGS,
+    description="Create a contact (201). One contact per phone: a duplicate is 409 with `existing_contact_id`; "
+    "an invalid phone is 422 with the reason.",
+)
+def create_contact(ws: str, body: ContactCreate) -> Response[object]:
+    return _json(201, _out(contacts.create_contact(current_membership(router), body)))
+
+
+@workspace_route(
+    router,
+    "GET",
+    "/v1/workspaces/<ws>/contacts",
+    Role.AGENT,
+    tags=TAGS,
+    description="Contacts in creation order, or with a `tag`, or matching `q`: a phone prefix when q looks like "
+    "a phone (0812, +62812, 62812...), else a name prefix (case-insensitive). One page per request.",
+)
+def list_contacts(
+    ws: str,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 50,
+    cursor: Annotated[str | None, Query(max_length=2048)] = None,
+    tag: Annotated[str | None, Query(min_length=1, max_length=50)] = None,
+    q: Annotated[str | None, Query(min_length=1, max_length=200)] = None,
+) -> ContactPage:
+    page = contacts.list_contacts(ws, limit=limit, cursor=cursor, tag=tag, q=q)
+    return ContactPage(items=[_out(c) for c in page.items], next_cursor=page.next_cursor)
+
+
+@workspace_route(router, "GET", "/v1/workspaces/<ws>/contacts/<contact_id>", Role.AGENT, tags=TAGS)
+def get_contact(ws: str, contact_id: ContactId) -> ContactOut:
+    return _out(contacts.get_contact(ws, contact_id))
+
+
+@workspace_route(router, "PATCH", "/v1/workspaces/<ws>/contacts/<contact_id>", Role.AGENT, tags=TAGS)
+def update_contact(ws: str, contact_id: ContactId, body: ContactPatch) -> ContactOut:
+    return _out(contacts.update_contact(current_membership(router), contact_id, body))
+
+
+@workspace_route(router, "DELETE", "/v1/workspaces/<ws>/contacts/<contact_id>", Role.AGENT, tags=TAGS)
+def delete_contact(ws: str, contact_id: ContactId) -> Response[None]:
+    contacts.delete_contact(current_membership(router), contact_id)
+    return Response(status_code=204)
+
+
+@workspace_route(
+    router,
+    "POST",
+    "/v1/workspaces/<ws>/contacts/<contact_id>/consent",
+    Role.AGENT,
+    tags=TAGS,
+    description="Opt-in (needs `source`; `at` defaults to now) or opt-out. Appends to the consent history; "
+    "an opted-out contact gets no marketing or broadcast messages.",
+)
+def set_consent(ws: str, contact_id: ContactId, body: ConsentIn) -> ContactOut:
+    return _out(contacts.set_consent(current_membership(router), contact_id, body))

@@ -1,0 +1,468 @@
+"""Import jobs and the import worker's batched contact writes.
+
+The job item (`WS#<ws>#IMPORT#<id>` / `META`) is the checkpoint. A batch of rows is applied in
+three steps, so a worker that dies anywhere and is re-run counts every row exactly once:
+
+1. `begin_batch`: the batch's outcome counts and row errors are stored on the job as `pending`
+   (conditional: nothing pending and `processed` is where this worker expects it);
+2. the contact writes: transactions of up to 100 items; creates claim the phone marker with a
+   condition, updates are conditional on the `updated_at` that was read. Every write is a merge
+   that is idempotent (re-applying a row changes nothing), so replaying a batch is harmless;
+3. `commit_batch`: `processed` moves past the batch and the counts are added, in one conditional
+   update that also removes `pending`.
+
+A re-run finds `pending` and replays its rows (writes converge) and commits the stored counts:
+no duplicate contact, no double count.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable
+from datetime import datetime
+from functools import lru_cache
+from typing import Any, Literal
+
+from pydantic import Field
+from pynamodb.attributes import BooleanAttribute, MapAttribute, UnicodeAttribute
+from pynamodb.exceptions import TransactWriteError
+
+from relasify.data import models as m
+from relasify.data.base import chunks, transaction
+from relasify.data.contacts import (
+    _contact,
+    _contact_key,
+    _event_map,
+    _marker_free,
+    _marker_key,
+    _set_index_keys,
+    _tag_key,
+)
+from relasify.data.records import AttributeValue, ConsentEvent, Contact, Record
+from relasify.data.tx import cancellation_codes, is_condition_failure
+from relasify.errors import Conflict
+from relasify.settings import get_settings
+
+ImportStatus = Literal["awaiting_upload", "queued", "running", "completed", "failed"]
+MAX_ERRORS = m.ImportJobModel.MAX_ERRORS
+_MAX_TX_ITEMS = 100
+_TX_RETRIES = 4
+
+
+class JobStateConflict(Conflict):
+    """The job is not in the state this worker expected (another worker moved it on)."""
+
+
+class ImportJobItem(m.ImportJobModel):
+    """The import job model with the worker's bookkeeping (additive attributes)."""
+
+    filename = UnicodeAttribute(null=True)
+    source = UnicodeAttribute(null=True)  # inline | upload
+    counted = BooleanAttribute(default=False)  # `total` is known
+    pending = MapAttribute(null=True)  # the batch being applied: {start, end, created, ..., errors}
+    errors_truncated = BooleanAttribute(default=False)
+    failure_reason = UnicodeAttribute(null=True)
+
+
+class RowError(Record):
+    row: int
+    column: str | None = None
+    reason: str
+
+
+class Counts(Record):
+    created: int = 0
+    updated: int = 0
+    skipped: int = 0
+    failed: int = 0
+
+
+class PendingBatch(Record):
+    start: int  # `processed` before the batch
+    end: int  # `processed` after it
+    counts: Counts
+    errors: list[RowError] = Field(default_factory=list)
+
+
+class ImportJob(Record):
+    id: str
+    ws: str
+    status: ImportStatus
+    s3_key: str | None = None
+    filename: str | None = None
+    source: str | None = None
+    total: int | None = None
+    processed: int = 0
+    counts: Counts = Field(default_factory=Counts)
+    errors: list[RowError] = Field(default_factory=list)
+    errors_truncated: bool = False
+    pending: PendingBatch | None = None
+    failure_reason: str | None = None
+    created_by: str | None = None
+    created_at: datetime | None = None
+    finished_at: datetime | None = None
+
+
+class NewImportedContact(Record):
+    contact_id: str
+    phone: str
+    name: str | None = None
+    email: str | None = None
+    tags: list[str] = Field(default_factory=list)
+    attributes: dict[str, AttributeValue] = Field(default_factory=dict)
+    consent: ConsentEvent | None = None
+
+
+class ContactMerge(Record):
+    """Changes to an existing contact; None leaves a field as it is."""
+
+    contact_id: str
+    phone: str
+    expected_updated_at: datetime | None
+    name: str | None = None
+    email: str | None = None
+    tags: list[str] | None = None  # the full new list
+    added_tags: list[str] = Field(default_factory=list)
+    attributes: dict[str, AttributeValue] | None = None  # the full new map
+    consent: ConsentEvent | None = None
+
+
+# ---------------------------------------------------------------------------------------------
+# jobs
+
+
+def _key(ws: str, import_id: str) -> tuple[str, str]:
+    return m.import_pk(ws, import_id), m.ImportJobModel.SK_VALUE
+
+
+def _errors(raw: Iterable[Any]) -> list[RowError]:
+    return [RowError.model_validate(e.as_dict() if isinstance(e, MapAttribute) else e) for e in raw or []]
+
+
+def _job(item: ImportJobItem) -> ImportJob:
+    pending = None
+    if item.pending is not None:
+        raw = item.pending.as_dict()
+        pending = PendingBatch(
+            start=int(raw["start"]),
+            end=int(raw["end"]),
+            counts=Counts(**{k: int(raw.get(k, 0)) for k in ("created", "updated", "skipped", "failed")}),
+            errors=_errors(raw.get("errors") or []),
+        )
+    return ImportJob(
+        id=item.import_id,
+        ws=item.ws_id,
+        status=item.status,  # type: ignore[arg-type]
+        s3_key=item.s3_key,
+        filename=item.filename,
+        source=item.source,
+        total=int(item.total) if item.counted else None,
+        processed=int(item.processed or 0),
+        counts=Counts(
+            created=int(item.created or 0),
+            updated=int(item.updated or 0),
+            skipped=int(item.skipped or 0),
+            failed=int(item.failed or 0),
+        ),
+        errors=_errors(item.errors),
+        errors_truncated=bool(item.errors_truncated),
+        pending=pending,
+        failure_reason=item.failure_reason,
+        created_by=item.created_by,
+        created_at=item.created_at,
+        finished_at=item.finished_at,
+    )
+
+
+def create_job(
+    ws: str, import_id: str, *, status: ImportStatus, s3_key: str, filename: str | None, source: str, created_by: str
+) -> ImportJob:
+    item = ImportJobItem(
+        *_key(ws, import_id),
+        ws_id=ws,
+        import_id=import_id,
+        status=status,
+        s3_key=s3_key,
+        filename=filename,
+        source=source,
+        created_by=created_by,
+    )
+    item.save(condition=ImportJobItem.pk.does_not_exist())
+    return _job(item)
+
+
+def get_job(ws: str, import_id: str, *, consistent: bool = False) -> ImportJob | None:
+    item = ImportJobItem.get_live(*_key(ws, import_id), consistent_read=consistent)
+    return _job(item) if item else None
+
+
+def _update(ws: str, import_id: str, actions: list[Any], condition: Any) -> ImportJob:
+    item = ImportJobItem(*_key(ws, import_id))
+    try:
+        item.update(actions=[*actions, ImportJobItem.touch()], condition=ImportJobItem.pk.exists() & condition)
+    except Exception as exc:
+        if is_condition_failure(exc):
+            raise JobStateConflict("The import job is not in the expected state.") from exc
+        raise
+    return _job(item)
+
+
+def mark_queued(ws: str, import_id: str) -> ImportJob:
+    """awaiting_upload -> queued (the file is in place)."""
+    return _update(ws, import_id, [ImportJobItem.status.set("queued")], ImportJobItem.status == "awaiting_upload")
+
+
+def start_running(ws: str, import_id: str, total: int) -> ImportJob:
+    """queued -> running with the counted number of data rows."""
+    return _update(
+        ws,
+        import_id,
+        [ImportJobItem.status.set("running"), ImportJobItem.total.set(total), ImportJobItem.counted.set(True)],
+        ImportJobItem.status.is_in("queued", "running"),
+    )
+
+
+def finish(ws: str, import_id: str, status: Literal["completed", "failed"], reason: str | None = None) -> ImportJob:
+    from relasify import clock
+
+    actions = [ImportJobItem.status.set(status), ImportJobItem.finished_at.set(clock.now())]
+    if reason is not None:
+        actions.append(ImportJobItem.failure_reason.set(reason))
+    return _update(ws, import_id, actions, ImportJobItem.pending.does_not_exist())
+
+
+def _pending_map(batch: PendingBatch) -> dict[str, Any]:
+    return {
+        "start": batch.start,
+        "end": batch.end,
+        **batch.counts.model_dump(),
+        "errors": [e.model_dump(exclude_none=True) for e in batch.errors],
+    }
+
+
+def begin_batch(ws: str, import_id: str, batch: PendingBatch) -> ImportJob:
+    """Record the batch about to be written (its counts are final from here on)."""
+    return _update(
+        ws,
+        import_id,
+        [ImportJobItem.pending.set(_pending_map(batch))],
+        ImportJobItem.pending.does_not_exist() & (ImportJobItem.processed == batch.start),
+    )
+
+
+def commit_batch(ws: str, import_id: str, batch: PendingBatch, *, kept_errors: int) -> ImportJob:
+    """Move `processed` past the batch and add its counts; `kept_errors` is how many errors the job
+    holds already (the list is bounded at MAX_ERRORS)."""
+    room = max(0, MAX_ERRORS - kept_errors)
+    new_errors = [e.model_dump(exclude_none=True) for e in batch.errors[:room]]
+    actions = [
+        ImportJobItem.processed.set(batch.end),
+        ImportJobItem.created.add(batch.counts.created),
+        ImportJobItem.updated.add(batch.counts.updated),
+        ImportJobItem.skipped.add(batch.counts.skipped),
+        ImportJobItem.failed.add(batch.counts.failed),
+        ImportJobItem.pending.remove(),
+    ]
+    if new_errors:
+        actions.append(ImportJobItem.errors.set(ImportJobItem.errors.append(new_errors)))
+    if len(batch.errors) > room:
+        actions.append(ImportJobItem.errors_truncated.set(True))
+    return _update(
+        ws,
+        import_id,
+        actions,
+        (ImportJobItem.processed == batch.start) & (ImportJobItem.pending["start"] == batch.start),
+    )
+
+
+def add_job_errors(ws: str, import_id: str, errors: list[RowError]) -> None:
+    """File-level findings (e.g. an unusable column name), recorded before any row."""
+    if errors:
+        _update(
+            ws,
+            import_id,
+            [
+                ImportJobItem.errors.set(
+                    ImportJobItem.errors.append([e.model_dump(exclude_none=True) for e in errors[:MAX_ERRORS]])
+                )
+            ],
+            ImportJobItem.processed == 0,
+        )
+
+
+# ---------------------------------------------------------------------------------------------
+# contacts, in batches
+
+
+def existing_by_phone(ws: str, phones: Iterable[str]) -> dict[str, Contact]:
+    """The live contacts holding these phones (consistent reads: a replay must see its own writes)."""
+    wanted = list(dict.fromkeys(phones))
+    owners: dict[str, str] = {}
+    for group in chunks(wanted, 100):
+        for marker in m.ContactUniqueModel.batch_get(
+            [_marker_key(ws, "phone", p) for p in group], consistent_read=True
+        ):
+            if not marker.is_expired:
+                owners[marker.value] = marker.contact_id
+    found: dict[str, Contact] = {}
+    by_id = {cid: phone for phone, cid in owners.items()}
+    for group in chunks(list(by_id), 100):
+        keys = [_contact_key(ws, cid) for cid in group]
+        for item in m.ContactModel.batch_get(keys, consistent_read=True):
+            if not item.is_expired and item.phone == by_id.get(item.contact_id):
+                found[item.phone] = _contact(item)
+    return found
+
+
+def _create_ops(ws: str, new: NewImportedContact) -> tuple[m.ContactModel, list[Any]]:
+    item = m.ContactModel(
+        *_contact_key(ws, new.contact_id),
+        ws_id=ws,
+        contact_id=new.contact_id,
+        phone=new.phone,
+        name=new.name,
+        email=new.email,
+        tags=list(new.tags),
+        custom_attributes=dict(new.attributes),
+    )
+    if new.consent is not None:
+        item.consent = m.ConsentMap(
+            status=new.consent.status, source=new.consent.source, at=new.consent.at, history=[_event_map(new.consent)]
+        )
+    _set_index_keys(item)
+    marker = m.ContactUniqueModel(
+        *_marker_key(ws, "phone", new.phone), ws_id=ws, kind="phone", value=new.phone, contact_id=new.contact_id
+    )
+    ops: list[Any] = [
+        ("save", item, m.ContactModel.pk.does_not_exist()),
+        ("save", marker, _marker_free()),
+    ]
+    for tag in new.tags:
+        ops.append(
+            (
+                "save",
+                m.ContactTagModel(*_tag_key(ws, tag, new.contact_id), ws_id=ws, tag=tag, contact_id=new.contact_id),
+                None,
+            )
+        )
+    return item, ops
+
+
+def _merge_ops(ws: str, merge: ContactMerge) -> tuple[m.ContactModel, list[Any]]:
+    model = m.ContactModel
+    item = model(*_contact_key(ws, merge.contact_id))
+    actions: list[Any] = [model.touch()]
+    if merge.name is not None:
+        actions += [
+            model.name.set(merge.name),
+            model.gsi2pk.set(f"WS#{ws}#NAME"),
+            model.gsi2sk.set(f"{merge.name.strip().lower()}#{merge.contact_id}"),
+        ]
+    if merge.email is not None:
+        actions.append(model.email.set(merge.email))
+    if merge.tags is not None:
+        actions.append(model.tags.set(merge.tags))
+    if merge.attributes is not None:
+        actions.append(model.custom_attributes.set(merge.attributes))
+    if merge.consent is not None:
+        event = merge.consent
+        actions += [
+            model.consent.status.set(event.status),
+            model.consent.source.set(event.source) if event.source else model.consent.source.remove(),
+            model.consent.at.set(event.at),
+            model.consent.history.set(model.consent.history.append([_event_map(event)])),
+        ]
+    condition = model.pk.exists() & model.live_condition() & (model.phone == merge.phone)
+    if merge.expected_updated_at is not None:
+        condition = condition & (model.updated_at == merge.expected_updated_at)
+    ops: list[Any] = [("update", item, (actions, condition))]
+    for tag in merge.added_tags:
+        ops.append(
+            (
+                "save",
+                m.ContactTagModel(*_tag_key(ws, tag, merge.contact_id), ws_id=ws, tag=tag, contact_id=merge.contact_id),
+                None,
+            )
+        )
+    return item, ops
+
+
+def write_contacts(
+    ws: str,
+    creates: list[NewImportedContact],
+    merges: list[ContactMerge],
+    *,
+    after_group: Callable[[], None] | None = None,
+) -> set[str]:
+    """Apply creates and merges in transactions of at most 100 items. Returns the phones whose write
+    was refused by its condition (a concurrent change): the caller re-reads and retries those."""
+    entries: list[tuple[str, m.ContactModel, list[Any]]] = []
+    for new in creates:
+        item, ops = _create_ops(ws, new)
+        entries.append((new.phone, item, ops))
+    for merge in merges:
+        item, ops = _merge_ops(ws, merge)
+        entries.append((merge.phone, item, ops))
+    refused: set[str] = set()
+    group: list[tuple[str, m.ContactModel, list[Any]]] = []
+    size = 0
+    for entry in entries:
+        if group and size + len(entry[2]) > _MAX_TX_ITEMS:
+            refused |= _write_group(group)
+            if after_group is not None:
+                after_group()
+            group, size = [], 0
+        group.append(entry)
+        size += len(entry[2])
+    if group:
+        refused |= _write_group(group)
+        if after_group is not None:
+            after_group()
+    return refused
+
+
+def _write_group(group: list[tuple[str, m.ContactModel, list[Any]]]) -> set[str]:
+    refused: set[str] = set()
+    remaining = list(group)
+    attempts = 0
+    while remaining:
+        attempts += 1
+        tx = transaction()
+        try:
+            with tx:
+                for _phone, _item, ops in remaining:
+                    for kind, target, extra in ops:
+                        if kind == "save":
+                            tx.save(target, condition=extra)
+                        else:
+                            actions, condition = extra
+                            tx.update(target, actions=actions, condition=condition)
+            return refused
+        except TransactWriteError as exc:
+            failed = {key for key, f in tx.failures(exc).items() if f.code == "ConditionalCheckFailed"}
+            losers = {phone for phone, _item, ops in remaining if any((t.pk, t.sk) in failed for _k, t, _e in ops)}
+            if losers:
+                refused |= losers
+                remaining = [e for e in remaining if e[0] not in losers]
+                continue
+            if "TransactionConflict" in cancellation_codes(exc) and attempts < _TX_RETRIES:
+                continue
+            raise
+    return refused
+
+
+# ---------------------------------------------------------------------------------------------
+# the queue
+
+
+@lru_cache(maxsize=4)
+def _sqs(queue_url: str) -> Any:
+    import boto3
+
+    return boto3.client("sqs")
+
+
+def enqueue(ws: str, import_id: str) -> None:
+    """Ask the import worker to (continue to) process a job."""
+    url = get_settings().import_queue_url
+    _sqs(url).send_message(QueueUrl=url, MessageBody=json.dumps({"ws": ws, "import_id": import_id}))
