@@ -1,0 +1,72 @@
+"""Broadcast routes: create (202), list, get with counts, cancel (admins)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.event_handler.openapi.params import Query
+from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
+from relasify.schemas.broadcasts import BroadcastCreate, BroadcastList, BroadcastOut, CountsOut
+from relasify.schemas.common import IdStr
+from relasify.services import broadcasts
+from relasify.services.access import Role
+from relasify.web.auth import current_membership, workspace_route
+
+router = APIGatewayHttpRouter()
+
+
+def _out(view: broadcasts.BroadcastView) -> BroadcastOut:
+    b = view.broadcast
+    return BroadcastOut(
+        id=b.id,
+        status=b.status,
+        template=b.template_name,
+        language=b.language,
+        audience=b.audience,
+        parameters=b.parameters,
+        scheduled_at=b.scheduled_at,
+        total=b.total,
+        counts=CountsOut.model_validate(view.counts, from_attributes=True),
+        created_by=b.created_by,
+        created_at=b.created_at,
+        cancelled_at=b.cancelled_at,
+        completed_at=b.completed_at,
+    )
+
+
+@workspace_route(router, "POST", "/v1/workspaces/<ws>/broadcasts", Role.ADMIN, tags=["broadcasts"])
+def create_broadcast(ws: str, body: BroadcastCreate) -> Response[BroadcastOut]:
+    view = broadcasts.create_broadcast(
+        ws,
+        template=body.template,
+        language=body.language,
+        audience=body.audience.model_dump(exclude_none=True),
+        parameters=[p.model_dump(exclude_none=True) for p in body.parameters],
+        scheduled_at=body.scheduled_at,
+        actor_id=current_membership(router).sub,
+    )
+    return Response(status_code=202, content_type="application/json", body=_out(view).model_dump(mode="json"))
+
+
+@workspace_route(router, "GET", "/v1/workspaces/<ws>/broadcasts", Role.ADMIN, tags=["broadcasts"])
+def list_broadcasts(
+    ws: str,
+    limit: Annotated[int, Query(ge=1, le=100)] = 50,
+    cursor: Annotated[str | None, Query(max_length=4096)] = None,
+) -> BroadcastList:
+    page = broadcasts.list_broadcasts(ws, limit=limit, cursor=cursor)
+    items = [_out(broadcasts.BroadcastView(b, broadcasts.store.Counts())) for b in page.items]
+    return BroadcastList(items=items, next_cursor=page.next_cursor)
+
+
+@workspace_route(router, "GET", "/v1/workspaces/<ws>/broadcasts/<broadcast_id>", Role.ADMIN, tags=["broadcasts"])
+def get_broadcast(ws: str, broadcast_id: IdStr) -> BroadcastOut:
+    return _out(broadcasts.get_broadcast(ws, broadcast_id))
+
+
+@workspace_route(
+    router, "POST", "/v1/workspaces/<ws>/broadcasts/<broadcast_id>/cancel", Role.ADMIN, tags=["broadcasts"]
+)
+def cancel_broadcast(ws: str, broadcast_id: IdStr) -> BroadcastOut:
+    return _out(broadcasts.cancel_broadcast(ws, broadcast_id, actor_id=current_membership(router).sub))

@@ -1,0 +1,339 @@
+"""Broadcasts: the broadcast item, one recipient item per contact (the dedupe), sharded counters,
+and the broadcast queue.
+
+- A recipient is claimed with a conditional put (`attribute_not_exists`): a contact reached through
+  two tags, or a redelivered expansion job, is queued once.
+- Counters live in `COUNT#<n>` items under the broadcast partition; each increment is an atomic
+  `ADD` on one random shard, so thousands of concurrent workers and webhooks never queue behind
+  one item; a read sums the shards (one Query).
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import threading
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import Field
+from pynamodb.exceptions import PutError, UpdateError
+
+from relasify import clock
+from relasify.data import models as m
+from relasify.data.base import chunks, query_all, query_page, utc
+from relasify.data.cursor import decode_cursor, encode_cursor
+from relasify.data.ids import new_id
+from relasify.data.messages import _plain
+from relasify.data.records import Page, Record
+from relasify.data.tx import is_condition_failure
+from relasify.settings import get_settings
+
+BroadcastStatus = Literal["queued", "scheduled", "running", "completed", "cancelled", "failed"]
+ACTIVE_STATUSES: tuple[str, ...] = ("queued", "scheduled", "running")
+COUNTER_SHARDS = 10
+COUNT_FIELDS = ("queued", "sent", "delivered", "read", "failed", "skipped")
+SQS_MAX_DELAY_SECONDS = 900
+
+
+class Broadcast(Record):
+    id: str
+    ws: str
+    template_name: str
+    language: str
+    audience: dict[str, Any] = Field(default_factory=dict)
+    parameters: list[Any] = Field(default_factory=list)
+    scheduled_at: datetime | None = None
+    status: str = "queued"
+    total: int = 0
+    counter_shards: int = COUNTER_SHARDS
+    created_by: str | None = None
+    cancelled_at: datetime | None = None
+    completed_at: datetime | None = None
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+
+
+class Counts(Record):
+    queued: int = 0
+    sent: int = 0
+    delivered: int = 0
+    read: int = 0
+    failed: int = 0
+    skipped: int = 0
+    skipped_reasons: dict[str, int] = Field(default_factory=dict)
+
+
+class Recipient(Record):
+    contact_id: str
+    status: str
+    message_id: str | None = None
+    skip_reason: str | None = None
+
+
+def _broadcast(item: m.BroadcastModel) -> Broadcast:
+    return Broadcast(
+        id=item.broadcast_id,
+        ws=item.ws_id,
+        template_name=item.template_name,
+        language=item.language,
+        audience=_plain(item.audience) or {},
+        parameters=_plain(item.parameters) or [],
+        scheduled_at=utc(item.scheduled_at),
+        status=item.status,
+        total=int(item.total or 0),
+        counter_shards=int(item.counter_shards or 1),
+        created_by=item.created_by,
+        cancelled_at=utc(item.cancelled_at),
+        completed_at=utc(item.completed_at),
+        created_at=utc(item.created_at),
+        updated_at=utc(item.updated_at),
+    )
+
+
+def _meta_key(ws: str, broadcast_id: str) -> tuple[str, str]:
+    return m.broadcast_pk(ws, broadcast_id), m.BroadcastModel.SK_VALUE
+
+
+# --- broadcast item ----------------------------------------------------------------------------
+
+
+def create_broadcast(
+    ws: str,
+    *,
+    template_name: str,
+    language: str,
+    audience: dict[str, Any],
+    parameters: list[Any],
+    scheduled_at: datetime | None,
+    created_by: str | None,
+) -> Broadcast:
+    broadcast_id = new_id("bc")
+    now = clock.now()
+    item = m.BroadcastModel(
+        *_meta_key(ws, broadcast_id),
+        ws_id=ws,
+        broadcast_id=broadcast_id,
+        template_name=template_name,
+        language=language,
+        audience=audience,
+        parameters=parameters,
+        scheduled_at=scheduled_at,
+        status="scheduled" if scheduled_at and scheduled_at > now else "queued",
+        counter_shards=COUNTER_SHARDS,
+        created_by=created_by,
+    )
+    item.gsi1pk = f"WS#{ws}#BCASTS"
+    item.gsi1sk = f"{now.strftime('%Y-%m-%dT%H:%M:%S.%fZ')}#{broadcast_id}"
+    item.save(condition=m.BroadcastModel.pk.does_not_exist())
+    return _broadcast(item)
+
+
+def get_broadcast(ws: str, broadcast_id: str, *, consistent: bool = False) -> Broadcast | None:
+    item = m.BroadcastModel.get_live(*_meta_key(ws, broadcast_id), consistent_read=consistent)
+    return _broadcast(item) if item else None
+
+
+def list_broadcasts(ws: str, *, limit: int = 50, cursor: str | None = None) -> Page[Broadcast]:
+    scope = "broadcasts"
+    page = query_page(
+        m.BroadcastModel,
+        f"WS#{ws}#BCASTS",
+        index=m.BroadcastModel.gsi1,
+        limit=max(1, min(limit, 100)),
+        exclusive_start_key=decode_cursor(cursor, ws=ws, scope=scope),
+        newest_first=True,
+    )
+    return Page(
+        items=[_broadcast(i) for i in page.items],
+        next_cursor=encode_cursor(page.last_evaluated_key, ws=ws, scope=scope),
+    )
+
+
+def transition(ws: str, broadcast_id: str, to: str, *, allowed_from: Iterable[str]) -> bool:
+    """Move the broadcast to `to` if its status is one of `allowed_from` (one conditional write)."""
+    model = m.BroadcastModel
+    item = model(*_meta_key(ws, broadcast_id))
+    actions: list[Any] = [model.status.set(to), model.touch()]
+    if to == "cancelled":
+        actions.append(model.cancelled_at.set(clock.now()))
+    if to == "completed":
+        actions.append(model.completed_at.set(clock.now()))
+    try:
+        item.update(actions=actions, condition=model.pk.exists() & model.status.is_in(*allowed_from))
+    except UpdateError as exc:
+        if is_condition_failure(exc):
+            return False
+        raise
+    return True
+
+
+def add_total(ws: str, broadcast_id: str, count: int) -> None:
+    if count:
+        model = m.BroadcastModel
+        model(*_meta_key(ws, broadcast_id)).update(actions=[model.total.add(count), model.touch()])
+
+
+# --- recipients ----------------------------------------------------------------------------------
+
+
+def claim_recipient(
+    ws: str, broadcast_id: str, contact_id: str, *, status: str = "queued", skip_reason: str | None = None
+) -> bool:
+    """The dedupe: one recipient item per contact per broadcast. False if the contact is in already."""
+    item = m.BroadcastRecipientModel(
+        m.broadcast_pk(ws, broadcast_id),
+        f"{m.BroadcastRecipientModel.SK_PREFIX}{contact_id}",
+        ws_id=ws,
+        broadcast_id=broadcast_id,
+        contact_id=contact_id,
+        status=status,
+        skip_reason=skip_reason,
+    )
+    try:
+        item.save(condition=m.BroadcastRecipientModel.pk.does_not_exist())
+    except PutError as exc:
+        if is_condition_failure(exc):
+            return False
+        raise
+    return True
+
+
+def get_recipient(ws: str, broadcast_id: str, contact_id: str) -> Recipient | None:
+    item = m.BroadcastRecipientModel.get_live(
+        m.broadcast_pk(ws, broadcast_id), f"{m.BroadcastRecipientModel.SK_PREFIX}{contact_id}", consistent_read=True
+    )
+    if item is None:
+        return None
+    return Recipient(
+        contact_id=item.contact_id, status=item.status, message_id=item.message_id, skip_reason=item.skip_reason
+    )
+
+
+def settle_recipient(
+    ws: str,
+    broadcast_id: str,
+    contact_id: str,
+    status: str,
+    *,
+    message_id: str | None = None,
+    skip_reason: str | None = None,
+) -> bool:
+    """Move a queued recipient to its outcome once (conditional on it still being queued)."""
+    model = m.BroadcastRecipientModel
+    item = model(m.broadcast_pk(ws, broadcast_id), f"{model.SK_PREFIX}{contact_id}")
+    actions: list[Any] = [model.status.set(status), model.touch()]
+    if message_id:
+        actions.append(model.message_id.set(message_id))
+    if skip_reason:
+        actions.append(model.skip_reason.set(skip_reason))
+    try:
+        item.update(actions=actions, condition=model.status == "queued")
+    except UpdateError as exc:
+        if is_condition_failure(exc):
+            return False
+        raise
+    return True
+
+
+def list_recipients(ws: str, broadcast_id: str) -> list[Recipient]:
+    prefix = m.BroadcastRecipientModel.SK_PREFIX
+    items = query_all(
+        m.BroadcastRecipientModel, m.broadcast_pk(ws, broadcast_id), m.BroadcastRecipientModel.sk.startswith(prefix)
+    )
+    return [
+        Recipient(contact_id=i.contact_id, status=i.status, message_id=i.message_id, skip_reason=i.skip_reason)
+        for i in items
+    ]
+
+
+# --- counters ----------------------------------------------------------------------------------
+
+
+def bump(ws: str, broadcast_id: str, *, skipped_reason: str | None = None, **deltas: int) -> None:
+    """Atomically add `deltas` (queued=1, sent=1, ...) on one random counter shard."""
+    model = m.BroadcastCounterShardModel
+    shard = random.randrange(COUNTER_SHARDS)  # noqa: S311 - load spreading, not security
+    item = model(m.broadcast_pk(ws, broadcast_id), f"{model.SK_PREFIX}{shard}")
+    actions: list[Any] = [
+        model.ws_id.set(ws),
+        model.broadcast_id.set(broadcast_id),
+        model.shard.set(shard),
+        model.touch(),
+    ]
+    for name, delta in deltas.items():
+        if name not in COUNT_FIELDS:
+            raise ValueError(f"unknown counter {name}")
+        if delta:
+            actions.append(getattr(model, name).add(delta))
+    if skipped_reason:
+        # A nested ADD needs the map to exist: the shard is created with an empty one first.
+        _ensure_reason_map(item)
+        actions.append(model.skipped_reasons[skipped_reason].add(deltas.get("skipped", 1)))
+    item.update(actions=actions)
+
+
+def _ensure_reason_map(item: m.BroadcastCounterShardModel) -> None:
+    model = m.BroadcastCounterShardModel
+    try:
+        item.update(actions=[model.skipped_reasons.set({})], condition=model.skipped_reasons.does_not_exist())
+    except UpdateError as exc:
+        if not is_condition_failure(exc):
+            raise
+
+
+def counts(ws: str, broadcast_id: str) -> Counts:
+    prefix = m.BroadcastCounterShardModel.SK_PREFIX
+    totals = dict.fromkeys(COUNT_FIELDS, 0)
+    reasons: dict[str, int] = {}
+    for shard in _shards(ws, broadcast_id, prefix):
+        for name in COUNT_FIELDS:
+            totals[name] += int(getattr(shard, name) or 0)
+        for reason, value in (_plain(shard.skipped_reasons) or {}).items():
+            reasons[reason] = reasons.get(reason, 0) + int(value)
+    return Counts(**totals, skipped_reasons=reasons)
+
+
+def _shards(ws: str, broadcast_id: str, prefix: str) -> Iterable[m.BroadcastCounterShardModel]:
+    return m.BroadcastCounterShardModel.query(
+        m.broadcast_pk(ws, broadcast_id),
+        m.BroadcastCounterShardModel.sk.startswith(prefix),
+        consistent_read=True,
+    )
+
+
+# --- queue ---------------------------------------------------------------------------------------
+
+_sqs: Any = None
+_sqs_lock = threading.Lock()
+
+
+def _sqs_client() -> Any:
+    global _sqs
+    if _sqs is None:
+        with _sqs_lock:
+            if _sqs is None:
+                import boto3
+
+                _sqs = boto3.client("sqs")
+    return _sqs
+
+
+def reset_for_tests() -> None:
+    global _sqs
+    _sqs = None
+
+
+def enqueue_jobs(jobs: list[dict[str, Any]], *, delay_seconds: int = 0) -> None:
+    """Put broadcast jobs on the broadcast queue (batches of 10, SQS's limit)."""
+    url = get_settings().broadcast_queue_url
+    delay = max(0, min(int(delay_seconds), SQS_MAX_DELAY_SECONDS))
+    for batch in chunks(jobs, 10):
+        entries = [
+            {"Id": str(i), "MessageBody": json.dumps(job, separators=(",", ":")), "DelaySeconds": delay}
+            for i, job in enumerate(batch)
+        ]
+        response = _sqs_client().send_message_batch(QueueUrl=url, Entries=entries)
+        if response.get("Failed"):
+            raise RuntimeError(f"{len(response['Failed'])} broadcast jobs were not enqueued")

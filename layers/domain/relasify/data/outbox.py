@@ -1,0 +1,127 @@
+"""Outbound messages before and after the Graph call (the outbox).
+
+The send path writes the message item (status `accepted`, our id carried in
+`biz_opaque_callback_data`) BEFORE calling Meta, conditional on the id being new. The id is derived
+from what makes a send unique (workspace + Idempotency-Key, or broadcast + contact), so a retry
+after a crash finds the same item instead of creating a second message: if it already has a wamid
+the send is not repeated. Statuses and wamids are then handled by `relasify.data.messages`.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from pynamodb.exceptions import PutError, UpdateError
+
+from relasify import clock
+from relasify.data import models as m
+from relasify.data.base import query_page
+from relasify.data.cursor import decode_cursor, encode_cursor
+from relasify.data.messages import Message, _message, callback_data, conversation_sort_key, get_message
+from relasify.data.records import Page
+from relasify.data.tx import is_condition_failure
+
+MAX_PAGE = 100
+
+
+def derived_message_id(*parts: str) -> str:
+    """A message id that is a pure function of `parts` (e.g. ws + idempotency key): the same send
+    retried after a crash lands on the same outbox item."""
+    digest = hashlib.sha256("\x1f".join(parts).encode()).digest()[:16]
+    return "msg_" + base64.b32encode(digest).decode().rstrip("=").lower()
+
+
+@dataclass(frozen=True, slots=True)
+class NewOutbound:
+    ws: str
+    message_id: str
+    contact_id: str
+    type: str
+    content: dict[str, Any]
+    sent_by: str | None = None
+    idempotency_key: str | None = None
+    broadcast_id: str | None = None
+
+
+def put_accepted(new: NewOutbound) -> tuple[Message, bool]:
+    """Write the outbox item (status accepted) unless it exists. Returns (message, created)."""
+    now = clock.now()
+    item = m.MessageModel(
+        m.message_pk(new.ws, new.message_id),
+        m.MessageModel.SK_VALUE,
+        ws_id=new.ws,
+        message_id=new.message_id,
+        contact_id=new.contact_id,
+        direction="out",
+        message_type=new.type,
+        content=new.content,
+        status="accepted",
+        status_rank=0,
+        message_at=now,
+        accepted_at=now,
+        biz_opaque_callback_data=callback_data(new.ws, new.message_id),
+        broadcast_id=new.broadcast_id,
+        idempotency_key=new.idempotency_key,
+        sent_by=new.sent_by,
+    )
+    item.gsi1pk = m.conversation_pk(new.ws, new.contact_id)
+    item.gsi1sk = conversation_sort_key(now, new.message_id)
+    try:
+        item.save(condition=m.MessageModel.pk.does_not_exist())
+    except PutError as exc:
+        if is_condition_failure(exc):
+            existing = get_message(new.ws, new.message_id, consistent=True)
+            if existing is not None:
+                return existing, False
+        raise
+    return _message(item), True
+
+
+def mark_failed(ws: str, message_id: str, *, code: int | None, title: str, details: str | None = None) -> bool:
+    """A synchronous send failure: the message ends `failed` (rank 4, terminal) with Meta's error.
+    Conditional on the message not having moved already (a status webhook may have won)."""
+    model = m.MessageModel
+    item = model(m.message_pk(ws, message_id), model.SK_VALUE)
+    actions: list[Any] = [
+        model.status.set("failed"),
+        model.status_rank.set(4),
+        model.failed_at.set(clock.now()),
+        model.error_title.set(title[:500]),
+        model.touch(),
+    ]
+    if code is not None:
+        actions.append(model.error_code.set(code))
+    if details:
+        actions.append(model.error_details.set(details[:1000]))
+    try:
+        item.update(actions=actions, condition=model.pk.exists() & (model.status_rank < 4))
+    except UpdateError as exc:
+        if is_condition_failure(exc):
+            return False
+        raise
+    return True
+
+
+def conversation_page(ws: str, contact_id: str, *, limit: int = 50, cursor: str | None = None) -> Page[Message]:
+    """A contact's conversation (inbound and outbound), newest first; one GSI1 Query per page."""
+    scope = f"conversation:{contact_id}"
+    page = query_page(
+        m.MessageModel,
+        m.conversation_pk(ws, contact_id),
+        index=m.MessageModel.gsi1,
+        limit=max(1, min(int(limit), MAX_PAGE)),
+        exclusive_start_key=decode_cursor(cursor, ws=ws, scope=scope),
+        newest_first=True,
+    )
+    return Page(
+        items=[_message(item) for item in page.items],
+        next_cursor=encode_cursor(page.last_evaluated_key, ws=ws, scope=scope),
+    )
+
+
+def accepted_at(message: Message) -> datetime | None:
+    return message.message_at or message.created_at

@@ -1,0 +1,51 @@
+"""Template requests (Meta's definition) and views."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import Field, field_validator
+
+from relasify.schemas.common import Input, Output
+
+TemplateCategory = Literal["MARKETING", "UTILITY", "AUTHENTICATION"]
+
+
+class TemplateCreate(Input):
+    name: str = Field(min_length=1, max_length=512, pattern=r"^[a-z0-9_]+$")
+    language: str = Field(min_length=2, max_length=15, pattern=r"^[A-Za-z_]+$")
+    category: TemplateCategory
+    components: list[dict[str, Any]] = Field(min_length=1, max_length=10)
+
+    @field_validator("category", mode="before")
+    @classmethod
+    def _upper(cls, value: Any) -> Any:
+        return value.upper() if isinstance(value, str) else value
+
+
+class TemplateOut(Output):
+    name: str
+    language: str
+    category: str | None = None
+    components: list[dict[str, Any]] = Field(default_factory=list)
+    status: str
+    meta_template_id: str | None = None
+    reason: str | None = None
+    quality_score: str | None = None
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+
+
+class TemplateList(Output):
+    items: list[TemplateOut]
+
+
+class TemplateSyncOut(Output):
+    synced: int
+    items: list[TemplateOut]
+
+
+class TemplateDeleted(Output):
+    name: str
+    deleted: int

@@ -1,0 +1,365 @@
+"""Broadcasts: one template to an audience, at the number's throughput (SPEC section 5).
+
+Pipeline (all jobs on the broadcast queue, each idempotent so SQS redelivery is harmless):
+- `start`: waits for `scheduled_at` (SQS DelaySeconds, at most 15 min per hop, re-enqueued until
+  due), then moves the broadcast to `running` and enqueues the first `expand`;
+- `expand`: one page of the audience (tag partition Query, or a slice of the given ids); each
+  contact is claimed with a conditional put of its recipient item (the per-broadcast dedupe),
+  skipped with a reason when it may not be messaged, or queued; queued ids go out in `send` chunks,
+  then the next page's `expand` is enqueued;
+- `send`: a chunk of recipients, sent concurrently behind the per-number rate limiter, each through
+  `sending.deliver` under an id derived from (broadcast, contact): a redelivered job finds the outbox
+  item and does not send again.
+Counts are sharded counters; webhook statuses of broadcast messages feed them (`on_status_applied`).
+"""
+
+from __future__ import annotations
+
+import math
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from relasify import clock
+from relasify.data import broadcasts as store
+from relasify.data import messages as message_store
+from relasify.data import outbox, rate_limit
+from relasify.data import templates as template_store
+from relasify.data.broadcasts import Broadcast, Counts
+from relasify.data.contacts import contact_repository
+from relasify.data.records import Contact
+from relasify.errors import Conflict, NotFound, SendRefused
+from relasify.observability import logger
+from relasify.services import audit, sending
+
+EXPAND_PAGE_SIZE = 100
+SEND_CHUNK_SIZE = 25
+SEND_CONCURRENCY = 16  # enough in-flight Graph calls for 80 msg/s at ~150 ms each
+EXPANSION_DONE = "done"
+CANCELLED_REASON = "cancelled"
+
+
+@dataclass(frozen=True, slots=True)
+class BroadcastView:
+    broadcast: Broadcast
+    counts: Counts
+
+
+# --- API -----------------------------------------------------------------------------------------
+
+
+def create_broadcast(
+    ws: str,
+    *,
+    template: str,
+    language: str,
+    audience: dict[str, Any],
+    parameters: list[dict[str, Any]],
+    scheduled_at: datetime | None,
+    actor_id: str | None,
+) -> BroadcastView:
+    sending.connection_for_sending(ws)
+    stored = template_store.get_template(ws, template, language)
+    if stored is None or stored.status != "APPROVED":
+        raise sending.refuse("template-not-approved", f"Template {template} ({language}) is not APPROVED.")
+    expected = sending.expected_parameters(stored)
+    if expected.get("header") or expected.get("body", 0) != len(parameters):
+        raise sending.refuse(
+            "template-not-approved",
+            f"Template {template} ({language}) expects {expected or 'no'} parameters; got {len(parameters)} body "
+            "parameters.",
+            status=422,
+            expected_parameters=expected,
+        )
+    broadcast = store.create_broadcast(
+        ws,
+        template_name=template,
+        language=language,
+        audience=audience,
+        parameters=parameters,
+        scheduled_at=scheduled_at,
+        created_by=actor_id,
+    )
+    store.enqueue_jobs([_job("start", broadcast)], delay_seconds=_delay_until(scheduled_at))
+    audit.record(ws, "broadcast.created", actor_id=actor_id, target_ids=[broadcast.id])
+    return BroadcastView(broadcast, Counts())
+
+
+def get_broadcast(ws: str, broadcast_id: str) -> BroadcastView:
+    broadcast = store.get_broadcast(ws, broadcast_id, consistent=True)
+    if broadcast is None:
+        raise NotFound("Broadcast not found")
+    return BroadcastView(broadcast, store.counts(ws, broadcast_id))
+
+
+def list_broadcasts(ws: str, *, limit: int, cursor: str | None) -> Any:
+    return store.list_broadcasts(ws, limit=limit, cursor=cursor)
+
+
+def cancel_broadcast(ws: str, broadcast_id: str, *, actor_id: str | None) -> BroadcastView:
+    """Stop a broadcast: messages already handed to Meta stay sent; queued ones are skipped."""
+    if store.get_broadcast(ws, broadcast_id) is None:
+        raise NotFound("Broadcast not found")
+    if not store.transition(ws, broadcast_id, "cancelled", allowed_from=store.ACTIVE_STATUSES):
+        current = store.get_broadcast(ws, broadcast_id, consistent=True)
+        raise Conflict(f"The broadcast is {current.status if current else 'gone'} and cannot be cancelled.")
+    audit.record(ws, "broadcast.cancelled", actor_id=actor_id, target_ids=[broadcast_id])
+    return get_broadcast(ws, broadcast_id)
+
+
+# --- worker --------------------------------------------------------------------------------------
+
+
+def _job(kind: str, broadcast: Broadcast, **extra: Any) -> dict[str, Any]:
+    return {"kind": kind, "ws": broadcast.ws, "broadcast_id": broadcast.id, **extra}
+
+
+def _delay_until(when: datetime | None) -> int:
+    if when is None:
+        return 0
+    return max(0, min(store.SQS_MAX_DELAY_SECONDS, math.ceil((when - clock.now()).total_seconds())))
+
+
+def handle_job(job: dict[str, Any]) -> str:
+    """Run one broadcast job (the worker's SQS record body). Returns what happened, for logs."""
+    ws, broadcast_id = str(job["ws"]), str(job["broadcast_id"])
+    broadcast = store.get_broadcast(ws, broadcast_id, consistent=True)
+    if broadcast is None:
+        return "missing"
+    kind = job.get("kind")
+    if kind == "start":
+        return _start(broadcast)
+    if kind == "expand":
+        return _expand(broadcast, job)
+    if kind == "send":
+        return _send_chunk(broadcast, [str(c) for c in job.get("contact_ids", [])])
+    raise ValueError(f"unknown broadcast job kind {kind!r}")
+
+
+def _start(broadcast: Broadcast) -> str:
+    if broadcast.status not in ("queued", "scheduled"):
+        return broadcast.status  # cancelled, or a redelivered start of a running broadcast
+    delay = _delay_until(broadcast.scheduled_at)
+    if delay > 0:
+        store.enqueue_jobs([_job("start", broadcast)], delay_seconds=delay)
+        return "waiting"
+    if store.transition(broadcast.ws, broadcast.id, "running", allowed_from=("queued", "scheduled")):
+        store.enqueue_jobs([_job("expand", broadcast, page=0, cursor=None)])
+    return "started"
+
+
+def _expand(broadcast: Broadcast, job: dict[str, Any]) -> str:
+    if broadcast.status != "running":
+        return broadcast.status
+    contacts, next_job = _audience_page(broadcast, job)
+    queued: list[str] = []
+    for contact in contacts:
+        reason = _skip_reason(contact)
+        if reason is not None:
+            if store.claim_recipient(broadcast.ws, broadcast.id, contact.id, status="skipped", skip_reason=reason):
+                store.bump(broadcast.ws, broadcast.id, skipped=1, skipped_reason=reason)
+                store.add_total(broadcast.ws, broadcast.id, 1)
+            continue
+        if store.claim_recipient(broadcast.ws, broadcast.id, contact.id):
+            store.bump(broadcast.ws, broadcast.id, queued=1)
+            store.add_total(broadcast.ws, broadcast.id, 1)
+            queued.append(contact.id)
+    jobs = [_job("send", broadcast, contact_ids=chunk) for chunk in _chunked(queued, SEND_CHUNK_SIZE)]
+    if next_job is not None:
+        jobs.append(next_job)
+    if jobs:
+        store.enqueue_jobs(jobs)
+    if next_job is None:
+        _mark_expanded(broadcast)
+        _complete_if_done(broadcast.ws, broadcast.id)
+    return f"expanded {len(contacts)}"
+
+
+def _audience_page(broadcast: Broadcast, job: dict[str, Any]) -> tuple[list[Contact], dict[str, Any] | None]:
+    repo = contact_repository()
+    page_number = int(job.get("page") or 0)
+    ids = broadcast.audience.get("contact_ids")
+    if ids:
+        start = page_number * EXPAND_PAGE_SIZE
+        chunk = ids[start : start + EXPAND_PAGE_SIZE]
+        contacts = [c for c in (repo.get(broadcast.ws, str(cid)) for cid in chunk) if c is not None]
+        more = start + EXPAND_PAGE_SIZE < len(ids)
+        return contacts, _job("expand", broadcast, page=page_number + 1, cursor=None) if more else None
+    tags = list(broadcast.audience.get("tags") or [])
+    tag_index = int(job.get("tag_index") or 0)
+    if tag_index >= len(tags):
+        return [], None
+    page = repo.list_by_tag(broadcast.ws, tags[tag_index], limit=EXPAND_PAGE_SIZE, cursor=job.get("cursor"))
+    if page.next_cursor:
+        nxt = _job("expand", broadcast, page=page_number + 1, tag_index=tag_index, cursor=page.next_cursor)
+    elif tag_index + 1 < len(tags):
+        nxt = _job("expand", broadcast, page=page_number + 1, tag_index=tag_index + 1, cursor=None)
+    else:
+        nxt = None
+    return list(page.items), nxt
+
+
+def _skip_reason(contact: Contact) -> str | None:
+    refusal = sending.contact_refusal(contact, marketing=True)
+    if refusal is not None:
+        return refusal.type_slug
+    if not contact.wa_id and not contact.phone:
+        return "no-phone"
+    return None
+
+
+def _mark_expanded(broadcast: Broadcast) -> None:
+    from relasify.data import models as m
+
+    model = m.BroadcastModel
+    model(m.broadcast_pk(broadcast.ws, broadcast.id), model.SK_VALUE).update(
+        actions=[model.cursor.set(EXPANSION_DONE), model.touch()]
+    )
+
+
+def _complete_if_done(ws: str, broadcast_id: str) -> None:
+    broadcast = store.get_broadcast(ws, broadcast_id, consistent=True)
+    if broadcast is None or broadcast.status != "running" or not _expanded(ws, broadcast_id):
+        return
+    if store.counts(ws, broadcast_id).queued <= 0:
+        store.transition(ws, broadcast_id, "completed", allowed_from=("running",))
+
+
+def _expanded(ws: str, broadcast_id: str) -> bool:
+    from relasify.data import models as m
+
+    item = m.BroadcastModel.get_live(m.broadcast_pk(ws, broadcast_id), m.BroadcastModel.SK_VALUE, consistent_read=True)
+    return item is not None and item.cursor == EXPANSION_DONE
+
+
+def _chunked(values: list[str], size: int) -> list[list[str]]:
+    return [values[i : i + size] for i in range(0, len(values), size)]
+
+
+def template_components(broadcast: Broadcast, contact: Contact) -> list[dict[str, Any]] | None:
+    """Body parameters from the contact (None when a needed value is missing and has no default)."""
+    values: list[dict[str, Any]] = []
+    for spec in broadcast.parameters:
+        if "text" in spec:
+            value: Any = spec["text"]
+        elif "field" in spec:
+            value = getattr(contact, str(spec["field"]), None) or spec.get("default")
+        else:
+            value = contact.attributes.get(str(spec.get("attribute"))) or spec.get("default")
+        if value is None or value == "":
+            return None
+        values.append({"type": "text", "text": str(value)})
+    return [{"type": "body", "parameters": values}] if values else []
+
+
+def _skip(broadcast: Broadcast, contact_id: str, reason: str) -> None:
+    if store.settle_recipient(broadcast.ws, broadcast.id, contact_id, "skipped", skip_reason=reason):
+        store.bump(broadcast.ws, broadcast.id, queued=-1, skipped=1, skipped_reason=reason)
+
+
+def _send_chunk(broadcast: Broadcast, contact_ids: list[str]) -> str:
+    if broadcast.status == "cancelled":
+        for contact_id in contact_ids:
+            _skip(broadcast, contact_id, CANCELLED_REASON)
+        _complete_if_done(broadcast.ws, broadcast.id)
+        return "cancelled"
+    if broadcast.status != "running":
+        return broadcast.status
+    try:
+        connection = sending.connection_for_sending(broadcast.ws)
+        template = template_store.get_template(broadcast.ws, broadcast.template_name, broadcast.language)
+        if template is None or template.status != "APPROVED":
+            raise sending.refuse("template-not-approved", "template no longer approved")
+    except SendRefused as refusal:
+        for contact_id in contact_ids:
+            _skip(broadcast, contact_id, refusal.type_slug)
+        _complete_if_done(broadcast.ws, broadcast.id)
+        return refusal.type_slug
+    limiter = rate_limit.limiter_for(connection.phone_number_id, sending.send_rate(connection))
+    graph = sending._graph_client()
+
+    def one(contact_id: str) -> Exception | None:
+        try:
+            _send_one(broadcast, connection, limiter, graph, contact_id)
+        except Exception as exc:  # collected: the job fails (and is retried) after the others ran
+            return exc
+        return None
+
+    with ThreadPoolExecutor(max_workers=min(SEND_CONCURRENCY, max(1, len(contact_ids)))) as pool:
+        errors = [e for e in pool.map(one, contact_ids) if e is not None]
+    _complete_if_done(broadcast.ws, broadcast.id)
+    if errors:
+        logger.warning("broadcast chunk had transient failures", extra={"failures": len(errors)})
+        raise errors[0]
+    return f"sent {len(contact_ids)}"
+
+
+def _send_one(
+    broadcast: Broadcast, connection: Any, limiter: rate_limit.SlotRateLimiter, graph: Any, contact_id: str
+) -> None:
+    recipient = store.get_recipient(broadcast.ws, broadcast.id, contact_id)
+    if recipient is None or recipient.status != "queued":
+        return  # settled by an earlier delivery of this job
+    current = store.get_broadcast(broadcast.ws, broadcast.id)
+    if current is not None and current.status == "cancelled":
+        _skip(broadcast, contact_id, CANCELLED_REASON)
+        return
+    contact = contact_repository().get(broadcast.ws, contact_id)
+    if contact is None:
+        _skip(broadcast, contact_id, "contact-deleted")
+        return
+    reason = _skip_reason(contact)
+    if reason is not None:
+        _skip(broadcast, contact_id, reason)
+        return
+    components = template_components(broadcast, contact)
+    if components is None:
+        _skip(broadcast, contact_id, "missing-parameter")
+        return
+    content: dict[str, Any] = {"name": broadcast.template_name, "language": {"code": broadcast.language}}
+    if components:
+        content["components"] = components
+    delivery = sending.Delivery(
+        ws=broadcast.ws,
+        connection=connection,
+        contact=contact,
+        message_id=outbox.derived_message_id(broadcast.ws, "broadcast", broadcast.id, contact_id),
+        type="template",
+        content=content,
+        broadcast_id=broadcast.id,
+    )
+    try:
+        message = sending.deliver(delivery, graph=graph, before_graph_call=limiter.acquire)
+    except SendRefused as refusal:
+        if "message_id" not in refusal.extra or refusal.status >= 500 or refusal.status == 429:
+            raise  # transient: the job is retried; the recipient stays queued
+        if store.settle_recipient(
+            broadcast.ws, broadcast.id, contact_id, "failed", message_id=refusal.extra["message_id"]
+        ):
+            store.bump(broadcast.ws, broadcast.id, queued=-1, failed=1)
+        return
+    if store.settle_recipient(broadcast.ws, broadcast.id, contact_id, "sent", message_id=message.id):
+        store.bump(broadcast.ws, broadcast.id, queued=-1, sent=1)
+
+
+# --- webhook feedback ------------------------------------------------------------------------------
+
+
+def on_status_applied(ws: str, message_id: str, status: str) -> None:
+    """Count a status webhook that moved a broadcast message forward (call once per applied advance).
+
+    `delivered` and `read` count messages that reached that state; a `read` that overtook its
+    `delivered` (which then never applies) counts as delivered too.
+    """
+    if status not in ("delivered", "read", "failed"):
+        return
+    message = message_store.get_message(ws, message_id, consistent=True)
+    if message is None or not message.broadcast_id:
+        return
+    if status == "delivered":
+        store.bump(ws, message.broadcast_id, delivered=1)
+    elif status == "read":
+        store.bump(ws, message.broadcast_id, read=1, delivered=0 if message.delivered_at else 1)
+    else:
+        store.bump(ws, message.broadcast_id, failed=1, sent=-1)

@@ -1,0 +1,442 @@
+"""Sending messages (SPEC section 5; docs/SENDING.md).
+
+`send_message` is the API's entry: Powertools idempotency keyed by workspace + Idempotency-Key
+(payload validation: the same key with another body is refused; an in-progress lock: concurrent
+duplicates wait for the first and get its result), policy checks in the SPEC's order, then
+`deliver`, which the broadcast worker shares:
+
+1. the outbox item (our message id, status `accepted`, the id in `biz_opaque_callback_data`) is
+   written BEFORE the Graph call, under an id derived from the request (`derived_message_id`);
+2. the Graph call;
+3. the wamid is attached and any status that beat us is applied.
+
+A retry that finds the outbox item with a wamid returns it without calling Meta. One window stays
+open: a crash between Meta accepting the send and step 3. Meta has no idempotency key, so the retry
+sends again; both sends carry the same callback data, so their statuses land on one message.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from relasify import clock
+from relasify.data import messages as message_store
+from relasify.data import outbox, rate_limit
+from relasify.data import templates as template_store
+from relasify.data.contacts import contact_repository
+from relasify.data.identity import identity_repository
+from relasify.data.kms_tokens import decrypt_token
+from relasify.data.messages import Message
+from relasify.data.records import Contact, NewContact, WhatsAppConnection
+from relasify.data.templates import Template
+from relasify.errors import Conflict, DomainError, DuplicateContact, NotFound, SendRefused, ValidationFailed
+from relasify.observability import logger
+from relasify.phones import normalize_phone, wa_id_for
+from relasify.settings import Settings, get_settings
+from relasify.whatsapp.errors import GRAPH_ERRORS, GraphError, classify
+
+SERVICE_WINDOW = timedelta(hours=24)
+MARKETING = "MARKETING"
+IDEMPOTENCY_EXPIRY_SECONDS = 24 * 60 * 60
+# How long a duplicate request waits for the first one holding its key (API Gateway allows 29 s).
+IN_PROGRESS_WAIT_SECONDS = 25.0
+IN_PROGRESS_POLL_SECONDS = 0.1
+API_RATE_LIMIT_WAIT_SECONDS = 5.0
+_PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z0-9_]+)\s*\}\}")
+
+
+class IdempotencyKeyRequired(DomainError):
+    status = 400
+    type_slug = "idempotency-key-required"
+    title = "Idempotency-Key header required"
+
+
+class IdempotencyKeyReused(DomainError):
+    status = 422
+    type_slug = "idempotency-key-reused"
+    title = "Idempotency-Key already used with another request"
+
+
+class IdempotencyKeyInProgress(Conflict):
+    type_slug = "idempotency-key-in-progress"
+    title = "A request with this Idempotency-Key is still being processed"
+
+
+# --- refusals -----------------------------------------------------------------------------------
+
+
+def refuse(slug: str, detail: str, *, status: int = 409, **extra: Any) -> SendRefused:
+    return SendRefused(slug, detail, status=status, **extra)
+
+
+def connection_for_sending(ws: str) -> WhatsAppConnection:
+    connection = identity_repository().get_whatsapp_connection(ws)
+    if connection is None:
+        raise refuse("whatsapp-not-connected", "No WhatsApp number is connected to this workspace.")
+    if connection.token_status != "valid":  # noqa: S105 - a status, not a secret
+        raise refuse(
+            "whatsapp-not-connected",
+            f"The WhatsApp access token is {connection.token_status}: reconnect the number with a new token.",
+            token_status=connection.token_status,
+        )
+    return connection
+
+
+def contact_refusal(contact: Contact, *, marketing: bool) -> SendRefused | None:
+    """Contact-level refusals in the SPEC's order (restricted, opted out, unreachable)."""
+    if contact.restricted:
+        return refuse("contact-restricted", "Processing of this contact is restricted.")
+    if marketing and contact.consent.status == "opted_out":
+        return refuse("contact-opted-out", "The contact opted out of marketing messages.")
+    if contact.unreachable:
+        return refuse("recipient-unreachable", "WhatsApp reported this contact as unreachable.")
+    return None
+
+
+def outside_service_window(contact: Contact) -> bool:
+    last = contact.last_inbound_at
+    return last is None or clock.now() - last > SERVICE_WINDOW
+
+
+def expected_parameters(template: Template) -> dict[str, int]:
+    """Placeholders per component type ("body", "header") of an approved template definition."""
+    out: dict[str, int] = {}
+    for component in template.components:
+        kind = str(component.get("type", "")).lower()
+        if kind not in ("body", "header"):
+            continue
+        if kind == "header" and str(component.get("format", "TEXT")).upper() != "TEXT":
+            out["header"] = 1  # a media header takes one media parameter
+            continue
+        out[kind] = len(set(_PLACEHOLDER.findall(str(component.get("text") or ""))))
+    return {k: v for k, v in out.items() if v}
+
+
+def given_parameters(components: list[dict[str, Any]]) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for component in components:
+        kind = str(component.get("type", "")).lower()
+        if kind in ("body", "header"):
+            params = component.get("parameters")
+            out[kind] = out.get(kind, 0) + (len(params) if isinstance(params, list) else 0)
+    return {k: v for k, v in out.items() if v}
+
+
+def check_template(ws: str, name: str, language: str, components: list[dict[str, Any]]) -> Template:
+    template = template_store.get_template(ws, name, language)
+    if template is None or template.status != "APPROVED":
+        state = "does not exist" if template is None else f"is {template.status}"
+        raise refuse("template-not-approved", f"Template {name} ({language}) {state}; only APPROVED templates send.")
+    expected, given = expected_parameters(template), given_parameters(components)
+    if expected != given:
+        raise refuse(
+            "template-not-approved",
+            f"Template {name} ({language}) expects parameters {expected or 'none'}, got {given or 'none'}.",
+            status=422,
+            expected_parameters=expected,
+        )
+    return template
+
+
+# --- delivery (shared by the API and the broadcast worker) --------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    ws: str
+    connection: WhatsAppConnection
+    contact: Contact
+    message_id: str
+    type: str
+    content: dict[str, Any]
+    sent_by: str | None = None
+    idempotency_key: str | None = None
+    broadcast_id: str | None = None
+    reply_to_wamid: str | None = None
+
+
+def send_rate(connection: WhatsAppConnection, settings: Settings | None = None) -> float:
+    """The number's cap: its own throughput if configured, else the deployment default (80/s)."""
+    return float(connection.throughput_per_second or (settings or get_settings()).default_send_rate_per_second)
+
+
+def deliver(
+    delivery: Delivery,
+    *,
+    graph: Any | None = None,
+    before_graph_call: Callable[[], None] | None = None,
+) -> Message:
+    """Outbox write, Graph call, wamid attach. Permanent Graph failures end the message `failed`
+    and raise the SendRefused of the error table (with `message_id`); transient ones that outlived
+    the client's retries raise with the message left `accepted`, safe to retry."""
+    ws = delivery.ws
+    message, created = outbox.put_accepted(
+        outbox.NewOutbound(
+            ws=ws,
+            message_id=delivery.message_id,
+            contact_id=delivery.contact.id,
+            type=delivery.type,
+            content=delivery.content,
+            sent_by=delivery.sent_by,
+            idempotency_key=delivery.idempotency_key,
+            broadcast_id=delivery.broadcast_id,
+        )
+    )
+    if not created:
+        if message.wamid is not None:
+            return message  # Meta accepted it already: never send twice
+        if message.status == "failed":
+            raise _stored_failure(message)
+        # accepted without a wamid: an earlier attempt crashed or Meta's answer was lost (the window).
+        logger.info("retrying an outbox message without wamid", extra={"message_id": message.id})
+    if before_graph_call is not None:
+        before_graph_call()
+    payload: dict[str, Any] = {
+        "recipient_type": "individual",
+        "to": _recipient(delivery.contact),
+        "type": delivery.type,
+        delivery.type: delivery.content,
+        "biz_opaque_callback_data": message_store.callback_data(ws, message.id),
+    }
+    if delivery.reply_to_wamid:
+        payload["context"] = {"message_id": delivery.reply_to_wamid}
+    client = graph or _graph_client()
+    try:
+        token = decrypt_token(ws, delivery.connection.encrypted_access_token)
+        result = client.send_message(delivery.connection.phone_number_id, token, payload)
+    except GraphError as error:
+        raise _after_graph_error(delivery, message, error) from None
+    from relasify.services.webhook import apply_pending_statuses
+
+    apply_pending_statuses(ws, message.id, result.wamid)
+    if result.wa_id and not delivery.contact.wa_id:
+        _link_wa_id(ws, delivery.contact.id, result.wa_id)
+    stored = message_store.get_message(ws, message.id, consistent=True)
+    return stored or message
+
+
+def _graph_client() -> Any:
+    from relasify.whatsapp.graph import get_graph_client
+
+    return get_graph_client()
+
+
+def _recipient(contact: Contact) -> str:
+    if contact.wa_id:
+        return contact.wa_id
+    if contact.phone:
+        return wa_id_for(contact.phone)
+    raise refuse("recipient-unreachable", "The contact has no phone number or WhatsApp id.", status=422)
+
+
+def _link_wa_id(ws: str, contact_id: str, wa_id: str) -> None:
+    # Another contact may hold the wa_id, or the contact went: the send stands regardless.
+    with contextlib.suppress(DuplicateContact, NotFound, Conflict):
+        contact_repository().link_identity(ws, contact_id, wa_id=wa_id)
+
+
+def _after_graph_error(delivery: Delivery, message: Message, error: GraphError) -> SendRefused:
+    ws, contact_id = delivery.ws, delivery.contact.id
+    refusal = error.to_domain_error()
+    refusal.extra["message_id"] = message.id
+    if error.retryable:
+        # Out of retries on a transient error: Meta may or may not have the message. Leave it
+        # `accepted` so a retry with the same key resends under the same id (docs/SENDING.md).
+        return refusal
+    outbox.mark_failed(ws, message.id, code=error.code, title=error.title, details=error.details)
+    if error.needs_new_token:
+        identity_repository().update_whatsapp_health(ws, token_status="expired")  # noqa: S106
+        logger.warning("WhatsApp token expired; connection marked", extra={"graph_error_code": error.code})
+    elif error.code == 131026:
+        contact_repository().set_unreachable(ws, contact_id, True)
+    elif error.code == 131050:
+        message_store.set_consent_if_newer(ws, contact_id, "opted_out", "send_error_131050", clock.now())
+    return refusal
+
+
+def _stored_failure(message: Message) -> SendRefused:
+    spec = classify(message.error_code) if message.error_code in GRAPH_ERRORS else classify(None)
+    return refuse(
+        spec.problem_type,
+        message.error_details or message.error_title or "The message failed.",
+        status=spec.api_status,
+        message_id=message.id,
+        meta_error_code=message.error_code,
+    )
+
+
+# --- the API's send ---------------------------------------------------------------------------
+
+
+def resolve_contact(ws: str, *, contact_id: str | None, to: str | None) -> Contact:
+    repo = contact_repository()
+    if contact_id is not None:
+        contact = repo.get(ws, contact_id)
+        if contact is None:
+            raise NotFound("Contact not found")
+        return contact
+    phone = normalize_phone(to or "", field="to")
+    contact, _ = repo.create_or_get(ws, NewContact(phone=phone, wa_id=wa_id_for(phone)))
+    return contact
+
+
+def _perform_send(request: dict[str, Any]) -> dict[str, Any]:
+    """The idempotent unit: checks, delivery; returns the message and, for a Graph refusal after
+    the outbox write, the problem (stored with the key, so a repeat returns the same answer)."""
+    ws, key, body = request["ws"], request["key"], request["body"]
+    message_type: str = body["type"]
+    content: dict[str, Any] = body[message_type]
+    connection = connection_for_sending(ws)
+    contact = resolve_contact(ws, contact_id=body.get("contact_id"), to=body.get("to"))
+    template: Template | None = None
+    if message_type == "template":
+        template = template_store.get_template(ws, content["name"], content["language"]["code"])
+    marketing = template is not None and (template.category or "").upper() == MARKETING
+    refusal = contact_refusal(contact, marketing=marketing)
+    if refusal is not None:
+        raise refusal
+    if message_type != "template" and outside_service_window(contact):
+        raise refuse(
+            "outside-service-window",
+            "More than 24 hours since the contact's last message: send an approved template instead.",
+        )
+    if message_type == "template":
+        check_template(ws, content["name"], content["language"]["code"], list(content.get("components") or []))
+    limiter = rate_limit.limiter_for(connection.phone_number_id, send_rate(connection))
+    delivery = Delivery(
+        ws=ws,
+        connection=connection,
+        contact=contact,
+        message_id=outbox.derived_message_id(ws, "api", key),
+        type=message_type,
+        content=content,
+        sent_by=request.get("actor"),
+        idempotency_key=key,
+        reply_to_wamid=(body.get("context") or {}).get("message_id"),
+    )
+    try:
+        message = deliver(delivery, before_graph_call=lambda: _take_token(limiter))
+    except SendRefused as refusal_after_outbox:
+        if "message_id" not in refusal_after_outbox.extra or refusal_after_outbox.status >= 500:
+            raise  # nothing final happened (or a transient failure): let the key be retried
+        if refusal_after_outbox.status == 429:
+            raise
+        stored = message_store.get_message(ws, refusal_after_outbox.extra["message_id"], consistent=True)
+        return {
+            "message": stored.model_dump(mode="json") if stored else None,
+            "problem": {
+                "slug": refusal_after_outbox.type_slug,
+                "detail": refusal_after_outbox.detail,
+                "status": refusal_after_outbox.status,
+                "extra": {k: v for k, v in refusal_after_outbox.extra.items() if v is not None},
+            },
+        }
+    return {"message": message.model_dump(mode="json"), "problem": None}
+
+
+def _take_token(limiter: rate_limit.SlotRateLimiter) -> None:
+    try:
+        limiter.acquire(timeout_seconds=API_RATE_LIMIT_WAIT_SECONDS)
+    except rate_limit.RateLimitTimeout:
+        raise refuse(
+            "whatsapp-throughput-exceeded", "The number's send rate is exhausted; retry shortly.", status=429
+        ) from None
+
+
+_idempotent_lock = threading.Lock()
+_idempotent: tuple[Settings, Any, Any] | None = None
+
+
+def idempotency_config() -> Any:
+    """The IdempotencyConfig of the send path (the handler registers the Lambda context on it)."""
+    return _idempotent_send()[1]
+
+
+def _idempotent_send() -> tuple[Callable[..., dict[str, Any]], Any]:
+    """Built per settings object (tests swap tables), on first use (cold start stays light)."""
+    global _idempotent
+    settings = get_settings()
+    with _idempotent_lock:
+        if _idempotent is None or _idempotent[0] is not settings:
+            from aws_lambda_powertools.utilities.idempotency import (
+                DynamoDBPersistenceLayer,
+                IdempotencyConfig,
+                idempotent_function,
+            )
+
+            config = IdempotencyConfig(
+                event_key_jmespath="[ws, key]",
+                payload_validation_jmespath="body",
+                raise_on_no_idempotency_key=True,
+                expires_after_seconds=IDEMPOTENCY_EXPIRY_SECONDS,
+            )
+            persistence = DynamoDBPersistenceLayer(table_name=settings.idempotency_table_name)
+            function = idempotent_function(
+                _perform_send,
+                data_keyword_argument="request",
+                persistence_store=persistence,
+                config=config,
+                key_prefix="relasify-send",
+            )
+            _idempotent = (settings, function, config)
+        return _idempotent[1], _idempotent[2]
+
+
+def send_message(
+    ws: str,
+    body: dict[str, Any],
+    idempotency_key: str | None,
+    *,
+    actor_sub: str | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+) -> Message:
+    """Send once per (workspace, Idempotency-Key). Raises the refusal problems of SPEC section 5."""
+    from aws_lambda_powertools.utilities.idempotency.exceptions import (
+        IdempotencyAlreadyInProgressError,
+        IdempotencyValidationError,
+    )
+
+    if not idempotency_key or not idempotency_key.strip():
+        raise IdempotencyKeyRequired("Send an Idempotency-Key header (a unique value per message).")
+    key = idempotency_key.strip()
+    if len(key) > 255 or not key.isprintable():
+        raise ValidationFailed("The Idempotency-Key header must be at most 255 printable characters.")
+    function, _ = _idempotent_send()
+    request = {"ws": ws, "key": key, "body": body, "actor": actor_sub}
+    deadline = time.monotonic() + IN_PROGRESS_WAIT_SECONDS
+    while True:
+        try:
+            result = function(request=request)
+            break
+        except IdempotencyValidationError:
+            raise IdempotencyKeyReused(
+                "This Idempotency-Key was used with a different request body; use a new key."
+            ) from None
+        except IdempotencyAlreadyInProgressError:
+            if time.monotonic() >= deadline:
+                raise IdempotencyKeyInProgress("The first request with this key is still running; retry.") from None
+            sleep(IN_PROGRESS_POLL_SECONDS)
+    problem = result.get("problem")
+    if problem:
+        raise refuse(problem["slug"], problem["detail"], status=int(problem["status"]), **problem.get("extra", {}))
+    return Message.model_validate(result["message"])
+
+
+def get_message(ws: str, message_id: str) -> Message:
+    message = message_store.get_message(ws, message_id)
+    if message is None:
+        raise NotFound("Message not found")
+    return message
+
+
+def conversation(ws: str, contact_id: str, *, limit: int, cursor: str | None) -> Any:
+    if contact_repository().get(ws, contact_id) is None:
+        raise NotFound("Contact not found")
+    return outbox.conversation_page(ws, contact_id, limit=limit, cursor=cursor)

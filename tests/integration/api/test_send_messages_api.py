@@ -1,0 +1,376 @@
+"""POST /messages through the API harness against the WhatsApp sandbox: happy paths, every refusal,
+idempotency (sequential and concurrent), Graph faults and error codes."""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+import pytest
+from relasify.data import messages as message_store
+from relasify.data.contacts import contact_repository
+from relasify.data.identity import identity_repository
+from relasify.errors import SendRefused
+from relasify.services import sending
+
+from tests.integration.api.test_send_support import (
+    AGENT,
+    PHONE_NUMBER_ID,
+    SendingEnv,
+    problem_slug,
+    sending_env,  # noqa: F401 - fixture
+    template_body,
+)
+
+
+def _wait_for_status(env: SendingEnv, message_id: str, status: str, timeout: float = 10.0) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while True:
+        got = env.api.get(f"/v1/workspaces/{env.ws}/messages/{message_id}", as_user=AGENT)
+        assert got.status == 200, got.body
+        if got.json["status"] == status or time.monotonic() > deadline:
+            return got.json
+        time.sleep(0.05)
+
+
+def test_template_send_reaches_read_and_shows_in_conversation(sending_env: SendingEnv) -> None:
+    env = sending_env
+    contact = env.contact(inbound_hours_ago=None)  # no window needed for a template
+    env.approved_template()
+    response = env.post_message(template_body(contact.id), "key-1")
+    assert response.status == 201, response.body
+    sent = response.json
+    assert sent["status"] in ("accepted", "sent", "delivered", "read") and sent["wamid"].startswith("wamid.")
+    assert sent["contact_id"] == contact.id and sent["direction"] == "out"
+
+    [graph_send] = env.sends()
+    assert graph_send["to"] == "6281234567890"
+    assert graph_send["phone_number_id"] == PHONE_NUMBER_ID
+    assert graph_send["template"]["name"] == "order_update"
+    assert graph_send["biz_opaque_callback_data"] == message_store.callback_data(env.ws, sent["id"])
+
+    final = _wait_for_status(env, sent["id"], "read")
+    assert final["status"] == "read", final
+    assert final["delivered_at"] and final["read_at"]
+
+    conversation = env.api.get(f"/v1/workspaces/{env.ws}/contacts/{contact.id}/messages", as_user=AGENT)
+    assert conversation.status == 200, conversation.body
+    assert [m["id"] for m in conversation.json["items"]] == [sent["id"]]
+
+
+@pytest.mark.parametrize(
+    ("message_type", "content"),
+    [
+        ("text", {"body": "Pesanan Anda sudah dikirim", "preview_url": False}),
+        ("image", {"link": "https://example.com/a.jpg", "caption": "Foto"}),
+        ("document", {"link": "https://example.com/a.pdf", "filename": "invoice.pdf"}),
+        ("audio", {"id": "1234567890"}),
+        ("video", {"link": "https://example.com/a.mp4"}),
+        (
+            "interactive",
+            {
+                "type": "button",
+                "body": {"text": "Konfirmasi pesanan?"},
+                "action": {"buttons": [{"type": "reply", "reply": {"id": "yes", "title": "Ya"}}]},
+            },
+        ),
+        (
+            "interactive",
+            {
+                "type": "list",
+                "body": {"text": "Pilih jadwal"},
+                "action": {
+                    "button": "Jadwal",
+                    "sections": [{"title": "Besok", "rows": [{"id": "pagi", "title": "Pagi"}]}],
+                },
+            },
+        ),
+    ],
+)
+def test_every_free_form_type_is_sent_in_the_cloud_api_shape(
+    sending_env: SendingEnv, message_type: str, content: dict[str, Any]
+) -> None:
+    env = sending_env
+    contact = env.contact()
+    response = env.post_message({"contact_id": contact.id, "type": message_type, message_type: content}, "k")
+    assert response.status == 201, response.body
+    [graph_send] = env.sends()
+    assert graph_send["type"] == message_type
+    assert graph_send[message_type] == content
+    assert response.json["content"] == content
+
+
+def test_send_by_phone_creates_the_contact_then_reuses_it(sending_env: SendingEnv) -> None:
+    env = sending_env
+    env.approved_template()
+    body = {
+        "to": "0812-3456-7890",
+        "type": "template",
+        "template": {
+            "name": "order_update",
+            "language": {"code": "id"},
+            "components": [{"type": "body", "parameters": [{"type": "text", "text": "Budi"}]}],
+        },
+    }
+    first = env.post_message(body, "phone-1")
+    assert first.status == 201, first.body
+    contact = contact_repository().find_by_phone(env.ws, "+6281234567890")
+    assert contact is not None and first.json["contact_id"] == contact.id
+    second = env.post_message(body, "phone-2")
+    assert second.status == 201 and second.json["contact_id"] == contact.id
+    assert [s["to"] for s in env.sends()] == ["6281234567890", "6281234567890"]
+
+
+def test_missing_idempotency_key_is_a_400_and_sends_nothing(sending_env: SendingEnv) -> None:
+    contact = sending_env.contact()
+    response = sending_env.post_message({"contact_id": contact.id, "type": "text", "text": {"body": "x"}}, None)
+    assert response.status == 400
+    assert problem_slug(response) == "idempotency-key-required"
+    assert sending_env.sends() == []
+
+
+def test_same_key_returns_the_first_result_and_another_body_is_422(sending_env: SendingEnv) -> None:
+    env = sending_env
+    contact = env.contact()
+    body = {"contact_id": contact.id, "type": "text", "text": {"body": "Halo"}}
+    first = env.post_message(body, "same")
+    again = env.post_message(body, "same")
+    assert first.status == again.status == 201
+    assert again.json["id"] == first.json["id"] and again.json["wamid"] == first.json["wamid"]
+    other = env.post_message({**body, "text": {"body": "Halo lagi"}}, "same")
+    assert other.status == 422
+    assert problem_slug(other) == "idempotency-key-reused"
+    assert len(env.sends()) == 1
+
+
+def test_five_concurrent_requests_with_one_key_send_once(sending_env: SendingEnv) -> None:
+    """Through the service layer (the in-process gateway serialises calls to one function)."""
+    env = sending_env
+    env.sandbox.latency_seconds = 0.3  # keep the first request in flight while the others arrive
+    contact = env.contact()
+    body = {"contact_id": contact.id, "type": "text", "text": {"body": "Sekali saja"}}
+    results: list[Any] = []
+    barrier = threading.Barrier(5)
+
+    def worker() -> None:
+        barrier.wait()
+        try:
+            results.append(sending.send_message(env.ws, body, "concurrent-key", actor_sub="agent"))
+        except Exception as exc:  # collected and asserted below
+            results.append(exc)
+
+    threads = [threading.Thread(target=worker) for _ in range(5)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert all(not isinstance(r, Exception) for r in results), results
+    assert len({r.id for r in results}) == 1
+    assert len({r.wamid for r in results}) == 1
+    assert len(env.sends()) == 1
+
+
+@pytest.mark.parametrize(
+    ("setup", "slug", "status"),
+    [
+        ("restricted", "contact-restricted", 409),
+        ("opted_out", "contact-opted-out", 409),
+        ("unreachable", "recipient-unreachable", 409),
+    ],
+)
+def test_contact_refusals(sending_env: SendingEnv, setup: str, slug: str, status: int) -> None:
+    env = sending_env
+    contact = env.contact(**{setup: True})
+    env.approved_template("promo", category="MARKETING")
+    response = env.post_message(template_body(contact.id, "promo"), "k")
+    assert response.status == status, response.body
+    assert problem_slug(response) == slug
+    assert response.content_type == "application/problem+json"
+    assert env.sends() == []
+
+
+def test_opted_out_contact_still_gets_utility_templates(sending_env: SendingEnv) -> None:
+    env = sending_env
+    contact = env.contact(opted_out=True)
+    env.approved_template()
+    assert env.post_message(template_body(contact.id), "k").status == 201
+
+
+def test_refusal_order_restricted_before_opted_out_before_unreachable(sending_env: SendingEnv) -> None:
+    env = sending_env
+    env.approved_template("promo", category="MARKETING")
+    everything = env.contact(restricted=True, opted_out=True, unreachable=True)
+    assert problem_slug(env.post_message(template_body(everything.id, "promo"), "a")) == "contact-restricted"
+    two = env.contact("+6281234567891", opted_out=True, unreachable=True)
+    assert problem_slug(env.post_message(template_body(two.id, "promo"), "b")) == "contact-opted-out"
+
+
+def test_not_connected_comes_first(api: Any) -> None:
+    ws = api.create_workspace("solo@example.com")
+    response = api.post(
+        f"/v1/workspaces/{ws}/messages",
+        {"contact_id": "nobody", "type": "text", "text": {"body": "x"}},
+        as_user="solo@example.com",
+        headers={"idempotency-key": "k"},
+    )
+    assert response.status == 409
+    assert problem_slug(response) == "whatsapp-not-connected"
+
+
+def test_free_form_outside_the_service_window_is_refused(sending_env: SendingEnv) -> None:
+    env = sending_env
+    stale = env.contact(inbound_hours_ago=25)
+    never = env.contact("+6281234567892", inbound_hours_ago=None)
+    for contact in (stale, never):
+        response = env.post_message({"contact_id": contact.id, "type": "text", "text": {"body": "x"}}, contact.id)
+        assert response.status == 409
+        assert problem_slug(response) == "outside-service-window"
+    assert env.sends() == []
+
+
+def test_template_must_be_approved_in_that_language_with_the_right_parameters(sending_env: SendingEnv) -> None:
+    env = sending_env
+    contact = env.contact()
+    env.approved_template(body_params=2)
+    missing = env.post_message(template_body(contact.id, "unknown_template"), "a")
+    assert (missing.status, problem_slug(missing)) == (409, "template-not-approved")
+    other_language = template_body(contact.id, params=("a", "b"))
+    other_language["template"]["language"]["code"] = "en"
+    wrong_language = env.post_message(other_language, "b")
+    assert (wrong_language.status, problem_slug(wrong_language)) == (409, "template-not-approved")
+    wrong_count = env.post_message(template_body(contact.id, params=("only one",)), "c")
+    assert (wrong_count.status, problem_slug(wrong_count)) == (422, "template-not-approved")
+    assert env.sends() == []
+    ok = env.post_message(template_body(contact.id, params=("a", "b")), "d")
+    assert ok.status == 201, ok.body
+
+
+def test_invalid_bodies_are_422(sending_env: SendingEnv) -> None:
+    env = sending_env
+    contact = env.contact()
+    bad = [
+        {"contact_id": contact.id, "to": "+6281234567890", "type": "text", "text": {"body": "x"}},
+        {"contact_id": contact.id, "type": "text", "image": {"link": "https://e.com/a.jpg"}},
+        {"contact_id": contact.id, "type": "image", "image": {"caption": "no source"}},
+        {"contact_id": contact.id, "type": "interactive", "interactive": {"type": "button", "body": {"text": "x"},
+                                                                          "action": {"buttons": []}}},
+        {"to": "not a phone", "type": "text", "text": {"body": "x"}},
+    ]
+    for i, body in enumerate(bad):
+        response = env.post_message(body, f"bad-{i}")
+        assert response.status == 422, (body, response.body)
+    assert env.sends() == []
+
+
+@pytest.mark.parametrize(
+    ("kind", "options"),
+    [("429", {"retry_after": 1}), ("500", {}), ("timeout", {"seconds": 1.5}), ("reset", {})],
+)
+def test_transient_graph_faults_are_retried_and_succeed(
+    sending_env: SendingEnv, kind: str, options: dict[str, Any]
+) -> None:
+    env = sending_env
+    contact = env.contact()
+    env.sandbox.inject_fault(kind, 1, **options)
+    response = env.post_message({"contact_id": contact.id, "type": "text", "text": {"body": "x"}}, "k")
+    assert response.status == 201, response.body
+    assert response.json["wamid"]
+    faulted = [r for r in env.sandbox.requests if r["fault"] == kind]
+    assert len(faulted) == 1
+    if kind != "timeout":
+        assert len(env.sends()) == 1  # (a timed-out send may or may not have been recorded by Meta)
+
+
+@pytest.mark.parametrize(
+    ("code", "slug", "status"),
+    [
+        (131047, "outside-service-window", 409),
+        (131026, "recipient-unreachable", 409),
+        (131050, "contact-opted-out", 409),
+        (132001, "template-not-approved", 409),
+    ],
+)
+def test_graph_error_codes_end_as_problems_and_failed_messages(
+    sending_env: SendingEnv, code: int, slug: str, status: int
+) -> None:
+    env = sending_env
+    contact = env.contact()
+    env.approved_template()
+    env.sandbox.inject_fault("error_code", 1, code=code)
+    response = env.post_message(template_body(contact.id), "k")
+    assert response.status == status, response.body
+    assert problem_slug(response) == slug
+    assert response.json["meta_error_code"] == code
+    message_id = response.json["message_id"]
+    stored = env.api.get(f"/v1/workspaces/{env.ws}/messages/{message_id}", as_user=AGENT).json
+    assert stored["status"] == "failed" and stored["error"]["code"] == code
+    after = contact_repository().get(env.ws, contact.id)
+    assert after is not None
+    assert after.unreachable is (code == 131026)
+    assert (after.consent.status == "opted_out") is (code == 131050)
+    # The key is spent: a repeat returns the same problem and calls Meta no more.
+    calls = len(env.sandbox.requests)
+    repeat = env.post_message(template_body(contact.id), "k")
+    assert (repeat.status, problem_slug(repeat), repeat.json["message_id"]) == (status, slug, message_id)
+    assert len(env.sandbox.requests) == calls
+
+
+def test_webhook_failure_131026_marks_the_contact_unreachable(sending_env: SendingEnv) -> None:
+    env = sending_env
+    contact = env.contact()
+    env.sandbox.fail_recipient("6281234567890", 131026)
+    response = env.post_message({"contact_id": contact.id, "type": "text", "text": {"body": "x"}}, "k")
+    assert response.status == 201
+    final = _wait_for_status(env, response.json["id"], "failed")
+    assert final["error"]["code"] == 131026
+    refreshed = contact_repository().get(env.ws, contact.id)
+    assert refreshed is not None and refreshed.unreachable
+
+
+def test_token_expiry_marks_the_connection(sending_env: SendingEnv) -> None:
+    env = sending_env
+    contact = env.contact()
+    env.sandbox.inject_fault("error_code", 1, code=190)
+    response = env.post_message({"contact_id": contact.id, "type": "text", "text": {"body": "x"}}, "k")
+    assert response.status == 409
+    assert problem_slug(response) == "whatsapp-token-expired"
+    connection = identity_repository().get_whatsapp_connection(env.ws)
+    assert connection is not None and connection.token_status == "expired"
+    blocked = env.post_message({"contact_id": contact.id, "type": "text", "text": {"body": "y"}}, "k2")
+    assert problem_slug(blocked) == "whatsapp-not-connected"
+
+
+def test_a_crash_after_the_outbox_write_resends_under_the_same_message(sending_env: SendingEnv) -> None:
+    """The retry of a request whose first attempt died before Meta answered reuses the outbox item."""
+    env = sending_env
+    contact = env.contact()
+    connection = sending.connection_for_sending(env.ws)
+    delivery = sending.Delivery(
+        ws=env.ws,
+        connection=connection,
+        contact=contact,
+        message_id="msg_crash_test",
+        type="text",
+        content={"body": "x"},
+    )
+
+    def crash() -> None:
+        raise RuntimeError("Lambda timed out")
+
+    with pytest.raises(RuntimeError):
+        sending.deliver(delivery, before_graph_call=crash)
+    assert message_store.get_message(env.ws, "msg_crash_test").status == "accepted"  # type: ignore[union-attr]
+    first = sending.deliver(delivery)
+    again = sending.deliver(delivery)
+    assert first.id == again.id == "msg_crash_test" and first.wamid == again.wamid
+    assert len(env.sends()) == 1
+
+
+def test_get_unknown_message_is_404(sending_env: SendingEnv) -> None:
+    response = sending_env.api.get(f"/v1/workspaces/{sending_env.ws}/messages/msg_nope", as_user=AGENT)
+    assert response.status == 404
+
+
+def test_send_refused_is_a_domain_error() -> None:
+    assert SendRefused("contact-opted-out", "x").status == 409
