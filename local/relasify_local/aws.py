@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import boto3
+import httpx
 from moto.server import DomainDispatcherApplication, ThreadedMotoServer, create_backend_app
 from werkzeug.serving import make_server
 
@@ -54,6 +55,11 @@ class MotoServer(ThreadedMotoServer):
             raise OSError(errno.EADDRINUSE, f"moto port {self._port} is in use") from exc
         self._thread = threading.Thread(target=self._server.serve_forever, name="relasify-moto", daemon=True)
         self._thread.start()
+
+    def reset(self) -> None:
+        """Empty every moto backend. moto keeps state per process (shared by all servers and mocks),
+        so a stack started after another one in the same process would otherwise see its resources."""
+        httpx.post(f"{self.url}/moto-api/reset", timeout=30).raise_for_status()
 
     def stop(self) -> None:
         if self._server is not None:

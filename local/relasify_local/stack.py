@@ -242,6 +242,7 @@ class LocalStack:
 
         self.moto = MotoServer(config.host, config.moto_port)
         self.moto.start()
+        self.moto.reset()
         self.resources = bootstrap_resources(
             template,
             self.moto.url,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -33,18 +34,20 @@ class ScriptedWorker(LocalFunction):
         return self.respond(event["Records"])
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def sqs() -> Iterator[Any]:
+    # One mock for the module (starting one costs about a second); every test makes its own queues.
     with mock_aws():
         yield boto3.client("sqs", region_name=REGION)
 
 
 def _queue_with_dlq(sqs: Any, max_receive_count: int = 2, visibility_timeout: int = 1) -> tuple[LocalQueue, LocalQueue]:
-    dlq_url = sqs.create_queue(QueueName="work-dlq")["QueueUrl"]
+    name = f"work-{uuid.uuid4().hex[:8]}"
+    dlq_url = sqs.create_queue(QueueName=f"{name}-dlq")["QueueUrl"]
     dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
     redrive = json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": max_receive_count})
     url = sqs.create_queue(
-        QueueName="work", Attributes={"VisibilityTimeout": str(visibility_timeout), "RedrivePolicy": redrive}
+        QueueName=name, Attributes={"VisibilityTimeout": str(visibility_timeout), "RedrivePolicy": redrive}
     )["QueueUrl"]
     arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
     return LocalQueue("WorkQueue", "work", url, arn, max_receive_count, "WorkDLQ"), LocalQueue(
