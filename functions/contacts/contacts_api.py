@@ -9,12 +9,16 @@ from account_routes import router as account_router
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from contact_routes import router as contact_router
+from conversation_routes import router as conversation_router
 from relasify.observability import logger, metrics
 from relasify.web.resolver import create_app
+from rights_routes import router as rights_router
 
 app = create_app()
 app.include_router(account_router)
 app.include_router(contact_router)
+app.include_router(conversation_router)
+app.include_router(rights_router)
 
 
 @app.get("/health", tags=["health"])

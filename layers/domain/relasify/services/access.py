@@ -65,4 +65,10 @@ def invalidate_membership(ws: str, sub: str | None = None) -> None:
 def _load_membership(ws: str, sub: str) -> Membership | None:
     from relasify.data import identity  # lazy: keeps pynamodb off paths that never authorise
 
-    return identity.get_membership(ws, sub)
+    membership = identity.get_membership(ws, sub)
+    if membership is None:
+        return None
+    # A closed (or expired) workspace reads as "not found" at once: its data stays only for the
+    # retention window, unreadable through the API (privacy policy section 7).
+    workspace = identity.identity_repository().get_workspace(ws)
+    return membership if workspace is not None and workspace.status == "active" else None

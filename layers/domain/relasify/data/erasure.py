@@ -1,0 +1,107 @@
+"""Data access of erasure and export (privacy policy section 9): every item and object holding a
+contact's data, found through keys, never by scanning; media objects in S3.
+
+Where a contact's data lives (docs/DATA_MODEL.md): the contact item, its uniqueness markers and tag
+items (`relasify.data.contacts` deletes those in one transaction), the conversation's message items
+(GSI1 `WS#<ws>#CONV#<cid>`), each message's `WAMID#<wamid>` partition (pointer, early statuses),
+its media object `media/<ws>/<message id>`, and broadcast recipient items `RCPT#<cid>`.
+Billing records hold no content (wamid, category, pricing) and are kept.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import boto3
+
+from relasify.data import models as m
+from relasify.data.base import chunks
+from relasify.data.sweep import Key, delete_keys, raw_query
+from relasify.data.webhook_inbox import media_object_key
+from relasify.settings import get_settings
+
+S3_DELETE_MAX = 1000  # DeleteObjects limit
+
+
+@dataclass(frozen=True, slots=True)
+class ConversationItem:
+    key: Key
+    message_id: str
+    wamid: str | None
+    media_s3_key: str | None
+
+
+def conversation_items(ws: str, contact_id: str) -> list[ConversationItem]:
+    """Every message item of a contact's conversation, expired ones included (erasure takes all)."""
+    out = []
+    for item in raw_query(
+        m.conversation_pk(ws, contact_id), index="GSI1", projection="PK,SK,message_id,wamid,media_s3_key"
+    ):
+        message_id = item.get("message_id", {}).get("S") or item["PK"]["S"].rsplit("#", 1)[-1]
+        out.append(
+            ConversationItem(
+                key=(item["PK"]["S"], item["SK"]["S"]),
+                message_id=message_id,
+                wamid=item.get("wamid", {}).get("S"),
+                media_s3_key=item.get("media_s3_key", {}).get("S"),
+            )
+        )
+    return out
+
+
+def wamid_partition_keys(wamid: str) -> list[Key]:
+    """The wamid pointer and any early statuses kept under `WAMID#<wamid>`."""
+    return [(i["PK"]["S"], i["SK"]["S"]) for i in raw_query(m.wamid_pk(wamid), projection="PK,SK")]
+
+
+def broadcast_recipient_keys(ws: str, contact_id: str) -> list[Key]:
+    """`RCPT#<cid>` in every broadcast of the workspace (broadcasts listed through GSI1)."""
+    sk = f"{m.BroadcastRecipientModel.SK_PREFIX}{contact_id}"
+    return [(b["PK"]["S"], sk) for b in raw_query(f"WS#{ws}#BCASTS", index="GSI1", projection="PK")]
+
+
+def delete_items(keys: Iterable[Key]) -> int:
+    """Unconditional batch delete (absent keys are no-ops)."""
+    return delete_keys(keys)
+
+
+# --- S3 ---------------------------------------------------------------------------------------------
+
+
+def _s3() -> Any:
+    # A client per operation: erasure and the sweep are rare, and tests switch moto contexts.
+    return boto3.client("s3")
+
+
+def delete_objects(keys: Iterable[str]) -> int:
+    """Delete objects of the media bucket by key (absent keys are no-ops). Returns keys requested."""
+    bucket = get_settings().media_bucket
+    client = None
+    count = 0
+    for batch in chunks(dict.fromkeys(keys), S3_DELETE_MAX):
+        client = client or _s3()
+        response = client.delete_objects(Bucket=bucket, Delete={"Objects": [{"Key": k} for k in batch], "Quiet": True})
+        errors = response.get("Errors") or []
+        if errors:
+            raise RuntimeError(f"S3 refused to delete {len(errors)} objects ({errors[0].get('Code')})")
+        count += len(batch)
+    return count
+
+
+def _list_keys(prefix: str) -> Iterator[str]:
+    paginator = _s3().get_paginator("list_objects_v2")
+    for page in paginator.paginate(Bucket=get_settings().media_bucket, Prefix=prefix):
+        for obj in page.get("Contents") or []:
+            yield obj["Key"]
+
+
+def delete_workspace_objects(ws: str) -> int:
+    """Every object a workspace owns: media, imports and exports under `<prefix>/<ws>/`."""
+    keys = [k for prefix in ("media", "imports", "exports") for k in _list_keys(f"{prefix}/{ws}/")]
+    return delete_objects(keys) if keys else 0
+
+
+def message_media_key(ws: str, message_id: str) -> str:
+    return media_object_key(ws, message_id)

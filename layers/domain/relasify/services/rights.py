@@ -1,0 +1,196 @@
+"""Data-subject rights (SPEC section 8, privacy policy section 9, UU PDP): export, restriction,
+erasure of contacts; a user's own export and deletion; closing a workspace. Each takes effect in
+the request itself, well inside UU PDP's 3 x 24 hours. Every export and erasure is written to the
+security log, with ids and counts only.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from relasify import clock, retention
+from relasify.data import erasure as erasure_store
+from relasify.data import messages as message_store
+from relasify.data import sweep as sweep_store
+from relasify.data.contacts import contact_repository
+from relasify.data.identity import identity_repository
+from relasify.data.records import Contact, Workspace
+from relasify.errors import Conflict, NotFound
+from relasify.observability import logger
+from relasify.services import audit
+from relasify.services.access import Actor, Membership, invalidate_membership
+
+# A contact's conversation holds at most 90 days of messages; this bounds one export response.
+MAX_EXPORT_MESSAGES = 10_000
+
+
+def _contact(ws: str, contact_id: str) -> Contact:
+    contact = contact_repository().get(ws, contact_id)
+    if contact is None:
+        raise NotFound("Contact not found")
+    return contact
+
+
+# --- contacts ----------------------------------------------------------------------------------------
+
+
+def export_contact(caller: Membership, contact_id: str) -> dict[str, Any]:
+    """Access and portability: the contact, its consent history and its messages, as JSON."""
+    contact = _contact(caller.ws, contact_id)
+    messages = message_store.list_conversation(caller.ws, contact_id, limit=MAX_EXPORT_MESSAGES + 1)
+    truncated = len(messages) > MAX_EXPORT_MESSAGES
+    audit.record(
+        caller.ws,
+        "contact.exported",
+        actor_id=caller.sub,
+        target_ids=[contact_id],
+        details={"messages": min(len(messages), MAX_EXPORT_MESSAGES)},
+    )
+    return {
+        "exported_at": clock.now().isoformat(),
+        "contact": contact.model_dump(mode="json", exclude={"ws"}),
+        "consent_history": [e.model_dump(mode="json") for e in contact.consent.history],
+        "messages": [_message_out(msg) for msg in messages[:MAX_EXPORT_MESSAGES]],
+        "messages_truncated": truncated,
+    }
+
+
+def _message_out(message: message_store.Message) -> dict[str, Any]:
+    return message.model_dump(
+        mode="json", exclude={"ws", "status_rank", "biz_opaque_callback_data", "expires_at", "media_id"}
+    )
+
+
+def set_restricted(caller: Membership, contact_id: str, restricted: bool) -> Contact:
+    """Restriction: the contact is kept but never messaged (the send path refuses restricted contacts)."""
+    _contact(caller.ws, contact_id)
+    contact = contact_repository().set_restricted(caller.ws, contact_id, restricted)
+    audit.record(
+        caller.ws,
+        "contact.restricted" if restricted else "contact.unrestricted",
+        actor_id=caller.sub,
+        target_ids=[contact_id],
+    )
+    return contact
+
+
+def erase_contact(caller: Membership, contact_id: str) -> dict[str, int]:
+    """Erasure, at once: the conversation's messages, their wamid pointers and early statuses, their
+    media objects, broadcast recipient items, then the contact with its uniqueness markers and tag
+    items (one transaction). Billing records (wamid, category, pricing: no content) are kept.
+    Messages go first, so an interrupted erasure can simply be repeated."""
+    ws = caller.ws
+    _contact(ws, contact_id)
+    conversation = erasure_store.conversation_items(ws, contact_id)
+    keys: list[sweep_store.Key] = [item.key for item in conversation]
+    for item in conversation:
+        if item.wamid:
+            keys += erasure_store.wamid_partition_keys(item.wamid)
+    recipients = erasure_store.broadcast_recipient_keys(ws, contact_id)
+    erasure_store.delete_items(keys + recipients)
+    media = [erasure_store.message_media_key(ws, item.message_id) for item in conversation]
+    media += [item.media_s3_key for item in conversation if item.media_s3_key]
+    objects = erasure_store.delete_objects(media) if media else 0
+    contact_repository().delete(ws, contact_id)
+    counts = {"messages": len(conversation), "media_objects": len(set(media)), "broadcast_recipients": len(recipients)}
+    audit.record(ws, "contact.erased", actor_id=caller.sub, target_ids=[contact_id], details=counts)
+    logger.info("contact erased", extra={"ws": ws, "objects": objects, **counts})
+    return counts
+
+
+# --- workspaces -----------------------------------------------------------------------------------------
+
+
+def close_workspace(caller: Membership) -> tuple[Workspace, datetime]:
+    """Close a workspace (owner): its data is unreadable through the API at once and deleted 90 days
+    later (the sweep stamps the TTL). Returns the workspace and when its data will be deleted."""
+    ws = caller.ws
+    repo = identity_repository()
+    closed_at = clock.now()
+    sweep_store.register_closure(ws, closed_at)  # first: a closed workspace is never left unstamped
+    workspace = repo.close_workspace(ws, closed_at=closed_at)
+    connection = repo.get_whatsapp_connection(ws)
+    if connection is not None:
+        sweep_store.delete_phone_route(connection.phone_number_id, ws=ws)
+    invalidate_membership(ws)
+    delete_after = datetime.fromtimestamp(
+        retention.closure_expires_at(workspace.closed_at or closed_at), tz=closed_at.tzinfo
+    )
+    audit.record(ws, "workspace.closed", actor_id=caller.sub, target_ids=[ws])
+    return workspace, delete_after
+
+
+# --- the caller's own account -----------------------------------------------------------------------------
+
+
+def export_me(actor: Actor) -> dict[str, Any]:
+    """A user's own account data: profile, memberships and invitations to their email."""
+    repo = identity_repository()
+    user = repo.get_user(actor.sub)
+    if user is None:
+        raise NotFound("User not found")
+    memberships = repo.list_user_memberships(actor.sub)
+    invitations = repo.invitations_for_email(user.email) if user.email else []
+    audit.record(None, "user.exported", actor_id=actor.sub, target_ids=[actor.sub])
+    return {
+        "exported_at": clock.now().isoformat(),
+        "profile": user.model_dump(mode="json"),
+        "memberships": [
+            {
+                "workspace_id": ms.ws,
+                "workspace_name": ms.workspace_name,
+                "role": ms.role,
+                "joined_at": _iso(ms.created_at),
+            }
+            for ms in memberships
+        ],
+        "invitations": [
+            {"workspace_id": i.ws, "workspace_name": i.workspace_name, "role": i.role, "invited_at": _iso(i.created_at)}
+            for i in invitations
+        ],
+    }
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+def delete_me(actor: Actor) -> None:
+    """Remove the user record, their memberships and invitations to their email. Refused (409) while
+    the user is the last owner of an active workspace: close it or hand ownership over first."""
+    repo = identity_repository()
+    memberships = repo.list_user_memberships(actor.sub)
+    active: dict[str, bool] = {}
+    for ms in memberships:
+        workspace = repo.get_workspace(ms.ws)
+        active[ms.ws] = workspace is not None and workspace.status == "active"
+        if ms.role == "owner" and workspace is not None and active[ms.ws] and workspace.owner_count <= 1:
+            raise Conflict(
+                "You are the last owner of an active workspace: close it or make someone else owner first.",
+                workspace_id=ms.ws,
+            )
+    for ms in memberships:
+        if active[ms.ws]:
+            repo.remove_member(ms.ws, actor.sub)  # atomic with the owner count: a race still gets 409
+        else:
+            erasure_store.delete_items([sweep_store.membership_key(ms.ws, actor.sub)])
+        invalidate_membership(ms.ws, actor.sub)
+    user = repo.get_user(actor.sub)
+    email = (user.email if user else "") or actor.email
+    if email:
+        for invitation in repo.invitations_for_email(email):
+            repo.delete_invitation(invitation.ws, invitation.email)
+    repo.delete_user(actor.sub)
+    _forget_signed_in(actor.sub)
+    audit.record(
+        None, "user.deleted", actor_id=actor.sub, target_ids=[actor.sub], details={"memberships": len(memberships)}
+    )
+
+
+def _forget_signed_in(sub: str) -> None:
+    """This container's sign-in cache would otherwise skip re-creating the user on their next request."""
+    from relasify.services import workspaces
+
+    for key in [k for k in workspaces._seen_claims if k[0] == sub]:
+        workspaces._seen_claims.discard(key)
