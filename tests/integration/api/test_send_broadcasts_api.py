@@ -1,0 +1,180 @@
+"""Broadcasts through the API and the worker (jobs drained from the moto queue) against the sandbox:
+audience by tags and ids, dedupe, skips with reasons, parameters, cancel, schedule, counts."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from typing import Any
+
+import boto3
+from relasify import clock
+from relasify.data import broadcasts as broadcast_store
+from relasify.services import broadcasts
+from relasify.settings import get_settings
+
+from tests.integration.api.test_send_support import (
+    AGENT,
+    OWNER,
+    SendingEnv,
+    drain_broadcast_queue,
+    problem_slug,
+    sending_env,  # noqa: F401 - fixture
+)
+
+
+def _create(env: SendingEnv, **overrides: Any) -> Any:
+    body = {
+        "template": "promo",
+        "language": "id",
+        "audience": {"tags": ["vip"]},
+        "parameters": [{"field": "name"}],
+        **overrides,
+    }
+    return env.api.post(f"/v1/workspaces/{env.ws}/broadcasts", body, as_user=OWNER)
+
+
+def _get(env: SendingEnv, broadcast_id: str) -> dict[str, Any]:
+    response = env.api.get(f"/v1/workspaces/{env.ws}/broadcasts/{broadcast_id}", as_user=OWNER)
+    assert response.status == 200, response.body
+    return response.json
+
+
+def _take_jobs() -> list[dict[str, Any]]:
+    sqs = boto3.client("sqs")
+    url = get_settings().broadcast_queue_url
+    jobs = []
+    while True:
+        messages = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", [])
+        if not messages:
+            return jobs
+        for message in messages:
+            jobs.append(json.loads(message["Body"]))
+            sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+
+
+def test_broadcast_to_tags_dedupes_skips_and_counts(sending_env: SendingEnv) -> None:
+    env = sending_env
+    env.approved_template("promo", category="MARKETING")
+    a = env.contact("+6281234567801", tags=["vip"], name="Ani", inbound_hours_ago=None)
+    b = env.contact("+6281234567802", tags=["vip", "promo"], name="Budi", inbound_hours_ago=None)
+    c = env.contact("+6281234567803", tags=["promo"], name="Citra", inbound_hours_ago=None)
+    env.contact("+6281234567804", tags=["vip"], opted_out=True, inbound_hours_ago=None)
+    env.contact("+6281234567805", tags=["promo"], restricted=True, inbound_hours_ago=None)
+    env.contact("+6281234567806", tags=["other"], inbound_hours_ago=None)
+
+    created = _create(env, audience={"tags": ["vip", "promo"]})
+    assert created.status == 202, created.body
+    assert created.json["status"] == "queued"
+    drain_broadcast_queue()
+
+    sends = env.sends()
+    assert sorted(s["to"] for s in sends) == sorted(x.wa_id for x in (a, b, c))  # b once, though in both tags
+    names = {s["to"]: s["template"]["components"][0]["parameters"][0]["text"] for s in sends}
+    assert names == {a.wa_id: "Ani", b.wa_id: "Budi", c.wa_id: "Citra"}
+    assert all(s["template"]["name"] == "promo" for s in sends)
+
+    view = _get(env, created.json["id"])
+    assert view["status"] == "completed"
+    assert view["total"] == 5
+    counts = view["counts"]
+    assert (counts["queued"], counts["sent"], counts["failed"], counts["skipped"]) == (0, 3, 0, 2)
+    assert counts["skipped_reasons"] == {"contact-opted-out": 1, "contact-restricted": 1}
+
+
+def test_broadcast_to_ids_sends_each_contact_once_even_when_jobs_are_redelivered(sending_env: SendingEnv) -> None:
+    env = sending_env
+    env.approved_template("promo", category="MARKETING")
+    x = env.contact("+6281234567811", inbound_hours_ago=None)
+    y = env.contact("+6281234567812", inbound_hours_ago=None)
+    created = _create(env, audience={"contact_ids": [x.id, y.id, x.id]})
+    assert created.status == 202, created.body
+    # start, expand, then a send chunk handled twice (an SQS redelivery)
+    for job in _take_jobs():
+        broadcasts.handle_job(job)
+    for job in _take_jobs():
+        broadcasts.handle_job(job)
+    send_jobs = _take_jobs()
+    assert [j["kind"] for j in send_jobs] == ["send"]
+    broadcasts.handle_job(send_jobs[0])
+    broadcasts.handle_job(send_jobs[0])
+    assert sorted(s["to"] for s in env.sends()) == sorted([x.wa_id, y.wa_id])
+    counts = _get(env, created.json["id"])["counts"]
+    assert counts["sent"] == 2 and counts["queued"] == 0
+
+
+def test_missing_parameter_skips_the_contact(sending_env: SendingEnv) -> None:
+    env = sending_env
+    env.approved_template("promo", category="MARKETING")
+    env.contact("+6281234567821", tags=["vip"], attributes={"city": "Bandung"}, inbound_hours_ago=None)
+    env.contact("+6281234567822", tags=["vip"], inbound_hours_ago=None)
+    created = _create(env, parameters=[{"attribute": "city"}])
+    drain_broadcast_queue()
+    [send] = env.sends()
+    assert send["template"]["components"][0]["parameters"] == [{"type": "text", "text": "Bandung"}]
+    counts = _get(env, created.json["id"])["counts"]
+    assert counts["skipped_reasons"] == {"missing-parameter": 1}
+
+
+def test_cancel_skips_what_is_still_queued(sending_env: SendingEnv) -> None:
+    env = sending_env
+    env.approved_template("promo", category="MARKETING")
+    for i in range(3):
+        env.contact(f"+62812345678{30 + i}", tags=["vip"], inbound_hours_ago=None)
+    created = _create(env)
+    broadcast_id = created.json["id"]
+    for job in _take_jobs():  # start
+        broadcasts.handle_job(job)
+    for job in _take_jobs():  # expand
+        broadcasts.handle_job(job)
+    pending_sends = _take_jobs()
+    cancel = env.api.post(f"/v1/workspaces/{env.ws}/broadcasts/{broadcast_id}/cancel", {}, as_user=OWNER)
+    assert cancel.status == 200, cancel.body
+    assert cancel.json["status"] == "cancelled"
+    for job in pending_sends:
+        broadcasts.handle_job(job)
+    assert env.sends() == []
+    view = _get(env, broadcast_id)
+    assert view["status"] == "cancelled"
+    assert view["counts"]["skipped_reasons"] == {"cancelled": 3}
+    assert view["counts"]["queued"] == 0
+    again = env.api.post(f"/v1/workspaces/{env.ws}/broadcasts/{broadcast_id}/cancel", {}, as_user=OWNER)
+    assert again.status == 409
+
+
+def test_scheduled_broadcast_waits(sending_env: SendingEnv) -> None:
+    env = sending_env
+    env.approved_template("promo", category="MARKETING")
+    env.contact("+6281234567841", tags=["vip"], inbound_hours_ago=None)
+    later = clock.now() + timedelta(hours=2)
+    created = _create(env, scheduled_at=later.isoformat())
+    assert created.status == 202, created.body
+    assert created.json["status"] == "scheduled"
+    stored = broadcast_store.get_broadcast(env.ws, created.json["id"])
+    assert stored is not None and stored.scheduled_at is not None
+    outcome = broadcasts.handle_job({"kind": "start", "ws": env.ws, "broadcast_id": created.json["id"]})
+    assert outcome == "waiting"
+    assert env.sends() == []
+    # once due, the re-enqueued start runs it
+    clock.set_clock(lambda: later + timedelta(seconds=1))
+    try:
+        assert broadcasts.handle_job({"kind": "start", "ws": env.ws, "broadcast_id": created.json["id"]}) == "started"
+    finally:
+        clock.set_clock(None)
+
+
+def test_broadcast_refusals_and_roles(sending_env: SendingEnv) -> None:
+    env = sending_env
+    not_approved = _create(env)
+    assert (not_approved.status, problem_slug(not_approved)) == (409, "template-not-approved")
+    env.approved_template("promo", category="MARKETING", body_params=2)
+    wrong_count = _create(env)
+    assert (wrong_count.status, problem_slug(wrong_count)) == (422, "template-not-approved")
+    both = _create(env, audience={"tags": ["vip"], "contact_ids": ["c1"]})
+    assert both.status == 422
+    agent = env.api.post(
+        f"/v1/workspaces/{env.ws}/broadcasts",
+        {"template": "promo", "language": "id", "audience": {"tags": ["vip"]}},
+        as_user=AGENT,
+    )
+    assert agent.status == 403
