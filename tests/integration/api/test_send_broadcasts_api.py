@@ -4,10 +4,12 @@ audience by tags and ids, dedupe, skips with reasons, parameters, cancel, schedu
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
 import boto3
+import pytest
 from relasify import clock
 from relasify.data import broadcasts as broadcast_store
 from relasify.services import broadcasts
@@ -19,8 +21,14 @@ from tests.integration.api.test_send_support import (
     SendingEnv,
     drain_broadcast_queue,
     problem_slug,
-    sending_env,  # noqa: F401 - fixture
+    sending_environment,
 )
+from tests.support.api import ApiClient
+
+
+@pytest.fixture
+def env(api: ApiClient, monkeypatch: pytest.MonkeyPatch) -> Iterator[SendingEnv]:
+    yield from sending_environment(api, monkeypatch)
 
 
 def _create(env: SendingEnv, **overrides: Any) -> Any:
@@ -53,8 +61,7 @@ def _take_jobs() -> list[dict[str, Any]]:
             sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
 
 
-def test_broadcast_to_tags_dedupes_skips_and_counts(sending_env: SendingEnv) -> None:
-    env = sending_env
+def test_broadcast_to_tags_dedupes_skips_and_counts(env: SendingEnv) -> None:
     env.approved_template("promo", category="MARKETING")
     a = env.contact("+6281234567801", tags=["vip"], name="Ani", inbound_hours_ago=None)
     b = env.contact("+6281234567802", tags=["vip", "promo"], name="Budi", inbound_hours_ago=None)
@@ -82,8 +89,7 @@ def test_broadcast_to_tags_dedupes_skips_and_counts(sending_env: SendingEnv) -> 
     assert counts["skipped_reasons"] == {"contact-opted-out": 1, "contact-restricted": 1}
 
 
-def test_broadcast_to_ids_sends_each_contact_once_even_when_jobs_are_redelivered(sending_env: SendingEnv) -> None:
-    env = sending_env
+def test_broadcast_to_ids_sends_each_contact_once_even_when_jobs_are_redelivered(env: SendingEnv) -> None:
     env.approved_template("promo", category="MARKETING")
     x = env.contact("+6281234567811", inbound_hours_ago=None)
     y = env.contact("+6281234567812", inbound_hours_ago=None)
@@ -100,11 +106,11 @@ def test_broadcast_to_ids_sends_each_contact_once_even_when_jobs_are_redelivered
     broadcasts.handle_job(send_jobs[0])
     assert sorted(s["to"] for s in env.sends()) == sorted([x.wa_id, y.wa_id])
     counts = _get(env, created.json["id"])["counts"]
-    assert counts["sent"] == 2 and counts["queued"] == 0
+    assert counts["sent"] == 2
+    assert counts["queued"] == 0
 
 
-def test_missing_parameter_skips_the_contact(sending_env: SendingEnv) -> None:
-    env = sending_env
+def test_missing_parameter_skips_the_contact(env: SendingEnv) -> None:
     env.approved_template("promo", category="MARKETING")
     env.contact("+6281234567821", tags=["vip"], attributes={"city": "Bandung"}, inbound_hours_ago=None)
     env.contact("+6281234567822", tags=["vip"], inbound_hours_ago=None)
@@ -116,8 +122,7 @@ def test_missing_parameter_skips_the_contact(sending_env: SendingEnv) -> None:
     assert counts["skipped_reasons"] == {"missing-parameter": 1}
 
 
-def test_cancel_skips_what_is_still_queued(sending_env: SendingEnv) -> None:
-    env = sending_env
+def test_cancel_skips_what_is_still_queued(env: SendingEnv) -> None:
     env.approved_template("promo", category="MARKETING")
     for i in range(3):
         env.contact(f"+62812345678{30 + i}", tags=["vip"], inbound_hours_ago=None)
@@ -142,8 +147,7 @@ def test_cancel_skips_what_is_still_queued(sending_env: SendingEnv) -> None:
     assert again.status == 409
 
 
-def test_scheduled_broadcast_waits(sending_env: SendingEnv) -> None:
-    env = sending_env
+def test_scheduled_broadcast_waits(env: SendingEnv) -> None:
     env.approved_template("promo", category="MARKETING")
     env.contact("+6281234567841", tags=["vip"], inbound_hours_ago=None)
     later = clock.now() + timedelta(hours=2)
@@ -151,7 +155,8 @@ def test_scheduled_broadcast_waits(sending_env: SendingEnv) -> None:
     assert created.status == 202, created.body
     assert created.json["status"] == "scheduled"
     stored = broadcast_store.get_broadcast(env.ws, created.json["id"])
-    assert stored is not None and stored.scheduled_at is not None
+    assert stored is not None
+    assert stored.scheduled_at is not None
     outcome = broadcasts.handle_job({"kind": "start", "ws": env.ws, "broadcast_id": created.json["id"]})
     assert outcome == "waiting"
     assert env.sends() == []
@@ -163,8 +168,7 @@ def test_scheduled_broadcast_waits(sending_env: SendingEnv) -> None:
         clock.set_clock(None)
 
 
-def test_broadcast_refusals_and_roles(sending_env: SendingEnv) -> None:
-    env = sending_env
+def test_broadcast_refusals_and_roles(env: SendingEnv) -> None:
     not_approved = _create(env)
     assert (not_approved.status, problem_slug(not_approved)) == (409, "template-not-approved")
     env.approved_template("promo", category="MARKETING", body_params=2)

@@ -26,7 +26,7 @@ OWNER = "owner@example.com"
 AGENT = "agent@example.com"
 PHONE_NUMBER_ID = "109876543210987"
 WABA_ID = "102345678901234"
-TOKEN = "EAAG-sandbox-token-1"  # noqa: S105 - a test value
+TOKEN = "EAAG-sandbox-token-1"
 
 
 class _WebhookSink(ThreadingHTTPServer):
@@ -46,7 +46,7 @@ class _WebhookSink(ThreadingHTTPServer):
 class _SinkHandler(BaseHTTPRequestHandler):
     server: _WebhookSink
 
-    def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+    def do_POST(self) -> None:
         raw = self.rfile.read(int(self.headers.get("content-length") or 0))
         status = 200
         try:
@@ -138,9 +138,7 @@ def template_body(contact_id: str, name: str = "order_update", params: tuple[str
         "template": {"name": name, "language": {"code": "id"}},
     }
     if params:
-        body["template"]["components"] = [
-            {"type": "body", "parameters": [{"type": "text", "text": p} for p in params]}
-        ]
+        body["template"]["components"] = [{"type": "body", "parameters": [{"type": "text", "text": p} for p in params]}]
     return body
 
 
@@ -148,8 +146,8 @@ def problem_slug(response: Any) -> str:
     return str(response.json["type"]).rsplit("/", 1)[-1]
 
 
-@pytest.fixture
-def sending_env(api: ApiClient, monkeypatch: pytest.MonkeyPatch) -> Iterator[SendingEnv]:
+def sending_environment(api: ApiClient, monkeypatch: pytest.MonkeyPatch) -> Iterator[SendingEnv]:
+    """Body of the `env` fixture of the sending test modules (`yield from` it)."""
     from relasify.data import broadcasts as broadcast_store
     from relasify.whatsapp.graph import reset_graph_client
 

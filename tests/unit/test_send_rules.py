@@ -1,0 +1,125 @@
+"""Sending rules without AWS: request shapes, template parameter counting, the slot limiter's pacing."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from pydantic import ValidationError
+from relasify.data import outbox
+from relasify.data.rate_limit import SlotRateLimiter
+from relasify.data.templates import Template
+from relasify.schemas.broadcasts import BroadcastCreate
+from relasify.schemas.messages import SendMessage
+from relasify.services import sending
+
+
+def test_send_message_content_is_the_cloud_api_object() -> None:
+    body = SendMessage.model_validate(
+        {"contact_id": "c1", "type": "image", "image": {"link": "https://e.com/a.jpg", "caption": "x"}}
+    )
+    assert body.content() == {"link": "https://e.com/a.jpg", "caption": "x"}
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"type": "text", "text": {"body": "x"}},  # no recipient
+        {"contact_id": "c1", "to": "+62812", "type": "text", "text": {"body": "x"}},  # two recipients
+        {"contact_id": "c1", "type": "text"},  # no content
+        {"contact_id": "c1", "type": "text", "text": {"body": "x"}, "image": {"id": "1"}},  # two contents
+        {"contact_id": "c1", "type": "image", "image": {"id": "1", "link": "https://e.com/a"}},  # two sources
+        {"contact_id": "c1", "type": "text", "text": {"body": ""}},
+        {"contact_id": "c1", "type": "sticker", "sticker": {"id": "1"}},
+        {
+            "contact_id": "c1",
+            "type": "interactive",
+            "interactive": {"type": "list", "body": {"text": "x"}, "action": {"sections": []}},
+        },
+    ],
+)
+def test_invalid_send_bodies(body: dict[str, Any]) -> None:
+    with pytest.raises(ValidationError):
+        SendMessage.model_validate(body)
+
+
+def test_broadcast_needs_one_audience_kind_and_an_aware_schedule() -> None:
+    base = {"template": "promo", "language": "id"}
+    with pytest.raises(ValidationError):
+        BroadcastCreate.model_validate({**base, "audience": {"tags": ["a"], "contact_ids": ["c"]}})
+    with pytest.raises(ValidationError):
+        BroadcastCreate.model_validate({**base, "audience": {"tags": []}})
+    with pytest.raises(ValidationError):
+        BroadcastCreate.model_validate({**base, "audience": {"tags": ["a"]}, "scheduled_at": "2030-01-01T09:00:00"})
+    ok = BroadcastCreate.model_validate(
+        {**base, "audience": {"tags": ["a"]}, "parameters": [{"field": "name"}, {"attribute": "city"}, {"text": "x"}]}
+    )
+    assert len(ok.parameters) == 3
+
+
+def test_template_parameter_counting() -> None:
+    template = Template(
+        ws="w",
+        name="t",
+        language="id",
+        components=[
+            {"type": "HEADER", "format": "TEXT", "text": "Halo {{1}}"},
+            {"type": "BODY", "text": "Pesanan {{1}} tiba {{2}}, {{1}}"},
+            {"type": "FOOTER", "text": "no {{9}} here counts"},
+        ],
+    )
+    assert sending.expected_parameters(template) == {"header": 1, "body": 2}
+    given = [
+        {"type": "header", "parameters": [{"type": "text", "text": "a"}]},
+        {"type": "body", "parameters": [{"type": "text", "text": "b"}, {"type": "text", "text": "c"}]},
+    ]
+    assert sending.given_parameters(given) == {"header": 1, "body": 2}
+    media = Template(ws="w", name="t", language="id", components=[{"type": "HEADER", "format": "IMAGE"}])
+    assert sending.expected_parameters(media) == {"header": 1}
+
+
+def test_derived_message_ids_are_stable_and_distinct() -> None:
+    assert outbox.derived_message_id("w", "api", "k") == outbox.derived_message_id("w", "api", "k")
+    assert outbox.derived_message_id("w", "api", "k") != outbox.derived_message_id("w2", "api", "k")
+    assert outbox.derived_message_id("w", "api", "k").startswith("msg_")
+
+
+class _FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def time(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+
+
+def test_slot_limiter_budget_and_shards() -> None:
+    assert (SlotRateLimiter("n", 80).budget, SlotRateLimiter("n", 80).slot_seconds) == (16, 0.2)
+    slow = SlotRateLimiter("n", 2)
+    assert slow.budget == 1
+    assert slow.slot_seconds == 0.5
+    fast = SlotRateLimiter("n", 1000)
+    assert fast.shards == 4
+    assert sum(fast.shard_budget(s) for s in range(fast.shards)) == fast.budget
+
+
+def test_slot_limiter_paces_to_the_rate(monkeypatch: pytest.MonkeyPatch) -> None:
+    fake = _FakeClock()
+    limiter = SlotRateLimiter("n", 80, clock=fake.time, sleep=fake.sleep)
+    used: dict[tuple[int, int], int] = {}
+
+    def take(slot: int, shard: int) -> bool:
+        if used.get((slot, shard), 0) >= limiter.shard_budget(shard):
+            return False
+        used[(slot, shard)] = used.get((slot, shard), 0) + 1
+        return True
+
+    monkeypatch.setattr(limiter, "_take_in_shard", take)
+    start = fake.now
+    for _ in range(400):
+        limiter.acquire()
+    elapsed = fake.now - start
+    assert 4.5 <= elapsed <= 5.1  # 400 tokens at 80/s, 16 per 200 ms slot
+    assert max(used.values()) == 16
