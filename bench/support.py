@@ -1,0 +1,575 @@
+"""Shared helpers of the request, throughput and cost benchmarks.
+
+- `count_aws()`: counts every AWS request made in-process (any botocore client: pynamodb's, the
+  webhook inbox's boto3 clients, Powertools' SSM and idempotency clients) and the DynamoDB capacity
+  each one consumes, computed from item sizes by DynamoDB's published rules (moto reports a fixed
+  ConsumedCapacity per operation, so its figure is not used).
+- `bench_stack()`: a moto account with the tables from template.yaml, the bucket, queues, KMS key
+  and SSM secrets, and the environment the functions read; caches reset on entry and exit.
+
+Capacity rules applied (DynamoDB developer guide, "Read/write capacity mode"):
+- write: 1 WCU per started 1 KB of the larger of the item before and after (Put/Update), of the
+  deleted item (Delete); a refused conditional write still costs its units; every global secondary
+  index the write touches costs 1 WCU per started 1 KB of the projected index entry (keys, projected
+  attributes, 100 bytes overhead), 2 writes when the index key changes; transactions cost double.
+- read: 1 RCU per started 4 KB strongly consistent, half eventually consistent; a Query sums
+  the sizes of every item it evaluated (filtered-out items included) before rounding; BatchGetItem
+  rounds per item; transactions cost double.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+import botocore.client
+
+REGION = "ap-southeast-3"
+TABLE_NAME = "relasify-bench-table"
+IDEMPOTENCY_TABLE_NAME = "relasify-bench-idempotency"
+MEDIA_BUCKET = "relasify-bench-media"
+APP_SECRET = "bench-app-secret"  # noqa: S105 - a made-up secret for the in-process stack
+VERIFY_TOKEN = "bench-verify-token"  # noqa: S105
+QUEUES = ("WEBHOOK_QUEUE_URL", "MEDIA_QUEUE_URL", "BROADCAST_QUEUE_URL", "IMPORT_QUEUE_URL")
+
+WRITE_UNIT_BYTES = 1024
+READ_UNIT_BYTES = 4096
+INDEX_ENTRY_OVERHEAD_BYTES = 100
+SQS_BILLING_CHUNK_BYTES = 64 * 1024
+S3_PUT_CLASS = frozenset(
+    {"PutObject", "CopyObject", "CreateMultipartUpload", "UploadPart", "CompleteMultipartUpload", "ListObjectsV2"}
+)
+S3_GET_CLASS = frozenset({"GetObject", "HeadObject"})
+DYNAMODB_WRITES = frozenset({"PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem", "TransactWriteItems"})
+
+
+class NotAvailable(Exception):
+    """A scenario whose code has not landed yet (the bench prints a row saying so)."""
+
+
+# --- item sizes ----------------------------------------------------------------------------------
+
+
+def _number_size(value: str) -> int:
+    # DynamoDB: about one byte per two significant digits, plus one byte.
+    digits = value.lstrip("-").replace(".", "").lstrip("0").rstrip("0") or "0"
+    return (len(digits) + 1) // 2 + 1
+
+
+def attribute_value_size(value: dict[str, Any]) -> int:
+    """Bytes of one attribute value in wire format ({"S": ...}, {"M": {...}}, ...)."""
+    (kind, inner), *_ = value.items()
+    if kind == "S":
+        return len(inner.encode("utf-8"))
+    if kind == "N":
+        return _number_size(str(inner))
+    if kind == "B":
+        return len(inner)
+    if kind in ("BOOL", "NULL"):
+        return 1
+    if kind == "SS":
+        return sum(len(v.encode("utf-8")) for v in inner)
+    if kind == "NS":
+        return sum(_number_size(str(v)) for v in inner)
+    if kind == "BS":
+        return sum(len(v) for v in inner)
+    if kind == "L":
+        return 3 + sum(1 + attribute_value_size(v) for v in inner)
+    if kind == "M":
+        return 3 + sum(1 + len(k.encode("utf-8")) + attribute_value_size(v) for k, v in inner.items())
+    return 0
+
+
+def item_size(attributes: dict[str, Any] | None) -> int:
+    """Bytes of one item in wire format: attribute names plus values."""
+    if not attributes:
+        return 0
+    return sum(len(name.encode("utf-8")) + attribute_value_size(value) for name, value in attributes.items())
+
+
+def _units(size: int, unit: int) -> int:
+    return max(1, math.ceil(size / unit))
+
+
+# --- moto backend lookups (no botocore call, so nothing is counted twice) --------------------------
+
+
+def _moto_table(region: str, name: str) -> Any:
+    from moto.core import DEFAULT_ACCOUNT_ID
+    from moto.dynamodb.models import dynamodb_backends
+
+    try:
+        return dynamodb_backends[DEFAULT_ACCOUNT_ID][region].get_table(name)
+    except Exception:
+        return None
+
+
+def _stored_item(table: Any, key: dict[str, Any]) -> dict[str, Any] | None:
+    from moto.dynamodb.models.dynamo_type import DynamoType
+
+    if table is None or table.hash_key_attr not in key:
+        return None
+    hash_key = DynamoType(key[table.hash_key_attr])
+    range_key = DynamoType(key[table.range_key_attr]) if table.range_key_attr in key else None
+    try:
+        item = table.get_item(hash_key, range_key)
+    except Exception:
+        return None
+    if item is None:
+        return None
+    return _plain_wire(item.to_json()["Attributes"])
+
+
+def _plain_wire(value: Any) -> Any:
+    # moto keeps nested DynamoType objects in to_json(); flatten them to wire dicts.
+    from moto.dynamodb.models.dynamo_type import DynamoType
+
+    if isinstance(value, DynamoType):
+        return _plain_wire(value.to_json())
+    if isinstance(value, dict):
+        return {k: _plain_wire(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain_wire(v) for v in value]
+    if isinstance(value, Decimal):
+        return str(value)
+    return value
+
+
+def _key_of(table: Any, item: dict[str, Any]) -> dict[str, Any]:
+    names = [table.hash_key_attr] + ([table.range_key_attr] if table.range_key_attr else [])
+    return {n: item[n] for n in names if n in item}
+
+
+def _index_write_units(table: Any, before: dict[str, Any] | None, after: dict[str, Any] | None) -> int:
+    """WCU the global secondary indexes add to one item write."""
+    if table is None:
+        return 0
+    units = 0
+    table_keys = [table.hash_key_attr] + ([table.range_key_attr] if table.range_key_attr else [])
+    for index in table.global_indexes:
+        index_keys = list(index.schema_key_attrs)
+        was_in = before is not None and all(k in before for k in index_keys)
+        is_in = after is not None and all(k in after for k in index_keys)
+        if not was_in and not is_in:
+            continue
+        projection = (index.projection or {}).get("ProjectionType", "ALL")
+
+        def entry_size(item: dict[str, Any], keys: list[str] = index_keys, kind: str = projection) -> int:
+            if kind == "KEYS_ONLY":
+                return INDEX_ENTRY_OVERHEAD_BYTES + item_size({k: item[k] for k in {*table_keys, *keys} if k in item})
+            return INDEX_ENTRY_OVERHEAD_BYTES + item_size(item)
+
+        if was_in and is_in:
+            key_changed = any(before[k] != after[k] for k in index_keys)  # type: ignore[index]
+            if key_changed:
+                units += _units(entry_size(before), WRITE_UNIT_BYTES) + _units(entry_size(after), WRITE_UNIT_BYTES)  # type: ignore[arg-type]
+            elif projection != "KEYS_ONLY" and before != after:
+                units += _units(entry_size(after), WRITE_UNIT_BYTES)  # type: ignore[arg-type]
+        else:
+            units += _units(entry_size(after if is_in else before), WRITE_UNIT_BYTES)  # type: ignore[arg-type]
+    return units
+
+
+# --- the counter ---------------------------------------------------------------------------------
+
+
+@dataclass
+class AwsCounter:
+    """Requests per `service:Operation`, DynamoDB WCU/RCU, SQS billable requests, time inside AWS calls."""
+
+    requests: Counter[str] = field(default_factory=Counter)
+    wcu: float = 0.0
+    rcu: float = 0.0
+    sqs_billable: int = 0
+    aws_seconds: float = 0.0
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def reset(self) -> None:
+        with self._lock:
+            self.requests.clear()
+            self.wcu = self.rcu = self.aws_seconds = 0.0
+            self.sqs_billable = 0
+
+    def forget(self, name: str) -> None:
+        """Take back one request (a harness call that has no per-operation counterpart in Lambda)."""
+        with self._lock:
+            if self.requests[name] > 0:
+                self.requests[name] -= 1
+
+    def snapshot(self) -> Usage:
+        with self._lock:
+            return Usage(Counter(self.requests), self.wcu, self.rcu, self.sqs_billable, self.aws_seconds)
+
+    def _add(self, name: str, wcu: float, rcu: float, sqs_billable: int, seconds: float) -> None:
+        with self._lock:
+            self.requests[name] += 1
+            self.wcu += wcu
+            self.rcu += rcu
+            self.sqs_billable += sqs_billable
+            self.aws_seconds += seconds
+
+
+@dataclass(frozen=True)
+class Usage:
+    """What one measured span consumed."""
+
+    requests: Counter[str]
+    wcu: float
+    rcu: float
+    sqs_billable: int
+    aws_seconds: float
+
+    def __sub__(self, other: Usage) -> Usage:
+        return Usage(
+            self.requests - other.requests,
+            self.wcu - other.wcu,
+            self.rcu - other.rcu,
+            self.sqs_billable - other.sqs_billable,
+            self.aws_seconds - other.aws_seconds,
+        )
+
+    def scaled(self, factor: float) -> ScaledUsage:
+        return ScaledUsage(
+            {k: v * factor for k, v in self.requests.items()},
+            self.wcu * factor,
+            self.rcu * factor,
+            self.sqs_billable * factor,
+        )
+
+    def service(self, name: str) -> int:
+        return sum(v for k, v in self.requests.items() if k.startswith(name + ":"))
+
+    def s3_puts(self) -> int:
+        return sum(v for k, v in self.requests.items() if k.startswith("s3:") and k[3:] in S3_PUT_CLASS)
+
+    def s3_gets(self) -> int:
+        return sum(v for k, v in self.requests.items() if k.startswith("s3:") and k[3:] in S3_GET_CLASS)
+
+    def dynamodb_breakdown(self) -> str:
+        parts = sorted((k.split(":", 1)[1], v) for k, v in self.requests.items() if k.startswith("dynamodb:"))
+        return ", ".join(f"{op} {n}" for op, n in parts) or "-"
+
+
+@dataclass(frozen=True)
+class ScaledUsage:
+    requests: dict[str, float]
+    wcu: float
+    rcu: float
+    sqs_billable: float
+
+
+def _dynamodb_capacity(
+    region: str, operation: str, params: dict[str, Any], before: Any, response: Any
+) -> tuple[float, float]:
+    """(WCU, RCU) of one DynamoDB request. `before` holds item states read before the call."""
+    if operation in ("GetItem", "PutItem", "UpdateItem", "DeleteItem"):
+        table = _moto_table(region, params.get("TableName", ""))
+        key = params.get("Key") or (_key_of(table, params["Item"]) if table is not None and "Item" in params else {})
+        if operation == "GetItem":
+            size = item_size(_stored_item(table, key))
+            return 0.0, _units(size, READ_UNIT_BYTES) * (1.0 if params.get("ConsistentRead") else 0.5)
+        old = before
+        new = None if operation == "DeleteItem" else _stored_item(table, key)
+        if response is None:  # refused by its condition: charged, nothing written
+            return float(_units(max(item_size(old), item_size(params.get("Item"))), WRITE_UNIT_BYTES)), 0.0
+        wcu = _units(max(item_size(old), item_size(new)), WRITE_UNIT_BYTES) + _index_write_units(table, old, new)
+        return float(wcu), 0.0
+    if operation in ("Query", "Scan"):
+        if response is None:
+            return 0.0, 0.5
+        table = _moto_table(region, params.get("TableName", ""))
+        index = next((i for i in getattr(table, "global_indexes", []) if i.name == params.get("IndexName")), None)
+        keys_only = index is not None and (index.projection or {}).get("ProjectionType") == "KEYS_ONLY"
+        sizes = []
+        for item in response.get("Items", []):
+            full = None if keys_only or table is None else _stored_item(table, _key_of(table, item))
+            sizes.append(item_size(full or item))
+        count, scanned = response.get("Count", len(sizes)), response.get("ScannedCount", len(sizes))
+        total = sum(sizes)
+        if scanned > count:  # filtered-out items were read too: assume they are of the average size
+            average = total / count if count else 400
+            total += average * (scanned - count)
+        factor = 1.0 if params.get("ConsistentRead") else 0.5
+        return 0.0, _units(int(total), READ_UNIT_BYTES) * factor
+    if operation == "BatchGetItem":
+        rcu = 0.0
+        for name, request in params.get("RequestItems", {}).items():
+            table = _moto_table(region, name)
+            factor = 1.0 if request.get("ConsistentRead") else 0.5
+            for key in request.get("Keys", []):
+                rcu += _units(item_size(_stored_item(table, key)), READ_UNIT_BYTES) * factor
+        return 0.0, rcu
+    if operation == "BatchWriteItem":
+        wcu = 0.0
+        for (name, requests), olds in zip(params.get("RequestItems", {}).items(), before or [], strict=False):
+            table = _moto_table(region, name)
+            for request, old in zip(requests, olds, strict=False):
+                new = request["PutRequest"]["Item"] if "PutRequest" in request else None
+                wcu += _units(max(item_size(old), item_size(new)), WRITE_UNIT_BYTES) + _index_write_units(
+                    table, old, new
+                )
+        return wcu, 0.0
+    if operation == "TransactWriteItems":
+        wcu = 0.0
+        for entry, (table, key, old) in zip(params.get("TransactItems", []), before or [], strict=False):
+            (kind, body), *_ = entry.items()
+            if kind == "ConditionCheck":
+                wcu += 2 * _units(item_size(old), WRITE_UNIT_BYTES)
+                continue
+            new = None if kind == "Delete" else (body.get("Item") if kind == "Put" else _stored_item(table, key))
+            if response is None:
+                new = old
+            wcu += 2 * (
+                _units(max(item_size(old), item_size(new)), WRITE_UNIT_BYTES) + _index_write_units(table, old, new)
+            )
+        return wcu, 0.0
+    if operation == "TransactGetItems":
+        rcu = 0.0
+        for entry in params.get("TransactItems", []):
+            body = entry.get("Get", {})
+            rcu += 2 * _units(
+                item_size(_stored_item(_moto_table(region, body.get("TableName", "")), body.get("Key", {}))),
+                READ_UNIT_BYTES,
+            )
+        return 0.0, rcu
+    return 0.0, 0.0
+
+
+def _dynamodb_before(region: str, operation: str, params: dict[str, Any]) -> Any:
+    """Item states a write replaces, read from moto before the call."""
+    if operation in ("PutItem", "UpdateItem", "DeleteItem"):
+        table = _moto_table(region, params.get("TableName", ""))
+        key = params.get("Key") or (_key_of(table, params["Item"]) if table is not None and "Item" in params else {})
+        return _stored_item(table, key)
+    if operation == "BatchWriteItem":
+        out = []
+        for name, requests in params.get("RequestItems", {}).items():
+            table = _moto_table(region, name)
+            olds = []
+            for request in requests:
+                body = request.get("PutRequest", {}).get("Item") or request.get("DeleteRequest", {}).get("Key", {})
+                olds.append(_stored_item(table, _key_of(table, body) if table is not None else {}))
+            out.append(olds)
+        return out
+    if operation == "TransactWriteItems":
+        out = []
+        for entry in params.get("TransactItems", []):
+            (_kind, body), *_ = entry.items()
+            table = _moto_table(region, body.get("TableName", ""))
+            key = body.get("Key") or (_key_of(table, body["Item"]) if table is not None and "Item" in body else {})
+            out.append((table, key, _stored_item(table, key)))
+        return out
+    return None
+
+
+def _sqs_billable(operation: str, params: dict[str, Any]) -> int:
+    # SQS bills each 64 KB chunk of a payload as one request.
+    if operation == "SendMessage":
+        return max(1, math.ceil(len(params.get("MessageBody", "").encode()) / SQS_BILLING_CHUNK_BYTES))
+    if operation == "SendMessageBatch":
+        size = sum(len(e.get("MessageBody", "").encode()) for e in params.get("Entries", []))
+        return max(1, math.ceil(size / SQS_BILLING_CHUNK_BYTES))
+    return 1
+
+
+_active: list[AwsCounter] = []
+_original_make_api_call = botocore.client.BaseClient._make_api_call
+
+
+def _counting_make_api_call(self: Any, operation_name: str, api_params: dict[str, Any]) -> Any:
+    if not _active:
+        return _original_make_api_call(self, operation_name, api_params)
+    service = self.meta.service_model.service_name
+    region = self.meta.region_name or REGION
+    before = _dynamodb_before(region, operation_name, api_params) if service == "dynamodb" else None
+    response = None
+    started = time.perf_counter()
+    try:
+        response = _original_make_api_call(self, operation_name, api_params)
+        return response
+    finally:
+        seconds = time.perf_counter() - started
+        wcu = rcu = 0.0
+        if service == "dynamodb":
+            wcu, rcu = _dynamodb_capacity(region, operation_name, api_params, before, response)
+        billable = _sqs_billable(operation_name, api_params) if service == "sqs" else 0
+        for counter in _active:
+            counter._add(f"{service}:{operation_name}", wcu, rcu, billable, seconds)
+
+
+@contextlib.contextmanager
+def count_aws() -> Iterator[AwsCounter]:
+    """Count every AWS request of every botocore client while the block runs.
+
+    Wraps `BaseClient._make_api_call` (the one method every client's operations go through)
+    rather than registering event hooks per client: clients are cached in several places
+    (pynamodb's connection, the webhook inbox, Powertools), some created before the block.
+    """
+    counter = AwsCounter()
+    if not _active:
+        botocore.client.BaseClient._make_api_call = _counting_make_api_call  # type: ignore[method-assign]
+    _active.append(counter)
+    try:
+        yield counter
+    finally:
+        _active.remove(counter)
+        if not _active:
+            botocore.client.BaseClient._make_api_call = _original_make_api_call  # type: ignore[method-assign]
+
+
+# --- the in-process stack ---------------------------------------------------------------------------
+
+
+def _reset_caches() -> None:
+    from aws_lambda_powertools.utilities import parameters
+
+    from relasify.data import webhook_inbox
+    from relasify.data.base import reset_connections
+    from relasify.settings import get_settings
+
+    get_settings.cache_clear()
+    reset_connections()
+    webhook_inbox.reset_clients()
+    parameters.clear_caches()
+    with contextlib.suppress(Exception):
+        from tests.support.api import reset_warm_state
+
+        reset_warm_state()
+
+
+@dataclass(frozen=True)
+class BenchStack:
+    env: dict[str, str]
+
+
+@contextlib.contextmanager
+def bench_stack() -> Iterator[BenchStack]:
+    """A moto account shaped like the deployed stack, with the environment the functions read."""
+    import boto3
+    from moto import mock_aws
+
+    saved = dict(os.environ)
+    env = {
+        "AWS_DEFAULT_REGION": REGION,
+        "AWS_ACCESS_KEY_ID": "bench",
+        "AWS_SECRET_ACCESS_KEY": "bench",
+        "POWERTOOLS_SERVICE_NAME": "relasify-bench",
+        "POWERTOOLS_METRICS_NAMESPACE": "RelasifyBench",
+        "POWERTOOLS_TRACE_DISABLED": "true",
+        "POWERTOOLS_LOG_LEVEL": "WARNING",
+        "POWERTOOLS_METRICS_DISABLED": "true",
+        "TABLE_NAME": TABLE_NAME,
+        "IDEMPOTENCY_TABLE_NAME": IDEMPOTENCY_TABLE_NAME,
+        "MEDIA_BUCKET": MEDIA_BUCKET,
+        "APP_SECRET_PARAMETER": "/bench/app-secret",
+        "VERIFY_TOKEN_PARAMETER": "/bench/verify-token",
+    }
+    os.environ.pop("AWS_ENDPOINT_URL", None)
+    os.environ.pop("AWS_PROFILE", None)
+    os.environ.update(env)
+    try:
+        with mock_aws():
+            from relasify_local.cfn import create_tables
+
+            _reset_caches()
+            create_tables(boto3.client("dynamodb"), {"Table": TABLE_NAME, "IdempotencyTable": IDEMPOTENCY_TABLE_NAME})
+            boto3.client("s3").create_bucket(
+                Bucket=MEDIA_BUCKET, CreateBucketConfiguration={"LocationConstraint": REGION}
+            )
+            sqs = boto3.client("sqs")
+            for name in QUEUES:
+                queue = name.removesuffix("_URL").lower().replace("_", "-")
+                os.environ[name] = env[name] = sqs.create_queue(QueueName=f"bench-{queue}")["QueueUrl"]
+            os.environ["KMS_KEY_ID"] = env["KMS_KEY_ID"] = boto3.client("kms").create_key(Description="bench")[
+                "KeyMetadata"
+            ]["KeyId"]
+            ssm = boto3.client("ssm")
+            ssm.put_parameter(Name="/bench/app-secret", Value=APP_SECRET, Type="SecureString")
+            ssm.put_parameter(Name="/bench/verify-token", Value=VERIFY_TOKEN, Type="SecureString")
+            _reset_caches()
+            try:
+                yield BenchStack(env)
+            finally:
+                _reset_caches()
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+        with contextlib.suppress(Exception):
+            _reset_caches()
+
+
+def timed(fn: Any, *args: Any, **kwargs: Any) -> tuple[Any, float]:
+    started = time.perf_counter()
+    result = fn(*args, **kwargs)
+    return result, time.perf_counter() - started
+
+
+# --- WhatsApp payloads (shapes of /work/shared/fixtures/whatsapp 01 and 09) ------------------------
+
+WABA_ID = "102345678901234"
+PHONE_NUMBER_ID = "109876543210987"
+DISPLAY_PHONE = "6281234500000"
+STATUS_SECONDS = {"sent": 1, "delivered": 2, "read": 3, "failed": 4}
+BASE_TIMESTAMP = 1767225600  # 2026-01-01T00:00:00Z
+
+
+def _change(value: dict[str, Any]) -> dict[str, Any]:
+    value = {
+        "messaging_product": "whatsapp",
+        "metadata": {"display_phone_number": DISPLAY_PHONE, "phone_number_id": PHONE_NUMBER_ID},
+        **value,
+    }
+    return {
+        "object": "whatsapp_business_account",
+        "entry": [{"id": WABA_ID, "changes": [{"field": "messages", "value": value}]}],
+    }
+
+
+def status_item(
+    wamid: str, status: str, recipient: str, *, callback: str | None = None, at: int | None = None
+) -> dict[str, Any]:
+    item: dict[str, Any] = {
+        "id": wamid,
+        "status": status,
+        "timestamp": str(at or BASE_TIMESTAMP + STATUS_SECONDS[status]),
+        "recipient_id": recipient,
+    }
+    if callback:
+        item["biz_opaque_callback_data"] = callback
+    if status == "sent":  # Meta prices a message on its first status
+        item["conversation"] = {"id": "conv-" + wamid[-12:], "origin": {"type": "utility"}}
+        item["pricing"] = {"billable": True, "pricing_model": "PMP", "type": "regular", "category": "utility"}
+    return item
+
+
+def status_payload(items: list[dict[str, Any]]) -> dict[str, Any]:
+    return _change({"statuses": items})
+
+
+def inbound_item(wa_id: str, wamid: str, text: str, *, at: int | None = None) -> dict[str, Any]:
+    return {"from": wa_id, "id": wamid, "timestamp": str(at or BASE_TIMESTAMP), "type": "text", "text": {"body": text}}
+
+
+def inbound_payload(items: list[dict[str, Any]], names: dict[str, str] | None = None) -> dict[str, Any]:
+    senders = dict.fromkeys(i["from"] for i in items)
+    contacts = [{"profile": {"name": (names or {}).get(w, "Pelanggan")}, "wa_id": w} for w in senders]
+    return _change({"contacts": contacts, "messages": items})
+
+
+def signature(raw: bytes, secret: str = APP_SECRET) -> str:
+    import hashlib
+    import hmac
+
+    return "sha256=" + hmac.new(secret.encode(), raw, hashlib.sha256).hexdigest()
+
+
+def customer_wa_id(n: int) -> str:
+    return f"62812{n:08d}"
