@@ -26,7 +26,7 @@ from relasify.data.base import chunks, query_all, query_page, utc
 from relasify.data.cursor import decode_cursor, encode_cursor
 from relasify.data.ids import new_id
 from relasify.data.messages import _plain
-from relasify.data.records import Page, Record
+from relasify.data.records import Contact, Page, Record
 from relasify.data.tx import is_condition_failure
 from relasify.settings import get_settings
 
@@ -235,6 +235,26 @@ def settle_recipient(
             return False
         raise
     return True
+
+
+def get_recipients(ws: str, broadcast_id: str, contact_ids: list[str]) -> dict[str, Recipient]:
+    """The recipient items of a chunk in one BatchGetItem (strongly consistent)."""
+    model = m.BroadcastRecipientModel
+    keys = [(m.broadcast_pk(ws, broadcast_id), f"{model.SK_PREFIX}{cid}") for cid in dict.fromkeys(contact_ids)]
+    out: dict[str, Recipient] = {}
+    for item in model.batch_get(keys, consistent_read=True):
+        out[item.contact_id] = Recipient(
+            contact_id=item.contact_id, status=item.status, message_id=item.message_id, skip_reason=item.skip_reason
+        )
+    return out
+
+
+def get_contacts(ws: str, contact_ids: list[str]) -> dict[str, Contact]:
+    """The contacts of a chunk in one BatchGetItem (expired ones left out)."""
+    from relasify.data.contacts import _contact
+
+    keys = [(m.ws_pk(ws), f"{m.ContactModel.SK_PREFIX}{cid}") for cid in dict.fromkeys(contact_ids)]
+    return {item.contact_id: _contact(item) for item in m.ContactModel.batch_get(keys) if not item.is_expired}
 
 
 def list_recipients(ws: str, broadcast_id: str) -> list[Recipient]:

@@ -16,6 +16,8 @@ Counts are sharded counters; webhook statuses of broadcast messages feed them (`
 from __future__ import annotations
 
 import math
+import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
@@ -38,6 +40,7 @@ SEND_CHUNK_SIZE = 25
 SEND_CONCURRENCY = 16  # enough in-flight Graph calls for 80 msg/s at ~150 ms each
 EXPANSION_DONE = "done"
 CANCELLED_REASON = "cancelled"
+CANCEL_CHECK_SECONDS = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -258,13 +261,35 @@ def _skip(broadcast: Broadcast, contact_id: str, reason: str) -> None:
         store.bump(broadcast.ws, broadcast.id, queued=-1, skipped=1, skipped_reason=reason)
 
 
+class _CancellationWatch:
+    """Whether the broadcast was cancelled, re-read at most once per interval (not once per message)."""
+
+    def __init__(self, broadcast: Broadcast, interval_seconds: float = CANCEL_CHECK_SECONDS) -> None:
+        self._broadcast = broadcast
+        self._interval = interval_seconds
+        self._checked = time.monotonic()
+        self._cancelled = broadcast.status == "cancelled"
+        self._lock = threading.Lock()
+
+    def cancelled(self) -> bool:
+        with self._lock:
+            if not self._cancelled and time.monotonic() - self._checked >= self._interval:
+                current = store.get_broadcast(self._broadcast.ws, self._broadcast.id, consistent=True)
+                self._cancelled = current is None or current.status == "cancelled"
+                self._checked = time.monotonic()
+            return self._cancelled
+
+
 def _send_chunk(broadcast: Broadcast, contact_ids: list[str]) -> str:
+    recipients = store.get_recipients(broadcast.ws, broadcast.id, contact_ids)
+    # Settled recipients are skipped: a redelivered job sends nothing twice.
+    queued = [cid for cid in dict.fromkeys(contact_ids) if getattr(recipients.get(cid), "status", None) == "queued"]
     if broadcast.status == "cancelled":
-        for contact_id in contact_ids:
+        for contact_id in queued:
             _skip(broadcast, contact_id, CANCELLED_REASON)
         _complete_if_done(broadcast.ws, broadcast.id)
         return "cancelled"
-    if broadcast.status != "running":
+    if broadcast.status != "running" or not queued:
         return broadcast.status
     try:
         connection = sending.connection_for_sending(broadcast.ws)
@@ -272,40 +297,43 @@ def _send_chunk(broadcast: Broadcast, contact_ids: list[str]) -> str:
         if template is None or template.status != "APPROVED":
             raise sending.refuse("template-not-approved", "template no longer approved")
     except SendRefused as refusal:
-        for contact_id in contact_ids:
+        for contact_id in queued:
             _skip(broadcast, contact_id, refusal.type_slug)
         _complete_if_done(broadcast.ws, broadcast.id)
         return refusal.type_slug
+    contacts = store.get_contacts(broadcast.ws, queued)
     limiter = rate_limit.limiter_for(connection.phone_number_id, sending.send_rate(connection))
     graph = sending._graph_client()
+    watch = _CancellationWatch(broadcast)
 
     def one(contact_id: str) -> Exception | None:
         try:
-            _send_one(broadcast, connection, limiter, graph, contact_id)
+            _send_one(broadcast, connection, limiter, graph, watch, contact_id, contacts.get(contact_id))
         except Exception as exc:  # collected: the job fails (and is retried) after the others ran
             return exc
         return None
 
-    with ThreadPoolExecutor(max_workers=min(SEND_CONCURRENCY, max(1, len(contact_ids)))) as pool:
-        errors = [e for e in pool.map(one, contact_ids) if e is not None]
+    with ThreadPoolExecutor(max_workers=min(SEND_CONCURRENCY, len(queued))) as pool:
+        errors = [e for e in pool.map(one, queued) if e is not None]
     _complete_if_done(broadcast.ws, broadcast.id)
     if errors:
         logger.warning("broadcast chunk had transient failures", extra={"failures": len(errors)})
         raise errors[0]
-    return f"sent {len(contact_ids)}"
+    return f"sent {len(queued)}"
 
 
 def _send_one(
-    broadcast: Broadcast, connection: Any, limiter: rate_limit.SlotRateLimiter, graph: Any, contact_id: str
+    broadcast: Broadcast,
+    connection: Any,
+    limiter: rate_limit.SlotRateLimiter,
+    graph: Any,
+    watch: _CancellationWatch,
+    contact_id: str,
+    contact: Contact | None,
 ) -> None:
-    recipient = store.get_recipient(broadcast.ws, broadcast.id, contact_id)
-    if recipient is None or recipient.status != "queued":
-        return  # settled by an earlier delivery of this job
-    current = store.get_broadcast(broadcast.ws, broadcast.id)
-    if current is not None and current.status == "cancelled":
+    if watch.cancelled():
         _skip(broadcast, contact_id, CANCELLED_REASON)
         return
-    contact = contact_repository().get(broadcast.ws, contact_id)
     if contact is None:
         _skip(broadcast, contact_id, "contact-deleted")
         return
@@ -330,7 +358,7 @@ def _send_one(
         broadcast_id=broadcast.id,
     )
     try:
-        message = sending.deliver(delivery, graph=graph, before_graph_call=limiter.acquire)
+        message = sending.deliver(delivery, graph=graph, before_graph_call=limiter.acquire, reread=False)
     except SendRefused as refusal:
         if "message_id" not in refusal.extra or refusal.status >= 500 or refusal.status == 429:
             raise  # transient: the job is retried; the recipient stays queued

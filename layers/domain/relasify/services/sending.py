@@ -172,6 +172,7 @@ def deliver(
     *,
     graph: Any | None = None,
     before_graph_call: Callable[[], None] | None = None,
+    reread: bool = True,
 ) -> Message:
     """Outbox write, Graph call, wamid attach. Permanent Graph failures end the message `failed`
     and raise the SendRefused of the error table (with `message_id`); transient ones that outlived
@@ -218,6 +219,8 @@ def deliver(
     apply_pending_statuses(ws, message.id, result.wamid)
     if result.wa_id and not delivery.contact.wa_id:
         _link_wa_id(ws, delivery.contact.id, result.wa_id)
+    if not reread:  # the broadcast worker needs only the id; spare a read per message
+        return message.model_copy(update={"wamid": result.wamid})
     stored = message_store.get_message(ws, message.id, consistent=True)
     return stored or message
 
