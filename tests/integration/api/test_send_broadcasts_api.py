@@ -88,6 +88,11 @@ def test_broadcast_to_tags_dedupes_skips_and_counts(env: SendingEnv) -> None:
     assert (counts["queued"], counts["sent"], counts["failed"], counts["skipped"]) == (0, 3, 0, 2)
     assert counts["skipped_reasons"] == {"contact-opted-out": 1, "contact-restricted": 1}
 
+    # The sandbox's status webhooks (sent, delivered, read) feed the counters through the processor.
+    assert env.sandbox.wait_until_idle(15)
+    counts = _get(env, created.json["id"])["counts"]
+    assert (counts["sent"], counts["delivered"], counts["read"]) == (3, 3, 3)
+
 
 def test_broadcast_to_ids_sends_each_contact_once_even_when_jobs_are_redelivered(env: SendingEnv) -> None:
     env.approved_template("promo", category="MARKETING")
