@@ -16,6 +16,7 @@ Exactly-once comes from conditional writes, never from a cache:
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
@@ -26,7 +27,7 @@ from pynamodb.exceptions import PutError, TransactWriteError, UpdateError
 
 from relasify import clock
 from relasify.data import models as m
-from relasify.data.base import query_all, transaction, utc
+from relasify.data.base import chunks, query_all, transaction, utc
 from relasify.data.ids import new_id
 from relasify.data.records import Record
 from relasify.data.tx import cancellation_codes, is_condition_failure
@@ -335,16 +336,62 @@ def _billing_month(message: m.MessageModel, change: StatusChange) -> str:
     return utc(anchor).strftime("%Y-%m")  # type: ignore[union-attr]
 
 
-def apply_status(ws: str, message_id: str, change: StatusChange) -> StatusResult:
+_BATCH_GET_LIMIT = 100  # DynamoDB BatchGetItem maximum keys per request
+
+
+class StatusBatch:
+    """Consistent reads for the statuses of one delivery, fetched with BatchGetItem (100 keys a
+    request) instead of one GetItem per status. Only reads: every write stays conditional, so a
+    prefetched copy that went stale only costs a re-read. Each message copy is used once."""
+
+    def __init__(self) -> None:
+        self._pointers: dict[str, MessageLocation | None] = {}
+        self._messages: dict[tuple[str, str], m.MessageModel] = {}
+
+    def prefetch(self, wamids: Iterable[str], callback_locations: Iterable[MessageLocation]) -> None:
+        wanted = sorted({w for w in wamids if w not in self._pointers})
+        for chunk in chunks(wanted, _BATCH_GET_LIMIT):
+            found = {}
+            for pointer in m.WamidPointerModel.batch_get(
+                [(m.wamid_pk(w), m.WamidPointerModel.SK_VALUE) for w in chunk], consistent_read=True
+            ):
+                if not pointer.is_expired:
+                    found[pointer.wamid] = MessageLocation(ws=pointer.ws_id, message_id=pointer.message_id)
+            for wamid in chunk:
+                self._pointers[wamid] = found.get(wamid)
+        locations = {(loc.ws, loc.message_id) for loc in [*self._pointers.values(), *callback_locations] if loc}
+        keys = sorted(locations - set(self._messages))
+        for chunk in chunks(keys, _BATCH_GET_LIMIT):
+            for item in m.MessageModel.batch_get(
+                [(m.message_pk(ws, mid), m.MessageModel.SK_VALUE) for ws, mid in chunk], consistent_read=True
+            ):
+                if not item.is_expired:
+                    self._messages[(item.ws_id, item.message_id)] = item
+
+    def locate(self, wamid: str) -> MessageLocation | None:
+        if wamid in self._pointers:
+            return self._pointers[wamid]
+        return locate_wamid(wamid)
+
+    def take_message(self, ws: str, message_id: str) -> m.MessageModel | None:
+        return self._messages.pop((ws, message_id), None)
+
+
+def apply_status(ws: str, message_id: str, change: StatusChange, *, batch: StatusBatch | None = None) -> StatusResult:
     """Move a message's status forward and record billing, in at most one write request.
 
-    Reads the message first (consistently) so that a duplicate or stale status costs no write,
-    then issues one conditional UpdateItem, or one transaction when a billing record is due.
-    A condition failure means a concurrent writer got there first: re-read and decide again.
+    Reads the message first (consistently; from `batch` when it was prefetched) so that a duplicate
+    or stale status costs no write, then issues one conditional UpdateItem, or one transaction when
+    a billing record is due. A condition failure means a concurrent writer (or an earlier status of
+    the same batch) got there first: re-read and decide again.
     """
     model = m.MessageModel
+    prefetched = batch.take_message(ws, message_id) if batch is not None else None
     for _ in range(_MAX_STATUS_ATTEMPTS):
-        item = model.get_live(m.message_pk(ws, message_id), model.SK_VALUE, consistent_read=True)
+        if prefetched is not None:
+            item, prefetched = prefetched, None
+        else:
+            item = model.get_live(m.message_pk(ws, message_id), model.SK_VALUE, consistent_read=True)
         if item is None:
             return StatusResult("missing")
         rank = int(item.status_rank or 0)

@@ -141,6 +141,8 @@ class _Router:
     def __init__(self) -> None:
         self._by_phone: dict[str, PhoneRoute | None] = {}
         self._by_waba: dict[str, list[PhoneRoute]] = {}
+        # Batched reads of the messages the delivery's statuses refer to.
+        self.statuses = message_store.StatusBatch()
 
     def by_phone_number_id(self, phone_number_id: str) -> str | None:
         if phone_number_id not in self._by_phone:
@@ -182,7 +184,18 @@ def process_payload(raw: bytes | str | dict[str, Any]) -> ProcessSummary:
     is idempotent, the retry re-applies what was done and completes the rest."""
     summary = ProcessSummary()
     router = _Router()
-    for event in flatten_payload(parse_payload(raw)):
+    events = flatten_payload(parse_payload(raw))
+    status_events = [e for e in events if isinstance(e, StatusEvent)]
+    if status_events:
+        router.statuses.prefetch(
+            [e.status.id for e in status_events],
+            [
+                loc
+                for e in status_events
+                if (loc := message_store.parse_callback_data(e.status.biz_opaque_callback_data))
+            ],
+        )
+    for event in events:
         summary.add(f"{event.kind}:{apply_event(event, router)}")
     return summary
 
@@ -330,12 +343,12 @@ def _handle_status(event: StatusEvent, router: _Router) -> str:
 
     location = message_store.parse_callback_data(event.status.biz_opaque_callback_data)
     if location is None or location.ws != ws:
-        location = message_store.locate_wamid(change.wamid)
+        location = router.statuses.locate(change.wamid)
     if location is not None and location.ws != ws:
         logger.warning("status for another workspace's message ignored")
         return "foreign"
     if location is not None:
-        result = message_store.apply_status(ws, location.message_id, change)
+        result = message_store.apply_status(ws, location.message_id, change, batch=router.statuses)
         if result.outcome != "missing":
             _after_status(ws, change, result)
             return result.outcome
@@ -352,6 +365,10 @@ def _handle_status(event: StatusEvent, router: _Router) -> str:
 
 def _after_status(ws: str, change: message_store.StatusChange, result: message_store.StatusResult) -> None:
     """Consent and reachability consequences of a failure (once: only when it was applied)."""
+    if result.outcome == "applied" and result.advanced:
+        from relasify.services.broadcasts import on_status_advanced
+
+        on_status_advanced(ws, change.wamid, change.status)  # broadcast counts (sharded counters)
     if result.outcome != "applied" or not result.advanced or change.status != "failed" or not result.contact_id:
         return
     if change.error_code == ERROR_MARKETING_OPT_OUT:
