@@ -1,0 +1,101 @@
+"""Sending end to end on the local stack: connect the sandbox number, submit a template (approved by
+the sandbox's template webhook), send it to a contact, watch the status webhooks move the message to
+`read`, and find it in the contact's conversation."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import Any
+
+import httpx
+import pytest
+
+pytestmark = pytest.mark.e2e
+
+OWNER = "sender-e2e@example.com"
+
+
+def _wait(fetch: Any, done: Any, timeout: float = 30.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = fetch()
+        if done(value) or time.monotonic() > deadline:
+            return value
+        time.sleep(0.25)
+
+
+def test_template_send_reaches_read_and_shows_in_the_conversation(local_stack: Any) -> None:
+    headers = local_stack.auth_headers(OWNER)
+    with local_stack.client(headers=headers) as http:
+        created = http.post("/v1/workspaces", json={"name": "Toko E2E"})
+        assert created.status_code == 201, created.text
+        ws = created.json()["id"]
+        phone_number_id = str(100000000000000 + uuid.uuid4().int % 10**14)
+        connect = http.put(
+            f"/v1/workspaces/{ws}/whatsapp",
+            json={
+                "waba_id": "102345678901234",
+                "phone_number_id": phone_number_id,
+                "display_phone_number": "6281234500000",
+                "access_token": "EAAG-e2e-token",
+            },
+        )
+        assert connect.status_code == 200, connect.text
+
+        contact = http.post(f"/v1/workspaces/{ws}/contacts", json={"phone": "+6281234567890", "name": "Budi"})
+        assert contact.status_code == 201, contact.text
+        contact_id = contact.json()["id"]
+
+        template = http.post(
+            f"/v1/workspaces/{ws}/templates",
+            json={
+                "name": "order_update",
+                "language": "id",
+                "category": "UTILITY",
+                "components": [{"type": "BODY", "text": "Halo {{1}}, pesanan Anda sudah dikirim."}],
+            },
+        )
+        assert template.status_code == 201, template.text
+        assert template.json()["status"] == "PENDING"
+        listed = _wait(
+            lambda: http.get(f"/v1/workspaces/{ws}/templates").json()["items"],
+            lambda items: items and items[0]["status"] == "APPROVED",
+        )
+        assert listed[0]["status"] == "APPROVED", (listed, local_stack.log_tail())
+
+        body = {
+            "contact_id": contact_id,
+            "type": "template",
+            "template": {
+                "name": "order_update",
+                "language": {"code": "id"},
+                "components": [{"type": "body", "parameters": [{"type": "text", "text": "Budi"}]}],
+            },
+        }
+        sent = http.post(f"/v1/workspaces/{ws}/messages", json=body, headers={"Idempotency-Key": "e2e-1"})
+        assert sent.status_code == 201, sent.text
+        message_id = sent.json()["id"]
+        assert sent.json()["wamid"]
+        repeat = http.post(f"/v1/workspaces/{ws}/messages", json=body, headers={"Idempotency-Key": "e2e-1"})
+        assert repeat.json()["id"] == message_id
+
+        final = _wait(
+            lambda: http.get(f"/v1/workspaces/{ws}/messages/{message_id}").json(),
+            lambda message: message["status"] == "read",
+        )
+        assert final["status"] == "read", (final, local_stack.log_tail())
+
+        conversation = http.get(f"/v1/workspaces/{ws}/contacts/{contact_id}/messages")
+        assert conversation.status_code == 200, conversation.text
+        assert [m["id"] for m in conversation.json()["items"]] == [message_id]
+        assert conversation.json()["items"][0]["status"] == "read"
+
+
+def test_send_without_idempotency_key_is_refused(local_stack: Any) -> None:
+    response = httpx.post(
+        f"{local_stack.base_url}/v1/workspaces/ws_unknown/messages",
+        json={"contact_id": "c", "type": "text", "text": {"body": "x"}},
+        headers=local_stack.auth_headers(OWNER),
+    )
+    assert response.status_code == 404  # not a member: the workspace's existence is not revealed
