@@ -15,13 +15,13 @@ import pytest
 pytestmark = pytest.mark.e2e
 
 
-def _port_is_free(port: int) -> bool:
-    with socket.socket() as probe:
-        try:
-            probe.bind(("127.0.0.1", port))
-        except OSError:
-            return False
+def _nothing_listens_on(port: int) -> bool:
+    """True when a connection to the port is refused (TIME_WAIT leftovers do not count)."""
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=2).close()
+    except ConnectionRefusedError:
         return True
+    return False
 
 
 def test_health_is_public(local_stack: Any) -> None:
@@ -143,6 +143,6 @@ def test_sigint_stops_everything_and_frees_the_ports(local_stack_factory: Any) -
 
     assert exit_code == 0, stack.log_tail()
     assert time.monotonic() - started < 15
-    assert all(_port_is_free(port) for port in ports)
+    assert all(_nothing_listens_on(port) for port in ports)
     assert "Relasify local stack stopped" in stack.log_path.read_text()
     assert not (stack.state_dir / "stack.json").exists()

@@ -75,6 +75,15 @@ def moto_url(moto_server: MotoServer) -> str:
     return moto_server.url
 
 
+def _nothing_listens_on(port: int) -> bool:
+    """True when a connection to the port is refused (TIME_WAIT leftovers do not count)."""
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=2).close()
+    except ConnectionRefusedError:
+        return True
+    return False
+
+
 def test_template_resources_are_created_and_environment_resolved(moto_url: str, tmp_path: Path) -> None:
     (tmp_path / "template.yaml").write_text(TEMPLATE)
     template = load_template(tmp_path / "template.yaml")
@@ -150,8 +159,7 @@ def test_moto_server_releases_its_port_on_stop() -> None:
     port = server.get_host_and_port()[1]
     server.stop()
 
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", port))
+    assert _nothing_listens_on(port)
 
 
 def test_a_busy_port_fails_fast_instead_of_hanging() -> None:

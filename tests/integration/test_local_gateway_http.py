@@ -47,6 +47,15 @@ def served(tmp_path: Path) -> Iterator[tuple[str, EchoFunction]]:
         server.stop()
 
 
+def _nothing_listens_on(port: int) -> bool:
+    """True when a connection to the port is refused (TIME_WAIT leftovers do not count)."""
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=2).close()
+    except ConnectionRefusedError:
+        return True
+    return False
+
+
 def test_binary_body_round_trips_and_cookies_flow_both_ways(served: tuple[str, EchoFunction]) -> None:
     base_url, function = served
     payload = bytes(range(256)) * 4
@@ -97,5 +106,4 @@ def test_stop_frees_the_port(tmp_path: Path) -> None:
 
     server.stop()
 
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", port))
+    assert _nothing_listens_on(port)

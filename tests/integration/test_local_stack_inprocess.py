@@ -154,6 +154,15 @@ def _table(stack: LocalStack):
     return dynamodb.Table(stack.environment["TABLE_NAME"])
 
 
+def _nothing_listens_on(port: int) -> bool:
+    """True when a connection to the port is refused (TIME_WAIT leftovers do not count)."""
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=2).close()
+    except ConnectionRefusedError:
+        return True
+    return False
+
+
 def test_api_enqueues_and_the_poller_feeds_the_worker(stack: LocalStack) -> None:
     token = mint_token("owner@example.com", sub="owner-1", state_dir=stack.state_dir)
 
@@ -223,6 +232,4 @@ def test_stop_frees_every_port(tmp_path: Path) -> None:
 
     stack.stop()
 
-    for port in ports:
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", port))
+    assert all(_nothing_listens_on(port) for port in ports)
