@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
@@ -87,11 +87,11 @@ class Harness:
             import time
 
             before = harness.counter.snapshot()
-            started = time.perf_counter()
+            started = time.process_time()
             try:
                 return harness._original_invoke(function, event)
             finally:
-                harness._record(function.logical_id, time.perf_counter() - started, harness.counter.snapshot() - before)
+                harness._record(function.logical_id, time.process_time() - started, harness.counter.snapshot() - before)
 
         LocalFunction.invoke = timed_invoke  # type: ignore[method-assign]
 
@@ -385,11 +385,11 @@ def _sweep(world: World) -> None:
         raise NotAvailable("retention sweep not present yet") from exc
     import time as _time
 
-    started = _time.perf_counter()
+    started = _time.process_time()
     before = world.harness.counter.snapshot()
     sweep.run(lambda: 900_000)
     world.harness._record(
-        "RetentionSweepFunction", _time.perf_counter() - started, world.harness.counter.snapshot() - before
+        "RetentionSweepFunction", _time.process_time() - started, world.harness.counter.snapshot() - before
     )
 
 
@@ -397,7 +397,7 @@ def _scenarios(world: World) -> list[Operation]:
     ops: list[Operation] = []
     # Warm every path once (first-use imports and client creation are cold-start costs, not per-operation).
     with contextlib.suppress(Exception):
-        mid, wamid, callback = _outbound(world, 9000)
+        _mid, wamid, callback = _outbound(world, 9000)
         _status_webhook(world, "sent", wamid, callback, 9000)
         _inbound(world, 9001, "wamid.bench-warm-in")
         _create_contact(world, 9002)

@@ -36,8 +36,8 @@ REGION = "ap-southeast-3"
 TABLE_NAME = "relasify-bench-table"
 IDEMPOTENCY_TABLE_NAME = "relasify-bench-idempotency"
 MEDIA_BUCKET = "relasify-bench-media"
-APP_SECRET = "bench-app-secret"  # noqa: S105 - a made-up secret for the in-process stack
-VERIFY_TOKEN = "bench-verify-token"  # noqa: S105
+APP_SECRET = "bench-app-secret"
+VERIFY_TOKEN = "bench-verify-token"
 QUEUES = ("WEBHOOK_QUEUE_URL", "MEDIA_QUEUE_URL", "BROADCAST_QUEUE_URL", "IMPORT_QUEUE_URL")
 
 WRITE_UNIT_BYTES = 1024
@@ -391,12 +391,12 @@ def _counting_make_api_call(self: Any, operation_name: str, api_params: dict[str
     region = self.meta.region_name or REGION
     before = _dynamodb_before(region, operation_name, api_params) if service == "dynamodb" else None
     response = None
-    started = time.perf_counter()
+    started = time.process_time()
     try:
         response = _original_make_api_call(self, operation_name, api_params)
         return response
     finally:
-        seconds = time.perf_counter() - started
+        seconds = time.process_time() - started
         wcu = rcu = 0.0
         if service == "dynamodb":
             wcu, rcu = _dynamodb_capacity(region, operation_name, api_params, before, response)
@@ -430,7 +430,6 @@ def count_aws() -> Iterator[AwsCounter]:
 
 def _reset_caches() -> None:
     from aws_lambda_powertools.utilities import parameters
-
     from relasify.data import webhook_inbox
     from relasify.data.base import reset_connections
     from relasify.settings import get_settings
@@ -507,9 +506,9 @@ def bench_stack() -> Iterator[BenchStack]:
 
 
 def timed(fn: Any, *args: Any, **kwargs: Any) -> tuple[Any, float]:
-    started = time.perf_counter()
+    started = time.process_time()
     result = fn(*args, **kwargs)
-    return result, time.perf_counter() - started
+    return result, time.process_time() - started
 
 
 # --- WhatsApp payloads (shapes of /work/shared/fixtures/whatsapp 01 and 09) ------------------------
