@@ -124,6 +124,8 @@ class StatusResult:
     advanced: bool = False  # the message's status moved forward
     billed: bool = False  # a billing record was written
     contact_id: str | None = None
+    message_id: str | None = None
+    broadcast_id: str | None = None  # set for broadcast messages (their counters follow statuses)
 
 
 @dataclass(frozen=True, slots=True)
@@ -399,7 +401,7 @@ def apply_status(ws: str, message_id: str, change: StatusChange, *, batch: Statu
         flags = list(item.flags or [])
         bill = change.billable and BILLED_FLAG not in flags
         if not advance and not bill:
-            return StatusResult("unchanged", contact_id=item.contact_id)
+            return StatusResult("unchanged", contact_id=item.contact_id, message_id=message_id)
         actions: list[Any] = [model.touch()]
         condition: Any = model.pk.exists()
         if advance:
@@ -434,7 +436,14 @@ def apply_status(ws: str, message_id: str, change: StatusChange, *, batch: Statu
             if _is_conflict(exc):
                 continue
             raise
-        return StatusResult("applied", advanced=advance, billed=bill, contact_id=item.contact_id)
+        return StatusResult(
+            "applied",
+            advanced=advance,
+            billed=bill,
+            contact_id=item.contact_id,
+            message_id=message_id,
+            broadcast_id=item.broadcast_id,
+        )
     return StatusResult("unchanged")
 
 

@@ -45,6 +45,8 @@ from relasify.whatsapp.webhook_models import (
 
 # Meta retries for 7 days: anything older than that is a replayed backlog, stored but flagged.
 STALE_AFTER = timedelta(days=7)
+# A duplicate re-enqueues a media copy only when the first job had time to finish and did not.
+MEDIA_RETRY_AFTER = timedelta(minutes=2)
 OPT_OUT_KEYWORDS = frozenset({"STOP", "BERHENTI", "UNSUBSCRIBE", "STOP PROMO"})
 # Template quick-reply payloads that mean "no more marketing" (normalised like keywords).
 OPT_OUT_PAYLOADS = frozenset({"STOP", "STOP PROMO", "STOP PROMOTIONS", "UNSUBSCRIBE", "OPT OUT", "BERHENTI"})
@@ -132,11 +134,12 @@ class _WebhookContacts:
 contacts = _WebhookContacts()
 
 
-# --- routing -------------------------------------------------------------------------------------
+# --- routing and per-delivery reads ------------------------------------------------------------
 
 
-class _Router:
-    """Workspace lookups for one delivery (a batch often repeats the same number)."""
+class _Delivery:
+    """Per-delivery context: cached workspace lookups (a batch often repeats the same number) and
+    the batched reads of the messages its statuses refer to."""
 
     def __init__(self) -> None:
         self._by_phone: dict[str, PhoneRoute | None] = {}
@@ -183,11 +186,11 @@ def process_payload(raw: bytes | str | dict[str, Any]) -> ProcessSummary:
     """Apply every event of one delivery. An exception fails the whole delivery; since every effect
     is idempotent, the retry re-applies what was done and completes the rest."""
     summary = ProcessSummary()
-    router = _Router()
+    delivery = _Delivery()
     events = flatten_payload(parse_payload(raw))
     status_events = [e for e in events if isinstance(e, StatusEvent)]
     if status_events:
-        router.statuses.prefetch(
+        delivery.statuses.prefetch(
             [e.status.id for e in status_events],
             [
                 loc
@@ -196,24 +199,24 @@ def process_payload(raw: bytes | str | dict[str, Any]) -> ProcessSummary:
             ],
         )
     for event in events:
-        summary.add(f"{event.kind}:{apply_event(event, router)}")
+        summary.add(f"{event.kind}:{apply_event(event, delivery)}")
     return summary
 
 
-def apply_event(event: AnyWebhookEvent, router: _Router | None = None) -> str:
+def apply_event(event: AnyWebhookEvent, delivery: _Delivery | None = None) -> str:
     """Apply one event; returns a short outcome label (logged and counted, never personal)."""
-    router = router or _Router()
+    delivery = delivery or _Delivery()
     handler = _HANDLERS.get(type(event))
     if handler is None:  # pragma: no cover - every event type has a handler
         return "ignored"
-    return handler(event, router)
+    return handler(event, delivery)
 
 
 # --- inbound messages --------------------------------------------------------------------------
 
 
-def _handle_inbound(event: InboundMessageEvent, router: _Router) -> str:
-    ws = router.by_phone_number_id(event.routing.phone_number_id or "")
+def _handle_inbound(event: InboundMessageEvent, delivery: _Delivery) -> str:
+    ws = delivery.by_phone_number_id(event.routing.phone_number_id or "")
     if ws is None:
         logger.warning("webhook for an unconnected number", extra={"field": event.field, "kind": event.kind})
         return "unrouted"
@@ -276,10 +279,6 @@ def _media_copy_due(stored: message_store.Message | None, ws: str, *, fresh: boo
     return fresh or stored.created_at is None or now - stored.created_at > MEDIA_RETRY_AFTER
 
 
-# A duplicate re-enqueues a media copy only when the first job had time to finish and did not.
-MEDIA_RETRY_AFTER = timedelta(minutes=2)
-
-
 def _normalise_keyword(text: str | None) -> str:
     return _SEPARATORS.sub(" ", (text or "").strip()).upper()
 
@@ -331,8 +330,8 @@ def _status_change(event: StatusEvent) -> message_store.StatusChange | None:
     )
 
 
-def _handle_status(event: StatusEvent, router: _Router) -> str:
-    ws = router.by_phone_number_id(event.routing.phone_number_id or "")
+def _handle_status(event: StatusEvent, delivery: _Delivery) -> str:
+    ws = delivery.by_phone_number_id(event.routing.phone_number_id or "")
     if ws is None:
         logger.warning("webhook for an unconnected number", extra={"field": event.field, "kind": event.kind})
         return "unrouted"
@@ -343,12 +342,12 @@ def _handle_status(event: StatusEvent, router: _Router) -> str:
 
     location = message_store.parse_callback_data(event.status.biz_opaque_callback_data)
     if location is None or location.ws != ws:
-        location = router.statuses.locate(change.wamid)
+        location = delivery.statuses.locate(change.wamid)
     if location is not None and location.ws != ws:
         logger.warning("status for another workspace's message ignored")
         return "foreign"
     if location is not None:
-        result = message_store.apply_status(ws, location.message_id, change, batch=router.statuses)
+        result = message_store.apply_status(ws, location.message_id, change, batch=delivery.statuses)
         if result.outcome != "missing":
             _after_status(ws, change, result)
             return result.outcome
@@ -364,11 +363,12 @@ def _handle_status(event: StatusEvent, router: _Router) -> str:
 
 
 def _after_status(ws: str, change: message_store.StatusChange, result: message_store.StatusResult) -> None:
-    """Consent and reachability consequences of a failure (once: only when it was applied)."""
-    if result.outcome == "applied" and result.advanced:
-        from relasify.services.broadcasts import on_status_advanced
+    """Effects of a status that moved a message forward (once: only when it was applied): broadcast
+    counters, and the consent and reachability consequences of a failure."""
+    if result.outcome == "applied" and result.advanced and result.broadcast_id and result.message_id:
+        from relasify.services.broadcasts import on_status_applied  # lazy: only broadcast messages need it
 
-        on_status_advanced(ws, change.wamid, change.status)  # broadcast counts (sharded counters)
+        on_status_applied(ws, result.message_id, change.status)
     if result.outcome != "applied" or not result.advanced or change.status != "failed" or not result.contact_id:
         return
     if change.error_code == ERROR_MARKETING_OPT_OUT:
@@ -402,12 +402,12 @@ def _event_time(event: AnyWebhookEvent) -> datetime:
     return datetime.fromtimestamp(event.entry_time, clock.now().tzinfo) if event.entry_time else clock.now()
 
 
-def _handle_template_status(event: TemplateStatusEvent, router: _Router) -> str:
+def _handle_template_status(event: TemplateStatusEvent, delivery: _Delivery) -> str:
     update = event.update
     if not update.message_template_name or not update.message_template_language:
         return "incomplete"
     changed = 0
-    for ws in router.by_account(event.routing):
+    for ws in delivery.by_account(event.routing):
         changed += message_store.apply_template_webhook(
             ws,
             update.message_template_name,
@@ -425,12 +425,12 @@ def _handle_template_status(event: TemplateStatusEvent, router: _Router) -> str:
     return "applied" if changed else "unchanged"
 
 
-def _handle_template_category(event: TemplateCategoryEvent, router: _Router) -> str:
+def _handle_template_category(event: TemplateCategoryEvent, delivery: _Delivery) -> str:
     update = event.update
     if not update.message_template_name or not update.message_template_language:
         return "incomplete"
     changed = 0
-    for ws in router.by_account(event.routing):
+    for ws in delivery.by_account(event.routing):
         changed += message_store.apply_template_webhook(
             ws,
             update.message_template_name,
@@ -442,12 +442,12 @@ def _handle_template_category(event: TemplateCategoryEvent, router: _Router) -> 
     return "applied" if changed else "unchanged"
 
 
-def _handle_template_quality(event: TemplateQualityEvent, router: _Router) -> str:
+def _handle_template_quality(event: TemplateQualityEvent, delivery: _Delivery) -> str:
     update = event.update
     if not update.message_template_name or not update.message_template_language:
         return "incomplete"
     changed = 0
-    for ws in router.by_account(event.routing):
+    for ws in delivery.by_account(event.routing):
         changed += message_store.apply_template_webhook(
             ws,
             update.message_template_name,
@@ -458,15 +458,15 @@ def _handle_template_quality(event: TemplateQualityEvent, router: _Router) -> st
     return "applied" if changed else "unchanged"
 
 
-def _handle_template_components(event: TemplateComponentsEvent, router: _Router) -> str:
+def _handle_template_components(event: TemplateComponentsEvent, delivery: _Delivery) -> str:
     # Meta's summary of an edited template is not the full component list: the on-demand sync
     # fetches the definition. Logged so operators see it.
     logger.info("template components changed", extra={"template_id": str(event.update.message_template_id)})
     return "logged"
 
 
-def _handle_user_preference(event: UserPreferenceEvent, router: _Router) -> str:
-    ws = router.by_phone_number_id(event.routing.phone_number_id or "")
+def _handle_user_preference(event: UserPreferenceEvent, delivery: _Delivery) -> str:
+    ws = delivery.by_phone_number_id(event.routing.phone_number_id or "")
     if ws is None:
         return "unrouted"
     pref = event.preference
@@ -486,7 +486,7 @@ def _handle_user_preference(event: UserPreferenceEvent, router: _Router) -> str:
 _QUALITY_BY_EVENT = {"FLAGGED": "RED", "UNFLAGGED": "GREEN"}
 
 
-def _handle_phone_quality(event: PhoneQualityEvent, router: _Router) -> str:
+def _handle_phone_quality(event: PhoneQualityEvent, delivery: _Delivery) -> str:
     update = event.update
     extra = update.model_extra or {}
     quality = extra.get("quality_rating") or _QUALITY_BY_EVENT.get(update.event or "")
@@ -496,7 +496,7 @@ def _handle_phone_quality(event: PhoneQualityEvent, router: _Router) -> str:
         or update.current_limit
     )
     changed = 0
-    for ws in router.by_account(event.routing, update.display_phone_number):
+    for ws in delivery.by_account(event.routing, update.display_phone_number):
         connection = identity_repository().update_whatsapp_health(
             ws, quality_rating=quality, messaging_limit=limit, account_status=None
         )
@@ -504,13 +504,13 @@ def _handle_phone_quality(event: PhoneQualityEvent, router: _Router) -> str:
     return "applied" if changed else "unrouted"
 
 
-def _handle_account_update(event: AccountUpdateEvent, router: _Router) -> str:
+def _handle_account_update(event: AccountUpdateEvent, delivery: _Delivery) -> str:
     update = event.update
     restrictions: list[Any] | None = None
     if update.event == "ACCOUNT_RESTRICTION" or update.restriction_info:
         restrictions = [r.model_dump(mode="json", exclude_none=True) for r in update.restriction_info]
     changed = 0
-    for ws in router.by_account(event.routing, update.phone_number):
+    for ws in delivery.by_account(event.routing, update.phone_number):
         connection = identity_repository().update_whatsapp_health(
             ws, account_status=update.event, restrictions=restrictions
         )
@@ -518,18 +518,18 @@ def _handle_account_update(event: AccountUpdateEvent, router: _Router) -> str:
     return "applied" if changed else "unrouted"
 
 
-def _handle_messages_error(event: MessagesErrorEvent, router: _Router) -> str:
+def _handle_messages_error(event: MessagesErrorEvent, delivery: _Delivery) -> str:
     logger.warning("webhook reported an error", extra={"code": event.error.code})
     return "logged"
 
 
-def _handle_unknown(event: UnknownFieldEvent, router: _Router) -> str:
+def _handle_unknown(event: UnknownFieldEvent, delivery: _Delivery) -> str:
     # The raw payload is already in S3 (message-content retention); log the field name only.
     logger.info("unhandled webhook field kept", extra={"field": event.field})
     return "kept"
 
 
-_HANDLERS: dict[type, Callable[[Any, _Router], str]] = {
+_HANDLERS: dict[type, Callable[[Any, _Delivery], str]] = {
     InboundMessageEvent: _handle_inbound,
     StatusEvent: _handle_status,
     TemplateStatusEvent: _handle_template_status,
