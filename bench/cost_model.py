@@ -122,8 +122,8 @@ def lambda_ms(function: str, seconds: float, op: Operation) -> float:
     return math.ceil(cpu_ms * m["full_vcpu_mb"] / memory + io_ms)
 
 
-def run() -> Section:
-    ops = by_name(measure())
+def run(operations: tuple[Operation, ...] | None = None) -> Section:
+    ops = by_name(operations if operations is not None else measure())
     missing = [name for name, _ in UNIT if name not in ops or ops[name].usage is None]
     if missing:
         return Section(
