@@ -2,9 +2,7 @@
 signing key in a temporary state directory. One session-scoped stack (`local_stack`) is shared
 by every e2e test; `start_local_stack` starts extra ones for tests that need their own.
 
-The stack runs the repository's template.yaml and handlers. While the account API handler
-(functions/contacts/contacts_api.py, which serves /health) is not written yet, it runs a
-throwaway repository instead: a minimal template and handler under a temporary directory.
+The stack runs the repository's template.yaml and handlers, exactly as `make dev` does.
 """
 
 from __future__ import annotations
@@ -15,7 +13,6 @@ import signal
 import socket
 import subprocess
 import sys
-import textwrap
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -87,67 +84,10 @@ class LocalStackProcess:
         return int(self.process.returncode)
 
 
-def _throwaway_repo(root: Path) -> Path:
-    """A minimal repository with the same public/authorised routes as the account API."""
-    (root / "functions" / "contacts").mkdir(parents=True)
-    (root / "template.yaml").write_text(
-        textwrap.dedent(
-            """
-            Transform: AWS::Serverless-2016-10-31
-            Resources:
-              Table:
-                Type: AWS::DynamoDB::Table
-                Properties:
-                  AttributeDefinitions: [{AttributeName: PK, AttributeType: S}, {AttributeName: SK, AttributeType: S}]
-                  KeySchema: [{AttributeName: PK, KeyType: HASH}, {AttributeName: SK, KeyType: RANGE}]
-              ContactsApiFunction:
-                Type: AWS::Serverless::Function
-                Properties:
-                  CodeUri: functions/contacts/
-                  Handler: contacts_api.handler
-                  Events:
-                    Health: {Type: HttpApi, Properties: {Path: /health, Method: GET, Auth: {Authorizer: NONE}}}
-                    Workspaces: {Type: HttpApi, Properties: {Path: /v1/workspaces, Method: ANY}}
-                    WorkspacesProxy: {Type: HttpApi, Properties: {Path: "/v1/workspaces/{proxy+}", Method: ANY}}
-            """
-        )
-    )
-    (root / "functions" / "contacts" / "contacts_api.py").write_text(
-        textwrap.dedent(
-            """
-            from aws_lambda_powertools.event_handler import APIGatewayHttpResolver
-
-            app = APIGatewayHttpResolver(enable_validation=True)
-
-
-            @app.get("/health")
-            def health() -> dict:
-                return {"status": "ok"}
-
-
-            @app.get("/v1/workspaces")
-            def list_workspaces() -> dict:
-                return {"items": []}
-
-
-            def handler(event, context):
-                return app.resolve(event, context)
-            """
-        )
-    )
-    return root
-
-
-def stack_repo_root(tmp_dir: Path) -> Path:
-    if (REPO_ROOT / "functions" / "contacts" / "contacts_api.py").is_file():
-        return REPO_ROOT
-    return _throwaway_repo(tmp_dir / "repo")
-
-
 def start_local_stack(tmp_dir: Path, extra_env: dict[str, str] | None = None) -> LocalStackProcess:
     """Start `relasify dev` on free ports and wait (bounded) until /health answers 200."""
     tmp_dir.mkdir(parents=True, exist_ok=True)
-    repo_root = stack_repo_root(tmp_dir)
+    repo_root = REPO_ROOT
     state_dir = tmp_dir / "state"
     ports = {"http": free_port(), "moto": free_port(), "sandbox": free_port()}
     env = {

@@ -3,6 +3,7 @@ merged OpenAPI document, applies the JWT authorizer, and stops cleanly on SIGINT
 
 from __future__ import annotations
 
+import json
 import socket
 import subprocess
 import sys
@@ -11,6 +12,7 @@ from typing import Any
 
 import httpx
 import pytest
+from relasify.whatsapp.signature import sign
 
 pytestmark = pytest.mark.e2e
 
@@ -146,3 +148,44 @@ def test_sigint_stops_everything_and_frees_the_ports(local_stack_factory: Any) -
     assert all(_nothing_listens_on(port) for port in ports)
     assert "Relasify local stack stopped" in stack.log_path.read_text()
     assert not (stack.state_dir / "stack.json").exists()
+
+
+def test_webhook_verification_uses_the_seeded_verify_token(local_stack: Any) -> None:
+    url = f"{local_stack.base_url}/webhooks/whatsapp"
+    query = {"hub.mode": "subscribe", "hub.challenge": "1158201444"}
+
+    accepted = httpx.get(url, params={**query, "hub.verify_token": "dev-verify-token"})
+    refused = httpx.get(url, params={**query, "hub.verify_token": "wrong"})
+
+    assert accepted.status_code == 200
+    assert accepted.text == "1158201444"
+    assert refused.status_code == 403
+
+
+def test_webhook_signatures_are_checked_with_the_seeded_app_secret(local_stack: Any) -> None:
+    body = json.dumps({"object": "whatsapp_business_account", "entry": []}).encode()
+    url = f"{local_stack.base_url}/webhooks/whatsapp"
+
+    signed = httpx.post(
+        url,
+        content=body,
+        headers={"content-type": "application/json", "x-hub-signature-256": sign(body, "dev-app-secret")},
+    )
+    forged = httpx.post(
+        url,
+        content=body,
+        headers={"content-type": "application/json", "x-hub-signature-256": sign(body, "not-the-secret")},
+    )
+
+    assert signed.status_code == 200
+    assert forged.status_code == 401
+
+
+def test_graph_api_calls_go_to_the_sandbox(local_stack: Any) -> None:
+    assert local_stack.sandbox_url is not None
+    assert local_stack.environment["GRAPH_API_BASE_URL"] == local_stack.sandbox_url
+
+    response = httpx.get(f"{local_stack.sandbox_url}/v23.0/unknown-object-id")
+
+    assert response.status_code < 500
+    assert response.headers["content-type"].startswith("application/json")
