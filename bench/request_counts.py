@@ -535,8 +535,8 @@ def run() -> Section:
             "for a batch of one event (worst case; bursts fill batches of 10); idle long-polling is not counted",
             "per-operation rows are measured after a warm-up call, so cached per-container reads (SSM secrets, "
             "membership, KMS data key) are not in them; the first call of a container pays them once",
-            "the Graph API send is stubbed (not an AWS request); the template row exists when the template store "
-            "accepts a seeded template",
+            "the Graph API send is stubbed (not an AWS request); the send goes to a contact that exists, with an "
+            "approved UTILITY template seeded through the template store",
         ],
         targets_met=None,
     )

@@ -190,11 +190,13 @@ class AwsCounter:
     rcu: float = 0.0
     sqs_billable: int = 0
     aws_seconds: float = 0.0
+    seconds_by_request: Counter[str] = field(default_factory=Counter)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def reset(self) -> None:
         with self._lock:
             self.requests.clear()
+            self.seconds_by_request.clear()
             self.wcu = self.rcu = self.aws_seconds = 0.0
             self.sqs_billable = 0
 
@@ -215,6 +217,7 @@ class AwsCounter:
             self.rcu += rcu
             self.sqs_billable += sqs_billable
             self.aws_seconds += seconds
+            self.seconds_by_request[name] += seconds
 
 
 @dataclass(frozen=True)
