@@ -7,6 +7,7 @@ from typing import Annotated
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Query
 from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
+from relasify.data.broadcasts import Broadcast
 from relasify.schemas.broadcasts import BroadcastCreate, BroadcastList, BroadcastOut, CountsOut
 from relasify.schemas.common import IdStr
 from relasify.services import broadcasts
@@ -16,8 +17,9 @@ from relasify.web.auth import current_membership, workspace_route
 router = APIGatewayHttpRouter()
 
 
-def _out(view: broadcasts.BroadcastView) -> BroadcastOut:
-    b = view.broadcast
+def _out(view: broadcasts.BroadcastView | None, broadcast: Broadcast | None = None) -> BroadcastOut:
+    b = view.broadcast if view is not None else broadcast
+    assert b is not None
     return BroadcastOut(
         id=b.id,
         status=b.status,
@@ -26,8 +28,9 @@ def _out(view: broadcasts.BroadcastView) -> BroadcastOut:
         audience=b.audience,
         parameters=b.parameters,
         scheduled_at=b.scheduled_at,
-        total=b.total,
-        counts=CountsOut.model_validate(view.counts, from_attributes=True),
+        # Every claimed recipient is in exactly one of these (delivered/read are sub-states of sent).
+        total=(view.counts.queued + view.counts.sent + view.counts.failed + view.counts.skipped) if view else None,
+        counts=CountsOut.model_validate(view.counts, from_attributes=True) if view else None,
         created_by=b.created_by,
         created_at=b.created_at,
         cancelled_at=b.cancelled_at,
@@ -56,7 +59,7 @@ def list_broadcasts(
     cursor: Annotated[str | None, Query(max_length=4096)] = None,
 ) -> BroadcastList:
     page = broadcasts.list_broadcasts(ws, limit=limit, cursor=cursor)
-    items = [_out(broadcasts.BroadcastView(b, broadcasts.store.Counts())) for b in page.items]
+    items = [_out(None, b) for b in page.items]
     return BroadcastList(items=items, next_cursor=page.next_cursor)
 
 

@@ -110,7 +110,12 @@ def test_broadcast_to_ids_sends_each_contact_once_even_when_jobs_are_redelivered
     broadcasts.handle_job(send_jobs[0])
     broadcasts.handle_job(send_jobs[0])
     assert sorted(s["to"] for s in env.sends()) == sorted([x.wa_id, y.wa_id])
-    counts = _get(env, created.json["id"])["counts"]
+    listed = env.api.get(f"/v1/workspaces/{env.ws}/broadcasts", as_user=OWNER)
+    assert listed.status == 200
+    assert [b["id"] for b in listed.json["items"]] == [created.json["id"]]
+    view = _get(env, created.json["id"])
+    assert view["total"] == 2
+    counts = view["counts"]
     assert counts["sent"] == 2
     assert counts["queued"] == 0
 

@@ -18,16 +18,16 @@ from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import Field
-from pynamodb.exceptions import PutError, UpdateError
+from pynamodb.exceptions import PutError, TransactWriteError, UpdateError
 
 from relasify import clock
 from relasify.data import models as m
-from relasify.data.base import chunks, query_all, query_page, utc
+from relasify.data.base import chunks, query_all, query_page, transaction, utc
 from relasify.data.cursor import decode_cursor, encode_cursor
 from relasify.data.ids import new_id
 from relasify.data.messages import _plain
 from relasify.data.records import Contact, Page, Record
-from relasify.data.tx import is_condition_failure
+from relasify.data.tx import cancellation_codes, is_condition_failure
 from relasify.settings import get_settings
 
 BroadcastStatus = Literal["queued", "scheduled", "running", "completed", "cancelled", "failed"]
@@ -200,6 +200,37 @@ def claim_recipient(
     return True
 
 
+def claim_and_count(
+    ws: str,
+    broadcast_id: str,
+    contact_id: str,
+    *,
+    status: str = "queued",
+    skip_reason: str | None = None,
+    **deltas: int,
+) -> bool:
+    """`claim_recipient` and its count in one transaction. False if the contact is in already."""
+    item = m.BroadcastRecipientModel(
+        m.broadcast_pk(ws, broadcast_id),
+        f"{m.BroadcastRecipientModel.SK_PREFIX}{contact_id}",
+        ws_id=ws,
+        broadcast_id=broadcast_id,
+        contact_id=contact_id,
+        status=status,
+        skip_reason=skip_reason,
+    )
+    shard, shard_actions = _counter_update(ws, broadcast_id, skipped_reason=skip_reason, deltas=deltas)
+    try:
+        with transaction() as tx:
+            tx.save(item, condition=m.BroadcastRecipientModel.pk.does_not_exist())
+            tx.update(shard, actions=shard_actions)
+    except TransactWriteError as exc:
+        if "ConditionalCheckFailed" in cancellation_codes(exc):
+            return False
+        raise
+    return True
+
+
 def get_recipient(ws: str, broadcast_id: str, contact_id: str) -> Recipient | None:
     item = m.BroadcastRecipientModel.get_live(
         m.broadcast_pk(ws, broadcast_id), f"{m.BroadcastRecipientModel.SK_PREFIX}{contact_id}", consistent_read=True
@@ -257,6 +288,37 @@ def get_contacts(ws: str, contact_ids: list[str]) -> dict[str, Contact]:
     return {item.contact_id: _contact(item) for item in m.ContactModel.batch_get(keys) if not item.is_expired}
 
 
+def settle_and_count(
+    ws: str,
+    broadcast_id: str,
+    contact_id: str,
+    status: str,
+    *,
+    message_id: str | None = None,
+    skip_reason: str | None = None,
+    **deltas: int,
+) -> bool:
+    """Settle a queued recipient and count it, atomically (one transaction): a crash can neither
+    count a recipient twice nor settle it uncounted. False when it was no longer queued."""
+    recipient_model = m.BroadcastRecipientModel
+    recipient = recipient_model(m.broadcast_pk(ws, broadcast_id), f"{recipient_model.SK_PREFIX}{contact_id}")
+    recipient_actions: list[Any] = [recipient_model.status.set(status), recipient_model.touch()]
+    if message_id:
+        recipient_actions.append(recipient_model.message_id.set(message_id))
+    if skip_reason:
+        recipient_actions.append(recipient_model.skip_reason.set(skip_reason))
+    shard, shard_actions = _counter_update(ws, broadcast_id, skipped_reason=skip_reason, deltas=deltas)
+    try:
+        with transaction() as tx:
+            tx.update(recipient, actions=recipient_actions, condition=recipient_model.status == "queued")
+            tx.update(shard, actions=shard_actions)
+    except TransactWriteError as exc:
+        if "ConditionalCheckFailed" in cancellation_codes(exc):
+            return False
+        raise
+    return True
+
+
 def list_recipients(ws: str, broadcast_id: str) -> list[Recipient]:
     prefix = m.BroadcastRecipientModel.SK_PREFIX
     items = query_all(
@@ -273,6 +335,13 @@ def list_recipients(ws: str, broadcast_id: str) -> list[Recipient]:
 
 def bump(ws: str, broadcast_id: str, *, skipped_reason: str | None = None, **deltas: int) -> None:
     """Atomically add `deltas` (queued=1, sent=1, ...) on one random counter shard."""
+    item, actions = _counter_update(ws, broadcast_id, skipped_reason=skipped_reason, deltas=deltas)
+    item.update(actions=actions)
+
+
+def _counter_update(
+    ws: str, broadcast_id: str, *, skipped_reason: str | None, deltas: dict[str, int]
+) -> tuple[m.BroadcastCounterShardModel, list[Any]]:
     model = m.BroadcastCounterShardModel
     shard = random.randrange(COUNTER_SHARDS)  # noqa: S311 - load spreading, not security
     item = model(m.broadcast_pk(ws, broadcast_id), f"{model.SK_PREFIX}{shard}")
@@ -288,10 +357,10 @@ def bump(ws: str, broadcast_id: str, *, skipped_reason: str | None = None, **del
         if delta:
             actions.append(getattr(model, name).add(delta))
     if skipped_reason:
-        # A nested ADD needs the map to exist: the shard is created with an empty one first.
+        # A nested ADD needs the map to exist: the shard is given an empty one first (rare: skips).
         _ensure_reason_map(item)
         actions.append(model.skipped_reasons[skipped_reason].add(deltas.get("skipped", 1)))
-    item.update(actions=actions)
+    return item, actions
 
 
 def _ensure_reason_map(item: m.BroadcastCounterShardModel) -> None:

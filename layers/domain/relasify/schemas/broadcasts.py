@@ -80,8 +80,8 @@ class BroadcastOut(Output):
     audience: dict[str, Any]
     parameters: list[dict[str, Any]] = Field(default_factory=list)
     scheduled_at: datetime | None = None
-    total: int = 0
-    counts: CountsOut = Field(default_factory=CountsOut)
+    total: int | None = None  # None in listings: counts are read per broadcast (GET .../broadcasts/{id})
+    counts: CountsOut | None = None
     created_by: str | None = None
     created_at: datetime | None = None
     cancelled_at: datetime | None = None

@@ -160,13 +160,10 @@ def _expand(broadcast: Broadcast, job: dict[str, Any]) -> str:
     for contact in contacts:
         reason = _skip_reason(contact)
         if reason is not None:
-            if store.claim_recipient(broadcast.ws, broadcast.id, contact.id, status="skipped", skip_reason=reason):
-                store.bump(broadcast.ws, broadcast.id, skipped=1, skipped_reason=reason)
-                store.add_total(broadcast.ws, broadcast.id, 1)
-            continue
-        if store.claim_recipient(broadcast.ws, broadcast.id, contact.id):
-            store.bump(broadcast.ws, broadcast.id, queued=1)
-            store.add_total(broadcast.ws, broadcast.id, 1)
+            store.claim_and_count(
+                broadcast.ws, broadcast.id, contact.id, status="skipped", skip_reason=reason, skipped=1
+            )
+        elif store.claim_and_count(broadcast.ws, broadcast.id, contact.id, queued=1):
             queued.append(contact.id)
     jobs = [_job("send", broadcast, contact_ids=chunk) for chunk in _chunked(queued, SEND_CHUNK_SIZE)]
     if next_job is not None:
@@ -257,8 +254,7 @@ def template_components(broadcast: Broadcast, contact: Contact) -> list[dict[str
 
 
 def _skip(broadcast: Broadcast, contact_id: str, reason: str) -> None:
-    if store.settle_recipient(broadcast.ws, broadcast.id, contact_id, "skipped", skip_reason=reason):
-        store.bump(broadcast.ws, broadcast.id, queued=-1, skipped=1, skipped_reason=reason)
+    store.settle_and_count(broadcast.ws, broadcast.id, contact_id, "skipped", skip_reason=reason, queued=-1, skipped=1)
 
 
 class _CancellationWatch:
@@ -362,13 +358,17 @@ def _send_one(
     except SendRefused as refusal:
         if "message_id" not in refusal.extra or refusal.status >= 500 or refusal.status == 429:
             raise  # transient: the job is retried; the recipient stays queued
-        if store.settle_recipient(
-            broadcast.ws, broadcast.id, contact_id, "failed", message_id=refusal.extra["message_id"]
-        ):
-            store.bump(broadcast.ws, broadcast.id, queued=-1, failed=1)
+        store.settle_and_count(
+            broadcast.ws,
+            broadcast.id,
+            contact_id,
+            "failed",
+            message_id=refusal.extra["message_id"],
+            queued=-1,
+            failed=1,
+        )
         return
-    if store.settle_recipient(broadcast.ws, broadcast.id, contact_id, "sent", message_id=message.id):
-        store.bump(broadcast.ws, broadcast.id, queued=-1, sent=1)
+    store.settle_and_count(broadcast.ws, broadcast.id, contact_id, "sent", message_id=message.id, queued=-1, sent=1)
 
 
 # --- webhook feedback ------------------------------------------------------------------------------
