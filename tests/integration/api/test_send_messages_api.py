@@ -12,7 +12,6 @@ import pytest
 from relasify.data import messages as message_store
 from relasify.data.contacts import contact_repository
 from relasify.data.identity import identity_repository
-from relasify.errors import SendRefused
 from relasify.services import sending
 
 from tests.integration.api.test_send_support import (
@@ -370,7 +369,3 @@ def test_a_crash_after_the_outbox_write_resends_under_the_same_message(env: Send
 def test_get_unknown_message_is_404(env: SendingEnv) -> None:
     response = env.api.get(f"/v1/workspaces/{env.ws}/messages/msg_nope", as_user=AGENT)
     assert response.status == 404
-
-
-def test_send_refused_is_a_domain_error() -> None:
-    assert SendRefused("contact-opted-out", "x").status == 409
