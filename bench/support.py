@@ -205,6 +205,8 @@ class AwsCounter:
         with self._lock:
             if self.requests[name] > 0:
                 self.requests[name] -= 1
+                if name.startswith("sqs:"):
+                    self.sqs_billable -= 1
 
     def snapshot(self) -> Usage:
         with self._lock:
