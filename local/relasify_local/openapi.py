@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import threading
 from functools import cache
 from importlib import resources
@@ -46,20 +47,47 @@ def merged_openapi(table: RouteTable, server_url: str | None = None) -> dict[str
         security_schemes={SECURITY_SCHEME: HTTPBearer(bearerFormat="JWT")},
         on_conflict="first",
     )
+    undescribed: list[LocalFunction] = []
     for function in api_functions(table):
         module = function.try_load()
         app = getattr(module, "app", None) if module is not None else None
         if app is None or not hasattr(app, "get_openapi_schema"):
             if module is not None:
-                logger.warning("%s: no Powertools resolver `app`; left out of /openapi.json", function.logical_id)
+                undescribed.append(function)
             continue
         try:
             merge.add_schema(app.get_openapi_schema())
         except Exception as exc:
             logger.warning("%s: OpenAPI schema failed (%s); left out", function.logical_id, type(exc).__name__)
+    if undescribed:
+        merge.add_schema(_route_only_schema(table, undescribed))
     document: dict[str, Any] = json.loads(merge.get_openapi_json_schema())
     _apply_security(document, table)
     return document
+
+
+def _route_only_schema(table: RouteTable, functions: list[LocalFunction]) -> dict[str, Any]:
+    """Operations for plain handlers (no resolver, e.g. the webhook receiver), from their template routes."""
+    ids = {f.logical_id for f in functions}
+    paths: dict[str, dict[str, Any]] = {}
+    for route in table.routes:
+        if route.function.logical_id not in ids or route.method in ("ANY", "OPTIONS") or "+}" in route.path:
+            continue
+        parameters = [
+            {"name": segment[1:-1], "in": "path", "required": True, "schema": {"type": "string"}}
+            for segment in route.segments
+            if segment.startswith("{")
+        ]
+        operation: dict[str, Any] = {
+            "summary": route.route_key,
+            "description": f"Served by {route.function.logical_id}, a plain handler without an OpenAPI model.",
+            "operationId": re.sub(r"[^A-Za-z0-9]+", "_", f"{route.function.logical_id}_{route.route_key}").strip("_"),
+            "responses": {"default": {"description": "See the function's documentation"}},
+        }
+        if parameters:
+            operation["parameters"] = parameters
+        paths.setdefault(route.path, {})[route.method.lower()] = operation
+    return {"paths": paths}
 
 
 def _apply_security(document: dict[str, Any], table: RouteTable) -> None:

@@ -52,6 +52,14 @@ Resources:
       Handler: missing.handler
       Events:
         Missing: {Type: HttpApi, Properties: {Path: /missing, Method: GET}}
+  PlainFunction:
+    Type: AWS::Serverless::Function
+    Properties:
+      CodeUri: functions/account/
+      Handler: plain.handler
+      Events:
+        Get: {Type: HttpApi, Properties: {Path: "/hooks/{kind}", Method: GET, Auth: {Authorizer: NONE}}}
+        Post: {Type: HttpApi, Properties: {Path: /hooks, Method: POST}}
   SweepFunction:
     Type: AWS::Serverless::Function
     Properties:
@@ -107,6 +115,7 @@ def repo(tmp_path: Path) -> Path:
             "account_api.py": ACCOUNT_API,
             "helpers.py": 'STATUS = "ok"\n',
             "sweep.py": "def handler(e, c):\n    return e\n",
+            "plain.py": "def handler(e, c):\n    return {}\n",
         },
         "send": {"send_api.py": SEND_API},
         "broken": {"broken.py": "raise RuntimeError('import-time failure')\n"},
@@ -162,10 +171,17 @@ def test_merged_openapi_covers_every_api_function_and_marks_authorised_operation
         "/v1/workspaces",
         "/v1/workspaces/{ws}",
         "/v1/workspaces/{ws}/messages",
+        "/hooks/{kind}",
+        "/hooks",
     }
     assert "security" not in document["paths"]["/health"]["get"]
     assert document["paths"]["/v1/workspaces"]["get"]["security"] == [{"bearerAuth": []}]
     assert document["paths"]["/v1/workspaces/{ws}/messages"]["post"]["security"] == [{"bearerAuth": []}]
+    # Plain handlers are described from their template routes, with the same security rules.
+    plain = document["paths"]["/hooks/{kind}"]["get"]
+    assert plain["parameters"][0]["name"] == "kind"
+    assert "security" not in plain
+    assert document["paths"]["/hooks"]["post"]["security"] == [{"bearerAuth": []}]
     assert document["components"]["securitySchemes"]["bearerAuth"] == {
         "type": "http",
         "scheme": "bearer",
