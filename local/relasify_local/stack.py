@@ -18,15 +18,26 @@ import sys
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 from typing import Any
+from urllib.parse import urlsplit
 
 from relasify_local.aws import DUMMY_CREDENTIALS, LocalResources, MotoServer, aws_client, bootstrap_resources
 from relasify_local.cfn import REPO_ROOT, load_template
-from relasify_local.gateway import Gateway, GatewayHttpServer, RouteTable, cors_from_template, routes_from_functions
-from relasify_local.jwt_local import LocalKeyPair, load_or_create_key
+from relasify_local.gateway import (
+    Gateway,
+    GatewayHttpServer,
+    HttpRequest,
+    HttpResponse,
+    RouteTable,
+    cors_from_template,
+    json_response,
+    routes_from_functions,
+)
+from relasify_local.jwt_local import LOCAL_ISSUER, LocalKeyPair, load_or_create_key
 from relasify_local.openapi import OpenApiRoutes
 from relasify_local.pollers import SqsPoller, pollers_from_functions
 from relasify_local.runtime import ACCOUNT_ID, REGION, LocalFunction, functions_from_template, log_invocation_error
@@ -89,6 +100,12 @@ class StackConfig:
             if value is not None:
                 setattr(config, key, value)
         return config
+
+
+def issuer_routes(key: LocalKeyPair) -> dict[tuple[str, str], Callable[[HttpRequest], HttpResponse]]:
+    """The local issuer's public key set, where OIDC clients look for it (`<issuer>/.well-known/jwks.json`)."""
+    jwks_path = urlsplit(LOCAL_ISSUER).path + "/.well-known/jwks.json"
+    return {("GET", jwks_path): lambda _: json_response(200, {"keys": [key.public_jwk()]})}
 
 
 def scheduler_event(function: LocalFunction, event_name: str, props: dict[str, Any]) -> dict[str, Any]:
@@ -263,7 +280,7 @@ class LocalStack:
         self.gateway = Gateway(
             table.routes,
             self.signing_key,
-            local_routes=openapi.local_routes(),
+            local_routes={**openapi.local_routes(), **issuer_routes(self.signing_key)},
             domain_name=f"{config.host}:{self.http_server.port}",
             cors=cors_from_template(template, self.resources.resolve),
         )

@@ -14,8 +14,9 @@ from pathlib import Path
 
 import boto3
 import httpx
+import jwt
 import pytest
-from relasify_local.jwt_local import mint_token
+from relasify_local.jwt_local import LOCAL_AUDIENCE, LOCAL_ISSUER, mint_token
 from relasify_local.stack import LocalStack, StackConfig
 
 TEMPLATE = """
@@ -233,3 +234,13 @@ def test_stop_frees_every_port(tmp_path: Path) -> None:
     stack.stop()
 
     assert all(_nothing_listens_on(port) for port in ports)
+
+
+def test_the_local_issuer_publishes_its_key_set(stack: LocalStack) -> None:
+    token = mint_token("owner@example.com", state_dir=stack.state_dir)
+
+    jwks = httpx.get(f"{stack.base_url}/local-issuer/.well-known/jwks.json").json()
+
+    key = jwt.PyJWKSet.from_dict(jwks)[jwt.get_unverified_header(token)["kid"]]
+    claims = jwt.decode(token, key.key, algorithms=["RS256"], audience=LOCAL_AUDIENCE, issuer=LOCAL_ISSUER)
+    assert claims["email"] == "owner@example.com"
