@@ -283,7 +283,16 @@ def _per_event(requests: dict[str, int], events: int) -> str:
 
 
 def run(*, rounds: int = 5, messages: int = 20, inbound: int = 10) -> Section:
-    data = measure(rounds=rounds, messages=messages, inbound=inbound)
+    try:
+        data = measure(rounds=rounds, messages=messages, inbound=inbound)
+    except Exception as exc:  # the processor is work in progress elsewhere: say so rather than crash the suite
+        return Section(
+            title="Webhook processing throughput (in-process, moto)",
+            command="python -m bench webhook_throughput",
+            headers=["path", "status"],
+            rows=[["webhook processor", f"not available ({type(exc).__name__}: {str(exc)[:160]})"]],
+            targets_met=False,
+        )
     events = data["events_per_round"]
     total_events = events * data["rounds"]
     pipe = statistics.median(data["pipeline_s"])
