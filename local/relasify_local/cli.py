@@ -8,6 +8,7 @@ relasify openapi                           # the merged OpenAPI document
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import logging
 import os
@@ -66,7 +67,17 @@ def _dev(args: argparse.Namespace) -> int:
     started = time.monotonic()
     stack = LocalStack(config)
     try:
-        stack.start()
+        try:
+            stack.start()
+        except OSError as exc:
+            if exc.errno != errno.EADDRINUSE:
+                raise
+            print(
+                f"Cannot start: {exc}. Stop what uses the port, or pick others with "
+                "RELASIFY_HTTP_PORT / RELASIFY_MOTO_PORT / RELASIFY_SANDBOX_PORT.",
+                file=sys.stderr,
+            )
+            return 1
         stack.write_state_file()
         if not stop_requested.is_set():
             print(f"  HTTP API      {stack.base_url}", flush=True)
