@@ -148,6 +148,24 @@ def test_erase_leaves_no_trace_outside_billing_records(api: ApiClient) -> None:
     bystander = _contact(ws, phone="+6281311112222", wa_id="6281311112222", name="Rudi", email="rudi@example.org")
     messages = [_inbound(ws, contact.id, f"wamid.E{i}", text) for i, text in enumerate(TEXTS)]
     kept = _inbound(ws, bystander.id, "wamid.keep", "pesan orang lain")
+    # The contact reacts to one of the messages: a reaction item of its own, and a copy on the target.
+    reaction = message_store.record_inbound(
+        message_store.NewInboundMessage(
+            ws=ws,
+            contact_id=contact.id,
+            wamid="wamid.R",
+            type="reaction",
+            content={"message_id": "wamid.E1", "emoji": "\U0001f44d"},
+            message_at=clock.now(),
+            in_conversation=False,
+        )
+    )
+    assert reaction is not None
+    assert message_store.attach_reaction(
+        ws,
+        messages[1].id,
+        message_store.Reaction(emoji="\U0001f44d", from_wa_id=WA_ID, wamid="wamid.R", at=clock.now()),
+    )
     s3 = boto3.client("s3")
     bucket = get_settings().media_bucket
     for msg in messages:
@@ -209,6 +227,9 @@ def test_erase_leaves_no_trace_outside_billing_records(api: ApiClient) -> None:
     for key, body in objects.items():
         assert all(n.encode() not in body for n in needles), key
     assert set(objects) == {f"media/{ws}/{kept.id}"}
+    keys = {(i["PK"]["S"], i["SK"]["S"]) for i in _table_items()}
+    assert (m.message_pk(ws, reaction.id), "MSG") not in keys
+    assert not any(pk.startswith(("WAMID#wamid.E", "WAMID#wamid.R")) for pk, _ in keys)
 
     # The bystander and their conversation are untouched.
     assert contact_repository().get(ws, bystander.id) is not None

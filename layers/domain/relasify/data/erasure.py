@@ -31,24 +31,43 @@ class ConversationItem:
     message_id: str
     wamid: str | None
     media_s3_key: str | None
+    reaction_wamids: tuple[str, ...] = ()  # reactions attached to this message (their own items)
 
 
 def conversation_items(ws: str, contact_id: str) -> list[ConversationItem]:
     """Every message item of a contact's conversation, expired ones included (erasure takes all)."""
     out = []
     for item in raw_query(
-        m.conversation_pk(ws, contact_id), index="GSI1", projection="PK,SK,message_id,wamid,media_s3_key"
+        m.conversation_pk(ws, contact_id), index="GSI1", projection="PK,SK,message_id,wamid,media_s3_key,reactions"
     ):
         message_id = item.get("message_id", {}).get("S") or item["PK"]["S"].rsplit("#", 1)[-1]
+        reactions = [r.get("M", {}).get("wamid", {}).get("S") for r in item.get("reactions", {}).get("L", [])]
         out.append(
             ConversationItem(
                 key=(item["PK"]["S"], item["SK"]["S"]),
                 message_id=message_id,
                 wamid=item.get("wamid", {}).get("S"),
                 media_s3_key=item.get("media_s3_key", {}).get("S"),
+                reaction_wamids=tuple(w for w in reactions if w),
             )
         )
     return out
+
+
+def reaction_message_keys(ws: str, reaction_wamid: str) -> list[Key]:
+    """A reaction's own message item (kept outside the conversation index) and its wamid partition,
+    found through the reaction's wamid recorded on the target message: inbound items are keyed by an
+    id derived from the wamid; older items are found through their wamid pointer."""
+    from relasify.data import messages
+
+    keys = wamid_partition_keys(reaction_wamid)
+    derive = getattr(messages, "inbound_message_id", None)  # present once inbound ids derive from wamids
+    if derive is not None:
+        keys.append((m.message_pk(ws, derive(reaction_wamid)), m.MessageModel.SK_VALUE))
+    for pointer in raw_query(m.wamid_pk(reaction_wamid), projection="PK,SK,ws_id,message_id"):
+        if pointer.get("ws_id", {}).get("S") == ws and pointer.get("message_id", {}).get("S"):
+            keys.append((m.message_pk(ws, pointer["message_id"]["S"]), m.MessageModel.SK_VALUE))
+    return keys
 
 
 def wamid_partition_keys(wamid: str) -> list[Key]:

@@ -76,8 +76,9 @@ def set_restricted(caller: Membership, contact_id: str, restricted: bool) -> Con
 
 
 def erase_contact(caller: Membership, contact_id: str) -> dict[str, int]:
-    """Erasure, at once: the conversation's messages, their wamid pointers and early statuses, their
-    media objects, broadcast recipient items, then the contact with its uniqueness markers and tag
+    """Erasure, at once: the conversation's messages, their wamid pointers and early statuses, the
+    contact's reaction items (found through the reactions on those messages), media objects,
+    broadcast recipient items, then the contact with its uniqueness markers and tag
     items (one transaction). Billing records (wamid, category, pricing: no content) are kept.
     Messages go first, so an interrupted erasure can simply be repeated."""
     ws = caller.ws
@@ -87,6 +88,8 @@ def erase_contact(caller: Membership, contact_id: str) -> dict[str, int]:
     for item in conversation:
         if item.wamid:
             keys += erasure_store.wamid_partition_keys(item.wamid)
+        for reaction_wamid in item.reaction_wamids:
+            keys += erasure_store.reaction_message_keys(ws, reaction_wamid)
     recipients = erasure_store.broadcast_recipient_keys(ws, contact_id)
     erasure_store.delete_items(keys + recipients)
     media = [erasure_store.message_media_key(ws, item.message_id) for item in conversation]
