@@ -5,9 +5,10 @@ three steps, so a worker that dies anywhere and is re-run counts every row exact
 
 1. `begin_batch`: the batch's outcome counts and row errors are stored on the job as `pending`
    (conditional: nothing pending and `processed` is where this worker expects it);
-2. the contact writes: transactions of up to 100 items; creates claim the phone marker with a
-   condition, updates are conditional on the `updated_at` that was read. Every write is a merge
-   that is idempotent (re-applying a row changes nothing), so replaying a batch is harmless;
+2. the contact writes (`write_contacts`): creates claim the phone marker with a condition, then
+   tag items and contacts go out in batches; updates are conditional on the `updated_at` that was
+   read. Every write is an idempotent merge (re-applying a row changes nothing), so replaying a
+   batch is harmless;
 3. `commit_batch`: `processed` moves past the batch and the counts are added, in one conditional
    update that also removes `pending`.
 
@@ -19,16 +20,16 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from functools import lru_cache
 from typing import Any, Literal
 
 from pydantic import Field
 from pynamodb.attributes import BooleanAttribute, MapAttribute, UnicodeAttribute
-from pynamodb.exceptions import TransactWriteError
 
 from relasify.data import models as m
-from relasify.data.base import chunks, transaction
+from relasify.data.base import chunks
 from relasify.data.contacts import (
     _contact,
     _contact_key,
@@ -39,14 +40,12 @@ from relasify.data.contacts import (
     _tag_key,
 )
 from relasify.data.records import AttributeValue, ConsentEvent, Contact, Record
-from relasify.data.tx import cancellation_codes, is_condition_failure
+from relasify.data.tx import is_condition_failure
 from relasify.errors import Conflict
 from relasify.settings import get_settings
 
 ImportStatus = Literal["awaiting_upload", "queued", "running", "completed", "failed"]
 MAX_ERRORS = m.ImportJobModel.MAX_ERRORS
-_MAX_TX_ITEMS = 100
-_TX_RETRIES = 4
 
 
 class JobStateConflict(Conflict):
@@ -294,14 +293,15 @@ def add_job_errors(ws: str, import_id: str, errors: list[RowError]) -> None:
 # contacts, in batches
 
 
-def existing_by_phone(ws: str, phones: Iterable[str]) -> dict[str, Contact]:
-    """The live contacts holding these phones (consistent reads: a replay must see its own writes)."""
+def existing_by_phone(ws: str, phones: Iterable[str]) -> tuple[dict[str, Contact], dict[str, str]]:
+    """The live contacts holding these phones, and "orphan" markers (phone -> contact id) whose
+    contact was never written because an import died between claiming and writing; the import
+    that finds one completes it under that id. Consistent reads: a replay must see its own writes."""
     wanted = list(dict.fromkeys(phones))
     owners: dict[str, str] = {}
     for group in chunks(wanted, 100):
-        for marker in m.ContactUniqueModel.batch_get(
-            [_marker_key(ws, "phone", p) for p in group], consistent_read=True
-        ):
+        keys = [_marker_key(ws, "phone", p) for p in group]
+        for marker in m.ContactUniqueModel.batch_get(keys, consistent_read=True):
             if not marker.is_expired:
                 owners[marker.value] = marker.contact_id
     found: dict[str, Contact] = {}
@@ -311,10 +311,15 @@ def existing_by_phone(ws: str, phones: Iterable[str]) -> dict[str, Contact]:
         for item in m.ContactModel.batch_get(keys, consistent_read=True):
             if not item.is_expired and item.phone == by_id.get(item.contact_id):
                 found[item.phone] = _contact(item)
-    return found
+    orphans = {phone: cid for phone, cid in owners.items() if phone not in found}
+    return found, orphans
 
 
-def _create_ops(ws: str, new: NewImportedContact) -> tuple[m.ContactModel, list[Any]]:
+def _tag_item(ws: str, tag: str, contact_id: str) -> m.ContactTagModel:
+    return m.ContactTagModel(*_tag_key(ws, tag, contact_id), ws_id=ws, tag=tag, contact_id=contact_id)
+
+
+def _contact_item(ws: str, new: NewImportedContact) -> m.ContactModel:
     item = m.ContactModel(
         *_contact_key(ws, new.contact_id),
         ws_id=ws,
@@ -330,27 +335,26 @@ def _create_ops(ws: str, new: NewImportedContact) -> tuple[m.ContactModel, list[
             status=new.consent.status, source=new.consent.source, at=new.consent.at, history=[_event_map(new.consent)]
         )
     _set_index_keys(item)
+    return item
+
+
+def _claim_phone(ws: str, phone: str, contact_id: str) -> bool:
+    """Claim the phone's uniqueness marker for `contact_id` (or find it already ours)."""
     marker = m.ContactUniqueModel(
-        *_marker_key(ws, "phone", new.phone), ws_id=ws, kind="phone", value=new.phone, contact_id=new.contact_id
+        *_marker_key(ws, "phone", phone), ws_id=ws, kind="phone", value=phone, contact_id=contact_id
     )
-    ops: list[Any] = [
-        ("save", item, m.ContactModel.pk.does_not_exist()),
-        ("save", marker, _marker_free()),
-    ]
-    for tag in new.tags:
-        ops.append(
-            (
-                "save",
-                m.ContactTagModel(*_tag_key(ws, tag, new.contact_id), ws_id=ws, tag=tag, contact_id=new.contact_id),
-                None,
-            )
-        )
-    return item, ops
+    try:
+        marker.save(condition=_marker_free() | (m.ContactUniqueModel.contact_id == contact_id))
+    except Exception as exc:
+        if is_condition_failure(exc):
+            return False
+        raise
+    return True
 
 
-def _merge_ops(ws: str, merge: ContactMerge) -> tuple[m.ContactModel, list[Any]]:
+def _merge_contact(ws: str, merge: ContactMerge) -> bool:
+    """One conditional update (the contact is as we read it); False when it changed meanwhile."""
     model = m.ContactModel
-    item = model(*_contact_key(ws, merge.contact_id))
     actions: list[Any] = [model.touch()]
     if merge.name is not None:
         actions += [
@@ -375,16 +379,13 @@ def _merge_ops(ws: str, merge: ContactMerge) -> tuple[m.ContactModel, list[Any]]
     condition = model.pk.exists() & model.live_condition() & (model.phone == merge.phone)
     if merge.expected_updated_at is not None:
         condition = condition & (model.updated_at == merge.expected_updated_at)
-    ops: list[Any] = [("update", item, (actions, condition))]
-    for tag in merge.added_tags:
-        ops.append(
-            (
-                "save",
-                m.ContactTagModel(*_tag_key(ws, tag, merge.contact_id), ws_id=ws, tag=tag, contact_id=merge.contact_id),
-                None,
-            )
-        )
-    return item, ops
+    try:
+        model(*_contact_key(ws, merge.contact_id)).update(actions=actions, condition=condition)
+    except Exception as exc:
+        if is_condition_failure(exc):
+            return False
+        raise
+    return True
 
 
 def write_contacts(
@@ -392,63 +393,46 @@ def write_contacts(
     creates: list[NewImportedContact],
     merges: list[ContactMerge],
     *,
-    after_group: Callable[[], None] | None = None,
+    after_step: Callable[[], None] | None = None,
 ) -> set[str]:
-    """Apply creates and merges in transactions of at most 100 items. Returns the phones whose write
-    was refused by its condition (a concurrent change): the caller re-reads and retries those."""
-    entries: list[tuple[str, m.ContactModel, list[Any]]] = []
-    for new in creates:
-        item, ops = _create_ops(ws, new)
-        entries.append((new.phone, item, ops))
-    for merge in merges:
-        item, ops = _merge_ops(ws, merge)
-        entries.append((merge.phone, item, ops))
-    refused: set[str] = set()
-    group: list[tuple[str, m.ContactModel, list[Any]]] = []
-    size = 0
-    for entry in entries:
-        if group and size + len(entry[2]) > _MAX_TX_ITEMS:
-            refused |= _write_group(group)
-            if after_group is not None:
-                after_group()
-            group, size = [], 0
-        group.append(entry)
-        size += len(entry[2])
-    if group:
-        refused |= _write_group(group)
-        if after_group is not None:
-            after_group()
+    """Apply a batch's creates and merges; returns the phones refused because of a concurrent change
+    (the caller re-reads and re-plans those).
+
+    Order matters for a crash at any point: phone markers are claimed first (conditional puts: one
+    contact per phone even against concurrent API creates), then tag items, then the contacts
+    (batched puts), then merges (tag items before the conditional update). A re-run finds claimed
+    markers without a contact ("orphans") and completes them under the same id; tag items are
+    written before the contact that lists them, so a re-run that sees the tag on the contact
+    knows its item exists. DynamoDB transactions would do the same in fewer steps, but cost a
+    round trip per 100 items either way, and emulators copy the whole table per transaction item.
+    """
+    hit = after_step or (lambda: None)
+    pool = _pool()
+    claimed = list(pool.map(lambda new: _claim_phone(ws, new.phone, new.contact_id), creates))
+    refused = {new.phone for new, ok in zip(creates, claimed, strict=True) if not ok}
+    hit()
+    winners = [new for new in creates if new.phone not in refused]
+    with m.ContactTagModel.batch_write() as batch:
+        for new in winners:
+            for tag in new.tags:
+                batch.save(_tag_item(ws, tag, new.contact_id))
+        for merge in merges:
+            for tag in merge.added_tags:
+                batch.save(_tag_item(ws, tag, merge.contact_id))
+    with m.ContactModel.batch_write() as contacts:
+        for new in winners:
+            contacts.save(_contact_item(ws, new))
+    hit()
+    merged = list(pool.map(lambda merge: _merge_contact(ws, merge), merges))
+    refused |= {merge.phone for merge, ok in zip(merges, merged, strict=True) if not ok}
+    hit()
     return refused
 
 
-def _write_group(group: list[tuple[str, m.ContactModel, list[Any]]]) -> set[str]:
-    refused: set[str] = set()
-    remaining = list(group)
-    attempts = 0
-    while remaining:
-        attempts += 1
-        tx = transaction()
-        try:
-            with tx:
-                for _phone, _item, ops in remaining:
-                    for kind, target, extra in ops:
-                        if kind == "save":
-                            tx.save(target, condition=extra)
-                        else:
-                            actions, condition = extra
-                            tx.update(target, actions=actions, condition=condition)
-            return refused
-        except TransactWriteError as exc:
-            failed = {key for key, f in tx.failures(exc).items() if f.code == "ConditionalCheckFailed"}
-            losers = {phone for phone, _item, ops in remaining if any((t.pk, t.sk) in failed for _k, t, _e in ops)}
-            if losers:
-                refused |= losers
-                remaining = [e for e in remaining if e[0] not in losers]
-                continue
-            if "TransactionConflict" in cancellation_codes(exc) and attempts < _TX_RETRIES:
-                continue
-            raise
-    return refused
+@lru_cache(maxsize=1)
+def _pool() -> ThreadPoolExecutor:
+    # Conditional single-item writes are independent round trips: overlap them.
+    return ThreadPoolExecutor(max_workers=8, thread_name_prefix="import-writes")
 
 
 # ---------------------------------------------------------------------------------------------

@@ -369,9 +369,12 @@ Outcome = Literal["created", "updated", "skipped", "failed"]
 
 
 def plan(
-    ws: str, rows: list[ParsedRow | RowError], existing: dict[str, Contact]
+    rows: list[ParsedRow | RowError], existing: dict[str, Contact], orphans: dict[str, str] | None = None
 ) -> tuple[dict[str, Draft], dict[int, Outcome], list[RowError]]:
-    """Drafts by phone, each row's outcome, and the row errors, merging rows in file order."""
+    """Drafts by phone, each row's outcome, and the row errors, merging rows in file order.
+    `orphans` are phones claimed by an earlier, interrupted run: their contact is created under the
+    claimed id."""
+    orphans = orphans or {}
     drafts: dict[str, Draft] = {}
     outcomes: dict[int, Outcome] = {}
     errors: list[RowError] = []
@@ -384,7 +387,7 @@ def plan(
         if draft is None and row.phone in existing:
             draft = drafts[row.phone] = Draft.of(existing[row.phone])
         if draft is None:
-            draft = Draft(new_id(), row.phone, True, None, None, None, [], {}, "unknown")
+            draft = Draft(orphans.get(row.phone) or new_id(), row.phone, True, None, None, None, [], {}, "unknown")
             result = merge(draft, row)
             if isinstance(result, RowError):
                 outcomes[row.row] = "failed"
@@ -449,7 +452,7 @@ def _tally(outcomes: dict[int, Outcome]) -> Counts:
 # the worker
 
 
-Fault = Callable[[str], None]  # test hook: called at "begun", "group_written", "written"
+Fault = Callable[[str], None]  # test hook: called at "begun", "step_written" (after each write step), "written"
 
 
 def _records(reader: Iterator[list[str]]) -> Iterator[tuple[int, list[str]]]:
@@ -482,8 +485,8 @@ class _Run:
             self.fault(point)
 
     def plan(self, rows: list[ParsedRow | RowError]) -> tuple[dict[str, Draft], dict[int, Outcome], list[RowError]]:
-        existing = store.existing_by_phone(self.ws, (r.phone for r in rows if isinstance(r, ParsedRow)))
-        return plan(self.ws, rows, existing)
+        existing, orphans = store.existing_by_phone(self.ws, (r.phone for r in rows if isinstance(r, ParsedRow)))
+        return plan(rows, existing, orphans)
 
     def write(
         self, rows: list[ParsedRow | RowError], drafts: dict[str, Draft], outcomes: dict[int, Outcome]
@@ -492,7 +495,7 @@ class _Run:
         Returns the rows' final outcomes."""
         outcomes = dict(outcomes)
         creates, merges = _writes(drafts)
-        refused = store.write_contacts(self.ws, creates, merges, after_group=lambda: self.hit("group_written"))
+        refused = store.write_contacts(self.ws, creates, merges, after_step=lambda: self.hit("step_written"))
         for _ in range(3):
             if not refused:
                 return outcomes

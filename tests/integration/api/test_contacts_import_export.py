@@ -1,0 +1,149 @@
+"""Import and export through the API: inline CSV and presigned upload, the worker run by its SQS
+handler, export to S3 with formula neutralisation and a security-log entry."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from urllib.parse import urlsplit
+
+import boto3
+import requests
+from relasify_local.cfn import REPO_ROOT, load_template
+from relasify_local.runtime import functions_from_template
+
+from tests.support.api import ApiClient
+
+OWNER = "owner@example.com"
+AGENT = "agent@example.com"
+
+
+def _run_worker(queue_url: str) -> None:
+    """Deliver the queued import messages to the worker handler, as the SQS event source would."""
+    worker = functions_from_template(load_template(), REPO_ROOT)["ImportWorkerFunction"]
+    sqs = boto3.client("sqs")
+    while True:
+        messages = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=1).get("Messages") or []
+        if not messages:
+            return
+        record = {
+            "messageId": messages[0]["MessageId"],
+            "receiptHandle": messages[0]["ReceiptHandle"],
+            "body": messages[0]["Body"],
+            "attributes": {},
+            "messageAttributes": {},
+            "eventSource": "aws:sqs",
+            "eventSourceARN": "arn:aws:sqs:ap-southeast-3:123456789012:import",
+            "awsRegion": "ap-southeast-3",
+        }
+        result = worker.invoke({"Records": [record]})
+        assert result == {"batchItemFailures": []}, result
+        sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=messages[0]["ReceiptHandle"])
+
+
+def test_inline_csv_import(api: ApiClient, aws_resources) -> None:
+    ws = api.create_workspace(OWNER)
+    api.add_member(ws, OWNER, AGENT, "agent")
+    body = b"phone,name,tags\n0812-3456-7801,Budi,vip\n+6281234567801,Budi,\nbad,Nobody,\n081298765402,Sari,\n"
+    response = api.request(
+        "POST", f"/v1/workspaces/{ws}/contacts/imports", body=body, headers={"content-type": "text/csv"}, as_user=AGENT
+    )
+    assert response.status == 202, response.body
+    import_id = response.json["id"]
+    assert response.json["status"] == "queued"
+
+    _run_worker(aws_resources.import_queue_url)
+    job = api.get(f"/v1/workspaces/{ws}/contacts/imports/{import_id}", as_user=AGENT).json
+    assert job["status"] == "completed"
+    assert (job["processed"], job["total"]) == (4, 4)
+    assert (job["created"], job["updated"], job["skipped"], job["failed"]) == (2, 0, 1, 1)
+    assert job["errors"] == [{"row": 4, "column": "phone", "reason": "Not a phone number"}]
+    listed = api.get(f"/v1/workspaces/{ws}/contacts?tag=vip", as_user=AGENT).json["items"]
+    assert [c["name"] for c in listed] == ["Budi"]
+
+    # Another workspace cannot see the import.
+    other = api.create_workspace(AGENT, name="Mine")
+    assert api.get(f"/v1/workspaces/{other}/contacts/imports/{import_id}", as_user=AGENT).status == 404
+
+
+def test_presigned_upload_import(api: ApiClient, aws_resources) -> None:
+    ws = api.create_workspace(OWNER)
+    base = f"/v1/workspaces/{ws}/contacts/imports"
+    assert api.post(base, {"filename": ""}, as_user=OWNER).status == 422
+    assert api.post(base, {"nope": "x"}, as_user=OWNER).json["errors"][0]["location"] == "body/nope"
+    created = api.post(base, {"filename": "contacts.csv"}, as_user=OWNER)
+    assert created.status == 202, created.body
+    job = created.json
+    assert job["status"] == "awaiting_upload"
+    assert job["upload_url"].startswith("https://")
+
+    early = api.post(f"{base}/{job['id']}/start", {}, as_user=OWNER)
+    assert early.status == 409  # nothing uploaded yet
+
+    csv_text = "phone,name\n" + "".join(f"0812{10_000_000 + i},P{i}\n" for i in range(300))
+    upload = requests.put(job["upload_url"], data=csv_text.encode(), headers={"Content-Type": "text/csv"}, timeout=10)
+    assert upload.status_code == 200, upload.text
+    started = api.post(f"{base}/{job['id']}/start", {}, as_user=OWNER)
+    assert started.status == 202
+    assert started.json["status"] == "queued"
+    assert api.post(f"{base}/{job['id']}/start", {}, as_user=OWNER).status == 202  # repeating is harmless
+
+    _run_worker(aws_resources.import_queue_url)
+    done = api.get(f"{base}/{job['id']}", as_user=OWNER).json
+    assert done["status"] == "completed"
+    assert done["created"] == 300
+    assert done["upload_url"] is None
+
+
+def test_export_csv_and_json(api: ApiClient, aws_resources) -> None:
+    ws = api.create_workspace(OWNER)
+    api.add_member(ws, OWNER, AGENT, "agent")
+    hostile = '=HYPERLINK("http://evil")'
+    created = api.post(
+        f"/v1/workspaces/{ws}/contacts",
+        {
+            "phone": "081234567801",
+            "name": hostile,
+            "tags": ["-vip"],
+            "attributes": {"note": "@SUM(1+1)", "n": 2},
+            "consent": {"status": "opted_in", "source": "form"},
+        },
+        as_user=AGENT,
+    ).json
+    api.post(f"/v1/workspaces/{ws}/contacts", {"phone": "081234567802", "name": "Sari"}, as_user=AGENT)
+
+    response = api.get(f"/v1/workspaces/{ws}/contacts/export?format=csv", as_user=AGENT)
+    assert response.status == 200, response.body
+    export = response.json
+    assert export["count"] == 2
+    assert export["format"] == "csv"
+    key = urlsplit(export["url"]).path.split("/", 2)[2]
+    assert key.startswith(f"exports/{ws}/")
+    assert "X-Amz-Expires=300" in export["url"]
+    text = boto3.client("s3").get_object(Bucket=aws_resources.media_bucket, Key=key)["Body"].read().decode()
+    rows = list(csv.DictReader(io.StringIO(text)))
+    budi = next(r for r in rows if r["id"] == created["id"])
+    assert budi["name"] == "'" + hostile
+    assert budi["phone"] == "'+6281234567801"
+    assert budi["tags"] == "'-vip"
+    assert json.loads(budi["attributes"]) == {"n": 2, "note": "@SUM(1+1)"}  # inside JSON: not a cell start
+    assert budi["consent_status"] == "opted_in"
+    assert json.loads(budi["consent_history"])[0]["source"] == "form"
+    for row in rows:
+        for cell in row.values():
+            assert not cell.startswith(("=", "+", "-", "@")), cell
+
+    as_json = api.get(f"/v1/workspaces/{ws}/contacts/export?format=json", as_user=AGENT).json
+    key = urlsplit(as_json["url"]).path.split("/", 2)[2]
+    documents = json.loads(boto3.client("s3").get_object(Bucket=aws_resources.media_bucket, Key=key)["Body"].read())
+    assert {d["name"] for d in documents} == {hostile, "Sari"}  # JSON is data, not formulas: unchanged
+    assert next(d for d in documents if d["id"] == created["id"])["consent"]["history"][0]["source"] == "form"
+
+    assert api.get(f"/v1/workspaces/{ws}/contacts/export?format=xml", as_user=AGENT).status == 422
+    audit = api.get(f"/v1/workspaces/{ws}/audit", as_user=OWNER).json["items"]
+    exported = [e for e in audit if e["action"] == "contacts.exported"]
+    assert len(exported) == 2
+    assert {e["details"]["format"] for e in exported} == {"csv", "json"}
+    assert all(e["details"]["count"] == 2 for e in exported)
+    assert "081234567801" not in json.dumps(audit)
