@@ -216,10 +216,10 @@ def deliver(
         raise _after_graph_error(delivery, message, error) from None
     from relasify.services.webhook import apply_pending_statuses
 
-    apply_pending_statuses(ws, message.id, result.wamid)
+    applied = apply_pending_statuses(ws, message.id, result.wamid)
     if result.wa_id and not delivery.contact.wa_id:
         _link_wa_id(ws, delivery.contact.id, result.wa_id)
-    if not reread:  # the broadcast worker needs only the id; spare a read per message
+    if not reread or not applied:  # nothing changed it but the wamid: spare a read
         return message.model_copy(update={"wamid": result.wamid})
     stored = message_store.get_message(ws, message.id, consistent=True)
     return stored or message
