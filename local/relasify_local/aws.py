@@ -41,6 +41,28 @@ _QUEUE_ATTRIBUTES = (
 )
 
 
+_dynamodb_request_lock = threading.RLock()
+
+
+def make_dynamodb_requests_atomic() -> None:
+    """DynamoDB executes each request atomically (a TransactWriteItems checks every condition and
+    writes every item as one step); moto's threaded server lets requests interleave. Serialising
+    DynamoDB requests restores that guarantee, so concurrent API calls on the local stack see the
+    same conditional-write outcomes as in the cloud. Idempotent."""
+    from moto.dynamodb.responses import DynamoHandler
+
+    if getattr(DynamoHandler.call_action, "_relasify_atomic", False):
+        return
+    original = DynamoHandler.call_action
+
+    def atomic_call_action(self: Any) -> Any:
+        with _dynamodb_request_lock:
+            return original(self)
+
+    atomic_call_action._relasify_atomic = True  # type: ignore[attr-defined]
+    DynamoHandler.call_action = atomic_call_action  # type: ignore[method-assign]
+
+
 class MotoServer(ThreadedMotoServer):
     """ThreadedMotoServer that binds in the caller's thread, so a busy port raises instead of hanging."""
 
@@ -48,6 +70,7 @@ class MotoServer(ThreadedMotoServer):
         super().__init__(ip_address=host, port=port, verbose=False)
 
     def start(self) -> None:
+        make_dynamodb_requests_atomic()
         app = DomainDispatcherApplication(create_backend_app)
         try:
             self._server = make_server(self._ip_address, self._port, app, threaded=True)
