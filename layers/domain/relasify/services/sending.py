@@ -38,7 +38,6 @@ from relasify.data.records import Contact, NewContact, WhatsAppConnection
 from relasify.data.templates import Template
 from relasify.errors import Conflict, DomainError, DuplicateContact, NotFound, SendRefused, ValidationFailed
 from relasify.observability import logger
-from relasify.phones import normalize_phone, wa_id_for
 from relasify.settings import Settings, get_settings
 from relasify.whatsapp.errors import GRAPH_ERRORS, GraphError, classify
 
@@ -235,7 +234,7 @@ def _recipient(contact: Contact) -> str:
     if contact.wa_id:
         return contact.wa_id
     if contact.phone:
-        return wa_id_for(contact.phone)
+        return contact.phone.removeprefix("+")  # E.164 digits: the Cloud API's wa_id form
     raise refuse("recipient-unreachable", "The contact has no phone number or WhatsApp id.", status=422)
 
 
@@ -285,8 +284,10 @@ def resolve_contact(ws: str, *, contact_id: str | None, to: str | None) -> Conta
         if contact is None:
             raise NotFound("Contact not found")
         return contact
+    from relasify.phones import normalize_phone  # phonenumbers is heavy: only sends by phone pay for it
+
     phone = normalize_phone(to or "", field="to")
-    contact, _ = repo.create_or_get(ws, NewContact(phone=phone, wa_id=wa_id_for(phone)))
+    contact, _ = repo.create_or_get(ws, NewContact(phone=phone, wa_id=phone.removeprefix("+")))
     return contact
 
 
