@@ -105,7 +105,7 @@ def test_export_csv_and_json(api: ApiClient, aws_resources) -> None:
         {
             "phone": "081234567801",
             "name": hostile,
-            "tags": ["-vip"],
+            "tags": ["vip"],
             "attributes": {"note": "@SUM(1+1)", "n": 2},
             "consent": {"status": "opted_in", "source": "form"},
         },
@@ -126,7 +126,7 @@ def test_export_csv_and_json(api: ApiClient, aws_resources) -> None:
     budi = next(r for r in rows if r["id"] == created["id"])
     assert budi["name"] == "'" + hostile
     assert budi["phone"] == "'+6281234567801"
-    assert budi["tags"] == "'-vip"
+    assert budi["tags"] == "vip"
     assert json.loads(budi["attributes"]) == {"n": 2, "note": "@SUM(1+1)"}  # inside JSON: not a cell start
     assert budi["consent_status"] == "opted_in"
     assert json.loads(budi["consent_history"])[0]["source"] == "form"

@@ -112,10 +112,10 @@ def export_contacts(caller: Membership, fmt: ExportFormat) -> tuple[int, str, da
         text = io.TextIOWrapper(spool, encoding="utf-8", newline="", write_through=True)
         count = write_csv(contacts, text) if fmt == "csv" else write_json(contacts, text)
         text.flush()
+        text.detach()  # the spool stays open for the upload
         spool.seek(0)
         content_type = "text/csv; charset=utf-8" if fmt == "csv" else "application/json"
         files.upload_file(key, spool, content_type)  # type: ignore[arg-type]
-        text.detach()
     url = files.presigned_get(key, f"contacts-{export_id}.{fmt}")
     expires_at = clock.now() + timedelta(seconds=files.DOWNLOAD_URL_SECONDS)
     audit.record(
