@@ -14,11 +14,12 @@ from relasify.services import webhook
 processor = BatchProcessor(event_type=EventType.SQS)
 
 
-def record_handler(record: SQSRecord) -> None:
-    summary = webhook.process_queued_webhook(record.body)
-    logger.info("webhook processed", extra={"message_id": record.message_id, "outcomes": summary.counts})
-
-
 @logger.inject_lambda_context(clear_state=True)
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    routes = webhook.RouteCache()  # this invocation's routing lookups, shared by its records
+
+    def record_handler(record: SQSRecord) -> None:
+        summary = webhook.process_queued_webhook(record.body, routes=routes)
+        logger.info("webhook processed", extra={"message_id": record.message_id, "outcomes": summary.counts})
+
     return process_partial_response(event=event, record_handler=record_handler, processor=processor, context=context)

@@ -288,7 +288,7 @@ def test_large_payload_is_read_back_from_s3(env: WebhookEnv) -> None:
     assert "body" not in json.loads(record["body"])
     assert webhook_inbox.read_queued(record["body"]).raw == raw
     assert env.processor.handler({"Records": [record]}, FakeContext()) == {"batchItemFailures": []}
-    assert message_store.get_by_wamid(payload["entry"][0]["changes"][0]["value"]["messages"][0]["id"]) is not None
+    assert message_store.get_inbound(WS, payload["entry"][0]["changes"][0]["value"]["messages"][0]["id"]) is not None
 
 
 # --- effects of every fixture ------------------------------------------------------------------------
@@ -300,7 +300,7 @@ def contact_of_customer() -> Any:
 
 def inbound(name: str) -> message_store.Message:
     wamid = json.loads(fixture_bytes(name))["entry"][0]["changes"][0]["value"]["messages"][0]["id"]
-    message = message_store.get_by_wamid(wamid)
+    message = message_store.get_inbound(WS, wamid)
     assert message is not None
     return message
 

@@ -299,9 +299,9 @@ def test_other_texts_do_not_opt_out(connected: None, body: str) -> None:
 def test_backlog_older_than_seven_days_is_stored_but_flagged(connected: None) -> None:
     old = int((NOW - timedelta(days=8)).timestamp())
     webhook.process_payload(inbound_text("wamid.old", "halo", ts=old))
-    assert message_store.get_by_wamid("wamid.old").flags == [message_store.STALE_BACKLOG_FLAG]
+    assert message_store.get_inbound(WS, "wamid.old").flags == [message_store.STALE_BACKLOG_FLAG]
     webhook.process_payload(inbound_text("wamid.new", "halo"))
-    assert message_store.get_by_wamid("wamid.new").flags == []
+    assert message_store.get_inbound(WS, "wamid.new").flags == []
     contact = contact_repository().find_by_wa_id(WS, CUSTOMER)
     assert contact.last_inbound_at == datetime.fromtimestamp(BASE_TS, UTC)
 
@@ -324,7 +324,7 @@ def test_user_id_only_sender_creates_a_contact_without_phone(connected: None) ->
     contact = contact_repository().find_by_user_id(WS, "US.1349")
     assert contact is not None
     assert contact.phone is None
-    assert message_store.get_by_wamid("wamid.bsuid").contact_id == contact.id
+    assert message_store.get_inbound(WS, "wamid.bsuid").contact_id == contact.id
 
 
 # --- user preferences, templates, account -----------------------------------------------------------

@@ -1,8 +1,8 @@
 """Messages (inbound and outbound), their wamid pointers, early statuses and billing records.
 
 Exactly-once comes from conditional writes, never from a cache:
-- an inbound message is written together with its wamid pointer, on `attribute_not_exists` of the
-  pointer: a redelivered webhook cancels the transaction and changes nothing;
+- an inbound message's id is derived from its wamid, so one PutItem on `attribute_not_exists`
+  stores it and refuses a redelivery;
 - a status is one conditional write on the message: `status_rank` strictly increases
   (sent 1 < delivered 2 < read 3 < failed 4), so duplicates and stale statuses fail the condition
   and leave the message as it is, whatever the arrival order. `failed` is rank 4 (terminal): the
@@ -16,6 +16,7 @@ Exactly-once comes from conditional writes, never from a cache:
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -225,6 +226,7 @@ def locate_wamid(wamid: str) -> MessageLocation | None:
 
 
 def get_by_wamid(wamid: str) -> Message | None:
+    """An outbound message by Meta's id (inbound ones: `get_inbound`)."""
     location = locate_wamid(wamid)
     return get_message(location.ws, location.message_id, consistent=True) if location else None
 
@@ -243,10 +245,24 @@ def list_conversation(ws: str, contact_id: str, *, limit: int = 50) -> list[Mess
 # --- inbound -----------------------------------------------------------------------------------
 
 
+_CROCKFORD = "0123456789abcdefghjkmnpqrstvwxyz"
+
+
+def inbound_message_id(wamid: str) -> str:
+    """Our id of an inbound message, derived from Meta's wamid: a redelivery maps to the same item,
+    so one conditional put both stores and deduplicates (no separate pointer, no transaction)."""
+    value = int.from_bytes(hashlib.sha256(wamid.encode()).digest()[:17], "big") >> 6  # 130 bits
+    return "msg_" + "".join(_CROCKFORD[(value >> (5 * i)) & 31] for i in reversed(range(26)))
+
+
+def get_inbound(ws: str, wamid: str) -> Message | None:
+    return get_message(ws, inbound_message_id(wamid), consistent=True)
+
+
 def record_inbound(new: NewInboundMessage) -> Message | None:
-    """Store an inbound message and its wamid pointer atomically; None if the wamid is already known."""
+    """Store an inbound message with one conditional PutItem; None if this wamid is already stored."""
     now = clock.now()
-    message_id = new_id("msg")
+    message_id = inbound_message_id(new.wamid)
     item = m.MessageModel(
         m.message_pk(new.ws, message_id),
         m.MessageModel.SK_VALUE,
@@ -268,15 +284,10 @@ def record_inbound(new: NewInboundMessage) -> Message | None:
     if new.in_conversation:
         item.gsi1pk = m.conversation_pk(new.ws, new.contact_id)
         item.gsi1sk = conversation_sort_key(new.message_at, message_id)
-    pointer = m.WamidPointerModel(
-        m.wamid_pk(new.wamid), m.WamidPointerModel.SK_VALUE, wamid=new.wamid, ws_id=new.ws, message_id=message_id
-    )
     try:
-        with transaction() as tx:
-            tx.save(pointer, condition=m.WamidPointerModel.pk.does_not_exist())
-            tx.save(item, condition=m.MessageModel.pk.does_not_exist())
-    except TransactWriteError as exc:
-        if cancellation_codes(exc)[0] == "ConditionalCheckFailed":
+        item.save(condition=m.MessageModel.pk.does_not_exist())
+    except PutError as exc:
+        if is_condition_failure(exc):
             return None
         raise
     return _message(item)
@@ -343,15 +354,20 @@ _BATCH_GET_LIMIT = 100  # DynamoDB BatchGetItem maximum keys per request
 
 class StatusBatch:
     """Consistent reads for the statuses of one delivery, fetched with BatchGetItem (100 keys a
-    request) instead of one GetItem per status. Only reads: every write stays conditional, so a
+    request) instead of one GetItem per status: wamid pointers of statuses without callback data,
+    and the messages of billable statuses. Only reads: every write stays conditional, so a
     prefetched copy that went stale only costs a re-read. Each message copy is used once."""
 
     def __init__(self) -> None:
         self._pointers: dict[str, MessageLocation | None] = {}
         self._messages: dict[tuple[str, str], m.MessageModel] = {}
 
-    def prefetch(self, wamids: Iterable[str], callback_locations: Iterable[MessageLocation]) -> None:
-        wanted = sorted({w for w in wamids if w not in self._pointers})
+    def prefetch(
+        self, pointer_wamids: Iterable[str], message_wamids: Iterable[str], locations: Iterable[MessageLocation]
+    ) -> None:
+        """Pointers of `pointer_wamids`; messages of `message_wamids` (through their pointers) and at
+        `locations` (named by callback data)."""
+        wanted = sorted({w for w in [*pointer_wamids, *message_wamids] if w not in self._pointers})
         for chunk in chunks(wanted, _BATCH_GET_LIMIT):
             found = {}
             for pointer in m.WamidPointerModel.batch_get(
@@ -361,8 +377,8 @@ class StatusBatch:
                     found[pointer.wamid] = MessageLocation(ws=pointer.ws_id, message_id=pointer.message_id)
             for wamid in chunk:
                 self._pointers[wamid] = found.get(wamid)
-        locations = {(loc.ws, loc.message_id) for loc in [*self._pointers.values(), *callback_locations] if loc}
-        keys = sorted(locations - set(self._messages))
+        via_pointers = [self._pointers.get(w) for w in message_wamids]
+        keys = sorted({(loc.ws, loc.message_id) for loc in [*via_pointers, *locations] if loc} - set(self._messages))
         for chunk in chunks(keys, _BATCH_GET_LIMIT):
             for item in m.MessageModel.batch_get(
                 [(m.message_pk(ws, mid), m.MessageModel.SK_VALUE) for ws, mid in chunk], consistent_read=True
@@ -382,12 +398,15 @@ class StatusBatch:
 def apply_status(ws: str, message_id: str, change: StatusChange, *, batch: StatusBatch | None = None) -> StatusResult:
     """Move a message's status forward and record billing, in at most one write request.
 
-    Reads the message first (consistently; from `batch` when it was prefetched) so that a duplicate
-    or stale status costs no write, then issues one conditional UpdateItem, or one transaction when
-    a billing record is due. A condition failure means a concurrent writer (or an earlier status of
-    the same batch) got there first: re-read and decide again.
+    Nothing to bill: one conditional UpdateItem, written first (`_advance`). Billable: the message is
+    read first (consistently; from `batch` when it was prefetched) to know whether it was billed
+    already, then one conditional UpdateItem, or one transaction when the billing record is due; a
+    duplicate or stale billable status costs no write. A condition failure means a concurrent writer
+    (or an earlier status of the same batch) got there first: re-read and decide again.
     """
     model = m.MessageModel
+    if not change.billable:
+        return _advance(ws, message_id, change)
     prefetched = batch.take_message(ws, message_id) if batch is not None else None
     for _ in range(_MAX_STATUS_ATTEMPTS):
         if prefetched is not None:
@@ -405,24 +424,10 @@ def apply_status(ws: str, message_id: str, change: StatusChange, *, batch: Statu
         actions: list[Any] = [model.touch()]
         condition: Any = model.pk.exists()
         if advance:
-            actions += [
-                model.status.set(change.status),
-                model.status_rank.set(change.rank),
-                getattr(model, _STATUS_TIME_ATTRIBUTE[change.status]).set(change.at),
-            ]
+            actions += _status_actions(change)
             condition &= model.status_rank < change.rank
             if item.wamid is None:
                 actions.append(model.wamid.set(change.wamid))
-            if change.status == "failed":
-                actions += [
-                    model.error_code.set(change.error_code)
-                    if change.error_code is not None
-                    else model.error_code.remove(),
-                    model.error_title.set(change.error_title) if change.error_title else model.error_title.remove(),
-                    model.error_details.set(change.error_details)
-                    if change.error_details
-                    else model.error_details.remove(),
-                ]
         if change.pricing:
             actions.append(model.pricing.set(change.pricing))
         try:
@@ -445,6 +450,48 @@ def apply_status(ws: str, message_id: str, change: StatusChange, *, batch: Statu
             broadcast_id=item.broadcast_id,
         )
     return StatusResult("unchanged")
+
+
+def _status_actions(change: StatusChange) -> list[Any]:
+    model = m.MessageModel
+    actions: list[Any] = [
+        model.status.set(change.status),
+        model.status_rank.set(change.rank),
+        getattr(model, _STATUS_TIME_ATTRIBUTE[change.status]).set(change.at),
+    ]
+    if change.status == "failed":
+        actions += [
+            model.error_code.set(change.error_code) if change.error_code is not None else model.error_code.remove(),
+            model.error_title.set(change.error_title) if change.error_title else model.error_title.remove(),
+            model.error_details.set(change.error_details) if change.error_details else model.error_details.remove(),
+        ]
+    return actions
+
+
+def _advance(ws: str, message_id: str, change: StatusChange) -> StatusResult:
+    """A status with nothing to bill: write first. One conditional UpdateItem; a duplicate or stale
+    status fails the condition, and only then a read tells "unchanged" from "not recorded yet"."""
+    model = m.MessageModel
+    actions = [*_status_actions(change), model.wamid.set(model.wamid | change.wamid), model.touch()]
+    if change.pricing:
+        actions.append(model.pricing.set(change.pricing))
+    item = model(m.message_pk(ws, message_id), model.SK_VALUE)
+    try:
+        item.update(actions=actions, condition=model.pk.exists() & (model.status_rank < change.rank))
+    except UpdateError as exc:
+        if not is_condition_failure(exc):
+            raise
+        current = model.get_live(m.message_pk(ws, message_id), model.SK_VALUE, consistent_read=True)
+        if current is None:
+            return StatusResult("missing")
+        return StatusResult("unchanged", contact_id=current.contact_id, message_id=message_id)
+    return StatusResult(
+        "applied",
+        advanced=True,
+        contact_id=item.contact_id,
+        message_id=message_id,
+        broadcast_id=item.broadcast_id,
+    )
 
 
 def _update_with_billing(
@@ -496,8 +543,11 @@ def put_pending_status(ws: str | None, change: StatusChange) -> bool:
         payload=_pending_payload(change),
         received_at=clock.now(),
     )
+    # A billable copy replaces a kept non-billable one (the billing must not be lost); otherwise the
+    # first copy kept wins.
+    condition = None if change.billable else m.PendingStatusModel.pk.does_not_exist()
     try:
-        item.save(condition=m.PendingStatusModel.pk.does_not_exist())
+        item.save(condition=condition)
     except PutError as exc:
         if is_condition_failure(exc):
             return False
@@ -706,3 +756,10 @@ def set_consent_if_newer(ws: str, contact_id: str, status: str, source: str, at:
             return False
         raise
     return True
+
+
+def contact_id_by_identity(ws: str, kind: str, value: str) -> str | None:
+    """The contact holding a phone / wa_id / user_id (its uniqueness marker): one read, where the
+    contacts repository's `find_by` also reads the contact. Webhooks only need the id."""
+    marker = m.ContactUniqueModel.get_live(m.contact_unique_pk(ws, kind, value), m.ContactUniqueModel.SK_VALUE)
+    return marker.contact_id if marker else None

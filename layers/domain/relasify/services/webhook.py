@@ -20,7 +20,7 @@ from relasify.data import messages as message_store
 from relasify.data import webhook_inbox
 from relasify.data.contacts import contact_repository
 from relasify.data.identity import identity_repository
-from relasify.data.records import Contact, NewContact, PhoneRoute
+from relasify.data.records import NewContact, PhoneRoute
 from relasify.errors import DuplicateContact
 from relasify.observability import logger
 from relasify.phones import e164_from_wa_id
@@ -97,29 +97,29 @@ class ProcessSummary:
 class _WebhookContacts:
     """The contact operations webhooks need, on the contacts repository. Each is idempotent."""
 
-    def find_or_create(self, ws: str, *, wa_id: str | None, user_id: str | None, name: str | None) -> Contact:
-        """By wa_id, then user_id, then the phone behind the wa_id (a contact created through the API
-        before the customer wrote); else a new contact. Missing Meta ids are linked once."""
+    def find_or_create(self, ws: str, *, wa_id: str | None, user_id: str | None, name: str | None) -> str:
+        """The contact id for a sender: by wa_id or user_id (one marker read in the common case),
+        then by the phone behind the wa_id (a contact created through the API before the customer
+        wrote); else a new contact. Meta ids the contact lacks are linked once."""
+        identities = {kind: value for kind, value in (("wa_id", wa_id), ("user_id", user_id)) if value}
+        found = {kind: message_store.contact_id_by_identity(ws, kind, value) for kind, value in identities.items()}
+        contact_id = next((cid for cid in found.values() if cid), None)
         repo = contact_repository()
-        contact = (repo.find_by_wa_id(ws, wa_id) if wa_id else None) or (
-            repo.find_by_user_id(ws, user_id) if user_id else None
-        )
         phone = e164_from_wa_id(wa_id) if wa_id else None
-        if contact is None and phone:
-            contact = repo.find_by_phone(ws, phone)
-        if contact is None:
-            contact, _ = repo.create_or_get(ws, NewContact(phone=phone, wa_id=wa_id, user_id=user_id, name=name))
-        missing = {
-            "wa_id": wa_id if wa_id and not contact.wa_id else None,
-            "user_id": user_id if user_id and not contact.user_id else None,
-        }
-        if any(missing.values()):
+        if contact_id is None and phone:
+            by_phone = repo.find_by_phone(ws, phone)
+            contact_id = by_phone.id if by_phone else None
+        if contact_id is None:
+            created, _ = repo.create_or_get(ws, NewContact(phone=phone, wa_id=wa_id, user_id=user_id, name=name))
+            return created.id
+        missing = {kind: value for kind, value in identities.items() if found.get(kind) != contact_id}
+        if missing:
             try:
-                contact = repo.link_identity(ws, contact.id, **missing)
+                repo.link_identity(ws, contact_id, **missing)
             except DuplicateContact:
                 # Another contact already holds that id (e.g. a number reassigned): keep both as they are.
-                logger.warning("webhook identity held by another contact", extra={"contact_id": contact.id})
-        return contact
+                logger.warning("webhook identity held by another contact", extra={"contact_id": contact_id})
+        return contact_id
 
     def touch_inbound(self, ws: str, contact_id: str, at: datetime) -> None:
         contact_repository().record_inbound(ws, contact_id, at)
@@ -141,16 +141,13 @@ class _Delivery:
     """Per-delivery context: cached workspace lookups (a batch often repeats the same number) and
     the batched reads of the messages its statuses refer to."""
 
-    def __init__(self) -> None:
-        self._by_phone: dict[str, PhoneRoute | None] = {}
-        self._by_waba: dict[str, list[PhoneRoute]] = {}
+    def __init__(self, routes: RouteCache | None = None) -> None:
+        self.routes = routes or RouteCache()
         # Batched reads of the messages the delivery's statuses refer to.
         self.statuses = message_store.StatusBatch()
 
     def by_phone_number_id(self, phone_number_id: str) -> str | None:
-        if phone_number_id not in self._by_phone:
-            self._by_phone[phone_number_id] = identity_repository().route_by_phone_number_id(phone_number_id)
-        route = self._by_phone[phone_number_id]
+        route = self.routes.route(phone_number_id)
         return route.ws if route else None
 
     def by_account(self, routing: Routing, phone_hint: str | None = None) -> list[str]:
@@ -158,15 +155,32 @@ class _Delivery:
         if routing.phone_number_id:
             ws = self.by_phone_number_id(routing.phone_number_id)
             return [ws] if ws else []
-        if routing.waba_id not in self._by_waba:
-            self._by_waba[routing.waba_id] = identity_repository().routes_by_waba_id(routing.waba_id)
-        routes = self._by_waba[routing.waba_id]
+        routes = self.routes.routes_of_account(routing.waba_id)
         hint = _digits(phone_hint or routing.display_phone_number)
         if hint:
             matching = [r for r in routes if _digits(r.display_phone_number) == hint]
             if matching:
                 routes = matching
         return sorted({r.ws for r in routes})
+
+
+class RouteCache:
+    """Routing lookups shared by the deliveries of one processor invocation (an SQS batch usually
+    repeats the same number). Lives for one invocation only, so a moved number is never stale."""
+
+    def __init__(self) -> None:
+        self._by_phone: dict[str, PhoneRoute | None] = {}
+        self._by_waba: dict[str, list[PhoneRoute]] = {}
+
+    def route(self, phone_number_id: str) -> PhoneRoute | None:
+        if phone_number_id not in self._by_phone:
+            self._by_phone[phone_number_id] = identity_repository().route_by_phone_number_id(phone_number_id)
+        return self._by_phone[phone_number_id]
+
+    def routes_of_account(self, waba_id: str) -> list[PhoneRoute]:
+        if waba_id not in self._by_waba:
+            self._by_waba[waba_id] = identity_repository().routes_by_waba_id(waba_id)
+        return self._by_waba[waba_id]
 
 
 def _digits(value: str | None) -> str:
@@ -176,27 +190,26 @@ def _digits(value: str | None) -> str:
 # --- entry points ----------------------------------------------------------------------------------
 
 
-def process_queued_webhook(message_body: str) -> ProcessSummary:
+def process_queued_webhook(message_body: str, *, routes: RouteCache | None = None) -> ProcessSummary:
     """Apply one webhook queue message (an SQS record body)."""
     queued = webhook_inbox.read_queued(message_body)
-    return process_payload(queued.raw)
+    return process_payload(queued.raw, routes=routes)
 
 
-def process_payload(raw: bytes | str | dict[str, Any]) -> ProcessSummary:
+def process_payload(raw: bytes | str | dict[str, Any], *, routes: RouteCache | None = None) -> ProcessSummary:
     """Apply every event of one delivery. An exception fails the whole delivery; since every effect
     is idempotent, the retry re-applies what was done and completes the rest."""
     summary = ProcessSummary()
-    delivery = _Delivery()
+    delivery = _Delivery(routes)
     events = flatten_payload(parse_payload(raw))
-    status_events = [e for e in events if isinstance(e, StatusEvent)]
-    if status_events:
+    statuses = [e.status for e in events if isinstance(e, StatusEvent)]
+    if statuses:
+        callbacks = {s.id: message_store.parse_callback_data(s.biz_opaque_callback_data) for s in statuses}
+        billable = [s for s in statuses if s.pricing is not None and s.pricing.billable]
         delivery.statuses.prefetch(
-            [e.status.id for e in status_events],
-            [
-                loc
-                for e in status_events
-                if (loc := message_store.parse_callback_data(e.status.biz_opaque_callback_data))
-            ],
+            pointer_wamids=[s.id for s in statuses if callbacks[s.id] is None],
+            message_wamids=[s.id for s in billable if callbacks[s.id] is None],
+            locations=[loc for s in billable if (loc := callbacks[s.id]) is not None],
         )
     for event in events:
         summary.add(f"{event.kind}:{apply_event(event, delivery)}")
@@ -227,7 +240,7 @@ def _handle_inbound(event: InboundMessageEvent, delivery: _Delivery) -> str:
         logger.warning("inbound message without sender id", extra={"type": message.type})
         return "no_sender"
     profile_name = event.contact.profile.name if event.contact and event.contact.profile else None
-    contact = contacts.find_or_create(ws, wa_id=wa_id, user_id=user_id, name=profile_name)
+    contact_id = contacts.find_or_create(ws, wa_id=wa_id, user_id=user_id, name=profile_name)
 
     now = clock.now()
     message_at = message.sent_at or now
@@ -243,7 +256,7 @@ def _handle_inbound(event: InboundMessageEvent, delivery: _Delivery) -> str:
     recorded = message_store.record_inbound(
         message_store.NewInboundMessage(
             ws=ws,
-            contact_id=contact.id,
+            contact_id=contact_id,
             wamid=message.id,
             type=message.type,
             content=content,
@@ -255,13 +268,13 @@ def _handle_inbound(event: InboundMessageEvent, delivery: _Delivery) -> str:
         )
     )
     outcome = "recorded" if recorded else "duplicate"
-    stored = recorded or message_store.get_by_wamid(message.id)
+    stored = recorded or message_store.get_inbound(ws, message.id)
 
     # Effects below are idempotent, so they run for duplicates too: a delivery that failed half-way
     # completes on its retry.
-    contacts.touch_inbound(ws, contact.id, message_at)
+    contacts.touch_inbound(ws, contact_id, message_at)
     if is_opt_out_message(message):
-        contacts.set_consent(ws, contact.id, "opted_out", CONSENT_SOURCE_KEYWORD, message_at)
+        contacts.set_consent(ws, contact_id, "opted_out", CONSENT_SOURCE_KEYWORD, message_at)
     if message.type == "reaction" and message.reaction and message.reaction.message_id:
         _attach_reaction(
             ws, wa_id or user_id or "", message.reaction.message_id, message.reaction.emoji, message.id, message_at
@@ -301,11 +314,14 @@ def is_opt_out_message(message: InboundMessage) -> bool:
 
 
 def _attach_reaction(ws: str, reactor: str, target_wamid: str, emoji: str | None, wamid: str, at: datetime) -> None:
-    target = message_store.locate_wamid(target_wamid)
-    if target is None or target.ws != ws:
+    target = message_store.locate_wamid(target_wamid)  # our outbound messages have a wamid pointer
+    target_id = target.message_id if target is not None and target.ws == ws else None
+    if target_id is None and message_store.get_inbound(ws, target_wamid) is not None:
+        target_id = message_store.inbound_message_id(target_wamid)
+    if target_id is None:
         return  # a reaction to a message we never stored (or another workspace's): nothing to attach
     reaction = message_store.Reaction(emoji=emoji or None, from_wa_id=reactor, wamid=wamid, at=at)
-    message_store.attach_reaction(ws, target.message_id, reaction)
+    message_store.attach_reaction(ws, target_id, reaction)
 
 
 # --- statuses -------------------------------------------------------------------------------------
@@ -475,10 +491,10 @@ def _handle_user_preference(event: UserPreferenceEvent, delivery: _Delivery) -> 
         return "untracked"
     if not pref.wa_id and not pref.user_id:
         return "no_sender"
-    contact = contacts.find_or_create(ws, wa_id=pref.wa_id or None, user_id=pref.user_id or None, name=None)
+    contact_id = contacts.find_or_create(ws, wa_id=pref.wa_id or None, user_id=pref.user_id or None, name=None)
     status = "opted_out" if pref.value == "stop" else "opted_in"
     changed = contacts.set_consent(
-        ws, contact.id, status, CONSENT_SOURCE_PREFERENCES, pref.occurred_at or _event_time(event)
+        ws, contact_id, status, CONSENT_SOURCE_PREFERENCES, pref.occurred_at or _event_time(event)
     )
     return "applied" if changed else "unchanged"
 
