@@ -20,6 +20,7 @@ from pathlib import Path
 from types import FrameType
 
 from relasify_local.cfn import REPO_ROOT, load_template
+from relasify_local.import_cli import add_import_command
 from relasify_local.jwt_local import DEFAULT_TTL_SECONDS, default_state_dir, mint_token
 
 READY_MESSAGE = "Relasify local stack ready on"
@@ -157,6 +158,7 @@ def build_parser() -> argparse.ArgumentParser:
     openapi.add_argument("--server-url", default="http://127.0.0.1:3000")
     openapi.add_argument("--output", "-o", type=Path, default=None)
     openapi.set_defaults(run=_openapi)
+    add_import_command(commands)
     return parser
 
 
