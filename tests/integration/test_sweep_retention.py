@@ -101,7 +101,7 @@ def _seed_class_items(
         )
     )
     assert message is not None
-    keys |= {(m.message_pk(ws, message.id), "MSG"), (m.wamid_pk(f"wamid.{tag}"), "WAMID")}
+    keys.add((m.message_pk(ws, message.id), "MSG"))  # inbound: id derived from the wamid, no pointer item
     media = f"media/{ws}/{message.id}"
     put_object(media)
     objects.add(media)
