@@ -7,7 +7,7 @@ one contact per phone per workspace atomically.
 from __future__ import annotations
 
 import re
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 from relasify import clock
 from relasify.data.contacts import contact_repository
@@ -179,7 +179,3 @@ def list_contacts(
 def may_send_marketing(contact: Contact) -> bool:
     """Marketing and broadcast sends need a contact who has not opted out and is not restricted."""
     return contact.consent.status != "opted_out" and not contact.restricted
-
-
-def consent_at(contact: Contact) -> datetime | None:
-    return contact.consent.at
