@@ -354,7 +354,7 @@ def test_inbound_media_is_recorded_and_copied_to_s3(
         calls.append((ws, wanted))
         return b"media-bytes", "image/jpeg"
 
-    monkeypatch.setattr(webhook.copy_media, "__defaults__", (fake_download,))
+    monkeypatch.setattr(webhook, "graph_media_download", fake_download)
     assert env.media.handler({"Records": [job]}, FakeContext()) == {"batchItemFailures": []}
     key = f"media/{WS}/{message.id}"
     assert env.s3.get_object(Bucket=BUCKET, Key=key)["Body"].read() == b"media-bytes"
@@ -374,7 +374,7 @@ def test_media_download_failure_retries_only_that_job(env: WebhookEnv, monkeypat
             raise RuntimeError("graph down")
         return b"pdf", "application/pdf"
 
-    monkeypatch.setattr(webhook.copy_media, "__defaults__", (flaky,))
+    monkeypatch.setattr(webhook, "graph_media_download", flaky)
     result = env.media.handler({"Records": jobs}, FakeContext())
     failed = [j["messageId"] for j in jobs if json.loads(j["body"])["media_id"] == "1234567890123456"]
     assert result == {"batchItemFailures": [{"itemIdentifier": failed[0]}]}
@@ -479,3 +479,43 @@ def test_processor_failure_retries_only_that_record(env: WebhookEnv) -> None:
     assert result == {"batchItemFailures": [{"itemIdentifier": "broken-1"}]}
     assert inbound("01_inbound_text.json") is not None
     assert inbound("02_inbound_image.json") is not None
+
+
+def test_graph_media_download_uses_the_workspace_token(env: WebhookEnv, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The media worker's Graph step: the workspace's KMS-encrypted token is decrypted and sent with
+    both calls (URL lookup, then download); nothing else is needed from the connection."""
+    from relasify.data import kms_tokens
+    from relasify.settings import get_settings
+    from relasify.whatsapp import graph
+
+    key_id = aws_client("kms").create_key(Description="test")["KeyMetadata"]["KeyId"]
+    monkeypatch.setenv("KMS_KEY_ID", key_id)
+    get_settings.cache_clear()
+    kms_tokens.reset_for_tests()
+    identity_repository().put_whatsapp_connection(
+        WS,
+        waba_id=WABA,
+        phone_number_id=PHONE_ID,
+        encrypted_access_token=kms_tokens.encrypt_token(WS, "EAAG-workspace-token"),
+        display_phone_number="6281234500000",
+    )
+    calls: list[tuple[str, str, str]] = []
+
+    class FakeGraph:
+        def get_media_url(self, media_id: str, token: str) -> graph.MediaInfo:
+            calls.append(("url", media_id, token))
+            return graph.MediaInfo(
+                id=media_id, url="https://lookaside.example/m", mime_type="image/jpeg", sha256=None, file_size=3
+            )
+
+        def download_media(self, url: str, token: str) -> bytes:
+            calls.append(("download", url, token))
+            return b"jpg"
+
+    monkeypatch.setattr(graph, "get_graph_client", lambda: FakeGraph())
+    assert webhook.graph_media_download(WS, "1234567890123456") == (b"jpg", "image/jpeg")
+    assert calls == [
+        ("url", "1234567890123456", "EAAG-workspace-token"),
+        ("download", "https://lookaside.example/m", "EAAG-workspace-token"),
+    ]
+    kms_tokens.reset_for_tests()

@@ -560,7 +560,7 @@ _HANDLERS: dict[type, Callable[[Any, _Delivery], str]] = {
 }
 
 
-def copy_media(ws: str, message_id: str, media_id: str, download: MediaDownloader = graph_media_download) -> str:
+def copy_media(ws: str, message_id: str, media_id: str, download: MediaDownloader | None = None) -> str:
     """The media worker's job: Graph download -> S3 `media/<ws>/<message id>` -> message record.
     Idempotent: a message whose media is already copied is skipped."""
     message = message_store.get_message(ws, message_id, consistent=True)
@@ -568,7 +568,7 @@ def copy_media(ws: str, message_id: str, media_id: str, download: MediaDownloade
         return "missing"
     if message.media_s3_key:
         return "already_copied"
-    content, mime_type = download(ws, media_id)
+    content, mime_type = (download or graph_media_download)(ws, media_id)
     key = webhook_inbox.put_media_object(
         ws, message_id, content, mime_type, webhook_inbox.WebhookInboxConfig.from_environment()
     )
