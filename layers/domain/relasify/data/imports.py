@@ -27,6 +27,7 @@ from typing import Any, Literal
 
 from pydantic import Field
 from pynamodb.attributes import BooleanAttribute, MapAttribute, UnicodeAttribute
+from pynamodb.constants import NONE
 
 from relasify.data import models as m
 from relasify.data.base import chunks
@@ -195,6 +196,17 @@ def get_job(ws: str, import_id: str, *, consistent: bool = False) -> ImportJob |
     return _job(item) if item else None
 
 
+def _update_quietly(key: tuple[str, str], actions: list[Any], condition: Any, error: type[Exception]) -> None:
+    """UpdateItem without returning the item (the job holds up to 1000 errors; contacts their
+    history): the hot paths of the worker need no echo."""
+    try:
+        m.ContactModel._get_connection().update_item(*key, actions=actions, condition=condition, return_values=NONE)
+    except Exception as exc:
+        if is_condition_failure(exc):
+            raise error("The item is not in the expected state.") from exc
+        raise
+
+
 def _update(ws: str, import_id: str, actions: list[Any], condition: Any) -> ImportJob:
     item = ImportJobItem(*_key(ws, import_id))
     try:
@@ -239,19 +251,19 @@ def _pending_map(batch: PendingBatch) -> dict[str, Any]:
     }
 
 
-def begin_batch(ws: str, import_id: str, batch: PendingBatch) -> ImportJob:
+def begin_batch(ws: str, import_id: str, batch: PendingBatch) -> None:
     """Record the batch about to be written (its counts are final from here on)."""
-    return _update(
-        ws,
-        import_id,
-        [ImportJobItem.pending.set(_pending_map(batch))],
-        ImportJobItem.pending.does_not_exist() & (ImportJobItem.processed == batch.start),
+    _update_quietly(
+        _key(ws, import_id),
+        [ImportJobItem.pending.set(_pending_map(batch)), ImportJobItem.touch()],
+        ImportJobItem.pk.exists() & ImportJobItem.pending.does_not_exist() & (ImportJobItem.processed == batch.start),
+        JobStateConflict,
     )
 
 
-def commit_batch(ws: str, import_id: str, batch: PendingBatch, *, kept_errors: int) -> ImportJob:
+def commit_batch(ws: str, import_id: str, batch: PendingBatch, *, kept_errors: int) -> int:
     """Move `processed` past the batch and add its counts; `kept_errors` is how many errors the job
-    holds already (the list is bounded at MAX_ERRORS)."""
+    holds already (the list is bounded at MAX_ERRORS). Returns how many it holds now."""
     room = max(0, MAX_ERRORS - kept_errors)
     new_errors = [e.model_dump(exclude_none=True) for e in batch.errors[:room]]
     actions = [
@@ -266,12 +278,15 @@ def commit_batch(ws: str, import_id: str, batch: PendingBatch, *, kept_errors: i
         actions.append(ImportJobItem.errors.set(ImportJobItem.errors.append(new_errors)))
     if len(batch.errors) > room:
         actions.append(ImportJobItem.errors_truncated.set(True))
-    return _update(
-        ws,
-        import_id,
-        actions,
-        (ImportJobItem.processed == batch.start) & (ImportJobItem.pending["start"] == batch.start),
+    _update_quietly(
+        _key(ws, import_id),
+        [*actions, ImportJobItem.touch()],
+        ImportJobItem.pk.exists()
+        & (ImportJobItem.processed == batch.start)
+        & (ImportJobItem.pending["start"] == batch.start),
+        JobStateConflict,
     )
+    return kept_errors + len(new_errors)
 
 
 def add_job_errors(ws: str, import_id: str, errors: list[RowError]) -> None:
@@ -293,6 +308,23 @@ def add_job_errors(ws: str, import_id: str, errors: list[RowError]) -> None:
 # contacts, in batches
 
 
+# What planning a merge needs of an existing contact (smaller reads than the whole item).
+_MERGE_FIELDS = [
+    "PK",
+    "SK",
+    "ws_id",
+    "contact_id",
+    "phone",
+    "name",
+    "email",
+    "tags",
+    "attributes",
+    "consent",
+    "updated_at",
+    "expires_at",
+]
+
+
 def existing_by_phone(ws: str, phones: Iterable[str]) -> tuple[dict[str, Contact], dict[str, str]]:
     """The live contacts holding these phones, and "orphan" markers (phone -> contact id) whose
     contact was never written because an import died between claiming and writing; the import
@@ -308,7 +340,7 @@ def existing_by_phone(ws: str, phones: Iterable[str]) -> tuple[dict[str, Contact
     by_id = {cid: phone for phone, cid in owners.items()}
     for group in chunks(list(by_id), 100):
         keys = [_contact_key(ws, cid) for cid in group]
-        for item in m.ContactModel.batch_get(keys, consistent_read=True):
+        for item in m.ContactModel.batch_get(keys, consistent_read=True, attributes_to_get=_MERGE_FIELDS):
             if not item.is_expired and item.phone == by_id.get(item.contact_id):
                 found[item.phone] = _contact(item)
     orphans = {phone: cid for phone, cid in owners.items() if phone not in found}
@@ -380,11 +412,9 @@ def _merge_contact(ws: str, merge: ContactMerge) -> bool:
     if merge.expected_updated_at is not None:
         condition = condition & (model.updated_at == merge.expected_updated_at)
     try:
-        model(*_contact_key(ws, merge.contact_id)).update(actions=actions, condition=condition)
-    except Exception as exc:
-        if is_condition_failure(exc):
-            return False
-        raise
+        _update_quietly(_contact_key(ws, merge.contact_id), actions, condition, JobStateConflict)
+    except JobStateConflict:
+        return False
     return True
 
 

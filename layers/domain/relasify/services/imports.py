@@ -557,12 +557,13 @@ def _process(run: _Run, should_stop: Callable[[], bool]) -> Literal["done", "con
     ws, job = run.ws, run.job
     assert job.s3_key is not None
     default_at = job.created_at or clock.now()
+    processed, kept_errors = job.processed, len(job.errors)
     with files.open_text(job.s3_key) as text:
         reader, header = _open_csv(text)
         columns = map_columns(header)
         records = _records(reader)
         try:
-            for _ in itertools.islice(records, job.processed):
+            for _ in itertools.islice(records, processed):
                 pass
             if job.pending is not None:
                 # A previous run stopped between recording a batch and committing it: replay its rows
@@ -571,7 +572,8 @@ def _process(run: _Run, should_stop: Callable[[], bool]) -> Literal["done", "con
                 rows = [parse_row(n, cells, columns, default_at) for n, cells in batch]
                 run.write(rows, *run.plan(rows)[:2])
                 run.hit("written")
-                job = store.commit_batch(ws, job.id, job.pending, kept_errors=len(job.errors))
+                kept_errors = store.commit_batch(ws, job.id, job.pending, kept_errors=kept_errors)
+                processed = job.pending.end
             while True:
                 if should_stop():
                     return "continue"
@@ -582,17 +584,18 @@ def _process(run: _Run, should_stop: Callable[[], bool]) -> Literal["done", "con
                 rows = [parse_row(n, cells, columns, default_at) for n, cells in batch]
                 drafts, outcomes, errors = run.plan(rows)
                 pending = PendingBatch(
-                    start=job.processed, end=job.processed + len(batch), counts=_tally(outcomes), errors=errors
+                    start=processed, end=processed + len(batch), counts=_tally(outcomes), errors=errors
                 )
-                job = store.begin_batch(ws, job.id, pending)
+                store.begin_batch(ws, job.id, pending)
                 run.hit("begun")
                 final = run.write(rows, drafts, outcomes)
                 run.hit("written")
                 if final != outcomes:  # a concurrent change moved some rows (e.g. created elsewhere meanwhile)
                     pending = pending.model_copy(update={"counts": _tally(final)})
-                job = store.commit_batch(ws, job.id, pending, kept_errors=len(job.errors))
+                kept_errors = store.commit_batch(ws, job.id, pending, kept_errors=kept_errors)
+                processed = pending.end
         except csv.Error as exc:
-            raise ImportFailed(f"The file is not valid CSV after row {job.processed + 1}.") from exc
+            raise ImportFailed(f"The file is not valid CSV after row {processed + 1}.") from exc
         except JobStateConflict:
             # Another worker holds this job (a duplicate delivery); it finishes the work.
             logger.info("import job taken over", extra={"import_id": job.id})
