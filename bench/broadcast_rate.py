@@ -87,12 +87,14 @@ def _seed(ws: str, contacts: int) -> None:
 
 @contextlib.contextmanager
 def _emulator_fit_for_threads() -> Iterator[None]:
-    """Two moto shortcomings that are not DynamoDB's, worked around for the run only:
+    """Three moto shortcomings that are not DynamoDB's, worked around for the run only:
     - moto's in-process backend is not thread-safe: requests are serialised (DynamoDB applies each
       request atomically; tests/integration/conftest.py does the same);
     - moto snapshots the whole table (deepcopy) for every TransactWriteItems, O(table size) per
       transaction: the snapshot copies the key structure only. Our transactions check their
-      conditions before any update applies, so a rollback never needs the old item contents."""
+      conditions before any update applies, so a rollback never needs the old item contents;
+    - moto answers a table Query by sorting and walking every item of the table: a Query on the
+      table's own key walks that partition only, as DynamoDB does."""
     from moto.dynamodb.models.table import Table
     from moto.dynamodb.responses import DynamoHandler
 
@@ -108,12 +110,27 @@ def _emulator_fit_for_threads() -> Iterator[None]:
         clone.items = defaultdict(dict, {h: (dict(r) if isinstance(r, dict) else r) for h, r in self.items.items()})
         return clone
 
+    original_query = Table.query
+
+    def partition_query(self: Any, hash_key: Any, *args: Any, **kwargs: Any) -> Any:
+        if kwargs.get("index_name") or (len(args) > 6 and args[6]) or hash_key is None:
+            return original_query(self, hash_key, *args, **kwargs)
+        bucket = self.items.get(hash_key)
+        partition = list(bucket.values()) if isinstance(bucket, dict) else ([bucket] if bucket else [])
+        self.all_items = lambda: partition  # the instance attribute shadows the whole-table walk
+        try:
+            return original_query(self, hash_key, *args, **kwargs)
+        finally:
+            del self.all_items
+
     DynamoHandler.call_action = serialised  # type: ignore[method-assign]
     Table.__deepcopy__ = snapshot  # type: ignore[attr-defined]
+    Table.query = partition_query  # type: ignore[method-assign]
     try:
         yield
     finally:
         DynamoHandler.call_action = original_call  # type: ignore[method-assign]
+        Table.query = original_query  # type: ignore[method-assign]
         del Table.__deepcopy__  # type: ignore[attr-defined]
 
 
@@ -279,8 +296,8 @@ def section(result: Result, command: str = COMMAND) -> Section:
             f"achieved rate = sends / (last Graph send - first Graph send) = {result.sends} / "
             f"{result.send_seconds:.1f} s; whole run incl. audience expansion {result.total_seconds:.1f} s",
             f"broadcast after the run: {result.counts}",
-            "moto is made fit for threads for the run (requests serialised; transaction snapshots copy keys, "
-            "not the whole table): see `_emulator_fit_for_threads`",
+            "moto is made fit for the run (requests serialised; transaction snapshots copy keys, not the "
+            "whole table; table Queries walk one partition, not the table): see `_emulator_fit_for_threads`",
             f"emulated DynamoDB (moto, in-process) in this run: {result.emulator_ops_per_second:.0f} requests/s "
             "with 8 threads; a message costs ~5 requests (outbox put, limiter slot, wamid transaction, pending "
             "statuses query, recipient settle + counter shard in one transaction), so the emulator alone caps "
