@@ -13,11 +13,15 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+from pydantic import BaseModel, ConfigDict, Field
 
 
 class WebhookModel(BaseModel):
-    model_config = ConfigDict(extra="allow", populate_by_name=True, frozen=True, coerce_numbers_to_str=True)
+    # defer_build: a model's validator is built on first use, so a container that only ever sees
+    # statuses never pays for the inbound/template/account models (cold start).
+    model_config = ConfigDict(
+        extra="allow", populate_by_name=True, frozen=True, coerce_numbers_to_str=True, defer_build=True
+    )
 
 
 def epoch_to_datetime(value: str | int | None) -> datetime | None:
@@ -535,13 +539,11 @@ _TEMPLATE_FIELDS: dict[str, tuple[type[WebhookModel], type[WebhookEvent]]] = {
     "message_template_components_update": (TemplateComponentsUpdate, TemplateComponentsEvent),
 }
 
-_payload_adapter = TypeAdapter(WebhookPayload)
-
 
 def parse_payload(raw: bytes | str | dict[str, Any]) -> WebhookPayload:
     if isinstance(raw, dict):
-        return _payload_adapter.validate_python(raw)
-    return _payload_adapter.validate_json(raw)
+        return WebhookPayload.model_validate(raw)
+    return WebhookPayload.model_validate_json(raw)
 
 
 def _contact_for(message: InboundMessage, contacts: list[WebhookContact]) -> WebhookContact | None:
