@@ -128,3 +128,19 @@ def api_table() -> str:
     from relasify.settings import get_settings
 
     return get_settings().table_name
+
+
+def test_authorisation_denials_are_in_the_security_log(api: ApiClient) -> None:
+    from relasify import clock
+    from relasify.data.identity import identity_repository
+
+    ws = api.create_workspace(OWNER)
+    api.add_member(ws, OWNER, "agent@example.com", "agent")
+    assert api.get(f"/v1/workspaces/{ws}/members", as_user="agent@example.com").status == 403
+    assert api.get(f"/v1/workspaces/{ws}", as_user="stranger@example.com").status == 404
+
+    audit = api.get(f"/v1/workspaces/{ws}/audit", as_user=OWNER).json["items"]
+    denied = [e for e in audit if e["action"] == "authorization.denied"]
+    assert [e["details"]["reason"] for e in denied] == ["role_too_low"]
+    security = identity_repository().list_security_log(clock.now().strftime("%Y-%m-%d")).items
+    assert any(e.action == "authorization.denied" and e.details.get("reason") == "not_a_member" for e in security)

@@ -68,12 +68,18 @@ def check_access(app: Any, min_role: Role) -> Membership:
 
         if ws in sign_in(actor):
             membership = get_membership(ws, actor.sub)
+    from relasify.services import audit
+
     if membership is None:
+        # Recorded in the global security log: the caller named a workspace that is not theirs.
+        audit.record(
+            None, "authorization.denied", actor_id=actor.sub, target_ids=[ws[:64]], details={"reason": "not_a_member"}
+        )
         raise NotFound("Workspace not found")
     if membership.role < min_role:
-        from relasify.services import audit
-
-        audit.record(ws, "authorization.denied", actor_id=actor.sub, details={"needed": min_role.label})
+        audit.record(
+            ws, "authorization.denied", actor_id=actor.sub, details={"reason": "role_too_low", "needed": min_role.label}
+        )
         raise Forbidden(f"This action needs the {min_role.label} role or higher")
     app.append_context(membership=membership)
     return membership
