@@ -1,0 +1,249 @@
+"""Tenant isolation generated from the route table: two workspaces A and B, each with a contact, a message,
+a template, a broadcast, an import job and members. Every `/v1/workspaces/<ws>/...` route with an id in its
+path is called in workspace A with each of B's ids (and the other way round), and every cursor B's list
+routes issue is replayed on A's list routes. Zero leaks: a 4xx, none of the other workspace's ids, names,
+phones or emails anywhere in a body, and the other workspace's data unchanged afterwards. A new route is
+covered automatically (an id parameter nobody knows how to fill fails the suite)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+from relasify.web.auth import ROUTE_POLICIES, RoutePolicy
+
+from tests.integration.api.test_send_support import SendingEnv, sending_environment
+from tests.support.api import ApiClient, load_api_modules
+
+load_api_modules()
+POLICIES = sorted(set(ROUTE_POLICIES), key=lambda p: (p.path, p.method))
+ID_PARAMS = ("contact_id", "message_id", "broadcast_id", "import_id", "name", "user")
+# Bodies that pass validation, so the request reaches the lookup (a 422 before it would prove nothing).
+BODIES: dict[tuple[str, str], Any] = {
+    ("PATCH", "/contacts/<contact_id>"): {"name": "Renamed By Other Tenant"},
+    ("POST", "/contacts/<contact_id>/consent"): {"status": "opted_out"},
+    ("POST", "/contacts/<contact_id>/erase"): {},
+    ("PATCH", "/members/<user>"): {"role": "agent"},
+}
+LIST_ROUTES = ("/contacts", "/broadcasts", "/templates", "/members", "/audit", "/contacts/<contact_id>/messages")
+
+
+@dataclass
+class Tenant:
+    env: SendingEnv
+    owner: str
+    ids: dict[str, str] = field(default_factory=dict)
+    secrets: list[str] = field(default_factory=list)  # strings that must never reach the other tenant
+
+    @property
+    def ws(self) -> str:
+        return self.env.ws
+
+    def call(self, method: str, path: str, body: Any = None, **kw: Any) -> Any:
+        return self.env.api.request(method, f"/v1/workspaces/{self.ws}{path}", json_body=body, as_user=self.owner, **kw)
+
+    def snapshot(self) -> list[Any]:
+        """What the tenant's own owner sees: must be the same before and after the other tenant's attempts."""
+        views = [
+            self.call("GET", f"/contacts/{self.ids['contact_id']}").json,
+            self.call("GET", f"/messages/{self.ids['message_id']}").json,
+            self.call("GET", f"/broadcasts/{self.ids['broadcast_id']}").json,
+            self.call("GET", f"/contacts/imports/{self.ids['import_id']}").json,
+            sorted(t["name"] for t in self.call("GET", "/templates").json["items"]),
+            sorted(m["user_id"] for m in self.call("GET", "/members").json["items"]),
+        ]
+        for view in views[:4]:
+            if isinstance(view, dict):
+                view.pop("updated_at", None)
+                view.pop("counts", None)  # a broadcast's counts move while its worker runs; not ours to freeze
+        return views
+
+
+def _populate(env: SendingEnv, owner: str, tag: str, digits: str) -> Tenant:
+    tenant = Tenant(env, owner)
+    phone = f"+62812{digits}"
+    name = f"Isolde {tag} Secretname"
+    email = f"isolde.{tag.lower()}@tenant-{tag.lower()}.example"
+    contact = env.contact(phone, name=name, tags=["vip"])
+    assert tenant.call("PATCH", f"/contacts/{contact.id}", {"email": email}).status == 200
+    env.approved_template(f"offer_{tag.lower()}_only")
+    message_text = f"Private note for tenant {tag} zebra"
+    sent = tenant.call(
+        "POST",
+        "/messages",
+        {"contact_id": contact.id, "type": "text", "text": {"body": message_text}},
+        headers={"idempotency-key": f"iso-{tag}"},
+    )
+    assert sent.status in (200, 201, 202), sent.body
+    broadcast = tenant.call(
+        "POST",
+        "/broadcasts",
+        {
+            "template": f"offer_{tag.lower()}_only",
+            "language": "id",
+            "audience": {"contact_ids": [contact.id]},
+            "parameters": [{"field": "name"}],
+        },
+    )
+    assert broadcast.status in (200, 201, 202), broadcast.body
+    import_phone = f"+62813{digits}"
+    csv = f"phone,name\n{import_phone},Importa {tag} Rowname\n".encode()
+    imported = env.api.request(
+        "POST",
+        f"/v1/workspaces/{env.ws}/contacts/imports",
+        body=csv,
+        headers={"content-type": "text/csv"},
+        as_user=owner,
+    )
+    assert imported.status in (200, 201, 202), imported.body
+    member_email = f"member-{tag.lower()}@tenant-{tag.lower()}.example"
+    env.api.add_member(env.ws, owner, member_email, "agent")
+    members = tenant.call("GET", "/members").json["items"]
+    tenant.ids = {
+        "contact_id": contact.id,
+        "message_id": sent.json["id"],
+        "broadcast_id": broadcast.json["id"],
+        "import_id": imported.json["id"],
+        "name": f"offer_{tag.lower()}_only",
+        "user": next(m["user_id"] for m in members if m["email"] == owner),
+    }
+    tenant.secrets = [
+        *tenant.ids.values(),
+        phone,
+        phone.lstrip("+"),
+        digits,
+        name,
+        email,
+        message_text,
+        import_phone.lstrip("+"),
+        f"Importa {tag} Rowname",
+        owner,
+        member_email,
+    ]
+    return tenant
+
+
+@pytest.fixture
+def tenants(api: ApiClient, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Tenant, Tenant]]:
+    for env_a in sending_environment(api, monkeypatch):
+        a = _populate(env_a, "owner@example.com", "Alpha", "11112222")
+        ws_b = api.create_workspace("owner-b@example.com", name="Bravo Shop")
+        connect = {
+            "waba_id": "102345678909999",
+            "phone_number_id": "109876543219999",
+            "display_phone_number": "6281234509999",
+            "access_token": "EAAG-sandbox-token-B",
+        }
+        assert api.put(f"/v1/workspaces/{ws_b}/whatsapp", connect, as_user="owner-b@example.com").status == 200
+        env_b = SendingEnv(api=api, sandbox=env_a.sandbox, sink=env_a.sink, ws=ws_b)
+        b = _populate(env_b, "owner-b@example.com", "Bravo", "33334444")
+        env_a.sandbox.wait_until_idle()
+        yield a, b
+
+
+def _params(policy: RoutePolicy) -> list[str]:
+    return [p for p in re.findall(r"<(\w+)>", policy.path) if p != "ws"]
+
+
+def _suffix(policy: RoutePolicy) -> str:
+    return policy.path.removeprefix("/v1/workspaces/<ws>")
+
+
+def _assert_no_leak(response: Any, other: Tenant, context: str) -> None:
+    text = response.body.decode("utf-8", errors="replace")
+    for secret in other.secrets:
+        assert secret not in text, f"{context}: {secret!r} of the other workspace leaked: {text[:500]}"
+
+
+def test_every_id_parameter_is_known() -> None:
+    """A new route with an unknown id parameter must be taught to this suite, not silently skipped."""
+    unknown = {p for policy in POLICIES for p in _params(policy)} - set(ID_PARAMS)
+    assert not unknown, f"route parameters this suite cannot fill: {unknown}"
+
+
+def _foreign_id_requests(caller: Tenant, other: Tenant) -> int:
+    checked = 0
+    for policy in POLICIES:
+        params = _params(policy)
+        if not params:
+            continue
+        path = _suffix(policy)
+        for param in params:
+            path = path.replace(f"<{param}>", other.ids[param])
+        body = BODIES.get((policy.method, _suffix(policy)), {} if policy.method in ("POST", "PUT", "PATCH") else None)
+        response = caller.call(policy.method, path, body)
+        context = f"{policy.method} {policy.path} with the other workspace's {params}"
+        assert response.status in (400, 404), f"{context}: {response.status} {response.body[:300]!r}"
+        assert response.content_type == "application/problem+json", context
+        _assert_no_leak(response, other, context)
+        checked += 1
+    return checked
+
+
+def test_ids_of_the_other_workspace_are_404_on_every_route(tenants: tuple[Tenant, Tenant]) -> None:
+    a, b = tenants
+    before = (a.snapshot(), b.snapshot())
+    checked = _foreign_id_requests(a, b) + _foreign_id_requests(b, a)
+    assert checked >= 2 * 15
+    assert (a.snapshot(), b.snapshot()) == before, "a cross-tenant request changed the other workspace"
+    # and nothing was sent on anyone's behalf by those attempts
+    a.env.sandbox.wait_until_idle()
+    bodies = [m.get("text", {}).get("body") for m in a.env.sends()]
+    assert sorted(b for b in bodies if b) == sorted(
+        ["Private note for tenant Alpha zebra", "Private note for tenant Bravo zebra"]
+    )
+
+
+def _cursors(tenant: Tenant) -> dict[str, str]:
+    cursors = {}
+    for route in LIST_ROUTES:
+        path = route.replace("<contact_id>", tenant.ids["contact_id"])
+        response = tenant.call("GET", f"{path}?limit=1")
+        assert response.status == 200, (route, response.body)
+        if response.json.get("next_cursor"):
+            cursors[route] = response.json["next_cursor"]
+    return cursors
+
+
+def test_cursors_of_the_other_workspace_are_400_on_every_list_route(tenants: tuple[Tenant, Tenant]) -> None:
+    a, b = tenants
+    list_routes = [p for p in POLICIES if p.method == "GET" and _suffix(p) in LIST_ROUTES]
+    assert {_suffix(p) for p in list_routes} == set(LIST_ROUTES)
+    checked = 0
+    for caller, other in ((a, b), (b, a)):
+        foreign = _cursors(other)
+        assert {"/contacts", "/audit"} <= set(foreign), foreign  # members and templates are not paginated
+        own_cursors = _cursors(caller)
+        for policy in list_routes:
+            path = _suffix(policy).replace("<contact_id>", caller.ids["contact_id"])
+            for source, cursor in foreign.items():
+                response = caller.call("GET", f"{path}?limit=1&cursor={cursor}")
+                context = f"GET {policy.path} with a cursor of the other workspace's {source}"
+                # a listing without pagination (members, templates) ignores the parameter; one with it refuses
+                ignored = response.status == 200 and "next_cursor" not in response.json
+                assert ignored or response.status == 400, f"{context}: {response.status} {response.body[:300]!r}"
+                _assert_no_leak(response, other, context)
+                checked += 1
+            # the caller's own cursors still work, and never show the other workspace either
+            if _suffix(policy) in own_cursors:
+                own = caller.call("GET", f"{path}?limit=1&cursor={own_cursors[_suffix(policy)]}")
+                assert own.status == 200, own.body
+                _assert_no_leak(own, other, f"own cursor on {policy.path}")
+    assert checked >= 2 * len(LIST_ROUTES) * 2
+
+
+def test_list_routes_never_show_the_other_workspace(tenants: tuple[Tenant, Tenant]) -> None:
+    a, b = tenants
+    for caller, other in ((a, b), (b, a)):
+        for policy in POLICIES:
+            if policy.method != "GET":
+                continue
+            path = _suffix(policy)
+            for param in _params(policy):
+                path = path.replace(f"<{param}>", caller.ids[param])
+            response = caller.call("GET", path)
+            assert response.status < 500, (policy, response.body)
+            _assert_no_leak(response, other, f"GET {policy.path} with the caller's own ids")
