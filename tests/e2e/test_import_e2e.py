@@ -2,9 +2,14 @@
 presigned URL, the ImportQueue poller runs the worker, and the counts are exact; the JSON export then
 shows one contact per phone.
 
-The file has RELASIFY_E2E_IMPORT_ROWS rows (default 100,000): 80% new phones, 8% repeats of a phone
+The file has RELASIFY_E2E_IMPORT_ROWS rows: 80% new phones, 8% repeats of a phone
 in another format with the same data (skipped), 6% repeats that rename the contact (updated), 6% bad
 rows (invalid phone, invalid e-mail, empty phone: failed).
+
+The acceptance size is 100,000 rows (`RELASIFY_E2E_IMPORT_ROWS=100000`). The suite's default is
+5,000: moto spends ~10-30 ms per row on this 2-core machine (every row is a marker PutItem plus its
+share of batched contact and tag writes, each parsed and serialised by moto in Python), so 100,000
+rows take the better part of an hour locally; 10,000 rows measured 291 s under load.
 """
 
 from __future__ import annotations
@@ -19,10 +24,10 @@ import pytest
 from relasify_local import import_cli
 from relasify_local.cli import build_parser
 
-pytestmark = pytest.mark.e2e
+ROWS = int(os.environ.get("RELASIFY_E2E_IMPORT_ROWS", "5000"))
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(180 + ROWS * 0.06)]
 
 OWNER = "import-e2e@example.com"
-ROWS = int(os.environ.get("RELASIFY_E2E_IMPORT_ROWS", "100000"))
 BLOCK = 50  # each block of 50 rows: 40 new, 4 skipped repeats, 3 updating repeats, 3 bad
 
 
