@@ -374,15 +374,6 @@ def _send_one(
 # --- webhook feedback ------------------------------------------------------------------------------
 
 
-def on_status_advanced(ws: str, wamid: str, status: str) -> None:
-    """`on_status_applied` for callers that know the wamid only (the webhook's `_after_status`)."""
-    if status not in ("delivered", "read", "failed"):
-        return
-    location = message_store.locate_wamid(wamid)
-    if location is not None and location.ws == ws:
-        on_status_applied(ws, location.message_id, status)
-
-
 def on_status_applied(ws: str, message_id: str, status: str) -> None:
     """Count a status webhook that moved a broadcast message forward (call once per applied advance).
 
