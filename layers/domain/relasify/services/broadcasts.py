@@ -157,6 +157,7 @@ def _expand(broadcast: Broadcast, job: dict[str, Any]) -> str:
         return broadcast.status
     contacts, next_job = _audience_page(broadcast, job)
     queued: list[str] = []
+    claimed_before: list[str] = []
     for contact in contacts:
         reason = _skip_reason(contact)
         if reason is not None:
@@ -165,6 +166,13 @@ def _expand(broadcast: Broadcast, job: dict[str, Any]) -> str:
             )
         elif store.claim_and_count(broadcast.ws, broadcast.id, contact.id, queued=1):
             queued.append(contact.id)
+        else:
+            claimed_before.append(contact.id)
+    if claimed_before:
+        # A redelivered page (the first run died after claiming, before enqueuing its sends): recipients
+        # still queued go out again; the send job skips settled ones and the outbox sends nothing twice.
+        recipients = store.get_recipients(broadcast.ws, broadcast.id, claimed_before)
+        queued += [cid for cid in claimed_before if getattr(recipients.get(cid), "status", None) == "queued"]
     jobs = [_job("send", broadcast, contact_ids=chunk) for chunk in _chunked(queued, SEND_CHUNK_SIZE)]
     if next_job is not None:
         jobs.append(next_job)
