@@ -8,6 +8,7 @@ from __future__ import annotations
 import importlib.util
 import sys
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -19,7 +20,7 @@ from relasify.services import imports
 
 from tests.integration import test_import_worker as import_tests
 from tests.integration.test_import_worker import _all_contacts, _assert_one_contact_per_phone, _import, generated_csv
-from tests.support.faults import DYNAMODB_READS, DYNAMODB_WRITES, WorkerKilled, inject_aws_faults
+from tests.support.faults import DYNAMODB_READS, DYNAMODB_WRITES, WorkerKilled, inject_aws_faults, report_totals
 
 import_env = import_tests.import_env  # bucket and queue fixture (yields the queue URL)
 REPO = Path(__file__).resolve().parents[2]
@@ -168,3 +169,9 @@ def test_an_import_message_delivered_twice_imports_once(
     sqs.change_message_visibility(QueueUrl=import_env, ReceiptHandle=message["ReceiptHandle"], VisibilityTimeout=0)
     assert run_worker_until_done(import_env)[1] == 0
     _assert_same_as_clean("ws-twice", import_id, expected)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _report_figures() -> Iterator[None]:
+    yield
+    report_totals(__name__, dict(FAULT_TOTALS))

@@ -6,6 +6,7 @@ sweep deletes nothing."""
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterator
 
 import pytest
 from relasify.services import sweep
@@ -13,7 +14,7 @@ from relasify.settings import Settings
 
 from tests.integration import test_sweep_retention as retention
 from tests.integration.test_sweep_retention import bucket_keys, seed_everything, table_keys
-from tests.support.faults import DYNAMODB_READS, DYNAMODB_WRITES, WorkerKilled, inject_aws_faults
+from tests.support.faults import DYNAMODB_READS, DYNAMODB_WRITES, WorkerKilled, inject_aws_faults, report_totals
 
 env = retention.env  # table, bucket and clock fixture
 MAX_RUNS = 40
@@ -93,3 +94,9 @@ def test_a_sweep_killed_mid_run_resumes_and_deletes_exactly_the_expired_items(
     assert (runs, failures) == (2, 1)
     _assert_exactly_the_expired_items_are_gone(before, seeded)
     FAULT_TOTALS["faults"] += faults.injected
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _report_figures() -> Iterator[None]:
+    yield
+    report_totals(__name__, dict(FAULT_TOTALS))

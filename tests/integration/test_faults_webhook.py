@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import re
 from collections import Counter
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -20,7 +21,7 @@ from relasify.data.records import NewContact
 
 from tests.integration import test_webhook_ingestion as ingestion
 from tests.integration.test_webhook_ingestion import PHONE_ID, WS, FakeContext, WebhookEnv, aws_client, sqs_record
-from tests.support.faults import DYNAMODB_READS, DYNAMODB_WRITES, WorkerKilled, inject_aws_faults
+from tests.support.faults import DYNAMODB_READS, DYNAMODB_WRITES, WorkerKilled, inject_aws_faults, report_totals
 
 env = ingestion.env  # the receiver/processor environment fixture, connected to WS
 WABA = "102345678901234"
@@ -225,3 +226,9 @@ def test_processor_killed_mid_batch_then_rerun_loses_and_duplicates_nothing(
 
 
 FAULT_TOTALS: Counter[str] = Counter()
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _report_figures() -> Iterator[None]:
+    yield
+    report_totals(__name__, dict(FAULT_TOTALS))

@@ -56,7 +56,8 @@ class FaultRule:
     matching calls) is in `calls` or divisible by `every`; at most `limit` calls are chosen (None: no
     limit). A chosen call fails `persist` attempts in a row (1: botocore's own retry absorbs it), or, with
     `persist=None`, every attempt botocore makes (read from its `amz-sdk-request: attempt=N; max=M`
-    header), so the error reaches the code under test."""
+    header), so the error reaches the code under test. `tables` (DynamoDB) narrows it to calls naming one
+    of those tables."""
 
     service: str
     operations: Collection[str]
@@ -65,14 +66,17 @@ class FaultRule:
     every: int | None = None
     persist: int | None = None
     limit: int | None = None
+    tables: Collection[str] = ()
     seen: int = 0
     chosen: int = 0
     injected: int = 0
     _remaining: int = 0  # further attempts of the chosen call to fail
     _exhausting: bool = False
 
-    def matches(self, service: str, operation: str) -> bool:
-        return service == self.service and (not self.operations or operation in self.operations)
+    def matches(self, service: str, operation: str, request: AWSPreparedRequest) -> bool:
+        if service != self.service or (self.operations and operation not in self.operations):
+            return False
+        return not self.tables or bool(_tables_of(request) & set(self.tables))
 
     def take(self, request: AWSPreparedRequest) -> bool:
         attempt, max_attempts = _attempt_of(request)
@@ -96,6 +100,19 @@ class FaultRule:
             self.injected += 1
             return True
         return False
+
+
+def _tables_of(request: AWSPreparedRequest) -> set[str]:
+    body = request.body
+    try:
+        payload = json.loads(body.decode() if isinstance(body, bytes) else body or "{}")
+    except (ValueError, UnicodeDecodeError):
+        return set()
+    names = {payload.get("TableName")}
+    names |= set(payload.get("RequestItems") or {})
+    for entry in payload.get("TransactItems") or []:
+        names |= {part.get("TableName") for part in entry.values() if isinstance(part, dict)}
+    return {n for n in names if n}
 
 
 def _attempt_of(request: AWSPreparedRequest) -> tuple[int, int]:
@@ -129,10 +146,13 @@ class FaultInjector:
         every: int | None = None,
         persist: int | None = None,
         limit: int | None = None,
+        tables: Collection[str] = (),
     ) -> FaultRule:
         if kind not in FAULT_KINDS:
             raise ValueError(f"unknown fault kind {kind!r}; expected one of {FAULT_KINDS}")
-        rule = FaultRule(service, frozenset(operations), kind, frozenset(calls), every, persist, limit)
+        rule = FaultRule(
+            service, frozenset(operations), kind, frozenset(calls), every, persist, limit, frozenset(tables)
+        )
         with self._lock:
             self.rules.append(rule)
         return rule
@@ -170,7 +190,7 @@ class FaultInjector:
                 self._kill_after = None
                 self.kills += 1
                 raise WorkerKilled(f"killed before {key} after {self.successful_writes} writes")
-            rule = next((r for r in self.rules if r.matches(service, operation) and r.take(request)), None)
+            rule = next((r for r in self.rules if r.matches(service, operation, request) and r.take(request)), None)
             if rule is None:
                 if service == "dynamodb" and operation in DYNAMODB_WRITES:
                     self.successful_writes += 1  # let through; a conditional failure still counts as done
@@ -229,3 +249,14 @@ def inject_aws_faults() -> Iterator[FaultInjector]:
     finally:
         BotocoreStubber.__call__ = original_call  # type: ignore[method-assign]
         botocore.endpoint.time = original_time
+
+
+def report_totals(module: str, totals: dict[str, int]) -> None:
+    """Append a module's figures (faults injected, items checked) to $RELASIFY_FAULT_REPORT, if set:
+    the numbers the hardening issue's closing note quotes."""
+    import os
+
+    path = os.environ.get("RELASIFY_FAULT_REPORT")
+    if path:
+        with open(path, "a", encoding="utf-8") as report:
+            report.write(json.dumps({"module": module, **totals}) + "\n")

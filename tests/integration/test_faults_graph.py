@@ -1,0 +1,218 @@
+"""Graph API faults (sandbox: 429 with Retry-After, 500, timeouts, connection resets) during single sends
+through the API and during broadcasts (worker jobs drained from the moto queue, redelivered when they fail),
+plus DynamoDB throttling in the broadcast worker. Every message reaches the sandbox exactly once, counts
+are exact, and a failure that outlasts the retries leaves the idempotency key or the job retryable."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+import pytest
+from relasify.settings import get_settings
+
+from tests.integration.api import conftest as api_fixtures
+from tests.integration.api.test_send_support import AGENT, OWNER, SendingEnv, sending_environment
+from tests.support.api import ApiClient
+from tests.support.faults import DYNAMODB_WRITES, WorkerKilled, inject_aws_faults, report_totals
+
+aws_resources = api_fixtures.aws_resources  # the API tier's fixtures (this file lives beside the other fault tests)
+api = api_fixtures.api
+FAULT_TOTALS: Counter[str] = Counter()
+# (kind, options) of one injected Graph fault; a timeout holds the connection past GRAPH_TIMEOUT_SECONDS=1.
+FAULTS: list[tuple[str, dict[str, Any]]] = [
+    ("429", {"retry_after": 0}),
+    ("500", {}),
+    ("timeout", {"seconds": 1.2}),
+    ("reset", {}),
+]
+
+
+@pytest.fixture
+def env(api: ApiClient, monkeypatch: pytest.MonkeyPatch) -> Iterator[SendingEnv]:
+    yield from sending_environment(api, monkeypatch)
+
+
+def _faults_seen(env: SendingEnv) -> Counter[str]:
+    return Counter(r["fault"] for r in env.sandbox.requests if r["fault"])
+
+
+def test_single_sends_survive_every_graph_fault_and_send_once(env: SendingEnv) -> None:
+    contacts = [env.contact(f"+62812000011{i:02d}", name=f"Faulty {i}") for i in range(len(FAULTS) + 1)]
+    injected = 0
+    for i, (kind, options) in enumerate(FAULTS):
+        env.sandbox.inject_fault(kind, 1, **options)
+        injected += 1
+        body = {"contact_id": contacts[i].id, "type": "text", "text": {"body": f"after {kind}"}}
+        response = env.post_message(body, f"fault-{i}")
+        assert response.status == 201, (kind, response.body)
+        assert response.json["wamid"]
+    # two faults in a row on one send (still within the client's attempts)
+    env.sandbox.inject_fault("500", 1)
+    env.sandbox.inject_fault("reset", 1)
+    injected += 2
+    last = {"contact_id": contacts[-1].id, "type": "text", "text": {"body": "after two"}}
+    assert env.post_message(last, "fault-two").status == 201
+
+    sent = env.sends()
+    assert sorted(s["to"] for s in sent) == sorted(c.wa_id for c in contacts)  # each exactly once
+    assert sum(_faults_seen(env).values()) == injected
+    # The client retrying with the same keys gets the same answers and nothing is sent again.
+    for i, (kind, _) in enumerate(FAULTS):
+        body = {"contact_id": contacts[i].id, "type": "text", "text": {"body": f"after {kind}"}}
+        assert env.post_message(body, f"fault-{i}").status == 201
+    assert len(env.sends()) == len(contacts)
+    FAULT_TOTALS["graph"] += injected
+    FAULT_TOTALS["checked"] += len(contacts)
+
+
+def test_a_send_whose_faults_outlast_the_retries_fails_cleanly_and_its_key_can_be_retried(env: SendingEnv) -> None:
+    contact = env.contact("+6281200001200")
+    body = {"contact_id": contact.id, "type": "text", "text": {"body": "persistent outage"}}
+    env.sandbox.inject_fault("500", 10)
+    failed = env.post_message(body, "outage")
+    assert 500 <= failed.status < 600 or failed.status == 409, failed.body
+    assert failed.content_type == "application/problem+json"
+    assert env.sends() == []
+    env.sandbox.reset()  # Meta recovers
+    retried = env.post_message(body, "outage")
+    sends = env.sends()
+    if retried.status == 201:
+        assert len(sends) == 1
+    else:  # the key remembers the failure: then nothing may have been sent either
+        assert retried.status == failed.status
+        assert sends == []
+    FAULT_TOTALS["graph"] += 4
+    FAULT_TOTALS["checked"] += 1
+
+
+def _broadcast(env: SendingEnv, recipients: int) -> tuple[str, list[Any]]:
+    env.approved_template("promo", category="MARKETING")
+    contacts = [
+        env.contact(f"+62812000013{i:02d}", tags=["vip"], name=f"Pelanggan {i}", inbound_hours_ago=None)
+        for i in range(recipients)
+    ]
+    body = {"template": "promo", "language": "id", "audience": {"tags": ["vip"]}, "parameters": [{"field": "name"}]}
+    created = env.api.post(f"/v1/workspaces/{env.ws}/broadcasts", body, as_user=OWNER)
+    assert created.status == 202, created.body
+    return created.json["id"], contacts
+
+
+def drain_with_redelivery(max_rounds: int = 300) -> tuple[int, int]:
+    """The worker on every queued job; a job that raises stays on the queue and comes back (SQS).
+    Returns (jobs handled, jobs that failed)."""
+    from relasify.services import broadcasts
+
+    sqs = boto3.client("sqs")
+    url = get_settings().broadcast_queue_url
+    handled = failed = 0
+    for _ in range(max_rounds):
+        messages = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=0).get("Messages", [])
+        if not messages:
+            return handled, failed
+        for message in messages:
+            try:
+                broadcasts.handle_job(json.loads(message["Body"]))
+            except (WorkerKilled, Exception):  # the invocation failed: the message is delivered again
+                failed += 1
+                continue
+            sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+            handled += 1
+    raise AssertionError("broadcast queue did not drain")
+
+
+def _assert_broadcast_exact(env: SendingEnv, broadcast_id: str, contacts: list[Any]) -> None:
+    sends = env.sends()
+    assert sorted(s["to"] for s in sends) == sorted(c.wa_id for c in contacts), "a recipient missed or sent twice"
+    names = {s["to"]: s["template"]["components"][0]["parameters"][0]["text"] for s in sends}
+    assert names == {c.wa_id: c.name for c in contacts}
+    view = env.api.get(f"/v1/workspaces/{env.ws}/broadcasts/{broadcast_id}", as_user=OWNER).json
+    assert view["status"] == "completed"
+    assert view["total"] == len(contacts)
+    counts = view["counts"]
+    assert (counts["queued"], counts["sent"], counts["failed"], counts["skipped"]) == (0, len(contacts), 0, 0)
+    FAULT_TOTALS["checked"] += len(contacts)
+
+
+def test_a_broadcast_through_graph_faults_sends_each_recipient_once(env: SendingEnv) -> None:
+    broadcast_id, contacts = _broadcast(env, 10)
+    injected = 0
+    for kind, options in FAULTS * 2:
+        env.sandbox.inject_fault(kind, 1, **options)
+        injected += 1
+    _, failed = drain_with_redelivery()
+    assert failed == 0  # each fault was absorbed by the Graph client's retries
+    assert sum(_faults_seen(env).values()) == injected
+    _assert_broadcast_exact(env, broadcast_id, contacts)
+    FAULT_TOTALS["graph"] += injected
+
+
+def test_a_broadcast_whose_graph_outage_outlasts_the_retries_is_redelivered_and_sends_once(env: SendingEnv) -> None:
+    broadcast_id, contacts = _broadcast(env, 6)
+    env.sandbox.inject_fault("500", 6)  # more than one send's attempts: the job fails and comes back
+    env.sandbox.inject_fault("reset", 2)
+    _, failed = drain_with_redelivery()
+    assert sum(_faults_seen(env).values()) == 8
+    _assert_broadcast_exact(env, broadcast_id, contacts)
+    del failed  # whether the worker retried inside the job or SQS redelivered it, the outcome is the same
+    FAULT_TOTALS["graph"] += 8
+
+
+@pytest.mark.parametrize("writes_before_kill", [2, 6, 11])
+def test_a_broadcast_worker_killed_mid_job_is_redelivered_and_sends_once(
+    env: SendingEnv, writes_before_kill: int
+) -> None:
+    broadcast_id, contacts = _broadcast(env, 6)
+    with inject_aws_faults() as faults:
+        faults.kill_after_writes(writes_before_kill)
+        _, failed = drain_with_redelivery()
+    assert faults.kills == 1
+    assert failed == 1
+    # A kill between Meta's answer and our record of it may leave one recipient unrecorded; the product
+    # must not send it again (the recipient's dedupe item is written before the call).
+    _assert_broadcast_exact(env, broadcast_id, contacts)
+    FAULT_TOTALS["aws"] += faults.injected
+
+
+def test_dynamodb_throttling_in_the_broadcast_worker_sends_each_recipient_once(env: SendingEnv) -> None:
+    broadcast_id, contacts = _broadcast(env, 6)
+    with inject_aws_faults() as faults:
+        faults.fail("dynamodb", DYNAMODB_WRITES, kind="throttle", every=4, limit=5)
+        faults.fail("dynamodb", DYNAMODB_WRITES, kind="5xx", calls={3, 8}, persist=1)
+        _, failed = drain_with_redelivery()
+    assert faults.faulted_calls >= 5
+    assert failed >= 1
+    _assert_broadcast_exact(env, broadcast_id, contacts)
+    FAULT_TOTALS["aws"] += faults.injected
+
+
+def test_message_api_under_dynamodb_throttling_sends_once_per_key(env: SendingEnv) -> None:
+    """The main table throttled past botocore's retries: the request fails (5xx), the key stays usable, and
+    the client's retry with it sends once. (The idempotency table is spared: a lock that cannot be released
+    answers 409 idempotency-key-in-progress until it expires, by design.)"""
+    contacts = [env.contact(f"+62812000014{i:02d}") for i in range(4)]
+    with inject_aws_faults() as faults:
+        faults.fail("dynamodb", DYNAMODB_WRITES, kind="throttle", every=3, limit=4, tables={get_settings().table_name})
+        statuses = []
+        for i, contact in enumerate(contacts):
+            body = {"contact_id": contact.id, "type": "text", "text": {"body": f"throttled {i}"}}
+            for _attempt in range(6):  # the client retries a 5xx with the same key
+                response = env.post_message(body, f"throttled-{i}", user=AGENT)
+                if response.status < 500:
+                    break
+            statuses.append(response.status)
+    assert statuses == [201] * len(contacts)
+    assert faults.faulted_calls >= 1
+    sent = Counter(s["to"] for s in env.sends())
+    assert sent == Counter(c.wa_id for c in contacts), "a message was sent twice or not at all"
+    FAULT_TOTALS["aws"] += faults.injected
+    FAULT_TOTALS["checked"] += len(contacts)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _report_figures() -> Iterator[None]:
+    yield
+    report_totals(__name__, dict(FAULT_TOTALS))
