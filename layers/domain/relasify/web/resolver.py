@@ -7,7 +7,10 @@ from typing import Any
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, CORSConfig, Response
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError, ServiceError
-from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+from aws_lambda_powertools.event_handler.openapi.exceptions import (
+    RequestUnsupportedContentType,
+    RequestValidationError,
+)
 
 from relasify.errors import DomainError
 from relasify.observability import logger
@@ -18,13 +21,17 @@ from relasify.web.problems import problem, validation_errors
 MAX_JSON_BODY_BYTES = 256 * 1024
 
 
-def _body_size_guard(app: APIGatewayHttpResolver, next_middleware: Any) -> Response:
+def _oversize(app: APIGatewayHttpResolver) -> Response | None:
     body = app.current_event.body
     if body and len(body) > MAX_JSON_BODY_BYTES * (4 / 3 if app.current_event.is_base64_encoded else 1):
         return problem(
             413, "payload-too-large", "Payload too large", f"Request bodies are limited to {MAX_JSON_BODY_BYTES} bytes"
         )
-    return next_middleware(app)
+    return None
+
+
+def _body_size_guard(app: APIGatewayHttpResolver, next_middleware: Any) -> Response:
+    return _oversize(app) or next_middleware(app)
 
 
 def create_app() -> APIGatewayHttpResolver:
@@ -45,16 +52,39 @@ def create_app() -> APIGatewayHttpResolver:
     def _domain_error(exc: DomainError) -> Response:
         return problem(exc.status, exc.type_slug, exc.title, exc.detail, errors=exc.errors or None, **exc.extra)
 
-    @app.exception_handler(RequestValidationError)
-    def _validation_error(exc: RequestValidationError) -> Response:
+    def _access_denied() -> Response | None:
         # Powertools validates the request before route middlewares run; a caller who may not
-        # use the route must learn that (404/403), not how the body was wrong.
+        # use the route must learn that (404/403), not how the body was wrong; an oversize body
+        # is refused as such (413) before anyone looks inside it.
         policy = policy_of_current_route(app)
         if policy is not None:
             try:
                 check_access(app, policy.min_role)
             except DomainError as denied:
                 return _domain_error(denied)
+        return _oversize(app)
+
+    def _unsupported_media_type() -> Response:
+        return _access_denied() or problem(
+            415, "unsupported-media-type", "Unsupported media type", "Request bodies must be application/json"
+        )
+
+    @app.exception_handler(RequestUnsupportedContentType)
+    def _unsupported_content_type(_: RequestUnsupportedContentType) -> Response:
+        return _unsupported_media_type()
+
+    @app.exception_handler(ValueError)
+    def _value_error(exc: ValueError) -> Response:
+        # Powertools raises a bare ValueError for a multipart content type without a boundary.
+        if "multipart/" in (app.current_event.headers.get("content-type") or "").lower():
+            return _unsupported_media_type()
+        return _unexpected(exc)
+
+    @app.exception_handler(RequestValidationError)
+    def _validation_error(exc: RequestValidationError) -> Response:
+        denied = _access_denied()
+        if denied is not None:
+            return denied
         errors = validation_errors(list(exc.errors()))
         if any(e["type"] == "json_invalid" for e in errors):
             return problem(400, "malformed-json", "Malformed JSON", "The request body is not valid JSON", errors=errors)
@@ -64,11 +94,22 @@ def create_app() -> APIGatewayHttpResolver:
 
     @app.exception_handler(json.JSONDecodeError)
     def _json_error(_: json.JSONDecodeError) -> Response:
-        return problem(400, "malformed-json", "Malformed JSON", "The request body is not valid JSON")
+        return _access_denied() or problem(
+            400, "malformed-json", "Malformed JSON", "The request body is not valid JSON"
+        )
+
+    @app.exception_handler(RecursionError)
+    def _too_deep(_: RecursionError) -> Response:
+        # json.loads recurses once per nesting level; thousands of levels exhaust the stack.
+        return _access_denied() or problem(
+            400, "malformed-json", "Malformed JSON", "The request body is nested too deeply"
+        )
 
     @app.exception_handler(UnicodeDecodeError)
     def _unicode_error(_: UnicodeDecodeError) -> Response:
-        return problem(400, "invalid-encoding", "Invalid encoding", "The request body is not valid UTF-8")
+        return _access_denied() or problem(
+            400, "invalid-encoding", "Invalid encoding", "The request body is not valid UTF-8"
+        )
 
     @app.exception_handler(NotFoundError)
     def _not_found(_: NotFoundError) -> Response:
