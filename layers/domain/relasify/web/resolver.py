@@ -34,6 +34,24 @@ def _body_size_guard(app: APIGatewayHttpResolver, next_middleware: Any) -> Respo
     return _oversize(app) or next_middleware(app)
 
 
+def _json_object_guard(app: APIGatewayHttpResolver, next_middleware: Any) -> Response:
+    # Powertools validates a one-element list against a body model as if it were that element;
+    # every JSON body of this API is an object.
+    event = app.current_event
+    content_type = (event.headers.get("content-type") or "application/json").lower()
+    if event.body and event.http_method in ("POST", "PUT", "PATCH") and content_type.startswith("application/json"):
+        try:
+            parsed = json.loads(event.decoded_body)
+        except (ValueError, RecursionError):
+            parsed = {}  # malformed bodies are the validation's business
+        if not isinstance(parsed, dict):
+            error = {"location": "body", "in": "body", "message": "Expected a JSON object", "type": "dict_type"}
+            return problem(
+                422, "validation-error", "Request validation failed", "The body must be a JSON object", errors=[error]
+            )
+    return next_middleware(app)
+
+
 def create_app() -> APIGatewayHttpResolver:
     """Build the resolver every API function uses, with problem+json for every error."""
     from relasify.settings import get_settings
@@ -46,7 +64,7 @@ def create_app() -> APIGatewayHttpResolver:
     app = APIGatewayHttpResolver(enable_validation=True, cors=cors)
     from relasify.web.usage import usage_middleware
 
-    app.use(middlewares=[usage_middleware, _body_size_guard])
+    app.use(middlewares=[usage_middleware, _body_size_guard, _json_object_guard])
 
     @app.exception_handler(DomainError)
     def _domain_error(exc: DomainError) -> Response:
