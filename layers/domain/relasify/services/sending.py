@@ -48,6 +48,9 @@ IDEMPOTENCY_EXPIRY_SECONDS = 24 * 60 * 60
 IN_PROGRESS_WAIT_SECONDS = 25.0
 IN_PROGRESS_POLL_SECONDS = 0.1
 API_RATE_LIMIT_WAIT_SECONDS = 5.0
+# Recording the wamid after Meta accepted a message: attempts (each with botocore's own retries) and backoff.
+WAMID_RECORD_ATTEMPTS = 4
+WAMID_RECORD_BACKOFF_SECONDS = 0.2
 _PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z0-9_]+)\s*\}\}")
 
 
@@ -213,15 +216,29 @@ def deliver(
         result = client.send_message(delivery.connection.phone_number_id, token, payload)
     except GraphError as error:
         raise _after_graph_error(delivery, message, error) from None
-    from relasify.services.webhook import apply_pending_statuses
-
-    applied = apply_pending_statuses(ws, message.id, result.wamid)
+    applied = _record_wamid(ws, message.id, result.wamid)
     if result.wa_id and not delivery.contact.wa_id:
         _link_wa_id(ws, delivery.contact.id, result.wa_id)
     if not reread or not applied:  # nothing changed it but the wamid: spare a read
         return message.model_copy(update={"wamid": result.wamid})
     stored = message_store.get_message(ws, message.id, consistent=True)
     return stored or message
+
+
+def _record_wamid(ws: str, message_id: str, wamid: str) -> bool:
+    """Meta has the message now: insist on recording its wamid (a message left without one is sent again
+    when the request or job is retried). Idempotent, so retried past a throttled or failing write."""
+    from relasify.services.webhook import apply_pending_statuses
+
+    for attempt in range(1, WAMID_RECORD_ATTEMPTS + 1):
+        try:
+            return apply_pending_statuses(ws, message_id, wamid)
+        except Exception:
+            if attempt == WAMID_RECORD_ATTEMPTS:
+                raise
+            logger.warning("recording a wamid failed; retrying", extra={"message_id": message_id, "attempt": attempt})
+            time.sleep(WAMID_RECORD_BACKOFF_SECONDS * 2 ** (attempt - 1))
+    raise AssertionError("unreachable")
 
 
 def _graph_client() -> Any:
