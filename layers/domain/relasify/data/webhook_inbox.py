@@ -106,6 +106,12 @@ def read_queued(message_body: str) -> QueuedWebhook:
     return QueuedWebhook(s3_key=message["key"], sha256=message.get("sha256", ""), raw=raw)
 
 
+def discard_raw(message_body: str) -> None:
+    """Delete the raw payload a processed queue message refers to."""
+    message = json.loads(message_body)
+    _client("s3").delete_object(Bucket=message["bucket"], Key=message["key"])
+
+
 def _read_object(bucket: str, key: str) -> bytes:
     return _client("s3").get_object(Bucket=bucket, Key=key)["Body"].read()
 

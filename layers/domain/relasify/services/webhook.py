@@ -193,7 +193,14 @@ def _digits(value: str | None) -> str:
 def process_queued_webhook(message_body: str, *, routes: RouteCache | None = None) -> ProcessSummary:
     """Apply one webhook queue message (an SQS record body)."""
     queued = webhook_inbox.read_queued(message_body)
-    return process_payload(queued.raw, routes=routes)
+    summary = process_payload(queued.raw, routes=routes)
+    # Once every effect is stored, the raw copy has served its purpose (durability until processed).
+    # Deleting it keeps personal data only in items that erasure and the sweep reach. A payload
+    # with a field we do not handle yet is kept for its retention window (lifecycle rule), as SPEC
+    # asks: nothing Meta sent is lost before we can process it.
+    if not any(key.startswith("unknown_field:") for key in summary.counts):
+        webhook_inbox.discard_raw(message_body)
+    return summary
 
 
 def process_payload(raw: bytes | str | dict[str, Any], *, routes: RouteCache | None = None) -> ProcessSummary:
