@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
+from pydantic import ValidationError
+
 from relasify import clock
 from relasify.data import messages as message_store
 from relasify.data import webhook_inbox
@@ -193,7 +195,14 @@ def _digits(value: str | None) -> str:
 def process_queued_webhook(message_body: str, *, routes: RouteCache | None = None) -> ProcessSummary:
     """Apply one webhook queue message (an SQS record body)."""
     queued = webhook_inbox.read_queued(message_body)
-    summary = process_payload(queued.raw, routes=routes)
+    try:
+        summary = process_payload(queued.raw, routes=routes)
+    except ValidationError as exc:
+        # A correctly signed body that is not a webhook (empty, not JSON, not the envelope) will
+        # never parse: retrying it only burns invocations until the DLQ. Keep the raw copy (its
+        # retention window applies) and drop the record; log the S3 key and error count only.
+        logger.warning("unparseable webhook kept", extra={"s3_key": queued.s3_key, "errors": exc.error_count()})
+        return ProcessSummary(counts={"unparseable:kept": 1})
     # Once every effect is stored, the raw copy has served its purpose (durability until processed).
     # Deleting it keeps personal data only in items that erasure and the sweep reach. A payload
     # with a field we do not handle yet is kept for its retention window (lifecycle rule), as SPEC
