@@ -51,9 +51,14 @@ def get_membership(ws: str, sub: str) -> Membership | None:
     ttl = get_settings().membership_cache_seconds
     hit = _cache.get(key)
     if hit is not None and time.monotonic() - hit[1] < ttl:
-        return hit[0]
-    membership = _load_membership(ws, sub)
-    _cache[key] = (membership, time.monotonic())
+        membership = hit[0]
+    else:
+        membership = _load_membership(ws, sub)
+        _cache[key] = (membership, time.monotonic())
+    # The workspace's state is read on every request, never cached: a workspace closed through
+    # another container must be unreadable at once (privacy policy), not after the cache expires.
+    if membership is None or not _workspace_active(ws):
+        return None
     return membership
 
 
@@ -65,10 +70,13 @@ def invalidate_membership(ws: str, sub: str | None = None) -> None:
 def _load_membership(ws: str, sub: str) -> Membership | None:
     from relasify.data import identity  # lazy: keeps pynamodb off paths that never authorise
 
-    membership = identity.get_membership(ws, sub)
-    if membership is None:
-        return None
-    # A closed (or expired) workspace reads as "not found" at once: its data stays only for the
-    # retention window, unreadable through the API (privacy policy section 7).
+    return identity.get_membership(ws, sub)
+
+
+def _workspace_active(ws: str) -> bool:
+    """A closed (or expired) workspace reads as "not found": its data stays only for the
+    retention window, unreadable through the API (privacy policy section 7)."""
+    from relasify.data import identity
+
     workspace = identity.identity_repository().get_workspace(ws)
-    return membership if workspace is not None and workspace.status == "active" else None
+    return workspace is not None and workspace.status == "active"
