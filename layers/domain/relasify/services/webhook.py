@@ -434,60 +434,49 @@ def _event_time(event: AnyWebhookEvent) -> datetime:
     return datetime.fromtimestamp(event.entry_time, clock.now().tzinfo) if event.entry_time else clock.now()
 
 
-def _handle_template_status(event: TemplateStatusEvent, delivery: _Delivery) -> str:
+def _apply_template_update(event: Any, delivery: _Delivery, **fields: Any) -> str:
+    """Every template webhook (status, category, quality) upserts the template in each workspace
+    the WABA routes to, guarded by the event time; only the reported fields differ."""
     update = event.update
     if not update.message_template_name or not update.message_template_language:
         return "incomplete"
     changed = 0
     for ws in delivery.by_account(event.routing):
         changed += message_store.apply_template_webhook(
-            ws,
-            update.message_template_name,
-            update.message_template_language,
-            at=_event_time(event),
-            status=update.event,
-            reason=(
-                update.rejection_info.reason
-                if update.rejection_info and update.rejection_info.reason
-                else update.reason
-            ),
-            category=update.message_template_category,
-            meta_template_id=str(update.message_template_id) if update.message_template_id is not None else None,
+            ws, update.message_template_name, update.message_template_language, at=_event_time(event), **fields
         )
     return "applied" if changed else "unchanged"
+
+
+def _meta_template_id(update: Any) -> str | None:
+    return str(update.message_template_id) if update.message_template_id is not None else None
+
+
+def _handle_template_status(event: TemplateStatusEvent, delivery: _Delivery) -> str:
+    update = event.update
+    rejection = update.rejection_info.reason if update.rejection_info and update.rejection_info.reason else None
+    return _apply_template_update(
+        event,
+        delivery,
+        status=update.event,
+        reason=rejection or update.reason,
+        category=update.message_template_category,
+        meta_template_id=_meta_template_id(update),
+    )
 
 
 def _handle_template_category(event: TemplateCategoryEvent, delivery: _Delivery) -> str:
     update = event.update
-    if not update.message_template_name or not update.message_template_language:
-        return "incomplete"
-    changed = 0
-    for ws in delivery.by_account(event.routing):
-        changed += message_store.apply_template_webhook(
-            ws,
-            update.message_template_name,
-            update.message_template_language,
-            at=_event_time(event),
-            category=update.new_category or update.correct_category,
-            meta_template_id=str(update.message_template_id) if update.message_template_id is not None else None,
-        )
-    return "applied" if changed else "unchanged"
+    return _apply_template_update(
+        event,
+        delivery,
+        category=update.new_category or update.correct_category,
+        meta_template_id=_meta_template_id(update),
+    )
 
 
 def _handle_template_quality(event: TemplateQualityEvent, delivery: _Delivery) -> str:
-    update = event.update
-    if not update.message_template_name or not update.message_template_language:
-        return "incomplete"
-    changed = 0
-    for ws in delivery.by_account(event.routing):
-        changed += message_store.apply_template_webhook(
-            ws,
-            update.message_template_name,
-            update.message_template_language,
-            at=_event_time(event),
-            quality_score=update.new_quality_score,
-        )
-    return "applied" if changed else "unchanged"
+    return _apply_template_update(event, delivery, quality_score=event.update.new_quality_score)
 
 
 def _handle_template_components(event: TemplateComponentsEvent, delivery: _Delivery) -> str:
