@@ -19,7 +19,7 @@ from relasify.data.contacts import contact_repository
 from relasify.data.identity import identity_repository
 from relasify.data.records import NewContact
 from relasify.retention import DataClass
-from relasify.services import access, rights, sweep
+from relasify.services import rights, sweep
 from relasify.services.access import Membership, Role
 from relasify.settings import Settings, get_settings
 from relasify.web import usage
@@ -42,11 +42,9 @@ def env(ddb_tables: Settings, monkeypatch: pytest.MonkeyPatch) -> Iterator[Setti
     monkeypatch.setenv("MEDIA_BUCKET", BUCKET)
     get_settings.cache_clear()
     boto3.client("s3").create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": "ap-southeast-3"})
-    access._cache.clear()
     # Usage-log writes an earlier API test left in flight land now, not during our key-set snapshots.
     usage.flush()
     yield get_settings()
-    access._cache.clear()
     get_settings.cache_clear()
 
 

@@ -100,9 +100,8 @@ class ApiClient:
 def reset_warm_state() -> None:
     """Per-container caches: a new test is a new container."""
     from relasify.data import kms_tokens
-    from relasify.services import access, workspaces
+    from relasify.services import workspaces
 
-    access._cache.clear()
     workspaces._seen_claims.clear()
     kms_tokens.reset_for_tests()
 

@@ -42,9 +42,6 @@ class Settings(BaseSettings):
     # Per-number send cap (messages per second); Meta's default throughput is 80.
     default_send_rate_per_second: float = Field(default=80.0, gt=0)
 
-    # How long a warm container trusts a cached membership lookup.
-    membership_cache_seconds: float = Field(default=30.0, ge=0)
-
     # Signs pagination cursors (HMAC) so a cursor cannot be forged or replayed in another
     # workspace. The dev default is for local use only; deployments set CURSOR_SIGNING_KEY.
     cursor_signing_key: str = "relasify-dev-cursor-signing-key"

@@ -7,6 +7,7 @@ single-table implementation. Use `identity_repository()` for the process-wide in
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from functools import lru_cache
@@ -16,7 +17,7 @@ from pynamodb.exceptions import TransactWriteError
 
 from relasify import clock
 from relasify.data import models as m
-from relasify.data.base import query_all, query_page, transaction
+from relasify.data.base import connection, query_all, query_page, transaction
 from relasify.data.cursor import decode_cursor, encode_cursor
 from relasify.data.ids import new_id
 from relasify.data.records import (
@@ -33,10 +34,12 @@ from relasify.data.records import (
 )
 from relasify.data.tx import cancellation_codes, is_condition_failure
 from relasify.errors import Conflict, NotFound
+from relasify.settings import get_settings
 
 if TYPE_CHECKING:
     from relasify.services import access
 
+_BATCH_GET_ATTEMPTS = 5
 _RETRIES = 3  # optimistic retries when a concurrent write changed what we read
 LAST_OWNER_DETAIL = "A workspace must keep at least one owner."
 CLOSED_WORKSPACES_PK = "CLOSED#WORKSPACES"
@@ -57,6 +60,7 @@ class IdentityRepository(Protocol):
     def close_workspace(self, ws: str, *, closed_at: datetime | None = None) -> Workspace: ...
     def list_closed_workspaces(self, *, closed_before: datetime) -> list[Workspace]: ...
     def get_membership(self, ws: str, sub: str) -> Membership | None: ...
+    def get_workspace_and_membership(self, ws: str, sub: str) -> tuple[Workspace | None, Membership | None]: ...
     def list_members(self, ws: str) -> list[Membership]: ...
     def list_user_memberships(self, sub: str) -> list[Membership]: ...
     def add_member(
@@ -227,6 +231,23 @@ def _member_key(ws: str, sub: str) -> tuple[str, str]:
     return m.ws_pk(ws), f"{m.MembershipModel.SK_PREFIX}{sub}"
 
 
+def _batch_get_raw(keys: list[tuple[str, str]], *, consistent: bool) -> dict[tuple[str, str], dict[str, Any]]:
+    """Raw items of up to 100 keys of any item types in one BatchGetItem (re-sending unprocessed keys)."""
+    table = get_settings().table_name
+    pending: list[dict[str, Any]] = [{"PK": {"S": pk}, "SK": {"S": sk}} for pk, sk in keys]
+    found: dict[tuple[str, str], dict[str, Any]] = {}
+    for attempt in range(_BATCH_GET_ATTEMPTS):
+        request = {table: {"Keys": pending, "ConsistentRead": consistent}}
+        response = connection().dispatch("BatchGetItem", {"RequestItems": request})
+        for item in response.get("Responses", {}).get(table, []):
+            found[(item["PK"]["S"], item["SK"]["S"])] = item
+        pending = response.get("UnprocessedKeys", {}).get(table, {}).get("Keys", [])
+        if not pending:
+            return found
+        time.sleep(min(0.05 * 2**attempt, 1.0))
+    raise RuntimeError("BatchGetItem kept returning unprocessed keys")
+
+
 class DynamoIdentityRepository:
     """`IdentityRepository` on the single table."""
 
@@ -345,6 +366,20 @@ class DynamoIdentityRepository:
     def get_membership(self, ws: str, sub: str) -> Membership | None:
         item = m.MembershipModel.get_live(*_member_key(ws, sub))
         return _membership(item) if item else None
+
+    def get_workspace_and_membership(self, ws: str, sub: str) -> tuple[Workspace | None, Membership | None]:
+        """The workspace and the caller's membership in ONE BatchGetItem, read consistently: the role
+        guard calls this on every request, so a removal, a demotion or a closure made through any
+        container is seen by the very next request, at the cost of one request per API call."""
+        workspace_key = (m.ws_pk(ws), m.WorkspaceModel.SK_VALUE)
+        member_key = _member_key(ws, sub)
+        found = _batch_get_raw([workspace_key, member_key], consistent=True)
+        raw_workspace, raw_member = found.get(workspace_key), found.get(member_key)
+        workspace_item = m.WorkspaceModel.from_raw_data(raw_workspace) if raw_workspace else None
+        member_item = m.MembershipModel.from_raw_data(raw_member) if raw_member else None
+        workspace = _workspace(workspace_item) if workspace_item and not workspace_item.is_expired else None
+        membership = _membership(member_item) if member_item and not member_item.is_expired else None
+        return workspace, membership
 
     def list_members(self, ws: str) -> list[Membership]:
         items = query_all(m.MembershipModel, m.ws_pk(ws), m.MembershipModel.sk.startswith(m.MembershipModel.SK_PREFIX))
@@ -687,10 +722,21 @@ def identity_repository() -> IdentityRepository:
 
 
 def get_membership(ws: str, sub: str) -> access.Membership | None:
-    """The caller's membership in the shape `relasify.services.access` caches and checks."""
+    """The caller's membership in the shape `relasify.services.access` checks."""
     from relasify.services import access  # lazy: services import this module lazily too
 
     record = identity_repository().get_membership(ws, sub)
     if record is None:
+        return None
+    return access.Membership(ws=record.ws, sub=record.sub, role=access.Role.parse(record.role))
+
+
+def get_active_membership(ws: str, sub: str) -> access.Membership | None:
+    """The caller's membership of an ACTIVE workspace (closed, expired or missing: None), from one
+    consistent BatchGetItem of both items."""
+    from relasify.services import access
+
+    workspace, record = identity_repository().get_workspace_and_membership(ws, sub)
+    if workspace is None or workspace.status != "active" or record is None:
         return None
     return access.Membership(ws=record.ws, sub=record.sub, role=access.Role.parse(record.role))

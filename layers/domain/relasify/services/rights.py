@@ -19,7 +19,7 @@ from relasify.data.records import Contact, Workspace
 from relasify.errors import Conflict, NotFound
 from relasify.observability import logger
 from relasify.services import audit
-from relasify.services.access import Actor, Membership, invalidate_membership
+from relasify.services.access import Actor, Membership
 
 # A contact's conversation holds at most 90 days of messages; this bounds one export response.
 MAX_EXPORT_MESSAGES = 10_000
@@ -116,7 +116,6 @@ def close_workspace(caller: Membership) -> tuple[Workspace, datetime]:
     connection = repo.get_whatsapp_connection(ws)
     if connection is not None:
         sweep_store.delete_phone_route(connection.phone_number_id, ws=ws)
-    invalidate_membership(ws)
     delete_after = datetime.fromtimestamp(
         retention.closure_expires_at(workspace.closed_at or closed_at), tz=closed_at.tzinfo
     )
@@ -178,7 +177,6 @@ def delete_me(actor: Actor) -> None:
             repo.remove_member(ms.ws, actor.sub)  # atomic with the owner count: a race still gets 409
         else:
             erasure_store.delete_items([sweep_store.membership_key(ms.ws, actor.sub)])
-        invalidate_membership(ms.ws, actor.sub)
     user = repo.get_user(actor.sub)
     email = (user.email if user else "") or actor.email
     if email:

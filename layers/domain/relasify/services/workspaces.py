@@ -10,7 +10,7 @@ from relasify.errors import Conflict, Forbidden, NotFound
 from relasify.observability import logger
 from relasify.schemas.identity import MemberOut, WhatsAppConnect
 from relasify.services import audit
-from relasify.services.access import Actor, Membership, Role, invalidate_membership
+from relasify.services.access import Actor, Membership, Role
 
 # Users whose claims this warm container has already stored: (sub, email, name, picture).
 _seen_claims: set[tuple[str, str, str | None, str | None]] = set()
@@ -42,7 +42,6 @@ def sign_in(actor: Actor) -> list[str]:
             except NotFound:
                 pass  # the workspace is gone
             repo.delete_invitation(invitation.ws, invitation.email)
-            invalidate_membership(invitation.ws, actor.sub)
             joined.append(invitation.ws)
             audit.record(invitation.ws, "member.joined", actor_id=actor.sub, target_ids=[actor.sub])
     _seen_claims.add(key)
@@ -62,7 +61,6 @@ def create_workspace(actor: Actor, name: str) -> tuple[Workspace, MembershipReco
     workspace, membership = identity_repository().create_workspace(
         name, owner_sub=actor.sub, owner_email=actor.email.lower() or None, owner_name=actor.name
     )
-    invalidate_membership(workspace.id, actor.sub)
     audit.record(workspace.id, "workspace.created", actor_id=actor.sub, target_ids=[workspace.id])
     logger.info("workspace created", extra={"ws": workspace.id})
     return workspace, membership
@@ -118,7 +116,6 @@ def add_member(caller: Membership, email: str, role_name: str) -> MemberOut:
             email=invitation.email, role=invitation.role, status="invited", created_at=invitation.created_at
         )
     membership = repo.add_member(caller.ws, user.sub, role.label, email=user.email, name=user.name, added_by=caller.sub)
-    invalidate_membership(caller.ws, user.sub)
     audit.record(caller.ws, "member.added", actor_id=caller.sub, target_ids=[user.sub], details={"role": role.label})
     return MemberOut(
         user_id=membership.sub,
@@ -143,7 +140,6 @@ def change_role(caller: Membership, target_sub: str, role_name: str) -> MemberOu
     if Role.parse(target.role) > caller.role:
         raise Forbidden("Only an owner can change an owner's role")
     updated = identity_repository().change_role(caller.ws, target_sub, role.label)
-    invalidate_membership(caller.ws, target_sub)
     audit.record(
         caller.ws,
         "member.role_changed",
@@ -161,7 +157,6 @@ def remove_member(caller: Membership, target_sub: str) -> None:
     if target_sub != caller.sub and Role.parse(target.role) > caller.role:
         raise Forbidden("Only an owner can remove an owner")
     identity_repository().remove_member(caller.ws, target_sub)
-    invalidate_membership(caller.ws, target_sub)
     audit.record(caller.ws, "member.removed", actor_id=caller.sub, target_ids=[target_sub])
 
 
