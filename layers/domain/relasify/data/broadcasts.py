@@ -124,7 +124,7 @@ def create_broadcast(
         counter_shards=COUNTER_SHARDS,
         created_by=created_by,
     )
-    item.gsi1pk = f"WS#{ws}#BCASTS"
+    item.gsi1pk = m.broadcasts_index_pk(ws)
     item.gsi1sk = f"{now.strftime('%Y-%m-%dT%H:%M:%S.%fZ')}#{broadcast_id}"
     item.save(condition=m.BroadcastModel.pk.does_not_exist())
     return _broadcast(item)
@@ -139,7 +139,7 @@ def list_broadcasts(ws: str, *, limit: int = 50, cursor: str | None = None) -> P
     scope = "broadcasts"
     page = query_page(
         m.BroadcastModel,
-        f"WS#{ws}#BCASTS",
+        m.broadcasts_index_pk(ws),
         index=m.BroadcastModel.gsi1,
         limit=max(1, min(limit, 100)),
         exclusive_start_key=decode_cursor(cursor, ws=ws, scope=scope),

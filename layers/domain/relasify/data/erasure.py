@@ -78,7 +78,7 @@ def wamid_partition_keys(wamid: str) -> list[Key]:
 def broadcast_recipient_keys(ws: str, contact_id: str) -> list[Key]:
     """`RCPT#<cid>` in every broadcast of the workspace (broadcasts listed through GSI1)."""
     sk = f"{m.BroadcastRecipientModel.SK_PREFIX}{contact_id}"
-    return [(b["PK"]["S"], sk) for b in raw_query(f"WS#{ws}#BCASTS", index="GSI1", projection="PK")]
+    return [(b["PK"]["S"], sk) for b in raw_query(m.broadcasts_index_pk(ws), index="GSI1", projection="PK")]
 
 
 def delete_items(keys: Iterable[Key]) -> int:

@@ -29,6 +29,7 @@ from pydantic import Field
 from pynamodb.attributes import BooleanAttribute, MapAttribute, UnicodeAttribute
 from pynamodb.constants import NONE
 
+from relasify import clock
 from relasify.data import models as m
 from relasify.data.base import chunks
 from relasify.data.contacts import (
@@ -187,6 +188,9 @@ def create_job(
         source=source,
         created_by=created_by,
     )
+    # Listed under the workspace so that closing it reaches every job (the sweep's closure stamp).
+    item.gsi1pk = m.imports_index_pk(ws)
+    item.gsi1sk = f"{clock.now().strftime('%Y-%m-%dT%H:%M:%S.%fZ')}#{import_id}"
     item.save(condition=ImportJobItem.pk.does_not_exist())
     return _job(item)
 

@@ -70,6 +70,16 @@ def import_pk(ws: str, import_id: str) -> str:
     return f"WS#{ws}#IMPORT#{import_id}"
 
 
+def imports_index_pk(ws: str) -> str:
+    """GSI1 partition listing a workspace's import jobs (the closure stamp walks it)."""
+    return f"WS#{ws}#IMPORTS"
+
+
+def broadcasts_index_pk(ws: str) -> str:
+    """GSI1 partition listing a workspace's broadcasts."""
+    return f"WS#{ws}#BCASTS"
+
+
 def audit_pk(ws: str | None, day: str) -> str:
     """Workspace audit partition, or the day's security partition when there is no workspace."""
     return f"WS#{ws}#AUDIT" if ws else f"SECURITY#{day}"
@@ -405,7 +415,8 @@ class BroadcastCounterShardModel(TableModel):
 
 
 class ImportJobModel(TableModel):
-    """PK `WS#<ws>#IMPORT#<id>`, SK `META`."""
+    """PK `WS#<ws>#IMPORT#<id>`, SK `META`; GSI1 `WS#<ws>#IMPORTS` / `<iso ts>#<id>`. Row errors
+    live on the job item itself (bounded list), never as items of their own."""
 
     data_class: ClassVar[DataClass] = DataClass.ACCOUNT
     SK_VALUE: ClassVar[str] = "META"

@@ -282,8 +282,15 @@ def _s(item: dict[str, Any], name: str) -> str | None:
 def workspace_account_keys(ws: str) -> Iterator[Key]:
     """Every account-class item of a workspace, found through its key prefixes (docs/DATA_MODEL.md):
     the `WS#<ws>` partition (workspace, members, invitations, connection, contacts, templates),
-    each contact's uniqueness markers and tag items, the phone routing item, and every broadcast
-    partition (found through GSI1 `WS#<ws>#BCASTS`)."""
+    each contact's uniqueness markers and tag items, the phone routing item, every broadcast
+    partition (found through GSI1 `WS#<ws>#BCASTS`) and every import job partition (GSI1
+    `WS#<ws>#IMPORTS`; row errors are kept on the job item).
+
+    Items of the other classes carry their own TTL from the write (messages, broadcast recipients,
+    wamid pointers: 90 days; dedupe markers, early statuses: 8 days; rate-limit
+    slots: minutes), so they expire no later than closure + 90 days without a stamp. Usage logs,
+    the security log and billing records keep their own, longer windows (privacy policy section 7;
+    billing records by law) and hold no message content."""
     projection = "PK,SK,phone,wa_id,user_id,tags,phone_number_id,ws"
     for item in raw_query(m.ws_pk(ws), projection=projection):
         pk, sk = item["PK"]["S"], item["SK"]["S"]
@@ -301,8 +308,11 @@ def workspace_account_keys(ws: str) -> Iterator[Key]:
             phone_number_id = _s(item, "phone_number_id")
             if phone_number_id:
                 yield m.phone_route_pk(phone_number_id), m.PhoneRouteModel.SK_VALUE
-    for broadcast in raw_query(f"WS#{ws}#BCASTS", index="GSI1", projection="PK"):
+    for broadcast in raw_query(m.broadcasts_index_pk(ws), index="GSI1", projection="PK"):
         for item in raw_query(broadcast["PK"]["S"], projection="PK,SK"):
+            yield item["PK"]["S"], item["SK"]["S"]
+    for job in raw_query(m.imports_index_pk(ws), index="GSI1", projection="PK"):
+        for item in raw_query(job["PK"]["S"], projection="PK,SK"):
             yield item["PK"]["S"], item["SK"]["S"]
 
 
