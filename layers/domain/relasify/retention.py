@@ -29,6 +29,14 @@ class DataClass(enum.StrEnum):
     OPERATIONAL = "operational"  # short-lived working state (dedupe markers, cursors): own window
 
 
+# How long an erasure tombstone (a keyed hash of an erased person's WhatsApp ids, no personal data)
+# keeps old webhooks about that person from re-creating them: Meta retries a delivery for up to
+# 7 days, and a delivery we received can wait up to 14 days in the webhook DLQ (its
+# MessageRetentionPeriod in template.yaml; SQS keeps the original enqueue time) before a redrive.
+# 7 + 14 days, plus a day of margin.
+ERASURE_TOMBSTONE_WINDOW = timedelta(days=22)
+
+
 def window(data_class: DataClass, settings: Settings | None = None) -> timedelta | None:
     """The retention window of a class; `None` means "while the account is active"."""
     s = settings or get_settings()

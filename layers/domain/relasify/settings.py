@@ -46,6 +46,11 @@ class Settings(BaseSettings):
     # workspace. The dev default is for local use only; deployments set CURSOR_SIGNING_KEY.
     cursor_signing_key: str = "relasify-dev-cursor-signing-key"
 
+    # Keys the hash of an erased person's WhatsApp ids in erasure tombstones, so the table alone
+    # (a backup, an export) cannot be matched against phone numbers. Deployments set
+    # ERASURE_HASH_KEY (template parameter ErasureHashKey); empty means the dev key below.
+    erasure_hash_key: str = ""
+
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:

@@ -103,6 +103,7 @@ def item_type(pk: str, sk: str, ws: str) -> str:
             "IMPORT": "ImportJobModel",
             "AUDIT": "AuditLogModel",
             "BILLING": "BillingRecordModel",
+            "ERASED": "ErasureTombstoneModel",
         }[kind]
     if pk.startswith("WAMID#"):
         return "PendingStatusModel" if sk.startswith("PENDING#") else {"WAMID": "WamidPointerModel"}[sk]
@@ -252,6 +253,10 @@ def seed_every_item_type(env: SendingEnv) -> None:
     assert env.sandbox.wait_until_idle()
     webhook.process_payload(json.dumps(_status_for_unknown_wamid()))
     assert _copy_queued_media() == 1
+    # An erased contact leaves erasure tombstones (hashes, no personal data).
+    gone = api.post(f"/v1/workspaces/{ws}/contacts", {"phone": "081234567899"}, as_user=AGENT)
+    assert gone.status == 201, gone.body
+    assert api.post(f"/v1/workspaces/{ws}/contacts/{gone.json['id']}/erase", as_user=OWNER).status == 200
     # An import with a row error (job item, CSV in S3) and an export (S3).
     _run_import_worker(api, ws)
     exported = api.get(f"/v1/workspaces/{ws}/contacts/export?format=csv", as_user=AGENT)

@@ -80,6 +80,10 @@ def broadcasts_index_pk(ws: str) -> str:
     return f"WS#{ws}#BCASTS"
 
 
+def erasure_tombstone_pk(ws: str, digest: str) -> str:
+    return f"WS#{ws}#ERASED#{digest}"
+
+
 def audit_pk(ws: str | None, day: str) -> str:
     """Workspace audit partition, or the day's security partition when there is no workspace."""
     return f"WS#{ws}#AUDIT" if ws else f"SECURITY#{day}"
@@ -335,6 +339,18 @@ class WebhookDedupeModel(TableModel):
     kind = UnicodeAttribute(null=True)  # message | status | field name
 
 
+class ErasureTombstoneModel(TableModel):
+    """PK `WS#<ws>#ERASED#<hmac>`, SK `ERASED`: a sender id (wa_id / user_id) of an erased contact,
+    as an HMAC-SHA256 under a secret key only, with the erasure time. The webhook processor drops
+    events about that sender that happened before the erasure (Meta redelivers for days), so an old
+    webhook never re-creates the person. No personal data; TTL `retention.ERASURE_TOMBSTONE_WINDOW`."""
+
+    data_class: ClassVar[DataClass] = DataClass.OPERATIONAL
+    SK_VALUE: ClassVar[str] = "ERASED"
+
+    erased_at = NumberAttribute()  # epoch seconds
+
+
 # ---------------------------------------------------------------------------------------------
 # templates and broadcasts
 
@@ -497,6 +513,7 @@ ALL_MODELS: tuple[type[TableModel], ...] = (
     WamidPointerModel,
     PendingStatusModel,
     WebhookDedupeModel,
+    ErasureTombstoneModel,
     TemplateModel,
     BroadcastModel,
     BroadcastRecipientModel,

@@ -88,6 +88,8 @@ def classify(pk: str, sk: str) -> DataClass:
             return DataClass.BILLING
         if kind == "BCAST" and sk.startswith(m.BroadcastRecipientModel.SK_PREFIX):
             return DataClass.MESSAGE_CONTENT
+        if kind == "ERASED":
+            return DataClass.OPERATIONAL
     return DataClass.ACCOUNT
 
 
@@ -287,7 +289,7 @@ def workspace_account_keys(ws: str) -> Iterator[Key]:
     `WS#<ws>#IMPORTS`; row errors are kept on the job item).
 
     Items of the other classes carry their own TTL from the write (messages, broadcast recipients,
-    wamid pointers: 90 days; dedupe markers, early statuses: 8 days; rate-limit
+    wamid pointers: 90 days; dedupe markers, early statuses: 8 days; erasure tombstones: 22 days; rate-limit
     slots: minutes), so they expire no later than closure + 90 days without a stamp. Usage logs,
     the security log and billing records keep their own, longer windows (privacy policy section 7;
     billing records by law) and hold no message content."""

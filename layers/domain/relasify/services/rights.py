@@ -13,6 +13,7 @@ from relasify import clock, retention
 from relasify.data import erasure as erasure_store
 from relasify.data import messages as message_store
 from relasify.data import sweep as sweep_store
+from relasify.data import tombstones
 from relasify.data.contacts import contact_repository
 from relasify.data.identity import identity_repository
 from relasify.data.records import Contact, Workspace
@@ -80,9 +81,15 @@ def erase_contact(caller: Membership, contact_id: str) -> dict[str, int]:
     contact's reaction items (found through the reactions on those messages), media objects,
     broadcast recipient items, then the contact with its uniqueness markers and tag
     items (one transaction). Billing records (wamid, category, pricing: no content) are kept.
-    Messages go first, so an interrupted erasure can simply be repeated."""
+    Messages go first, so an interrupted erasure can simply be repeated.
+
+    Before anything is deleted, erasure tombstones (keyed hashes of the person's WhatsApp ids, no
+    personal data; `relasify.data.tombstones`) are written, so a webhook about them sent before
+    now and redelivered later (Meta retries for 7 days) is dropped instead of re-creating them."""
     ws = caller.ws
-    _contact(ws, contact_id)
+    contact = _contact(ws, contact_id)
+    phone_wa_id = contact.phone.lstrip("+") if contact.phone else None  # a never-linked contact's wa_id
+    tombstones.put(ws, [("wa_id", contact.wa_id), ("wa_id", phone_wa_id), ("user_id", contact.user_id)])
     conversation = erasure_store.conversation_items(ws, contact_id)
     keys: list[sweep_store.Key] = [item.key for item in conversation]
     for item in conversation:

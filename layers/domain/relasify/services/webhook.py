@@ -19,7 +19,7 @@ from pydantic import ValidationError
 
 from relasify import clock
 from relasify.data import messages as message_store
-from relasify.data import webhook_inbox
+from relasify.data import tombstones, webhook_inbox
 from relasify.data.contacts import contact_repository
 from relasify.data.identity import identity_repository
 from relasify.data.records import NewContact, PhoneRoute
@@ -99,10 +99,16 @@ class ProcessSummary:
 class _WebhookContacts:
     """The contact operations webhooks need, on the contacts repository. Each is idempotent."""
 
-    def find_or_create(self, ws: str, *, wa_id: str | None, user_id: str | None, name: str | None) -> str:
+    def find_or_create(
+        self, ws: str, *, wa_id: str | None, user_id: str | None, name: str | None, at: datetime
+    ) -> str | None:
         """The contact id for a sender: by wa_id or user_id (one marker read in the common case),
         then by the phone behind the wa_id (a contact created through the API before the customer
-        wrote); else a new contact. Meta ids the contact lacks are linked once."""
+        wrote); else a new contact. Meta ids the contact lacks are linked once.
+
+        None when the sender is unknown because they were ERASED after `at` (the event's own time):
+        a redelivered old webhook must not re-create them. The tombstone read happens only on this
+        create path, so events of known contacts cost no extra request."""
         identities = {kind: value for kind, value in (("wa_id", wa_id), ("user_id", user_id)) if value}
         found = {kind: message_store.contact_id_by_identity(ws, kind, value) for kind, value in identities.items()}
         contact_id = next((cid for cid in found.values() if cid), None)
@@ -112,6 +118,8 @@ class _WebhookContacts:
             by_phone = repo.find_by_phone(ws, phone)
             contact_id = by_phone.id if by_phone else None
         if contact_id is None:
+            if _erased_since(ws, wa_id=wa_id, user_id=user_id, at=at):
+                return None
             created, _ = repo.create_or_get(ws, NewContact(phone=phone, wa_id=wa_id, user_id=user_id, name=name))
             return created.id
         missing = {kind: value for kind, value in identities.items() if found.get(kind) != contact_id}
@@ -134,6 +142,12 @@ class _WebhookContacts:
 
 
 contacts = _WebhookContacts()
+
+
+def _erased_since(ws: str, *, wa_id: str | None, user_id: str | None, at: datetime) -> bool:
+    """Whether this sender's contact was erased at or after `at` (an erasure tombstone says so)."""
+    erased = tombstones.erased_at(ws, [("wa_id", wa_id), ("user_id", user_id)])
+    return erased is not None and int(at.timestamp()) <= erased
 
 
 # --- routing and per-delivery reads ------------------------------------------------------------
@@ -256,10 +270,14 @@ def _handle_inbound(event: InboundMessageEvent, delivery: _Delivery) -> str:
         logger.warning("inbound message without sender id", extra={"type": message.type})
         return "no_sender"
     profile_name = event.contact.profile.name if event.contact and event.contact.profile else None
-    contact_id = contacts.find_or_create(ws, wa_id=wa_id, user_id=user_id, name=profile_name)
-
     now = clock.now()
     message_at = message.sent_at or now
+    contact_id = contacts.find_or_create(ws, wa_id=wa_id, user_id=user_id, name=profile_name, at=message_at)
+    if contact_id is None:
+        # Sent before the sender's erasure and redelivered since: dropped, nothing stored.
+        logger.info("webhook about an erased contact dropped", extra={"ws": ws, "kind": event.kind})
+        return "erased"
+
     flags = (message_store.STALE_BACKLOG_FLAG,) if now - message_at > STALE_AFTER else ()
     media = message.media
     content = message.type_payload() or {}
@@ -383,7 +401,13 @@ def _handle_status(event: StatusEvent, delivery: _Delivery) -> str:
         if result.outcome != "missing":
             _after_status(ws, change, result)
             return result.outcome
-    # The message (or its wamid) is not recorded yet: keep the status until it is.
+    # The message is not recorded (yet, or no more: erased). A status about a recipient erased since
+    # it happened is an old redelivery: dropped, or its early-status item would keep their id.
+    recipient = event.status
+    if _erased_since(ws, wa_id=recipient.recipient_id, user_id=recipient.recipient_user_id, at=change.at):
+        logger.info("webhook about an erased contact dropped", extra={"ws": ws, "kind": event.kind})
+        return "erased"
+    # Not recorded yet: keep the status until it is.
     message_store.put_pending_status(ws, change)
     # The send path may have recorded the wamid between our lookup and our put; whoever writes
     # second sees the other's item (both reads are strongly consistent), so nothing is stranded.
@@ -496,11 +520,13 @@ def _handle_user_preference(event: UserPreferenceEvent, delivery: _Delivery) -> 
         return "untracked"
     if not pref.wa_id and not pref.user_id:
         return "no_sender"
-    contact_id = contacts.find_or_create(ws, wa_id=pref.wa_id or None, user_id=pref.user_id or None, name=None)
+    at = pref.occurred_at or _event_time(event)
+    contact_id = contacts.find_or_create(ws, wa_id=pref.wa_id or None, user_id=pref.user_id or None, name=None, at=at)
+    if contact_id is None:
+        logger.info("webhook about an erased contact dropped", extra={"ws": ws, "kind": event.kind})
+        return "erased"
     status = "opted_out" if pref.value == "stop" else "opted_in"
-    changed = contacts.set_consent(
-        ws, contact_id, status, CONSENT_SOURCE_PREFERENCES, pref.occurred_at or _event_time(event)
-    )
+    changed = contacts.set_consent(ws, contact_id, status, CONSENT_SOURCE_PREFERENCES, at)
     return "applied" if changed else "unchanged"
 
 
