@@ -534,7 +534,10 @@ def run() -> Section:
             "SQS counts include what Lambda's event source mapping does per batch (ReceiveMessage, DeleteMessageBatch) "
             "for a batch of one event (worst case; bursts fill batches of 10); idle long-polling is not counted",
             "per-operation rows are measured after a warm-up call, so cached per-container reads (SSM secrets, "
-            "membership, KMS data key) are not in them; the first call of a container pays them once",
+            "KMS data key) are not in them; the first call of a container pays them once. The role guard of every "
+            "workspace route reads the workspace and the caller's membership in one consistent BatchGetItem "
+            "(never cached: revocation is immediate); an inbound message from an unknown sender also reads the "
+            "erasure tombstones (one BatchGetItem)",
             "the Graph API send is stubbed (not an AWS request); the send goes to a contact that exists, with an "
             "approved UTILITY template seeded through the template store",
         ],
