@@ -459,7 +459,11 @@ def bench_stack() -> Iterator[BenchStack]:
     """A moto account shaped like the deployed stack, with the environment the functions read."""
     import boto3
     from moto import mock_aws
+    from relasify_local import moto_transactions
 
+    # moto's own rollback copies every table on each transaction (O(table)); DynamoDB has no such cost.
+    if not moto_transactions.install():
+        raise RuntimeError("moto's transact_write_items changed: re-port relasify_local/moto_transactions.py")
     saved = dict(os.environ)
     env = {
         "AWS_DEFAULT_REGION": REGION,

@@ -17,9 +17,23 @@ processor = BatchProcessor(event_type=EventType.SQS)
 @logger.inject_lambda_context(clear_state=True)
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     routes = webhook.RouteCache()  # this invocation's routing lookups, shared by its records
+    discards = webhook.RawDiscards()  # processed records' raw copies, deleted together below
 
     def record_handler(record: SQSRecord) -> None:
-        summary = webhook.process_queued_webhook(record.body, routes=routes)
+        summary = webhook.process_queued_webhook(
+            record.body, routes=routes, discard_raw=discards.deferrer(record.message_id)
+        )
         logger.info("webhook processed", extra={"message_id": record.message_id, "outcomes": summary.counts})
 
-    return process_partial_response(event=event, record_handler=record_handler, processor=processor, context=context)
+    response = process_partial_response(
+        event=event, record_handler=record_handler, processor=processor, context=context
+    )
+    # A record is done only once its raw copy is deleted: one whose copy could not be deleted is
+    # reported failed, so SQS redelivers it and the (idempotent) retry deletes it again.
+    failures = response.setdefault("batchItemFailures", [])
+    failed_ids = {failure["itemIdentifier"] for failure in failures}
+    failed = {r["messageId"]: r.get("body", "") for r in event.get("Records", []) if r.get("messageId") in failed_ids}
+    for record_id in discards.flush(failed):
+        logger.warning("raw webhook copy not deleted; record retried", extra={"message_id": record_id})
+        failures.append({"itemIdentifier": record_id})
+    return response

@@ -14,6 +14,7 @@ from moto.dynamodb.responses import DynamoHandler
 from relasify import clock
 from relasify.data.base import reset_connections
 from relasify.settings import Settings, get_settings
+from relasify_local import moto_transactions
 from relasify_local.cfn import create_tables
 
 TABLE_NAME = "relasify-test-table"
@@ -25,6 +26,9 @@ IDEMPOTENCY_TABLE_NAME = "relasify-test-idempotency"
 # Serialising requests restores that guarantee, so concurrency tests exercise our conditions
 # rather than moto's data races.
 _dynamodb_request_lock = threading.RLock()
+# moto rolls a transaction back by copying every table it names (O(table) per transaction); the
+# patch keeps an item-level undo log instead (docs/LOCAL_STACK.md).
+moto_transactions.install()
 _original_call_action = DynamoHandler.call_action
 
 

@@ -12,7 +12,7 @@ from datetime import datetime
 from functools import lru_cache
 from typing import Any, Literal, Protocol
 
-from pynamodb.constants import ALL_OLD
+from pynamodb.constants import ALL_OLD, NONE
 from pynamodb.exceptions import TransactWriteError
 from pynamodb.expressions.condition import Condition
 from pynamodb.transactions import TransactWrite
@@ -382,11 +382,14 @@ class DynamoContactRepository:
         """Move `last_inbound_at` forward to `at`; never backwards (webhooks arrive out of order).
         Returns whether it moved."""
         model = m.ContactModel
-        item = model(*_contact_key(ws, contact_id))
         try:
-            item.update(
+            # No echo of the contact (the webhook processor needs none): pynamodb's Model.update
+            # always asks for ALL_NEW.
+            model._get_connection().update_item(
+                *_contact_key(ws, contact_id),
                 actions=[model.last_inbound_at.set(at), model.touch()],
                 condition=model.pk.exists() & (model.last_inbound_at.does_not_exist() | (model.last_inbound_at < at)),
+                return_values=NONE,
             )
         except Exception as exc:
             if is_condition_failure(exc):

@@ -12,16 +12,19 @@ import hashlib
 import json
 import os
 import threading
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import boto3
+from botocore.exceptions import BotoCoreError, ClientError
 
 RAW_PREFIX = "raw-webhooks"
 # SQS allows 256 KiB per message; bodies below this are inlined to save the processor an S3 read.
 INLINE_LIMIT_BYTES = 200 * 1024
 QUEUE_MESSAGE_VERSION = 1
+DELETE_OBJECTS_LIMIT = 1000  # S3 DeleteObjects maximum keys per request
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,8 +111,38 @@ def read_queued(message_body: str) -> QueuedWebhook:
 
 def discard_raw(message_body: str) -> None:
     """Delete the raw payload a processed queue message refers to."""
+    bucket, key = raw_location(message_body)
+    _client("s3").delete_object(Bucket=bucket, Key=key)
+
+
+def raw_location(message_body: str) -> tuple[str, str]:
+    """(bucket, key) of the raw payload a webhook queue message refers to."""
     message = json.loads(message_body)
-    _client("s3").delete_object(Bucket=message["bucket"], Key=message["key"])
+    return message["bucket"], message["key"]
+
+
+def discard_raw_objects(locations: Iterable[tuple[str, str]]) -> set[tuple[str, str]]:
+    """Delete processed raw payloads with one DeleteObjects request per bucket and 1000 keys
+    (instead of one DeleteObject each). Returns the locations that were not deleted."""
+    by_bucket: dict[str, list[str]] = {}
+    for bucket, key in locations:
+        keys = by_bucket.setdefault(bucket, [])
+        if key not in keys:
+            keys.append(key)
+    not_deleted: set[tuple[str, str]] = set()
+    for bucket, keys in by_bucket.items():
+        for start in range(0, len(keys), DELETE_OBJECTS_LIMIT):
+            chunk = keys[start : start + DELETE_OBJECTS_LIMIT]
+            try:
+                response = _client("s3").delete_objects(
+                    Bucket=bucket, Delete={"Objects": [{"Key": key} for key in chunk], "Quiet": True}
+                )
+            except (BotoCoreError, ClientError):
+                not_deleted.update((bucket, key) for key in chunk)
+                continue
+            # Quiet mode lists only the keys S3 could not delete (a missing key counts as deleted).
+            not_deleted.update((bucket, error["Key"]) for error in response.get("Errors", []))
+    return not_deleted
 
 
 def _read_object(bucket: str, key: str) -> bytes:

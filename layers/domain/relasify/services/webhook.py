@@ -9,8 +9,9 @@ SQS record or a replayed backlog changes nothing twice.
 
 from __future__ import annotations
 
+import contextlib
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -206,8 +207,14 @@ def _digits(value: str | None) -> str:
 # --- entry points ----------------------------------------------------------------------------------
 
 
-def process_queued_webhook(message_body: str, *, routes: RouteCache | None = None) -> ProcessSummary:
-    """Apply one webhook queue message (an SQS record body)."""
+def process_queued_webhook(
+    message_body: str,
+    *,
+    routes: RouteCache | None = None,
+    discard_raw: Callable[[str], None] = webhook_inbox.discard_raw,
+) -> ProcessSummary:
+    """Apply one webhook queue message (an SQS record body). `discard_raw` deletes the raw copy once
+    every effect is stored; the processor passes `RawDiscards.defer` to delete a batch's copies together."""
     queued = webhook_inbox.read_queued(message_body)
     try:
         summary = process_payload(queued.raw, routes=routes)
@@ -222,8 +229,42 @@ def process_queued_webhook(message_body: str, *, routes: RouteCache | None = Non
     # with a field we do not handle yet is kept for its retention window (lifecycle rule), as SPEC
     # asks: nothing Meta sent is lost before we can process it.
     if not any(key.startswith("unknown_field:") for key in summary.counts):
-        webhook_inbox.discard_raw(message_body)
+        discard_raw(message_body)
     return summary
+
+
+class RawDiscards:
+    """The raw copies of one processor invocation's processed records, deleted together at its end:
+    one S3 DeleteObjects per batch instead of one DeleteObject per record. A record counts as done
+    only once its copy is deleted, as when each record deleted its own."""
+
+    def __init__(self) -> None:
+        self._by_record: dict[str, tuple[str, str]] = {}
+
+    def deferrer(self, record_id: str) -> Callable[[str], None]:
+        """The `discard_raw` for one record: remembers its copy for `flush`."""
+
+        def defer(message_body: str) -> None:
+            self._by_record[record_id] = webhook_inbox.raw_location(message_body)
+
+        return defer
+
+    def flush(self, failed: Mapping[str, str] | None = None) -> list[str]:
+        """Delete the remembered copies; returns the records whose copy could not be deleted (report
+        them failed: SQS redelivers them, their effects are idempotent and the retry deletes again).
+        `failed` maps the batch's failed records to their bodies: their copies, and any copy one of them
+        also refers to (a redelivery of the same bytes, same content-addressed key), are kept for the
+        retry."""
+        failed = failed or {}
+        kept_for_retry = set()
+        for body in failed.values():
+            with contextlib.suppress(ValueError, KeyError, TypeError):  # a malformed body names no copy
+                kept_for_retry.add(webhook_inbox.raw_location(body))
+        done = {record_id: loc for record_id, loc in self._by_record.items() if record_id not in failed}
+        self._by_record = {}
+        to_delete = {loc for loc in done.values() if loc not in kept_for_retry}
+        not_deleted = webhook_inbox.discard_raw_objects(sorted(to_delete)) if to_delete else set()
+        return [record_id for record_id, loc in done.items() if loc in not_deleted]
 
 
 def process_payload(raw: bytes | str | dict[str, Any], *, routes: RouteCache | None = None) -> ProcessSummary:
