@@ -126,3 +126,27 @@ def api_functions() -> list[Any]:
 
 def load_api_modules() -> None:
     api_functions()
+
+
+def run_import_worker(queue_url: str | None = None) -> None:
+    """Deliver the queued import messages one by one to the worker handler, as the SQS event source would."""
+    import os
+
+    import boto3
+
+    worker = functions_from_template(load_template(), REPO_ROOT)["ImportWorkerFunction"]
+    sqs, url = boto3.client("sqs"), queue_url or os.environ["IMPORT_QUEUE_URL"]
+    while messages := sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=1).get("Messages") or []:
+        record = {
+            "messageId": messages[0]["MessageId"],
+            "receiptHandle": messages[0]["ReceiptHandle"],
+            "body": messages[0]["Body"],
+            "attributes": {"ApproximateReceiveCount": "1"},
+            "messageAttributes": {},
+            "eventSource": "aws:sqs",
+            "eventSourceARN": "arn:aws:sqs:ap-southeast-3:123456789012:import",
+            "awsRegion": "ap-southeast-3",
+        }
+        result = worker.invoke({"Records": [record]})
+        assert result == {"batchItemFailures": []}, result
+        sqs.delete_message(QueueUrl=url, ReceiptHandle=messages[0]["ReceiptHandle"])

@@ -13,12 +13,10 @@ from urllib.parse import urlsplit
 
 import boto3
 import pytest
-from relasify_local.cfn import REPO_ROOT, load_template
-from relasify_local.runtime import functions_from_template
 
 from tests.fuzz.inprocess import BUCKET, shared_moto_api
 from tests.integration.api.test_bad_input_bodies import assert_problem
-from tests.support.api import ApiClient, ApiResponse
+from tests.support.api import ApiClient, ApiResponse, run_import_worker
 
 OWNER = "owner@csv-input.test"
 
@@ -41,27 +39,6 @@ def contacts(api: ApiClient, ws: str) -> list[dict[str, Any]]:
     listed = api.get(f"/v1/workspaces/{ws}/contacts?limit=100", as_user=OWNER)
     assert listed.status == 200
     return sorted(listed.json["items"], key=lambda c: c["id"])
-
-
-def run_import_worker() -> None:
-    """Deliver queued import messages to the worker handler, as the SQS event source would."""
-    import os
-
-    worker = functions_from_template(load_template(), REPO_ROOT)["ImportWorkerFunction"]
-    sqs, queue_url = boto3.client("sqs"), os.environ["IMPORT_QUEUE_URL"]
-    while messages := sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=1).get("Messages") or []:
-        record = {
-            "messageId": messages[0]["MessageId"],
-            "receiptHandle": messages[0]["ReceiptHandle"],
-            "body": messages[0]["Body"],
-            "attributes": {"ApproximateReceiveCount": "1"},
-            "messageAttributes": {},
-            "eventSource": "aws:sqs",
-            "eventSourceARN": "arn:aws:sqs:ap-southeast-3:123456789012:import",
-            "awsRegion": "ap-southeast-3",
-        }
-        assert worker.invoke({"Records": [record]}) == {"batchItemFailures": []}
-        sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=messages[0]["ReceiptHandle"])
 
 
 def post_csv(api: ApiClient, ws: str, body: bytes, content_type: str = "text/csv") -> ApiResponse:

@@ -44,7 +44,7 @@ from tests.integration.api.test_send_support import (
     sending_environment,
     template_body,
 )
-from tests.support.api import ApiClient, reset_warm_state
+from tests.support.api import ApiClient, reset_warm_state, run_import_worker
 
 # Item types that belong to no workspace (or only exist around a closure) and are checked elsewhere.
 NOT_WORKSPACE_ITEMS = {
@@ -151,30 +151,13 @@ def env(api: ApiClient, monkeypatch: pytest.MonkeyPatch) -> Iterator[SendingEnv]
 
 
 def _run_import_worker(api: ApiClient, ws: str) -> None:
-    from relasify_local.cfn import REPO_ROOT, load_template
-    from relasify_local.runtime import functions_from_template
 
     body = b"phone,name,tags\n081234567811,Sari,import\nnot-a-phone,Nobody,\n"
     response = api.request(
         "POST", f"/v1/workspaces/{ws}/contacts/imports", body=body, headers={"content-type": "text/csv"}, as_user=AGENT
     )
     assert response.status == 202, response.body
-    worker = functions_from_template(load_template(), REPO_ROOT)["ImportWorkerFunction"]
-    sqs = boto3.client("sqs")
-    url = get_settings().import_queue_url
-    while messages := sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=1).get("Messages") or []:
-        record = {
-            "messageId": messages[0]["MessageId"],
-            "receiptHandle": messages[0]["ReceiptHandle"],
-            "body": messages[0]["Body"],
-            "attributes": {},
-            "messageAttributes": {},
-            "eventSource": "aws:sqs",
-            "eventSourceARN": "arn:aws:sqs:ap-southeast-3:123456789012:import",
-            "awsRegion": "ap-southeast-3",
-        }
-        assert worker.invoke({"Records": [record]}) == {"batchItemFailures": []}
-        sqs.delete_message(QueueUrl=url, ReceiptHandle=messages[0]["ReceiptHandle"])
+    run_import_worker(get_settings().import_queue_url)
     job = api.get(f"/v1/workspaces/{ws}/contacts/imports/{response.json['id']}", as_user=AGENT).json
     assert job["status"] == "completed"
     assert job["errors"], "the row error is part of what closure must reach"

@@ -10,36 +10,15 @@ from urllib.parse import urlsplit
 
 import boto3
 import requests
-from relasify_local.cfn import REPO_ROOT, load_template
-from relasify_local.runtime import functions_from_template
 
-from tests.support.api import ApiClient
+from tests.support.api import ApiClient, run_import_worker
 
 OWNER = "owner@example.com"
 AGENT = "agent@example.com"
 
 
 def _run_worker(queue_url: str) -> None:
-    """Deliver the queued import messages to the worker handler, as the SQS event source would."""
-    worker = functions_from_template(load_template(), REPO_ROOT)["ImportWorkerFunction"]
-    sqs = boto3.client("sqs")
-    while True:
-        messages = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=1).get("Messages") or []
-        if not messages:
-            return
-        record = {
-            "messageId": messages[0]["MessageId"],
-            "receiptHandle": messages[0]["ReceiptHandle"],
-            "body": messages[0]["Body"],
-            "attributes": {},
-            "messageAttributes": {},
-            "eventSource": "aws:sqs",
-            "eventSourceARN": "arn:aws:sqs:ap-southeast-3:123456789012:import",
-            "awsRegion": "ap-southeast-3",
-        }
-        result = worker.invoke({"Records": [record]})
-        assert result == {"batchItemFailures": []}, result
-        sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=messages[0]["ReceiptHandle"])
+    run_import_worker(queue_url)
 
 
 def test_inline_csv_import(api: ApiClient, aws_resources) -> None:
