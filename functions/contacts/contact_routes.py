@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated, Literal
 
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Path, Query
 from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
 from pydantic import ValidationError
+from relasify.data.exports import ExportJob
 from relasify.data.imports import ImportJob
 from relasify.data.records import Contact
 from relasify.errors import ValidationFailed
@@ -31,6 +33,7 @@ router = APIGatewayHttpRouter()
 
 ContactId = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
 ImportId = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
+ExportId = ImportId
 TAGS = ["contacts"]
 
 
@@ -69,12 +72,43 @@ def _json(status: int, model: ContactOut | ImportOut) -> Response[object]:
     "/v1/workspaces/<ws>/contacts/export",
     Role.AGENT,
     tags=TAGS,
-    description="All contacts (with consent history) as CSV or JSON, written to S3; returns a presigned URL "
-    "valid for 5 minutes. CSV cells starting with = + - @ tab or CR get a leading apostrophe. Security-logged.",
+    description="Export all contacts (with consent history) as CSV or JSON -> 202 with the export job; poll "
+    "GET .../contacts/exports/{export_id} (the Location header) until `status` is `completed`, then download `url` "
+    "(presigned, valid for 5 minutes; the file lives 1 day). CSV cells starting with = + - @ tab or CR get a "
+    "leading apostrophe. Security-logged.",
 )
-def export_contacts(ws: str, format: Annotated[Literal["csv", "json"], Query()] = "csv") -> ExportOut:
-    count, url, expires_at = exports.export_contacts(current_membership(router), format)
-    return ExportOut(format=format, count=count, url=url, expires_at=expires_at)
+def export_contacts(ws: str, format: Annotated[Literal["csv", "json"], Query()] = "csv") -> Response[object]:
+    job = exports.request_export(current_membership(router), format)
+    body = _export_out(job, None, None).model_dump(mode="json")
+    location = f"/v1/workspaces/{ws}/contacts/exports/{job.id}"
+    return Response(status_code=202, content_type="application/json", body=body, headers={"Location": location})
+
+
+@workspace_route(
+    router,
+    "GET",
+    "/v1/workspaces/<ws>/contacts/exports/<export_id>",
+    Role.AGENT,
+    tags=TAGS,
+    description="An export job: status (queued, running, completed, failed), the number of contacts, and once "
+    "completed a fresh presigned download URL (each one handed out is security-logged).",
+)
+def get_export(ws: str, export_id: ExportId) -> ExportOut:
+    return _export_out(*exports.get_export(current_membership(router), export_id))
+
+
+def _export_out(job: ExportJob, url: str | None, url_expires_at: datetime | None) -> ExportOut:
+    return ExportOut(
+        id=job.id,
+        format=job.format,
+        status=job.status,
+        count=job.count,
+        url=url,
+        expires_at=url_expires_at,
+        created_at=job.created_at,
+        finished_at=job.finished_at,
+        failure_reason=job.failure_reason,
+    )
 
 
 @workspace_route(

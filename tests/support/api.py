@@ -91,6 +91,19 @@ class ApiClient:
         assert response.status == 201, response.body
         return response.json["id"]
 
+    def export_contacts(self, ws: str, fmt: str, as_user: str) -> dict[str, Any]:
+        """Request an export (202 + Location), run the queued job as the worker would, and return the finished job."""
+        response = self.get(f"/v1/workspaces/{ws}/contacts/export?format={fmt}", as_user=as_user)
+        assert response.status == 202, response.body
+        assert response.json["status"] == "queued"
+        assert response.json["url"] is None
+        location = response.headers["location"]
+        assert location == f"/v1/workspaces/{ws}/contacts/exports/{response.json['id']}"
+        run_import_worker()
+        job = self.get(location, as_user=as_user)
+        assert job.status == 200, job.body
+        return job.json
+
     def add_member(self, ws: str, owner: str, email: str, role: str) -> None:
         self.get("/v1/me", as_user=email)  # the user signs in once, so they exist
         response = self.post(f"/v1/workspaces/{ws}/members", {"email": email, "role": role}, as_user=owner)

@@ -70,6 +70,10 @@ def import_pk(ws: str, import_id: str) -> str:
     return f"WS#{ws}#IMPORT#{import_id}"
 
 
+def export_pk(ws: str, export_id: str) -> str:
+    return f"WS#{ws}#EXPORT#{export_id}"
+
+
 def imports_index_pk(ws: str) -> str:
     """GSI1 partition listing a workspace's import jobs (the closure stamp walks it)."""
     return f"WS#{ws}#IMPORTS"
@@ -452,6 +456,26 @@ class ImportJobModel(TableModel):
     resume_offset = NumberAttribute(default=0)  # byte offset / row to resume from
     created_by = UnicodeAttribute(null=True)
     finished_at = UTCDateTimeAttribute(null=True)
+
+
+class ExportJobModel(TableModel):
+    """PK `WS#<ws>#EXPORT#<id>`, SK `META`: an asynchronous contacts export. Holds no personal data
+    (format, counts, the S3 key); lives as long as its file (the bucket's `exports/` lifecycle, 1 day)."""
+
+    data_class: ClassVar[DataClass] = DataClass.OPERATIONAL
+    SK_VALUE: ClassVar[str] = "META"
+    LIFETIME_SECONDS: ClassVar[int] = 24 * 3600
+
+    ws_id = UnicodeAttribute()
+    export_id = UnicodeAttribute()
+    format = UnicodeAttribute()  # csv | json
+    status = UnicodeAttribute(default="queued")  # queued | running | completed | failed
+    count = NumberAttribute(default=0)
+    s3_key = UnicodeAttribute()
+    created_by = UnicodeAttribute(null=True)
+    attempts = NumberAttribute(default=0)
+    finished_at = UTCDateTimeAttribute(null=True)
+    failure_reason = UnicodeAttribute(null=True)
 
 
 class AuditLogModel(TableModel):

@@ -88,7 +88,7 @@ def classify(pk: str, sk: str) -> DataClass:
             return DataClass.BILLING
         if kind == "BCAST" and sk.startswith(m.BroadcastRecipientModel.SK_PREFIX):
             return DataClass.MESSAGE_CONTENT
-        if kind == "ERASED":
+        if kind in ("ERASED", "EXPORT"):
             return DataClass.OPERATIONAL
     return DataClass.ACCOUNT
 

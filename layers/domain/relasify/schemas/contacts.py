@@ -186,7 +186,12 @@ class ImportOut(Output):
 
 
 class ExportOut(Output):
+    id: str
     format: Literal["csv", "json"]
-    count: int
-    url: str = Field(description="Presigned GET URL of the export file, short-lived.")
-    expires_at: datetime
+    status: Literal["queued", "running", "completed", "failed"]
+    count: int = Field(description="Contacts in the file (0 until completed).")
+    url: str | None = Field(default=None, description="Presigned GET URL of the file once completed, short-lived.")
+    expires_at: datetime | None = Field(default=None, description="When `url` stops working.")
+    created_at: datetime | None = None
+    finished_at: datetime | None = None
+    failure_reason: str | None = None

@@ -1,6 +1,8 @@
-"""Export of all contacts of a workspace as CSV or JSON: written to S3 page by page (memory stays
-bounded: a spooled temporary file), handed out by a short-lived presigned URL, and recorded in the
-security log ("contacts.exported")."""
+"""Export of all contacts of a workspace as CSV or JSON, as an asynchronous job: the API queues it
+(a large workspace takes longer than API Gateway's 29 s), the contacts job worker writes the file to
+S3 page by page (memory stays bounded: a spooled temporary file), and the job hands the file out by
+a short-lived presigned URL. The finished export and every URL handed out are recorded in the
+security log ("contacts.exported", "contacts.export_downloaded")."""
 
 from __future__ import annotations
 
@@ -10,17 +12,21 @@ import json
 import tempfile
 from collections.abc import Iterable
 from datetime import datetime, timedelta
-from typing import Any, Literal
+from typing import Any
 
 from relasify import clock
+from relasify.data import exports as store
 from relasify.data import files
 from relasify.data.contacts import contact_repository
+from relasify.data.exports import ExportFormat, ExportJob
 from relasify.data.ids import new_id
 from relasify.data.records import Contact
+from relasify.errors import NotFound
 from relasify.services import audit
 from relasify.services.access import Membership
 
-ExportFormat = Literal["csv", "json"]
+# A job whose worker died this many times is failed rather than retried forever (its queue has a DLQ too).
+MAX_ATTEMPTS = 3
 CSV_COLUMNS = (
     "id",
     "phone",
@@ -103,26 +109,52 @@ def write_json(contacts: Iterable[Contact], out: io.TextIOBase) -> int:
     return count
 
 
-def export_contacts(caller: Membership, fmt: ExportFormat) -> tuple[int, str, datetime]:
-    """Write every live contact to S3; returns (count, presigned URL, URL expiry)."""
+def request_export(caller: Membership, fmt: ExportFormat) -> ExportJob:
+    """Queue an export of every live contact of the caller's workspace."""
     export_id = new_id()
-    key = files.export_key(caller.ws, export_id, fmt)
-    contacts = contact_repository().iter_contacts(caller.ws)
+    job = store.create_job(
+        caller.ws, export_id, fmt=fmt, s3_key=files.export_key(caller.ws, export_id, fmt), created_by=caller.sub
+    )
+    store.enqueue(caller.ws, export_id)
+    return job
+
+
+def run_export(ws: str, export_id: str) -> str:
+    """Write the export file; safe to run again (a crashed attempt's file is rewritten whole, under the
+    same key, so the job ends with one complete file)."""
+    job = store.start_attempt(ws, export_id)
+    if job is None:
+        return "nothing to do"
+    if job.attempts > MAX_ATTEMPTS:
+        store.finish(ws, export_id, "failed", reason="the export failed repeatedly; request a new one")
+        return "failed"
+    contacts = contact_repository().iter_contacts(ws)
     with tempfile.SpooledTemporaryFile(max_size=_SPOOL_BYTES) as spool:
         text = io.TextIOWrapper(spool, encoding="utf-8", newline="", write_through=True)
-        count = write_csv(contacts, text) if fmt == "csv" else write_json(contacts, text)
+        count = write_csv(contacts, text) if job.format == "csv" else write_json(contacts, text)
         text.flush()
         text.detach()  # the spool stays open for the upload
         spool.seek(0)
-        content_type = "text/csv; charset=utf-8" if fmt == "csv" else "application/json"
-        files.upload_file(key, spool, content_type)  # type: ignore[arg-type]
-    url = files.presigned_get(key, f"contacts-{export_id}.{fmt}")
-    expires_at = clock.now() + timedelta(seconds=files.DOWNLOAD_URL_SECONDS)
+        content_type = "text/csv; charset=utf-8" if job.format == "csv" else "application/json"
+        files.upload_file(job.s3_key, spool, content_type)  # type: ignore[arg-type]
+    store.finish(ws, export_id, "completed", count=count)
     audit.record(
-        caller.ws,
+        ws,
         "contacts.exported",
-        actor_id=caller.sub,
+        actor_id=job.created_by,
         target_ids=[export_id],
-        details={"format": fmt, "count": count},
+        details={"format": job.format, "count": count},
     )
-    return count, url, expires_at
+    return "completed"
+
+
+def get_export(caller: Membership, export_id: str) -> tuple[ExportJob, str | None, datetime | None]:
+    """The job, and for a finished one a fresh presigned URL (each hand-out is security-logged)."""
+    job = store.get_job(caller.ws, export_id, consistent=True)
+    if job is None:
+        raise NotFound("export not found")
+    if job.status != "completed":
+        return job, None, None
+    url = files.presigned_get(job.s3_key, f"contacts-{export_id}.{job.format}")
+    audit.record(caller.ws, "contacts.export_downloaded", actor_id=caller.sub, target_ids=[export_id])
+    return job, url, clock.now() + timedelta(seconds=files.DOWNLOAD_URL_SECONDS)

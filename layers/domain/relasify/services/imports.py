@@ -607,9 +607,16 @@ TIME_MARGIN_MS = 120_000
 
 
 def handle_queue_message(body: str, remaining_ms: Callable[[], int]) -> Literal["done", "continue"]:
-    """One ImportQueue message: run the job until done or the time budget is spent, then hand the
-    rest to a fresh invocation by enqueueing the job again (Lambda's 15-minute limit)."""
+    """One ImportQueue message: an export (written whole), or an import: run it until done or the
+    time budget is spent, then hand the rest to a fresh invocation by enqueueing the job again
+    (Lambda's 15-minute limit)."""
     message = json.loads(body)
+    if message.get("kind") == "export":  # the queue also carries contacts exports (one worker for both jobs)
+        from relasify.services import exports
+
+        outcome_of_export = exports.run_export(str(message["ws"]), str(message["export_id"]))
+        logger.info("export step", extra={"export_id": message["export_id"], "outcome": outcome_of_export})
+        return "done"
     ws, import_id = str(message["ws"]), str(message["import_id"])
     outcome = run_import(ws, import_id, should_stop=lambda: remaining_ms() < TIME_MARGIN_MS)
     if outcome == "continue":
