@@ -20,7 +20,7 @@ from tests.support.api import ApiClient, load_api_modules
 
 load_api_modules()
 POLICIES = sorted(set(ROUTE_POLICIES), key=lambda p: (p.path, p.method))
-ID_PARAMS = ("contact_id", "message_id", "broadcast_id", "import_id", "name", "user")
+ID_PARAMS = ("contact_id", "message_id", "broadcast_id", "import_id", "export_id", "name", "user")
 # Bodies that pass validation, so the request reaches the lookup (a 422 before it would prove nothing).
 BODIES: dict[tuple[str, str], Any] = {
     ("PATCH", "/contacts/<contact_id>"): {"name": "Renamed By Other Tenant"},
@@ -52,13 +52,16 @@ class Tenant:
             self.call("GET", f"/messages/{self.ids['message_id']}").json,
             self.call("GET", f"/broadcasts/{self.ids['broadcast_id']}").json,
             self.call("GET", f"/contacts/imports/{self.ids['import_id']}").json,
+            self.call("GET", f"/contacts/exports/{self.ids['export_id']}").json,
             sorted(t["name"] for t in self.call("GET", "/templates").json["items"]),
             sorted(m["user_id"] for m in self.call("GET", "/members").json["items"]),
         ]
-        for view in views[:4]:
+        for view in views[:5]:
             if isinstance(view, dict):
                 view.pop("updated_at", None)
                 view.pop("counts", None)  # a broadcast's counts move while its worker runs; not ours to freeze
+                view.pop("url", None)  # an export's download URL is signed anew on every read
+                view.pop("expires_at", None)
         return views
 
 
@@ -99,6 +102,8 @@ def _populate(env: SendingEnv, owner: str, tag: str, digits: str) -> Tenant:
         as_user=owner,
     )
     assert imported.status in (200, 201, 202), imported.body
+    exported = tenant.call("GET", "/contacts/export?format=json")
+    assert exported.status == 202, exported.body
     member_email = f"member-{tag.lower()}@tenant-{tag.lower()}.example"
     env.api.add_member(env.ws, owner, member_email, "agent")
     members = tenant.call("GET", "/members").json["items"]
@@ -107,6 +112,7 @@ def _populate(env: SendingEnv, owner: str, tag: str, digits: str) -> Tenant:
         "message_id": sent.json["id"],
         "broadcast_id": broadcast.json["id"],
         "import_id": imported.json["id"],
+        "export_id": exported.json["id"],
         "name": f"offer_{tag.lower()}_only",
         "user": next(m["user_id"] for m in members if m["email"] == owner),
     }
