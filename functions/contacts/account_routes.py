@@ -17,12 +17,14 @@ from relasify.schemas.identity import (
     UserOut,
     WhatsAppConnect,
     WhatsAppOut,
+    WhatsAppSettings,
     WorkspaceCreate,
     WorkspaceList,
     WorkspaceOut,
 )
 from relasify.services import workspaces
 from relasify.services.access import Role
+from relasify.services.sending import send_rate
 from relasify.web.auth import current_actor, current_membership, workspace_route
 
 router = APIGatewayHttpRouter()
@@ -100,6 +102,7 @@ def _whatsapp_out(ws: str) -> WhatsAppOut:
         messaging_limit=c.messaging_limit,
         restrictions=c.restrictions,
         account_status=c.account_status,
+        throughput_per_second=send_rate(c),
         created_at=c.created_at,
         updated_at=c.updated_at,
     )
@@ -113,6 +116,20 @@ def connect_whatsapp(ws: str, body: WhatsAppConnect) -> WhatsAppOut:
 
 @workspace_route(router, "GET", "/v1/workspaces/<ws>/whatsapp", Role.ADMIN, tags=["whatsapp"])
 def get_whatsapp(ws: str) -> WhatsAppOut:
+    return _whatsapp_out(ws)
+
+
+@workspace_route(
+    router,
+    "PATCH",
+    "/v1/workspaces/<ws>/whatsapp",
+    Role.ADMIN,
+    tags=["whatsapp"],
+    description="Settings of the connected number: `throughput_per_second` (1-1000) caps sends of every "
+    "message and broadcast of this number (default 80). Security-logged.",
+)
+def update_whatsapp(ws: str, body: WhatsAppSettings) -> WhatsAppOut:
+    workspaces.set_send_rate(current_membership(router), body.throughput_per_second)
     return _whatsapp_out(ws)
 
 

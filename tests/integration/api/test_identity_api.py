@@ -144,3 +144,33 @@ def test_authorisation_denials_are_in_the_security_log(api: ApiClient) -> None:
     assert [e["details"]["reason"] for e in denied] == ["role_too_low"]
     security = identity_repository().list_security_log(clock.now().strftime("%Y-%m-%d")).items
     assert any(e.action == "authorization.denied" and e.details.get("reason") == "not_a_member" for e in security)
+
+
+def test_whatsapp_send_cap_is_set_by_admins_bounded_and_used_by_senders(api: ApiClient) -> None:
+    from relasify.services import sending, workspaces
+
+    ws = api.create_workspace(OWNER)
+    path = f"/v1/workspaces/{ws}/whatsapp"
+    assert api.patch(path, {"throughput_per_second": 20}, as_user=OWNER).status == 404  # nothing connected yet
+    body = {
+        "waba_id": "102345678901234",
+        "phone_number_id": "109876543210987",
+        "display_phone_number": "6281234500000",
+        "access_token": "EAAG-token-aaaaaaaa",
+    }
+    assert api.put(path, body, as_user=OWNER).status == 200
+    assert api.get(path, as_user=OWNER).json["throughput_per_second"] == 80  # Meta's default
+    for bad in (0, 1001, -5, "fast", None):
+        refused = api.patch(path, {"throughput_per_second": bad}, as_user=OWNER)
+        assert refused.status == 422, (bad, refused.body)
+        assert refused.content_type.startswith("application/problem+json")
+    assert api.get(path, as_user=OWNER).json["throughput_per_second"] == 80  # a refused change changed nothing
+
+    changed = api.patch(path, {"throughput_per_second": 20}, as_user=OWNER)
+    assert changed.status == 200, changed.body
+    assert changed.json["throughput_per_second"] == 20
+    assert api.get(path, as_user=OWNER).json["throughput_per_second"] == 20
+    assert sending.send_rate(workspaces.get_whatsapp(ws)) == 20  # what every sender's limiter is built with
+    audit = api.get(f"/v1/workspaces/{ws}/audit", as_user=OWNER).json["items"]
+    entry = next(e for e in audit if e["action"] == "whatsapp.settings_changed")
+    assert entry["target_ids"] == ["109876543210987"]

@@ -66,6 +66,13 @@ class WhatsAppConnect(Input):
     access_token: Annotated[str, StringConstraints(min_length=10, max_length=1024)] = Field(repr=False)
 
 
+class WhatsAppSettings(Input):
+    throughput_per_second: Annotated[int, Field(ge=1, le=1000)] = Field(
+        description="Per-number send cap in messages per second, held across every concurrent sender "
+        "(Meta's default throughput is 80; a number upgraded by Meta may send up to 1,000)."
+    )
+
+
 class WhatsAppOut(Output):
     """The connection as last reported by Meta. The access token is never part of it."""
 
@@ -77,6 +84,7 @@ class WhatsAppOut(Output):
     messaging_limit: str | None = None
     restrictions: list[Any] = Field(default_factory=list)
     account_status: str | None = None
+    throughput_per_second: float = Field(description="The send cap in force: the one set, or the default (80).")
     created_at: datetime | None = None
     updated_at: datetime | None = None
 

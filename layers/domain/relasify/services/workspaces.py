@@ -194,6 +194,21 @@ def get_whatsapp(ws: str) -> WhatsAppConnection:
     return connection
 
 
+def set_send_rate(caller: Membership, throughput_per_second: int) -> WhatsAppConnection:
+    """Set the number's send cap (the limiter of every sender reads it with the connection)."""
+    connection = identity_repository().update_whatsapp_health(caller.ws, throughput_per_second=throughput_per_second)
+    if connection is None:
+        raise NotFound("No WhatsApp number is connected to this workspace")
+    audit.record(
+        caller.ws,
+        "whatsapp.settings_changed",
+        actor_id=caller.sub,
+        target_ids=[connection.phone_number_id],
+        details={"throughput_per_second": throughput_per_second},
+    )
+    return connection
+
+
 def disconnect_whatsapp(caller: Membership) -> None:
     connection = get_whatsapp(caller.ws)
     identity_repository().delete_whatsapp_connection(caller.ws)
