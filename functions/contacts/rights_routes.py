@@ -10,7 +10,7 @@ from typing import Annotated, Any
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Path
 from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from relasify.services import rights
 from relasify.services.access import Role
 from relasify.web.auth import current_actor, current_membership, workspace_route
@@ -32,6 +32,9 @@ class ErasureOut(BaseModel):
     messages: int
     media_objects: int
     broadcast_recipients: int
+    bulk_files: int = Field(
+        description="Export files and finished imports' CSV files deleted (copies that may hold the person)."
+    )
 
 
 class WorkspaceClosedOut(BaseModel):

@@ -17,7 +17,7 @@ from relasify.data.records import ConsentEvent, Contact, NewContact
 from relasify.services import sweep
 from relasify.settings import get_settings
 
-from tests.support.api import ApiClient, reset_warm_state
+from tests.support.api import ApiClient, reset_warm_state, run_import_worker
 
 OWNER = "owner@example.com"
 ADMIN = "admin@example.com"
@@ -198,6 +198,24 @@ def test_erase_leaves_no_trace_outside_billing_records(api: ApiClient) -> None:
         gsi1sk="2026#b1",
     ).save()
 
+    # Bulk copies: a finished export and a finished import hold the person; an import still to run does not
+    # (a bystander's row) and must survive, or the erasure would break it.
+    export = api.export_contacts(ws, "json", as_user=ADMIN)
+    assert export["status"] == "completed"
+    imported = api.request(
+        "POST",
+        f"/v1/workspaces/{ws}/contacts/imports",
+        body=f"phone,name\n{PHONE},{NAME}\n".encode(),
+        headers={"content-type": "text/csv"},
+        as_user=ADMIN,
+    )
+    assert imported.status == 202, imported.body
+    run_import_worker()
+    pending = api.post(f"/v1/workspaces/{ws}/contacts/imports", {"filename": "later.csv"}, as_user=ADMIN)
+    assert pending.status == 202, pending.body
+    pending_key = f"imports/{ws}/{pending.json['id']}.csv"
+    s3.put_object(Bucket=bucket, Key=pending_key, Body=b"phone,name\n+6281311112222,Rudi\n")
+
     response = api.post(f"/v1/workspaces/{ws}/contacts/{contact.id}/erase", as_user=ADMIN)
     assert response.status == 200, response.body
     assert response.json == {
@@ -206,7 +224,11 @@ def test_erase_leaves_no_trace_outside_billing_records(api: ApiClient) -> None:
         "messages": 2,
         "media_objects": 2,
         "broadcast_recipients": 1,
+        "bulk_files": 2,
     }
+    gone = api.get(f"/v1/workspaces/{ws}/contacts/exports/{export['id']}", as_user=ADMIN).json
+    assert gone["status"] == "failed"
+    assert gone["url"] is None
 
     needles = [PHONE, WA_ID, NAME, NAME.lower(), EMAIL, *TEXTS]
     billing = []
@@ -226,7 +248,7 @@ def test_erase_leaves_no_trace_outside_billing_records(api: ApiClient) -> None:
     objects = _bucket_objects()
     for key, body in objects.items():
         assert all(n.encode() not in body for n in needles), key
-    assert set(objects) == {f"media/{ws}/{kept.id}"}
+    assert set(objects) == {f"media/{ws}/{kept.id}", pending_key}
     keys = {(i["PK"]["S"], i["SK"]["S"]) for i in _table_items()}
     assert (m.message_pk(ws, reaction.id), "MSG") not in keys
     assert not any(pk.startswith(("WAMID#wamid.E", "WAMID#wamid.R")) for pk, _ in keys)

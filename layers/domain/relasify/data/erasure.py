@@ -17,7 +17,7 @@ from typing import Any
 import boto3
 
 from relasify.data import models as m
-from relasify.data.base import chunks
+from relasify.data.base import chunks, query_all
 from relasify.data.sweep import Key, delete_keys, raw_query
 from relasify.data.webhook_inbox import media_object_key
 from relasify.settings import get_settings
@@ -119,6 +119,18 @@ def _list_keys(prefix: str) -> Iterator[str]:
 def delete_workspace_objects(ws: str) -> int:
     """Every object a workspace owns: media, imports and exports under `<prefix>/<ws>/`."""
     keys = [k for prefix in ("media", "imports", "exports") for k in _list_keys(f"{prefix}/{ws}/")]
+    return delete_objects(keys) if keys else 0
+
+
+def delete_bulk_copies(ws: str) -> int:
+    """The workspace's export files and the CSV files of finished imports: bulk copies that may hold an
+    erased person's data. Files of imports still to run are kept (deleting them would break the import)."""
+    unfinished = {
+        job.s3_key
+        for job in query_all(m.ImportJobModel, m.imports_index_pk(ws), index=m.ImportJobModel.gsi1)
+        if job.s3_key and job.status not in ("completed", "failed")
+    }
+    keys = [k for prefix in ("exports", "imports") for k in _list_keys(f"{prefix}/{ws}/") if k not in unfinished]
     return delete_objects(keys) if keys else 0
 
 

@@ -27,6 +27,7 @@ from relasify.services.access import Membership
 
 # A job whose worker died this many times is failed rather than retried forever (its queue has a DLQ too).
 MAX_ATTEMPTS = 3
+FILE_GONE = "the file is gone (a contact was erased since, or it expired): request a new export"
 CSV_COLUMNS = (
     "id",
     "phone",
@@ -155,6 +156,10 @@ def get_export(caller: Membership, export_id: str) -> tuple[ExportJob, str | Non
         raise NotFound("export not found")
     if job.status != "completed":
         return job, None, None
+    if files.object_size(job.s3_key) is None:
+        # Removed by an erasure (the file held the erased person) or by the bucket's 1-day lifecycle.
+        gone = job.model_copy(update={"status": "failed", "failure_reason": FILE_GONE})
+        return gone, None, None
     url = files.presigned_get(job.s3_key, f"contacts-{export_id}.{job.format}")
     audit.record(caller.ws, "contacts.export_downloaded", actor_id=caller.sub, target_ids=[export_id])
     return job, url, clock.now() + timedelta(seconds=files.DOWNLOAD_URL_SECONDS)

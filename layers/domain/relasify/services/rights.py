@@ -80,7 +80,8 @@ def erase_contact(caller: Membership, contact_id: str) -> dict[str, int]:
     """Erasure, at once: the conversation's messages, their wamid pointers and early statuses, the
     contact's reaction items (found through the reactions on those messages), media objects,
     broadcast recipient items, then the contact with its uniqueness markers and tag
-    items (one transaction). Billing records (wamid, category, pricing: no content) are kept.
+    items (one transaction), and the workspace's export files and finished imports' CSV files (bulk copies
+    that may hold the person). Billing records (wamid, category, pricing: no content) are kept.
     Messages go first, so an interrupted erasure can simply be repeated.
 
     Before anything is deleted, erasure tombstones (keyed hashes of the person's WhatsApp ids, no
@@ -102,8 +103,15 @@ def erase_contact(caller: Membership, contact_id: str) -> dict[str, int]:
     media = [erasure_store.message_media_key(ws, item.message_id) for item in conversation]
     media += [item.media_s3_key for item in conversation if item.media_s3_key]
     objects = erasure_store.delete_objects(media) if media else 0
+    # Export files and finished imports' CSVs are copies of many contacts, this one among them.
+    bulk_files = erasure_store.delete_bulk_copies(ws)
     contact_repository().delete(ws, contact_id)
-    counts = {"messages": len(conversation), "media_objects": len(set(media)), "broadcast_recipients": len(recipients)}
+    counts = {
+        "messages": len(conversation),
+        "media_objects": len(set(media)),
+        "broadcast_recipients": len(recipients),
+        "bulk_files": bulk_files,
+    }
     audit.record(ws, "contact.erased", actor_id=caller.sub, target_ids=[contact_id], details=counts)
     logger.info("contact erased", extra={"ws": ws, "objects": objects, **counts})
     return counts
