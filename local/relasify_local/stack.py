@@ -237,7 +237,10 @@ class LocalStack:
 
     def write_state_file(self) -> Path:
         self.state_dir.mkdir(parents=True, exist_ok=True)
-        self.state_file.write_text(json.dumps(self.describe(), indent=2))
+        # Written aside and renamed: a reader polling for the file never sees it half-written.
+        partial = self.state_file.with_suffix(".json.partial")
+        partial.write_text(json.dumps(self.describe(), indent=2))
+        os.replace(partial, self.state_file)
         return self.state_file
 
     # -- lifecycle ----------------------------------------------------------------------
