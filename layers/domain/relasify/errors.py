@@ -59,6 +59,13 @@ class DuplicateContact(Conflict):
     title = "A contact with this phone already exists"
 
 
+class SendInProgress(Conflict):
+    """Another attempt holds the message's send lease: it may be talking to Meta right now."""
+
+    type_slug = "send-in-progress"
+    title = "This message is being sent by another attempt"
+
+
 class PayloadTooLarge(DomainError):
     status = 413
     type_slug = "payload-too-large"

@@ -6,12 +6,16 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
+from datetime import timedelta
 from typing import Any
 
 import pytest
+from relasify import clock
 from relasify.data import messages as message_store
+from relasify.data import outbox
 from relasify.data.contacts import contact_repository
 from relasify.data.identity import identity_repository
+from relasify.errors import SendInProgress
 from relasify.services import sending
 
 from tests.integration.api.test_send_support import (
@@ -369,3 +373,87 @@ def test_a_crash_after_the_outbox_write_resends_under_the_same_message(env: Send
 def test_get_unknown_message_is_404(env: SendingEnv) -> None:
     response = env.api.get(f"/v1/workspaces/{env.ws}/messages/msg_nope", as_user=AGENT)
     assert response.status == 404
+
+
+def _delivery(env: SendingEnv, message_id: str) -> sending.Delivery:
+    return sending.Delivery(
+        ws=env.ws,
+        connection=sending.connection_for_sending(env.ws),
+        contact=env.contact(),
+        message_id=message_id,
+        type="text",
+        content={"body": "x"},
+    )
+
+
+def test_an_attempt_racing_a_running_one_does_not_send_again(env: SendingEnv) -> None:
+    """An SQS redelivery or retried request arriving while the first attempt is still talking to Meta
+    (outbox item without wamid, lease held) is refused with send-in-progress; Meta gets one send."""
+    delivery = _delivery(env, "msg_race_test")
+    first_in_graph = threading.Event()
+    second_done = threading.Event()
+    outcome: dict[str, Any] = {}
+
+    def hold_until_second_tried() -> None:
+        first_in_graph.set()
+        assert second_done.wait(10)
+
+    def first_attempt() -> None:
+        outcome["first"] = sending.deliver(delivery, before_graph_call=hold_until_second_tried)
+
+    runner = threading.Thread(target=first_attempt)
+    runner.start()
+    assert first_in_graph.wait(10)
+    with pytest.raises(SendInProgress) as refused:
+        sending.deliver(delivery)
+    second_done.set()
+    runner.join(10)
+
+    assert refused.value.status == 409
+    assert refused.value.type_slug == "send-in-progress"
+    assert len(env.sends()) == 1
+    again = sending.deliver(delivery)  # once the first has its wamid: the same message, nothing sent
+    assert again.wamid == outcome["first"].wamid
+    assert len(env.sends()) == 1
+
+
+def test_a_killed_attempt_blocks_retries_until_its_lease_runs_out(env: SendingEnv) -> None:
+    """A process killed after the outbox write (no chance to give the lease back): a retry waits for the
+    lease (longer than the function's timeout, so the dead attempt cannot still be running), then sends."""
+    delivery = _delivery(env, "msg_killed_test")
+    outbox.put_accepted(
+        outbox.NewOutbound(
+            ws=env.ws,
+            message_id=delivery.message_id,
+            contact_id=delivery.contact.id,
+            type="text",
+            content={"body": "x"},
+        )
+    )  # ... and the process died here
+    with pytest.raises(SendInProgress):
+        sending.deliver(delivery)
+    assert env.sends() == []
+
+    later = clock.now() + timedelta(seconds=outbox.API_SEND_LEASE_SECONDS + 1)
+    clock.set_clock(lambda: later)
+    try:
+        sent = sending.deliver(delivery)
+    finally:
+        clock.set_clock(None)
+    assert sent.id == "msg_killed_test"
+    assert sent.wamid
+    assert len(env.sends()) == 1
+
+
+def test_send_leases_outlast_the_timeouts_of_the_functions_that_send() -> None:
+    from relasify_local.cfn import load_template
+
+    template = load_template()
+    resources = template["Resources"]
+    default_timeout = template["Globals"]["Function"]["Timeout"]
+
+    def timeout(logical_id: str) -> int:
+        return int(resources[logical_id]["Properties"].get("Timeout", default_timeout))
+
+    assert timeout("SendApiFunction") < outbox.API_SEND_LEASE_SECONDS
+    assert timeout("BroadcastWorkerFunction") < outbox.BROADCAST_SEND_LEASE_SECONDS

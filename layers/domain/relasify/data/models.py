@@ -306,6 +306,8 @@ class MessageModel(TableModel):
     broadcast_id = UnicodeAttribute(null=True)
     idempotency_key = UnicodeAttribute(null=True)
     sent_by = UnicodeAttribute(null=True)  # actor sub (outbound)
+    # Epoch seconds until which one attempt may be calling Meta for this outbox message (see outbox).
+    send_lease_until = NumberAttribute(null=True)
 
 
 class WamidPointerModel(TableModel):

@@ -5,6 +5,14 @@ The send path writes the message item (status `accepted`, our id carried in
 from what makes a send unique (workspace + Idempotency-Key, or broadcast + contact), so a retry
 after a crash finds the same item instead of creating a second message: if it already has a wamid
 the send is not repeated. Statuses and wamids are then handled by `relasify.data.messages`.
+
+Only one attempt at a time may call Meta for a message: the item carries a send lease
+(`send_lease_until`), set when it is created; a later attempt that finds it without a wamid takes the
+lease over only once it has run out (one conditional update). The lease outlasts the timeout of the
+function that sends (`API_SEND_LEASE_SECONDS`, `BROADCAST_SEND_LEASE_SECONDS`), so an attempt still
+running can never be joined by a second one: an SQS redelivery or a retried request racing a slow
+first attempt waits instead of sending the message twice. An attempt that ends without reaching Meta
+gives its lease back, so a retry need not wait.
 """
 
 from __future__ import annotations
@@ -26,6 +34,10 @@ from relasify.data.records import Page
 from relasify.data.tx import is_condition_failure
 
 MAX_PAGE = 100
+# Longer than the timeout of the function that sends (template.yaml: the send API 29 s, the broadcast
+# worker 120 s): Lambda has stopped an attempt by the time its lease runs out.
+API_SEND_LEASE_SECONDS = 35
+BROADCAST_SEND_LEASE_SECONDS = 150
 
 
 def derived_message_id(*parts: str) -> str:
@@ -47,8 +59,8 @@ class NewOutbound:
     broadcast_id: str | None = None
 
 
-def put_accepted(new: NewOutbound) -> tuple[Message, bool]:
-    """Write the outbox item (status accepted) unless it exists. Returns (message, created)."""
+def put_accepted(new: NewOutbound, *, lease_seconds: int = API_SEND_LEASE_SECONDS) -> tuple[Message, bool]:
+    """Write the outbox item (status accepted, send lease taken) unless it exists. Returns (message, created)."""
     now = clock.now()
     item = m.MessageModel(
         m.message_pk(new.ws, new.message_id),
@@ -67,6 +79,7 @@ def put_accepted(new: NewOutbound) -> tuple[Message, bool]:
         broadcast_id=new.broadcast_id,
         idempotency_key=new.idempotency_key,
         sent_by=new.sent_by,
+        send_lease_until=int(now.timestamp()) + lease_seconds,
     )
     item.gsi1pk = m.conversation_pk(new.ws, new.contact_id)
     item.gsi1sk = conversation_sort_key(now, new.message_id)
@@ -79,6 +92,38 @@ def put_accepted(new: NewOutbound) -> tuple[Message, bool]:
                 return existing, False
         raise
     return _message(item), True
+
+
+def take_send_lease(ws: str, message_id: str, *, lease_seconds: int = API_SEND_LEASE_SECONDS) -> bool:
+    """Take over the send lease of a message that has no wamid yet, if no attempt holds it. False when
+    another attempt holds it, or the message got its wamid or ended meanwhile."""
+    model = m.MessageModel
+    now = int(clock.now().timestamp())
+    item = model(m.message_pk(ws, message_id), model.SK_VALUE)
+    try:
+        item.update(
+            actions=[model.send_lease_until.set(now + lease_seconds)],
+            condition=model.pk.exists()
+            & model.wamid.does_not_exist()
+            & (model.status_rank == 0)
+            & (model.send_lease_until.does_not_exist() | (model.send_lease_until <= now)),
+        )
+    except UpdateError as exc:
+        if is_condition_failure(exc):
+            return False
+        raise
+    return True
+
+
+def release_send_lease(ws: str, message_id: str) -> None:
+    """The attempt holding the lease ended without reaching Meta: a retry may send at once."""
+    model = m.MessageModel
+    item = model(m.message_pk(ws, message_id), model.SK_VALUE)
+    try:
+        item.update(actions=[model.send_lease_until.remove()], condition=model.wamid.does_not_exist())
+    except UpdateError as exc:
+        if not is_condition_failure(exc):
+            raise
 
 
 def mark_failed(ws: str, message_id: str, *, code: int | None, title: str, details: str | None = None) -> bool:

@@ -36,7 +36,15 @@ from relasify.data.kms_tokens import decrypt_token
 from relasify.data.messages import Message
 from relasify.data.records import Contact, NewContact, WhatsAppConnection
 from relasify.data.templates import Template
-from relasify.errors import Conflict, DomainError, DuplicateContact, NotFound, SendRefused, ValidationFailed
+from relasify.errors import (
+    Conflict,
+    DomainError,
+    DuplicateContact,
+    NotFound,
+    SendInProgress,
+    SendRefused,
+    ValidationFailed,
+)
 from relasify.observability import logger
 from relasify.settings import Settings, get_settings
 from relasify.whatsapp.errors import GRAPH_ERRORS, GraphError, classify
@@ -162,6 +170,7 @@ class Delivery:
     idempotency_key: str | None = None
     broadcast_id: str | None = None
     reply_to_wamid: str | None = None
+    lease_seconds: int = outbox.API_SEND_LEASE_SECONDS  # over the sending function's timeout
 
 
 def send_rate(connection: WhatsAppConnection, settings: Settings | None = None) -> float:
@@ -190,15 +199,45 @@ def deliver(
             sent_by=delivery.sent_by,
             idempotency_key=delivery.idempotency_key,
             broadcast_id=delivery.broadcast_id,
-        )
+        ),
+        lease_seconds=delivery.lease_seconds,
     )
     if not created:
         if message.wamid is not None:
             return message  # Meta accepted it already: never send twice
         if message.status == "failed":
             raise _stored_failure(message)
-        # accepted without a wamid: an earlier attempt crashed or Meta's answer was lost (the window).
+        # accepted without a wamid: an earlier attempt crashed or Meta's answer was lost (the window),
+        # or an earlier attempt is still running (a redelivered job, a retried request): never join it.
+        if not outbox.take_send_lease(ws, message.id, lease_seconds=delivery.lease_seconds):
+            current = message_store.get_message(ws, message.id, consistent=True)
+            if current is not None and current.wamid is not None:
+                return current
+            if current is not None and current.status == "failed":
+                raise _stored_failure(current)
+            raise SendInProgress("Another attempt is sending this message; retry in a few minutes.")
         logger.info("retrying an outbox message without wamid", extra={"message_id": message.id})
+    try:
+        result = _call_graph(delivery, message, graph, before_graph_call)
+    except BaseException:
+        # This attempt is over without a wamid (Meta refused it, or the window: it may have it): the
+        # lease goes back, so a retry need not wait for it to run out.
+        outbox.release_send_lease(ws, message.id)
+        raise
+    applied = _record_wamid(ws, message.id, result.wamid)
+    if result.wa_id and not delivery.contact.wa_id:
+        _link_wa_id(ws, delivery.contact.id, result.wa_id)
+    if not reread or not applied:  # nothing changed it but the wamid: spare a read
+        return message.model_copy(update={"wamid": result.wamid})
+    stored = message_store.get_message(ws, message.id, consistent=True)
+    return stored or message
+
+
+def _call_graph(
+    delivery: Delivery, message: Message, graph: Any | None, before_graph_call: Callable[[], None] | None
+) -> Any:
+    """The Graph send itself (after the rate limiter, if any); Graph errors become domain errors."""
+    ws = delivery.ws
     if before_graph_call is not None:
         before_graph_call()
     payload: dict[str, Any] = {
@@ -213,16 +252,9 @@ def deliver(
     client = graph or _graph_client()
     try:
         token = decrypt_token(ws, delivery.connection.encrypted_access_token)
-        result = client.send_message(delivery.connection.phone_number_id, token, payload)
+        return client.send_message(delivery.connection.phone_number_id, token, payload)
     except GraphError as error:
         raise _after_graph_error(delivery, message, error) from None
-    applied = _record_wamid(ws, message.id, result.wamid)
-    if result.wa_id and not delivery.contact.wa_id:
-        _link_wa_id(ws, delivery.contact.id, result.wa_id)
-    if not reread or not applied:  # nothing changed it but the wamid: spare a read
-        return message.model_copy(update={"wamid": result.wamid})
-    stored = message_store.get_message(ws, message.id, consistent=True)
-    return stored or message
 
 
 def _record_wamid(ws: str, message_id: str, wamid: str) -> bool:
