@@ -36,6 +36,7 @@ from relasify.observability import logger
 from relasify.services import audit, sending
 
 EXPAND_PAGE_SIZE = 100
+EXPAND_BUDGET_SECONDS = 30.0  # of the worker's 120 s timeout; the rest of a batch still has room
 SEND_CHUNK_SIZE = 25
 SEND_CONCURRENCY = 16  # enough in-flight Graph calls for 80 msg/s at ~150 ms each
 EXPANSION_DONE = "done"
@@ -153,9 +154,39 @@ def _start(broadcast: Broadcast) -> str:
 
 
 def _expand(broadcast: Broadcast, job: dict[str, Any]) -> str:
+    """Claim the audience page by page, enqueuing each page's send jobs at once, and go on to the next
+    page in the same invocation for up to EXPAND_BUDGET_SECONDS. A page per invocation would put each
+    next page behind the send jobs it just enqueued (a poller hands them to the same invocation), so
+    only one container would ever be sending; here the whole audience is usually queued within
+    seconds and every container the queue scales to shares the sends."""
     if broadcast.status != "running":
         return broadcast.status
-    contacts, next_job = _audience_page(broadcast, job)
+    deadline = time.monotonic() + EXPAND_BUDGET_SECONDS
+    expanded = 0
+    current: dict[str, Any] | None = job
+    while current is not None:
+        contacts, next_job = _audience_page(broadcast, current)
+        jobs = [
+            _job("send", broadcast, contact_ids=chunk)
+            for chunk in _chunked(_claim(broadcast, contacts), SEND_CHUNK_SIZE)
+        ]
+        expanded += len(contacts)
+        if next_job is not None and time.monotonic() >= deadline:
+            jobs.append(next_job)  # the rest in a fresh invocation
+            store.enqueue_jobs(jobs)
+            return f"expanded {expanded}, more to come"
+        if jobs:
+            store.enqueue_jobs(jobs)
+        current = next_job
+        if current is not None and _cancelled(broadcast):
+            return "cancelled"
+    _mark_expanded(broadcast)
+    _complete_if_done(broadcast.ws, broadcast.id)
+    return f"expanded {expanded}"
+
+
+def _claim(broadcast: Broadcast, contacts: list[Contact]) -> list[str]:
+    """Claim each contact once in this broadcast; returns the ids to send to (skips are settled here)."""
     queued: list[str] = []
     claimed_before: list[str] = []
     for contact in contacts:
@@ -173,15 +204,12 @@ def _expand(broadcast: Broadcast, job: dict[str, Any]) -> str:
         # still queued go out again; the send job skips settled ones and the outbox sends nothing twice.
         recipients = store.get_recipients(broadcast.ws, broadcast.id, claimed_before)
         queued += [cid for cid in claimed_before if getattr(recipients.get(cid), "status", None) == "queued"]
-    jobs = [_job("send", broadcast, contact_ids=chunk) for chunk in _chunked(queued, SEND_CHUNK_SIZE)]
-    if next_job is not None:
-        jobs.append(next_job)
-    if jobs:
-        store.enqueue_jobs(jobs)
-    if next_job is None:
-        _mark_expanded(broadcast)
-        _complete_if_done(broadcast.ws, broadcast.id)
-    return f"expanded {len(contacts)}"
+    return queued
+
+
+def _cancelled(broadcast: Broadcast) -> bool:
+    current = store.get_broadcast(broadcast.ws, broadcast.id, consistent=True)
+    return current is None or current.status != "running"
 
 
 def _audience_page(broadcast: Broadcast, job: dict[str, Any]) -> tuple[list[Contact], dict[str, Any] | None]:
@@ -360,6 +388,7 @@ def _send_one(
         type="template",
         content=content,
         broadcast_id=broadcast.id,
+        lease_seconds=outbox.BROADCAST_SEND_LEASE_SECONDS,
     )
     try:
         message = sending.deliver(delivery, graph=graph, before_graph_call=limiter.acquire, reread=False)
