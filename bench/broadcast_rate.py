@@ -15,25 +15,23 @@ python -m bench.broadcast_rate --contacts 300 --rate 20          # a quick run
 from __future__ import annotations
 
 import argparse
-import contextlib
-import copy
 import json
 import os
 import threading
 import time
-from collections import Counter, defaultdict
-from collections.abc import Iterator
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
 from bench.report import Section
-from bench.support import APP_SECRET, bench_stack
+from bench.support import APP_SECRET, bench_stack, moto_server_process
 
 COMMAND = "python -m bench broadcast_rate"
 PHONE_NUMBER_ID = "109876543210987"
 TAG = "bench"
 TARGET_RATIO = 0.9
+FINAL_STATUSES = frozenset({"completed", "cancelled", "failed"})
 
 
 @dataclass
@@ -85,55 +83,6 @@ def _seed(ws: str, contacts: int) -> None:
             )
 
 
-@contextlib.contextmanager
-def _emulator_fit_for_threads() -> Iterator[None]:
-    """Three moto shortcomings that are not DynamoDB's, worked around for the run only:
-    - moto's in-process backend is not thread-safe: requests are serialised (DynamoDB applies each
-      request atomically; tests/integration/conftest.py does the same);
-    - moto snapshots the whole table (deepcopy) for every TransactWriteItems, O(table size) per
-      transaction: the snapshot copies the key structure only. Our transactions check their
-      conditions before any update applies, so a rollback never needs the old item contents;
-    - moto answers a table Query by sorting and walking every item of the table: a Query on the
-      table's own key walks that partition only, as DynamoDB does."""
-    from moto.dynamodb.models.table import Table
-    from moto.dynamodb.responses import DynamoHandler
-
-    lock = threading.RLock()
-    original_call = DynamoHandler.call_action
-
-    def serialised(self: Any) -> Any:
-        with lock:
-            return original_call(self)
-
-    def snapshot(self: Any, memo: dict[int, Any]) -> Any:
-        clone = copy.copy(self)
-        clone.items = defaultdict(dict, {h: (dict(r) if isinstance(r, dict) else r) for h, r in self.items.items()})
-        return clone
-
-    original_query = Table.query
-
-    def partition_query(self: Any, hash_key: Any, *args: Any, **kwargs: Any) -> Any:
-        if kwargs.get("index_name") or (len(args) > 6 and args[6]) or hash_key is None:
-            return original_query(self, hash_key, *args, **kwargs)
-        bucket = self.items.get(hash_key)
-        partition = list(bucket.values()) if isinstance(bucket, dict) else ([bucket] if bucket else [])
-        self.all_items = lambda: partition  # the instance attribute shadows the whole-table walk
-        try:
-            return original_query(self, hash_key, *args, **kwargs)
-        finally:
-            del self.all_items
-
-    DynamoHandler.call_action = serialised  # type: ignore[method-assign]
-    Table.__deepcopy__ = snapshot  # type: ignore[attr-defined]
-    Table.query = partition_query  # type: ignore[method-assign]
-    try:
-        yield
-    finally:
-        DynamoHandler.call_action = original_call  # type: ignore[method-assign]
-        Table.query = original_query  # type: ignore[method-assign]
-        del Table.__deepcopy__  # type: ignore[attr-defined]
-
-
 def _emulator_ops_per_second(samples: int = 200, threads: int = 8) -> float:
     from relasify.data.rate_limit import RateSlotModel
 
@@ -159,7 +108,7 @@ def measure(contacts: int = 2000, rate: float = 80.0, latency: float = 0.15, con
     from relasify.whatsapp.graph import reset_graph_client
     from relasify_local.sandbox import Sandbox
 
-    with bench_stack(), _emulator_fit_for_threads():
+    with moto_server_process() as emulator_url, bench_stack(emulator_url):
         # Status webhooks are not part of this measurement: scheduled far beyond the run, dropped on stop.
         sandbox = Sandbox(
             webhook_url="http://127.0.0.1:9/unused",
@@ -218,23 +167,29 @@ def measure(contacts: int = 2000, rate: float = 80.0, latency: float = 0.15, con
             )
             watcher = threading.Thread(target=monitor)
             watcher.start()
-            idle_rounds = Counter[int]()
+            finished = threading.Event()
+            deadline = started + max(600.0, 5 * contacts / rate)
 
-            def container(index: int) -> None:
-                while idle_rounds[index] < 10:
+            def container() -> None:
+                # Like Lambda's SQS pollers: keep polling until the broadcast is over, whoever took
+                # the earlier messages (an idle container does not retire while jobs may still come).
+                while not finished.is_set() and time.perf_counter() < deadline:
                     messages = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", [])
                     if not messages:
-                        idle_rounds[index] += 1
                         time.sleep(0.1)
                         continue
-                    idle_rounds[index] = 0
                     for message in messages:
                         broadcasts.handle_job(json.loads(message["Body"]))
                         sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
 
-            workers = [threading.Thread(target=container, args=(i,)) for i in range(containers)]
+            workers = [threading.Thread(target=container) for _ in range(containers)]
             for worker in workers:
                 worker.start()
+            while time.perf_counter() < deadline:
+                if broadcasts.get_broadcast(ws, view.broadcast.id).broadcast.status in FINAL_STATUSES:
+                    break
+                time.sleep(0.25)
+            finished.set()
             for worker in workers:
                 worker.join()
             total = time.perf_counter() - started

@@ -455,15 +455,20 @@ class BenchStack:
 
 
 @contextlib.contextmanager
-def bench_stack() -> Iterator[BenchStack]:
-    """A moto account shaped like the deployed stack, with the environment the functions read."""
+def bench_stack(endpoint_url: str | None = None) -> Iterator[BenchStack]:
+    """A moto account shaped like the deployed stack, with the environment the functions read.
+
+    In-process (moto's mock, the default), or at `endpoint_url`: a moto server in another process
+    (`moto_server_process()`), so the emulator's CPU is not the caller's, as DynamoDB's is not a
+    Lambda function's."""
     import boto3
     from moto import mock_aws
-    from relasify_local import moto_transactions
+    from relasify_local import moto_queries, moto_transactions
 
     # moto's own rollback copies every table on each transaction (O(table)); DynamoDB has no such cost.
     if not moto_transactions.install():
         raise RuntimeError("moto's transact_write_items changed: re-port relasify_local/moto_transactions.py")
+    moto_queries.install()
     saved = dict(os.environ)
     env = {
         "AWS_DEFAULT_REGION": REGION,
@@ -482,10 +487,12 @@ def bench_stack() -> Iterator[BenchStack]:
     }
     os.environ.pop("AWS_ENDPOINT_URL", None)
     os.environ.pop("AWS_PROFILE", None)
+    if endpoint_url:
+        env["AWS_ENDPOINT_URL"] = endpoint_url
     os.environ.update(env)
     try:
-        with mock_aws():
-            from relasify_local.cfn import create_tables
+        with contextlib.nullcontext() if endpoint_url else mock_aws():
+            from relasify_local.cfn import create_tables, load_template
 
             _reset_caches()
             create_tables(boto3.client("dynamodb"), {"Table": TABLE_NAME, "IdempotencyTable": IDEMPOTENCY_TABLE_NAME})
@@ -493,9 +500,14 @@ def bench_stack() -> Iterator[BenchStack]:
                 Bucket=MEDIA_BUCKET, CreateBucketConfiguration={"LocationConstraint": REGION}
             )
             sqs = boto3.client("sqs")
+            resources = load_template()["Resources"]
             for name in QUEUES:
-                queue = name.removesuffix("_URL").lower().replace("_", "-")
-                os.environ[name] = env[name] = sqs.create_queue(QueueName=f"bench-{queue}")["QueueUrl"]
+                words = name.removesuffix("_URL").split("_")
+                properties = resources["".join(w.capitalize() for w in words)]["Properties"]
+                # The template's visibility timeout: moto's default (30 s) would redeliver long jobs.
+                attributes = {"VisibilityTimeout": str(properties["VisibilityTimeout"])}
+                queue_name = "bench-" + "-".join(w.lower() for w in words)
+                os.environ[name] = env[name] = sqs.create_queue(QueueName=queue_name, Attributes=attributes)["QueueUrl"]
             os.environ["KMS_KEY_ID"] = env["KMS_KEY_ID"] = boto3.client("kms").create_key(Description="bench")[
                 "KeyMetadata"
             ]["KeyId"]
@@ -512,6 +524,47 @@ def bench_stack() -> Iterator[BenchStack]:
         os.environ.update(saved)
         with contextlib.suppress(Exception):
             _reset_caches()
+
+
+@contextlib.contextmanager
+def moto_server_process() -> Iterator[str]:
+    """A moto server (the local stack's: atomic requests, item-level transaction undo, partition
+    queries) in a child process; yields its URL and stops it on exit."""
+    import socket
+    import subprocess
+    import sys
+
+    import httpx
+
+    with socket.socket() as probe:  # a free port, as the OS hands it out
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    process = subprocess.Popen(
+        [sys.executable, "-m", "bench.moto_process", str(port)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            if process.poll() is not None:
+                raise RuntimeError(f"moto server exited with {process.returncode}")
+            with contextlib.suppress(httpx.HTTPError):
+                httpx.get(f"{url}/moto-api/", timeout=1)
+                break
+            if time.monotonic() > deadline:
+                raise RuntimeError("moto server not ready within 30 s")
+            time.sleep(0.1)
+        yield url
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
 
 
 def timed(fn: Any, *args: Any, **kwargs: Any) -> tuple[Any, float]:

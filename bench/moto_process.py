@@ -1,0 +1,25 @@
+"""A moto server alone, in its own process: `python -m bench.moto_process PORT`.
+
+The local stack's server (`relasify_local.aws.MotoServer`: DynamoDB requests atomic, transactions
+with an item-level undo log, table Queries over one partition). It runs until its stdin closes or
+it is terminated, so a benchmark that dies does not leave it behind.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from relasify_local.aws import MotoServer
+
+
+def main() -> None:
+    server = MotoServer("127.0.0.1", int(sys.argv[1]))
+    server.start()
+    try:
+        sys.stdin.read()  # returns when the parent closes the pipe or exits
+    finally:
+        server.stop()
+
+
+if __name__ == "__main__":
+    main()
