@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from typing import Any
 
 import pytest
@@ -108,13 +110,14 @@ def test_slot_limiter_budget_and_shards() -> None:
 def test_slot_limiter_paces_to_the_rate(monkeypatch: pytest.MonkeyPatch) -> None:
     fake = _FakeClock()
     limiter = SlotRateLimiter("n", 80, clock=fake.time, sleep=fake.sleep)
-    used: dict[tuple[int, int], int] = {}
+    asked: dict[tuple[int, int], int] = {}
 
-    def take(slot: int, shard: int) -> bool:
-        if used.get((slot, shard), 0) >= limiter.shard_budget(shard):
-            return False
-        used[(slot, shard)] = used.get((slot, shard), 0) + 1
-        return True
+    def take(slot: int, shard: int, wanted: int) -> int:  # DynamoDB's ADD ... IF used < budget
+        used = asked.get((slot, shard), 0)
+        if used >= limiter.shard_budget(shard):
+            return 0
+        asked[(slot, shard)] = used + wanted
+        return wanted - max(0, used + wanted - limiter.shard_budget(shard))
 
     monkeypatch.setattr(limiter, "_take_in_shard", take)
     start = fake.now
@@ -122,4 +125,41 @@ def test_slot_limiter_paces_to_the_rate(monkeypatch: pytest.MonkeyPatch) -> None
         limiter.acquire()
     elapsed = fake.now - start
     assert 4.5 <= elapsed <= 5.1  # 400 tokens at 80/s, 16 per 200 ms slot
-    assert max(used.values()) == 16
+    assert max(asked.values()) == 16
+
+
+def test_slot_limiter_hands_a_claims_tokens_to_the_waiting_threads(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Threads waiting together share one claim: a crowd of 12 needs far fewer than 12 updates, and a
+    claim that crosses the budget keeps only the tokens below it."""
+    limiter = SlotRateLimiter("n", 40)  # 8 tokens per 200 ms slot
+    claims: list[tuple[int, int]] = []
+    asked: dict[int, int] = {}
+    lock = threading.Lock()
+    gate = threading.Barrier(12)
+
+    def take(slot: int, shard: int, wanted: int) -> int:
+        time.sleep(0.01)  # a DynamoDB round trip: the other threads queue up behind it meanwhile
+        with lock:
+            claims.append((slot, wanted))
+            used = asked.get(slot, 0)
+            if used >= limiter.budget:
+                return 0
+            asked[slot] = used + wanted
+            return wanted - max(0, used + wanted - limiter.budget)
+
+    monkeypatch.setattr(limiter, "_take_in_shard", take)
+
+    def worker() -> None:
+        gate.wait()
+        limiter.acquire(timeout_seconds=10)
+
+    threads = [threading.Thread(target=worker) for _ in range(12)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    granted = {slot: min(used, limiter.budget) for slot, used in asked.items()}
+    assert sum(granted.values()) == 12
+    assert max(granted.values()) <= limiter.budget
+    assert len(claims) <= 6  # 12 tokens, at most 8 a slot: a few claims, not one per thread
+    assert max(wanted for _, wanted in claims) > 1

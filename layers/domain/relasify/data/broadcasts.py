@@ -6,6 +6,11 @@ and the broadcast queue.
 - Counters live in `COUNT#<n>` items under the broadcast partition; each increment is an atomic
   `ADD` on one random shard, so thousands of concurrent workers and webhooks never queue behind
   one item; a read sums the shards (one Query).
+- The worker's hot path batches (docs/SENDING.md "Requests per broadcast message"): a page of
+  claims, or a chunk's skips, is one transaction with ONE counter update carrying the page's sums
+  (`claim_many`, `settle_many`); a sent message's wamid, its recipient and its count are one
+  transaction (`record_sent`). A transaction refused by a condition changes nothing, and the
+  one-by-one path then decides item by item, so batching never changes an outcome.
 """
 
 from __future__ import annotations
@@ -13,7 +18,9 @@ from __future__ import annotations
 import json
 import random
 import threading
+import time
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
@@ -25,7 +32,7 @@ from relasify.data import models as m
 from relasify.data.base import chunks, query_all, query_page, transaction, utc
 from relasify.data.cursor import decode_cursor, encode_cursor
 from relasify.data.ids import new_id
-from relasify.data.messages import _plain
+from relasify.data.messages import PENDING_STATUSES, _plain
 from relasify.data.records import Contact, Page, Record
 from relasify.data.tx import cancellation_codes, is_condition_failure
 from relasify.settings import get_settings
@@ -35,6 +42,8 @@ ACTIVE_STATUSES: tuple[str, ...] = ("queued", "scheduled", "running")
 COUNTER_SHARDS = 10
 COUNT_FIELDS = ("queued", "sent", "delivered", "read", "failed", "skipped")
 SQS_MAX_DELAY_SECONDS = 900
+MAX_TRANSACTION_ITEMS = 100  # DynamoDB's limit per TransactWriteItems
+TRANSACTION_CONFLICT_ATTEMPTS = 4  # a counter shard in another transaction at that instant: try again
 
 
 class Broadcast(Record):
@@ -319,6 +328,193 @@ def settle_and_count(
     return True
 
 
+@dataclass(frozen=True, slots=True)
+class Settlement:
+    """A queued recipient's outcome: `sent`, `failed` or `skipped` (with a reason)."""
+
+    contact_id: str
+    status: str
+    message_id: str | None = None
+    skip_reason: str | None = None
+
+
+def _recipient_model(ws: str, broadcast_id: str, contact_id: str, **attributes: Any) -> m.BroadcastRecipientModel:
+    model = m.BroadcastRecipientModel
+    return model(m.broadcast_pk(ws, broadcast_id), f"{model.SK_PREFIX}{contact_id}", **attributes)
+
+
+def _reason_sums(reasons: Iterable[str | None]) -> dict[str, int]:
+    sums: dict[str, int] = {}
+    for reason in reasons:
+        if reason:
+            sums[reason] = sums.get(reason, 0) + 1
+    return sums
+
+
+def _refused_by_condition(exc: TransactWriteError) -> bool:
+    return "ConditionalCheckFailed" in cancellation_codes(exc)
+
+
+def _conflicted(exc: TransactWriteError) -> bool:
+    """Cancelled only because another transaction held one of the items (DynamoDB's TransactionConflict:
+    typically a counter shard): nothing was written, the same transaction may simply run again."""
+    codes = {code for code in cancellation_codes(exc) if code not in (None, "None")}
+    return bool(codes) and codes <= {"TransactionConflict"}
+
+
+def _run_transaction(build: Any) -> bool:
+    """Run the transaction `build(tx)` describes. False when a condition refused it (nothing written);
+    retried, rebuilt, when it only met a concurrent transaction."""
+    for attempt in range(1, TRANSACTION_CONFLICT_ATTEMPTS + 1):
+        try:
+            with transaction() as tx:
+                build(tx)
+        except TransactWriteError as exc:
+            if _refused_by_condition(exc):
+                return False
+            if _conflicted(exc) and attempt < TRANSACTION_CONFLICT_ATTEMPTS:
+                time.sleep(random.uniform(0.005, 0.02) * attempt)  # noqa: S311 - jitter
+                continue
+            raise
+        return True
+    raise AssertionError("unreachable")
+
+
+def claim_many(ws: str, broadcast_id: str, claims: list[Settlement]) -> dict[str, bool]:
+    """Claim a page of recipients (`queued`, or `skipped` with a reason) and count them: one transaction
+    per 99 recipients with one counter update for all. Returns contact id -> claimed now (False: it was
+    in already). A group refused because one of its contacts was claimed before (a redelivered page,
+    a contact in two tags) is claimed one by one instead."""
+    out: dict[str, bool] = {}
+    unique = list({c.contact_id: c for c in claims}.values())
+    for group in chunks(unique, MAX_TRANSACTION_ITEMS - 1):
+
+        def build(tx: Any, group: list[Settlement] = group) -> None:
+            for claim in group:
+                item = _recipient_model(
+                    ws,
+                    broadcast_id,
+                    claim.contact_id,
+                    ws_id=ws,
+                    broadcast_id=broadcast_id,
+                    contact_id=claim.contact_id,
+                    status=claim.status,
+                    skip_reason=claim.skip_reason,
+                )
+                tx.save(item, condition=m.BroadcastRecipientModel.pk.does_not_exist())
+            queued = sum(1 for c in group if c.status == "queued")
+            shard, actions = _counter_update(
+                ws,
+                broadcast_id,
+                skipped_reasons=_reason_sums(c.skip_reason for c in group if c.status == "skipped"),
+                deltas={"queued": queued, "skipped": len(group) - queued},
+            )
+            tx.update(shard, actions=actions)
+
+        if _run_transaction(build):
+            out.update(dict.fromkeys((c.contact_id for c in group), True))
+            continue
+        for claim in group:
+            deltas = {"queued": 1} if claim.status == "queued" else {"skipped": 1}
+            out[claim.contact_id] = claim_and_count(
+                ws, broadcast_id, claim.contact_id, status=claim.status, skip_reason=claim.skip_reason, **deltas
+            )
+    return out
+
+
+def settle_many(ws: str, broadcast_id: str, settlements: list[Settlement]) -> dict[str, bool]:
+    """Settle queued recipients and count them (queued -1, +1 on their outcome): one transaction per
+    99 with one counter update. Returns contact id -> settled now (False: it was not queued any more).
+    A group refused by a condition (another run settled one of them) is settled one by one instead."""
+    out: dict[str, bool] = {}
+    unique = list({s.contact_id: s for s in settlements}.values())
+    for group in chunks(unique, MAX_TRANSACTION_ITEMS - 1):
+
+        def build(tx: Any, group: list[Settlement] = group) -> None:
+            model = m.BroadcastRecipientModel
+            for settlement in group:
+                actions: list[Any] = [model.status.set(settlement.status), model.touch()]
+                if settlement.message_id:
+                    actions.append(model.message_id.set(settlement.message_id))
+                if settlement.skip_reason:
+                    actions.append(model.skip_reason.set(settlement.skip_reason))
+                tx.update(
+                    _recipient_model(ws, broadcast_id, settlement.contact_id),
+                    actions=actions,
+                    condition=model.status == "queued",
+                )
+            deltas = {"queued": -len(group)}
+            for settlement in group:
+                deltas[settlement.status] = deltas.get(settlement.status, 0) + 1
+            shard, shard_actions = _counter_update(
+                ws,
+                broadcast_id,
+                skipped_reasons=_reason_sums(s.skip_reason for s in group if s.status == "skipped"),
+                deltas=deltas,
+            )
+            tx.update(shard, actions=shard_actions)
+
+        if _run_transaction(build):
+            out.update(dict.fromkeys((s.contact_id for s in group), True))
+            continue
+        for settlement in group:
+            out[settlement.contact_id] = settle_and_count(
+                ws,
+                broadcast_id,
+                settlement.contact_id,
+                settlement.status,
+                message_id=settlement.message_id,
+                skip_reason=settlement.skip_reason,
+                queued=-1,
+                **{settlement.status: 1},
+            )
+    return out
+
+
+def record_sent(ws: str, broadcast_id: str, contact_id: str, message_id: str, wamid: str) -> bool:
+    """Everything a broadcast send records once Meta answered, in ONE transaction: the wamid pointer
+    and the message's wamid (`messages.attach_wamid`), a check that no status for this wamid is
+    waiting (`PENDING#<status>`: the webhook processor keeps one when the pointer is missing, then
+    re-reads the pointer, so whoever writes second sees the other's item), and the recipient settled
+    `sent` with its count. False when any condition refused it (pointer there already, a status
+    waiting, the recipient settled by another run): nothing was written, and the caller takes the
+    general path (`apply_pending_statuses`, `settle_and_count`), which handles each of those."""
+    message_model = m.MessageModel
+    recipient_model = m.BroadcastRecipientModel
+    pending_model = m.PendingStatusModel
+
+    def build(tx: Any) -> None:
+        pointer = m.WamidPointerModel(
+            m.wamid_pk(wamid), m.WamidPointerModel.SK_VALUE, wamid=wamid, ws_id=ws, message_id=message_id
+        )
+        tx.save(pointer, condition=m.WamidPointerModel.pk.does_not_exist())
+        tx.update(
+            message_model(m.message_pk(ws, message_id), message_model.SK_VALUE),
+            actions=[message_model.wamid.set(wamid), message_model.touch()],
+            condition=message_model.pk.exists(),
+        )
+        for status in PENDING_STATUSES:
+            tx.condition_check(
+                pending_model,
+                m.wamid_pk(wamid),
+                f"{pending_model.SK_PREFIX}{status}",
+                condition=pending_model.pk.does_not_exist(),
+            )
+        tx.update(
+            _recipient_model(ws, broadcast_id, contact_id),
+            actions=[
+                recipient_model.status.set("sent"),
+                recipient_model.message_id.set(message_id),
+                recipient_model.touch(),
+            ],
+            condition=recipient_model.status == "queued",
+        )
+        shard, shard_actions = _counter_update(ws, broadcast_id, deltas={"queued": -1, "sent": 1})
+        tx.update(shard, actions=shard_actions)
+
+    return _run_transaction(build)
+
+
 def list_recipients(ws: str, broadcast_id: str) -> list[Recipient]:
     prefix = m.BroadcastRecipientModel.SK_PREFIX
     items = query_all(
@@ -340,8 +536,15 @@ def bump(ws: str, broadcast_id: str, *, skipped_reason: str | None = None, **del
 
 
 def _counter_update(
-    ws: str, broadcast_id: str, *, skipped_reason: str | None, deltas: dict[str, int]
+    ws: str,
+    broadcast_id: str,
+    *,
+    skipped_reason: str | None = None,
+    skipped_reasons: dict[str, int] | None = None,
+    deltas: dict[str, int],
 ) -> tuple[m.BroadcastCounterShardModel, list[Any]]:
+    """The update of one random shard adding `deltas`; skip reasons count `skipped` (one reason) or
+    their own numbers (`skipped_reasons`, a page's sums)."""
     model = m.BroadcastCounterShardModel
     shard = random.randrange(COUNTER_SHARDS)  # noqa: S311 - load spreading, not security
     item = model(m.broadcast_pk(ws, broadcast_id), f"{model.SK_PREFIX}{shard}")
@@ -356,10 +559,13 @@ def _counter_update(
             raise ValueError(f"unknown counter {name}")
         if delta:
             actions.append(getattr(model, name).add(delta))
+    reasons = dict(skipped_reasons or {})
     if skipped_reason:
+        reasons[skipped_reason] = reasons.get(skipped_reason, 0) + deltas.get("skipped", 1)
+    if reasons:
         # A nested ADD needs the map to exist: the shard is given an empty one first (rare: skips).
         _ensure_reason_map(item)
-        actions.append(model.skipped_reasons[skipped_reason].add(deltas.get("skipped", 1)))
+        actions.extend(model.skipped_reasons[reason].add(count) for reason, count in sorted(reasons.items()))
     return item, actions
 
 

@@ -34,6 +34,8 @@ from relasify.data.records import Record
 from relasify.data.tx import cancellation_codes, is_condition_failure
 
 STATUS_RANK: dict[str, int] = {"accepted": 0, "received": 0, "sent": 1, "delivered": 2, "read": 3, "failed": 4}
+# The statuses a webhook may report before the send path knows the wamid (kept as PENDING#<status>).
+PENDING_STATUSES: tuple[str, ...] = tuple(s for s in STATUS_RANK if s not in ("accepted", "received"))
 BILLED_FLAG = "billed"
 STALE_BACKLOG_FLAG = "stale_backlog"
 _CALLBACK_PREFIX = "rls1"

@@ -2,12 +2,15 @@
 
 A token bucket refilled in fixed slots, kept in DynamoDB: time is cut into slots of
 `budget / rate` seconds (80 msg/s -> 16 sends per 200 ms slot); each slot is a fresh item (its key
-names the slot), and taking a token is one conditional `UpdateItem ... ADD used 1 IF used < budget`.
-DynamoDB applies each update atomically, so the slot's budget holds however many workers race for
-it; a refused condition means "slot full": wait for the next slot. Short slots keep bursts small
-(Meta counts messages per second); fresh keys per slot mean no item is ever hot for long, and at
-high rates the slot is split into shards (at most ~250 updates/s per item) so one partition never
-takes more than its 1,000 writes/s. Slot items expire by TTL after a few minutes.
+names the slot), and taking tokens is one `UpdateItem ... ADD used n IF used < budget` returning
+the new `used`: the caller owns the tokens below the budget (`n - max(0, used - budget)`), so
+however many workers race for a slot, no more than its budget is ever handed out. A refused
+condition means "slot full": wait for the next slot. One update takes as many tokens as the
+container's threads are waiting for (they share a container-local pool for that slot), so a
+container spends about one request per slot instead of one per message. Short slots keep bursts
+small (Meta counts messages per second); fresh keys per slot mean no item is ever hot for long, and
+at high rates the slot is split into shards (at most ~250 updates/s per item) so one partition
+never takes more than its 1,000 writes/s. Slot items expire by TTL after a few minutes.
 """
 
 from __future__ import annotations
@@ -32,7 +35,8 @@ SLOT_ITEM_TTL_SECONDS = 300
 
 
 class RateSlotModel(TableModel):
-    """PK `RATE#<phone_number_id>#<slot>#<shard>`, SK `SLOT`: tokens taken in one slot."""
+    """PK `RATE#<phone_number_id>#<slot>#<shard>`, SK `SLOT`: tokens asked of one slot (those up to
+    the shard's budget were handed out; a claim that crossed it got only the part below)."""
 
     data_class: ClassVar[DataClass] = DataClass.OPERATIONAL
     SK_VALUE: ClassVar[str] = "SLOT"
@@ -68,7 +72,12 @@ class SlotRateLimiter:
         self._sleep = sleep
         # Slots this container already saw full: wait without spending a refused write on them.
         self._full_slot = -1
-        self._lock = threading.Lock()
+        # Tokens this container took for one slot and has not used yet (valid in that slot only).
+        self._pool_slot = -1
+        self._pool = 0
+        self._waiting = 0  # threads inside acquire(): how many tokens the next claim asks for
+        self._claiming = False  # one claim in flight per container; the others wait for its tokens
+        self._lock = threading.Condition()
 
     def shard_budget(self, shard: int) -> int:
         base, extra = divmod(self.budget, self.shards)
@@ -77,44 +86,75 @@ class SlotRateLimiter:
     def acquire(self, *, timeout_seconds: float = 60.0) -> float:
         """Take one token; returns the seconds waited. Raises RateLimitTimeout past the timeout."""
         started = self._clock()
-        while True:
-            now = self._clock()
-            slot = int(now // self.slot_seconds)
-            with self._lock:
-                known_full = slot <= self._full_slot
-            if not known_full:
-                if self._take(slot):
-                    return self._clock() - started
+        with self._lock:
+            self._waiting += 1
+        try:
+            while True:
+                slot = int(self._clock() // self.slot_seconds)
                 with self._lock:
-                    self._full_slot = max(self._full_slot, slot)
-            wait = (slot + 1) * self.slot_seconds - self._clock()
-            if self._clock() + max(wait, 0) - started > timeout_seconds:
-                raise RateLimitTimeout(f"no send slot within {timeout_seconds} s")
-            # A little jitter so waiting workers do not all hit the next slot's first millisecond.
-            self._sleep(max(wait, 0) + random.random() * min(0.01, self.slot_seconds / 10))  # noqa: S311
+                    if self._pool_slot == slot and self._pool > 0:
+                        self._pool -= 1
+                        return self._clock() - started
+                    if self._claiming:
+                        # Another thread is claiming for this container: its tokens are shared.
+                        self._lock.wait(timeout=self.slot_seconds)
+                        continue
+                    claim = slot > self._full_slot
+                    if claim:
+                        self._claiming = True
+                        wanted = min(self._waiting, self.budget)
+                if claim:
+                    taken, exhausted = 0, False
+                    try:
+                        taken, exhausted = self._take(slot, wanted)
+                    finally:
+                        with self._lock:
+                            self._claiming = False
+                            if taken:
+                                if self._pool_slot != slot:
+                                    self._pool_slot, self._pool = slot, 0  # an older slot's leftovers lapse
+                                self._pool += taken
+                            if exhausted:
+                                self._full_slot = max(self._full_slot, slot)
+                            self._lock.notify_all()
+                    continue
+                wait = (slot + 1) * self.slot_seconds - self._clock()
+                if self._clock() + max(wait, 0) - started > timeout_seconds:
+                    raise RateLimitTimeout(f"no send slot within {timeout_seconds} s")
+                # A little jitter so waiting workers do not all hit the next slot's first millisecond.
+                self._sleep(max(wait, 0) + random.random() * min(0.01, self.slot_seconds / 10))  # noqa: S311
+        finally:
+            with self._lock:
+                self._waiting -= 1
 
-    def _take(self, slot: int) -> bool:
+    def _take(self, slot: int, wanted: int) -> tuple[int, bool]:
+        """Up to `wanted` tokens of `slot`, shard after shard; (tokens, whether the slot is used up)."""
+        taken = 0
         first = random.randrange(self.shards)  # noqa: S311 - load spreading
         for offset in range(self.shards):
             shard = (first + offset) % self.shards
-            if self._take_in_shard(slot, shard):
-                return True
-        return False
+            taken += self._take_in_shard(slot, shard, min(wanted - taken, self.shard_budget(shard)))
+            if taken >= wanted:
+                return taken, False
+        return taken, True  # every shard gave less than asked: they are all at their budget
 
-    def _take_in_shard(self, slot: int, shard: int) -> bool:
+    def _take_in_shard(self, slot: int, shard: int, wanted: int) -> int:
+        """One conditional ADD of `wanted`; the tokens below the shard's budget are ours."""
         model = RateSlotModel
+        budget = self.shard_budget(shard)
         item = model(f"RATE#{self.key}#{slot}#{shard}", model.SK_VALUE)
         expires = int(slot * self.slot_seconds) + SLOT_ITEM_TTL_SECONDS
         try:
             item.update(
-                actions=[model.used.add(1), model.expires_at.set(expires), model.limiter.set(self.key)],
-                condition=model.used.does_not_exist() | (model.used < self.shard_budget(shard)),
+                actions=[model.used.add(wanted), model.expires_at.set(expires), model.limiter.set(self.key)],
+                condition=model.used.does_not_exist() | (model.used < budget),
             )
         except UpdateError as exc:
             if is_condition_failure(exc):
-                return False
+                return 0
             raise
-        return True
+        used_after = int(item.used)  # ALL_NEW: the total asked of this slot, ours included
+        return wanted - max(0, used_after - budget)
 
 
 _limiters: dict[tuple[str, float], SlotRateLimiter] = {}

@@ -404,7 +404,7 @@ def _attach_reaction(ws: str, reactor: str, target_wamid: str, emoji: str | None
 
 def _status_change(event: StatusEvent) -> message_store.StatusChange | None:
     status = event.status
-    if status.status not in message_store.STATUS_RANK or status.status in ("accepted", "received"):
+    if status.status not in message_store.PENDING_STATUSES:
         return None
     error = status.errors[0] if status.errors else None
     pricing = status.pricing.model_dump(mode="json", exclude_none=True) if status.pricing else None
