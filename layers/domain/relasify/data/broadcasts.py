@@ -42,6 +42,7 @@ ACTIVE_STATUSES: tuple[str, ...] = ("queued", "scheduled", "running")
 COUNTER_SHARDS = 10
 COUNT_FIELDS = ("queued", "sent", "delivered", "read", "failed", "skipped")
 SQS_MAX_DELAY_SECONDS = 900
+EXPANSION_DONE = "done"  # the broadcast item's cursor once every audience page is claimed
 MAX_TRANSACTION_ITEMS = 100  # DynamoDB's limit per TransactWriteItems
 TRANSACTION_CONFLICT_ATTEMPTS = 4  # a counter shard in another transaction at that instant: try again
 
@@ -55,6 +56,7 @@ class Broadcast(Record):
     parameters: list[Any] = Field(default_factory=list)
     scheduled_at: datetime | None = None
     status: str = "queued"
+    expanded: bool = False  # the whole audience is claimed (the expansion cursor reached its end)
     total: int = 0
     counter_shards: int = COUNTER_SHARDS
     created_by: str | None = None
@@ -91,6 +93,7 @@ def _broadcast(item: m.BroadcastModel) -> Broadcast:
         parameters=_plain(item.parameters) or [],
         scheduled_at=utc(item.scheduled_at),
         status=item.status,
+        expanded=item.cursor == EXPANSION_DONE,
         total=int(item.total or 0),
         counter_shards=int(item.counter_shards or 1),
         created_by=item.created_by,
@@ -338,9 +341,9 @@ class Settlement:
     skip_reason: str | None = None
 
 
-def _recipient_model(ws: str, broadcast_id: str, contact_id: str, **attributes: Any) -> m.BroadcastRecipientModel:
+def _recipient_model(ws: str, broadcast_id: str, contact_id: str) -> m.BroadcastRecipientModel:
     model = m.BroadcastRecipientModel
-    return model(m.broadcast_pk(ws, broadcast_id), f"{model.SK_PREFIX}{contact_id}", **attributes)
+    return model(m.broadcast_pk(ws, broadcast_id), f"{model.SK_PREFIX}{contact_id}")
 
 
 def _reason_sums(reasons: Iterable[str | None]) -> dict[str, int]:
@@ -391,10 +394,9 @@ def claim_many(ws: str, broadcast_id: str, claims: list[Settlement]) -> dict[str
 
         def build(tx: Any, group: list[Settlement] = group) -> None:
             for claim in group:
-                item = _recipient_model(
-                    ws,
-                    broadcast_id,
-                    claim.contact_id,
+                item = m.BroadcastRecipientModel(
+                    m.broadcast_pk(ws, broadcast_id),
+                    f"{m.BroadcastRecipientModel.SK_PREFIX}{claim.contact_id}",
                     ws_id=ws,
                     broadcast_id=broadcast_id,
                     contact_id=claim.contact_id,

@@ -3,14 +3,17 @@
 Pipeline (all jobs on the broadcast queue, each idempotent so SQS redelivery is harmless):
 - `start`: waits for `scheduled_at` (SQS DelaySeconds, at most 15 min per hop, re-enqueued until
   due), then moves the broadcast to `running` and enqueues the first `expand`;
-- `expand`: one page of the audience (tag partition Query, or a slice of the given ids); each
-  contact is claimed with a conditional put of its recipient item (the per-broadcast dedupe),
-  skipped with a reason when it may not be messaged, or queued; queued ids go out in `send` chunks,
-  then the next page's `expand` is enqueued;
-- `send`: a chunk of recipients, sent concurrently behind the per-number rate limiter, each through
+- `expand`: one page of the audience (tag partition Query, or one BatchGetItem of the given ids);
+  each contact is claimed with a conditional put of its recipient item (the per-broadcast dedupe),
+  skipped with a reason when it may not be messaged, or queued - the page's claims and their counts
+  in one transaction; queued ids go out in `send` chunks, then the next page's `expand` is enqueued;
+- `send`: a chunk of recipients; those that may not be messaged are skipped together (one
+  transaction), the others sent concurrently behind the per-number rate limiter, each through
   `sending.deliver` under an id derived from (broadcast, contact): a redelivered job finds the outbox
-  item and does not send again.
+  item and does not send again. Meta's answer is recorded with the recipient's outcome and count in
+  one transaction (`store.record_sent`).
 Counts are sharded counters; webhook statuses of broadcast messages feed them (`on_status_applied`).
+Requests per message: docs/SENDING.md "Requests per broadcast message".
 """
 
 from __future__ import annotations
@@ -39,7 +42,7 @@ EXPAND_PAGE_SIZE = 100
 EXPAND_BUDGET_SECONDS = 30.0  # of the worker's 120 s timeout; the rest of a batch still has room
 SEND_CHUNK_SIZE = 25
 SEND_CONCURRENCY = 16  # enough in-flight Graph calls for 80 msg/s at ~150 ms each
-EXPANSION_DONE = "done"
+EXPANSION_DONE = store.EXPANSION_DONE
 CANCELLED_REASON = "cancelled"
 CANCEL_CHECK_SECONDS = 1.0
 
@@ -186,19 +189,17 @@ def _expand(broadcast: Broadcast, job: dict[str, Any]) -> str:
 
 
 def _claim(broadcast: Broadcast, contacts: list[Contact]) -> list[str]:
-    """Claim each contact once in this broadcast; returns the ids to send to (skips are settled here)."""
-    queued: list[str] = []
-    claimed_before: list[str] = []
-    for contact in contacts:
-        reason = _skip_reason(contact)
-        if reason is not None:
-            store.claim_and_count(
-                broadcast.ws, broadcast.id, contact.id, status="skipped", skip_reason=reason, skipped=1
-            )
-        elif store.claim_and_count(broadcast.ws, broadcast.id, contact.id, queued=1):
-            queued.append(contact.id)
-        else:
-            claimed_before.append(contact.id)
+    """Claim each contact once in this broadcast (one transaction per page, skips settled with their
+    reason); returns the ids to send to."""
+    claims = [
+        store.Settlement(contact.id, "skipped", skip_reason=reason)
+        if (reason := _skip_reason(contact)) is not None
+        else store.Settlement(contact.id, "queued")
+        for contact in contacts
+    ]
+    claimed = store.claim_many(broadcast.ws, broadcast.id, claims)
+    queued = [c.contact_id for c in claims if c.status == "queued" and claimed.get(c.contact_id)]
+    claimed_before = [c.contact_id for c in claims if not claimed.get(c.contact_id)]
     if claimed_before:
         # A redelivered page (the first run died after claiming, before enqueuing its sends): recipients
         # still queued go out again; the send job skips settled ones and the outbox sends nothing twice.
@@ -219,7 +220,7 @@ def _audience_page(broadcast: Broadcast, job: dict[str, Any]) -> tuple[list[Cont
     if ids:
         start = page_number * EXPAND_PAGE_SIZE
         chunk = ids[start : start + EXPAND_PAGE_SIZE]
-        contacts = [c for c in (repo.get(broadcast.ws, str(cid)) for cid in chunk) if c is not None]
+        contacts = repo.get_many(broadcast.ws, [str(cid) for cid in chunk])  # one BatchGetItem
         more = start + EXPAND_PAGE_SIZE < len(ids)
         return contacts, _job("expand", broadcast, page=page_number + 1, cursor=None) if more else None
     tags = list(broadcast.audience.get("tags") or [])
@@ -256,17 +257,10 @@ def _mark_expanded(broadcast: Broadcast) -> None:
 
 def _complete_if_done(ws: str, broadcast_id: str) -> None:
     broadcast = store.get_broadcast(ws, broadcast_id, consistent=True)
-    if broadcast is None or broadcast.status != "running" or not _expanded(ws, broadcast_id):
+    if broadcast is None or broadcast.status != "running" or not broadcast.expanded:
         return
     if store.counts(ws, broadcast_id).queued <= 0:
         store.transition(ws, broadcast_id, "completed", allowed_from=("running",))
-
-
-def _expanded(ws: str, broadcast_id: str) -> bool:
-    from relasify.data import models as m
-
-    item = m.BroadcastModel.get_live(m.broadcast_pk(ws, broadcast_id), m.BroadcastModel.SK_VALUE, consistent_read=True)
-    return item is not None and item.cursor == EXPANSION_DONE
 
 
 def _chunked(values: list[str], size: int) -> list[list[str]]:
@@ -289,8 +283,10 @@ def template_components(broadcast: Broadcast, contact: Contact) -> list[dict[str
     return [{"type": "body", "parameters": values}] if values else []
 
 
-def _skip(broadcast: Broadcast, contact_id: str, reason: str) -> None:
-    store.settle_and_count(broadcast.ws, broadcast.id, contact_id, "skipped", skip_reason=reason, queued=-1, skipped=1)
+def _skip_all(broadcast: Broadcast, contact_ids: list[str], reason: str) -> None:
+    skips = [store.Settlement(cid, "skipped", skip_reason=reason) for cid in contact_ids]
+    if skips:
+        store.settle_many(broadcast.ws, broadcast.id, skips)
 
 
 class _CancellationWatch:
@@ -317,8 +313,7 @@ def _send_chunk(broadcast: Broadcast, contact_ids: list[str]) -> str:
     # Settled recipients are skipped: a redelivered job sends nothing twice.
     queued = [cid for cid in dict.fromkeys(contact_ids) if getattr(recipients.get(cid), "status", None) == "queued"]
     if broadcast.status == "cancelled":
-        for contact_id in queued:
-            _skip(broadcast, contact_id, CANCELLED_REASON)
+        _skip_all(broadcast, queued, CANCELLED_REASON)
         _complete_if_done(broadcast.ws, broadcast.id)
         return "cancelled"
     if broadcast.status != "running" or not queued:
@@ -329,29 +324,59 @@ def _send_chunk(broadcast: Broadcast, contact_ids: list[str]) -> str:
         if template is None or template.status != "APPROVED":
             raise sending.refuse("template-not-approved", "template no longer approved")
     except SendRefused as refusal:
-        for contact_id in queued:
-            _skip(broadcast, contact_id, refusal.type_slug)
+        _skip_all(broadcast, queued, refusal.type_slug)
         _complete_if_done(broadcast.ws, broadcast.id)
         return refusal.type_slug
     contacts = store.get_contacts(broadcast.ws, queued)
+    # Who may not be messaged is known before any send: those are skipped together (one transaction).
+    skips: list[store.Settlement] = []
+    sends: list[tuple[Contact, dict[str, Any]]] = []
+    for contact_id in queued:
+        contact = contacts.get(contact_id)
+        reason, content = _content_for(broadcast, contact)
+        if contact is None or content is None:
+            skips.append(store.Settlement(contact_id, "skipped", skip_reason=reason))
+        else:
+            sends.append((contact, content))
+    if skips:
+        store.settle_many(broadcast.ws, broadcast.id, skips)
     limiter = rate_limit.limiter_for(connection.phone_number_id, sending.send_rate(connection))
     graph = sending._graph_client()
     watch = _CancellationWatch(broadcast)
 
-    def one(contact_id: str) -> Exception | None:
+    def one(send: tuple[Contact, dict[str, Any]]) -> Exception | str | None:
         try:
-            _send_one(broadcast, connection, limiter, graph, watch, contact_id, contacts.get(contact_id))
+            return _send_one(broadcast, connection, limiter, graph, watch, *send)
         except Exception as exc:  # collected: the job fails (and is retried) after the others ran
             return exc
-        return None
 
-    with ThreadPoolExecutor(max_workers=min(SEND_CONCURRENCY, len(queued))) as pool:
-        errors = [e for e in pool.map(one, queued) if e is not None]
+    with ThreadPoolExecutor(max_workers=max(1, min(SEND_CONCURRENCY, len(sends)))) as pool:
+        outcomes = list(pool.map(one, sends))
+    cancelled = [contact.id for (contact, _), outcome in zip(sends, outcomes, strict=True) if outcome == "cancelled"]
+    if cancelled:
+        _skip_all(broadcast, cancelled, CANCELLED_REASON)
     _complete_if_done(broadcast.ws, broadcast.id)
+    errors = [outcome for outcome in outcomes if isinstance(outcome, Exception)]
     if errors:
         logger.warning("broadcast chunk had transient failures", extra={"failures": len(errors)})
         raise errors[0]
-    return f"sent {len(queued)}"
+    return f"sent {len(sends)}"
+
+
+def _content_for(broadcast: Broadcast, contact: Contact | None) -> tuple[str | None, dict[str, Any] | None]:
+    """(skip reason, None) when the contact is not to be messaged, else (None, the template content)."""
+    if contact is None:
+        return "contact-deleted", None
+    reason = _skip_reason(contact)
+    if reason is not None:
+        return reason, None
+    components = template_components(broadcast, contact)
+    if components is None:
+        return "missing-parameter", None
+    content: dict[str, Any] = {"name": broadcast.template_name, "language": {"code": broadcast.language}}
+    if components:
+        content["components"] = components
+    return None, content
 
 
 def _send_one(
@@ -360,52 +385,45 @@ def _send_one(
     limiter: rate_limit.SlotRateLimiter,
     graph: Any,
     watch: _CancellationWatch,
-    contact_id: str,
-    contact: Contact | None,
-) -> None:
+    contact: Contact,
+    content: dict[str, Any],
+) -> str:
+    """Send to one queued recipient; returns "cancelled" when the broadcast was cancelled first (the
+    caller skips those together), else "sent" / "failed" once the recipient is settled."""
     if watch.cancelled():
-        _skip(broadcast, contact_id, CANCELLED_REASON)
-        return
-    if contact is None:
-        _skip(broadcast, contact_id, "contact-deleted")
-        return
-    reason = _skip_reason(contact)
-    if reason is not None:
-        _skip(broadcast, contact_id, reason)
-        return
-    components = template_components(broadcast, contact)
-    if components is None:
-        _skip(broadcast, contact_id, "missing-parameter")
-        return
-    content: dict[str, Any] = {"name": broadcast.template_name, "language": {"code": broadcast.language}}
-    if components:
-        content["components"] = components
+        return "cancelled"
+    ws, contact_id = broadcast.ws, contact.id
     delivery = sending.Delivery(
-        ws=broadcast.ws,
+        ws=ws,
         connection=connection,
         contact=contact,
-        message_id=outbox.derived_message_id(broadcast.ws, "broadcast", broadcast.id, contact_id),
+        message_id=outbox.derived_message_id(ws, "broadcast", broadcast.id, contact_id),
         type="template",
         content=content,
         broadcast_id=broadcast.id,
         lease_seconds=outbox.BROADCAST_SEND_LEASE_SECONDS,
     )
+    settled_with_wamid = False
+
+    def record(message_id: str, wamid: str) -> bool:
+        nonlocal settled_with_wamid
+        settled_with_wamid = store.record_sent(ws, broadcast.id, contact_id, message_id, wamid)
+        return settled_with_wamid
+
     try:
-        message = sending.deliver(delivery, graph=graph, before_graph_call=limiter.acquire, reread=False)
+        message = sending.deliver(
+            delivery, graph=graph, before_graph_call=limiter.acquire, reread=False, record_sent=record
+        )
     except SendRefused as refusal:
         if "message_id" not in refusal.extra or refusal.status >= 500 or refusal.status == 429:
             raise  # transient: the job is retried; the recipient stays queued
         store.settle_and_count(
-            broadcast.ws,
-            broadcast.id,
-            contact_id,
-            "failed",
-            message_id=refusal.extra["message_id"],
-            queued=-1,
-            failed=1,
+            ws, broadcast.id, contact_id, "failed", message_id=refusal.extra["message_id"], queued=-1, failed=1
         )
-        return
-    store.settle_and_count(broadcast.ws, broadcast.id, contact_id, "sent", message_id=message.id, queued=-1, sent=1)
+        return "failed"
+    if not settled_with_wamid:  # sent by an earlier run, or a condition sent the record the general way
+        store.settle_and_count(ws, broadcast.id, contact_id, "sent", message_id=message.id, queued=-1, sent=1)
+    return "sent"
 
 
 # --- webhook feedback ------------------------------------------------------------------------------

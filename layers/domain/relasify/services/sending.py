@@ -24,7 +24,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from relasify import clock
 from relasify.data import messages as message_store
@@ -58,6 +58,7 @@ IN_PROGRESS_POLL_SECONDS = 0.1
 API_RATE_LIMIT_WAIT_SECONDS = 5.0
 # Recording the wamid after Meta accepted a message: attempts (each with botocore's own retries) and backoff.
 WAMID_RECORD_ATTEMPTS = 4
+_T = TypeVar("_T")
 WAMID_RECORD_BACKOFF_SECONDS = 0.2
 _PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z0-9_]+)\s*\}\}")
 
@@ -184,10 +185,15 @@ def deliver(
     graph: Any | None = None,
     before_graph_call: Callable[[], None] | None = None,
     reread: bool = True,
+    record_sent: Callable[[str, str], bool] | None = None,
 ) -> Message:
     """Outbox write, Graph call, wamid attach. Permanent Graph failures end the message `failed`
     and raise the SendRefused of the error table (with `message_id`); transient ones that outlived
-    the client's retries raise with the message left `accepted`, safe to retry."""
+    the client's retries raise with the message left `accepted`, safe to retry.
+
+    `record_sent(message_id, wamid)` lets the caller record the wamid together with its own effects
+    of the send in one write (the broadcast's recipient and count); when it returns False (a
+    condition refused it and nothing was written) the wamid is recorded the general way."""
     ws = delivery.ws
     message, created = outbox.put_accepted(
         outbox.NewOutbound(
@@ -224,7 +230,10 @@ def deliver(
         # lease goes back, so a retry need not wait for it to run out.
         outbox.release_send_lease(ws, message.id)
         raise
-    applied = _record_wamid(ws, message.id, result.wamid)
+    if record_sent is not None and _insist(lambda: record_sent(message.id, result.wamid), message.id):
+        applied = 0  # recorded with the caller's effects; no status was waiting for it
+    else:
+        applied = _record_wamid(ws, message.id, result.wamid)
     if result.wa_id and not delivery.contact.wa_id:
         _link_wa_id(ws, delivery.contact.id, result.wa_id)
     if not reread or not applied:  # nothing changed it but the wamid: spare a read
@@ -257,14 +266,19 @@ def _call_graph(
         raise _after_graph_error(delivery, message, error) from None
 
 
-def _record_wamid(ws: str, message_id: str, wamid: str) -> bool:
-    """Meta has the message now: insist on recording its wamid (a message left without one is sent again
-    when the request or job is retried). Idempotent, so retried past a throttled or failing write."""
+def _record_wamid(ws: str, message_id: str, wamid: str) -> int:
+    """Meta has the message now: record its wamid and apply statuses that arrived before it."""
     from relasify.services.webhook import apply_pending_statuses
 
+    return _insist(lambda: apply_pending_statuses(ws, message_id, wamid), message_id)
+
+
+def _insist(record: Callable[[], _T], message_id: str) -> _T:
+    """Insist on recording a wamid (a message left without one is sent again when the request or job
+    is retried). The records are idempotent, so retried past a throttled or failing write."""
     for attempt in range(1, WAMID_RECORD_ATTEMPTS + 1):
         try:
-            return apply_pending_statuses(ws, message_id, wamid)
+            return record()
         except Exception:
             if attempt == WAMID_RECORD_ATTEMPTS:
                 raise
