@@ -7,12 +7,14 @@ it is terminated, so a benchmark that dies does not leave it behind.
 
 from __future__ import annotations
 
+import logging
 import sys
 
 from relasify_local.aws import MotoServer
 
 
 def main() -> None:
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no log line per request
     server = MotoServer("127.0.0.1", int(sys.argv[1]))
     server.start()
     try:

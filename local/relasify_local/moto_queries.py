@@ -6,7 +6,8 @@ so a Query costs O(items returned). On a table of a few thousand items that walk
 request of a benchmark or of the local stack.
 
 `install()` makes a table-key Query (no index) walk only the items stored under its hash key; queries
-on an index, or without a hash key, are moto's own. The result is the same items in the same order:
+on an index, or without a hash key, are moto's own. A `begins_with` sort-key condition narrows the
+walk to that key range, as DynamoDB's sorted partition does. The result is the same items in the same order:
 moto still filters, sorts and pages them. Requests must be serialised (the local stack's moto server
 and the in-process fixtures do), since the partition is handed to moto through the table object.
 """
@@ -35,6 +36,17 @@ def install() -> None:
             return original_query(self, hash_key, *args, **kwargs)
         bucket = self.items.get(hash_key)
         partition = list(bucket.values()) if isinstance(bucket, dict) else ([bucket] if bucket else [])
+        range_comparison, range_values = (args[0], args[1]) if len(args) >= 2 else (None, None)
+        range_comparison = kwargs.get("range_comparison", range_comparison)
+        range_values = kwargs.get("range_objs", range_values)
+        if range_comparison == "BEGINS_WITH" and range_values:
+            # The sort-key range, as DynamoDB reads it (moto applies the condition again afterwards).
+            prefix = range_values[0].value
+            partition = [
+                item
+                for item in partition
+                if item.range_key is not None and str(item.range_key.value).startswith(prefix)
+            ]
         self.all_items = lambda: partition  # the instance attribute shadows the whole-table walk
         try:
             return original_query(self, hash_key, *args, **kwargs)
