@@ -21,6 +21,7 @@ T = datetime(2026, 6, 15, 12, 0, tzinfo=UTC)
         ("WS#w1#MSG#m1", "MSG", DataClass.MESSAGE_CONTENT),
         ("WAMID#wamid.x", "WAMID", DataClass.MESSAGE_CONTENT),
         ("WAMID#wamid.x", "PENDING#sent", DataClass.OPERATIONAL),
+        ("WAMID#wamid.x", "PENDING", DataClass.OPERATIONAL),
         ("DEDUPE#abc", "DEDUPE", DataClass.OPERATIONAL),
         ("USAGE#w1#2026-01-01", "2026...#r", DataClass.USAGE),
         ("SECURITY#2026-01-01", "2026...#e", DataClass.SECURITY),

@@ -107,7 +107,7 @@ def item_type(pk: str, sk: str, ws: str) -> str:
             "ERASED": "ErasureTombstoneModel",
         }[kind]
     if pk.startswith("WAMID#"):
-        return "PendingStatusModel" if sk.startswith("PENDING#") else {"WAMID": "WamidPointerModel"}[sk]
+        return "PendingStatusModel" if sk.startswith("PENDING") else {"WAMID": "WamidPointerModel"}[sk]
     if pk.startswith("DEDUPE#"):
         return "WebhookDedupeModel"
     if pk.startswith("RATE#"):

@@ -32,7 +32,7 @@ from relasify.data import models as m
 from relasify.data.base import chunks, query_all, query_page, transaction, utc
 from relasify.data.cursor import decode_cursor, encode_cursor
 from relasify.data.ids import new_id
-from relasify.data.messages import PENDING_STATUSES, _plain
+from relasify.data.messages import _plain
 from relasify.data.records import Contact, Page, Record
 from relasify.data.tx import cancellation_codes, is_condition_failure
 from relasify.settings import get_settings
@@ -476,8 +476,9 @@ def settle_many(ws: str, broadcast_id: str, settlements: list[Settlement]) -> di
 def record_sent(ws: str, broadcast_id: str, contact_id: str, message_id: str, wamid: str) -> bool:
     """Everything a broadcast send records once Meta answered, in ONE transaction: the wamid pointer
     and the message's wamid (`messages.attach_wamid`), a check that no status for this wamid is
-    waiting (`PENDING#<status>`: the webhook processor keeps one when the pointer is missing, then
-    re-reads the pointer, so whoever writes second sees the other's item), and the recipient settled
+    waiting (the `PENDING` marker: the webhook processor keeps the status and the marker when the
+    pointer is missing, then re-reads the pointer, so whoever writes second sees the other's item),
+    and the recipient settled
     `sent` with its count. False when any condition refused it (pointer there already, a status
     waiting, the recipient settled by another run): nothing was written, and the caller takes the
     general path (`apply_pending_statuses`, `settle_and_count`), which handles each of those."""
@@ -495,13 +496,9 @@ def record_sent(ws: str, broadcast_id: str, contact_id: str, message_id: str, wa
             actions=[message_model.wamid.set(wamid), message_model.touch()],
             condition=message_model.pk.exists(),
         )
-        for status in PENDING_STATUSES:
-            tx.condition_check(
-                pending_model,
-                m.wamid_pk(wamid),
-                f"{pending_model.SK_PREFIX}{status}",
-                condition=pending_model.pk.does_not_exist(),
-            )
+        tx.condition_check(
+            pending_model, m.wamid_pk(wamid), pending_model.MARKER_SK, condition=pending_model.pk.does_not_exist()
+        )
         tx.update(
             _recipient_model(ws, broadcast_id, contact_id),
             actions=[

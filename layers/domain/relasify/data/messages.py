@@ -550,11 +550,17 @@ def put_pending_status(ws: str | None, change: StatusChange) -> bool:
     condition = None if change.billable else m.PendingStatusModel.pk.does_not_exist()
     try:
         item.save(condition=condition)
+        kept = True
     except PutError as exc:
-        if is_condition_failure(exc):
-            return False
-        raise
-    return True
+        if not is_condition_failure(exc):
+            raise
+        kept = False
+    # The marker a send checks when it records the wamid (`broadcasts.record_sent`); written even
+    # when the status was kept already, in case the run that kept it died before writing it.
+    m.PendingStatusModel(
+        m.wamid_pk(change.wamid), m.PendingStatusModel.MARKER_SK, wamid=change.wamid, ws_id=ws, status="marker"
+    ).save()
+    return kept
 
 
 def _pending_payload(change: StatusChange) -> dict[str, Any]:

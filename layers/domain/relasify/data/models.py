@@ -322,10 +322,13 @@ class WamidPointerModel(TableModel):
 
 
 class PendingStatusModel(TableModel):
-    """PK `WAMID#<wamid>`, SK `PENDING#<status>`: a status that arrived before its message's wamid."""
+    """PK `WAMID#<wamid>`, SK `PENDING#<status>`: a status that arrived before its message's wamid.
+    SK `PENDING` (the marker): some status of this wamid was kept, so a send that records the wamid
+    checks one key, not one per status."""
 
     data_class: ClassVar[DataClass] = DataClass.OPERATIONAL
     SK_PREFIX: ClassVar[str] = "PENDING#"
+    MARKER_SK: ClassVar[str] = "PENDING"
 
     wamid = UnicodeAttribute()
     ws_id = UnicodeAttribute(null=True)

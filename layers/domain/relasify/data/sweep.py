@@ -70,7 +70,7 @@ class _AnyItem(TableModel):
 def classify(pk: str, sk: str) -> DataClass:
     """The retention class of an item from its keys alone (the index is keys-only)."""
     if pk.startswith("WAMID#"):
-        return DataClass.OPERATIONAL if sk.startswith(m.PendingStatusModel.SK_PREFIX) else DataClass.MESSAGE_CONTENT
+        return DataClass.OPERATIONAL if sk.startswith(m.PendingStatusModel.MARKER_SK) else DataClass.MESSAGE_CONTENT
     if pk.startswith("DEDUPE#"):
         return DataClass.OPERATIONAL
     if pk.startswith("USAGE#"):
