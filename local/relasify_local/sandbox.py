@@ -310,7 +310,8 @@ class Sandbox:
 
     @property
     def requests(self) -> list[dict[str, Any]]:
-        """Every Graph call received: method, path, HTTP status answered (None if none) and fault applied."""
+        """Every Graph call received: method, path, HTTP status answered (None if none), fault applied and
+        arrival time (epoch seconds, before any latency: when Meta would count it against throughput)."""
         with self._lock:
             return list(self._requests)
 
@@ -326,7 +327,7 @@ class Sandbox:
         parts = urlsplit(request.path)
         path, query = parts.path, parse_qs(parts.query)
         body = request.read_body()
-        record: dict[str, Any] = {"method": method, "path": path, "status": None, "fault": None}
+        record: dict[str, Any] = {"method": method, "path": path, "status": None, "fault": None, "at": time.time()}
         with self._lock:
             self._requests.append(record)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import Counter
 from typing import Any
 
 import pytest
@@ -126,6 +127,40 @@ def test_slot_limiter_paces_to_the_rate(monkeypatch: pytest.MonkeyPatch) -> None
     elapsed = fake.now - start
     assert 4.5 <= elapsed <= 5.1  # 400 tokens at 80/s, 16 per 200 ms slot
     assert max(asked.values()) == 16
+
+
+def test_slot_limiter_claims_the_next_slot_before_it_begins_and_uses_it_only_once_begun(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Once this slot is full the next one is claimed at once (its tokens are in hand when it begins,
+    not one DynamoDB round trip into it), yet no token is used before its slot has begun."""
+    fake = _FakeClock()
+    limiter = SlotRateLimiter("n", 80, clock=fake.time, sleep=fake.sleep)
+    used: dict[int, int] = {}
+    claimed_at: list[tuple[int, float]] = []
+
+    def take(slot: int, shard: int, wanted: int) -> int:
+        claimed_at.append((slot, fake.now))
+        fake.now += 0.005  # the claim's round trip
+        granted = min(wanted, limiter.shard_budget(shard) - used.get(slot, 0))
+        used[slot] = used.get(slot, 0) + max(granted, 0)
+        return max(granted, 0)
+
+    monkeypatch.setattr(limiter, "_take_in_shard", take)
+    tokens: list[tuple[int, float]] = []
+    for _ in range(64):
+        limiter.acquire()
+        tokens.append((int(fake.now // limiter.slot_seconds), fake.now))
+
+    assert max(used.values()) <= limiter.budget
+    assert all(Counter(slot for slot, _ in tokens)[slot] <= limiter.budget for slot in used)
+    early_claims = [(slot, at) for slot, at in claimed_at if at < slot * limiter.slot_seconds]
+    assert early_claims  # the next slot was claimed while the previous one ran
+    first_slot = claimed_at[0][0]
+    assert all(at >= slot * limiter.slot_seconds for slot, at in tokens)  # used only once begun
+    # Every later slot's tokens were in hand when it began: its first token goes at its very start.
+    starts = {slot: at for slot, at in reversed(tokens)}
+    assert all(at - slot * limiter.slot_seconds < 0.02 for slot, at in starts.items() if slot > first_slot)
 
 
 def test_slot_limiter_hands_a_claims_tokens_to_the_waiting_threads(monkeypatch: pytest.MonkeyPatch) -> None:

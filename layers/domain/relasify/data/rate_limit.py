@@ -91,34 +91,46 @@ class SlotRateLimiter:
         try:
             while True:
                 slot = int(self._clock() // self.slot_seconds)
+                sleep_until: float | None = None
                 with self._lock:
                     if self._pool_slot == slot and self._pool > 0:
                         self._pool -= 1
                         return self._clock() - started
-                    if self._claiming:
+                    if self._pool_slot > slot and self._pool > 0:
+                        sleep_until = self._pool_slot * self.slot_seconds  # tokens of the next slot are ours
+                        claim = False
+                    elif self._claiming:
                         # Another thread is claiming for this container: its tokens are shared.
                         self._lock.wait(timeout=self.slot_seconds)
                         continue
-                    claim = slot > self._full_slot
-                    if claim:
-                        self._claiming = True
-                        wanted = min(self._waiting, self.budget)
+                    else:
+                        # This slot known full: claim the next one now, so its tokens are in hand when it
+                        # begins rather than one DynamoDB round trip into it (each slot still holds its
+                        # budget; its tokens are only used once it has begun).
+                        target = slot if slot > self._full_slot else slot + 1
+                        claim = target > self._full_slot
+                        if claim:
+                            self._claiming = True
+                            wanted = min(self._waiting, self.budget)
+                        else:
+                            sleep_until = (slot + 1) * self.slot_seconds
                 if claim:
                     taken, exhausted = 0, False
                     try:
-                        taken, exhausted = self._take(slot, wanted)
+                        taken, exhausted = self._take(target, wanted)
                     finally:
                         with self._lock:
                             self._claiming = False
                             if taken:
-                                if self._pool_slot != slot:
-                                    self._pool_slot, self._pool = slot, 0  # an older slot's leftovers lapse
+                                if self._pool_slot != target:
+                                    self._pool_slot, self._pool = target, 0  # an older slot's leftovers lapse
                                 self._pool += taken
                             if exhausted:
-                                self._full_slot = max(self._full_slot, slot)
+                                self._full_slot = max(self._full_slot, target)
                             self._lock.notify_all()
                     continue
-                wait = (slot + 1) * self.slot_seconds - self._clock()
+                assert sleep_until is not None
+                wait = sleep_until - self._clock()
                 if self._clock() + max(wait, 0) - started > timeout_seconds:
                     raise RateLimitTimeout(f"no send slot within {timeout_seconds} s")
                 # A little jitter so waiting workers do not all hit the next slot's first millisecond.

@@ -41,7 +41,7 @@ from relasify.services import audit, sending
 EXPAND_PAGE_SIZE = 100
 EXPAND_BUDGET_SECONDS = 30.0  # of the worker's 120 s timeout; the rest of a batch still has room
 SEND_CHUNK_SIZE = 25
-SEND_CONCURRENCY = 16  # enough in-flight Graph calls for 80 msg/s at ~150 ms each
+SEND_CONCURRENCY = 25  # a chunk in one wave: a second wave would leave most threads idle at its end
 EXPANSION_DONE = store.EXPANSION_DONE
 CANCELLED_REASON = "cancelled"
 CANCEL_CHECK_SECONDS = 1.0
