@@ -86,7 +86,7 @@ class TableModel(Model):
         region = None
         host = None
         max_retry_attempts = 3
-        # Above the broadcast worker's send threads (16) plus the container's other callers: with
+        # Above the broadcast worker's send threads (25) plus the container's other callers: with
         # fewer pooled connections, botocore opens (and discards) a new TLS connection per request.
         max_pool_connections = 32
 
