@@ -10,7 +10,7 @@ from typing import Annotated, Any
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Path
 from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 from relasify.services import rights
 from relasify.services.access import Role
 from relasify.web.auth import current_actor, current_membership, workspace_route
@@ -20,13 +20,17 @@ router = APIGatewayHttpRouter()
 ContactId = Annotated[str, Path(min_length=1, max_length=128)]
 
 
-class RestrictionOut(BaseModel):
+class _Out(BaseModel):
+    model_config = ConfigDict(defer_build=True)  # validators built on first use, not at import (cold start)
+
+
+class RestrictionOut(_Out):
     id: str
     restricted: bool
     updated_at: datetime | None = None
 
 
-class ErasureOut(BaseModel):
+class ErasureOut(_Out):
     id: str
     erased: bool = True
     messages: int
@@ -37,7 +41,7 @@ class ErasureOut(BaseModel):
     )
 
 
-class WorkspaceClosedOut(BaseModel):
+class WorkspaceClosedOut(_Out):
     id: str
     status: str
     closed_at: datetime | None = None

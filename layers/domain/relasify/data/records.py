@@ -18,7 +18,8 @@ AttributeValue = str | int | float | bool
 
 
 class Record(BaseModel):
-    model_config = ConfigDict(frozen=True)
+    # defer_build: each record's validator is built on first use, not at import (cold start).
+    model_config = ConfigDict(frozen=True, defer_build=True)
 
 
 class Page(Record, Generic[T]):

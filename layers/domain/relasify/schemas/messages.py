@@ -15,7 +15,7 @@ IdempotencyKey = Annotated[str, StringConstraints(min_length=1, max_length=255, 
 
 
 class _Part(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, defer_build=True)  # built on first use
 
 
 class TextContent(_Part):
