@@ -14,8 +14,6 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-import boto3
-
 from relasify.data import models as m
 from relasify.data.base import chunks, query_all
 from relasify.data.sweep import Key, delete_keys, raw_query
@@ -91,6 +89,8 @@ def delete_items(keys: Iterable[Key]) -> int:
 
 def _s3() -> Any:
     # A client per operation: erasure and the sweep are rare, and tests switch moto contexts.
+    import boto3  # lazy: the functions that import this module rarely erase
+
     return boto3.client("s3")
 
 

@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
 RAW_PREFIX = "raw-webhooks"
@@ -64,6 +63,8 @@ def _client(service: str) -> Any:
         with _clients_lock:
             client = _clients.get(service)
             if client is None:
+                import boto3  # lazy: boto3 (and s3transfer) load with the first client, not at import
+
                 client = boto3.client(service)
                 _clients[service] = client
     return client
