@@ -11,12 +11,17 @@ from __future__ import annotations
 
 import re
 from enum import StrEnum
+from typing import TYPE_CHECKING
 from urllib.parse import parse_qs, urlsplit
 
-import phonenumbers
-from phonenumbers import NumberParseException, PhoneNumberFormat, ValidationResult
-
 from relasify.errors import ValidationFailed
+
+if TYPE_CHECKING:
+    import phonenumbers
+    from phonenumbers import NumberParseException
+
+# phonenumbers (~10 ms to import) is imported by the functions that parse, so a cold start that
+# handles no phone number (status webhooks, most API routes) does not pay for it.
 
 DEFAULT_REGION = "ID"
 MAX_PHONE_INPUT_LENGTH = 64
@@ -79,6 +84,9 @@ def normalize_phone(raw: str, *, region: str = DEFAULT_REGION, field: str = "pho
     if not text:
         raise InvalidPhone(PhoneProblem.EMPTY, field=field)
 
+    import phonenumbers
+    from phonenumbers import NumberParseException, PhoneNumberFormat
+
     candidate = _candidate_from_text(text)
     try:
         number = phonenumbers.parse(candidate, region)
@@ -111,6 +119,9 @@ def e164_from_wa_id(wa_id: str) -> str | None:
     (e.g. a business-scoped user id like `ID.1349...`, see peers-and-law.md C.3)."""
     if not isinstance(wa_id, str) or not _WA_ID.fullmatch(wa_id):
         return None
+    import phonenumbers
+    from phonenumbers import NumberParseException, PhoneNumberFormat
+
     try:
         number = phonenumbers.parse("+" + wa_id, None)
     except NumberParseException:
@@ -157,6 +168,8 @@ def _digits_from_whatsapp_link(text: str) -> str | None:
 
 
 def _parse_problem(exc: NumberParseException) -> PhoneProblem:
+    from phonenumbers import NumberParseException
+
     match exc.error_type:
         case NumberParseException.INVALID_COUNTRY_CODE:
             return PhoneProblem.INVALID_COUNTRY_CODE
@@ -171,6 +184,9 @@ def _parse_problem(exc: NumberParseException) -> PhoneProblem:
 def _invalidity_reason(number: phonenumbers.PhoneNumber) -> PhoneProblem:
     """Why a parsed number is not valid. Region ID accepts 7-17 digits as "possible", so the length
     is judged against mobile lengths (the numbers WhatsApp users have) when the general check is inconclusive."""
+    import phonenumbers
+    from phonenumbers import ValidationResult
+
     reason = phonenumbers.is_possible_number_with_reason(number)
     if reason not in (ValidationResult.TOO_SHORT, ValidationResult.TOO_LONG, ValidationResult.INVALID_COUNTRY_CODE):
         reason = phonenumbers.is_possible_number_for_type_with_reason(number, phonenumbers.PhoneNumberType.MOBILE)

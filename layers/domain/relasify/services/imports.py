@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import IO, Any, Literal
 
-from pydantic import EmailStr, TypeAdapter, ValidationError
+from pydantic import ConfigDict, EmailStr, TypeAdapter, ValidationError
 
 from relasify import clock
 from relasify.data import files
@@ -68,7 +68,8 @@ _WIB = timezone(timedelta(hours=7))
 _KEY = re.compile(ATTRIBUTE_KEY_PATTERN)
 _NON_WORD = re.compile(r"[^a-z0-9]+")
 _TAG_SPLIT = re.compile(r"[;|]")
-_EMAIL = TypeAdapter(EmailStr)
+# Built on first use: email-validator (and dnspython) load only when a row carries an email (cold start).
+_EMAIL = TypeAdapter(EmailStr, config=ConfigDict(defer_build=True))
 
 PHONE_COLUMNS = ("phone", "phone_number", "mobile", "whatsapp", "wa", "no_hp", "nomor_hp", "telepon")
 NAME_COLUMNS = ("name", "nama", "full_name")
