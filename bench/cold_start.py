@@ -3,16 +3,26 @@
 
 Runs are interleaved (baseline, handler A, handler B, ..., repeat) so machine noise hits all
 of them alike. Peak memory is the child's max RSS.
+
+Work a handler defers to its first use (lazy imports, validators built on first use, clients
+created on first call) is not hidden: the "first request" column times import + init + one
+representative invocation in a fresh interpreter, against a moto server in this process holding
+a seeded workspace, and compares it with the baseline plus one DynamoDB GetItem to the same server.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 import os
 import statistics
 import subprocess
 import sys
+import tempfile
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 from bench.report import Section
 
@@ -32,7 +42,8 @@ TARGETS = {"webhook receiver": 1.05}
 DEFAULT_TARGET = 1.2
 
 _PROBE = """
-import time, resource, sys, json
+import time, resource, sys, json, os
+{setup}
 t0 = time.perf_counter()
 {body}
 elapsed = time.perf_counter() - t0
@@ -40,10 +51,50 @@ print(json.dumps({{"seconds": elapsed, "max_rss_kb": resource.getrusage(resource
 """
 
 BASELINE_BODY = "import boto3\nboto3.client('dynamodb')"
+BASELINE_FIRST_REQUEST_BODY = (
+    "import boto3\nboto3.client('dynamodb').get_item("
+    "TableName=os.environ['TABLE_NAME'], Key={'PK': {'S': 'BENCH'}, 'SK': {'S': 'BENCH'}})"
+)
+
+# The representative first invocation per handler (the others are not measured: see NOT_MEASURED).
+FIRST_REQUESTS = {
+    "webhook receiver": "a signed status webhook POST (SSM secret, S3 raw copy, SQS send)",
+    "webhook processor": "that webhook from the queue: a delivered status of a stored outbound message",
+    "send API": "GET /v1/workspaces/{ws}/messages/{message_id}",
+    "contacts API": "GET /v1/workspaces/{ws}/contacts/{contact_id}",
+    "retention sweep": "a scheduled run over the seeded workspace",
+}
+NOT_MEASURED = (
+    "media, broadcast and import workers (a representative job is not re-runnable: it calls Graph or completes)"
+)
+
+_FIRST_REQUEST_SETUP = """
+class _Context:
+    function_name = "bench"
+    function_version = "$LATEST"
+    memory_limit_in_mb = 512
+    invoked_function_arn = "arn:aws:lambda:ap-southeast-3:123456789012:function:bench"
+    aws_request_id = "bench-request"
+    log_group_name = "/aws/lambda/bench"
+    log_stream_name = "bench"
+    def get_remaining_time_in_millis(self):
+        return 60_000
+with open({event_path!r}) as f:
+    EVENT = json.load(f)
+"""
 
 
 def _handler_body(directory: str, module: str) -> str:
     return f"sys.path.insert(0, {str(REPO / directory)!r})\nimport {module}\nassert callable({module}.handler)"
+
+
+def _first_request_body(directory: str, module: str) -> str:
+    # The invocation must succeed: a 4xx/5xx or a failed record would time an error path instead.
+    return (
+        f"{_handler_body(directory, module)}\nresult = {module}.handler(EVENT, _Context())\n"
+        "assert not isinstance(result, dict) or result.get('statusCode', 200) == 200, result\n"
+        "assert not isinstance(result, dict) or not result.get('batchItemFailures'), result"
+    )
 
 
 def _env() -> dict[str, str]:
@@ -62,16 +113,168 @@ def _env() -> dict[str, str]:
     return env
 
 
-def _measure(body: str) -> dict[str, float]:
+def _measure(body: str, *, setup: str = "", extra_env: dict[str, str] | None = None) -> dict[str, float]:
     out = subprocess.run(
-        [sys.executable, "-c", _PROBE.format(body=body)],
-        check=True,
+        [sys.executable, "-c", _PROBE.format(body=body, setup=setup)],
+        check=False,
         capture_output=True,
         text=True,
-        env=_env(),
+        env={**_env(), **(extra_env or {})},
         cwd=REPO,
     )
+    if out.returncode != 0:
+        raise RuntimeError(f"cold start probe failed: {out.stderr.strip()[-600:]}")
     return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+@contextlib.contextmanager
+def _first_request_world() -> Iterator[tuple[dict[str, str], dict[str, str]]]:
+    """A moto server with the template's resources and a seeded workspace; yields the functions'
+    environment and, per handler name, a file holding its representative event."""
+    from relasify_local.aws import DUMMY_CREDENTIALS, MotoServer, bootstrap_resources
+    from relasify_local.cfn import load_template
+    from relasify_local.runtime import REGION, LocalFunction
+
+    from bench.support import APP_SECRET, VERIFY_TOKEN, _reset_caches
+
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's per-request access log
+    server = MotoServer("127.0.0.1", 0)
+    server.start()
+    saved = dict(os.environ)
+    captured: dict[str, dict[str, Any]] = {}
+    original_invoke = LocalFunction.invoke
+    try:
+        server.reset()
+        template = load_template()
+        resources = bootstrap_resources(template, server.url, app_secret=APP_SECRET, verify_token=VERIFY_TOKEN)
+        env = {
+            **resources.function_environment(template),
+            "AWS_ENDPOINT_URL": server.url,
+            "AWS_ACCESS_KEY_ID": DUMMY_CREDENTIALS["aws_access_key_id"],
+            "AWS_SECRET_ACCESS_KEY": DUMMY_CREDENTIALS["aws_secret_access_key"],
+            "AWS_DEFAULT_REGION": REGION,
+            "AWS_REGION": REGION,
+            "AWS_EC2_METADATA_DISABLED": "true",
+            "POWERTOOLS_LOG_LEVEL": "WARNING",
+            "POWERTOOLS_METRICS_DISABLED": "true",
+            "POWERTOOLS_TRACE_DISABLED": "true",
+        }
+        os.environ.pop("AWS_PROFILE", None)
+        os.environ.update(env)
+        _reset_caches()
+
+        def capturing_invoke(function: LocalFunction, event: dict[str, Any]) -> Any:
+            captured[function.logical_id] = event
+            return original_invoke(function, event)
+
+        LocalFunction.invoke = capturing_invoke  # type: ignore[method-assign]
+        events = _seed_and_capture(captured)
+        with tempfile.TemporaryDirectory(prefix="relasify-cold-start-") as directory:
+            paths = {}
+            for name, event in events.items():
+                path = Path(directory) / f"{name.replace(' ', '_')}.json"
+                path.write_text(json.dumps(event))
+                paths[name] = str(path)
+            yield env, paths
+    finally:
+        LocalFunction.invoke = original_invoke  # type: ignore[method-assign]
+        os.environ.clear()
+        os.environ.update(saved)
+        with contextlib.suppress(Exception):
+            _reset_caches()
+        server.stop()
+
+
+def _seed_and_capture(captured: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Seed one workspace (connected number, a contact, an outbound message) through the real code and
+    capture the events the local gateway hands the handlers; the processor gets the receiver's queue message."""
+    import boto3
+    from relasify.data import messages as message_store
+    from relasify.data.identity import identity_repository
+    from relasify.data.kms_tokens import encrypt_token
+    from relasify_local.pollers import sqs_record
+
+    from bench.support import (
+        DISPLAY_PHONE,
+        PHONE_NUMBER_ID,
+        WABA_ID,
+        customer_wa_id,
+        signature,
+        status_item,
+        status_payload,
+    )
+    from tests.support.api import ApiClient, _gateway_and_key
+
+    owner = "owner@bench.example"
+    api = ApiClient(*_gateway_and_key())
+    ws = api.create_workspace(owner)
+    identity_repository().put_whatsapp_connection(
+        ws,
+        waba_id=WABA_ID,
+        phone_number_id=PHONE_NUMBER_ID,
+        encrypted_access_token=encrypt_token(ws, "bench-access-token"),
+        display_phone_number=DISPLAY_PHONE,
+    )
+    wa_id = customer_wa_id(1)
+    created = api.post(f"/v1/workspaces/{ws}/contacts", {"phone": f"+{wa_id}", "name": "Budi"}, as_user=owner)
+    assert created.status == 201, created.body
+    contact_id = created.json["id"]
+    wamid = "wamid.bench-cold-start-1"
+    message = message_store.record_outbound(ws, contact_id, "template", {"name": "order_update"}, wamid=wamid)
+
+    def capture(logical_id: str, request: Callable[[], Any]) -> dict[str, Any]:
+        captured.pop(logical_id, None)
+        response = request()
+        assert response.status == 200, (logical_id, response.status, response.body[:300])
+        return captured[logical_id]
+
+    events = {
+        "contacts API": capture(
+            "ContactsApiFunction", lambda: api.get(f"/v1/workspaces/{ws}/contacts/{contact_id}", as_user=owner)
+        ),
+        "send API": capture(
+            "SendApiFunction", lambda: api.get(f"/v1/workspaces/{ws}/messages/{message.id}", as_user=owner)
+        ),
+    }
+    raw = json.dumps(
+        status_payload([status_item(wamid, "delivered", wa_id, callback=message.biz_opaque_callback_data)])
+    ).encode()
+    events["webhook receiver"] = capture(
+        "WebhookReceiverFunction",
+        lambda: api.request("POST", "/webhooks/whatsapp", body=raw, headers={"x-hub-signature-256": signature(raw)}),
+    )
+    sqs = boto3.client("sqs")
+    url = os.environ["WEBHOOK_QUEUE_URL"]
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    queued = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=1)["Messages"]
+    events["webhook processor"] = {"Records": [sqs_record(queued[0], arn)]}
+    events["retention sweep"] = {"source": "aws.scheduler", "detail-type": "Scheduled Event", "detail": {}}
+    return events
+
+
+def _first_requests(present: dict[str, tuple[str, str]], runs: int) -> tuple[dict[str, float], str | None]:
+    """Median seconds of import + init + one representative invocation, per handler and for the baseline
+    (+ one GetItem); the reason instead when the moto server or the seeding is not available."""
+    try:
+        world = _first_request_world()
+        env, events = world.__enter__()
+    except Exception as exc:  # moto or the local stack missing: report, do not guess
+        return {}, f"first request not measured: {type(exc).__name__}: {str(exc)[:160]}"
+    try:
+        probes = {"baseline": (BASELINE_FIRST_REQUEST_BODY, "")}
+        for name, path in events.items():
+            if name in present:
+                setup = _FIRST_REQUEST_SETUP.format(event_path=path)
+                probes[name] = (_first_request_body(*present[name]), setup)
+        samples: dict[str, list[float]] = {name: [] for name in probes}
+        for body, setup in probes.values():
+            _measure(body, setup=setup, extra_env=env)  # warm-up (and the check that each invocation succeeds)
+        for _ in range(runs):
+            for name, (body, setup) in probes.items():
+                samples[name].append(_measure(body, setup=setup, extra_env=env)["seconds"])
+        return {name: statistics.median(values) for name, values in samples.items()}, None
+    finally:
+        world.__exit__(None, None, None)
 
 
 def run(runs: int = 9) -> Section:
@@ -84,14 +287,28 @@ def run(runs: int = 9) -> Section:
         samples["baseline"].append(_measure(BASELINE_BODY))
         for name, (directory, module) in present.items():
             samples[name].append(_measure(_handler_body(directory, module)))
+    first, first_unavailable = _first_requests(present, runs)
 
     def median(name: str, key: str) -> float:
         return statistics.median(s[key] for s in samples[name])
 
+    def first_request(name: str) -> list[str]:
+        if name not in first or "baseline" not in first:
+            return ["-", "-"]
+        return [f"{first[name] * 1000:.0f}", f"{first[name] / first['baseline']:.2f}"]
+
     base_s = median("baseline", "seconds")
     base_mem = median("baseline", "max_rss_kb")
     rows = [
-        ["baseline: boto3 + dynamodb client", f"{base_s * 1000:.0f}", "1.00", f"{base_mem / 1024:.1f}", "1.00", "-"]
+        [
+            "baseline: boto3 + dynamodb client (first request: + one GetItem)",
+            f"{base_s * 1000:.0f}",
+            "1.00",
+            *first_request("baseline"),
+            f"{base_mem / 1024:.1f}",
+            "1.00",
+            "-",
+        ]
     ]
     met = True
     for name in present:
@@ -106,6 +323,7 @@ def run(runs: int = 9) -> Section:
                 name,
                 f"{seconds * 1000:.0f}",
                 f"{ratio:.2f}",
+                *first_request(name),
                 f"{mem / 1024:.1f}",
                 f"{mem / base_mem:.2f}",
                 f"<= {target:.2f} {'met' if ok else 'NOT met'}",
@@ -116,12 +334,27 @@ def run(runs: int = 9) -> Section:
         f"median of {runs} fresh interpreters each, interleaved with the baseline; times include imports and "
         "module-level initialisation, not interpreter start-up"
     ]
+    notes.append(
+        "first request: import + init + one invocation in a fresh interpreter against a moto server (median of "
+        f"{runs}, interleaved), ratio to the baseline + one GetItem to the same server; targets apply to the import "
+        "column. Invocations: " + "; ".join(f"{name}: {what}" for name, what in FIRST_REQUESTS.items())
+    )
+    notes.append(first_unavailable or f"first request not measured for the {NOT_MEASURED}")
     if missing:
         notes.append(f"handlers not present yet: {', '.join(missing)}")
     return Section(
         title="Cold start (import + init in a fresh interpreter)",
         command="python -m bench cold_start",
-        headers=["handler", "median ms", "time ratio", "peak RSS MiB", "RSS ratio", "target"],
+        headers=[
+            "handler",
+            "median ms",
+            "time ratio",
+            "first request ms",
+            "first request ratio",
+            "peak RSS MiB",
+            "RSS ratio",
+            "target",
+        ],
         rows=rows,
         notes=notes,
         targets_met=met,
