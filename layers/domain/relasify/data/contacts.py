@@ -58,6 +58,7 @@ class ContactRepository(Protocol):
     def delete(self, ws: str, contact_id: str) -> bool: ...
     def list_contacts(self, ws: str, *, limit: int = 50, cursor: str | None = None) -> Page[Contact]: ...
     def list_by_tag(self, ws: str, tag: str, *, limit: int = 50, cursor: str | None = None) -> Page[Contact]: ...
+    def tag_member_ids(self, ws: str, tag: str, *, limit: int = 100, cursor: str | None = None) -> Page[str]: ...
     def search_name_prefix(
         self, ws: str, prefix: str, *, limit: int = 50, cursor: str | None = None
     ) -> Page[Contact]: ...
@@ -253,6 +254,20 @@ class DynamoContactRepository:
         )
         items = self.get_many(ws, [t.contact_id for t in page.items])
         return Page(items=items, next_cursor=encode_cursor(page.last_evaluated_key, ws=ws, scope=scope))
+
+    def tag_member_ids(self, ws: str, tag: str, *, limit: int = 100, cursor: str | None = None) -> Page[str]:
+        """Ids of the contacts with a tag: one Query on the tag partition, no contact read."""
+        scope = f"contacts:tag-ids:{tag}"
+        page = query_page(
+            m.ContactTagModel,
+            m.contact_tag_pk(ws, tag),
+            limit=_bounded(limit),
+            exclusive_start_key=decode_cursor(cursor, ws=ws, scope=scope),
+        )
+        return Page(
+            items=[t.contact_id for t in page.items],
+            next_cursor=encode_cursor(page.last_evaluated_key, ws=ws, scope=scope),
+        )
 
     def search_name_prefix(self, ws: str, prefix: str, *, limit: int = 50, cursor: str | None = None) -> Page[Contact]:
         """Contacts whose name starts with `prefix` (case-insensitive), by name: GSI2."""

@@ -168,12 +168,12 @@ def _expand(broadcast: Broadcast, job: dict[str, Any]) -> str:
     expanded = 0
     current: dict[str, Any] | None = job
     while current is not None:
-        contacts, next_job = _audience_page(broadcast, current)
+        contact_ids, next_job = _audience_page(broadcast, current)
         jobs = [
             _job("send", broadcast, contact_ids=chunk)
-            for chunk in _chunked(_claim(broadcast, contacts), SEND_CHUNK_SIZE)
+            for chunk in _chunked(_claim(broadcast, contact_ids), SEND_CHUNK_SIZE)
         ]
-        expanded += len(contacts)
+        expanded += len(contact_ids)
         if next_job is not None and time.monotonic() >= deadline:
             jobs.append(next_job)  # the rest in a fresh invocation
             store.enqueue_jobs(jobs)
@@ -188,15 +188,10 @@ def _expand(broadcast: Broadcast, job: dict[str, Any]) -> str:
     return f"expanded {expanded}"
 
 
-def _claim(broadcast: Broadcast, contacts: list[Contact]) -> list[str]:
-    """Claim each contact once in this broadcast (one transaction per page, skips settled with their
-    reason); returns the ids to send to."""
-    claims = [
-        store.Settlement(contact.id, "skipped", skip_reason=reason)
-        if (reason := _skip_reason(contact)) is not None
-        else store.Settlement(contact.id, "queued")
-        for contact in contacts
-    ]
+def _claim(broadcast: Broadcast, contact_ids: list[str]) -> list[str]:
+    """Claim each contact once in this broadcast (one transaction per page); returns the ids to send
+    to. A contact in two tags, or in a redelivered page, is claimed once."""
+    claims = [store.Settlement(contact_id, "queued") for contact_id in dict.fromkeys(contact_ids)]
     claimed = store.claim_many(broadcast.ws, broadcast.id, claims)
     queued = [c.contact_id for c in claims if c.status == "queued" and claimed.get(c.contact_id)]
     claimed_before = [c.contact_id for c in claims if not claimed.get(c.contact_id)]
@@ -213,21 +208,24 @@ def _cancelled(broadcast: Broadcast) -> bool:
     return current is None or current.status != "running"
 
 
-def _audience_page(broadcast: Broadcast, job: dict[str, Any]) -> tuple[list[Contact], dict[str, Any] | None]:
-    repo = contact_repository()
+def _audience_page(broadcast: Broadcast, job: dict[str, Any]) -> tuple[list[str], dict[str, Any] | None]:
+    """One page of audience contact ids, from the broadcast itself or one tag-partition Query. The
+    contacts are not read here: the send job reads them anyway and skips (with the reason) those that
+    may not be messaged or are gone, so expansion costs one Query and one claim per page."""
     page_number = int(job.get("page") or 0)
     ids = broadcast.audience.get("contact_ids")
     if ids:
         start = page_number * EXPAND_PAGE_SIZE
-        chunk = ids[start : start + EXPAND_PAGE_SIZE]
-        contacts = repo.get_many(broadcast.ws, [str(cid) for cid in chunk])  # one BatchGetItem
+        chunk = [str(cid) for cid in ids[start : start + EXPAND_PAGE_SIZE]]
         more = start + EXPAND_PAGE_SIZE < len(ids)
-        return contacts, _job("expand", broadcast, page=page_number + 1, cursor=None) if more else None
+        return chunk, _job("expand", broadcast, page=page_number + 1, cursor=None) if more else None
     tags = list(broadcast.audience.get("tags") or [])
     tag_index = int(job.get("tag_index") or 0)
     if tag_index >= len(tags):
         return [], None
-    page = repo.list_by_tag(broadcast.ws, tags[tag_index], limit=EXPAND_PAGE_SIZE, cursor=job.get("cursor"))
+    page = contact_repository().tag_member_ids(
+        broadcast.ws, tags[tag_index], limit=EXPAND_PAGE_SIZE, cursor=job.get("cursor")
+    )
     if page.next_cursor:
         nxt = _job("expand", broadcast, page=page_number + 1, tag_index=tag_index, cursor=page.next_cursor)
     elif tag_index + 1 < len(tags):
