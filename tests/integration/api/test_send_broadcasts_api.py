@@ -192,3 +192,44 @@ def test_broadcast_refusals_and_roles(env: SendingEnv) -> None:
         as_user=AGENT,
     )
     assert agent.status == 403
+
+
+def _expand_once(env: SendingEnv, contacts: int) -> list[dict[str, Any]]:
+    """Create a broadcast to `contacts` tagged contacts, run its start job and ONE expand job; returns
+    the jobs that expand job enqueued."""
+    env.approved_template("promo", category="MARKETING")
+    for i in range(contacts):
+        env.contact(f"+628124400{i:04d}", tags=["vip"], name=f"Pelanggan {i}", inbound_hours_ago=None)
+    assert _create(env).status == 202
+    (start,) = _take_jobs()
+    broadcasts.handle_job(start)
+    (expand,) = _take_jobs()
+    assert expand["kind"] == "expand"
+    broadcasts.handle_job(expand)
+    return _take_jobs()
+
+
+def test_one_expand_job_queues_the_whole_audience(env: SendingEnv) -> None:
+    """Pages follow each other in the same invocation: the sends of every page are queued at once, so all
+    containers share them (a page per invocation left the next page behind its own sends)."""
+    contacts = broadcasts.EXPAND_PAGE_SIZE * 2 + 30
+    jobs = _expand_once(env, contacts)
+    assert {j["kind"] for j in jobs} == {"send"}
+    assert sum(len(j["contact_ids"]) for j in jobs) == contacts
+    assert max(len(j["contact_ids"]) for j in jobs) <= broadcasts.SEND_CHUNK_SIZE
+
+
+def test_an_expand_job_past_its_budget_hands_the_rest_to_a_continuation(
+    env: SendingEnv, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(broadcasts, "EXPAND_BUDGET_SECONDS", 0.0)
+    contacts = broadcasts.EXPAND_PAGE_SIZE + 10
+    jobs = _expand_once(env, contacts)
+    continuation = [j for j in jobs if j["kind"] == "expand"]
+    sends = [j for j in jobs if j["kind"] == "send"]
+    assert len(continuation) == 1
+    assert sum(len(j["contact_ids"]) for j in sends) == broadcasts.EXPAND_PAGE_SIZE
+    broadcasts.handle_job(continuation[0])
+    rest = _take_jobs()
+    assert {j["kind"] for j in rest} == {"send"}
+    assert sum(len(j["contact_ids"]) for j in rest) == 10
