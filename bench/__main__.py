@@ -6,10 +6,14 @@ python -m bench cold_start    # only the named ones
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
+import json
 import os
 import platform
+import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -24,20 +28,30 @@ def _machine() -> str:
     return f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, {platform.platform()}"
 
 
+def run_one(name: str, out: Path) -> None:
+    """Run one benchmark in this interpreter and write its section as JSON (see main)."""
+    section = importlib.import_module(f"bench.{name}").run()
+    out.write_text(json.dumps(dataclasses.asdict(section)))
+
+
 def main(argv: list[str]) -> int:
+    if argv[:1] == ["--section-json"]:
+        run_one(argv[2], Path(argv[1]))
+        return 0
     names = argv or BENCHMARKS
     sections: list[Section] = []
     started = time.time()
     for name in names:
-        try:
-            module = importlib.import_module(f"bench.{name}")
-        except ModuleNotFoundError as exc:
-            if exc.name == f"bench.{name}":
-                print(f"[bench] {name}: not present, skipped", file=sys.stderr)
-                continue
-            raise
+        if not (REPO / "bench" / f"{name}.py").exists():
+            print(f"[bench] {name}: not present, skipped", file=sys.stderr)
+            continue
         print(f"[bench] running {name} ...", file=sys.stderr, flush=True)
-        section = module.run()
+        # Each benchmark in a fresh interpreter: none inherits another's in-process state (moto
+        # backends, cached clients and settings, handler modules) or its memory high-water mark.
+        with tempfile.TemporaryDirectory() as tmp:
+            out = Path(tmp) / "section.json"
+            subprocess.run([sys.executable, "-m", "bench", "--section-json", str(out), name], check=True)
+            section = Section(**json.loads(out.read_text()))
         sections.append(section)
         print(section.markdown(), flush=True)
     elapsed = time.time() - started
