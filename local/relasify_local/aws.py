@@ -20,7 +20,7 @@ import httpx
 from moto.server import DomainDispatcherApplication, ThreadedMotoServer, create_backend_app
 from werkzeug.serving import make_server
 
-from relasify_local import moto_queries, moto_transactions
+from relasify_local import moto_expressions, moto_queries, moto_transactions
 from relasify_local.cfn import create_tables, resources_of_type
 from relasify_local.runtime import REGION
 
@@ -74,6 +74,7 @@ class MotoServer(ThreadedMotoServer):
         make_dynamodb_requests_atomic()
         moto_transactions.install()  # transactions cost O(items written), not O(table), as in DynamoDB
         moto_queries.install()  # a table Query reads one partition, not the whole table
+        moto_expressions.install()  # an update expression is parsed once per distinct string
         app = DomainDispatcherApplication(create_backend_app)
         try:
             self._server = make_server(self._ip_address, self._port, app, threaded=True)
