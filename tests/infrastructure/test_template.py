@@ -379,7 +379,13 @@ def test_functions_run_python313_on_arm64_with_the_domain_layer_and_tracing(cfn:
 def test_domain_layer_is_built_by_sam_for_python313_arm64(sam_template: dict[str, Any]) -> None:
     layer = sam_template["Resources"]["DomainLayer"]
     assert layer["Properties"]["ContentUri"] == "layers/domain/"
-    assert layer["Metadata"] == {"BuildMethod": "python3.13", "BuildArchitecture": "arm64"}
+    assert layer["Properties"]["CompatibleRuntimes"] == ["python3.13"]
+    assert layer["Properties"]["CompatibleArchitectures"] == ["arm64"]
+    # The Makefile installs wheels for that platform and compiles our package (test_layer_build.py).
+    assert layer["Metadata"] == {"BuildMethod": "makefile", "BuildArchitecture": "arm64"}
+    makefile = (REPO_ROOT / "layers/domain/Makefile").read_text()
+    assert "RUNTIME_PYTHON_VERSION := 3.13" in makefile
+    assert "PLATFORM ?= manylinux2014_aarch64" in makefile
     assert (REPO_ROOT / "layers/domain/requirements.txt").is_file()
     assert (REPO_ROOT / "layers/domain/relasify/__init__.py").is_file()
 
