@@ -271,14 +271,10 @@ def _seed_and_capture(captured: dict[str, dict[str, Any]]) -> dict[str, dict[str
     capture the events the local gateway hands the handlers; the processor gets the receiver's queue message."""
     import boto3
     from relasify.data import messages as message_store
-    from relasify.data.identity import identity_repository
-    from relasify.data.kms_tokens import encrypt_token
     from relasify_local.pollers import sqs_record
 
     from bench.support import (
-        DISPLAY_PHONE,
-        PHONE_NUMBER_ID,
-        WABA_ID,
+        connected_workspace,
         customer_wa_id,
         signature,
         status_item,
@@ -288,14 +284,7 @@ def _seed_and_capture(captured: dict[str, dict[str, Any]]) -> dict[str, dict[str
 
     owner = "owner@bench.example"
     api = ApiClient(*_gateway_and_key())
-    ws = api.create_workspace(owner)
-    identity_repository().put_whatsapp_connection(
-        ws,
-        waba_id=WABA_ID,
-        phone_number_id=PHONE_NUMBER_ID,
-        encrypted_access_token=encrypt_token(ws, "bench-access-token"),
-        display_phone_number=DISPLAY_PHONE,
-    )
+    ws = connected_workspace(api, owner)
     wa_id = customer_wa_id(1)
     created = api.post(f"/v1/workspaces/{ws}/contacts", {"phone": f"+{wa_id}", "name": "Budi"}, as_user=owner)
     assert created.status == 201, created.body

@@ -21,13 +21,11 @@ from typing import Any
 
 from bench.report import Section
 from bench.support import (
-    DISPLAY_PHONE,
-    PHONE_NUMBER_ID,
-    WABA_ID,
     AwsCounter,
     NotAvailable,
     Usage,
     bench_stack,
+    connected_workspace,
     count_aws,
     customer_wa_id,
     inbound_item,
@@ -198,18 +196,9 @@ def _measure(world: World, name: str, per: int, path: str, action: Callable[[], 
 
 
 def _setup(harness: Harness) -> World:
-    from relasify.data.identity import identity_repository
-    from relasify.data.kms_tokens import encrypt_token
     from relasify_local.jwt_local import subject_for_email
 
-    ws = harness.api.create_workspace(OWNER)
-    identity_repository().put_whatsapp_connection(
-        ws,
-        waba_id=WABA_ID,
-        phone_number_id=PHONE_NUMBER_ID,
-        encrypted_access_token=encrypt_token(ws, "bench-access-token"),
-        display_phone_number=DISPLAY_PHONE,
-    )
+    ws = connected_workspace(harness.api, OWNER)
     _flush_usage_log()
     return World(harness, ws, subject_for_email(OWNER))
 

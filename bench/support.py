@@ -568,6 +568,22 @@ def moto_server_process() -> Iterator[str]:
             process.wait()
 
 
+def connected_workspace(api: Any, owner: str) -> str:
+    """A workspace created through the API by `owner`, with the bench's WhatsApp number connected."""
+    from relasify.data.identity import identity_repository
+    from relasify.data.kms_tokens import encrypt_token
+
+    ws = api.create_workspace(owner)
+    identity_repository().put_whatsapp_connection(
+        ws,
+        waba_id=WABA_ID,
+        phone_number_id=PHONE_NUMBER_ID,
+        encrypted_access_token=encrypt_token(ws, "bench-access-token"),
+        display_phone_number=DISPLAY_PHONE,
+    )
+    return ws
+
+
 def timed(fn: Any, *args: Any, **kwargs: Any) -> tuple[Any, float]:
     started = time.process_time()
     result = fn(*args, **kwargs)

@@ -80,6 +80,20 @@ def _contact_key(ws: str, contact_id: str) -> tuple[str, str]:
     return m.ws_pk(ws), f"{m.ContactModel.SK_PREFIX}{contact_id}"
 
 
+def _tag_page(ws: str, tag: str, *, limit: int, cursor: str | None, scope: str) -> Page[str]:
+    """One page of the ids of the contacts with a tag: one Query on the tag partition."""
+    page = query_page(
+        m.ContactTagModel,
+        m.contact_tag_pk(ws, tag),
+        limit=_bounded(limit),
+        exclusive_start_key=decode_cursor(cursor, ws=ws, scope=scope),
+    )
+    return Page(
+        items=[t.contact_id for t in page.items],
+        next_cursor=encode_cursor(page.last_evaluated_key, ws=ws, scope=scope),
+    )
+
+
 def _marker_key(ws: str, kind: str, value: str) -> tuple[str, str]:
     return m.contact_unique_pk(ws, kind, value), m.ContactUniqueModel.SK_VALUE
 
@@ -245,29 +259,12 @@ class DynamoContactRepository:
 
     def list_by_tag(self, ws: str, tag: str, *, limit: int = 50, cursor: str | None = None) -> Page[Contact]:
         """Contacts with a tag: one Query on the tag partition, one BatchGetItem for the contacts."""
-        scope = f"contacts:tag:{tag}"
-        page = query_page(
-            m.ContactTagModel,
-            m.contact_tag_pk(ws, tag),
-            limit=_bounded(limit),
-            exclusive_start_key=decode_cursor(cursor, ws=ws, scope=scope),
-        )
-        items = self.get_many(ws, [t.contact_id for t in page.items])
-        return Page(items=items, next_cursor=encode_cursor(page.last_evaluated_key, ws=ws, scope=scope))
+        ids = _tag_page(ws, tag, limit=limit, cursor=cursor, scope=f"contacts:tag:{tag}")
+        return Page(items=self.get_many(ws, ids.items), next_cursor=ids.next_cursor)
 
     def tag_member_ids(self, ws: str, tag: str, *, limit: int = 100, cursor: str | None = None) -> Page[str]:
         """Ids of the contacts with a tag: one Query on the tag partition, no contact read."""
-        scope = f"contacts:tag-ids:{tag}"
-        page = query_page(
-            m.ContactTagModel,
-            m.contact_tag_pk(ws, tag),
-            limit=_bounded(limit),
-            exclusive_start_key=decode_cursor(cursor, ws=ws, scope=scope),
-        )
-        return Page(
-            items=[t.contact_id for t in page.items],
-            next_cursor=encode_cursor(page.last_evaluated_key, ws=ws, scope=scope),
-        )
+        return _tag_page(ws, tag, limit=limit, cursor=cursor, scope=f"contacts:tag-ids:{tag}")
 
     def search_name_prefix(self, ws: str, prefix: str, *, limit: int = 50, cursor: str | None = None) -> Page[Contact]:
         """Contacts whose name starts with `prefix` (case-insensitive), by name: GSI2."""
