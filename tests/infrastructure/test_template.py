@@ -597,7 +597,8 @@ def test_table_and_bucket_access_per_function(cfn: dict[str, Any]) -> None:
 
     assert prefixes("MediaWorkerFunction", "s3:PutObject") == {"media/"}
     assert prefixes("ImportWorkerFunction", "s3:GetObject") == {"imports/"}
-    assert prefixes("ContactsApiFunction", "s3:PutObject") == {"imports/", "exports/"}
+    assert prefixes("ContactsApiFunction", "s3:PutObject") == {"imports/"}  # exports are written by the worker
+    assert prefixes("ContactsApiFunction", "s3:GetObject") == {"imports/", "exports/"}
     assert "media/" in prefixes("ContactsApiFunction", "s3:DeleteObject"), "erasure removes media at once"
     assert prefixes("RetentionSweepFunction", "s3:DeleteObject") >= {"media/", "raw-webhooks/"}
     assert not s3_grants("SendApiFunction")
@@ -635,3 +636,18 @@ def test_samconfig_deploys_to_jakarta_with_lint_and_known_parameters(sam_templat
         assert set(overrides) <= template_parameters, set(overrides) - template_parameters
         assert "GoogleClientSecret" not in overrides, "secrets never go into samconfig.toml"
         assert overrides["EnvironmentName"] == ("dev" if environment == "default" else "prod")
+
+
+def test_only_the_job_worker_writes_export_files(cfn: dict[str, Any]) -> None:
+    """The contacts API hands out export downloads and erases them; writing them is the worker's."""
+
+    def actions_on_prefix(function_id: str, prefix: str) -> set[str]:
+        found: set[str] = set()
+        for statement in role_statements(cfn, function_id):
+            if statement["Effect"] == "Allow" and any(prefix in json.dumps(r) for r in as_list(statement["Resource"])):
+                found.update(as_list(statement["Action"]))
+        return found
+
+    assert actions_on_prefix("ContactsApiFunction", "/exports/*") == {"s3:GetObject", "s3:DeleteObject"}
+    assert "s3:PutObject" in actions_on_prefix("ImportWorkerFunction", "/exports/*")
+    assert "s3:PutObject" in actions_on_prefix("ContactsApiFunction", "/imports/*")  # presigned uploads
