@@ -28,6 +28,11 @@ logger = logging.getLogger("relasify_local")
 
 DUMMY_CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
 KMS_ALIAS = "alias/relasify"
+# Local values of the keys deployments keep in SSM (documented dev defaults, never used in the cloud).
+LOCAL_KEYS = {
+    "CURSOR_SIGNING_KEY_PARAMETER": "local-cursor-signing-key",
+    "ERASURE_HASH_KEY_PARAMETER": "local-erasure-hash-key",
+}
 DEFAULT_APP_SECRET_PARAMETER = "/relasify/whatsapp/app-secret"  # noqa: S105 - a parameter name, not a secret
 DEFAULT_VERIFY_TOKEN_PARAMETER = "/relasify/whatsapp/verify-token"  # noqa: S105 - a parameter name
 # Physical names match Settings' defaults, so code run without the full environment still agrees.
@@ -255,10 +260,12 @@ def bootstrap_resources(
 
     env = resources.function_environment(template)
     ssm = aws_client("ssm", endpoint_url)
-    for parameter_name, value in (
-        (env["APP_SECRET_PARAMETER"], app_secret),
-        (env["VERIFY_TOKEN_PARAMETER"], verify_token),
-    ):
+    seeded = [(env["APP_SECRET_PARAMETER"], app_secret), (env["VERIFY_TOKEN_PARAMETER"], verify_token)]
+    # The signing and erasure keys, under the names the template gives the functions (dev values).
+    for variable, value in LOCAL_KEYS.items():
+        if env.get(variable):
+            seeded.append((env[variable], value))
+    for parameter_name, value in seeded:
         ssm.put_parameter(Name=parameter_name, Value=value, Type="SecureString", Overwrite=True)
     return resources
 

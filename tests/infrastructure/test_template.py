@@ -419,6 +419,8 @@ def test_environment_carries_every_shared_setting_under_its_settings_name(cfn: d
         "KMS_KEY_ID": "DataKey",
         "APP_SECRET_PARAMETER": "AppSecretParameterName",
         "VERIFY_TOKEN_PARAMETER": "VerifyTokenParameterName",
+        "CURSOR_SIGNING_KEY_PARAMETER": "CursorSigningKeyParameterName",
+        "ERASURE_HASH_KEY_PARAMETER": "ErasureHashKeyParameterName",
         "GRAPH_API_VERSION": "GraphApiVersion",
         "RETENTION_MESSAGE_DAYS": "RetentionMessageDays",
         "RETENTION_USAGE_DAYS": "RetentionUsageDays",
@@ -651,3 +653,20 @@ def test_only_the_job_worker_writes_export_files(cfn: dict[str, Any]) -> None:
     assert actions_on_prefix("ContactsApiFunction", "/exports/*") == {"s3:GetObject", "s3:DeleteObject"}
     assert "s3:PutObject" in actions_on_prefix("ImportWorkerFunction", "/exports/*")
     assert "s3:PutObject" in actions_on_prefix("ContactsApiFunction", "/imports/*")  # presigned uploads
+
+
+def test_signing_keys_come_from_ssm_and_only_their_users_read_them(cfn: dict[str, Any]) -> None:
+    """Cursor signing and erasure hashing keys are SSM SecureStrings (never template values or plain
+    environment), readable by the functions that use them and no other."""
+    parameters = cfn["Parameters"]
+    assert "ErasureHashKey" not in parameters
+    assert "CursorSigningKey" not in parameters
+    readers = {"CursorSigningKeyParameterName": set(), "ErasureHashKeyParameterName": set()}
+    for function_id in FUNCTIONS:
+        for statement in role_statements(cfn, function_id):
+            if statement["Effect"] == "Allow" and "ssm:GetParameter" in as_list(statement["Action"]):
+                for name in readers:
+                    if any(mentions(r, name) for r in as_list(statement["Resource"])):
+                        readers[name].add(function_id)
+    assert readers["CursorSigningKeyParameterName"] == {"ContactsApiFunction", "SendApiFunction"}
+    assert readers["ErasureHashKeyParameterName"] == {"ContactsApiFunction", "WebhookProcessorFunction"}

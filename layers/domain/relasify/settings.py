@@ -59,12 +59,16 @@ class Settings(BaseModel):
     default_send_rate_per_second: float = Field(default=80.0, gt=0)
 
     # Signs pagination cursors (HMAC) so a cursor cannot be forged or replayed in another
-    # workspace. The dev default is for local use only; deployments set CURSOR_SIGNING_KEY.
+    # workspace. Deployments name an SSM SecureString (CURSOR_SIGNING_KEY_PARAMETER, template
+    # parameter CursorSigningKeyParameterName); the plain value is for tests and local tools.
+    cursor_signing_key_parameter: str | None = None
     cursor_signing_key: str = "relasify-dev-cursor-signing-key"
 
     # Keys the hash of an erased person's WhatsApp ids in erasure tombstones, so the table alone
-    # (a backup, an export) cannot be matched against phone numbers. Deployments set
-    # ERASURE_HASH_KEY (template parameter ErasureHashKey); empty means the dev key below.
+    # (a backup, an export) cannot be matched against phone numbers. Deployments name an SSM
+    # SecureString (ERASURE_HASH_KEY_PARAMETER, template parameter ErasureHashKeyParameterName);
+    # an empty plain value means the dev key of relasify.data.tombstones.
+    erasure_hash_key_parameter: str | None = None
     erasure_hash_key: str = ""
 
 

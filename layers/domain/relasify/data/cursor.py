@@ -15,8 +15,8 @@ import hmac
 import json
 from typing import Any
 
+from relasify.data import secrets
 from relasify.errors import BadCursor
-from relasify.settings import get_settings
 
 _MAX_CURSOR_CHARS = 4096  # a DynamoDB key is at most ~2 KB; anything longer is not ours
 _VERSION = 1
@@ -24,7 +24,7 @@ _VERSION = 1
 
 def _key() -> bytes:
     # Derived rather than used raw, so the configured secret is never used for anything else.
-    secret = get_settings().cursor_signing_key.encode()
+    secret = secrets.cursor_signing_key().encode()
     return hmac.new(secret, b"relasify/pagination-cursor/v1", hashlib.sha256).digest()
 
 

@@ -3,9 +3,10 @@
 Meta redelivers a webhook for up to 7 days, and a received delivery can wait in the webhook DLQ for
 14 more; without a trace of the erasure, such an old message or status would re-create the person
 the erasure removed. A tombstone holds no personal data: `HMAC-SHA256(key, ws, kind, value)` under
-the deployment's secret `ERASURE_HASH_KEY` (the workspace id in the message, so the same person
-hashes differently in two workspaces; the secret key, so the table alone cannot be matched against
-phone numbers, which are few enough to enumerate), plus `erased_at`. It expires with
+the deployment's secret erasure key (an SSM SecureString, `relasify.data.secrets`): the workspace id
+in the message, so the same person hashes differently in two workspaces; the secret key, so the
+table alone cannot be matched against phone numbers, which are few enough to enumerate. Plus
+`erased_at`. It expires with
 `retention.ERASURE_TOMBSTONE_WINDOW` (22 days).
 """
 
@@ -18,15 +19,15 @@ from datetime import datetime
 
 from relasify import clock, retention
 from relasify.data import models as m
-from relasify.settings import get_settings
+from relasify.data import secrets
 
-# Used when ERASURE_HASH_KEY is not set (local stack, tests); deployments set their own.
+# Used when no erasure key is configured (tests, local tools); deployments keep theirs in SSM.
 _DEV_KEY = "relasify-dev-erasure-hash-key"
 SENDER_KINDS = ("wa_id", "user_id")
 
 
 def sender_digest(ws: str, kind: str, value: str) -> str:
-    key = (get_settings().erasure_hash_key or _DEV_KEY).encode()
+    key = (secrets.erasure_hash_key() or _DEV_KEY).encode()
     return hmac.new(key, f"{ws}\x1f{kind}\x1f{value}".encode(), hashlib.sha256).hexdigest()
 
 
