@@ -55,6 +55,17 @@ def _forget_foreign_connections() -> None:
 
 
 @pytest.fixture
+def moto_account(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """An empty in-process moto account (tests that create their own resources)."""
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "ap-southeast-3")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    with mock_aws():
+        yield
+
+
+@pytest.fixture
 def ddb_tables(monkeypatch: pytest.MonkeyPatch) -> Iterator[Settings]:
     """A fresh moto DynamoDB with `Table` and `IdempotencyTable` from the template.
 

@@ -9,7 +9,6 @@ from typing import Any
 
 import boto3
 import pytest
-from moto import mock_aws
 from moto.dynamodb.models.table import Table
 from relasify_local import moto_queries
 
@@ -25,26 +24,21 @@ CONDITIONS = [
 
 
 @pytest.fixture
-def table(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "ap-southeast-3")
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+def table(moto_account: None) -> Iterator[Any]:
     installed = getattr(Table.query, "_relasify_partition_query", False)
-    with mock_aws():
-        client = boto3.client("dynamodb")
-        client.create_table(
-            TableName="t",
-            KeySchema=[{"AttributeName": "PK", "KeyType": "HASH"}, {"AttributeName": "SK", "KeyType": "RANGE"}],
-            AttributeDefinitions=[
-                {"AttributeName": "PK", "AttributeType": "S"},
-                {"AttributeName": "SK", "AttributeType": "S"},
-            ],
-            BillingMode="PAY_PER_REQUEST",
-        )
-        for pk, sk in itertools.product(["WS#1", "WS#2"], SORT_KEYS):
-            client.put_item(TableName="t", Item={"PK": {"S": pk}, "SK": {"S": sk}, "n": {"N": "1"}})
-        yield client
+    client = boto3.client("dynamodb")
+    client.create_table(
+        TableName="t",
+        KeySchema=[{"AttributeName": "PK", "KeyType": "HASH"}, {"AttributeName": "SK", "KeyType": "RANGE"}],
+        AttributeDefinitions=[
+            {"AttributeName": "PK", "AttributeType": "S"},
+            {"AttributeName": "SK", "AttributeType": "S"},
+        ],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    for pk, sk in itertools.product(["WS#1", "WS#2"], SORT_KEYS):
+        client.put_item(TableName="t", Item={"PK": {"S": pk}, "SK": {"S": sk}, "n": {"N": "1"}})
+    yield client
     moto_queries.install() if installed else moto_queries.uninstall()
 
 

@@ -8,24 +8,18 @@ from collections.abc import Iterator
 import boto3
 import pytest
 from aws_lambda_powertools.utilities import parameters
-from moto import mock_aws
 from relasify.data import cursor, secrets, tombstones
 from relasify.settings import get_settings
 
 
 @pytest.fixture
-def ssm(monkeypatch: pytest.MonkeyPatch) -> Iterator[object]:
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "ap-southeast-3")
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
-    with mock_aws():
-        client = boto3.client("ssm")
-        client.put_parameter(Name="/t/cursor-key", Value="cursor-key-from-ssm", Type="SecureString")
-        client.put_parameter(Name="/t/erasure-key", Value="erasure-key-from-ssm", Type="SecureString")
-        parameters.clear_caches()
-        get_settings.cache_clear()
-        yield client
+def ssm(moto_account: None) -> Iterator[object]:
+    client = boto3.client("ssm")
+    client.put_parameter(Name="/t/cursor-key", Value="cursor-key-from-ssm", Type="SecureString")
+    client.put_parameter(Name="/t/erasure-key", Value="erasure-key-from-ssm", Type="SecureString")
+    parameters.clear_caches()
+    get_settings.cache_clear()
+    yield client
     parameters.clear_caches()
     get_settings.cache_clear()
 
