@@ -91,7 +91,7 @@ class SlotRateLimiter:
         try:
             while True:
                 slot = int(self._clock() // self.slot_seconds)
-                sleep_until: float | None = None
+                sleep_until = (slot + 1) * self.slot_seconds  # unless a claim or our next slot's tokens say otherwise
                 with self._lock:
                     if self._pool_slot == slot and self._pool > 0:
                         self._pool -= 1
@@ -104,16 +104,14 @@ class SlotRateLimiter:
                         self._lock.wait(timeout=self.slot_seconds)
                         continue
                     else:
-                        # This slot known full: claim the next one now, so its tokens are in hand when it
-                        # begins rather than one DynamoDB round trip into it (each slot still holds its
-                        # budget; its tokens are only used once it has begun).
+                        # Claim this slot, or the next one at once if this one is known full, so its tokens
+                        # are in hand when it begins rather than one DynamoDB round trip into it (each slot
+                        # still holds its budget; its tokens are only used once it has begun).
                         target = slot if slot > self._full_slot else slot + 1
                         claim = target > self._full_slot
                         if claim:
                             self._claiming = True
                             wanted = min(self._waiting, self.budget)
-                        else:
-                            sleep_until = (slot + 1) * self.slot_seconds
                 if claim:
                     taken, exhausted = 0, False
                     try:
@@ -129,7 +127,6 @@ class SlotRateLimiter:
                                 self._full_slot = max(self._full_slot, target)
                             self._lock.notify_all()
                     continue
-                assert sleep_until is not None
                 wait = sleep_until - self._clock()
                 if self._clock() + max(wait, 0) - started > timeout_seconds:
                     raise RateLimitTimeout(f"no send slot within {timeout_seconds} s")

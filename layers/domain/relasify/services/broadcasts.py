@@ -165,6 +165,7 @@ def _expand(broadcast: Broadcast, job: dict[str, Any]) -> str:
     if broadcast.status != "running":
         return broadcast.status
     deadline = time.monotonic() + EXPAND_BUDGET_SECONDS
+    watch = _CancellationWatch(broadcast)
     expanded = 0
     current: dict[str, Any] | None = job
     while current is not None:
@@ -181,7 +182,7 @@ def _expand(broadcast: Broadcast, job: dict[str, Any]) -> str:
         if jobs:
             store.enqueue_jobs(jobs)
         current = next_job
-        if current is not None and _cancelled(broadcast):
+        if current is not None and watch.cancelled():
             return "cancelled"
     _mark_expanded(broadcast)
     _complete_if_done(broadcast.ws, broadcast.id)
@@ -201,11 +202,6 @@ def _claim(broadcast: Broadcast, contact_ids: list[str]) -> list[str]:
         recipients = store.get_recipients(broadcast.ws, broadcast.id, claimed_before)
         queued += [cid for cid in claimed_before if getattr(recipients.get(cid), "status", None) == "queued"]
     return queued
-
-
-def _cancelled(broadcast: Broadcast) -> bool:
-    current = store.get_broadcast(broadcast.ws, broadcast.id, consistent=True)
-    return current is None or current.status != "running"
 
 
 def _audience_page(broadcast: Broadcast, job: dict[str, Any]) -> tuple[list[str], dict[str, Any] | None]:

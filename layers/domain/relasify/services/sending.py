@@ -58,8 +58,8 @@ IN_PROGRESS_POLL_SECONDS = 0.1
 API_RATE_LIMIT_WAIT_SECONDS = 5.0
 # Recording the wamid after Meta accepted a message: attempts (each with botocore's own retries) and backoff.
 WAMID_RECORD_ATTEMPTS = 4
-_T = TypeVar("_T")
 WAMID_RECORD_BACKOFF_SECONDS = 0.2
+_T = TypeVar("_T")
 _PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z0-9_]+)\s*\}\}")
 
 
