@@ -2,7 +2,8 @@
 
 The local stack's server (`relasify_local.aws.MotoServer`: DynamoDB requests atomic, transactions
 with an item-level undo log, table Queries over one partition, update expressions parsed once per
-distinct string), without a log line per request. It runs until its stdin closes or it is
+distinct string), without a log line per request, and with short collector pauses
+(`relasify_local.gc_pauses`). It runs until its stdin closes or it is
 terminated, so a benchmark that dies does not leave it behind.
 """
 
@@ -12,10 +13,12 @@ import logging
 import sys
 
 from relasify_local.aws import MotoServer
+from relasify_local.gc_pauses import freeze_long_lived_objects
 
 
 def main() -> None:
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no log line per request
+    freeze_long_lived_objects()  # full collections of moto's growing heap stalled requests for 0.3 s
     server = MotoServer("127.0.0.1", int(sys.argv[1]))
     server.start()
     try:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
@@ -14,12 +13,24 @@ from relasify.services import broadcasts
 processor = BatchProcessor(event_type=EventType.SQS)
 
 
-def record_handler(record: SQSRecord) -> None:
-    outcome = broadcasts.handle_job(json.loads(record.body))
-    logger.info("broadcast job done", extra={"outcome": outcome})
-
-
 @logger.inject_lambda_context
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    # The batch's jobs run together (a chunk's sends overlap the next chunk's, see run_jobs); the
+    # processor then reports each record's outcome, so only the failed ones are retried.
+    records = event.get("Records") or []
+    outcomes = dict(
+        zip(
+            (record.get("messageId") for record in records),
+            broadcasts.run_jobs([record.get("body") or "" for record in records]),
+            strict=True,
+        )
+    )
+
+    def record_handler(record: SQSRecord) -> None:
+        outcome = outcomes[record.message_id]
+        if isinstance(outcome, Exception):
+            raise outcome
+        logger.info("broadcast job done", extra={"outcome": outcome})
+
     return process_partial_response(event=event, record_handler=record_handler, processor=processor, context=context)

@@ -42,6 +42,7 @@ def _configure_logging(level: str) -> None:
 
 
 def _dev(args: argparse.Namespace) -> int:
+    from relasify_local.gc_pauses import freeze_long_lived_objects
     from relasify_local.stack import LocalStack, StackConfig
 
     _configure_logging(args.log_level)
@@ -66,6 +67,8 @@ def _dev(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, request_stop)
 
     started = time.monotonic()
+    # The stack's process holds moto's data: keep full collections from stalling every request.
+    freeze_long_lived_objects()
     stack = LocalStack(config)
     try:
         try:

@@ -22,12 +22,12 @@ def test_concurrent_limiters_share_one_budget(ddb_tables: Settings) -> None:
     for limiter in containers:
         original = limiter._take_in_shard
 
-        def recording(slot: int, shard: int, wanted: int, _original=original) -> int:  # type: ignore[no-untyped-def]
-            got = _original(slot, shard, wanted)
+        def recording(slot: int, shard: int, wanted: int, _original=original) -> tuple[int, bool]:  # type: ignore[no-untyped-def]
+            got, full = _original(slot, shard, wanted)
             with lock:
                 granted[slot] += got
                 claims.append(wanted)
-            return got
+            return got, full
 
         limiter._take_in_shard = recording  # type: ignore[method-assign]
 

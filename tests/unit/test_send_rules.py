@@ -113,12 +113,12 @@ def test_slot_limiter_paces_to_the_rate(monkeypatch: pytest.MonkeyPatch) -> None
     limiter = SlotRateLimiter("n", 80, clock=fake.time, sleep=fake.sleep)
     asked: dict[tuple[int, int], int] = {}
 
-    def take(slot: int, shard: int, wanted: int) -> int:  # DynamoDB's ADD ... IF used < budget
-        used = asked.get((slot, shard), 0)
-        if used >= limiter.shard_budget(shard):
-            return 0
+    def take(slot: int, shard: int, wanted: int) -> tuple[int, bool]:  # DynamoDB's ADD ... IF used < budget
+        used, budget = asked.get((slot, shard), 0), limiter.shard_budget(shard)
+        if used >= budget:
+            return 0, True
         asked[(slot, shard)] = used + wanted
-        return wanted - max(0, used + wanted - limiter.shard_budget(shard))
+        return wanted - max(0, used + wanted - budget), used + wanted >= budget
 
     monkeypatch.setattr(limiter, "_take_in_shard", take)
     start = fake.now
@@ -139,12 +139,12 @@ def test_slot_limiter_claims_the_next_slot_before_it_begins_and_uses_it_only_onc
     used: dict[int, int] = {}
     claimed_at: list[tuple[int, float]] = []
 
-    def take(slot: int, shard: int, wanted: int) -> int:
+    def take(slot: int, shard: int, wanted: int) -> tuple[int, bool]:
         claimed_at.append((slot, fake.now))
         fake.now += 0.005  # the claim's round trip
         granted = min(wanted, limiter.shard_budget(shard) - used.get(slot, 0))
         used[slot] = used.get(slot, 0) + max(granted, 0)
-        return max(granted, 0)
+        return max(granted, 0), used[slot] >= limiter.shard_budget(shard)
 
     monkeypatch.setattr(limiter, "_take_in_shard", take)
     tokens: list[tuple[int, float]] = []
@@ -172,15 +172,15 @@ def test_slot_limiter_hands_a_claims_tokens_to_the_waiting_threads(monkeypatch: 
     lock = threading.Lock()
     gate = threading.Barrier(12)
 
-    def take(slot: int, shard: int, wanted: int) -> int:
+    def take(slot: int, shard: int, wanted: int) -> tuple[int, bool]:
         time.sleep(0.01)  # a DynamoDB round trip: the other threads queue up behind it meanwhile
         with lock:
             claims.append((slot, wanted))
             used = asked.get(slot, 0)
             if used >= limiter.budget:
-                return 0
+                return 0, True
             asked[slot] = used + wanted
-            return wanted - max(0, used + wanted - limiter.budget)
+            return wanted - max(0, used + wanted - limiter.budget), used + wanted >= limiter.budget
 
     monkeypatch.setattr(limiter, "_take_in_shard", take)
 
@@ -202,3 +202,53 @@ def test_slot_limiter_hands_a_claims_tokens_to_the_waiting_threads(monkeypatch: 
     assert max(granted.values()) <= limiter.budget
     assert len(claims) <= 6  # 12 tokens, at most 8 a slot: a few claims, not one per thread
     assert max(wanted for _, wanted in claims) > 1
+
+
+def _recording_take(limiter: SlotRateLimiter, fake: _FakeClock, claims: list[tuple[int, int]]) -> Any:
+    used: dict[int, int] = {}
+
+    def take(slot: int, shard: int, wanted: int) -> tuple[int, bool]:
+        claims.append((slot, wanted))
+        fake.now += 0.005  # the claim's round trip
+        granted = max(0, min(wanted, limiter.shard_budget(shard) - used.get(slot, 0)))
+        used[slot] = used.get(slot, 0) + granted
+        return granted, used[slot] >= limiter.shard_budget(shard)
+
+    return take
+
+
+def test_slot_limiter_claims_for_the_whole_announced_batch(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Threads reach the limiter one by one (each after its outbox write); with the batch announced, a
+    claim asks for the batch's share at once and the later threads use those tokens without claims of
+    their own. Unannounced, the first thread claims for itself alone."""
+    fake = _FakeClock()
+    fake.now += 0.05  # well inside a slot
+    limiter = SlotRateLimiter("n", 80, clock=fake.time, sleep=fake.sleep)
+    claims: list[tuple[int, int]] = []
+    monkeypatch.setattr(limiter, "_take_in_shard", _recording_take(limiter, fake, claims))
+
+    limiter.acquire()
+    assert [wanted for _, wanted in claims] == [1]
+    fake.now += limiter.slot_seconds
+    claims.clear()
+    with limiter.expecting(20):
+        for _ in range(16):
+            limiter.acquire()
+        assert limiter._expected() == 4
+    assert [wanted for _, wanted in claims] == [16]  # one claim for the whole slot
+    assert limiter._expected() == 0  # the announcement ends with the block
+
+
+def test_a_claim_that_fills_its_slot_spares_the_refused_write(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A claim whose answer shows the slot at its budget marks it full: the next claim goes to the next
+    slot directly instead of first being refused by this one."""
+    fake = _FakeClock()
+    fake.now += 0.05  # well inside a slot
+    limiter = SlotRateLimiter("n", 80, clock=fake.time, sleep=fake.sleep)
+    claims: list[tuple[int, int]] = []
+    monkeypatch.setattr(limiter, "_take_in_shard", _recording_take(limiter, fake, claims))
+    with limiter.expecting(48):
+        for _ in range(48):
+            limiter.acquire()
+    slots = [slot for slot, _ in claims]
+    assert len(slots) == len(set(slots)) == 3  # one claim per slot, none refused

@@ -4,6 +4,7 @@ audience by tags and ids, dedupe, skips with reasons, parameters, cancel, schedu
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
@@ -14,6 +15,8 @@ from relasify import clock
 from relasify.data import broadcasts as broadcast_store
 from relasify.services import broadcasts
 from relasify.settings import get_settings
+from relasify_local.cfn import REPO_ROOT, load_template
+from relasify_local.runtime import functions_from_template
 
 from tests.integration.api.test_send_support import (
     AGENT,
@@ -233,3 +236,86 @@ def test_an_expand_job_past_its_budget_hands_the_rest_to_a_continuation(
     rest = _take_jobs()
     assert {j["kind"] for j in rest} == {"send"}
     assert sum(len(j["contact_ids"]) for j in rest) == 10
+
+
+def test_a_batch_reads_the_next_chunk_while_the_previous_one_is_sending(
+    env: SendingEnv, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The send jobs of one worker batch overlap: the next chunk is read and queued while the previous
+    chunk's messages are in flight, so the container never stops asking for tokens between chunks."""
+    jobs = _expand_once(env, broadcasts.SEND_CHUNK_SIZE * 2 + 10)
+    assert [len(j["contact_ids"]) for j in jobs] == [broadcasts.SEND_CHUNK_SIZE] * 2 + [10]
+    reads: list[float] = []
+    done: dict[str, float] = {}
+    read_recipients, send_one = broadcast_store.get_recipients, broadcasts._send_one
+
+    def timed_read(*args: Any, **kwargs: Any) -> Any:
+        reads.append(time.monotonic())
+        return read_recipients(*args, **kwargs)
+
+    def timed_send(*args: Any) -> str:
+        outcome = send_one(*args)
+        done[args[5].id] = time.monotonic()  # the contact
+        return outcome
+
+    monkeypatch.setattr(broadcast_store, "get_recipients", timed_read)
+    monkeypatch.setattr(broadcasts, "_send_one", timed_send)
+    outcomes = broadcasts.run_jobs([json.dumps(job) for job in jobs])
+
+    assert outcomes == [f"sent {len(job['contact_ids'])}" for job in jobs]
+    first_chunk_done = max(done[contact_id] for contact_id in jobs[0]["contact_ids"])
+    second_chunk_done = max(done[contact_id] for contact_id in jobs[1]["contact_ids"])
+    assert len(reads) == 3
+    assert reads[1] < first_chunk_done  # read while the first chunk was still sending
+    assert reads[2] < second_chunk_done
+    assert sorted(s["to"] for s in env.sends()) == sorted(set(s["to"] for s in env.sends()))
+    assert len(env.sends()) == sum(len(job["contact_ids"]) for job in jobs)
+    view = _get(env, _only_broadcast_id(env))
+    assert (view["status"], view["counts"]["sent"], view["counts"]["queued"]) == ("completed", 60, 0)
+
+
+def test_the_worker_reports_only_the_failed_jobs_of_a_batch(env: SendingEnv) -> None:
+    """A job that fails (here: a body that is not a job) is reported alone in `batchItemFailures`; the
+    batch's other jobs ran and their messages are deleted."""
+    jobs = _expand_once(env, 3)
+    worker = functions_from_template(load_template(), REPO_ROOT)["BroadcastWorkerFunction"]
+    records = [
+        {"messageId": "bad", "receiptHandle": "r0", "body": "not json", "eventSource": "aws:sqs"},
+        *(
+            {"messageId": f"job{i}", "receiptHandle": f"r{i + 1}", "body": json.dumps(job), "eventSource": "aws:sqs"}
+            for i, job in enumerate(jobs)
+        ),
+    ]
+    result = worker.invoke({"Records": records})
+    assert result == {"batchItemFailures": [{"itemIdentifier": "bad"}]}
+    assert len(env.sends()) == 3
+    assert _get(env, _only_broadcast_id(env))["status"] == "completed"
+
+
+def _only_broadcast_id(env: SendingEnv) -> str:
+    listed = env.api.get(f"/v1/workspaces/{env.ws}/broadcasts", as_user=OWNER)
+    (broadcast,) = listed.json["items"]
+    return str(broadcast["id"])
+
+
+def test_a_contact_in_two_tags_is_queued_once_and_a_redelivered_expansion_queues_it_once_again(
+    env: SendingEnv,
+) -> None:
+    """The page that claimed a contact queues it; another tag's page that meets it again does not (two
+    send jobs for one contact would race each other). A redelivered expansion re-queues each page's
+    still-queued recipients once (its sends may never have been enqueued)."""
+    env.approved_template("promo", category="MARKETING")
+    both = env.contact("+6281234567851", tags=["vip", "promo"], inbound_hours_ago=None)
+    only_promo = env.contact("+6281234567852", tags=["promo"], inbound_hours_ago=None)
+    assert _create(env, audience={"tags": ["vip", "promo"]}).status == 202
+    (start,) = _take_jobs()
+    broadcasts.handle_job(start)
+    (expand,) = _take_jobs()
+
+    def queued_ids() -> list[str]:
+        return sorted(cid for job in _take_jobs() for cid in job["contact_ids"])
+
+    broadcasts.handle_job(expand)
+    assert queued_ids() == sorted([both.id, only_promo.id])
+    broadcasts.handle_job(expand)  # SQS delivers the expansion again
+    assert queued_ids() == sorted([both.id, only_promo.id])

@@ -181,7 +181,8 @@ def sending_environment(api: ApiClient, monkeypatch: pytest.MonkeyPatch) -> Iter
 
 
 def drain_broadcast_queue(max_rounds: int = 200) -> int:
-    """Run the broadcast worker on every queued job until the queue is empty; returns jobs run."""
+    """Run the broadcast worker on every queued job, a batch of up to 10 at a time as the worker
+    gets them, until the queue is empty; returns jobs run. A failed job fails the test."""
     from relasify.services import broadcasts
 
     sqs = boto3.client("sqs")
@@ -192,8 +193,11 @@ def drain_broadcast_queue(max_rounds: int = 200) -> int:
         messages = response.get("Messages", [])
         if not messages:
             return handled
+        outcomes = broadcasts.run_jobs([message["Body"] for message in messages])
+        for outcome in outcomes:
+            if isinstance(outcome, Exception):
+                raise outcome
         for message in messages:
-            broadcasts.handle_job(json.loads(message["Body"]))
             sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
             handled += 1
     raise AssertionError("broadcast queue did not drain")

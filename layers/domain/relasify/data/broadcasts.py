@@ -81,6 +81,7 @@ class Recipient(Record):
     status: str
     message_id: str | None = None
     skip_reason: str | None = None
+    claimed_by: str | None = None
 
 
 def _broadcast(item: m.BroadcastModel) -> Broadcast:
@@ -219,6 +220,7 @@ def claim_and_count(
     *,
     status: str = "queued",
     skip_reason: str | None = None,
+    claimed_by: str | None = None,
     **deltas: int,
 ) -> bool:
     """`claim_recipient` and its count in one transaction. False if the contact is in already."""
@@ -230,6 +232,7 @@ def claim_and_count(
         contact_id=contact_id,
         status=status,
         skip_reason=skip_reason,
+        claimed_by=claimed_by,
     )
     shard, shard_actions = _counter_update(ws, broadcast_id, skipped_reason=skip_reason, deltas=deltas)
     try:
@@ -287,7 +290,11 @@ def get_recipients(ws: str, broadcast_id: str, contact_ids: list[str]) -> dict[s
     out: dict[str, Recipient] = {}
     for item in model.batch_get(keys, consistent_read=True):
         out[item.contact_id] = Recipient(
-            contact_id=item.contact_id, status=item.status, message_id=item.message_id, skip_reason=item.skip_reason
+            contact_id=item.contact_id,
+            status=item.status,
+            message_id=item.message_id,
+            skip_reason=item.skip_reason,
+            claimed_by=item.claimed_by,
         )
     return out
 
@@ -383,11 +390,13 @@ def _run_transaction(build: Any) -> bool:
     raise AssertionError("unreachable")
 
 
-def claim_many(ws: str, broadcast_id: str, claims: list[Settlement]) -> dict[str, bool]:
+def claim_many(
+    ws: str, broadcast_id: str, claims: list[Settlement], *, claimed_by: str | None = None
+) -> dict[str, bool]:
     """Claim a page of recipients (`queued`, or `skipped` with a reason) and count them: one transaction
-    per 99 recipients with one counter update for all. Returns contact id -> claimed now (False: it was
-    in already). A group refused because one of its contacts was claimed before (a redelivered page,
-    a contact in two tags) is claimed one by one instead."""
+    per 99 recipients with one counter update for all; each item records `claimed_by` (the page).
+    Returns contact id -> claimed now (False: it was in already). A group refused because one of its
+    contacts was claimed before (a redelivered page, a contact in two tags) is claimed one by one."""
     out: dict[str, bool] = {}
     unique = list({c.contact_id: c for c in claims}.values())
     for group in chunks(unique, MAX_TRANSACTION_ITEMS - 1):
@@ -402,6 +411,7 @@ def claim_many(ws: str, broadcast_id: str, claims: list[Settlement]) -> dict[str
                     contact_id=claim.contact_id,
                     status=claim.status,
                     skip_reason=claim.skip_reason,
+                    claimed_by=claimed_by,
                 )
                 tx.save(item, condition=m.BroadcastRecipientModel.pk.does_not_exist())
             queued = sum(1 for c in group if c.status == "queued")
@@ -419,7 +429,13 @@ def claim_many(ws: str, broadcast_id: str, claims: list[Settlement]) -> dict[str
         for claim in group:
             deltas = {"queued": 1} if claim.status == "queued" else {"skipped": 1}
             out[claim.contact_id] = claim_and_count(
-                ws, broadcast_id, claim.contact_id, status=claim.status, skip_reason=claim.skip_reason, **deltas
+                ws,
+                broadcast_id,
+                claim.contact_id,
+                status=claim.status,
+                skip_reason=claim.skip_reason,
+                claimed_by=claimed_by,
+                **deltas,
             )
     return out
 

@@ -415,6 +415,9 @@ class BroadcastRecipientModel(TableModel):
     status = UnicodeAttribute(default="queued")  # queued | sent | delivered | read | failed | skipped
     message_id = UnicodeAttribute(null=True)
     skip_reason = UnicodeAttribute(null=True)
+    # The audience page that claimed it: a later claim from the same page is that page's redelivery
+    # (its sends may not be queued yet), from another page a contact in two tags (queued already).
+    claimed_by = UnicodeAttribute(null=True)
 
 
 class BroadcastCounterShardModel(TableModel):

@@ -7,7 +7,11 @@ the new `used`: the caller owns the tokens below the budget (`n - max(0, used - 
 however many workers race for a slot, no more than its budget is ever handed out. A refused
 condition means "slot full": wait for the next slot. One update takes as many tokens as the
 container's threads are waiting for (they share a container-local pool for that slot), so a
-container spends about one request per slot instead of one per message. Short slots keep bursts
+container spends about one request per slot instead of one per message. A worker about to send a
+batch announces it (`expecting(n)`): the claim of the next slot then asks for the whole batch's
+share at once, not only for the threads that happen to be waiting already (threads reach the
+limiter one by one, each after its outbox write, and a claim for the first of them alone would
+leave the rest of the slot to a late claim that may come back after the slot is over). Short slots keep bursts
 small (Meta counts messages per second); fresh keys per slot mean no item is ever hot for long, and
 at high rates the slot is split into shards (at most ~250 updates/s per item) so one partition
 never takes more than its 1,000 writes/s. Slot items expire by TTL after a few minutes.
@@ -19,7 +23,8 @@ import math
 import random
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import ClassVar
 
 from pynamodb.attributes import NumberAttribute, UnicodeAttribute
@@ -75,7 +80,8 @@ class SlotRateLimiter:
         # Tokens this container took for one slot and has not used yet (valid in that slot only).
         self._pool_slot = -1
         self._pool = 0
-        self._waiting = 0  # threads inside acquire(): how many tokens the next claim asks for
+        self._waiting = 0  # threads inside acquire(): how many tokens a claim asks for at least
+        self._announced: list[list[int]] = []  # [sends still to come] of each batch inside expecting()
         self._claiming = False  # one claim in flight per container; the others wait for its tokens
         self._lock = threading.Condition()
 
@@ -95,6 +101,7 @@ class SlotRateLimiter:
                 with self._lock:
                     if self._pool_slot == slot and self._pool > 0:
                         self._pool -= 1
+                        self._count_announced_send()
                         return self._clock() - started
                     if self._pool_slot > slot and self._pool > 0:
                         sleep_until = self._pool_slot * self.slot_seconds  # tokens of the next slot are ours
@@ -111,7 +118,9 @@ class SlotRateLimiter:
                         claim = target > self._full_slot
                         if claim:
                             self._claiming = True
-                            wanted = min(self._waiting, self.budget)
+                            # For every thread here and every announced send still to come: they reach
+                            # the limiter within milliseconds of each other, not a slot apart.
+                            wanted = min(max(self._waiting, self._expected()), self.budget)
                 if claim:
                     taken, exhausted = 0, False
                     try:
@@ -136,19 +145,48 @@ class SlotRateLimiter:
             with self._lock:
                 self._waiting -= 1
 
+    @contextmanager
+    def expecting(self, sends: int) -> Iterator[None]:
+        """Announce that up to `sends` acquire() calls are coming (a batch about to be sent), so the
+        claims ask for their tokens up front; the announcement ends with the block."""
+        remaining = [max(0, sends)]
+        with self._lock:
+            self._announced.append(remaining)
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._announced.remove(remaining)
+
+    def _expected(self) -> int:
+        """Announced sends not yet given a token (call with the lock held)."""
+        return sum(batch[0] for batch in self._announced)
+
+    def _count_announced_send(self) -> None:
+        """One announced send has its token (call with the lock held)."""
+        for batch in self._announced:
+            if batch[0] > 0:
+                batch[0] -= 1
+                return
+
     def _take(self, slot: int, wanted: int) -> tuple[int, bool]:
         """Up to `wanted` tokens of `slot`, shard after shard; (tokens, whether the slot is used up)."""
-        taken = 0
+        taken, full_shards = 0, 0
         first = random.randrange(self.shards)  # noqa: S311 - load spreading
         for offset in range(self.shards):
             shard = (first + offset) % self.shards
-            taken += self._take_in_shard(slot, shard, min(wanted - taken, self.shard_budget(shard)))
+            tokens, full = self._take_in_shard(slot, shard, min(wanted - taken, self.shard_budget(shard)))
+            taken += tokens
+            full_shards += full
             if taken >= wanted:
-                return taken, False
-        return taken, True  # every shard gave less than asked: they are all at their budget
+                break
+        # Known full: every shard is at its budget (a claim that filled it says so, sparing the
+        # refused write that would otherwise find out).
+        return taken, full_shards == self.shards
 
-    def _take_in_shard(self, slot: int, shard: int, wanted: int) -> int:
-        """One conditional ADD of `wanted`; the tokens below the shard's budget are ours."""
+    def _take_in_shard(self, slot: int, shard: int, wanted: int) -> tuple[int, bool]:
+        """One conditional ADD of `wanted`; the tokens below the shard's budget are ours.
+        Returns (tokens, whether the shard is now at its budget)."""
         model = RateSlotModel
         budget = self.shard_budget(shard)
         item = model(f"RATE#{self.key}#{slot}#{shard}", model.SK_VALUE)
@@ -160,10 +198,10 @@ class SlotRateLimiter:
             )
         except UpdateError as exc:
             if is_condition_failure(exc):
-                return 0
+                return 0, True
             raise
         used_after = int(item.used)  # ALL_NEW: the total asked of this slot, ours included
-        return wanted - max(0, used_after - budget)
+        return wanted - max(0, used_after - budget), used_after >= budget
 
 
 _limiters: dict[tuple[str, float], SlotRateLimiter] = {}

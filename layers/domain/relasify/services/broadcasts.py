@@ -18,10 +18,13 @@ Requests per message: docs/SENDING.md "Requests per broadcast message".
 
 from __future__ import annotations
 
+import json
 import math
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -41,7 +44,7 @@ from relasify.services import audit, sending
 EXPAND_PAGE_SIZE = 100
 EXPAND_BUDGET_SECONDS = 30.0  # of the worker's 120 s timeout; the rest of a batch still has room
 SEND_CHUNK_SIZE = 25
-SEND_CONCURRENCY = 25  # a chunk in one wave: a second wave would leave most threads idle at its end
+SEND_CONCURRENCY = 25  # a chunk in one wave; the next chunk's messages queue behind it (run_jobs)
 EXPANSION_DONE = store.EXPANSION_DONE
 CANCELLED_REASON = "cancelled"
 CANCEL_CHECK_SECONDS = 1.0
@@ -130,6 +133,46 @@ def _delay_until(when: datetime | None) -> int:
 
 def handle_job(job: dict[str, Any]) -> str:
     """Run one broadcast job (the worker's SQS record body). Returns what happened, for logs."""
+    outcome = run_jobs([job])[0]
+    if isinstance(outcome, Exception):
+        raise outcome
+    return outcome
+
+
+def run_jobs(jobs: Sequence[str | dict[str, Any]]) -> list[str | Exception]:
+    """Run the jobs of one worker invocation (an SQS batch: JSON bodies or parsed jobs) in order;
+    returns each job's outcome, or the exception that failed it (the others still ran).
+
+    The send chunks of a batch share one pool of SEND_CONCURRENCY threads, and the next chunk is read
+    and queued behind the current one while its messages are in flight: the threads go from one
+    chunk's last message straight to the next chunk's first. Run one chunk after another instead and
+    every chunk ends in a gap (its last sends recorded, the next chunk's reads and outbox writes)
+    during which the container asks the limiter for nothing; containers sharing the rate progress in
+    step and fall into those gaps together, so whole slots of the number's throughput went unused.
+    """
+    outcomes: list[str | Exception] = []
+    in_flight: tuple[int, _Chunk] | None = None
+    with ThreadPoolExecutor(max_workers=SEND_CONCURRENCY, thread_name_prefix="broadcast-send") as pool:
+        for job in jobs:
+            outcomes.append("pending")
+            try:
+                started = _start_job(json.loads(job) if isinstance(job, str) else job, pool)
+            except Exception as exc:  # this job fails (SQS retries it); the batch's other jobs go on
+                outcomes[-1] = exc
+                continue
+            if isinstance(started, str):
+                outcomes[-1] = started
+                continue
+            if in_flight is not None:  # the next chunk is queued: now wait for the previous one
+                outcomes[in_flight[0]] = in_flight[1].finish()
+            in_flight = (len(outcomes) - 1, started)
+        if in_flight is not None:
+            outcomes[in_flight[0]] = in_flight[1].finish()
+    return outcomes
+
+
+def _start_job(job: dict[str, Any], pool: ThreadPoolExecutor) -> str | _Chunk:
+    """Run a start or expand job; read a send job's chunk and queue its sends on `pool`."""
     ws, broadcast_id = str(job["ws"]), str(job["broadcast_id"])
     broadcast = store.get_broadcast(ws, broadcast_id, consistent=True)
     if broadcast is None:
@@ -140,7 +183,10 @@ def handle_job(job: dict[str, Any]) -> str:
     if kind == "expand":
         return _expand(broadcast, job)
     if kind == "send":
-        return _send_chunk(broadcast, [str(c) for c in job.get("contact_ids", [])])
+        chunk = _prepare_chunk(broadcast, [str(c) for c in job.get("contact_ids", [])])
+        if isinstance(chunk, _Chunk):
+            chunk.submit(pool)
+        return chunk
     raise ValueError(f"unknown broadcast job kind {kind!r}")
 
 
@@ -172,7 +218,7 @@ def _expand(broadcast: Broadcast, job: dict[str, Any]) -> str:
         contact_ids, next_job = _audience_page(broadcast, current)
         jobs = [
             _job("send", broadcast, contact_ids=chunk)
-            for chunk in _chunked(_claim(broadcast, contact_ids), SEND_CHUNK_SIZE)
+            for chunk in _chunked(_claim(broadcast, contact_ids, _page_key(current)), SEND_CHUNK_SIZE)
         ]
         expanded += len(contact_ids)
         if next_job is not None and time.monotonic() >= deadline:
@@ -189,19 +235,31 @@ def _expand(broadcast: Broadcast, job: dict[str, Any]) -> str:
     return f"expanded {expanded}"
 
 
-def _claim(broadcast: Broadcast, contact_ids: list[str]) -> list[str]:
+def _claim(broadcast: Broadcast, contact_ids: list[str], page: str) -> list[str]:
     """Claim each contact once in this broadcast (one transaction per page); returns the ids to send
     to. A contact in two tags, or in a redelivered page, is claimed once."""
     claims = [store.Settlement(contact_id, "queued") for contact_id in dict.fromkeys(contact_ids)]
-    claimed = store.claim_many(broadcast.ws, broadcast.id, claims)
+    claimed = store.claim_many(broadcast.ws, broadcast.id, claims, claimed_by=page)
     queued = [c.contact_id for c in claims if c.status == "queued" and claimed.get(c.contact_id)]
     claimed_before = [c.contact_id for c in claims if not claimed.get(c.contact_id)]
     if claimed_before:
-        # A redelivered page (the first run died after claiming, before enqueuing its sends): recipients
-        # still queued go out again; the send job skips settled ones and the outbox sends nothing twice.
+        # A redelivered page (the first run died after claiming, before enqueuing its sends): the
+        # recipients it claimed that are still queued go out again (the send job skips settled ones and
+        # the outbox sends nothing twice). A contact another page claimed (two tags) is that page's.
         recipients = store.get_recipients(broadcast.ws, broadcast.id, claimed_before)
-        queued += [cid for cid in claimed_before if getattr(recipients.get(cid), "status", None) == "queued"]
+        queued += [
+            cid
+            for cid in claimed_before
+            if (recipient := recipients.get(cid)) is not None
+            and recipient.status == "queued"
+            and recipient.claimed_by in (page, None)  # None: claimed before pages were recorded
+        ]
     return queued
+
+
+def _page_key(job: dict[str, Any]) -> str:
+    """Which audience page an expand job claims (the same for its redeliveries)."""
+    return f"{int(job.get('tag_index') or 0)}:{int(job.get('page') or 0)}"
 
 
 def _audience_page(broadcast: Broadcast, job: dict[str, Any]) -> tuple[list[str], dict[str, Any] | None]:
@@ -302,7 +360,8 @@ class _CancellationWatch:
             return self._cancelled
 
 
-def _send_chunk(broadcast: Broadcast, contact_ids: list[str]) -> str:
+def _prepare_chunk(broadcast: Broadcast, contact_ids: list[str]) -> str | _Chunk:
+    """A send job's recipients read and checked: a chunk ready to send, or why there is nothing to."""
     recipients = store.get_recipients(broadcast.ws, broadcast.id, contact_ids)
     # Settled recipients are skipped: a redelivered job sends nothing twice.
     queued = [cid for cid in dict.fromkeys(contact_ids) if getattr(recipients.get(cid), "status", None) == "queued"]
@@ -334,27 +393,55 @@ def _send_chunk(broadcast: Broadcast, contact_ids: list[str]) -> str:
             sends.append((contact, content))
     if skips:
         store.settle_many(broadcast.ws, broadcast.id, skips)
-    limiter = rate_limit.limiter_for(connection.phone_number_id, sending.send_rate(connection))
-    graph = sending._graph_client()
-    watch = _CancellationWatch(broadcast)
+    return _Chunk(broadcast, connection, sends)
 
-    def one(send: tuple[Contact, dict[str, Any]]) -> Exception | str | None:
+
+class _Chunk:
+    """A send job's messages in flight on the batch's thread pool."""
+
+    def __init__(self, broadcast: Broadcast, connection: Any, sends: list[tuple[Contact, dict[str, Any]]]) -> None:
+        self.broadcast = broadcast
+        self.connection = connection
+        self.sends = sends
+        self.limiter = rate_limit.limiter_for(connection.phone_number_id, sending.send_rate(connection))
+        self.watch = _CancellationWatch(broadcast)
+        self._announcement = ExitStack()
+        self._futures: list[Future[Exception | str | None]] = []
+
+    def submit(self, pool: ThreadPoolExecutor) -> None:
+        # Announced, so the limiter claims tokens for the whole chunk rather than thread by thread.
+        self._announcement.enter_context(self.limiter.expecting(len(self.sends)))
+        graph = sending._graph_client()
+        self._futures = [pool.submit(self._one, graph, contact, content) for contact, content in self.sends]
+
+    def _one(self, graph: Any, contact: Contact, content: dict[str, Any]) -> Exception | str | None:
         try:
-            return _send_one(broadcast, connection, limiter, graph, watch, *send)
+            return _send_one(self.broadcast, self.connection, self.limiter, graph, self.watch, contact, content)
         except Exception as exc:  # collected: the job fails (and is retried) after the others ran
             return exc
 
-    with ThreadPoolExecutor(max_workers=max(1, min(SEND_CONCURRENCY, len(sends)))) as pool:
-        outcomes = list(pool.map(one, sends))
-    cancelled = [contact.id for (contact, _), outcome in zip(sends, outcomes, strict=True) if outcome == "cancelled"]
-    if cancelled:
-        _skip_all(broadcast, cancelled, CANCELLED_REASON)
-    _complete_if_done(broadcast.ws, broadcast.id)
-    errors = [outcome for outcome in outcomes if isinstance(outcome, Exception)]
-    if errors:
-        logger.warning("broadcast chunk had transient failures", extra={"failures": len(errors)})
-        raise errors[0]
-    return f"sent {len(sends)}"
+    def finish(self) -> str | Exception:
+        """Wait for the chunk's messages; skip those a cancellation stopped; complete the broadcast when
+        nothing is left queued. Returns the outcome, or the first transient failure (the job is retried)."""
+        broadcast = self.broadcast
+        try:
+            outcomes = [future.result() for future in self._futures]
+        finally:
+            self._announcement.close()
+        try:
+            cancelled = [
+                contact.id for (contact, _), outcome in zip(self.sends, outcomes, strict=True) if outcome == "cancelled"
+            ]
+            if cancelled:
+                _skip_all(broadcast, cancelled, CANCELLED_REASON)
+            _complete_if_done(broadcast.ws, broadcast.id)
+        except Exception as exc:
+            return exc
+        errors = [outcome for outcome in outcomes if isinstance(outcome, Exception)]
+        if errors:
+            logger.warning("broadcast chunk had transient failures", extra={"failures": len(errors)})
+            return errors[0]
+        return f"sent {len(self.sends)}"
 
 
 def _content_for(broadcast: Broadcast, contact: Contact | None) -> tuple[str | None, dict[str, Any] | None]:
