@@ -22,7 +22,10 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     outcomes = dict(
         zip(
             (record.get("messageId") for record in records),
-            broadcasts.run_jobs([record.get("body") or "" for record in records]),
+            broadcasts.run_jobs(
+                [record.get("body") or "" for record in records],
+                seconds_left=context.get_remaining_time_in_millis() / 1000,
+            ),
             strict=True,
         )
     )

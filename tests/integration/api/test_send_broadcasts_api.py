@@ -319,3 +319,37 @@ def test_a_contact_in_two_tags_is_queued_once_and_a_redelivered_expansion_queues
     assert queued_ids() == sorted([both.id, only_promo.id])
     broadcasts.handle_job(expand)  # SQS delivers the expansion again
     assert queued_ids() == sorted([both.id, only_promo.id])
+
+
+def test_messages_without_a_token_before_the_invocation_runs_out_go_back_on_the_queue(env: SendingEnv) -> None:
+    """A slow number (1 msg/s) and an invocation near its end: the messages that got no token in time
+    stay queued and go out in a fresh send job (the job itself succeeds, so its receive count is not
+    spent); the fresh job sends each of them once."""
+    jobs = _expand_once(env, 4)
+    path = f"/v1/workspaces/{env.ws}/whatsapp"
+    assert env.api.patch(path, {"throughput_per_second": 1}, as_user=OWNER).status == 200
+
+    [outcome] = broadcasts.run_jobs(jobs, seconds_left=broadcasts.INVOCATION_RESERVE_SECONDS + 2.0)
+
+    assert isinstance(outcome, str)
+    assert outcome.startswith("sent ")
+    assert "deferred" in outcome, outcome
+    sent_first = len(env.sends())
+    assert sent_first <= 3  # one token a second, two seconds to wait: at least one message left over
+    (fresh,) = _take_jobs()
+    assert fresh["kind"] == "send"
+    assert len(fresh["contact_ids"]) == 4 - sent_first
+    view = _get(env, _only_broadcast_id(env))
+    assert (view["status"], view["counts"]["queued"]) == ("running", 4 - sent_first)
+
+    assert broadcasts.run_jobs([fresh]) == [f"sent {4 - sent_first}"]  # no deadline: waits for its tokens
+    assert sorted(s["to"] for s in env.sends()) == sorted(set(s["to"] for s in env.sends()))
+    assert len(env.sends()) == 4
+    assert _get(env, _only_broadcast_id(env))["status"] == "completed"
+
+
+def test_a_job_the_invocation_has_no_time_left_for_goes_back_on_the_queue_untouched(env: SendingEnv) -> None:
+    jobs = _expand_once(env, 3)
+    assert broadcasts.run_jobs(jobs, seconds_left=broadcasts.INVOCATION_RESERVE_SECONDS - 1) == ["deferred"]
+    assert env.sends() == []
+    assert _take_jobs() == jobs

@@ -22,7 +22,7 @@ import json
 import math
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -48,6 +48,11 @@ SEND_CONCURRENCY = 25  # a chunk in one wave; the next chunk's messages queue be
 EXPANSION_DONE = store.EXPANSION_DONE
 CANCELLED_REASON = "cancelled"
 CANCEL_CHECK_SECONDS = 1.0
+# Of an invocation's remaining time, what is kept for messages that already have their token: the
+# Graph client may retry one send up to 4 x 10 s. Past that point no job starts and no token is
+# waited for; what is left goes back on the queue as fresh jobs.
+INVOCATION_RESERVE_SECONDS = 45.0
+TOKEN_WAIT_SECONDS = 60.0  # at most, for one message's token; then the message is deferred
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,9 +144,14 @@ def handle_job(job: dict[str, Any]) -> str:
     return outcome
 
 
-def run_jobs(jobs: Sequence[str | dict[str, Any]]) -> list[str | Exception]:
+def run_jobs(jobs: Sequence[str | dict[str, Any]], *, seconds_left: float | None = None) -> list[str | Exception]:
     """Run the jobs of one worker invocation (an SQS batch: JSON bodies or parsed jobs) in order;
     returns each job's outcome, or the exception that failed it (the others still ran).
+
+    `seconds_left` is the invocation's remaining time: a job that cannot start, or a message that
+    gets no token, before INVOCATION_RESERVE_SECONDS of it remain goes back on the queue as a fresh
+    job (deferred, not failed: a slow number's broadcast must not exhaust its receive count, nor
+    a batch run into the Lambda timeout and be retried whole).
 
     The send chunks of a batch share one pool of SEND_CONCURRENCY threads, and the next chunk is read
     and queued behind the current one while its messages are in flight: the threads go from one
@@ -150,13 +160,19 @@ def run_jobs(jobs: Sequence[str | dict[str, Any]]) -> list[str | Exception]:
     during which the container asks the limiter for nothing; containers sharing the rate progress in
     step and fall into those gaps together, so whole slots of the number's throughput went unused.
     """
+    deadline = None if seconds_left is None else time.monotonic() + seconds_left - INVOCATION_RESERVE_SECONDS
     outcomes: list[str | Exception] = []
     in_flight: tuple[int, _Chunk] | None = None
     with ThreadPoolExecutor(max_workers=SEND_CONCURRENCY, thread_name_prefix="broadcast-send") as pool:
         for job in jobs:
             outcomes.append("pending")
             try:
-                started = _start_job(json.loads(job) if isinstance(job, str) else job, pool)
+                parsed = json.loads(job) if isinstance(job, str) else job
+                if deadline is not None and time.monotonic() >= deadline:
+                    store.enqueue_jobs([parsed])
+                    outcomes[-1] = "deferred"
+                    continue
+                started = _start_job(parsed, pool, deadline)
             except Exception as exc:  # this job fails (SQS retries it); the batch's other jobs go on
                 outcomes[-1] = exc
                 continue
@@ -171,7 +187,7 @@ def run_jobs(jobs: Sequence[str | dict[str, Any]]) -> list[str | Exception]:
     return outcomes
 
 
-def _start_job(job: dict[str, Any], pool: ThreadPoolExecutor) -> str | _Chunk:
+def _start_job(job: dict[str, Any], pool: ThreadPoolExecutor, deadline: float | None) -> str | _Chunk:
     """Run a start or expand job; read a send job's chunk and queue its sends on `pool`."""
     ws, broadcast_id = str(job["ws"]), str(job["broadcast_id"])
     broadcast = store.get_broadcast(ws, broadcast_id, consistent=True)
@@ -181,9 +197,9 @@ def _start_job(job: dict[str, Any], pool: ThreadPoolExecutor) -> str | _Chunk:
     if kind == "start":
         return _start(broadcast)
     if kind == "expand":
-        return _expand(broadcast, job)
+        return _expand(broadcast, job, deadline)
     if kind == "send":
-        chunk = _prepare_chunk(broadcast, [str(c) for c in job.get("contact_ids", [])])
+        chunk = _prepare_chunk(broadcast, [str(c) for c in job.get("contact_ids", [])], deadline)
         if isinstance(chunk, _Chunk):
             chunk.submit(pool)
         return chunk
@@ -202,7 +218,7 @@ def _start(broadcast: Broadcast) -> str:
     return "started"
 
 
-def _expand(broadcast: Broadcast, job: dict[str, Any]) -> str:
+def _expand(broadcast: Broadcast, job: dict[str, Any], deadline: float | None = None) -> str:
     """Claim the audience page by page, enqueuing each page's send jobs at once, and go on to the next
     page in the same invocation for up to EXPAND_BUDGET_SECONDS. A page per invocation would put each
     next page behind the send jobs it just enqueued (a poller hands them to the same invocation), so
@@ -210,7 +226,8 @@ def _expand(broadcast: Broadcast, job: dict[str, Any]) -> str:
     seconds and every container the queue scales to shares the sends."""
     if broadcast.status != "running":
         return broadcast.status
-    deadline = time.monotonic() + EXPAND_BUDGET_SECONDS
+    budget_end = time.monotonic() + EXPAND_BUDGET_SECONDS
+    deadline = budget_end if deadline is None else min(deadline, budget_end)
     watch = _CancellationWatch(broadcast)
     expanded = 0
     current: dict[str, Any] | None = job
@@ -360,7 +377,7 @@ class _CancellationWatch:
             return self._cancelled
 
 
-def _prepare_chunk(broadcast: Broadcast, contact_ids: list[str]) -> str | _Chunk:
+def _prepare_chunk(broadcast: Broadcast, contact_ids: list[str], deadline: float | None = None) -> str | _Chunk:
     """A send job's recipients read and checked: a chunk ready to send, or why there is nothing to."""
     recipients = store.get_recipients(broadcast.ws, broadcast.id, contact_ids)
     # Settled recipients are skipped: a redelivered job sends nothing twice.
@@ -393,16 +410,23 @@ def _prepare_chunk(broadcast: Broadcast, contact_ids: list[str]) -> str | _Chunk
             sends.append((contact, content))
     if skips:
         store.settle_many(broadcast.ws, broadcast.id, skips)
-    return _Chunk(broadcast, connection, sends)
+    return _Chunk(broadcast, connection, sends, deadline)
 
 
 class _Chunk:
     """A send job's messages in flight on the batch's thread pool."""
 
-    def __init__(self, broadcast: Broadcast, connection: Any, sends: list[tuple[Contact, dict[str, Any]]]) -> None:
+    def __init__(
+        self,
+        broadcast: Broadcast,
+        connection: Any,
+        sends: list[tuple[Contact, dict[str, Any]]],
+        deadline: float | None = None,
+    ) -> None:
         self.broadcast = broadcast
         self.connection = connection
         self.sends = sends
+        self.deadline = deadline
         self.limiter = rate_limit.limiter_for(connection.phone_number_id, sending.send_rate(connection))
         self.watch = _CancellationWatch(broadcast)
         self._announcement = ExitStack()
@@ -416,9 +440,19 @@ class _Chunk:
 
     def _one(self, graph: Any, contact: Contact, content: dict[str, Any]) -> Exception | str | None:
         try:
-            return _send_one(self.broadcast, self.connection, self.limiter, graph, self.watch, contact, content)
+            return _send_one(self.broadcast, self.connection, self._take_token, graph, self.watch, contact, content)
+        except rate_limit.RateLimitTimeout:
+            return "deferred"  # still queued: it goes out in a fresh job
         except Exception as exc:  # collected: the job fails (and is retried) after the others ran
             return exc
+
+    def _take_token(self) -> None:
+        wait = TOKEN_WAIT_SECONDS
+        if self.deadline is not None:
+            wait = min(wait, self.deadline - time.monotonic())
+            if wait <= 0:
+                raise rate_limit.RateLimitTimeout("the invocation is out of time")
+        self.limiter.acquire(timeout_seconds=wait)
 
     def finish(self) -> str | Exception:
         """Wait for the chunk's messages; skip those a cancellation stopped; complete the broadcast when
@@ -429,11 +463,13 @@ class _Chunk:
         finally:
             self._announcement.close()
         try:
-            cancelled = [
-                contact.id for (contact, _), outcome in zip(self.sends, outcomes, strict=True) if outcome == "cancelled"
-            ]
+            contacts = [contact.id for contact, _ in self.sends]
+            cancelled = [cid for cid, outcome in zip(contacts, outcomes, strict=True) if outcome == "cancelled"]
+            deferred = [cid for cid, outcome in zip(contacts, outcomes, strict=True) if outcome == "deferred"]
             if cancelled:
                 _skip_all(broadcast, cancelled, CANCELLED_REASON)
+            if deferred:
+                store.enqueue_jobs([_job("send", broadcast, contact_ids=deferred)])
             _complete_if_done(broadcast.ws, broadcast.id)
         except Exception as exc:
             return exc
@@ -441,7 +477,7 @@ class _Chunk:
         if errors:
             logger.warning("broadcast chunk had transient failures", extra={"failures": len(errors)})
             return errors[0]
-        return f"sent {len(self.sends)}"
+        return f"sent {len(self.sends) - len(deferred)}" + (f", deferred {len(deferred)}" if deferred else "")
 
 
 def _content_for(broadcast: Broadcast, contact: Contact | None) -> tuple[str | None, dict[str, Any] | None]:
@@ -463,7 +499,7 @@ def _content_for(broadcast: Broadcast, contact: Contact | None) -> tuple[str | N
 def _send_one(
     broadcast: Broadcast,
     connection: Any,
-    limiter: rate_limit.SlotRateLimiter,
+    take_token: Callable[[], None],
     graph: Any,
     watch: _CancellationWatch,
     contact: Contact,
@@ -492,9 +528,7 @@ def _send_one(
         return settled_with_wamid
 
     try:
-        message = sending.deliver(
-            delivery, graph=graph, before_graph_call=limiter.acquire, reread=False, record_sent=record
-        )
+        message = sending.deliver(delivery, graph=graph, before_graph_call=take_token, reread=False, record_sent=record)
     except SendRefused as refusal:
         if "message_id" not in refusal.extra or refusal.status >= 500 or refusal.status == 429:
             raise  # transient: the job is retried; the recipient stays queued
