@@ -267,6 +267,36 @@ def test_erase_leaves_no_trace_outside_billing_records(api: ApiClient) -> None:
     assert erased[0]["target_ids"] == [contact.id]
 
 
+def test_deleting_a_contact_removes_its_conversation_too(api: ApiClient) -> None:
+    """An agent's DELETE takes the contact's messages and media with it (erasure's path): left behind
+    they would be served by id for up to 90 days, out of reach of export and of erasure."""
+    ws = _workspace(api)
+    contact = _contact(ws)
+    bystander = _contact(ws, phone="+6281311112222", wa_id="6281311112222", name="Rudi", email="rudi@example.org")
+    messages = [_inbound(ws, contact.id, f"wamid.D{i}", text) for i, text in enumerate(TEXTS)]
+    kept = _inbound(ws, bystander.id, "wamid.keepD", "pesan orang lain")
+    s3 = boto3.client("s3")
+    bucket = get_settings().media_bucket
+    s3.put_object(Bucket=bucket, Key=f"media/{ws}/{messages[0].id}", Body=b"photo")
+    assert api.get(f"/v1/workspaces/{ws}/messages/{messages[0].id}", as_user=AGENT).status == 200
+
+    assert api.delete(f"/v1/workspaces/{ws}/contacts/{contact.id}", as_user=AGENT).status == 204
+
+    for message in messages:
+        assert api.get(f"/v1/workspaces/{ws}/messages/{message.id}", as_user=AGENT).status == 404
+        assert message_store.get_message(ws, message.id) is None
+    assert f"media/{ws}/{messages[0].id}" not in _bucket_objects()
+    table = json.dumps(_table_items())
+    assert all(text not in table for text in TEXTS)
+    assert NAME not in table and PHONE not in table
+    assert message_store.get_message(ws, kept.id) is not None  # the bystander's conversation stays
+    deleted = [
+        e for e in api.get(f"/v1/workspaces/{ws}/audit", as_user=ADMIN).json["items"] if e["action"] == "contact.deleted"
+    ]
+    assert [e["target_ids"] for e in deleted] == [[contact.id]]
+    assert api.delete(f"/v1/workspaces/{ws}/contacts/{contact.id}", as_user=AGENT).status == 404
+
+
 # --- the caller's own account ---------------------------------------------------------------------------------
 
 

@@ -76,8 +76,9 @@ def set_restricted(caller: Membership, contact_id: str, restricted: bool) -> Con
     return contact
 
 
-def erase_contact(caller: Membership, contact_id: str) -> dict[str, int]:
-    """Erasure, at once: the conversation's messages, their wamid pointers and early statuses, the
+def erase_contact(caller: Membership, contact_id: str, *, audit_action: str = "contact.erased") -> dict[str, int]:
+    """Erasure, at once (also what deleting a contact does, audited as `contact.deleted`: a contact
+    deleted alone would leave its conversation behind, out of reach of export and erasure): the conversation's messages, their wamid pointers and early statuses, the
     contact's reaction items (found through the reactions on those messages), media objects,
     broadcast recipient items, then the contact with its uniqueness markers and tag
     items (one transaction), and the workspace's export files and finished imports' CSV files (bulk copies
@@ -112,7 +113,7 @@ def erase_contact(caller: Membership, contact_id: str) -> dict[str, int]:
         "broadcast_recipients": len(recipients),
         "bulk_files": bulk_files,
     }
-    audit.record(ws, "contact.erased", actor_id=caller.sub, target_ids=[contact_id], details=counts)
+    audit.record(ws, audit_action, actor_id=caller.sub, target_ids=[contact_id], details=counts)
     logger.info("contact erased", extra={"ws": ws, "objects": objects, **counts})
     return counts
 
