@@ -77,13 +77,13 @@ def set_restricted(caller: Membership, contact_id: str, restricted: bool) -> Con
 
 
 def erase_contact(caller: Membership, contact_id: str, *, audit_action: str = "contact.erased") -> dict[str, int]:
-    """Erasure, at once (also what deleting a contact does, audited as `contact.deleted`: a contact
-    deleted alone would leave its conversation behind, out of reach of export and erasure): the conversation's messages, their wamid pointers and early statuses, the
+    """Erasure, at once: the conversation's messages, their wamid pointers and early statuses, the
     contact's reaction items (found through the reactions on those messages), media objects,
     broadcast recipient items, then the contact with its uniqueness markers and tag
     items (one transaction), and the workspace's export files and finished imports' CSV files (bulk copies
     that may hold the person). Billing records (wamid, category, pricing: no content) are kept.
-    Messages go first, so an interrupted erasure can simply be repeated.
+    Messages go first, so an interrupted erasure can simply be repeated. Deleting a contact does the
+    same, audited as `contact.deleted` (deleted alone, its conversation would stay out of reach).
 
     Before anything is deleted, erasure tombstones (keyed hashes of the person's WhatsApp ids, no
     personal data; `relasify.data.tombstones`) are written, so a webhook about them sent before
