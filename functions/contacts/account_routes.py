@@ -30,6 +30,10 @@ from relasify.web.auth import current_actor, current_membership, workspace_route
 router = APIGatewayHttpRouter()
 
 UserId = Annotated[str, Path(min_length=1, max_length=128)]
+# A member's user id, or a pending invitation's e-mail (the invited have no user id yet).
+MemberRef = Annotated[
+    str, Path(min_length=1, max_length=254, description="A member's user id, or the e-mail of a pending invitation.")
+]
 
 
 @router.get("/v1/me", tags=["account"])
@@ -86,8 +90,8 @@ def change_member_role(ws: str, user: UserId, body: MemberPatch) -> MemberOut:
 
 
 @workspace_route(router, "DELETE", "/v1/workspaces/<ws>/members/<user>", Role.ADMIN, tags=["members"])
-def remove_member(ws: str, user: UserId) -> Response[None]:
-    workspaces.remove_member(current_membership(router), user)
+def remove_member(ws: str, user: MemberRef) -> Response[None]:
+    workspaces.remove_member_or_invitation(current_membership(router), user)
     return Response(status_code=204)
 
 

@@ -82,6 +82,24 @@ def test_invitation_becomes_membership_on_first_sign_in(api: ApiClient) -> None:
     assert api.get(f"/v1/workspaces/{ws}", as_user="new@example.com").status == 200
 
 
+def test_a_pending_invitation_can_be_revoked_and_then_grants_nothing(api: ApiClient) -> None:
+    ws = api.create_workspace(OWNER)
+    api.add_member(ws, OWNER, "admin@example.com", "admin")
+    for email, role in (("new@example.com", "agent"), ("boss@example.com", "owner")):
+        assert api.post(f"/v1/workspaces/{ws}/members", {"email": email, "role": role}, as_user=OWNER).status == 201
+    # An admin may not revoke what only an owner may grant.
+    assert api.delete(f"/v1/workspaces/{ws}/members/boss@example.com", as_user="admin@example.com").status == 403
+    assert api.delete(f"/v1/workspaces/{ws}/members/New@Example.com", as_user="admin@example.com").status == 204
+    assert api.delete(f"/v1/workspaces/{ws}/members/new@example.com", as_user=OWNER).status == 404  # spent
+    listed = api.get(f"/v1/workspaces/{ws}/members", as_user=OWNER).json["items"]
+    assert sorted(m["email"] for m in listed if m["status"] == "invited") == ["boss@example.com"]
+    assert api.get(f"/v1/workspaces/{ws}", as_user="new@example.com").status == 404  # no access on sign-in
+    audit = api.get(f"/v1/workspaces/{ws}/audit", as_user=OWNER).json["items"]
+    revoked = [e for e in audit if e["action"] == "member.invitation_revoked"]
+    assert len(revoked) == 1
+    assert "new@example.com" not in str(revoked)  # no personal data in the security log entry
+
+
 def test_whatsapp_token_is_encrypted_and_never_returned(api: ApiClient) -> None:
     ws = api.create_workspace(OWNER)
     secret = "EAAG-super-secret-token-123"

@@ -160,9 +160,25 @@ def remove_member(caller: Membership, target_sub: str) -> None:
     audit.record(caller.ws, "member.removed", actor_id=caller.sub, target_ids=[target_sub])
 
 
+def remove_member_or_invitation(caller: Membership, target: str) -> None:
+    """`target` is a member's user id, or the e-mail of a pending invitation: invited people have
+    no user id yet, and a mistaken invitation must not wait to grant access at their first sign-in."""
+    if "@" in target:
+        revoke_invitation(caller, target)
+    else:
+        remove_member(caller, target)
+
+
 def revoke_invitation(caller: Membership, email: str) -> None:
-    identity_repository().delete_invitation(caller.ws, email)
-    audit.record(caller.ws, "member.invitation_revoked", actor_id=caller.sub)
+    repo = identity_repository()
+    wanted = email.strip().lower()
+    invitation = next((i for i in repo.list_invitations(caller.ws) if i.email == wanted), None)
+    if invitation is None:
+        raise NotFound("Invitation not found")
+    if Role.parse(invitation.role) > caller.role:
+        raise Forbidden(f"Only an {invitation.role} or higher can revoke an invitation as {invitation.role}")
+    repo.delete_invitation(caller.ws, wanted)
+    audit.record(caller.ws, "member.invitation_revoked", actor_id=caller.sub, details={"role": invitation.role})
 
 
 # --- WhatsApp connection ---------------------------------------------------------------------
