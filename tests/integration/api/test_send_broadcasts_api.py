@@ -13,6 +13,7 @@ import boto3
 import pytest
 from relasify import clock
 from relasify.data import broadcasts as broadcast_store
+from relasify.data import messages as message_store
 from relasify.services import broadcasts
 from relasify.settings import get_settings
 from relasify_local.cfn import REPO_ROOT, load_template
@@ -353,3 +354,25 @@ def test_a_job_the_invocation_has_no_time_left_for_goes_back_on_the_queue_untouc
     assert broadcasts.run_jobs(jobs, seconds_left=broadcasts.INVOCATION_RESERVE_SECONDS - 1) == ["deferred"]
     assert env.sends() == []
     assert _take_jobs() == jobs
+
+
+def test_a_utility_broadcast_reaches_opted_out_contacts_a_marketing_one_skips_them(env: SendingEnv) -> None:
+    """Opt-out withdraws consent to marketing, on broadcasts as on the messages API."""
+    env.approved_template("promo", category="MARKETING")
+    env.approved_template("notice", category="UTILITY")
+    opted_out = env.contact("+6281234567861", tags=["vip"], opted_out=True, inbound_hours_ago=None)
+    created = [_create(env, template=name).json["id"] for name in ("promo", "notice")]
+    drain_broadcast_queue()
+    promo, notice = (_get(env, broadcast_id)["counts"] for broadcast_id in created)
+    assert (promo["sent"], promo["skipped_reasons"]) == (0, {"contact-opted-out": 1})
+    assert (notice["sent"], notice["skipped_reasons"]) == (1, {})
+    assert [s["to"] for s in env.sends()] == [opted_out.wa_id]
+
+
+def test_a_broadcast_of_a_template_known_only_from_its_webhook_is_accepted(env: SendingEnv) -> None:
+    message_store.apply_template_webhook(env.ws, "ui_made", "id", at=clock.now(), status="APPROVED")
+    env.contact("+6281234567862", tags=["vip"], inbound_hours_ago=None)
+    created = _create(env, template="ui_made")
+    assert created.status == 202, created.body
+    drain_broadcast_queue()
+    assert len(env.sends()) == 1

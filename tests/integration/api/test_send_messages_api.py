@@ -251,6 +251,16 @@ def test_template_must_be_approved_in_that_language_with_the_right_parameters(en
     assert ok.status == 201, ok.body
 
 
+def test_a_template_known_only_from_its_webhook_sends_with_parameters(env: SendingEnv) -> None:
+    """Created in Meta's UI and approved: the status webhook tells us its name and status but not its
+    definition, so the parameter count is left to Meta instead of refusing every send."""
+    contact = env.contact()
+    message_store.apply_template_webhook(env.ws, "ui_made", "id", at=clock.now(), status="APPROVED")
+    sent = env.post_message(template_body(contact.id, "ui_made", params=("Budi", "4471")), "ui")
+    assert sent.status == 201, sent.body
+    assert [s["template"]["name"] for s in env.sends()] == ["ui_made"]
+
+
 def test_invalid_bodies_are_422(env: SendingEnv) -> None:
     contact = env.contact()
     bad = [

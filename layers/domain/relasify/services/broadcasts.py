@@ -79,7 +79,8 @@ def create_broadcast(
     if stored is None or stored.status != "APPROVED":
         raise sending.refuse("template-not-approved", f"Template {template} ({language}) is not APPROVED.")
     expected = sending.expected_parameters(stored)
-    if expected.get("header") or expected.get("body", 0) != len(parameters):
+    # No definition (known only from a webhook, not synced yet): Meta checks the parameters.
+    if stored.components and (expected.get("header") or expected.get("body", 0) != len(parameters)):
         raise sending.refuse(
             "template-not-approved",
             f"Template {template} ({language}) expects {expected or 'no'} parameters; got {len(parameters)} body "
@@ -306,8 +307,8 @@ def _audience_page(broadcast: Broadcast, job: dict[str, Any]) -> tuple[list[str]
     return list(page.items), nxt
 
 
-def _skip_reason(contact: Contact) -> str | None:
-    refusal = sending.contact_refusal(contact, marketing=True)
+def _skip_reason(contact: Contact, *, marketing: bool) -> str | None:
+    refusal = sending.contact_refusal(contact, marketing=marketing)
     if refusal is not None:
         return refusal.type_slug
     if not contact.wa_id and not contact.phone:
@@ -398,12 +399,15 @@ def _prepare_chunk(broadcast: Broadcast, contact_ids: list[str], deadline: float
         _complete_if_done(broadcast.ws, broadcast.id)
         return refusal.type_slug
     contacts = store.get_contacts(broadcast.ws, queued)
+    # Opt-out withdraws consent to marketing, as on the messages API (and Meta's 131050); a template
+    # of unknown category is treated as marketing.
+    marketing = (template.category or "MARKETING").upper() == "MARKETING"
     # Who may not be messaged is known before any send: those are skipped together (one transaction).
     skips: list[store.Settlement] = []
     sends: list[tuple[Contact, dict[str, Any]]] = []
     for contact_id in queued:
         contact = contacts.get(contact_id)
-        reason, content = _content_for(broadcast, contact)
+        reason, content = _content_for(broadcast, contact, marketing=marketing)
         if contact is None or content is None:
             skips.append(store.Settlement(contact_id, "skipped", skip_reason=reason))
         else:
@@ -480,11 +484,13 @@ class _Chunk:
         return f"sent {len(self.sends) - len(deferred)}" + (f", deferred {len(deferred)}" if deferred else "")
 
 
-def _content_for(broadcast: Broadcast, contact: Contact | None) -> tuple[str | None, dict[str, Any] | None]:
+def _content_for(
+    broadcast: Broadcast, contact: Contact | None, *, marketing: bool = True
+) -> tuple[str | None, dict[str, Any] | None]:
     """(skip reason, None) when the contact is not to be messaged, else (None, the template content)."""
     if contact is None:
         return "contact-deleted", None
-    reason = _skip_reason(contact)
+    reason = _skip_reason(contact, marketing=marketing)
     if reason is not None:
         return reason, None
     components = template_components(broadcast, contact)
