@@ -3,6 +3,7 @@
 relasify dev                               # the whole stack on 127.0.0.1 (no AWS account)
 relasify token --email someone@example.com # a bearer token the local gateway accepts
 relasify openapi                           # the merged OpenAPI document
+relasify security-log --day 2026-11-25     # entries of no workspace (rejected webhooks, account rights)
 """
 
 from __future__ import annotations
@@ -104,6 +105,36 @@ def _token(args: argparse.Namespace) -> int:
     return 0
 
 
+def _security_log(args: argparse.Namespace) -> int:
+    """The day's security-log entries that belong to no workspace (rejected webhook signatures, a
+    user's own export and deletion, sweep reports: `GET .../audit` shows a workspace's), as JSON
+    lines, newest first. Against the local stack by default; `--table` and AWS credentials (with no
+    `--endpoint-url`) read a deployment's table."""
+    endpoint = args.endpoint_url or os.environ.get("AWS_ENDPOINT_URL")
+    if endpoint is None and not args.table:  # the local stack's emulator
+        endpoint = f"http://127.0.0.1:{os.environ.get('RELASIFY_MOTO_PORT', '5000')}"
+        os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
+        os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
+    if endpoint:
+        os.environ["AWS_ENDPOINT_URL"] = endpoint
+    if args.table:
+        os.environ["TABLE_NAME"] = args.table
+    for name, value in {"AWS_DEFAULT_REGION": "ap-southeast-3", "POWERTOOLS_SERVICE_NAME": "relasify-cli"}.items():
+        os.environ.setdefault(name, value)
+    from relasify.data.identity import identity_repository
+    from relasify.settings import get_settings
+
+    get_settings.cache_clear()
+    repository, cursor = identity_repository(), None
+    while True:
+        page = repository.list_security_log(args.day, limit=100, cursor=cursor)
+        for entry in page.items:
+            print(entry.model_dump_json())
+        cursor = page.next_cursor
+        if not cursor:
+            return 0
+
+
 def _openapi(args: argparse.Namespace) -> int:
     from relasify_local.gateway import RouteTable, routes_from_functions
     from relasify_local.openapi import merged_openapi
@@ -161,6 +192,15 @@ def build_parser() -> argparse.ArgumentParser:
     openapi.add_argument("--server-url", default="http://127.0.0.1:3000")
     openapi.add_argument("--output", "-o", type=Path, default=None)
     openapi.set_defaults(run=_openapi)
+    security = commands.add_parser("security-log", help="print a day's security-log entries of no workspace")
+    security.add_argument("--day", required=True, help="UTC day, YYYY-MM-DD")
+    security.add_argument(
+        "--endpoint-url",
+        default=None,
+        help="AWS endpoint (default: env AWS_ENDPOINT_URL, else the local stack's moto on RELASIFY_MOTO_PORT or 5000)",
+    )
+    security.add_argument("--table", default=None, help="table name (default: env TABLE_NAME, else relasify-table)")
+    security.set_defaults(run=_security_log)
     add_import_command(commands)
     return parser
 
