@@ -113,6 +113,22 @@ def test_a_file_without_a_phone_column_fails_the_job(import_env: str) -> None:
     assert _all_contacts("ws-nophone") == []
 
 
+def test_a_file_over_the_row_limit_fails_before_any_row_is_imported(
+    import_env: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SPEC: imports of up to 100,000 rows. One more fails the whole job with a clear reason, and the
+    rows are counted before any is written, so nothing is half-imported."""
+    assert imports.MAX_ROWS == 100_000  # the limit the SPEC states; a small one below keeps the test fast
+    monkeypatch.setattr(imports, "MAX_ROWS", 5)
+    rows = "".join(f"+62812345600{n:02d},Pelanggan {n}\n" for n in range(6))
+    import_id = _import("ws-toobig", "phone,name\n" + rows)
+    imports.run_import("ws-toobig", import_id)
+    job = imports.get_import("ws-toobig", import_id)
+    assert job.status == "failed"
+    assert job.failure_reason == "The file has more than 5 rows."
+    assert _all_contacts("ws-toobig") == []
+
+
 def generated_csv(rows: int, *, seed: int = 7) -> tuple[str, int]:
     """A CSV with repeated phones (in other formats) and bad rows; returns it and its distinct valid phones."""
     rng = random.Random(seed)
