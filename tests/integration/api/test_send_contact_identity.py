@@ -1,5 +1,5 @@
-"""Who a send reaches after the contact's number changes: through the API harness against the
-WhatsApp sandbox."""
+"""Who a send reaches after the contact's number changes, and when `unreachable` lifts: through
+the API harness against the WhatsApp sandbox."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from tests.integration.api.test_send_support import (
     PHONE_NUMBER_ID,
     SendingEnv,
     drain_broadcast_queue,
+    problem_slug,
     sending_environment,
     template_body,
 )
@@ -128,3 +129,28 @@ def test_clearing_the_phone_drops_its_wa_id_and_needs_a_user_id(env: SendingEnv)
     assert cleared.status == 200, cleared.body
     assert (cleared.json["phone"], cleared.json["wa_id"], cleared.json["user_id"]) == (None, None, "ID.1234567890")
     assert contact_repository().find_by_wa_id(env.ws, NEW_PHONE[1:]) is None
+
+
+def test_unreachable_shows_and_lifts_when_the_contact_writes(env: SendingEnv) -> None:
+    contact = env.contact(OLD_PHONE, unreachable=True)
+    assert _contact_out(env, contact.id)["unreachable"] is True
+    refused = env.post_message({"contact_id": contact.id, "type": "text", "text": {"body": "x"}}, "while-unreachable")
+    assert refused.status == 409
+    assert problem_slug(refused) == "recipient-unreachable"
+
+    _, status = env.sandbox.post_inbound_message(
+        PHONE_NUMBER_ID, OLD_PHONE[1:], {"type": "text", "text": {"body": "Hi"}}
+    )
+    assert status == 200
+    assert _contact_out(env, contact.id)["unreachable"] is False
+    sent = env.post_message({"contact_id": contact.id, "type": "text", "text": {"body": "x"}}, "after-inbound")
+    assert sent.status == 201, sent.body
+
+
+def test_unreachable_lifts_when_the_phone_changes(env: SendingEnv) -> None:
+    contact = env.contact(OLD_PHONE, unreachable=True)
+    assert _change_phone(env, contact.id, NEW_PHONE)["unreachable"] is False
+    env.approved_template()
+    sent = env.post_message(template_body(contact.id), "after-new-phone")
+    assert sent.status == 201, sent.body
+    assert [s["to"] for s in env.sends()] == [NEW_PHONE[1:]]
