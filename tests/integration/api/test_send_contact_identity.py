@@ -1,5 +1,5 @@
-"""Who a send reaches after the contact's number changes, and when `unreachable` lifts: through
-the API harness against the WhatsApp sandbox."""
+"""Who a send reaches after the contact's number changes, when `unreachable` lifts, and that a
+refused send by phone creates no contact: through the API harness against the WhatsApp sandbox."""
 
 from __future__ import annotations
 
@@ -154,3 +154,28 @@ def test_unreachable_lifts_when_the_phone_changes(env: SendingEnv) -> None:
     sent = env.post_message(template_body(contact.id), "after-new-phone")
     assert sent.status == 201, sent.body
     assert [s["to"] for s in env.sends()] == [NEW_PHONE[1:]]
+
+
+def test_a_refused_send_by_phone_creates_no_contact(env: SendingEnv) -> None:
+    refused = env.post_message({"to": "0812-9876-5432", "type": "text", "text": {"body": "Halo"}}, "free-text-new")
+    assert refused.status == 409
+    assert problem_slug(refused) == "outside-service-window"
+    unapproved = env.post_message(_template_to(NEW_PHONE), "unapproved-template")
+    assert unapproved.status == 409
+    assert problem_slug(unapproved) == "template-not-approved"
+    assert NEW_PHONE not in _phones_listed(env)
+    assert contact_repository().find_by_wa_id(env.ws, NEW_PHONE[1:]) is None
+    assert env.sends() == []
+
+
+def test_an_allowed_send_by_phone_creates_the_contact_once(env: SendingEnv) -> None:
+    env.approved_template()
+    body = _template_to(NEW_PHONE)
+    first = env.post_message(body, "template-new")
+    assert first.status == 201, first.body
+    repeat = env.post_message(body, "template-new")  # same key: the stored answer, no second contact
+    assert repeat.status == 201
+    assert repeat.json["id"] == first.json["id"]
+    assert _phones_listed(env).count(NEW_PHONE) == 1
+    assert _contact_out(env, first.json["contact_id"])["phone"] == NEW_PHONE
+    assert len(env.sends()) == 1
