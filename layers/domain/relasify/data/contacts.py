@@ -145,6 +145,16 @@ def _set_index_keys(item: m.ContactModel) -> None:
         item.gsi2pk = item.gsi2sk = None
 
 
+def _follow_phone_change(item: m.ContactModel, *, wa_id_given: bool) -> None:
+    """The phone changed: the wa_id and `unreachable` described the old number. Sends address the
+    wa_id first, so a kept wa_id would keep messaging the old (possibly someone else's) number.
+    The wa_id is cleared rather than derived (sends then use the phone, and Meta's answer or the
+    next inbound message links the real wa_id); its marker is released with the contact's write."""
+    if not wa_id_given:
+        item.wa_id = None
+    item.unreachable = False
+
+
 def _unique_values(item: m.ContactModel) -> dict[str, str]:
     return {kind: value for kind in UNIQUE_KINDS if (value := getattr(item, kind))}
 
@@ -302,6 +312,8 @@ class DynamoContactRepository:
     def update(self, ws: str, contact_id: str, changes: ContactChanges) -> Contact:
         """Apply the fields set in `changes`. Moving a phone / wa_id / user_id moves its marker in
         the same transaction (a taken value raises DuplicateContact); tag items follow the tags.
+        A phone change also drops the wa_id and `unreachable` of the old number (see
+        `_follow_phone_change`), their markers moving in the same transaction.
         Optimistic: the write is conditional on the `updated_at` we read, retried on a race."""
         fields = changes.model_fields_set
         for _ in range(_RETRIES):
@@ -311,9 +323,12 @@ class DynamoContactRepository:
             read_at = item.updated_at
             old_unique = _unique_values(item)
             old_tags = list(item.tags or [])
+            old_phone = item.phone
             for name in ("phone", "wa_id", "user_id", "name", "email"):
                 if name in fields:
                     setattr(item, name, getattr(changes, name))
+            if item.phone != old_phone:
+                _follow_phone_change(item, wa_id_given="wa_id" in fields)
             if "tags" in fields:
                 item.tags = _normalise_tags(changes.tags or [])
             if "attributes" in fields:
@@ -392,14 +407,15 @@ class DynamoContactRepository:
 
     def record_inbound(self, ws: str, contact_id: str, at: datetime) -> bool:
         """Move `last_inbound_at` forward to `at`; never backwards (webhooks arrive out of order).
-        Returns whether it moved."""
+        A newer inbound message also clears `unreachable`. Returns whether it moved."""
         model = m.ContactModel
         try:
             # No echo of the contact (the webhook processor needs none): pynamodb's Model.update
             # always asks for ALL_NEW.
             model._get_connection().update_item(
                 *_contact_key(ws, contact_id),
-                actions=[model.last_inbound_at.set(at), model.touch()],
+                # They just wrote to us, so a 131026 "unreachable" mark no longer holds.
+                actions=[model.last_inbound_at.set(at), model.unreachable.set(False), model.touch()],
                 condition=model.pk.exists() & (model.last_inbound_at.does_not_exist() | (model.last_inbound_at < at)),
                 return_values=NONE,
             )

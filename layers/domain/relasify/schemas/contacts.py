@@ -145,6 +145,11 @@ class ContactOut(Output):
     attributes: dict[str, str | int | float | bool] = Field(default_factory=dict)
     consent: ConsentOut = Field(default_factory=ConsentOut)
     restricted: bool = False
+    unreachable: bool = Field(
+        default=False,
+        description="WhatsApp reported the number unreachable (error 131026): sends are refused until the "
+        "contact writes to us or its phone changes.",
+    )
     last_inbound_at: datetime | None = None
     created_at: datetime | None = None
     updated_at: datetime | None = None

@@ -110,7 +110,8 @@ def update_contact(caller: Membership, contact_id: str, body: ContactPatch) -> C
         values["phone"] = normalize_phone(body.phone, field="body/phone") if body.phone is not None else None
         if values["phone"] is None:
             current = get_contact(caller.ws, contact_id)
-            if not current.user_id and not current.wa_id:
+            # Clearing the phone also drops the wa_id (it named that number): only a user_id remains.
+            if current.phone is not None and not current.user_id:
                 raise ValidationFailed(
                     "A contact without a user_id must keep a phone.",
                     errors=[

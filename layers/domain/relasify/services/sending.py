@@ -342,18 +342,35 @@ def _stored_failure(message: Message) -> SendRefused:
 # --- the API's send ---------------------------------------------------------------------------
 
 
-def resolve_contact(ws: str, *, contact_id: str | None, to: str | None) -> Contact:
+def resolve_contact(ws: str, *, contact_id: str | None, to: str | None) -> tuple[Contact, NewContact | None]:
+    """The addressed contact, created by nobody: for a `to` without a contact, a blank stand-in
+    (no window, consent unknown, not restricted or unreachable) and the NewContact to create once
+    the send goes ahead, so a refused send leaves no contact behind."""
     repo = contact_repository()
     if contact_id is not None:
         contact = repo.get(ws, contact_id)
         if contact is None:
             raise NotFound("Contact not found")
-        return contact
+        return contact, None
     from relasify.phones import normalize_phone  # phonenumbers is heavy: only sends by phone pay for it
 
     phone = normalize_phone(to or "", field="to")
-    contact, _ = repo.create_or_get(ws, NewContact(phone=phone, wa_id=phone.removeprefix("+")))
-    return contact
+    existing = repo.find_by_phone(ws, phone)
+    if existing is not None:
+        return existing, None
+    new = NewContact(phone=phone, wa_id=phone.removeprefix("+"))
+    return Contact(id="", ws=ws, phone=new.phone, wa_id=new.wa_id), new
+
+
+def _check_contact(contact: Contact, *, message_type: str, marketing: bool) -> None:
+    refusal = contact_refusal(contact, marketing=marketing)
+    if refusal is not None:
+        raise refusal
+    if message_type != "template" and outside_service_window(contact):
+        raise refuse(
+            "outside-service-window",
+            "More than 24 hours since the contact's last message: send an approved template instead.",
+        )
 
 
 def _perform_send(request: dict[str, Any]) -> dict[str, Any]:
@@ -363,21 +380,20 @@ def _perform_send(request: dict[str, Any]) -> dict[str, Any]:
     message_type: str = body["type"]
     content: dict[str, Any] = body[message_type]
     connection = connection_for_sending(ws)
-    contact = resolve_contact(ws, contact_id=body.get("contact_id"), to=body.get("to"))
+    contact, to_create = resolve_contact(ws, contact_id=body.get("contact_id"), to=body.get("to"))
     template: Template | None = None
     if message_type == "template":
         template = template_store.get_template(ws, content["name"], content["language"]["code"])
     marketing = template is not None and (template.category or "").upper() == MARKETING
-    refusal = contact_refusal(contact, marketing=marketing)
-    if refusal is not None:
-        raise refusal
-    if message_type != "template" and outside_service_window(contact):
-        raise refuse(
-            "outside-service-window",
-            "More than 24 hours since the contact's last message: send an approved template instead.",
-        )
+    _check_contact(contact, message_type=message_type, marketing=marketing)
     if message_type == "template":
         check_template(ws, content["name"], content["language"]["code"], list(content.get("components") or []))
+    if to_create is not None:
+        # Every check passed: only now does the number become a contact. A concurrent request may
+        # have created it meanwhile; that contact is the real one, so its own state is checked.
+        contact, created = contact_repository().create_or_get(ws, to_create)
+        if not created:
+            _check_contact(contact, message_type=message_type, marketing=marketing)
     limiter = rate_limit.limiter_for(connection.phone_number_id, send_rate(connection))
     delivery = Delivery(
         ws=ws,
