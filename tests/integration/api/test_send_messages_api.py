@@ -467,3 +467,18 @@ def test_send_leases_outlast_the_timeouts_of_the_functions_that_send() -> None:
 
     assert timeout("SendApiFunction") < outbox.API_SEND_LEASE_SECONDS
     assert timeout("BroadcastWorkerFunction") < outbox.BROADCAST_SEND_LEASE_SECONDS
+
+
+def test_a_contact_known_only_by_user_id_is_addressed_by_recipient(env: SendingEnv) -> None:
+    """Users with a WhatsApp username may reach us with a business-scoped user id and no phone; the
+    Cloud API takes that id as `recipient` instead of `to` (../shared/reference/whatsapp.md)."""
+    env.approved_template()
+    created = env.api.post(f"/v1/workspaces/{env.ws}/contacts", {"user_id": "US.13491208655302741918"}, as_user=AGENT)
+    assert created.status == 201, created.body
+    sent = env.post_message(template_body(created.json["id"]), "by-user-id")
+    assert sent.status == 201, sent.body
+    (payload,) = env.sends()
+    assert payload["recipient"] == "US.13491208655302741918"
+    assert "to" not in payload
+    stored = env.api.get(f"/v1/workspaces/{env.ws}/contacts/{created.json['id']}", as_user=AGENT).json
+    assert stored["wa_id"] is None  # no WhatsApp id invented from the user id

@@ -311,7 +311,7 @@ def _skip_reason(contact: Contact, *, marketing: bool) -> str | None:
     refusal = sending.contact_refusal(contact, marketing=marketing)
     if refusal is not None:
         return refusal.type_slug
-    if not contact.wa_id and not contact.phone:
+    if not contact.wa_id and not contact.phone and not contact.user_id:
         return "no-phone"
     return None
 

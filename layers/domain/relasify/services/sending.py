@@ -236,7 +236,7 @@ def deliver(
         applied = 0  # recorded with the caller's effects; no status was waiting for it
     else:
         applied = _record_wamid(ws, message.id, result.wamid)
-    if result.wa_id and not delivery.contact.wa_id:
+    if result.wa_id and not delivery.contact.wa_id and delivery.contact.phone:  # a wa_id for the phone we sent to
         _link_wa_id(ws, delivery.contact.id, result.wa_id)
     if not reread or not applied:  # nothing changed it but the wamid: spare a read
         return message.model_copy(update={"wamid": result.wamid})
@@ -253,7 +253,7 @@ def _call_graph(
         before_graph_call()
     payload: dict[str, Any] = {
         "recipient_type": "individual",
-        "to": _recipient(delivery.contact),
+        **_addressee(delivery.contact),
         "type": delivery.type,
         delivery.type: delivery.content,
         "biz_opaque_callback_data": message_store.callback_data(ws, message.id),
@@ -295,11 +295,15 @@ def _graph_client() -> Any:
     return get_graph_client()
 
 
-def _recipient(contact: Contact) -> str:
+def _addressee(contact: Contact) -> dict[str, str]:
+    """`to` (the WhatsApp id, or the phone's E.164 digits: the Cloud API's wa_id form), or, for a
+    contact known only by the business-scoped user id Meta gives users with a username, `recipient`."""
     if contact.wa_id:
-        return contact.wa_id
+        return {"to": contact.wa_id}
     if contact.phone:
-        return contact.phone.removeprefix("+")  # E.164 digits: the Cloud API's wa_id form
+        return {"to": contact.phone.removeprefix("+")}
+    if contact.user_id:
+        return {"recipient": contact.user_id}
     raise refuse("recipient-unreachable", "The contact has no phone number or WhatsApp id.", status=422)
 
 
