@@ -62,6 +62,7 @@ def test_the_deleted_users_token_is_refused_and_the_user_stays_deleted(api: ApiC
     assert _refused(api.get("/v1/me", token=token))
     assert _refused(api.get("/v1/workspaces", token=token))
     assert _refused(api.get(f"/v1/workspaces/{ws}/contacts", token=token))
+    assert _refused(api.get(f"/v1/workspaces/{ws}/templates", token=token))  # the send API
     assert _refused(api.get("/v1/me/export", token=token))
     assert _refused(api.post("/v1/workspaces", {"name": "Toko Baru"}, token=token))
 
@@ -113,6 +114,8 @@ def test_a_container_that_remembers_the_user_refuses_too(api: ApiClient) -> None
     assert _refused(api.get("/v1/workspaces", token=token))
     workspaces._seen_claims.update(remembered)
     assert _refused(api.get(f"/v1/workspaces/{ws}/contacts", token=token))
+    workspaces._seen_claims.update(remembered)
+    assert _refused(api.get(f"/v1/workspaces/{ws}/templates", token=token))  # the send API
     workspaces._seen_claims.update(remembered)
     assert _refused(api.get("/v1/me/export", token=token))
     assert _user_item(member_id) is None
