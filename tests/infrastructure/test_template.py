@@ -669,4 +669,29 @@ def test_signing_keys_come_from_ssm_and_only_their_users_read_them(cfn: dict[str
                     if any(mentions(r, name) for r in as_list(statement["Resource"])):
                         readers[name].add(function_id)
     assert readers["CursorSigningKeyParameterName"] == {"ContactsApiFunction", "SendApiFunction"}
-    assert readers["ErasureHashKeyParameterName"] == {"ContactsApiFunction", "WebhookProcessorFunction"}
+    # The send API's role guard signs callers in, which reads account-deletion markers (HMACs under the key).
+    assert readers["ErasureHashKeyParameterName"] == {
+        "ContactsApiFunction",
+        "SendApiFunction",
+        "WebhookProcessorFunction",
+    }
+
+
+def test_only_the_account_api_deletes_cognito_users_and_only_in_its_own_pool(cfn: dict[str, Any]) -> None:
+    """DELETE /v1/me removes the caller's Cognito user: ListUsers (to find them by sub) and
+    AdminDeleteUser on the template's user pool, for the account API only, nothing else in Cognito."""
+    for function_id in FUNCTIONS:
+        cognito = [
+            statement
+            for statement in role_statements(cfn, function_id)
+            if any(str(action).startswith("cognito-idp:") for action in as_list(statement["Action"]))
+        ]
+        if function_id != "ContactsApiFunction":
+            assert not cognito, function_id
+            assert "USER_POOL_ID" not in env_of(cfn, function_id), function_id
+            continue
+        assert len(cognito) == 1, cognito
+        assert cognito[0]["Effect"] == "Allow"
+        assert sorted(as_list(cognito[0]["Action"])) == ["cognito-idp:AdminDeleteUser", "cognito-idp:ListUsers"]
+        assert as_list(cognito[0]["Resource"]) == [{"Fn::GetAtt": ["UserPool", "Arn"]}]
+        assert mentions(env_of(cfn, function_id)["USER_POOL_ID"], "UserPool")

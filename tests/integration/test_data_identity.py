@@ -41,6 +41,22 @@ def test_upsert_user_keeps_created_at_and_finds_by_email(repo: DynamoIdentityRep
     assert repo.get_user("sub-1") is None
 
 
+def test_refresh_user_updates_an_existing_user_and_never_creates_one(repo: DynamoIdentityRepository) -> None:
+    """Sign-in's one UpdateItem: it tells a missing user (new, or deleted) apart at no extra cost."""
+    assert repo.refresh_user("sub-1", "ana@example.com", name="Ana") is None
+    assert repo.get_user("sub-1") is None  # nothing written
+
+    repo.upsert_user("sub-1", "ana@example.com", name="Ana")
+    refreshed = repo.refresh_user("sub-1", "Ana@Example.com", name="Ana Maria")
+    assert refreshed is not None
+    assert refreshed == repo.get_user("sub-1")
+    assert refreshed.name == "Ana Maria"
+
+    repo.delete_user("sub-1")
+    assert repo.refresh_user("sub-1", "ana@example.com") is None
+    assert repo.get_user("sub-1") is None
+
+
 def test_create_workspace_writes_workspace_and_owner_together(repo: DynamoIdentityRepository) -> None:
     workspace, owner = repo.create_workspace("Acme", owner_sub="sub-1", owner_email="a@x.id")
 

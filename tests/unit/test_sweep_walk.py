@@ -23,6 +23,7 @@ T = datetime(2026, 6, 15, 12, 0, tzinfo=UTC)
         ("WAMID#wamid.x", "PENDING#sent", DataClass.OPERATIONAL),
         ("WAMID#wamid.x", "PENDING", DataClass.OPERATIONAL),
         ("DEDUPE#abc", "DEDUPE", DataClass.OPERATIONAL),
+        ("DELETED_USER#abc", "DELETED", DataClass.OPERATIONAL),
         ("USAGE#w1#2026-01-01", "2026...#r", DataClass.USAGE),
         ("SECURITY#2026-01-01", "2026...#e", DataClass.SECURITY),
         ("WS#w1#AUDIT", "2026...#e", DataClass.SECURITY),

@@ -36,6 +36,13 @@ class Unauthenticated(DomainError):
     title = "Authentication required"
 
 
+class AccountDeleted(Unauthenticated):
+    """The token is from a sign-in at or before the user deleted their account."""
+
+    type_slug = "account-deleted"
+    title = "Account deleted"
+
+
 class NotFound(DomainError):
     status = 404
     type_slug = "not-found"

@@ -36,6 +36,15 @@ class DataClass(enum.StrEnum):
 # 7 + 14 days, plus a day of margin.
 ERASURE_TOMBSTONE_WINDOW = timedelta(days=22)
 
+# How long a user-deletion marker (a keyed hash of a deleted user's `sub`, no personal data) is kept.
+# It must outlive every token the HTTP API's JWT authorizer can still accept from a sign-in made
+# before the deletion. ID and access tokens live 60 minutes (template.yaml, UserPoolClient), but the
+# 30-day refresh token keeps minting new ones that carry the ORIGINAL `auth_time` (what the marker is
+# compared with): a refresh token obtained just before the deletion yields tokens valid until
+# 30 days + 60 minutes after it. Deleting the Cognito user also kills its refresh tokens; the marker
+# covers the case where that call failed. 30 days + 1 hour, rounded up to 31 days for clock skew.
+USER_DELETION_MARKER_WINDOW = timedelta(days=31)
+
 
 def window(data_class: DataClass, settings: Settings | None = None) -> timedelta | None:
     """The retention window of a class; `None` means "while the account is active"."""

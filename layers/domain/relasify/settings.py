@@ -71,6 +71,10 @@ class Settings(BaseModel):
     erasure_hash_key_parameter: str | None = None
     erasure_hash_key: str = ""
 
+    # The Cognito user pool whose users `DELETE /v1/me` removes (template: the account API only).
+    # Empty (local stack, tests): tokens come from another issuer and there is no account to delete.
+    user_pool_id: str = ""
+
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:

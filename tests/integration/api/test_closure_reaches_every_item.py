@@ -49,6 +49,7 @@ from tests.support.api import ApiClient, reset_warm_state, run_import_worker
 # Item types that belong to no workspace (or only exist around a closure) and are checked elsewhere.
 NOT_WORKSPACE_ITEMS = {
     "UserModel",  # a person's own profile: removed by DELETE /v1/me, not by a workspace's closure
+    "DeletedUserModel",  # DELETE /v1/me's marker (a hash, 31-day TTL): test_delete_me_lasts.py
     "SweepCheckpointModel",  # the sweep's own state
     "PendingClosureModel",  # the closure queue entry: removed by the very step under test (asserted)
     "_AnyItem",  # a key-level handle of the sweep, never written whole

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any, Protocol
 
-from pynamodb.exceptions import TransactWriteError
+from pynamodb.exceptions import TransactWriteError, UpdateError
 
 from relasify import clock
 from relasify.data import models as m
@@ -48,6 +48,9 @@ CLOSED_WORKSPACES_PK = "CLOSED#WORKSPACES"
 class IdentityRepository(Protocol):
     # users
     def upsert_user(self, sub: str, email: str, name: str | None = None, picture: str | None = None) -> User: ...
+    def refresh_user(
+        self, sub: str, email: str, name: str | None = None, picture: str | None = None
+    ) -> User | None: ...
     def get_user(self, sub: str) -> User | None: ...
     def get_user_by_email(self, email: str) -> User | None: ...
     def delete_user(self, sub: str) -> None: ...
@@ -253,6 +256,19 @@ class DynamoIdentityRepository:
 
     # --- users ---------------------------------------------------------------------------------
     def upsert_user(self, sub: str, email: str, name: str | None = None, picture: str | None = None) -> User:
+        user = self._write_user(sub, email, name, picture, must_exist=False)
+        assert user is not None  # an unconditional upsert always writes
+        return user
+
+    def refresh_user(self, sub: str, email: str, name: str | None = None, picture: str | None = None) -> User | None:
+        """Update an EXISTING user record from the token's claims; None (nothing written) when there
+        is none. Same single UpdateItem as an upsert, so callers learn that the user is new (and may
+        check the deletion marker) at no extra cost."""
+        return self._write_user(sub, email, name, picture, must_exist=True)
+
+    def _write_user(
+        self, sub: str, email: str, name: str | None, picture: str | None, *, must_exist: bool
+    ) -> User | None:
         now = clock.now()
         email_key = email.strip().lower()
         item = m.UserModel(m.user_pk(sub), m.UserModel.SK_VALUE)
@@ -269,7 +285,13 @@ class DynamoIdentityRepository:
             actions.append(m.UserModel.name.set(name))
         if picture is not None:
             actions.append(m.UserModel.picture.set(picture))
-        item.update(actions=actions)  # update() upserts: one request, created_at kept
+        try:
+            # update() upserts: one request, created_at kept
+            item.update(actions=actions, condition=m.UserModel.pk.exists() if must_exist else None)
+        except UpdateError as exc:
+            if must_exist and is_condition_failure(exc):
+                return None
+            raise
         return _user(item)
 
     def get_user(self, sub: str) -> User | None:

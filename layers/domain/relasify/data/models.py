@@ -88,6 +88,10 @@ def erasure_tombstone_pk(ws: str, digest: str) -> str:
     return f"WS#{ws}#ERASED#{digest}"
 
 
+def deleted_user_pk(digest: str) -> str:
+    return f"DELETED_USER#{digest}"
+
+
 def audit_pk(ws: str | None, day: str) -> str:
     """Workspace audit partition, or the day's security partition when there is no workspace."""
     return f"WS#{ws}#AUDIT" if ws else f"SECURITY#{day}"
@@ -360,6 +364,18 @@ class ErasureTombstoneModel(TableModel):
     erased_at = NumberAttribute()  # epoch seconds
 
 
+class DeletedUserModel(TableModel):
+    """PK `DELETED_USER#<hmac>`, SK `DELETED`: a user who deleted their account (`DELETE /v1/me`),
+    as an HMAC-SHA256 of their `sub` under the secret erasure key, with the deletion time. Tokens
+    from a sign-in at or before it are refused instead of re-creating the user. No personal data;
+    TTL `retention.USER_DELETION_MARKER_WINDOW`."""
+
+    data_class: ClassVar[DataClass] = DataClass.OPERATIONAL
+    SK_VALUE: ClassVar[str] = "DELETED"
+
+    deleted_at = NumberAttribute()  # epoch seconds
+
+
 # ---------------------------------------------------------------------------------------------
 # templates and broadcasts
 
@@ -546,6 +562,7 @@ ALL_MODELS: tuple[type[TableModel], ...] = (
     PendingStatusModel,
     WebhookDedupeModel,
     ErasureTombstoneModel,
+    DeletedUserModel,
     TemplateModel,
     BroadcastModel,
     BroadcastRecipientModel,

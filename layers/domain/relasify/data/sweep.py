@@ -71,7 +71,7 @@ def classify(pk: str, sk: str) -> DataClass:
     """The retention class of an item from its keys alone (the index is keys-only)."""
     if pk.startswith("WAMID#"):
         return DataClass.OPERATIONAL if sk.startswith(m.PendingStatusModel.MARKER_SK) else DataClass.MESSAGE_CONTENT
-    if pk.startswith("DEDUPE#"):
+    if pk.startswith(("DEDUPE#", "DELETED_USER#")):
         return DataClass.OPERATIONAL
     if pk.startswith("USAGE#"):
         return DataClass.USAGE

@@ -26,9 +26,14 @@ _DEV_KEY = "relasify-dev-erasure-hash-key"
 SENDER_KINDS = ("wa_id", "user_id")
 
 
-def sender_digest(ws: str, kind: str, value: str) -> str:
+def keyed_digest(*parts: str) -> str:
+    """HMAC-SHA256 of the parts under the secret erasure key (also used by `relasify.data.deleted_users`)."""
     key = (secrets.erasure_hash_key() or _DEV_KEY).encode()
-    return hmac.new(key, f"{ws}\x1f{kind}\x1f{value}".encode(), hashlib.sha256).hexdigest()
+    return hmac.new(key, "\x1f".join(parts).encode(), hashlib.sha256).hexdigest()
+
+
+def sender_digest(ws: str, kind: str, value: str) -> str:
+    return keyed_digest(ws, kind, value)
 
 
 def _key(ws: str, kind: str, value: str) -> tuple[str, str]:

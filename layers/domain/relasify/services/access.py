@@ -28,6 +28,9 @@ class Actor:
     email: str
     name: str | None = None
     picture: str | None = None
+    # When the person signed in to get this token (epoch seconds; `auth_time`, else `iat`): a token
+    # from a sign-in at or before their account's deletion is refused. None: the token does not say.
+    signed_in_at: int | None = None
 
 
 @dataclass(frozen=True)

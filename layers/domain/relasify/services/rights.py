@@ -10,16 +10,16 @@ from datetime import datetime
 from typing import Any
 
 from relasify import clock, retention
+from relasify.data import deleted_users, identity_provider, tombstones
 from relasify.data import erasure as erasure_store
 from relasify.data import messages as message_store
 from relasify.data import sweep as sweep_store
-from relasify.data import tombstones
 from relasify.data.contacts import contact_repository
 from relasify.data.identity import identity_repository
 from relasify.data.records import Contact, Workspace
 from relasify.errors import Conflict, NotFound
 from relasify.observability import logger
-from relasify.services import audit
+from relasify.services import audit, workspaces
 from relasify.services.access import Actor, Membership
 
 # A contact's conversation holds at most 90 days of messages; this bounds one export response.
@@ -145,9 +145,7 @@ def close_workspace(caller: Membership) -> tuple[Workspace, datetime]:
 def export_me(actor: Actor) -> dict[str, Any]:
     """A user's own account data: profile, memberships and invitations to their email."""
     repo = identity_repository()
-    user = repo.get_user(actor.sub)
-    if user is None:
-        raise NotFound("User not found")
+    user = workspaces.current_user(actor)  # a deleted account's old token: 401
     memberships = repo.list_user_memberships(actor.sub)
     invitations = repo.invitations_for_email(user.email) if user.email else []
     audit.record(None, "user.exported", actor_id=actor.sub, target_ids=[actor.sub])
@@ -175,8 +173,15 @@ def _iso(value: datetime | None) -> str | None:
 
 
 def delete_me(actor: Actor) -> None:
-    """Remove the user record, their memberships and invitations to their email. Refused (409) while
-    the user is the last owner of an active workspace: close it or hand ownership over first."""
+    """Remove the user record, their memberships, invitations to their email and their Cognito user.
+    Refused (409) while the user is the last owner of an active workspace: close it or hand
+    ownership over first.
+
+    A deletion marker (a keyed hash of the `sub`, `relasify.data.deleted_users`) is written before
+    anything is deleted, so the user's still-valid tokens, on any container, are refused from then on
+    instead of re-creating the user; an interrupted deletion can be repeated with the same token
+    (this route does not sign in). The Cognito user goes next, so a failure there leaves the
+    data in place for that retry."""
     repo = identity_repository()
     memberships = repo.list_user_memberships(actor.sub)
     active: dict[str, bool] = {}
@@ -188,6 +193,8 @@ def delete_me(actor: Actor) -> None:
                 "You are the last owner of an active workspace: close it or make someone else owner first.",
                 workspace_id=ms.ws,
             )
+    deleted_users.mark_deleted(actor.sub)
+    identity_provider_account = identity_provider.delete_account(actor.sub)
     for ms in memberships:
         if active[ms.ws]:
             repo.remove_member(ms.ws, actor.sub)  # atomic with the owner count: a race still gets 409
@@ -199,15 +206,11 @@ def delete_me(actor: Actor) -> None:
         for invitation in repo.invitations_for_email(email):
             repo.delete_invitation(invitation.ws, invitation.email)
     repo.delete_user(actor.sub)
-    _forget_signed_in(actor.sub)
+    workspaces.forget_signed_in(actor.sub)
     audit.record(
-        None, "user.deleted", actor_id=actor.sub, target_ids=[actor.sub], details={"memberships": len(memberships)}
+        None,
+        "user.deleted",
+        actor_id=actor.sub,
+        target_ids=[actor.sub],
+        details={"memberships": len(memberships), "identity_provider_account": identity_provider_account},
     )
-
-
-def _forget_signed_in(sub: str) -> None:
-    """This container's sign-in cache would otherwise skip re-creating the user on their next request."""
-    from relasify.services import workspaces
-
-    for key in [k for k in workspaces._seen_claims if k[0] == sub]:
-        workspaces._seen_claims.discard(key)

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from relasify.data import kms_tokens
+from relasify.data import deleted_users, kms_tokens
 from relasify.data.identity import identity_repository
 from relasify.data.records import AuditEntry, Page, User, WhatsAppConnection, Workspace
 from relasify.data.records import Membership as MembershipRecord
-from relasify.errors import Conflict, Forbidden, NotFound
+from relasify.errors import AccountDeleted, Conflict, Forbidden, NotFound
 from relasify.observability import logger
 from relasify.schemas.identity import MemberOut, WhatsAppConnect
 from relasify.services import audit
@@ -19,12 +19,18 @@ _seen_claims: set[tuple[str, str, str | None, str | None]] = set()
 def sign_in(actor: Actor) -> list[str]:
     """Create or refresh the user record from the token's claims (first use on this container,
     or when they change), and turn pending invitations for the user's email into memberships.
-    Returns the workspaces joined through invitations."""
+    Returns the workspaces joined through invitations.
+
+    A token from a sign-in at or before the user deleted their account is refused (401) instead of
+    re-creating them. That costs nothing on the usual path: the refresh is the same one UpdateItem,
+    made conditional on the record existing, and the deletion marker is read only when it does not."""
     key = (actor.sub, actor.email.lower(), actor.name, actor.picture)
     if key in _seen_claims:
         return []
     repo = identity_repository()
-    repo.upsert_user(actor.sub, actor.email, actor.name, actor.picture)
+    if repo.refresh_user(actor.sub, actor.email, actor.name, actor.picture) is None:
+        _refuse_if_deleted(actor)
+        repo.upsert_user(actor.sub, actor.email, actor.name, actor.picture)
     joined: list[str] = []
     if actor.email:
         for invitation in repo.invitations_for_email(actor.email):
@@ -48,12 +54,37 @@ def sign_in(actor: Actor) -> list[str]:
     return joined
 
 
+def _refuse_if_deleted(actor: Actor) -> None:
+    deleted_at = deleted_users.deleted_at(actor.sub)
+    if deleted_at is not None and (actor.signed_in_at or 0) <= deleted_at:
+        logger.info("token of a deleted account refused")  # no ids: the sub is personal data
+        raise AccountDeleted("account deleted; sign in again")
+
+
+def forget_signed_in(sub: str) -> None:
+    """Drop this container's sign-in cache entries of a user, so their next request signs in again."""
+    for key in [k for k in _seen_claims if k[0] == sub]:
+        _seen_claims.discard(key)
+
+
+def current_user(actor: Actor) -> User:
+    """The caller's user record. A container that has seen the caller skips sign_in's write, so a
+    record deleted through another container shows up here as missing: the caller then signs in
+    afresh, which refuses a deleted account's old tokens (401) and re-creates nothing for them."""
+    repo = identity_repository()
+    user = repo.get_user(actor.sub)
+    if user is None:
+        forget_signed_in(actor.sub)
+        sign_in(actor)
+        user = repo.get_user(actor.sub)
+        if user is None:  # pragma: no cover - sign_in just wrote it
+            raise NotFound("User not found")
+    return user
+
+
 def me(actor: Actor) -> User:
     sign_in(actor)
-    user = identity_repository().get_user(actor.sub)
-    if user is None:  # pragma: no cover - sign_in just wrote it
-        raise NotFound("User not found")
-    return user
+    return current_user(actor)
 
 
 def create_workspace(actor: Actor, name: str) -> tuple[Workspace, MembershipRecord]:
@@ -70,8 +101,13 @@ def list_workspaces(actor: Actor) -> list[tuple[Workspace, str]]:
     """The caller's workspaces with the caller's role in each; closed ones are not listed."""
     sign_in(actor)
     repo = identity_repository()
+    memberships = repo.list_user_memberships(actor.sub)
+    if not memberships:
+        # A deleted user has none: make sure the caller still exists (this container's sign-in
+        # cache may predate a deletion elsewhere). Costs a read only for users without workspaces.
+        current_user(actor)
     out: list[tuple[Workspace, str]] = []
-    for membership in repo.list_user_memberships(actor.sub):
+    for membership in memberships:
         workspace = repo.get_workspace(membership.ws)
         if workspace is not None and workspace.status == "active":
             out.append((workspace, membership.role))

@@ -39,7 +39,16 @@ def actor_from_claims(claims: dict[str, Any] | None) -> Actor:
         email=str(claims.get("email") or ""),
         name=str(claims.get("name") or "") or None,
         picture=str(claims.get("picture") or "") or None,
+        signed_in_at=_epoch_claim(claims.get("auth_time")) or _epoch_claim(claims.get("iat")),
     )
+
+
+def _epoch_claim(value: Any) -> int | None:
+    """A NumericDate claim; API Gateway hands claims over as strings."""
+    try:
+        return int(float(value)) if value not in (None, "") else None
+    except (TypeError, ValueError):
+        return None
 
 
 def current_actor(app: BaseRouter) -> Actor:
@@ -64,10 +73,14 @@ def check_access(app: Any, min_role: Role) -> Membership:
     membership = get_membership(ws, actor.sub)
     if membership is None:
         # First request of a new user may be to a workspace they were invited to.
-        from relasify.services.workspaces import sign_in
+        from relasify.services.workspaces import current_user, sign_in
 
         if ws in sign_in(actor):
             membership = get_membership(ws, actor.sub)
+        if membership is None:
+            # This container's sign-in cache may predate the caller deleting their account
+            # elsewhere: a deleted account gets 401, not 404. A read on the refusal path only.
+            current_user(actor)
     from relasify.services import audit
 
     if membership is None:
