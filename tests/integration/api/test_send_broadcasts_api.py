@@ -4,6 +4,7 @@ audience by tags and ids, dedupe, skips with reasons, parameters, cancel, schedu
 from __future__ import annotations
 
 import json
+import threading
 import time
 from collections.abc import Iterator
 from datetime import timedelta
@@ -246,29 +247,32 @@ def test_a_batch_reads_the_next_chunk_while_the_previous_one_is_sending(
     chunk's messages are in flight, so the container never stops asking for tokens between chunks."""
     jobs = _expand_once(env, broadcasts.SEND_CHUNK_SIZE * 2 + 10)
     assert [len(j["contact_ids"]) for j in jobs] == [broadcasts.SEND_CHUNK_SIZE] * 2 + [10]
-    reads: list[float] = []
-    done: dict[str, float] = {}
+    done_at_each_read: list[set[str]] = []  # the contacts whose send had finished when a chunk was read
+    done: set[str] = set()
+    lock = threading.Lock()
     read_recipients, send_one = broadcast_store.get_recipients, broadcasts._send_one
 
     def timed_read(*args: Any, **kwargs: Any) -> Any:
-        reads.append(time.monotonic())
+        with lock:
+            done_at_each_read.append(set(done))
         return read_recipients(*args, **kwargs)
 
-    def timed_send(*args: Any) -> str:
+    def slow_send(*args: Any) -> str:
         outcome = send_one(*args)
-        done[args[5].id] = time.monotonic()  # the contact
+        time.sleep(0.5)  # a slow Graph call: the chunk stays in flight long enough to tell
+        with lock:
+            done.add(args[5].id)  # the contact
         return outcome
 
     monkeypatch.setattr(broadcast_store, "get_recipients", timed_read)
-    monkeypatch.setattr(broadcasts, "_send_one", timed_send)
+    monkeypatch.setattr(broadcasts, "_send_one", slow_send)
     outcomes = broadcasts.run_jobs([json.dumps(job) for job in jobs])
 
     assert outcomes == [f"sent {len(job['contact_ids'])}" for job in jobs]
-    first_chunk_done = max(done[contact_id] for contact_id in jobs[0]["contact_ids"])
-    second_chunk_done = max(done[contact_id] for contact_id in jobs[1]["contact_ids"])
-    assert len(reads) == 3
-    assert reads[1] < first_chunk_done  # read while the first chunk was still sending
-    assert reads[2] < second_chunk_done
+    assert len(done_at_each_read) == 3
+    # Each next chunk was read while the previous one still had messages in flight.
+    assert not set(jobs[0]["contact_ids"]) <= done_at_each_read[1]
+    assert not set(jobs[1]["contact_ids"]) <= done_at_each_read[2]
     assert sorted(s["to"] for s in env.sends()) == sorted(set(s["to"] for s in env.sends()))
     assert len(env.sends()) == sum(len(job["contact_ids"]) for job in jobs)
     view = _get(env, _only_broadcast_id(env))
