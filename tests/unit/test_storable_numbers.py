@@ -3,10 +3,14 @@ resolver's JSON parsing would also refuse (for models built outside HTTP, and ty
 
 from __future__ import annotations
 
+import json
 from decimal import Decimal
+from typing import Any
 
 import pytest
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from pydantic import ValidationError
 from relasify.schemas.common import first_unstorable_number, is_storable_number
 from relasify.schemas.contacts import ContactCreate
@@ -63,3 +67,38 @@ def test_resolver_json_parsing_refuses_them_with_the_location() -> None:
         with pytest.raises(RequestValidationError) as refused:
             loads_storable_json(f'{{"a": [0, {{"b": {literal}}}]}}')
         assert refused.value.errors()[0]["loc"] == ("body", "a", 1, "b")
+
+
+_numbers = st.one_of(
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.integers(min_value=-(10**45), max_value=10**45),
+    st.integers().map(lambda n: n * 10**130),  # past the range (or zero), trailing zeros and all
+)
+_json_values = st.recursive(
+    st.one_of(st.none(), st.booleans(), st.text(max_size=5), _numbers),
+    lambda children: st.one_of(
+        st.lists(children, max_size=4), st.dictionaries(st.text(max_size=3), children, max_size=4)
+    ),
+    max_leaves=20,
+)
+
+
+def _at(value: Any, path: tuple[Any, ...]) -> Any:
+    for step in path:
+        value = value[step]
+    return value
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.dictionaries(st.text(max_size=3), _json_values, max_size=4))
+def test_any_body_parses_to_storable_numbers_or_a_422_pointing_at_one(body: dict[str, Any]) -> None:
+    text = json.dumps(body)  # writes NaN / Infinity for non-finite floats, as a client might
+    try:
+        parsed = loads_storable_json(text)
+    except RequestValidationError as refused:
+        loc = refused.errors()[0]["loc"]
+        assert loc[0] == "body"
+        assert not is_storable_number(_at(body, loc[1:]))
+    else:
+        assert first_unstorable_number(parsed) is None
+        assert first_unstorable_number(body) is None  # nothing unstorable was let through
