@@ -28,6 +28,7 @@ from relasify.services import contacts, exports, imports
 from relasify.services.access import Role
 from relasify.web.auth import current_membership, workspace_route
 from relasify.web.problems import validation_errors
+from relasify.web.resolver import loads_storable_json
 
 router = APIGatewayHttpRouter()
 
@@ -134,7 +135,8 @@ def create_import(ws: str) -> Response[object]:
         job = imports.create_inline(caller, (event.decoded_body or "").encode("utf-8"))
         return _json(202, _import_out(job))
     try:
-        body = ImportCreate.model_validate_json(event.body or "")
+        # The resolver's body parser: malformed JSON and unstorable numbers are refused as on every route.
+        body = ImportCreate.model_validate(loads_storable_json(event.decoded_body or ""))
     except ValidationError as exc:
         errors = [dict(e, loc=("body", *e["loc"])) for e in exc.errors(include_url=False, include_input=False)]
         raise ValidationFailed("One or more fields are invalid", errors=validation_errors(errors)) from None

@@ -208,12 +208,19 @@ def test_connection_and_routing(repo: DynamoIdentityRepository) -> None:
     assert (updated.quality_rating, updated.messaging_limit) == ("YELLOW", "TIER_10K")
     assert repo.update_whatsapp_health("ws-none", quality_rating="RED") is None
 
-    # Reconnecting the same number keeps Meta's last report; switching numbers moves the route.
+    assert repo.update_whatsapp_health("ws1", throughput_per_second=250) is not None
+
+    # Reconnecting the same number keeps Meta's last report and the send cap; switching numbers
+    # moves the route and starts from the default cap (None).
     _connect(repo, "ws1")
     kept = repo.get_whatsapp_connection("ws1")
     assert kept is not None
     assert kept.quality_rating == "YELLOW"
+    assert kept.throughput_per_second == 250
     _connect(repo, "ws1", phone_number_id="PN2")
+    switched = repo.get_whatsapp_connection("ws1")
+    assert switched is not None
+    assert switched.throughput_per_second is None
     assert repo.route_by_phone_number_id("PN1") is None
     route2 = repo.route_by_phone_number_id("PN2")
     assert route2 is not None

@@ -420,6 +420,69 @@ def test_phone_quality_and_account_updates_change_the_connection(connected: None
     ]
 
 
+WS2 = "ws_status_2"
+PHONE_ID2 = "109876543210988"
+DISPLAY2_TYPED = "0812-3450-0001"  # as an admin may type it; Meta writes 6281234500001
+UNCONNECTED_DISPLAY = "6281234509999"
+
+
+def _health(ws: str) -> tuple[Any, ...]:
+    connection = identity_repository().get_whatsapp_connection(ws)
+    assert connection is not None
+    return (connection.quality_rating, connection.messaging_limit, connection.account_status, connection.restrictions)
+
+
+def _number_updates(display: str | None) -> list[dict[str, Any]]:
+    quality: dict[str, Any] = {"event": "FLAGGED", "current_limit": "TIER_250"}
+    account: dict[str, Any] = {
+        "event": "ACCOUNT_RESTRICTION",
+        "restriction_info": [{"restriction_type": "RESTRICTED_ADD_PHONE_NUMBER_ACTION", "expiration": 1767312500}],
+    }
+    if display is not None:
+        quality["display_phone_number"] = display
+        account["phone_number"] = display
+    return [envelope("phone_number_quality_update", quality), envelope("account_update", account)]
+
+
+@pytest.fixture
+def two_numbers_on_one_waba(connected: None) -> None:
+    identity_repository().put_whatsapp_connection(
+        WS2,
+        waba_id=WABA,
+        phone_number_id=PHONE_ID2,
+        encrypted_access_token="ciphertext",
+        display_phone_number=DISPLAY2_TYPED,
+    )
+
+
+def test_a_number_level_update_for_an_unconnected_number_changes_no_workspace(
+    two_numbers_on_one_waba: None, caplog: pytest.LogCaptureFixture
+) -> None:
+    before = (_health(WS), _health(WS2))
+    counts: dict[str, int] = {}
+    for payload in _number_updates(UNCONNECTED_DISPLAY):
+        for key, count in webhook.process_payload(payload).counts.items():
+            counts[key] = counts.get(key, 0) + count
+    assert counts == {"phone_quality:unknown_number": 1, "account_update:unknown_number": 1}
+    assert (_health(WS), _health(WS2)) == before
+    warnings = [r for r in caplog.records if r.getMessage() == "number-level webhook for a number not connected"]
+    assert len(warnings) == 2
+    assert all(UNCONNECTED_DISPLAY not in str(r.__dict__) for r in caplog.records)  # no phone number logged
+
+
+def test_a_number_level_update_reaches_only_the_workspace_of_that_number(two_numbers_on_one_waba: None) -> None:
+    untouched = _health(WS)
+    for payload in _number_updates("6281234500001"):  # DISPLAY2_TYPED in Meta's format
+        assert "applied" in next(iter(webhook.process_payload(payload).counts))
+    assert _health(WS2)[:3] == ("RED", "TIER_250", "ACCOUNT_RESTRICTION")
+    assert _health(WS) == untouched
+
+
+def test_an_account_update_without_a_number_reaches_every_workspace_of_the_waba(two_numbers_on_one_waba: None) -> None:
+    webhook.process_payload(_number_updates(None)[1])
+    assert _health(WS)[2] == _health(WS2)[2] == "ACCOUNT_RESTRICTION"
+
+
 def test_unknown_field_is_kept_without_error(connected: None) -> None:
     summary = webhook.process_payload(envelope("security", {"display_phone_number": DISPLAY, "event": "PIN_CHANGED"}))
     assert summary.counts == {"unknown_field:kept": 1}

@@ -240,3 +240,20 @@ def test_wrong_types_in_every_field_are_422(seeded: Seeded, route: str) -> None:
             assert_problem(response, 400, 404, 409, 422)
     after = seeded.snapshot()
     assert after[2][: len(before[2])] == before[2] or set(before[2]) <= set(after[2])
+
+
+# Numbers DynamoDB cannot store; Python's json module parses every one of these literals.
+UNSTORABLE_NUMBERS = ["NaN", "Infinity", "-Infinity", "1e400", "-1e400", "1e-200", "1.5e126", "1" * 39, "9" * 5000]
+
+
+@pytest.mark.parametrize("route", ROUTE_IDS)
+def test_unstorable_numbers_in_every_field_are_422_naming_it(seeded: Seeded, route: str) -> None:
+    before = seeded.snapshot()
+    _, _, valid = JSON_ROUTES[route]
+    for field in _string_paths(valid):
+        template = json.dumps(_replace(valid, field, "__number__"))
+        for literal in UNSTORABLE_NUMBERS:
+            body = template.replace('"__number__"', literal).encode()
+            problem = assert_problem(seeded.send(route, body), 422)
+            assert [e["location"] for e in problem["errors"]] == ["/".join(map(str, ("body", *field)))], problem
+    assert seeded.snapshot() == before

@@ -50,7 +50,8 @@ def test_presigned_upload_import(api: ApiClient, aws_resources) -> None:
     ws = api.create_workspace(OWNER)
     base = f"/v1/workspaces/{ws}/contacts/imports"
     assert api.post(base, {"filename": ""}, as_user=OWNER).status == 422
-    assert api.post(base, {"nope": "x"}, as_user=OWNER).json["errors"][0]["location"] == "body/nope"
+    unknown = api.post(base, {"nope": "x"}, as_user=OWNER).json["errors"]
+    assert "body/nope" in [e["location"] for e in unknown]  # next to the missing filename
     created = api.post(base, {"filename": "contacts.csv"}, as_user=OWNER)
     assert created.status == 202, created.body
     job = created.json

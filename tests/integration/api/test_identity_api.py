@@ -192,3 +192,31 @@ def test_whatsapp_send_cap_is_set_by_admins_bounded_and_used_by_senders(api: Api
     audit = api.get(f"/v1/workspaces/{ws}/audit", as_user=OWNER).json["items"]
     entry = next(e for e in audit if e["action"] == "whatsapp.settings_changed")
     assert entry["target_ids"] == ["109876543210987"]
+
+
+def test_rotating_the_token_keeps_the_send_cap_and_another_number_starts_from_the_default(api: ApiClient) -> None:
+    from relasify.services import sending, workspaces
+
+    ws = api.create_workspace(OWNER)
+    path = f"/v1/workspaces/{ws}/whatsapp"
+    body = {
+        "waba_id": "102345678901234",
+        "phone_number_id": "109876543210987",
+        "display_phone_number": "6281234500000",
+        "access_token": "EAAG-token-aaaaaaaa",
+    }
+    assert api.put(path, body, as_user=OWNER).status == 200
+    assert api.patch(path, {"throughput_per_second": 400}, as_user=OWNER).status == 200
+
+    rotated = api.put(path, {**body, "access_token": "EAAG-token-bbbbbbbb"}, as_user=OWNER)
+    assert rotated.status == 200, rotated.body
+    assert rotated.json["throughput_per_second"] == 400
+    assert api.get(path, as_user=OWNER).json["throughput_per_second"] == 400
+    assert sending.send_rate(workspaces.get_whatsapp(ws)) == 400  # senders keep the upgraded cap
+
+    # Meta's throughput tier is the number's: a different number starts from the default.
+    other_number = {**body, "phone_number_id": "109876543210999", "display_phone_number": "6281234500001"}
+    switched = api.put(path, other_number, as_user=OWNER)
+    assert switched.status == 200, switched.body
+    assert switched.json["throughput_per_second"] == 80
+    assert sending.send_rate(workspaces.get_whatsapp(ws)) == 80

@@ -562,7 +562,11 @@ class DynamoIdentityRepository:
     ) -> WhatsAppConnection:
         """Connect (or reconnect) a number. The connection and the routing item are written in
         one transaction; the routing item is conditional, so a phone_number_id belongs to one
-        workspace at a time even when two workspaces race for it (the loser gets Conflict)."""
+        workspace at a time even when two workspaces race for it (the loser gets Conflict).
+
+        Reconnecting the same phone_number_id (e.g. rotating the token) keeps its send cap
+        (`throughput_per_second`) unless one is given; another number starts from the default,
+        because Meta's throughput tier belongs to the number, not to the workspace."""
         previous = m.WhatsAppConnectionModel.get_live(m.ws_pk(ws), m.WhatsAppConnectionModel.SK_VALUE)
         connection = m.WhatsAppConnectionModel(
             m.ws_pk(ws),
@@ -583,6 +587,8 @@ class DynamoIdentityRepository:
             connection.restrictions = previous.restrictions
             connection.account_status = previous.account_status
             connection.created_at = previous.created_at
+            if throughput_per_second is None:
+                connection.throughput_per_second = previous.throughput_per_second
         route = m.PhoneRouteModel(
             m.phone_route_pk(phone_number_id),
             m.PhoneRouteModel.SK_VALUE,

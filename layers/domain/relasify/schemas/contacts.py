@@ -68,7 +68,8 @@ Attributes = Annotated[
     Field(
         description=(
             f"At most {MAX_ATTRIBUTES} keys matching {ATTRIBUTE_KEY_PATTERN}; values are strings "
-            f"(at most {MAX_ATTRIBUTE_STRING} characters), numbers or booleans."
+            f"(at most {MAX_ATTRIBUTE_STRING} characters), numbers (finite, at most 38 significant digits, "
+            "magnitude 1E-130 to 9.99E+125) or booleans."
         )
     ),
     AfterValidator(check_attributes),

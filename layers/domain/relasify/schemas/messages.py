@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import Field, StringConstraints, model_validator
 
 from relasify.schemas.common import IdStr, Input, Output
 
@@ -14,8 +14,8 @@ MEDIA_TYPES = ("image", "document", "audio", "video")
 IdempotencyKey = Annotated[str, StringConstraints(min_length=1, max_length=255, pattern=r"^[\x21-\x7e]+$")]
 
 
-class _Part(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, defer_build=True)  # built on first use
+class _Part(Input):
+    """A content object inside a send request: the same rules as a request body (unknown fields, numbers)."""
 
 
 class TextContent(_Part):

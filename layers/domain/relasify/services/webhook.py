@@ -26,7 +26,7 @@ from relasify.data.identity import identity_repository
 from relasify.data.records import NewContact, PhoneRoute
 from relasify.errors import DuplicateContact
 from relasify.observability import logger
-from relasify.phones import e164_from_wa_id
+from relasify.phones import e164_from_wa_id, try_normalize_phone
 from relasify.whatsapp.webhook_models import (
     AccountUpdateEvent,
     AnyWebhookEvent,
@@ -169,16 +169,29 @@ class _Delivery:
 
     def by_account(self, routing: Routing, phone_hint: str | None = None) -> list[str]:
         """Workspaces of a WABA; narrowed to one number when the event names it."""
+        return self.route_account(routing, phone_hint)[0]
+
+    def route_account(self, routing: Routing, phone_hint: str | None = None) -> tuple[list[str], str]:
+        """Workspaces of a WABA, narrowed to one number when the event names it, and the outcome
+        label for when there are none: `unrouted` (no connected number has this id or WABA) or
+        `unknown_number` (the named number is not connected here)."""
         if routing.phone_number_id:
             ws = self.by_phone_number_id(routing.phone_number_id)
-            return [ws] if ws else []
+            return ([ws] if ws else []), "unrouted"
         routes = self.routes.routes_of_account(routing.waba_id)
         hint = _digits(phone_hint or routing.display_phone_number)
-        if hint:
-            matching = [r for r in routes if _digits(r.display_phone_number) == hint]
-            if matching:
-                routes = matching
-        return sorted({r.ws for r in routes})
+        if hint and routes:
+            matching = [r for r in routes if hint in _number_keys(r.display_phone_number)]
+            if not matching:
+                # An update about one number (quality, limit, status) names it: applied to the WABA's
+                # other numbers it would report the wrong number's state. No phone number in the log.
+                logger.warning(
+                    "number-level webhook for a number not connected",
+                    extra={"waba_id": routing.waba_id, "connected_numbers": len(routes)},
+                )
+                return [], "unknown_number"
+            routes = matching
+        return sorted({r.ws for r in routes}), "unrouted"
 
 
 class RouteCache:
@@ -202,6 +215,16 @@ class RouteCache:
 
 def _digits(value: str | None) -> str:
     return "".join(ch for ch in value or "" if ch.isdigit())
+
+
+def _number_keys(display_phone_number: str | None) -> set[str]:
+    """The digit strings Meta may use for a connected number: as the admin typed it, and its E.164
+    digits (an admin may type `0812-...`; Meta writes `62812...`)."""
+    keys = {_digits(display_phone_number)}
+    e164 = try_normalize_phone(display_phone_number) if display_phone_number else None
+    if e164:
+        keys.add(_digits(e164))
+    return keys - {""}
 
 
 # --- entry points ----------------------------------------------------------------------------------
@@ -583,13 +606,14 @@ def _handle_phone_quality(event: PhoneQualityEvent, delivery: _Delivery) -> str:
         or update.max_daily_conversations_per_business
         or update.current_limit
     )
+    workspaces, unrouted = delivery.route_account(event.routing, update.display_phone_number)
     changed = 0
-    for ws in delivery.by_account(event.routing, update.display_phone_number):
+    for ws in workspaces:
         connection = identity_repository().update_whatsapp_health(
             ws, quality_rating=quality, messaging_limit=limit, account_status=None
         )
         changed += connection is not None
-    return "applied" if changed else "unrouted"
+    return "applied" if changed else unrouted
 
 
 def _handle_account_update(event: AccountUpdateEvent, delivery: _Delivery) -> str:
@@ -597,13 +621,14 @@ def _handle_account_update(event: AccountUpdateEvent, delivery: _Delivery) -> st
     restrictions: list[Any] | None = None
     if update.event == "ACCOUNT_RESTRICTION" or update.restriction_info:
         restrictions = [r.model_dump(mode="json", exclude_none=True) for r in update.restriction_info]
+    workspaces, unrouted = delivery.route_account(event.routing, update.phone_number)
     changed = 0
-    for ws in delivery.by_account(event.routing, update.phone_number):
+    for ws in workspaces:
         connection = identity_repository().update_whatsapp_health(
             ws, account_status=update.event, restrictions=restrictions
         )
         changed += connection is not None
-    return "applied" if changed else "unrouted"
+    return "applied" if changed else unrouted
 
 
 def _handle_messages_error(event: MessagesErrorEvent, delivery: _Delivery) -> str:
