@@ -5,25 +5,17 @@ broadcast's counts show every message delivered and read, the opted-out contact 
 
 from __future__ import annotations
 
-import time
 import uuid
 from typing import Any
 
 import pytest
 
+from tests.e2e.polling import wait_for
+
 pytestmark = pytest.mark.e2e
 
 OWNER = "broadcast-e2e@example.com"
 AUDIENCE = 12
-
-
-def _wait(fetch: Any, done: Any, timeout: float = 60.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = fetch()
-        if done(value) or time.monotonic() > deadline:
-            return value
-        time.sleep(0.25)
 
 
 def test_a_broadcast_is_sent_once_to_each_contact_and_counted_from_the_webhooks(local_stack: Any) -> None:
@@ -49,9 +41,10 @@ def test_a_broadcast_is_sent_once_to_each_contact_and_counted_from_the_webhooks(
             },
         )
         assert template.status_code == 201, template.text
-        approved = _wait(
+        approved = wait_for(
             lambda: http.get(f"/v1/workspaces/{ws}/templates").json()["items"],
             lambda items: items and items[0]["status"] == "APPROVED",
+            timeout=60.0,
         )
         assert approved[0]["status"] == "APPROVED", local_stack.log_tail()
 
@@ -76,9 +69,10 @@ def test_a_broadcast_is_sent_once_to_each_contact_and_counted_from_the_webhooks(
         assert queued.status_code == 202, queued.text
         broadcast_url = f"/v1/workspaces/{ws}/broadcasts/{queued.json()['id']}"
 
-        view = _wait(
+        view = wait_for(
             lambda: http.get(broadcast_url).json(),
             lambda v: v["status"] == "completed" and v["counts"]["read"] == AUDIENCE - 1,
+            timeout=60.0,
         )
         assert view["status"] == "completed", (view, local_stack.log_tail())
         counts = view["counts"]

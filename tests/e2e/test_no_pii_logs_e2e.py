@@ -11,12 +11,13 @@ import hmac
 import json
 import time
 import uuid
-from collections.abc import Callable
 from typing import Any
 
 import httpx
 import phonenumbers
 import pytest
+
+from tests.e2e.polling import wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -50,15 +51,6 @@ def _phone_formats(e164: str) -> set[str]:
         national.replace(" ", "").replace("-", ""),
         json.dumps(e164)[1:-1],  # as it sits in JSON
     }
-
-
-def _wait(fetch: Callable[[], Any], done: Callable[[Any], bool], timeout: float = 30.0) -> Any:
-    deadline = time.monotonic() + timeout
-    value = fetch()
-    while not done(value) and time.monotonic() < deadline:
-        time.sleep(0.25)
-        value = fetch()
-    return value
 
 
 def _inbound_webhook(phone_number_id: str, wa_id: str, wamid: str) -> bytes:
@@ -123,7 +115,7 @@ def test_a_full_flow_leaves_no_personal_data_in_any_log_line(local_stack_factory
             f"/v1/workspaces/{ws}/contacts/imports", content=csv.encode(), headers={"content-type": "text/csv"}
         )
         assert imported.status_code in (201, 202), imported.text
-        job = _wait(
+        job = wait_for(
             lambda: http.get(f"/v1/workspaces/{ws}/contacts/imports/{imported.json()['id']}").json(),
             lambda j: j["status"] in ("completed", "failed"),
         )
@@ -138,7 +130,7 @@ def test_a_full_flow_leaves_no_personal_data_in_any_log_line(local_stack_factory
             headers={"content-type": "application/json", "x-hub-signature-256": _sign(body)},
         )
         assert posted.status_code == 200, posted.text
-        conversation = _wait(
+        conversation = wait_for(
             lambda: http.get(f"/v1/workspaces/{ws}/contacts/{ids[0]}/messages").json()["items"],
             lambda items: len(items) == 1,
         )
@@ -148,7 +140,7 @@ def test_a_full_flow_leaves_no_personal_data_in_any_log_line(local_stack_factory
         sent = http.post(f"/v1/workspaces/{ws}/messages", json=send, headers={"idempotency-key": "canary-1"})
         assert sent.status_code == 201, sent.text
         message_id = sent.json()["id"]
-        final = _wait(
+        final = wait_for(
             lambda: http.get(f"/v1/workspaces/{ws}/messages/{message_id}").json(),
             lambda m: m["status"] == "read",
         )

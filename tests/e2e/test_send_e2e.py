@@ -4,25 +4,17 @@ the sandbox's template webhook), send it to a contact, watch the status webhooks
 
 from __future__ import annotations
 
-import time
 import uuid
 from typing import Any
 
 import httpx
 import pytest
 
+from tests.e2e.polling import wait_for
+
 pytestmark = pytest.mark.e2e
 
 OWNER = "sender-e2e@example.com"
-
-
-def _wait(fetch: Any, done: Any, timeout: float = 30.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = fetch()
-        if done(value) or time.monotonic() > deadline:
-            return value
-        time.sleep(0.25)
 
 
 def test_template_send_reaches_read_and_shows_in_the_conversation(local_stack: Any) -> None:
@@ -58,7 +50,7 @@ def test_template_send_reaches_read_and_shows_in_the_conversation(local_stack: A
         )
         assert template.status_code == 201, template.text
         assert template.json()["status"] == "PENDING"
-        listed = _wait(
+        listed = wait_for(
             lambda: http.get(f"/v1/workspaces/{ws}/templates").json()["items"],
             lambda items: items and items[0]["status"] == "APPROVED",
         )
@@ -80,7 +72,7 @@ def test_template_send_reaches_read_and_shows_in_the_conversation(local_stack: A
         repeat = http.post(f"/v1/workspaces/{ws}/messages", json=body, headers={"Idempotency-Key": "e2e-1"})
         assert repeat.json()["id"] == message_id
 
-        final = _wait(
+        final = wait_for(
             lambda: http.get(f"/v1/workspaces/{ws}/messages/{message_id}").json(),
             lambda message: message["status"] == "read",
         )
