@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import random
-import threading
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -28,6 +27,7 @@ from pydantic import Field
 from pynamodb.exceptions import PutError, TransactWriteError, UpdateError
 
 from relasify import clock
+from relasify.data import aws_clients
 from relasify.data import models as m
 from relasify.data.base import chunks, query_all, query_page, transaction, utc
 from relasify.data.cursor import decode_cursor, encode_cursor
@@ -615,24 +615,9 @@ def _shards(ws: str, broadcast_id: str, prefix: str) -> Iterable[m.BroadcastCoun
 
 # --- queue ---------------------------------------------------------------------------------------
 
-_sqs: Any = None
-_sqs_lock = threading.Lock()
-
-
-def _sqs_client() -> Any:
-    global _sqs
-    if _sqs is None:
-        with _sqs_lock:
-            if _sqs is None:
-                import boto3
-
-                _sqs = boto3.client("sqs")
-    return _sqs
-
 
 def reset_for_tests() -> None:
-    global _sqs
-    _sqs = None
+    aws_clients.reset()
 
 
 def enqueue_jobs(jobs: list[dict[str, Any]], *, delay_seconds: int = 0) -> None:
@@ -644,6 +629,6 @@ def enqueue_jobs(jobs: list[dict[str, Any]], *, delay_seconds: int = 0) -> None:
             {"Id": str(i), "MessageBody": json.dumps(job, separators=(",", ":")), "DelaySeconds": delay}
             for i, job in enumerate(batch)
         ]
-        response = _sqs_client().send_message_batch(QueueUrl=url, Entries=entries)
+        response = aws_clients.client("sqs").send_message_batch(QueueUrl=url, Entries=entries)
         if response.get("Failed"):
             raise RuntimeError(f"{len(response['Failed'])} broadcast jobs were not enqueued")

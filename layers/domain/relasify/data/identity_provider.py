@@ -7,29 +7,12 @@ stop working. Users federated from Google through the pool are Cognito users as 
 
 from __future__ import annotations
 
-import threading
-from typing import Any
-
+from relasify.data import aws_clients
 from relasify.settings import get_settings
-
-_client: Any = None
-_client_lock = threading.Lock()
-
-
-def _cognito() -> Any:
-    global _client
-    if _client is None:
-        with _client_lock:
-            if _client is None:
-                import boto3  # lazy: only account deletion talks to Cognito
-
-                _client = boto3.client("cognito-idp")
-    return _client
 
 
 def reset_for_tests() -> None:
-    global _client
-    _client = None
+    aws_clients.reset()
 
 
 def delete_account(sub: str) -> bool:
@@ -41,7 +24,7 @@ def delete_account(sub: str) -> bool:
         return False
     if '"' in sub or "\\" in sub:  # a Cognito sub is a UUID; never let it break out of the filter
         return False
-    cognito = _cognito()
+    cognito = aws_clients.client("cognito-idp")  # only account deletion talks to Cognito
     users = cognito.list_users(UserPoolId=pool_id, Filter=f'sub = "{sub}"', Limit=1).get("Users", [])
     if not users:
         return False

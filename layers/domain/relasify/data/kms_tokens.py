@@ -8,28 +8,19 @@ decrypted there (the context is logged in CloudTrail: a workspace id, no persona
 from __future__ import annotations
 
 import base64
-import threading
 import time
 from typing import Any
 
+from relasify.data import aws_clients
 from relasify.settings import get_settings
 
 # Decrypted tokens cached per warm container; a short TTL bounds how long a rotated token lingers.
 _DECRYPT_CACHE_SECONDS = 300.0
 _cache: dict[str, tuple[str, float]] = {}
-_client: Any = None
-_client_lock = threading.Lock()
 
 
 def _kms() -> Any:
-    global _client
-    if _client is None:
-        with _client_lock:
-            if _client is None:
-                import boto3  # lazy: only functions that touch tokens pay for the client
-
-                _client = boto3.client("kms")
-    return _client
+    return aws_clients.client("kms")
 
 
 def encrypt_token(ws: str, plaintext: str) -> str:
@@ -55,6 +46,5 @@ def decrypt_token(ws: str, ciphertext_b64: str) -> str:
 
 
 def reset_for_tests() -> None:
-    global _client
-    _client = None
+    aws_clients.reset()
     _cache.clear()

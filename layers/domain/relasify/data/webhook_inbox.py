@@ -11,13 +11,14 @@ import contextlib
 import hashlib
 import json
 import os
-import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
+
+from relasify.data import aws_clients
 
 RAW_PREFIX = "raw-webhooks"
 # SQS allows 256 KiB per message; bodies below this are inlined to save the processor an S3 read.
@@ -53,26 +54,9 @@ class QueuedWebhook:
     raw: bytes
 
 
-_clients: dict[str, Any] = {}
-_clients_lock = threading.Lock()
-
-
-def _client(service: str) -> Any:
-    client = _clients.get(service)
-    if client is None:
-        with _clients_lock:
-            client = _clients.get(service)
-            if client is None:
-                import boto3  # lazy: boto3 (and s3transfer) load with the first client, not at import
-
-                client = boto3.client(service)
-                _clients[service] = client
-    return client
-
-
 def reset_clients() -> None:
     """Forget cached clients (tests switch moto contexts and regions)."""
-    _clients.clear()
+    aws_clients.reset()
 
 
 def raw_payload_key(raw: bytes, received_at: datetime) -> tuple[str, str]:
@@ -88,7 +72,7 @@ def store_and_enqueue(raw: bytes, received_at: datetime, config: WebhookInboxCon
     lifecycle rule on `raw-webhooks/` applies the message-content retention window.
     """
     key, digest = raw_payload_key(raw, received_at)
-    _client("s3").put_object(
+    aws_clients.client("s3").put_object(
         Bucket=config.media_bucket,
         Key=key,
         Body=raw,
@@ -98,7 +82,7 @@ def store_and_enqueue(raw: bytes, received_at: datetime, config: WebhookInboxCon
     if len(raw) < INLINE_LIMIT_BYTES:
         with contextlib.suppress(UnicodeDecodeError):  # not UTF-8: the processor reads S3 instead
             message["body"] = raw.decode("utf-8")
-    _client("sqs").send_message(QueueUrl=config.webhook_queue_url, MessageBody=json.dumps(message))
+    aws_clients.client("sqs").send_message(QueueUrl=config.webhook_queue_url, MessageBody=json.dumps(message))
     return key
 
 
@@ -113,7 +97,7 @@ def read_queued(message_body: str) -> QueuedWebhook:
 def discard_raw(message_body: str) -> None:
     """Delete the raw payload a processed queue message refers to."""
     bucket, key = raw_location(message_body)
-    _client("s3").delete_object(Bucket=bucket, Key=key)
+    aws_clients.client("s3").delete_object(Bucket=bucket, Key=key)
 
 
 def raw_location(message_body: str) -> tuple[str, str]:
@@ -135,7 +119,7 @@ def discard_raw_objects(locations: Iterable[tuple[str, str]]) -> set[tuple[str, 
         for start in range(0, len(keys), DELETE_OBJECTS_LIMIT):
             chunk = keys[start : start + DELETE_OBJECTS_LIMIT]
             try:
-                response = _client("s3").delete_objects(
+                response = aws_clients.client("s3").delete_objects(
                     Bucket=bucket, Delete={"Objects": [{"Key": key} for key in chunk], "Quiet": True}
                 )
             except (BotoCoreError, ClientError):
@@ -147,7 +131,7 @@ def discard_raw_objects(locations: Iterable[tuple[str, str]]) -> set[tuple[str, 
 
 
 def _read_object(bucket: str, key: str) -> bytes:
-    return _client("s3").get_object(Bucket=bucket, Key=key)["Body"].read()
+    return aws_clients.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read()
 
 
 # --- media ------------------------------------------------------------------------------------
@@ -160,14 +144,14 @@ def media_object_key(ws: str, message_id: str) -> str:
 def enqueue_media_job(ws: str, message_id: str, media_id: str, config: WebhookInboxConfig) -> None:
     """Ask the media worker to copy one inbound media object to S3 (Meta's URLs live minutes)."""
     body = json.dumps({"v": 1, "ws": ws, "message_id": message_id, "media_id": media_id})
-    _client("sqs").send_message(QueueUrl=config.media_queue_url, MessageBody=body)
+    aws_clients.client("sqs").send_message(QueueUrl=config.media_queue_url, MessageBody=body)
 
 
 def put_media_object(
     ws: str, message_id: str, content: bytes, mime_type: str | None, config: WebhookInboxConfig
 ) -> str:
     key = media_object_key(ws, message_id)
-    _client("s3").put_object(
+    aws_clients.client("s3").put_object(
         Bucket=config.media_bucket,
         Key=key,
         Body=content,
