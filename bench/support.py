@@ -463,13 +463,14 @@ def bench_stack(endpoint_url: str | None = None) -> Iterator[BenchStack]:
     Lambda function's."""
     import boto3
     from moto import mock_aws
-    from relasify_local import moto_expressions, moto_queries, moto_transactions
+    from relasify_local import moto_expressions, moto_queries, moto_serialization, moto_transactions
 
     # moto's own rollback copies every table on each transaction (O(table)); DynamoDB has no such cost.
     if not moto_transactions.install():
         raise RuntimeError("moto's transact_write_items changed: re-port relasify_local/moto_transactions.py")
     moto_queries.install()
     moto_expressions.install()
+    moto_serialization.install()
     saved = dict(os.environ)
     env = {
         "AWS_DEFAULT_REGION": REGION,

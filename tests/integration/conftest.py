@@ -14,7 +14,7 @@ from moto.dynamodb.responses import DynamoHandler
 from relasify import clock
 from relasify.data.base import reset_connections
 from relasify.settings import Settings, get_settings
-from relasify_local import moto_transactions
+from relasify_local import moto_serialization, moto_transactions
 from relasify_local.cfn import create_tables
 
 TABLE_NAME = "relasify-test-table"
@@ -29,6 +29,8 @@ _dynamodb_request_lock = threading.RLock()
 # moto rolls a transaction back by copying every table it names (O(table) per transaction); the
 # patch keeps an item-level undo log instead (docs/LOCAL_STACK.md).
 moto_transactions.install()
+# As the local stack does: attribute values copied into responses (test_moto_serialization.py).
+moto_serialization.install()
 _original_call_action = DynamoHandler.call_action
 
 
