@@ -317,7 +317,8 @@ def section(result: Result, command: str = COMMAND, ceiling: Result | None = Non
             "handler, fed by the local stack's SQS poller with the template's batch size, until the broadcast "
             "ends; DynamoDB, SQS and KMS are one moto server in another process (`bench/moto_process.py`: the "
             "local stack's, with no log line per request, update expressions parsed once per distinct "
-            "string and short collector pauses); the WhatsApp sandbox answers each send after the Graph latency",
+            "string, attribute values copied into responses, backends found once per host and short collector "
+            "pauses); the WhatsApp sandbox answers each send after the Graph latency",
             "most tokens / sends in 1 s: the most tokens the limiter handed out in any second of whole slots "
             "(5 consecutive 200 ms slots, all containers, read from its slot items: at most the cap) / the most "
             "sends the sandbox received in any sliding second (a sliding second overlaps 6 slots, so up to 6 x "
