@@ -2,9 +2,9 @@
 
 The local stack's server (`relasify_local.aws.MotoServer`: DynamoDB requests atomic, transactions
 with an item-level undo log, table Queries over one partition, update expressions parsed once per
-distinct string, attribute values copied into responses, backends found once per host), without a log line per request, and with short collector pauses
-(`relasify_local.gc_pauses`). It runs until its stdin closes or it is
-terminated, so a benchmark that dies does not leave it behind.
+distinct string, attribute values copied into responses, backends found once per host), without a
+log line per request, and with short collector pauses (`relasify_local.gc_pauses`). It runs until
+its stdin closes or it is terminated, so a benchmark that dies does not leave it behind.
 """
 
 from __future__ import annotations
