@@ -183,6 +183,27 @@ def test_scheduled_broadcast_waits(env: SendingEnv) -> None:
         clock.set_clock(None)
 
 
+def test_scheduled_at_in_the_past_or_beyond_90_days_is_refused_and_nothing_is_queued(env: SendingEnv) -> None:
+    env.approved_template("promo", category="MARKETING")
+    env.contact("+6281234567842", tags=["vip"], inbound_hours_ago=None)
+    now = clock.now()
+    for when, detail in (
+        (now - timedelta(hours=1), "scheduled_at lies in the past."),  # a wrong year or offset: not "send now"
+        (now + timedelta(days=91), "scheduled_at is too far ahead."),
+    ):
+        refused = _create(env, scheduled_at=when.isoformat())
+        assert refused.status == 422, refused.body
+        assert problem_slug(refused) == "validation-error"
+        assert refused.json["detail"] == detail
+        assert refused.json["errors"][0]["location"] == "/scheduled_at"
+    assert env.api.get(f"/v1/workspaces/{env.ws}/broadcasts", as_user=OWNER).json["items"] == []
+    assert _take_jobs() == []
+    skewed = _create(env, scheduled_at=(now - timedelta(minutes=2)).isoformat())  # clock skew: sent now
+    assert (skewed.status, skewed.json["status"]) == (202, "queued")
+    far = _create(env, scheduled_at=(now + timedelta(days=89)).isoformat())
+    assert (far.status, far.json["status"]) == (202, "scheduled")
+
+
 def test_broadcast_refusals_and_roles(env: SendingEnv) -> None:
     not_approved = _create(env)
     assert (not_approved.status, problem_slug(not_approved)) == (409, "template-not-approved")

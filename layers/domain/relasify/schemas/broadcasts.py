@@ -52,7 +52,10 @@ class BroadcastCreate(Input):
     language: str = Field(min_length=2, max_length=15, pattern=r"^[A-Za-z_]+$")
     audience: Audience
     parameters: list[Parameter] = Field(default_factory=list, max_length=20)
-    scheduled_at: datetime | None = None
+    scheduled_at: datetime | None = Field(
+        default=None,
+        description="When to start, with a UTC offset; within 90 days (up to 5 minutes in the past is sent now).",
+    )
 
     @field_validator("scheduled_at")
     @classmethod

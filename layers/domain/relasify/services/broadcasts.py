@@ -26,7 +26,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from relasify import clock
@@ -37,7 +37,7 @@ from relasify.data import templates as template_store
 from relasify.data.broadcasts import Broadcast, Counts
 from relasify.data.contacts import contact_repository
 from relasify.data.records import Contact
-from relasify.errors import Conflict, NotFound, SendRefused
+from relasify.errors import Conflict, NotFound, SendRefused, ValidationFailed
 from relasify.observability import logger
 from relasify.services import audit, sending
 
@@ -53,6 +53,11 @@ CANCEL_CHECK_SECONDS = 1.0
 # waited for; what is left goes back on the queue as fresh jobs.
 INVOCATION_RESERVE_SECONDS = 45.0
 TOKEN_WAIT_SECONDS = 60.0  # at most, for one message's token; then the message is deferred
+# scheduled_at: a little in the past is clock skew (sent now); more is a mistake (a wrong year or offset)
+# that would otherwise message the whole audience at once. The far bound keeps the waiting `start` job's
+# 15-minute hops through the queue finite (90 days: 8,640 hops).
+SCHEDULE_PAST_SKEW = timedelta(minutes=5)
+SCHEDULE_HORIZON = timedelta(days=90)
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +79,7 @@ def create_broadcast(
     scheduled_at: datetime | None,
     actor_id: str | None,
 ) -> BroadcastView:
+    _check_schedule(scheduled_at)
     sending.connection_for_sending(ws)
     stored = template_store.get_template(ws, template, language)
     if stored is None or stored.status != "APPROVED":
@@ -100,6 +106,22 @@ def create_broadcast(
     store.enqueue_jobs([_job("start", broadcast)], delay_seconds=_delay_until(scheduled_at))
     audit.record(ws, "broadcast.created", actor_id=actor_id, target_ids=[broadcast.id])
     return BroadcastView(broadcast, Counts())
+
+
+def _check_schedule(scheduled_at: datetime | None) -> None:
+    if scheduled_at is None:
+        return
+    now = clock.now()
+    if scheduled_at < now - SCHEDULE_PAST_SKEW:
+        problem = ("scheduled_at lies in the past.", "a time in the past would send now: leave it out to send now")
+    elif scheduled_at > now + SCHEDULE_HORIZON:
+        problem = ("scheduled_at is too far ahead.", f"at most {SCHEDULE_HORIZON.days} days from now")
+    else:
+        return
+    detail, message = problem
+    raise ValidationFailed(
+        detail, errors=[{"location": "/scheduled_at", "in": "body", "message": message, "type": "value_error"}]
+    )
 
 
 def get_broadcast(ws: str, broadcast_id: str) -> BroadcastView:
