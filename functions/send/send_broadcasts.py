@@ -27,6 +27,7 @@ def _out(view: broadcasts.BroadcastView | None, broadcast: Broadcast | None = No
         language=b.language,
         audience=b.audience,
         parameters=b.parameters,
+        header=b.header,
         scheduled_at=b.scheduled_at,
         # Every claimed recipient is in exactly one of these (delivered/read are sub-states of sent).
         total=(view.counts.queued + view.counts.sent + view.counts.failed + view.counts.skipped) if view else None,
@@ -46,6 +47,7 @@ def create_broadcast(ws: str, body: BroadcastCreate) -> Response[BroadcastOut]:
         language=body.language,
         audience=body.audience.model_dump(exclude_none=True),
         parameters=[p.model_dump(exclude_none=True) for p in body.parameters],
+        header=body.header.model_dump(exclude_none=True) if body.header is not None else None,
         scheduled_at=body.scheduled_at,
         actor_id=current_membership(router).sub,
     )

@@ -137,6 +137,68 @@ def test_missing_parameter_skips_the_contact(env: SendingEnv) -> None:
     assert counts["skipped_reasons"] == {"missing-parameter": 1}
 
 
+def test_a_media_header_template_is_broadcast_with_its_media_and_a_wrong_header_is_refused(env: SendingEnv) -> None:
+    env.approved_template("promo", category="MARKETING", header={"type": "HEADER", "format": "IMAGE"})
+    contact = env.contact("+6281234567823", tags=["vip"], name="Ani", inbound_hours_ago=None)
+    image = {"type": "image", "link": "https://cdn.example.com/promo.jpg"}
+    for header, problem in (
+        (None, "takes a header parameter of type image; got none"),
+        ({"type": "video", "link": "https://cdn.example.com/promo.mp4"}, "got type video"),
+        ({"field": "name"}, "got type text"),
+    ):
+        refused = _create(env, **({"header": header} if header else {}))
+        assert (refused.status, problem_slug(refused)) == (422, "template-not-approved"), refused.body
+        assert problem in refused.json["detail"]
+    for invalid in (
+        {**image, "id": "123"},  # both sources
+        {"type": "image", "link": "https://cdn.example.com/a.jpg", "filename": "a.jpg"},  # documents only
+        {"type": "sticker", "id": "1"},
+    ):
+        assert _create(env, header=invalid).status == 422
+    assert env.api.get(f"/v1/workspaces/{env.ws}/broadcasts", as_user=OWNER).json["items"] == []
+
+    created = _create(env, header=image)
+    assert created.status == 202, created.body
+    assert created.json["header"] == image
+    drain_broadcast_queue()
+    [send] = env.sends()
+    assert send["to"] == contact.wa_id
+    assert send["template"]["components"] == [
+        {"type": "header", "parameters": [{"type": "image", "image": {"link": "https://cdn.example.com/promo.jpg"}}]},
+        {"type": "body", "parameters": [{"type": "text", "text": "Ani"}]},
+    ]
+    assert _get(env, created.json["id"])["header"] == image
+
+
+def test_a_text_header_parameter_comes_from_each_contact(env: SendingEnv) -> None:
+    env.approved_template(
+        "promo", category="MARKETING", header={"type": "HEADER", "format": "TEXT", "text": "Promo {{1}}"}
+    )
+    bandung = env.contact(
+        "+6281234567824", tags=["vip"], name="Ani", attributes={"city": "Bandung"}, inbound_hours_ago=None
+    )
+    env.contact("+6281234567825", tags=["vip"], name="Budi", inbound_hours_ago=None)  # no city, no default
+    created = _create(env, header={"attribute": "city"})
+    assert created.status == 202, created.body
+    drain_broadcast_queue()
+    [send] = env.sends()
+    assert send["to"] == bandung.wa_id
+    assert send["template"]["components"][0] == {"type": "header", "parameters": [{"type": "text", "text": "Bandung"}]}
+    assert _get(env, created.json["id"])["counts"]["skipped_reasons"] == {"missing-parameter": 1}
+
+
+def test_a_header_for_a_template_without_one_is_refused(env: SendingEnv) -> None:
+    env.approved_template("promo", category="MARKETING")
+    env.approved_template(  # a text header without a placeholder takes no parameter either
+        "fixed", category="MARKETING", header={"type": "HEADER", "format": "TEXT", "text": "Promo"}
+    )
+    for template in ("promo", "fixed"):
+        refused = _create(env, template=template, header={"text": "Diskon"})
+        assert (refused.status, problem_slug(refused)) == (422, "template-not-approved"), refused.body
+        assert "takes no header parameter; got type text" in refused.json["detail"]
+        assert _create(env, template=template).status == 202
+
+
 def test_cancel_skips_what_is_still_queued(env: SendingEnv) -> None:
     env.approved_template("promo", category="MARKETING")
     for i in range(3):

@@ -114,7 +114,13 @@ class SendingEnv:
         return repo.get(self.ws, contact.id)  # type: ignore[return-value]
 
     def approved_template(
-        self, name: str = "order_update", *, language: str = "id", category: str = "UTILITY", body_params: int = 1
+        self,
+        name: str = "order_update",
+        *,
+        language: str = "id",
+        category: str = "UTILITY",
+        body_params: int = 1,
+        header: dict[str, Any] | None = None,
     ) -> None:
         text = "Halo " + " ".join(f"{{{{{i + 1}}}}}" for i in range(body_params))
         template_store.put_submitted(
@@ -122,7 +128,7 @@ class SendingEnv:
             name=name,
             language=language,
             category=category,
-            components=[{"type": "BODY", "text": text}],
+            components=([header] if header else []) + [{"type": "BODY", "text": text}],
             meta_template_id="123",
             status="APPROVED",
         )

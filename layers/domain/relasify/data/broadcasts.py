@@ -54,6 +54,7 @@ class Broadcast(Record):
     language: str
     audience: dict[str, Any] = Field(default_factory=dict)
     parameters: list[Any] = Field(default_factory=list)
+    header: dict[str, Any] | None = None
     scheduled_at: datetime | None = None
     status: str = "queued"
     expanded: bool = False  # the whole audience is claimed (the expansion cursor reached its end)
@@ -92,6 +93,7 @@ def _broadcast(item: m.BroadcastModel) -> Broadcast:
         language=item.language,
         audience=_plain(item.audience) or {},
         parameters=_plain(item.parameters) or [],
+        header=_plain(item.header) or None,
         scheduled_at=utc(item.scheduled_at),
         status=item.status,
         expanded=item.cursor == EXPANSION_DONE,
@@ -119,6 +121,7 @@ def create_broadcast(
     language: str,
     audience: dict[str, Any],
     parameters: list[Any],
+    header: dict[str, Any] | None = None,
     scheduled_at: datetime | None,
     created_by: str | None,
 ) -> Broadcast:
@@ -132,6 +135,7 @@ def create_broadcast(
         language=language,
         audience=audience,
         parameters=parameters,
+        header=header,
         scheduled_at=scheduled_at,
         status="scheduled" if scheduled_at and scheduled_at > now else "queued",
         counter_shards=COUNTER_SHARDS,

@@ -409,6 +409,7 @@ class BroadcastModel(TableModel):
     language = UnicodeAttribute()
     audience = MapAttribute(default=dict)  # {"tags": [...]} or {"contact_ids": [...]}
     parameters = ListAttribute(default=list)  # parameter mapping from contact attributes
+    header = MapAttribute(null=True)  # the header's parameter: a contact field/attribute/text, or media
     scheduled_at = UTCDateTimeAttribute(null=True)
     status = UnicodeAttribute(default="queued")  # queued | scheduled | running | completed | cancelled | failed
     total = NumberAttribute(default=0)

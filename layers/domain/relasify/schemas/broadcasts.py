@@ -47,11 +47,36 @@ class TextParameter(Input):
 Parameter = FieldParameter | AttributeParameter | TextParameter
 
 
+class MediaHeader(Input):
+    """The media of a template whose header is an image, video or document: the same for everyone,
+    by link or by an uploaded media id."""
+
+    type: Literal["image", "video", "document"]
+    id: str | None = Field(default=None, max_length=64, pattern=r"^[0-9A-Za-z_\-]+$")
+    link: str | None = Field(default=None, max_length=2048, pattern=r"^https?://")
+    filename: str | None = Field(default=None, max_length=240)
+
+    @model_validator(mode="after")
+    def _one_source(self) -> MediaHeader:
+        if (self.id is None) == (self.link is None):
+            raise ValueError("give exactly one of id or link")
+        if self.filename is not None and self.type != "document":
+            raise ValueError("filename applies to a document header only")
+        return self
+
+
+# A text header's one parameter comes from the contact like a body parameter; a media header names its media.
+HeaderParameter = MediaHeader | FieldParameter | AttributeParameter | TextParameter
+
+
 class BroadcastCreate(Input):
     template: str = Field(min_length=1, max_length=512, pattern=r"^[a-z0-9_]+$")
     language: str = Field(min_length=2, max_length=15, pattern=r"^[A-Za-z_]+$")
     audience: Audience
     parameters: list[Parameter] = Field(default_factory=list, max_length=20)
+    header: HeaderParameter | None = Field(
+        default=None, description="The header's parameter, when the template's header has one (text or media)."
+    )
     scheduled_at: datetime | None = Field(
         default=None,
         description="When to start, with a UTC offset; within 90 days (up to 5 minutes in the past is sent now).",
@@ -82,6 +107,7 @@ class BroadcastOut(Output):
     language: str
     audience: dict[str, Any]
     parameters: list[dict[str, Any]] = Field(default_factory=list)
+    header: dict[str, Any] | None = None
     scheduled_at: datetime | None = None
     total: int | None = None  # None in listings: counts are read per broadcast (GET .../broadcasts/{id})
     counts: CountsOut | None = None

@@ -37,6 +37,7 @@ from relasify.data import templates as template_store
 from relasify.data.broadcasts import Broadcast, Counts
 from relasify.data.contacts import contact_repository
 from relasify.data.records import Contact
+from relasify.data.templates import Template
 from relasify.errors import Conflict, NotFound, SendRefused, ValidationFailed
 from relasify.observability import logger
 from relasify.services import audit, sending
@@ -47,6 +48,7 @@ SEND_CHUNK_SIZE = 25
 SEND_CONCURRENCY = 25  # a chunk in one wave; the next chunk's messages queue behind it (run_jobs)
 EXPANSION_DONE = store.EXPANSION_DONE
 CANCELLED_REASON = "cancelled"
+MEDIA_HEADER_TYPES = ("image", "video", "document")
 CANCEL_CHECK_SECONDS = 1.0
 # Of an invocation's remaining time, what is kept for messages that already have their token: the
 # Graph client may retry one send up to 4 x 10 s. Past that point no job starts and no token is
@@ -76,6 +78,7 @@ def create_broadcast(
     language: str,
     audience: dict[str, Any],
     parameters: list[dict[str, Any]],
+    header: dict[str, Any] | None = None,
     scheduled_at: datetime | None,
     actor_id: str | None,
 ) -> BroadcastView:
@@ -84,28 +87,44 @@ def create_broadcast(
     stored = template_store.get_template(ws, template, language)
     if stored is None or stored.status != "APPROVED":
         raise sending.refuse("template-not-approved", f"Template {template} ({language}) is not APPROVED.")
-    expected = sending.expected_parameters(stored)
     # No definition (known only from a webhook, not synced yet): Meta checks the parameters.
-    if stored.components and (expected.get("header") or expected.get("body", 0) != len(parameters)):
-        raise sending.refuse(
-            "template-not-approved",
-            f"Template {template} ({language}) expects {expected or 'no'} parameters; got {len(parameters)} body "
-            "parameters.",
-            status=422,
-            expected_parameters=expected,
-        )
+    if stored.components:
+        _check_parameters(stored, parameters, header)
     broadcast = store.create_broadcast(
         ws,
         template_name=template,
         language=language,
         audience=audience,
         parameters=parameters,
+        header=header,
         scheduled_at=scheduled_at,
         created_by=actor_id,
     )
     store.enqueue_jobs([_job("start", broadcast)], delay_seconds=_delay_until(scheduled_at))
     audit.record(ws, "broadcast.created", actor_id=actor_id, target_ids=[broadcast.id])
     return BroadcastView(broadcast, Counts())
+
+
+def _check_parameters(template: Template, parameters: list[dict[str, Any]], header: dict[str, Any] | None) -> None:
+    expected = sending.expected_parameters(template)
+    wanted_header = sending.header_parameter_kind(template)
+    given_header = None if header is None else str(header.get("type", "text"))
+    problem = None
+    if expected.get("body", 0) != len(parameters):
+        problem = f"expects {expected.get('body', 0)} body parameters; got {len(parameters)}"
+    elif wanted_header == "location":
+        problem = "has a location header, which broadcasts do not fill"
+    elif wanted_header != given_header:
+        wants = f"a header parameter of type {wanted_header}" if wanted_header else "no header parameter"
+        gets = f"type {given_header}" if given_header else "none"
+        problem = f"takes {wants}; got {gets}"
+    if problem is not None:
+        raise sending.refuse(
+            "template-not-approved",
+            f"Template {template.name} ({template.language}) {problem}.",
+            status=422,
+            expected_parameters=expected,
+        )
 
 
 def _check_schedule(scheduled_at: datetime | None) -> None:
@@ -360,19 +379,38 @@ def _chunked(values: list[str], size: int) -> list[list[str]]:
 
 
 def template_components(broadcast: Broadcast, contact: Contact) -> list[dict[str, Any]] | None:
-    """Body parameters from the contact (None when a needed value is missing and has no default)."""
+    """Header and body parameters for the contact (None when a needed value is missing and has no default)."""
+    components: list[dict[str, Any]] = []
+    header = broadcast.header
+    if header is not None:
+        if header.get("type") in MEDIA_HEADER_TYPES:
+            media = {key: header[key] for key in ("id", "link", "filename") if header.get(key) is not None}
+            parameter: dict[str, Any] = {"type": header["type"], header["type"]: media}
+        else:
+            text = _parameter_text(header, contact)
+            if text is None:
+                return None
+            parameter = {"type": "text", "text": text}
+        components.append({"type": "header", "parameters": [parameter]})
     values: list[dict[str, Any]] = []
     for spec in broadcast.parameters:
-        if "text" in spec:
-            value: Any = spec["text"]
-        elif "field" in spec:
-            value = getattr(contact, str(spec["field"]), None) or spec.get("default")
-        else:
-            value = contact.attributes.get(str(spec.get("attribute"))) or spec.get("default")
-        if value is None or value == "":
+        text = _parameter_text(spec, contact)
+        if text is None:
             return None
-        values.append({"type": "text", "text": str(value)})
-    return [{"type": "body", "parameters": values}] if values else []
+        values.append({"type": "text", "text": text})
+    if values:
+        components.append({"type": "body", "parameters": values})
+    return components
+
+
+def _parameter_text(spec: dict[str, Any], contact: Contact) -> str | None:
+    if "text" in spec:
+        value: Any = spec["text"]
+    elif "field" in spec:
+        value = getattr(contact, str(spec["field"]), None) or spec.get("default")
+    else:
+        value = contact.attributes.get(str(spec.get("attribute"))) or spec.get("default")
+    return None if value is None or value == "" else str(value)
 
 
 def _skip_all(broadcast: Broadcast, contact_ids: list[str], reason: str) -> None:

@@ -130,6 +130,19 @@ def expected_parameters(template: Template) -> dict[str, int]:
     return {k: v for k, v in out.items() if v}
 
 
+def header_parameter_kind(template: Template) -> str | None:
+    """What the header's one parameter is: "text", "image", "video", "document" or "location"; None
+    when the header takes none (no header, or a text header without a placeholder)."""
+    for component in template.components:
+        if str(component.get("type", "")).lower() != "header":
+            continue
+        kind = str(component.get("format", "TEXT")).lower()
+        if kind != "text":
+            return kind
+        return "text" if _PLACEHOLDER.search(str(component.get("text") or "")) else None
+    return None
+
+
 def given_parameters(components: list[dict[str, Any]]) -> dict[str, int]:
     out: dict[str, int] = {}
     for component in components:
