@@ -19,6 +19,7 @@ import boto3
 import pytest
 from aws_lambda_powertools.utilities import parameters
 from relasify import clock
+from relasify.data import identity as identity_module
 from relasify.data import messages as message_store
 from relasify.data import models as m
 from relasify.data import webhook_inbox
@@ -277,6 +278,49 @@ def test_bad_signature_is_401_and_stores_nothing(env: WebhookEnv, signature: str
     assert CUSTOMER_WA_ID not in entry.model_dump_json()
     # nothing else was written: the only new item is that security log entry
     assert [i for i in table_snapshot() if i["PK"]["S"].startswith(("WAMID#", f"WS#{WS}#MSG"))] == []
+
+
+def test_a_flood_of_forged_posts_stores_one_security_entry_per_minute_and_kind(
+    env: WebhookEnv, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Anyone can POST to the webhook: an entry per request would let a flood fill 24 months of
+    security log. Each rejection is counted in its minute's entry instead (one shard here; a flood
+    spreads over SECURITY_COUNTER_SHARDS entries a minute)."""
+    monkeypatch.setattr(identity_module, "SECURITY_COUNTER_SHARDS", 1)
+    raw = fixture_bytes("01_inbound_text.json")
+    forged = "sha256=" + "0" * 64
+    for signature in (None, None, None, forged, forged):
+        assert env.post(raw, signature=signature)["statusCode"] == 401
+    clock.set_clock(lambda: NOW.replace(minute=1, second=30))
+    assert env.post(raw, signature=forged)["statusCode"] == 401
+    clock.set_clock(lambda: NOW)
+    entries = identity_repository().list_security_log(NOW.strftime("%Y-%m-%d")).items
+    counted = sorted((e.at.minute, e.details["signature_present"], e.occurrences) for e in entries)
+    assert counted == [(0, False, 3), (0, True, 2), (1, True, 1)]
+    assert {e.action for e in entries} == {webhook_intake.SIGNATURE_REJECTED_ACTION}
+    items = [i for i in table_snapshot() if i["PK"]["S"].startswith("SECURITY#")]
+    assert len(items) == 3
+    # kept for the security-log window (24 months), stamped for the sweep like any put
+    assert all(int(i["expires_at"]["N"]) > NOW.timestamp() + 700 * 86400 and "expiry_bucket" in i for i in items)
+    assert env.raw_objects() == []
+
+
+def test_a_failed_security_log_write_still_answers_401(env: WebhookEnv, monkeypatch: pytest.MonkeyPatch) -> None:
+    def throttled(*args: Any, **kwargs: Any) -> None:
+        raise RuntimeError("ProvisionedThroughputExceededException")
+
+    monkeypatch.setattr(identity_module.DynamoIdentityRepository, "count_security_event", throttled)
+    response = env.post(fixture_bytes("01_inbound_text.json"), signature="sha256=" + "0" * 64)
+    assert response["statusCode"] == 401
+    assert env.raw_objects() == []
+
+
+def test_counted_security_entries_spread_over_their_shards(env: WebhookEnv) -> None:
+    for _ in range(40):
+        assert env.post(fixture_bytes("01_inbound_text.json"), signature=None)["statusCode"] == 401
+    entries = identity_repository().list_security_log(NOW.strftime("%Y-%m-%d")).items
+    assert sum(e.occurrences for e in entries) == 40
+    assert 1 < len(entries) <= identity_module.SECURITY_COUNTER_SHARDS
 
 
 def test_large_payload_is_read_back_from_s3(env: WebhookEnv) -> None:

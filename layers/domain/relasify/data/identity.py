@@ -7,6 +7,7 @@ single-table implementation. Use `identity_repository()` for the process-wide in
 
 from __future__ import annotations
 
+import random
 import time
 from collections.abc import Iterable
 from datetime import UTC, datetime
@@ -15,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from pynamodb.exceptions import TransactWriteError, UpdateError
 
-from relasify import clock
+from relasify import clock, retention
 from relasify.data import models as m
 from relasify.data.base import connection, query_all, query_page, transaction
 from relasify.data.cursor import decode_cursor, encode_cursor
@@ -43,6 +44,7 @@ _BATCH_GET_ATTEMPTS = 5
 _RETRIES = 3  # optimistic retries when a concurrent write changed what we read
 LAST_OWNER_DETAIL = "A workspace must keep at least one owner."
 CLOSED_WORKSPACES_PK = "CLOSED#WORKSPACES"
+SECURITY_COUNTER_SHARDS = 4  # items per minute and kind of a counted security event (count_security_event)
 
 
 class IdentityRepository(Protocol):
@@ -124,6 +126,7 @@ class IdentityRepository(Protocol):
         request_id: str | None = None,
         details: dict[str, Any] | None = None,
     ) -> AuditEntry: ...
+    def count_security_event(self, action: str, kind: str, *, actor_id: str, details: dict[str, Any]) -> None: ...
     def list_audit(self, ws: str, *, limit: int = 50, cursor: str | None = None) -> Page[AuditEntry]: ...
     def list_security_log(self, day: str, *, limit: int = 50, cursor: str | None = None) -> Page[AuditEntry]: ...
     def append_usage(self, entry: UsageEntry) -> None: ...
@@ -222,6 +225,7 @@ def _audit(item: m.AuditLogModel) -> AuditEntry:
         request_id=item.request_id,
         details=item.details.as_dict() if item.details is not None else {},
         at=item.at,
+        occurrences=int(item.occurrences or 1),
     )
 
 
@@ -703,6 +707,39 @@ class DynamoIdentityRepository:
         )
         item.save()
         return _audit(item)
+
+    def count_security_event(self, action: str, kind: str, *, actor_id: str, details: dict[str, Any]) -> None:
+        """Count one occurrence of an event that can come in floods (a rejected webhook signature) in
+        its minute's security-log entry: one UpdateItem, and one stored item per minute and kind however
+        many requests arrive, where an entry per request would let anyone who can POST to the webhook
+        fill 24 months of security log. The first occurrence's details and time are kept. A flood's
+        writes spread over SECURITY_COUNTER_SHARDS items a minute: one item cannot take more than
+        1,000 writes a second, nor be split by DynamoDB's adaptive capacity."""
+        at = clock.now()
+        minute = at.replace(second=0, microsecond=0)
+        model = m.AuditLogModel
+        shard = random.randrange(SECURITY_COUNTER_SHARDS)  # noqa: S311 - load spreading, not security
+        item = model(m.audit_pk(None, at.strftime("%Y-%m-%d")), f"{_sortable(minute)}#{action}#{kind}#{shard}")
+        expires = retention.expires_at_for(model.data_class, start=minute)
+        stamps = []
+        if expires is not None:
+            stamps = [
+                model.expires_at.set(model.expires_at | expires),
+                model.expiry_bucket.set(model.expiry_bucket | retention.expiry_bucket(expires, f"{item.pk}#{item.sk}")),
+            ]
+        item.update(
+            actions=[
+                model.entry_id.set(model.entry_id | f"{minute.strftime('%Y%m%dT%H%M')}-{kind}-{shard}"),
+                model.action.set(action),
+                model.actor_id.set(actor_id),
+                model.details.set(model.details | details),
+                model.at.set(model.at | minute),
+                model.created_at.set(model.created_at | at),
+                model.updated_at.set(at),
+                model.occurrences.add(1),
+                *stamps,
+            ]
+        )
 
     def list_audit(self, ws: str, *, limit: int = 50, cursor: str | None = None) -> Page[AuditEntry]:
         return self._audit_page(m.audit_pk(ws, ""), ws=ws, limit=limit, cursor=cursor)

@@ -516,6 +516,9 @@ class AuditLogModel(TableModel):
     request_id = UnicodeAttribute(null=True)
     details = MapAttribute(default=dict)  # non-personal facts (counts, roles, outcome)
     at = UTCDateTimeAttribute()
+    # An event that can come in floods (rejected webhook signatures) is one entry per minute and kind,
+    # counted here; absent on ordinary entries (one each).
+    occurrences = NumberAttribute(null=True)
 
 
 class UsageLogModel(TableModel):

@@ -109,7 +109,8 @@ class AuditEntry(Record):
     target_ids: list[str] = Field(default_factory=list)
     request_id: str | None = None
     details: dict[str, Any] = Field(default_factory=dict)
-    at: datetime
+    at: datetime  # for a counted entry: the start of its minute
+    occurrences: int = 1  # a counted entry: how often the event happened in that minute
 
 
 class UsageEntry(Record):

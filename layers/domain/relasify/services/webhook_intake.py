@@ -66,11 +66,19 @@ def accept_delivery(raw: bytes, signature_header: str | None, config: IntakeConf
 
 
 def _record_rejection(*, signature_present: bool, body_bytes: int, request_id: str | None) -> None:
-    """Security log entry for a rejected delivery: facts about the request, never its content."""
+    """Security log for a rejected delivery: facts about the request, never its content. Counted per
+    minute and kind (missing or invalid signature), so a flood of forged POSTs costs one write each
+    but stores one entry a minute; the log line carries the request id of each."""
     from relasify.data.identity import identity_repository  # lazy: keeps pynamodb off the accept path
 
     details = {"signature_present": signature_present, "body_bytes": body_bytes}
-    logger.warning("webhook signature rejected", extra=details)
-    identity_repository().append_audit(
-        None, SIGNATURE_REJECTED_ACTION, actor_id="meta-webhook", request_id=request_id, details=details
-    )
+    logger.warning("webhook signature rejected", extra={**details, "rejected_request_id": request_id})
+    try:
+        identity_repository().count_security_event(
+            SIGNATURE_REJECTED_ACTION,
+            "invalid" if signature_present else "missing",
+            actor_id="meta-webhook",
+            details=details,
+        )
+    except Exception as exc:  # a throttled log write must not turn the 401 into a 5xx; the line above remains
+        logger.warning("security log write failed", extra={"error_type": type(exc).__name__})
