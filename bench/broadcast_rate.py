@@ -86,11 +86,16 @@ def _seed(ws: str, contacts: int) -> None:
             )
 
 
-def _container(queue_url: str, finished: Any, deadline: float) -> None:
+def _container(queue_url: str, ready: Any, finished: Any, deadline: float) -> None:
     """One worker container: the template's BroadcastWorker handler fed by the local stack's SQS poller
     with the template's event source settings (batch size, partial batch failures), as Lambda runs it.
     Like Lambda's pollers it polls until the broadcast is over, whoever took the earlier messages (an
-    idle container does not retire while jobs may still come)."""
+    idle container does not retire while jobs may still come).
+
+    Its handler is imported (the cold start's init) before the broadcast is created: on Lambda each
+    container starts on a host of its own, here four imports at once would take this machine's two
+    cores from the emulated DynamoDB during the first seconds of sending (cold start is measured by
+    `bench.cold_start`)."""
     import boto3
     from relasify_local.aws import LocalQueue
     from relasify_local.cfn import TEMPLATE_PATH, load_template
@@ -108,6 +113,8 @@ def _container(queue_url: str, finished: Any, deadline: float) -> None:
         batch_size=int(event["BatchSize"]),
         report_batch_item_failures="ReportBatchItemFailures" in event.get("FunctionResponseTypes", []),
     )
+    function.handler_callable()  # init: imports the handler module, as a cold start does
+    ready.release()
     while not finished.is_set() and time.time() < deadline:
         if poller.poll_once().received == 0:
             time.sleep(0.1)
@@ -209,6 +216,23 @@ def measure(contacts: int = 2000, rate: float = 80.0, latency: float = 0.15, con
                     time.sleep(0.02)
 
             url = get_settings().broadcast_queue_url
+            deadline = time.time() + max(600.0, 5 * contacts / rate)
+            # Each container is a process of its own, as Lambda's are (the environment, with the
+            # emulator's and the sandbox's addresses, is inherited); all are initialised before the
+            # broadcast is created (see _container).
+            spawn = multiprocessing.get_context("spawn")
+            ready, finished = spawn.Semaphore(0), spawn.Event()
+            workers = [
+                spawn.Process(target=_container, args=(url, ready, finished, deadline)) for _ in range(containers)
+            ]
+            for worker in workers:
+                worker.start()
+            for _ in workers:
+                if not ready.acquire(timeout=120):
+                    finished.set()
+                    for worker in workers:
+                        worker.terminate()
+                    raise RuntimeError("a worker container did not initialise within 120 s")
             started = time.perf_counter()
             view = broadcasts.create_broadcast(
                 ws,
@@ -221,14 +245,6 @@ def measure(contacts: int = 2000, rate: float = 80.0, latency: float = 0.15, con
             )
             watcher = threading.Thread(target=monitor)
             watcher.start()
-            deadline = time.time() + max(600.0, 5 * contacts / rate)
-            # Each container is a process of its own, as Lambda's are (the environment, with the
-            # emulator's and the sandbox's addresses, is inherited).
-            spawn = multiprocessing.get_context("spawn")
-            finished = spawn.Event()
-            workers = [spawn.Process(target=_container, args=(url, finished, deadline)) for _ in range(containers)]
-            for worker in workers:
-                worker.start()
             while time.time() < deadline:
                 if broadcasts.get_broadcast(ws, view.broadcast.id).broadcast.status in FINAL_STATUSES:
                     break
@@ -313,7 +329,9 @@ def section(result: Result, command: str = COMMAND, ceiling: Result | None = Non
             f"achieved rate = sends / (last Graph send - first Graph send) = {result.sends} / "
             f"{result.send_seconds:.1f} s; whole run incl. audience expansion {result.total_seconds:.1f} s",
             f"broadcast after the run: {result.counts}",
-            "every container is a process of its own (like Lambda's) running the template's BroadcastWorker "
+            "every container is a process of its own (like Lambda's), initialised before the broadcast is created "
+            "(on Lambda each cold start has a host of its own; here it would take CPU from the emulator), running "
+            "the template's BroadcastWorker "
             "handler, fed by the local stack's SQS poller with the template's batch size, until the broadcast "
             "ends; DynamoDB, SQS and KMS are one moto server in another process (`bench/moto_process.py`: the "
             "local stack's, with no log line per request, update expressions parsed once per distinct "
