@@ -12,6 +12,8 @@ import pytest
 from moto.dynamodb.models.table import Table
 from relasify_local import moto_queries
 
+from tests.support.moto_tables import create_pk_sk_table
+
 SORT_KEYS = ["AUDIT#1", "AUDIT#2", "CONTACT#a", "CONTACT#b", "CONTACT#c", "COUNT#0", "META", "RCPT#a", "TAG#x"]
 CONDITIONS = [
     ("PK = :p", {}),
@@ -27,15 +29,7 @@ CONDITIONS = [
 def table(moto_account: None) -> Iterator[Any]:
     installed = getattr(Table.query, "_relasify_partition_query", False)
     client = boto3.client("dynamodb")
-    client.create_table(
-        TableName="t",
-        KeySchema=[{"AttributeName": "PK", "KeyType": "HASH"}, {"AttributeName": "SK", "KeyType": "RANGE"}],
-        AttributeDefinitions=[
-            {"AttributeName": "PK", "AttributeType": "S"},
-            {"AttributeName": "SK", "AttributeType": "S"},
-        ],
-        BillingMode="PAY_PER_REQUEST",
-    )
+    create_pk_sk_table(client)
     for pk, sk in itertools.product(["WS#1", "WS#2"], SORT_KEYS):
         client.put_item(TableName="t", Item={"PK": {"S": pk}, "SK": {"S": sk}, "n": {"N": "1"}})
     yield client

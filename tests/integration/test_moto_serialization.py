@@ -16,6 +16,8 @@ from moto.core.serialize import get_serializer_class
 from moto.core.utils import get_service_model
 from relasify_local import moto_serialization
 
+from tests.support.moto_tables import create_pk_sk_table
+
 TEXT = st.text(max_size=12)
 NAME = st.text(min_size=1, max_size=12)  # an empty name is invalid in DynamoDB (moto mis-serialises it)
 NUMBER = st.integers(min_value=-(10**12), max_value=10**12).map(str)
@@ -92,15 +94,7 @@ def test_unexpected_shapes_take_motos_path() -> None:
 def test_items_read_back_equal_the_items_written(moto_account: None) -> None:
     moto_serialization.install()
     client = boto3.client("dynamodb")
-    client.create_table(
-        TableName="t",
-        KeySchema=[{"AttributeName": "PK", "KeyType": "HASH"}, {"AttributeName": "SK", "KeyType": "RANGE"}],
-        AttributeDefinitions=[
-            {"AttributeName": "PK", "AttributeType": "S"},
-            {"AttributeName": "SK", "AttributeType": "S"},
-        ],
-        BillingMode="PAY_PER_REQUEST",
-    )
+    create_pk_sk_table(client)
     item = {
         "PK": {"S": "p"},
         "SK": {"S": "s"},

@@ -9,6 +9,12 @@ import boto3
 from tests.support.api import ApiClient
 
 OWNER = "owner@example.com"
+CONNECTION = {
+    "waba_id": "102345678901234",
+    "phone_number_id": "109876543210987",
+    "display_phone_number": "6281234500000",
+    "access_token": "EAAG-token-aaaaaaaa",
+}
 
 
 def test_health_is_public(api: ApiClient) -> None:
@@ -103,12 +109,7 @@ def test_a_pending_invitation_can_be_revoked_and_then_grants_nothing(api: ApiCli
 def test_whatsapp_token_is_encrypted_and_never_returned(api: ApiClient) -> None:
     ws = api.create_workspace(OWNER)
     secret = "EAAG-super-secret-token-123"
-    body = {
-        "waba_id": "102345678901234",
-        "phone_number_id": "109876543210987",
-        "display_phone_number": "6281234500000",
-        "access_token": secret,
-    }
+    body = {**CONNECTION, "access_token": secret}
     put = api.put(f"/v1/workspaces/{ws}/whatsapp", body, as_user=OWNER)
     assert put.status == 200, put.body
     assert secret not in put.body.decode()
@@ -128,12 +129,7 @@ def test_whatsapp_token_is_encrypted_and_never_returned(api: ApiClient) -> None:
 
 
 def test_phone_number_id_belongs_to_one_workspace(api: ApiClient) -> None:
-    body = {
-        "waba_id": "102345678901234",
-        "phone_number_id": "109876543210987",
-        "display_phone_number": "6281234500000",
-        "access_token": "EAAG-token-aaaaaaaa",
-    }
+    body = dict(CONNECTION)
     first = api.create_workspace(OWNER)
     second = api.create_workspace("other@example.com")
     assert api.put(f"/v1/workspaces/{first}/whatsapp", body, as_user=OWNER).status == 200
@@ -170,12 +166,7 @@ def test_whatsapp_send_cap_is_set_by_admins_bounded_and_used_by_senders(api: Api
     ws = api.create_workspace(OWNER)
     path = f"/v1/workspaces/{ws}/whatsapp"
     assert api.patch(path, {"throughput_per_second": 20}, as_user=OWNER).status == 404  # nothing connected yet
-    body = {
-        "waba_id": "102345678901234",
-        "phone_number_id": "109876543210987",
-        "display_phone_number": "6281234500000",
-        "access_token": "EAAG-token-aaaaaaaa",
-    }
+    body = dict(CONNECTION)
     assert api.put(path, body, as_user=OWNER).status == 200
     assert api.get(path, as_user=OWNER).json["throughput_per_second"] == 80  # Meta's default
     for bad in (0, 1001, -5, "fast", None):
@@ -199,12 +190,7 @@ def test_rotating_the_token_keeps_the_send_cap_and_another_number_starts_from_th
 
     ws = api.create_workspace(OWNER)
     path = f"/v1/workspaces/{ws}/whatsapp"
-    body = {
-        "waba_id": "102345678901234",
-        "phone_number_id": "109876543210987",
-        "display_phone_number": "6281234500000",
-        "access_token": "EAAG-token-aaaaaaaa",
-    }
+    body = dict(CONNECTION)
     assert api.put(path, body, as_user=OWNER).status == 200
     assert api.patch(path, {"throughput_per_second": 400}, as_user=OWNER).status == 200
 
