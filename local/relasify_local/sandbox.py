@@ -43,6 +43,7 @@ _ROUTE_MESSAGES = re.compile(rf"/({_VERSION})/({_ID})/messages/?")
 _ROUTE_TEMPLATES = re.compile(rf"/({_VERSION})/({_ID})/message_templates/?")
 _ROUTE_OBJECT = re.compile(rf"/({_VERSION})/({_ID})/?")
 _ROUTE_MEDIA_BYTES = re.compile(rf"/media/({_ID})/?")
+INSPECT_SENT_MESSAGES_PATH = "/_sandbox/sent-messages"  # GET: every send the sandbox accepted
 
 # Meta's titles for the codes the sandbox can be told to answer with; HTTP statuses per whatsapp.md section 6.
 _ERROR_TITLES: dict[int, tuple[int, str]] = {
@@ -327,6 +328,11 @@ class Sandbox:
         parts = urlsplit(request.path)
         path, query = parts.path, parse_qs(parts.query)
         body = request.read_body()
+        if path == INSPECT_SENT_MESSAGES_PATH and method == "GET":
+            # Not a Graph route: what the sandbox accepted, for tests and developers of the local stack
+            # (no latency, no faults, not counted as a Graph request).
+            request.respond(200, {"data": self.sent_messages}, {})
+            return
         record: dict[str, Any] = {"method": method, "path": path, "status": None, "fault": None, "at": time.time()}
         with self._lock:
             self._requests.append(record)

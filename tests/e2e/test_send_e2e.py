@@ -5,6 +5,7 @@ the sandbox's template webhook), send it to a contact, watch the status webhooks
 from __future__ import annotations
 
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import httpx
@@ -72,6 +73,20 @@ def test_template_send_reaches_read_and_shows_in_the_conversation(local_stack: A
         repeat = http.post(f"/v1/workspaces/{ws}/messages", json=body, headers={"Idempotency-Key": "e2e-1"})
         assert repeat.json()["id"] == message_id
 
+        # The same key five times at once: one send reaches the sandbox, all five answers carry it.
+        def post_once(_: int) -> httpx.Response:
+            return http.post(f"/v1/workspaces/{ws}/messages", json=body, headers={"Idempotency-Key": "e2e-5x"})
+
+        with ThreadPoolExecutor(5) as pool:
+            answers = list(pool.map(post_once, range(5)))
+        assert [a.status_code for a in answers] == [201] * 5, [a.text for a in answers]
+        assert len({a.json()["id"] for a in answers}) == 1
+        concurrent_wamid = answers[0].json()["wamid"]
+        assert {a.json()["wamid"] for a in answers} == {concurrent_wamid}
+        accepted = httpx.get(f"{local_stack.sandbox_url}/_sandbox/sent-messages").json()["data"]
+        ours = [m["wamid"] for m in accepted if m["phone_number_id"] == phone_number_id]
+        assert sorted(ours) == sorted([sent.json()["wamid"], concurrent_wamid])  # one send per key, no more
+
         final = wait_for(
             lambda: http.get(f"/v1/workspaces/{ws}/messages/{message_id}").json(),
             lambda message: message["status"] == "read",
@@ -80,8 +95,8 @@ def test_template_send_reaches_read_and_shows_in_the_conversation(local_stack: A
 
         conversation = http.get(f"/v1/workspaces/{ws}/contacts/{contact_id}/messages")
         assert conversation.status_code == 200, conversation.text
-        assert [m["id"] for m in conversation.json()["items"]] == [message_id]
-        assert conversation.json()["items"][0]["status"] == "read"
+        assert [m["id"] for m in conversation.json()["items"]] == [answers[0].json()["id"], message_id]  # newest first
+        assert conversation.json()["items"][1]["status"] == "read"
 
 
 def test_send_without_idempotency_key_is_refused(local_stack: Any) -> None:
