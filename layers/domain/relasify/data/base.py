@@ -135,6 +135,18 @@ class TableModel(Model):
         if self.expires_at is not None and self.expiry_bucket is None:
             self.expiry_bucket = retention.expiry_bucket(int(self.expires_at), f"{self.pk}#{self.sk}")
 
+    @classmethod
+    def stamps_for_upsert(cls, pk: str, sk: str) -> list[Action]:
+        """`stamp_for_write` for an UpdateItem that may create the item: timestamps, and the
+        retention of the class from the item's first write (kept on later updates)."""
+        now = clock.now()
+        actions = [cls.created_at.set(cls.created_at | now), cls.updated_at.set(now)]
+        expires = retention.expires_at_for(cls.data_class, start=now)
+        if expires is not None:
+            bucket = retention.expiry_bucket(expires, f"{pk}#{sk}")
+            actions += [cls.expires_at.set(cls.expires_at | expires), cls.expiry_bucket.set(cls.expiry_bucket | bucket)]
+        return actions
+
     def serialize(self, null_check: bool = True) -> dict[str, dict[str, Any]]:
         # save(), TransactWrite.save() and BatchWrite all serialize the item: the one hook point.
         self.stamp_for_write()

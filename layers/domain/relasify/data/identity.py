@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from pynamodb.exceptions import TransactWriteError, UpdateError
 
-from relasify import clock, retention
+from relasify import clock
 from relasify.data import models as m
 from relasify.data.base import connection, query_all, query_page, transaction
 from relasify.data.cursor import decode_cursor, encode_cursor
@@ -710,23 +710,16 @@ class DynamoIdentityRepository:
 
     def count_security_event(self, action: str, kind: str, *, actor_id: str, details: dict[str, Any]) -> None:
         """Count one occurrence of an event that can come in floods (a rejected webhook signature) in
-        its minute's security-log entry: one UpdateItem, and one stored item per minute and kind however
-        many requests arrive, where an entry per request would let anyone who can POST to the webhook
-        fill 24 months of security log. The first occurrence's details and time are kept. A flood's
-        writes spread over SECURITY_COUNTER_SHARDS items a minute: one item cannot take more than
-        1,000 writes a second, nor be split by DynamoDB's adaptive capacity."""
+        its minute's security-log entry: one UpdateItem, and at most SECURITY_COUNTER_SHARDS stored items
+        per minute and kind however many requests arrive, where an entry per request would let anyone who
+        can POST to the webhook fill 24 months of security log. The first occurrence's details and time
+        are kept. The shards spread a flood's writes: one item cannot take more than 1,000 writes a
+        second, nor be split by DynamoDB's adaptive capacity."""
         at = clock.now()
         minute = at.replace(second=0, microsecond=0)
         model = m.AuditLogModel
         shard = random.randrange(SECURITY_COUNTER_SHARDS)  # noqa: S311 - load spreading, not security
         item = model(m.audit_pk(None, at.strftime("%Y-%m-%d")), f"{_sortable(minute)}#{action}#{kind}#{shard}")
-        expires = retention.expires_at_for(model.data_class, start=minute)
-        stamps = []
-        if expires is not None:
-            stamps = [
-                model.expires_at.set(model.expires_at | expires),
-                model.expiry_bucket.set(model.expiry_bucket | retention.expiry_bucket(expires, f"{item.pk}#{item.sk}")),
-            ]
         item.update(
             actions=[
                 model.entry_id.set(model.entry_id | f"{minute.strftime('%Y%m%dT%H%M')}-{kind}-{shard}"),
@@ -734,10 +727,8 @@ class DynamoIdentityRepository:
                 model.actor_id.set(actor_id),
                 model.details.set(model.details | details),
                 model.at.set(model.at | minute),
-                model.created_at.set(model.created_at | at),
-                model.updated_at.set(at),
                 model.occurrences.add(1),
-                *stamps,
+                *model.stamps_for_upsert(item.pk, item.sk),
             ]
         )
 

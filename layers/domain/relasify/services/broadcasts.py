@@ -132,12 +132,11 @@ def _check_schedule(scheduled_at: datetime | None) -> None:
         return
     now = clock.now()
     if scheduled_at < now - SCHEDULE_PAST_SKEW:
-        problem = ("scheduled_at lies in the past.", "a time in the past would send now: leave it out to send now")
+        detail, message = "scheduled_at lies in the past.", "a time in the past would send now: leave it out"
     elif scheduled_at > now + SCHEDULE_HORIZON:
-        problem = ("scheduled_at is too far ahead.", f"at most {SCHEDULE_HORIZON.days} days from now")
+        detail, message = "scheduled_at is too far ahead.", f"at most {SCHEDULE_HORIZON.days} days from now"
     else:
         return
-    detail, message = problem
     raise ValidationFailed(
         detail, errors=[{"location": "/scheduled_at", "in": "body", "message": message, "type": "value_error"}]
     )

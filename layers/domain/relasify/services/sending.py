@@ -119,28 +119,33 @@ def outside_service_window(contact: Contact) -> bool:
 def expected_parameters(template: Template) -> dict[str, int]:
     """Placeholders per component type ("body", "header") of an approved template definition."""
     out: dict[str, int] = {}
-    for component in template.components:
-        kind = str(component.get("type", "")).lower()
-        if kind not in ("body", "header"):
-            continue
-        if kind == "header" and str(component.get("format", "TEXT")).upper() != "TEXT":
-            out["header"] = 1  # a media header takes one media parameter
-            continue
-        out[kind] = len(set(_PLACEHOLDER.findall(str(component.get("text") or ""))))
-    return {k: v for k, v in out.items() if v}
+    body = _component(template, "body")
+    if body is not None and (count := _placeholders(body)):
+        out["body"] = count
+    header_kind = header_parameter_kind(template)
+    if header_kind is not None:  # a media header takes one media parameter
+        out["header"] = _placeholders(_component(template, "header") or {}) if header_kind == "text" else 1
+    return out
 
 
 def header_parameter_kind(template: Template) -> str | None:
     """What the header's one parameter is: "text", "image", "video", "document" or "location"; None
     when the header takes none (no header, or a text header without a placeholder)."""
-    for component in template.components:
-        if str(component.get("type", "")).lower() != "header":
-            continue
-        kind = str(component.get("format", "TEXT")).lower()
-        if kind != "text":
-            return kind
-        return "text" if _PLACEHOLDER.search(str(component.get("text") or "")) else None
-    return None
+    header = _component(template, "header")
+    if header is None:
+        return None
+    kind = str(header.get("format", "TEXT")).lower()
+    if kind != "text":
+        return kind
+    return "text" if _placeholders(header) else None
+
+
+def _component(template: Template, kind: str) -> dict[str, Any] | None:
+    return next((c for c in template.components if str(c.get("type", "")).lower() == kind), None)
+
+
+def _placeholders(component: dict[str, Any]) -> int:
+    return len(set(_PLACEHOLDER.findall(str(component.get("text") or ""))))
 
 
 def given_parameters(components: list[dict[str, Any]]) -> dict[str, int]:
