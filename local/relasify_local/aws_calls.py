@@ -88,11 +88,16 @@ def iam_requests(service: str, operation: str, params: dict[str, Any]) -> list[t
             for item in params.get("TransactItems") or []:
                 for kind, body in item.items():
                     action = "GetItem" if kind == "Get" else _TRANSACT_ITEM_ACTIONS.get(kind, kind)
-                    needed.append((f"dynamodb:{action}", _table_arn(body["TableName"]), {}))
+                    pk = ((body.get("Key") or body.get("Item") or {}).get("PK") or {}).get("S")
+                    context = {"dynamodb:LeadingKeys": pk} if pk else {}
+                    needed.append((f"dynamodb:{action}", _table_arn(body["TableName"]), context))
             return needed
         if operation in ("BatchWriteItem", "BatchGetItem"):
             return [(f"dynamodb:{operation}", _table_arn(table), {}) for table in params.get("RequestItems") or {}]
-        return [(f"dynamodb:{operation}", _table_arn(params["TableName"], params.get("IndexName")), {})]
+        # The partition key, for policies conditioned on dynamodb:LeadingKeys (single-item operations).
+        item_key = params.get("Key") or params.get("Item") or {}
+        context = {"dynamodb:LeadingKeys": item_key["PK"]["S"]} if "S" in (item_key.get("PK") or {}) else {}
+        return [(f"dynamodb:{operation}", _table_arn(params["TableName"], params.get("IndexName")), context)]
     if service == "s3":
         action = "s3:" + _S3_ACTIONS.get(operation, operation)
         bucket = params.get("Bucket", "")

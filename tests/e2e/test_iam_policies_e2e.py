@@ -78,7 +78,54 @@ IMPLIED_KMS: dict[tuple[str, str], tuple[str, ...]] = {
 
 # (function, action, resource as written in the template after resolution, with the local names)
 # -> why it is granted although the scenario cannot make the call.
-UNUSED_ALLOWED: dict[tuple[str, str, str], str] = {}
+_TABLE = f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/relasify-table"
+_BUCKET = "arn:aws:s3:::relasify-media"
+_SWEEP_LATER = (
+    "the sweep deletes data only once it expires (days after it is written); tests/integration/test_sweep_retention.py"
+)
+UNUSED_ALLOWED: dict[tuple[str, str, str], str] = {
+    (
+        "SendApiFunction",
+        "ssm:GetParameter",
+        f"arn:aws:ssm:{REGION}:{ACCOUNT}:parameter/relasify/cursor-signing-key",
+    ): "signs the next-page cursor of GET /broadcasts and /templates listings longer than one page",
+    (
+        "SendApiFunction",
+        "dynamodb:GetItem",
+        f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/relasify-idempotency",
+    ): "Powertools idempotency reads a record when the conditional put fails without returning it",
+    (
+        "SendApiFunction",
+        "dynamodb:DeleteItem",
+        f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/relasify-idempotency",
+    ): "Powertools idempotency deletes the record when the send raises (the retry may then send)",
+    (
+        "ContactsApiFunction",
+        "cognito-idp:ListUsers",
+        f"arn:aws:cognito-idp:{REGION}:{ACCOUNT}:userpool/{REGION}_LocalPool",
+    ): "the local stack has no Cognito pool (local issuer); DELETE /v1/me under moto: tests/integration",
+    (
+        "ContactsApiFunction",
+        "cognito-idp:AdminDeleteUser",
+        f"arn:aws:cognito-idp:{REGION}:{ACCOUNT}:userpool/{REGION}_LocalPool",
+    ): "the local stack has no Cognito pool (local issuer); DELETE /v1/me under moto: tests/integration",
+    (
+        "ImportWorkerFunction",
+        "sqs:SendMessage",
+        f"arn:aws:sqs:{REGION}:{ACCOUNT}:relasify-import-queue",
+    ): "a job longer than one invocation (~100,000 rows) re-enqueues itself: tests/e2e/test_import_e2e.py at full size",
+    (
+        "ImportWorkerFunction",
+        "s3:AbortMultipartUpload",
+        f"{_BUCKET}/exports/*",
+    ): "a failed multipart export upload is aborted (error path)",
+    ("RetentionSweepFunction", "dynamodb:BatchGetItem", _TABLE): _SWEEP_LATER,
+    ("RetentionSweepFunction", "dynamodb:BatchWriteItem", _TABLE): _SWEEP_LATER,
+    ("RetentionSweepFunction", "s3:DeleteObject", f"{_BUCKET}/media/*"): _SWEEP_LATER,
+    ("RetentionSweepFunction", "s3:DeleteObject", f"{_BUCKET}/imports/*"): _SWEEP_LATER,
+    ("RetentionSweepFunction", "s3:DeleteObject", f"{_BUCKET}/exports/*"): _SWEEP_LATER,
+    ("RetentionSweepFunction", "s3:ListBucket", _BUCKET): _SWEEP_LATER,
+}
 
 
 @dataclass(frozen=True)
@@ -116,7 +163,7 @@ class Grant:
                 if key not in context:
                     return False  # a condition this call does not satisfy (fail closed)
                 patterns = expected if isinstance(expected, list) else [expected]
-                if operator == "StringLike":
+                if operator in ("StringLike", "ForAllValues:StringLike"):
                     ok = any(fnmatch.fnmatchcase(context[key], str(p)) for p in patterns)
                 elif operator == "StringEquals":
                     ok = context[key] in [str(p) for p in patterns]
@@ -245,6 +292,18 @@ def run_scenario(stack: LocalStackProcess) -> None:
             headers={"idempotency-key": "iam-1"},
         )
         assert sent.status_code == 201, sent.text
+        replay = http.post(
+            f"/v1/workspaces/{ws}/messages",
+            json={"contact_id": contact_id, "type": "text", "text": {"body": "Terima kasih"}},
+            headers={"idempotency-key": "iam-1"},
+        )
+        assert replay.json()["id"] == sent.json()["id"]
+        # A first request of a user without a record reads the account-deletion marker (erasure key).
+        stranger = http.get(
+            f"/v1/workspaces/{ws}/templates",
+            headers={"authorization": f"Bearer {stack.token('iam-stranger@example.com')}"},
+        )
+        assert stranger.status_code in (403, 404)
         template = http.post(
             f"/v1/workspaces/{ws}/templates",
             json={
@@ -291,6 +350,19 @@ def run_scenario(stack: LocalStackProcess) -> None:
         assert httpx.get(export["url"]).status_code == 200
         assert http.get(f"/v1/workspaces/{ws}/contacts/{contact_id}/export").status_code == 200
         assert http.post(f"/v1/workspaces/{ws}/contacts/{contact_id}/erase", json={}).status_code == 200
+        # The erased person writes again (the processor checks the erasure tombstone: erasure key);
+        # a payload over the queue's inline limit (read back from S3); a forged signature (security log).
+        _post_webhook(stack, _inbound(phone_number_id, wa_id, {"type": "text", "text": {"body": "Halo lagi"}}))
+        large = json.loads(_inbound(phone_number_id, "6281200000001", {"type": "text", "text": {"body": "Besar"}}))
+        large["padding"] = "x" * (210 * 1024)
+        _post_webhook(stack, json.dumps(large).encode())
+        forged = httpx.post(
+            f"{stack.base_url}/webhooks/whatsapp",
+            content=b'{"object": "whatsapp_business_account", "entry": []}',
+            headers={"content-type": "application/json", "x-hub-signature-256": "sha256=" + "0" * 64},
+        )
+        assert forged.status_code in (401, 403), forged.text
+        time.sleep(2.0)  # the processor's batches
 
         # Close the workspace: the next sweep stamps its items; the member deletes their account.
         runs_before = _sweep_runs(stack)
@@ -316,7 +388,6 @@ def recording(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[list[d
     )
     try:
         run_scenario(stack)
-        import shutil; shutil.copy(calls, "/tmp/sec-iam-calls.jsonl"); Path("/tmp/sec-iam-env.json").write_text(json.dumps(stack.environment))  # TEMP
         time.sleep(1.0)  # the last status webhooks and usage-log writes
     finally:
         stack.stop()
