@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import fnmatch
 import json
-from pathlib import Path
 import time
 import uuid
 from collections import defaultdict
@@ -335,7 +334,8 @@ def run_scenario(stack: LocalStackProcess) -> None:
             lambda v: v["status"] == "completed",
             timeout=120,
         )
-        assert view["status"] == "completed" and view["total"] == TAG_AUDIENCE, (view, stack.log_tail())
+        assert view["status"] == "completed", (view, stack.log_tail())
+        assert view["total"] == TAG_AUDIENCE
         assert http.get(f"/v1/workspaces/{ws}/broadcasts").status_code == 200
 
         # Exports: the worker writes the CSV, the API hands out its presigned download.
@@ -370,8 +370,10 @@ def run_scenario(stack: LocalStackProcess) -> None:
         assert closed.status_code in (200, 202), closed.text
         member_http = {"authorization": f"Bearer {stack.token(MEMBER)}"}
         assert http.delete("/v1/me", headers=member_http).status_code in (200, 204)
-    swept = wait_for(lambda: _sweep_runs(stack), lambda runs: runs > runs_before, timeout=3 * SWEEP_INTERVAL_SECONDS)
-    assert swept > runs_before, stack.log_tail()
+    swept = wait_for(
+        lambda: _sweep_runs(stack), lambda runs: runs > runs_before + 1, timeout=4 * SWEEP_INTERVAL_SECONDS
+    )
+    assert swept > runs_before + 1, stack.log_tail()
 
 
 @pytest.fixture(scope="module")
@@ -441,7 +443,8 @@ def policy_documents(resource: dict[str, Any]) -> Iterator[tuple[str, dict[str, 
         if isinstance(policy, dict) and set(policy) == {"Statement"}:
             yield f"#{number}", policy
         else:
-            assert isinstance(policy, dict) and len(policy) == 1, f"policy #{number} {policy!r} is not modelled"
+            assert isinstance(policy, dict), f"policy #{number} {policy!r} is not modelled"
+            assert len(policy) == 1, f"policy #{number} {policy!r} is not modelled"
             [(name, parameters)] = policy.items()
             yield name, processor.convert(name, parameters)
 
