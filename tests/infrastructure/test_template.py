@@ -553,8 +553,11 @@ def test_queue_sends_are_limited_to_each_function_s_producer_role(cfn: dict[str,
 
 def test_webhook_receiver_reads_its_secrets_writes_raw_payloads_and_cannot_read_the_table(cfn: dict[str, Any]) -> None:
     table_actions = allowed_actions_on(cfn, "WebhookReceiverFunction", "Table")
-    assert "dynamodb:PutItem" in table_actions
-    assert not table_actions & {"dynamodb:GetItem", "dynamodb:Query", "dynamodb:Scan", "dynamodb:DeleteItem"}
+    assert table_actions == {"dynamodb:UpdateItem"}  # the security-log counter, nothing else
+    [counter] = [
+        s for s in role_statements(cfn, "WebhookReceiverFunction") if "dynamodb:UpdateItem" in as_list(s["Action"])
+    ]
+    assert counter["Condition"] == {"ForAllValues:StringLike": {"dynamodb:LeadingKeys": ["SECURITY#*"]}}
     for parameter in ("AppSecretParameterName", "VerifyTokenParameterName"):
         assert "ssm:GetParameter" in allowed_actions_on(cfn, "WebhookReceiverFunction", parameter)
     statements = role_statements(cfn, "WebhookReceiverFunction")
@@ -570,14 +573,14 @@ def test_only_the_account_and_send_apis_can_encrypt_access_tokens(cfn: dict[str,
     for function_id in FUNCTIONS:
         kms = allowed_actions_on(cfn, function_id, "DataKey")
         can_encrypt = "kms:Encrypt" in kms
-        assert can_encrypt == (function_id in {"ContactsApiFunction", "SendApiFunction"}), function_id
+        assert can_encrypt == (function_id == "ContactsApiFunction"), function_id  # PUT /whatsapp only
 
 
 def test_table_and_bucket_access_per_function(cfn: dict[str, Any]) -> None:
     for function_id in set(FUNCTIONS) - {"WebhookReceiverFunction"}:
-        assert {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query"} <= allowed_actions_on(
-            cfn, function_id, "Table"
-        )
+        table_actions = allowed_actions_on(cfn, function_id, "Table")
+        assert {"dynamodb:GetItem", "dynamodb:UpdateItem"} <= table_actions, function_id
+        assert "dynamodb:Scan" not in table_actions, function_id  # nothing scans the table
 
     def s3_grants(function_id: str) -> set[tuple[str, str]]:
         grants = set()
@@ -602,7 +605,8 @@ def test_table_and_bucket_access_per_function(cfn: dict[str, Any]) -> None:
     assert prefixes("ContactsApiFunction", "s3:PutObject") == {"imports/"}  # exports are written by the worker
     assert prefixes("ContactsApiFunction", "s3:GetObject") == {"imports/", "exports/"}
     assert "media/" in prefixes("ContactsApiFunction", "s3:DeleteObject"), "erasure removes media at once"
-    assert prefixes("RetentionSweepFunction", "s3:DeleteObject") >= {"media/", "raw-webhooks/"}
+    # Raw webhook payloads expire by the bucket's lifecycle rule; the processor discards them sooner.
+    assert prefixes("RetentionSweepFunction", "s3:DeleteObject") == {"media/", "imports/", "exports/"}
     assert not s3_grants("SendApiFunction")
     assert not s3_grants("BroadcastWorkerFunction")
 
@@ -668,7 +672,12 @@ def test_signing_keys_come_from_ssm_and_only_their_users_read_them(cfn: dict[str
                 for name in readers:
                     if any(mentions(r, name) for r in as_list(statement["Resource"])):
                         readers[name].add(function_id)
-    assert readers["CursorSigningKeyParameterName"] == {"ContactsApiFunction", "SendApiFunction"}
+    # The broadcast worker continues a tag audience past one page from a signed cursor.
+    assert readers["CursorSigningKeyParameterName"] == {
+        "ContactsApiFunction",
+        "SendApiFunction",
+        "BroadcastWorkerFunction",
+    }
     # The send API's role guard signs callers in, which reads account-deletion markers (HMACs under the key).
     assert readers["ErasureHashKeyParameterName"] == {
         "ContactsApiFunction",
@@ -695,3 +704,13 @@ def test_only_the_account_api_deletes_cognito_users_and_only_in_its_own_pool(cfn
         assert sorted(as_list(cognito[0]["Action"])) == ["cognito-idp:AdminDeleteUser", "cognito-idp:ListUsers"]
         assert as_list(cognito[0]["Resource"]) == [{"Fn::GetAtt": ["UserPool", "Arn"]}]
         assert mentions(env_of(cfn, function_id)["USER_POOL_ID"], "UserPool")
+
+
+def test_data_key_policy_lets_cloudwatch_use_the_key_only_for_this_account(cfn: dict[str, Any]) -> None:
+    """Confused deputy: a service principal without an aws:SourceAccount condition would let another
+    account's CloudWatch alarms encrypt and decrypt with the data key."""
+    statements = props(cfn, "DataKey")["KeyPolicy"]["Statement"]
+    service_statements = [s for s in statements if "Service" in s["Principal"]]
+    assert service_statements
+    for statement in service_statements:
+        assert statement["Condition"]["StringEquals"]["aws:SourceAccount"] == {"Ref": "AWS::AccountId"}, statement
