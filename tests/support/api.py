@@ -114,7 +114,8 @@ class ApiClient:
         assert response.status == 201, response.body
         assert response.json["status"] == "invited", response.body
         joined = self.get(f"/v1/workspaces/{ws}", as_user=email)
-        assert joined.status == 200 and joined.json["role"] == role, joined.body
+        assert joined.status == 200, joined.body
+        assert joined.json["role"] == role, joined.body
 
 
 def reset_warm_state() -> None:
