@@ -302,6 +302,17 @@ def test_every_v1_route_requires_the_cognito_jwt_authorizer(cfn: dict[str, Any])
         assert operation["security"] == [{"CognitoJwt": []}], f"{method} {path} is not behind the JWT authorizer"
 
 
+def test_tokens_say_whether_the_email_is_verified(cfn: dict[str, Any]) -> None:
+    """Invitations are matched only on `email_verified` true (SPEC §3): Google users get the claim
+    from Google's id token, and a Cognito user's changed address counts only once confirmed."""
+    google = props(cfn, "GoogleIdentityProvider")
+    assert google["AttributeMapping"]["email_verified"] == "email_verified"
+    assert google["AttributeMapping"]["email"] == "email"
+    pool = props(cfn, "UserPool")
+    assert pool["AutoVerifiedAttributes"] == ["email"]
+    assert pool["UserAttributeUpdateSettings"] == {"AttributesRequireVerificationBeforeUpdate": ["email"]}
+
+
 def test_only_webhooks_health_and_cors_preflights_are_public(cfn: dict[str, Any]) -> None:
     public = {(m, p) for m, p, op in http_api_operations(cfn) if op["security"] == [{"NONE": []}]}
     preflights = {(m, p) for m, p in public if m == "OPTIONS"}

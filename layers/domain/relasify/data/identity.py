@@ -279,11 +279,15 @@ class DynamoIdentityRepository:
         actions = [
             m.UserModel.sub.set(sub),
             m.UserModel.email.set(email_key),
-            m.UserModel.gsi1pk.set(f"EMAIL#{email_key}"),
-            m.UserModel.gsi1sk.set("USER"),
             m.UserModel.created_at.set(m.UserModel.created_at | now),
             m.UserModel.updated_at.set(now),
         ]
+        # Only an address the caller proved to own is indexed (the service passes "" otherwise): a
+        # user without one is in no `EMAIL#` partition, so no lookup by e-mail ever finds them.
+        if email_key:
+            actions += [m.UserModel.gsi1pk.set(f"EMAIL#{email_key}"), m.UserModel.gsi1sk.set("USER")]
+        else:
+            actions += [m.UserModel.gsi1pk.remove(), m.UserModel.gsi1sk.remove()]
         # Claims without a name/picture leave the stored ones alone.
         if name is not None:
             actions.append(m.UserModel.name.set(name))
@@ -303,6 +307,8 @@ class DynamoIdentityRepository:
         return _user(item) if item else None
 
     def get_user_by_email(self, email: str) -> User | None:
+        """The user whose VERIFIED address this is (only those are indexed); no route uses it to
+        answer a caller (member invitations never look people up: no account enumeration)."""
         page = query_page(m.UserModel, f"EMAIL#{email.strip().lower()}", index=m.UserModel.gsi1, limit=1)
         return _user(page.items[0]) if page.items else None
 

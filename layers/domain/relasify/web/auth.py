@@ -36,11 +36,24 @@ def actor_from_claims(claims: dict[str, Any] | None) -> Actor:
         raise Unauthenticated("A valid bearer token is required")
     return Actor(
         sub=str(claims["sub"]),
-        email=str(claims.get("email") or ""),
+        email=verified_email(claims),
         name=str(claims.get("name") or "") or None,
         picture=str(claims.get("picture") or "") or None,
         signed_in_at=_epoch_claim(claims.get("auth_time")) or _epoch_claim(claims.get("iat")),
     )
+
+
+def verified_email(claims: dict[str, Any]) -> str:
+    """The token's `email`, lower-cased, when its `email_verified` claim is true; "" otherwise.
+
+    API Gateway hands every claim over as a string, so the JSON boolean `true` arrives as "true"
+    (a direct invocation may still pass the boolean). Anything else, "false", a missing claim, "1",
+    "yes", counts as NOT verified: Cognito and Google only ever say true or false, and an address
+    nobody proved to own must never be matched to a user or an invitation."""
+    verified = claims.get("email_verified")
+    if verified is not True and not (isinstance(verified, str) and verified.strip().lower() == "true"):
+        return ""
+    return str(claims.get("email") or "").strip().lower()
 
 
 def _epoch_claim(value: Any) -> int | None:
@@ -72,10 +85,11 @@ def check_access(app: Any, min_role: Role) -> Membership:
     ws = app.context.get("_route_args", {}).get("ws", "")
     membership = get_membership(ws, actor.sub)
     if membership is None:
-        # First request of a new user may be to a workspace they were invited to.
+        # The caller may have been invited since they signed in (on this warm container too):
+        # accept pending invitations to their verified address, then look again.
         from relasify.services.workspaces import current_user, sign_in
 
-        if ws in sign_in(actor):
+        if ws in sign_in(actor, recheck_invitations=True):
             membership = get_membership(ws, actor.sub)
         if membership is None:
             # This container's sign-in cache may predate the caller deleting their account
