@@ -195,3 +195,20 @@ def test_inviting_a_current_member_is_refused(api: ApiClient) -> None:
     assert again.status == 409
     assert _invitations(ws) == []
     assert identity_repository().get_membership(ws, api.get("/v1/me", as_user=VICTIM).json["id"]).role == "agent"
+
+
+def test_an_admin_cannot_downgrade_a_pending_owner_invitation_by_inviting_again(api: ApiClient) -> None:
+    """Re-inviting overwrites the invitation: an admin doing it to an owner's invitation would revoke
+    something only an owner may revoke."""
+    ws = api.create_workspace(OWNER)
+    api.add_member(ws, OWNER, "admin@example.com", "admin")
+    owner_invite = api.post(f"/v1/workspaces/{ws}/members", {"email": VICTIM, "role": "owner"}, as_user=OWNER)
+    assert owner_invite.status == 201
+
+    downgrade = api.post(
+        f"/v1/workspaces/{ws}/members", {"email": VICTIM, "role": "agent"}, as_user="admin@example.com"
+    )
+
+    assert downgrade.status == 403
+    assert downgrade.content_type.startswith("application/problem+json")
+    assert _invitations(ws) == [(VICTIM, "owner")]

@@ -169,6 +169,10 @@ def add_member(caller: Membership, email: str, role_name: str) -> MemberOut:
     wanted = email.strip().lower()
     if any(member.email == wanted for member in repo.list_members(caller.ws)):
         raise Conflict("This address is already a member of the workspace")
+    pending = next((i for i in repo.list_invitations(caller.ws) if i.email == wanted), None)
+    if pending is not None and Role.parse(pending.role) > caller.role:
+        # Re-inviting would overwrite it with a lower role: a revocation only its peers may make.
+        raise Forbidden(f"Only an {pending.role} or higher can change an invitation as {pending.role}")
     invitation = repo.put_invitation(caller.ws, wanted, role.label, invited_by=caller.sub)
     audit.record(caller.ws, "member.invited", actor_id=caller.sub, details={"role": role.label})
     return MemberOut(email=invitation.email, role=invitation.role, status="invited", created_at=invitation.created_at)
