@@ -107,15 +107,19 @@ def test_contact_export_has_contact_consent_history_and_messages(api: ApiClient)
     assert NAME not in json.dumps(exported)
 
 
-def test_export_and_erase_need_admin_restrict_needs_agent(api: ApiClient) -> None:
+def test_export_erase_and_restrict_need_admin(api: ApiClient) -> None:
     ws = _workspace(api)
     contact = _contact(ws)
     base = f"/v1/workspaces/{ws}/contacts/{contact.id}"
     assert api.get(f"{base}/export", as_user=AGENT).status == 403
     assert api.post(f"{base}/erase", as_user=AGENT).status == 403
-    assert api.post(f"{base}/restrict", as_user=AGENT).status == 200
+    assert api.post(f"{base}/restrict", as_user=AGENT).status == 403
+    assert contact_repository().get(ws, contact.id).restricted is False  # type: ignore[union-attr]
+    assert api.post(f"{base}/restrict", as_user=ADMIN).status == 200
     assert contact_repository().get(ws, contact.id).restricted is True  # type: ignore[union-attr]
-    assert api.post(f"{base}/unrestrict", as_user=AGENT).json["restricted"] is False
+    assert api.post(f"{base}/unrestrict", as_user=AGENT).status == 403
+    assert contact_repository().get(ws, contact.id).restricted is True  # type: ignore[union-attr]
+    assert api.post(f"{base}/unrestrict", as_user=ADMIN).json["restricted"] is False
     assert contact_repository().get(ws, contact.id).restricted is False  # type: ignore[union-attr]
     actions = [e["action"] for e in api.get(f"/v1/workspaces/{ws}/audit", as_user=ADMIN).json["items"]]
     assert "contact.restricted" in actions
