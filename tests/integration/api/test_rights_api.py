@@ -272,7 +272,7 @@ def test_erase_leaves_no_trace_outside_billing_records(api: ApiClient) -> None:
 
 
 def test_deleting_a_contact_removes_its_conversation_too(api: ApiClient) -> None:
-    """An agent's DELETE takes the contact's messages and media with it (erasure's path): left behind
+    """An admin's DELETE takes the contact's messages and media with it (erasure's path): left behind
     they would be served by id for up to 90 days, out of reach of export and of erasure."""
     ws = _workspace(api)
     contact = _contact(ws)
@@ -284,7 +284,7 @@ def test_deleting_a_contact_removes_its_conversation_too(api: ApiClient) -> None
     s3.put_object(Bucket=bucket, Key=f"media/{ws}/{messages[0].id}", Body=b"photo")
     assert api.get(f"/v1/workspaces/{ws}/messages/{messages[0].id}", as_user=AGENT).status == 200
 
-    assert api.delete(f"/v1/workspaces/{ws}/contacts/{contact.id}", as_user=AGENT).status == 204
+    assert api.delete(f"/v1/workspaces/{ws}/contacts/{contact.id}", as_user=ADMIN).status == 204
 
     for message in messages:
         assert api.get(f"/v1/workspaces/{ws}/messages/{message.id}", as_user=AGENT).status == 404
@@ -298,7 +298,7 @@ def test_deleting_a_contact_removes_its_conversation_too(api: ApiClient) -> None
     audit = api.get(f"/v1/workspaces/{ws}/audit", as_user=ADMIN).json["items"]
     deleted = [e for e in audit if e["action"] == "contact.deleted"]
     assert [e["target_ids"] for e in deleted] == [[contact.id]]
-    assert api.delete(f"/v1/workspaces/{ws}/contacts/{contact.id}", as_user=AGENT).status == 404
+    assert api.delete(f"/v1/workspaces/{ws}/contacts/{contact.id}", as_user=ADMIN).status == 404
 
 
 # --- the caller's own account ---------------------------------------------------------------------------------
