@@ -1,4 +1,5 @@
-"""Contact routes (SPEC section 4): CRUD, list/search, consent, CSV import and export. Agents and up."""
+"""Contact routes (SPEC section 4): CRUD, list/search, consent, CSV import and export. Agents read,
+create, correct and record consent; deleting, bulk export and imports are admin+ (SPEC section 3)."""
 
 from __future__ import annotations
 
@@ -71,7 +72,7 @@ def _json(status: int, model: ContactOut | ImportOut) -> Response[object]:
     router,
     "GET",
     "/v1/workspaces/<ws>/contacts/export",
-    Role.AGENT,
+    Role.ADMIN,
     tags=TAGS,
     description="Export all contacts (with consent history) as CSV or JSON -> 202 with the export job; poll "
     "GET .../contacts/exports/{export_id} (the Location header) until `status` is `completed`, then download `url` "
@@ -89,7 +90,7 @@ def export_contacts(ws: str, format: Annotated[Literal["csv", "json"], Query()] 
     router,
     "GET",
     "/v1/workspaces/<ws>/contacts/exports/<export_id>",
-    Role.AGENT,
+    Role.ADMIN,
     tags=TAGS,
     description="An export job: status (queued, running, completed, failed), the number of contacts, and once "
     "completed a fresh presigned download URL (each one handed out is security-logged).",
@@ -116,7 +117,7 @@ def _export_out(job: ExportJob, url: str | None, url_expires_at: datetime | None
     router,
     "POST",
     "/v1/workspaces/<ws>/contacts/imports",
-    Role.AGENT,
+    Role.ADMIN,
     tags=TAGS,
     description=(
         "Import contacts from a CSV file (up to 100,000 rows) -> 202 with the import. Small files "
@@ -144,7 +145,7 @@ def create_import(ws: str) -> Response[object]:
     return _json(202, _import_out(job, url, expires_at))
 
 
-@workspace_route(router, "POST", "/v1/workspaces/<ws>/contacts/imports/<import_id>/start", Role.AGENT, tags=TAGS)
+@workspace_route(router, "POST", "/v1/workspaces/<ws>/contacts/imports/<import_id>/start", Role.ADMIN, tags=TAGS)
 def start_import(ws: str, import_id: ImportId) -> Response[object]:
     job = imports.start_upload(current_membership(router), import_id)
     return _json(202, _import_out(job))
@@ -154,7 +155,7 @@ def start_import(ws: str, import_id: ImportId) -> Response[object]:
     router,
     "GET",
     "/v1/workspaces/<ws>/contacts/imports/<import_id>",
-    Role.AGENT,
+    Role.ADMIN,
     tags=TAGS,
     description="Status, progress (processed of total), counts and the first 1000 row errors.",
 )
@@ -205,7 +206,7 @@ def update_contact(ws: str, contact_id: ContactId, body: ContactPatch) -> Contac
     return _out(contacts.update_contact(current_membership(router), contact_id, body))
 
 
-@workspace_route(router, "DELETE", "/v1/workspaces/<ws>/contacts/<contact_id>", Role.AGENT, tags=TAGS)
+@workspace_route(router, "DELETE", "/v1/workspaces/<ws>/contacts/<contact_id>", Role.ADMIN, tags=TAGS)
 def delete_contact(ws: str, contact_id: ContactId) -> Response[None]:
     contacts.delete_contact(current_membership(router), contact_id)
     return Response(status_code=204)

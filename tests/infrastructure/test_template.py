@@ -37,6 +37,7 @@ FUNCTIONS: dict[str, tuple[str, str]] = {
     "BroadcastWorkerFunction": ("functions/send/", "broadcast_worker.handler"),
     "ContactsApiFunction": ("functions/contacts/", "contacts_api.handler"),
     "ImportWorkerFunction": ("functions/contacts/", "import_worker.handler"),
+    "NotFoundFunction": ("functions/contacts/", "not_found.handler"),
     "RetentionSweepFunction": ("functions/retention/", "sweep.handler"),
 }
 
@@ -55,8 +56,15 @@ ROUTES: dict[tuple[str, str], str] = {
     ("ANY", "/v1/me"): "ContactsApiFunction",
     ("ANY", "/v1/me/{proxy+}"): "ContactsApiFunction",
     ("GET", "/health"): "ContactsApiFunction",
+    # Whatever no route serves: a 404 problem+json (SPEC section 10), not API Gateway's bare 404.
+    ("ANY", "$default"): "NotFoundFunction",
 }
-PUBLIC_ROUTES = {("GET", "/webhooks/whatsapp"), ("POST", "/webhooks/whatsapp"), ("GET", "/health")}
+PUBLIC_ROUTES = {
+    ("GET", "/webhooks/whatsapp"),
+    ("POST", "/webhooks/whatsapp"),
+    ("GET", "/health"),
+    ("ANY", "$default"),
+}
 
 # SQS consumer -> queue it polls, and queue -> its DLQ.
 CONSUMERS = {
@@ -317,8 +325,9 @@ def test_only_webhooks_health_and_cors_preflights_are_public(cfn: dict[str, Any]
     public = {(m, p) for m, p, op in http_api_operations(cfn) if op["security"] == [{"NONE": []}]}
     preflights = {(m, p) for m, p in public if m == "OPTIONS"}
     assert public - preflights == PUBLIC_ROUTES
-    # Each ANY route catches its CORS preflight too; an unauthenticated OPTIONS route must shadow it.
-    any_paths = {p for (m, p) in ROUTES if m == "ANY"}
+    # Each ANY route behind the authorizer catches its CORS preflight too; an unauthenticated OPTIONS
+    # route must shadow it ($default is public: its preflight needs no route of its own).
+    any_paths = {p for (m, p) in ROUTES if m == "ANY" and (m, p) not in PUBLIC_ROUTES}
     assert preflights == {("OPTIONS", p) for p in any_paths}
 
 
@@ -588,7 +597,9 @@ def test_only_the_account_and_send_apis_can_encrypt_access_tokens(cfn: dict[str,
 
 
 def test_table_and_bucket_access_per_function(cfn: dict[str, Any]) -> None:
-    for function_id in set(FUNCTIONS) - {"WebhookReceiverFunction"}:
+    # The $default route's function touches nothing: its role has no inline policy at all.
+    assert role_statements(cfn, "NotFoundFunction") == []
+    for function_id in set(FUNCTIONS) - {"WebhookReceiverFunction", "NotFoundFunction"}:
         table_actions = allowed_actions_on(cfn, function_id, "Table")
         assert {"dynamodb:GetItem", "dynamodb:UpdateItem"} <= table_actions, function_id
         assert "dynamodb:Scan" not in table_actions, function_id  # nothing scans the table

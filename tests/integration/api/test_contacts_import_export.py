@@ -14,7 +14,7 @@ import requests
 from tests.support.api import ApiClient, run_import_worker
 
 OWNER = "owner@example.com"
-AGENT = "agent@example.com"
+ADMIN = "admin@example.com"  # bulk export and imports are admin+ (SPEC section 3)
 
 
 def _run_worker(queue_url: str) -> None:
@@ -23,27 +23,27 @@ def _run_worker(queue_url: str) -> None:
 
 def test_inline_csv_import(api: ApiClient, aws_resources) -> None:
     ws = api.create_workspace(OWNER)
-    api.add_member(ws, OWNER, AGENT, "agent")
+    api.add_member(ws, OWNER, ADMIN, "admin")
     body = b"phone,name,tags\n0812-3456-7801,Budi,vip\n+6281234567801,Budi,\nbad,Nobody,\n081298765402,Sari,\n"
     response = api.request(
-        "POST", f"/v1/workspaces/{ws}/contacts/imports", body=body, headers={"content-type": "text/csv"}, as_user=AGENT
+        "POST", f"/v1/workspaces/{ws}/contacts/imports", body=body, headers={"content-type": "text/csv"}, as_user=ADMIN
     )
     assert response.status == 202, response.body
     import_id = response.json["id"]
     assert response.json["status"] == "queued"
 
     _run_worker(aws_resources.import_queue_url)
-    job = api.get(f"/v1/workspaces/{ws}/contacts/imports/{import_id}", as_user=AGENT).json
+    job = api.get(f"/v1/workspaces/{ws}/contacts/imports/{import_id}", as_user=ADMIN).json
     assert job["status"] == "completed"
     assert (job["processed"], job["total"]) == (4, 4)
     assert (job["created"], job["updated"], job["skipped"], job["failed"]) == (2, 0, 1, 1)
     assert job["errors"] == [{"row": 4, "column": "phone", "reason": "Not a phone number"}]
-    listed = api.get(f"/v1/workspaces/{ws}/contacts?tag=vip", as_user=AGENT).json["items"]
+    listed = api.get(f"/v1/workspaces/{ws}/contacts?tag=vip", as_user=ADMIN).json["items"]
     assert [c["name"] for c in listed] == ["Budi"]
 
     # Another workspace cannot see the import.
-    other = api.create_workspace(AGENT, name="Mine")
-    assert api.get(f"/v1/workspaces/{other}/contacts/imports/{import_id}", as_user=AGENT).status == 404
+    other = api.create_workspace(ADMIN, name="Mine")
+    assert api.get(f"/v1/workspaces/{other}/contacts/imports/{import_id}", as_user=ADMIN).status == 404
 
 
 def test_presigned_upload_import(api: ApiClient, aws_resources) -> None:
@@ -78,7 +78,7 @@ def test_presigned_upload_import(api: ApiClient, aws_resources) -> None:
 
 def test_export_csv_and_json(api: ApiClient, aws_resources) -> None:
     ws = api.create_workspace(OWNER)
-    api.add_member(ws, OWNER, AGENT, "agent")
+    api.add_member(ws, OWNER, ADMIN, "admin")
     hostile = '=HYPERLINK("http://evil")'
     created = api.post(
         f"/v1/workspaces/{ws}/contacts",
@@ -89,11 +89,11 @@ def test_export_csv_and_json(api: ApiClient, aws_resources) -> None:
             "attributes": {"note": "@SUM(1+1)", "n": 2},
             "consent": {"status": "opted_in", "source": "form"},
         },
-        as_user=AGENT,
+        as_user=ADMIN,
     ).json
-    api.post(f"/v1/workspaces/{ws}/contacts", {"phone": "081234567802", "name": "Sari"}, as_user=AGENT)
+    api.post(f"/v1/workspaces/{ws}/contacts", {"phone": "081234567802", "name": "Sari"}, as_user=ADMIN)
 
-    export = api.export_contacts(ws, "csv", as_user=AGENT)
+    export = api.export_contacts(ws, "csv", as_user=ADMIN)
     assert export["status"] == "completed"
     assert export["count"] == 2
     assert export["format"] == "csv"
@@ -113,13 +113,13 @@ def test_export_csv_and_json(api: ApiClient, aws_resources) -> None:
         for cell in row.values():
             assert not cell.startswith(("=", "+", "-", "@")), cell
 
-    as_json = api.export_contacts(ws, "json", as_user=AGENT)
+    as_json = api.export_contacts(ws, "json", as_user=ADMIN)
     key = urlsplit(as_json["url"]).path.split("/", 2)[2]
     documents = json.loads(boto3.client("s3").get_object(Bucket=aws_resources.media_bucket, Key=key)["Body"].read())
     assert {d["name"] for d in documents} == {hostile, "Sari"}  # JSON is data, not formulas: unchanged
     assert next(d for d in documents if d["id"] == created["id"])["consent"]["history"][0]["source"] == "form"
 
-    assert api.get(f"/v1/workspaces/{ws}/contacts/export?format=xml", as_user=AGENT).status == 422
+    assert api.get(f"/v1/workspaces/{ws}/contacts/export?format=xml", as_user=ADMIN).status == 422
     audit = api.get(f"/v1/workspaces/{ws}/audit", as_user=OWNER).json["items"]
     exported = [e for e in audit if e["action"] == "contacts.exported"]
     assert len(exported) == 2

@@ -59,6 +59,20 @@ class MemberList(Output):
     items: list[MemberOut]
 
 
+class MemberBrief(Output):
+    """A member as an agent sees them: enough to assign a conversation, no e-mail."""
+
+    user_id: str
+    name: str | None = None
+    role: RoleName
+
+
+class MemberDirectory(Output):
+    """`GET .../members` for an agent: active members only (invitations hold e-mails and no user id)."""
+
+    items: list[MemberBrief]
+
+
 class WhatsAppConnect(Input):
     waba_id: MetaId
     phone_number_id: MetaId

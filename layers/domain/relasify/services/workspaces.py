@@ -8,7 +8,7 @@ from relasify.data.records import AuditEntry, Page, User, WhatsAppConnection, Wo
 from relasify.data.records import Membership as MembershipRecord
 from relasify.errors import AccountDeleted, Conflict, Forbidden, NotFound
 from relasify.observability import logger
-from relasify.schemas.identity import MemberOut, WhatsAppConnect
+from relasify.schemas.identity import MemberBrief, MemberOut, WhatsAppConnect
 from relasify.services import audit
 from relasify.services.access import Actor, Membership, Role
 
@@ -136,6 +136,11 @@ def get_workspace(ws: str) -> Workspace:
     if workspace is None:
         raise NotFound("Workspace not found")
     return workspace
+
+
+def member_directory(ws: str) -> list[MemberBrief]:
+    """Active members' id, name and role: what an agent needs to assign a conversation (SPEC section 3)."""
+    return [MemberBrief(user_id=m.sub, name=m.name, role=m.role) for m in identity_repository().list_members(ws)]
 
 
 def list_members(ws: str) -> list[MemberOut]:

@@ -4,7 +4,8 @@ The HTTP API's JWT authorizer (or the local gateway) has already verified the to
 we read its claims, look up the caller's membership of `{ws}` and apply the route's
 minimum role: non-members get 404 (no existence leak), members below the role get 403.
 Every workspace route is registered with `workspace_route`, which also records it in
-`ROUTE_POLICIES`, the table the permission-matrix tests are generated from.
+`ROUTE_POLICIES` (used by the tenant-isolation tests to reach every route). The permission matrix
+test does not read it: its expectations are typed in from SPEC section 3's role table.
 """
 
 from __future__ import annotations
