@@ -76,8 +76,10 @@ def _json(status: int, model: ContactOut | ImportOut) -> Response[object]:
     tags=TAGS,
     description="Export all contacts (with consent history) as CSV or JSON -> 202 with the export job; poll "
     "GET .../contacts/exports/{export_id} (the Location header) until `status` is `completed`, then download `url` "
-    "(presigned, valid for 5 minutes; the file lives 1 day). CSV cells starting with = + - @ tab or CR get a "
-    "leading apostrophe. Security-logged.",
+    "(presigned, valid for 5 minutes; the file lives 1 day). CSV cells are safe in spreadsheets whatever the "
+    "separator they split on: an apostrophe goes before = + - @ tab CR ' or \" at a cell's start and after "
+    "any , ; tab or line break inside it (the import removes exactly these, so an export imports back as the "
+    "same contacts). Security-logged.",
 )
 def export_contacts(ws: str, format: Annotated[Literal["csv", "json"], Query()] = "csv") -> Response[object]:
     job = exports.request_export(current_membership(router), format)
@@ -125,7 +127,8 @@ def _export_out(job: ExportJob, url: str | None, url_expires_at: datetime | None
         'the import starts at once. Larger files (up to 50 MB): send JSON {"filename"}, PUT the file to '
         "`upload_url` with Content-Type text/csv, then POST .../imports/{id}/start. Columns: phone (required), "
         "name, email, tags (; or | separated), opt_in (yes/no), opt_in_source, opt_in_at; any other column is "
-        "an attribute."
+        "an attribute. A file of our CSV export imports back as the same contacts (its `attributes` column is "
+        "read as JSON; the columns the system sets, like id and created_at, are ignored)."
     ),
 )
 def create_import(ws: str) -> Response[object]:

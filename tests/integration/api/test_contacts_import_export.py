@@ -126,3 +126,72 @@ def test_export_csv_and_json(api: ApiClient, aws_resources) -> None:
     assert {e["details"]["format"] for e in exported} == {"csv", "json"}
     assert all(e["details"]["count"] == 2 for e in exported)
     assert "081234567801" not in json.dumps(audit)
+
+
+FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
+HOSTILE_CONTACTS = [
+    {"phone": "081234567811", "name": "-Budi-", "tags": ["vip", "toko+62"], "attributes": {"kota": "-Jakarta"}},
+    {"phone": "+62 812 3456 7812", "name": "+62 shop", "attributes": {"note": "@SUM(1+1)", "n": -2, "ok": True}},
+    {"phone": "081234567813", "name": '=HYPERLINK("http://evil")', "email": "a@example.com"},
+    {"phone": "081234567814", "name": "Toko;=cmd|' /C calc'!A0", "attributes": {"x": "a;=b", "y": "line\n=2+2"}},
+    {"phone": "081234567815", "name": "Ayu\n@Tanah Abang", "tags": ["pelanggan"]},
+    {"phone": "081234567816", "name": "'quoted", "attributes": {"q": "'"}},
+    {"phone": "081234567817", "name": "O'Brien - Toko, Jaya"},
+]
+
+
+def _comparable(contact: dict) -> tuple:
+    return (contact["phone"], contact["name"], contact.get("email"), contact["tags"], contact["attributes"])
+
+
+def _listed(api: ApiClient, ws: str) -> list[tuple]:
+    items = api.get(f"/v1/workspaces/{ws}/contacts?limit=100", as_user=OWNER).json["items"]
+    return sorted(_comparable(c) for c in items)
+
+
+def _import(api: ApiClient, ws: str, body: bytes, queue_url: str) -> dict:
+    response = api.request(
+        "POST", f"/v1/workspaces/{ws}/contacts/imports", body=body, headers={"content-type": "text/csv"}, as_user=OWNER
+    )
+    assert response.status == 202, response.body
+    _run_worker(queue_url)
+    return api.get(f"/v1/workspaces/{ws}/contacts/imports/{response.json['id']}", as_user=OWNER).json
+
+
+def test_an_exported_csv_is_formula_free_with_any_separator_and_imports_back_to_the_same_contacts(
+    api: ApiClient, aws_resources
+) -> None:
+    """CSV injection (issue 15.5): a spreadsheet in the Indonesian locale splits on `;`, so a cell after
+    an embedded `;` (or TAB, or line break) must not start a formula either; and the apostrophes the
+    export adds are removed by the import, exactly, so an export imports back to the same contacts."""
+    ws = api.create_workspace(OWNER)
+    for body in HOSTILE_CONTACTS:
+        assert api.post(f"/v1/workspaces/{ws}/contacts", body, as_user=OWNER).status == 201
+    originals = _listed(api, ws)
+    export = api.export_contacts(ws, "csv", as_user=OWNER)
+    key = urlsplit(export["url"]).path.split("/", 2)[2]
+    raw = boto3.client("s3").get_object(Bucket=aws_resources.media_bucket, Key=key)["Body"].read()
+    text = raw.decode("utf-8")
+    for delimiter in (",", ";", "\t"):
+        for row in csv.reader(io.StringIO(text, newline=""), delimiter=delimiter):
+            assert not [cell for cell in row if cell.startswith(FORMULA_TRIGGERS)], (delimiter, row)
+    for line in text.replace("\r\n", "\n").replace("\r", "\n").split("\n"):  # a reader splitting quoted lines
+        for piece in line.replace(";", ",").replace("\t", ",").split(","):
+            assert not piece.lstrip('"').startswith(FORMULA_TRIGGERS), (piece, line)
+    phones = {row["phone"] for row in csv.DictReader(io.StringIO(text, newline=""))}
+    assert "'+6281234567811" in phones  # text in a spreadsheet, not the formula +6281...
+
+    # Back into the same workspace: every row is recognised as unchanged (exact restore, no stray columns).
+    same = _import(api, ws, raw, aws_resources.import_queue_url)
+    assert same["status"] == "completed", same
+    n = len(HOSTILE_CONTACTS)
+    assert (same["created"], same["updated"], same["skipped"], same["failed"]) == (0, 0, n, 0), same
+    assert _listed(api, ws) == originals
+
+    # Into a new workspace: the same contacts (names, phones, emails, tags, attributes).
+    other = api.create_workspace(OWNER, name="Toko Kedua")
+    fresh = _import(api, other, raw, aws_resources.import_queue_url)
+    assert (fresh["status"], fresh["created"], fresh["failed"]) == ("completed", n, 0), fresh
+    assert _listed(api, other) == originals
+    assert "-Budi-" in {c[1] for c in originals}
+    assert "+62 shop" in {c[1] for c in originals}

@@ -109,7 +109,8 @@ class AuditOut(Output):
     actor_id: str | None = None
     target_ids: list[str] = Field(default_factory=list)
     details: dict[str, Any] = Field(default_factory=dict)
-    at: datetime
+    at: datetime  # a counted entry (e.g. refused requests): the start of its minute
+    occurrences: int = Field(default=1, description="How often the event happened (counted entries: in that minute).")
 
 
 class AuditPage(Output):

@@ -99,15 +99,11 @@ def check_access(app: Any, min_role: Role) -> Membership:
     from relasify.services import audit
 
     if membership is None:
-        # Recorded in the global security log: the caller named a workspace that is not theirs.
-        audit.record(
-            None, "authorization.denied", actor_id=actor.sub, target_ids=[ws[:64]], details={"reason": "not_a_member"}
-        )
+        # Counted in the global security log: the caller named a workspace that is not theirs.
+        audit.count_refusal(None, actor_id=actor.sub, reason="not_a_member", target_ids=[ws[:64]])
         raise NotFound("Workspace not found")
     if membership.role < min_role:
-        audit.record(
-            ws, "authorization.denied", actor_id=actor.sub, details={"reason": "role_too_low", "needed": min_role.label}
-        )
+        audit.count_refusal(ws, actor_id=actor.sub, reason="role_too_low", needed=min_role.label)
         raise Forbidden(f"This action needs the {min_role.label} role or higher")
     app.append_context(membership=membership)
     return membership
