@@ -50,7 +50,7 @@ def test_a_hundred_refused_requests_by_one_agent_are_counted_not_stored_each(
     ws = api.create_workspace(OWNER)
     api.add_member(ws, OWNER, AGENT, "agent")
     for _ in range(100):
-        refused = api.get(f"/v1/workspaces/{ws}/members", as_user=AGENT)  # admin route
+        refused = api.get(f"/v1/workspaces/{ws}/audit", as_user=AGENT)  # admin route
         assert refused.status == 403
         assert refused.content_type == "application/problem+json"
 
@@ -74,7 +74,7 @@ def test_a_hundred_refused_requests_by_one_agent_are_counted_not_stored_each(
 
     # The next minute starts new entries; other entries of the workspace are untouched.
     clock.set_clock(lambda: NOW + timedelta(minutes=1))
-    assert api.get(f"/v1/workspaces/{ws}/members", as_user=AGENT).status == 403
+    assert api.get(f"/v1/workspaces/{ws}/audit", as_user=AGENT).status == 403
     later = _items(aws_resources.table_name, f"WS#{ws}#AUDIT")
     assert sum(int(i["occurrences"]["N"]) for i in later) == 101
     assert len(later) == len(stored) + 1
@@ -117,7 +117,7 @@ def test_one_item_per_actor_reason_and_minute_with_one_shard(
     ws = api.create_workspace(OWNER)
     api.add_member(ws, OWNER, AGENT, "agent")
     for _ in range(20):
-        assert api.get(f"/v1/workspaces/{ws}/members", as_user=AGENT).status == 403  # needs admin
+        assert api.get(f"/v1/workspaces/{ws}/audit", as_user=AGENT).status == 403  # needs admin
         assert api.post(f"/v1/workspaces/{ws}/close", {}, as_user=AGENT).status == 403  # needs owner
     stored = _items(aws_resources.table_name, f"WS#{ws}#AUDIT")
     needed = sorted((i["details"]["M"]["needed"]["S"], int(i["occurrences"]["N"])) for i in stored)
@@ -136,7 +136,7 @@ def test_a_failed_security_log_write_still_answers_403_and_404(
     # Every security-log write fails, whichever call makes it (a put or an update).
     monkeypatch.setattr(m.AuditLogModel, "save", throttled)
     monkeypatch.setattr(m.AuditLogModel, "update", throttled)
-    forbidden = api.get(f"/v1/workspaces/{ws}/members", as_user=AGENT)
+    forbidden = api.get(f"/v1/workspaces/{ws}/audit", as_user=AGENT)
     assert forbidden.status == 403
     assert forbidden.content_type == "application/problem+json"
     missing = api.get(f"/v1/workspaces/{ws}", as_user=STRANGER)
