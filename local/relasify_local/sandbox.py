@@ -305,11 +305,15 @@ class Sandbox:
         with self._lock:
             return list(self._subscriptions)
 
-    def add_media(self, content: bytes, mime_type: str = "image/jpeg") -> str:
-        """Store media as if a user had sent it; returns the media id to put in an inbound webhook."""
+    def add_media(self, content: bytes, mime_type: str = "image/jpeg", *, url: str | None = None) -> str:
+        """Store media as if a user had sent it; returns the media id to put in an inbound webhook.
+        `url`: answer the media look-up with this download URL instead of the sandbox's own (tests of
+        where the token may go)."""
         media_id = str(secrets.randbelow(10**15) + 10**15)
         with self._lock:
             self._media[media_id] = (content, mime_type)
+            if url is not None:
+                self._media_urls[media_id] = url
         return media_id
 
     def post_webhook(self, payload: dict[str, Any]) -> int:
@@ -614,7 +618,7 @@ class Sandbox:
                 200,
                 {
                     "messaging_product": "whatsapp",
-                    "url": f"{self.base_url}/media/{object_id}",
+                    "url": self._media_urls.get(object_id, f"{self.base_url}/media/{object_id}"),
                     "mime_type": mime_type,
                     "sha256": hashlib.sha256(content).hexdigest(),
                     "file_size": len(content),
@@ -908,6 +912,7 @@ class Sandbox:
         self._requests: list[dict[str, Any]] = []
         self._deliveries: list[dict[str, Any]] = []
         self._media: dict[str, tuple[bytes, str]] = {}
+        self._media_urls: dict[str, str] = {}
         self._failing_recipients: dict[str, int] = {}
         self._expired_tokens: set[str] = set()
         self._subscriptions: list[str] = []
