@@ -386,7 +386,7 @@ def _handle_inbound(event: InboundMessageEvent, delivery: _Delivery) -> str:
 def _media_copy_due(stored: message_store.Message | None, ws: str, *, fresh: bool, now: datetime) -> bool:
     """A new message's media is always queued; a duplicate re-queues it only when the first job had
     time to finish and did not (a delivery that failed between recording and enqueueing)."""
-    if stored is None or stored.ws != ws or stored.media_s3_key is not None:
+    if stored is None or stored.ws != ws or stored.media_s3_key is not None or stored.media_error is not None:
         return False
     return fresh or stored.created_at is None or now - stored.created_at > MEDIA_RETRY_AFTER
 
