@@ -41,7 +41,7 @@ def aws_resources(ddb_tables: Settings, monkeypatch: pytest.MonkeyPatch) -> Iter
 
 
 @pytest.fixture(scope="session")
-def _shared_graph_sandbox() -> Iterator[Sandbox]:
+def shared_graph_sandbox() -> Iterator[Sandbox]:
     # Its webhooks go nowhere: tests that need them start their own (test_send_support.sending_environment).
     sandbox = Sandbox(
         webhook_url="http://127.0.0.1:9/webhooks/whatsapp", app_secret=APP_SECRET, webhook_max_attempts=1
@@ -51,17 +51,17 @@ def _shared_graph_sandbox() -> Iterator[Sandbox]:
 
 
 @pytest.fixture
-def graph_sandbox(_shared_graph_sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch) -> Iterator[Sandbox]:
+def graph_sandbox(shared_graph_sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch) -> Iterator[Sandbox]:
     """The Graph API of the in-process tier: the WhatsApp sandbox with only its seeded account
     (WABA 102345678901234, number 109876543210987, any `EAAG...` token), fresh for each test."""
     from relasify.whatsapp.graph import reset_graph_client
 
-    _shared_graph_sandbox.reset()
-    monkeypatch.setenv("GRAPH_API_BASE_URL", _shared_graph_sandbox.base_url)
+    shared_graph_sandbox.reset()
+    monkeypatch.setenv("GRAPH_API_BASE_URL", shared_graph_sandbox.base_url)
     monkeypatch.setenv("GRAPH_TIMEOUT_SECONDS", "2")
     get_settings.cache_clear()
     reset_graph_client()
-    yield _shared_graph_sandbox
+    yield shared_graph_sandbox
     reset_graph_client()
 
 

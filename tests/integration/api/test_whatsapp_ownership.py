@@ -202,3 +202,14 @@ def test_one_number_belongs_to_one_workspace_and_only_its_owner_learns_it_is_tak
     assert graph_sandbox.subscribed_apps == subscriptions
     assert identity_repository().get_whatsapp_connection(second) is None
     assert identity_repository().route_by_phone_number_id(VICTIM_NUMBER).ws == first  # type: ignore[union-attr]
+
+
+def test_a_token_that_cannot_be_a_header_is_422_without_calling_graph(api: ApiClient, graph_sandbox: Sandbox) -> None:
+    ws = api.create_workspace(VICTIM)
+    for token in ("EAAG with spaces in it", "EAAG-tökén-ünicode", "EAAG-token\r\nX-Injected: 1"):
+        refused = _connect(api, ws, VICTIM, VICTIM_WABA, VICTIM_NUMBER, token)
+        assert refused.status == 422, refused.body
+        assert _slug(refused) == "validation-error"
+        assert token not in refused.body.decode()
+    assert graph_sandbox.requests == []
+    assert identity_repository().get_whatsapp_connection(ws) is None
