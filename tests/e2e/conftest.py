@@ -71,6 +71,20 @@ class LocalStackProcess:
     def client(self, **kwargs: Any) -> httpx.Client:
         return httpx.Client(base_url=self.base_url, timeout=30, **kwargs)
 
+    def register_whatsapp_account(
+        self, waba_id: str, phone_number_id: str, token: str, display_phone_number: str = "6281234500000"
+    ) -> None:
+        """Make `token` own `phone_number_id` under `waba_id` at the sandbox (connecting needs Graph's proof)."""
+        assert self.sandbox_url, "the stack runs without its WhatsApp sandbox"
+        account = {
+            "waba_id": waba_id,
+            "phone_number_id": phone_number_id,
+            "display_phone_number": display_phone_number,
+            "token": token,
+        }
+        registered = httpx.post(f"{self.sandbox_url}/_sandbox/accounts", json=account, timeout=10)
+        assert registered.status_code == 201, registered.text
+
     def log_tail(self, lines: int = 60) -> str:
         return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
 

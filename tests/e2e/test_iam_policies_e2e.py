@@ -227,6 +227,7 @@ def run_scenario(stack: LocalStackProcess) -> None:
             "display_phone_number": "6281234500000",
             "access_token": "EAAG-iam-token",
         }
+        stack.register_whatsapp_account(WABA_ID, phone_number_id, connect["access_token"])
         assert http.put(f"/v1/workspaces/{ws}/whatsapp", json=connect).status_code == 200, stack.log_tail()
         member = http.post(f"/v1/workspaces/{ws}/members", json={"email": MEMBER, "role": "agent"})
         assert member.status_code == 201, member.text

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 
 import boto3
+from relasify_local.sandbox import Sandbox
 
 from tests.support.api import ApiClient
 
@@ -185,8 +186,12 @@ def test_whatsapp_send_cap_is_set_by_admins_bounded_and_used_by_senders(api: Api
     assert entry["target_ids"] == ["109876543210987"]
 
 
-def test_rotating_the_token_keeps_the_send_cap_and_another_number_starts_from_the_default(api: ApiClient) -> None:
+def test_rotating_the_token_keeps_the_send_cap_and_another_number_starts_from_the_default(
+    api: ApiClient, graph_sandbox: Sandbox
+) -> None:
     from relasify.services import sending, workspaces
+
+    graph_sandbox.register_number("109876543210999", display_phone_number="6281234500001")  # the seeded WABA's
 
     ws = api.create_workspace(OWNER)
     path = f"/v1/workspaces/{ws}/whatsapp"

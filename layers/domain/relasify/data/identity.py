@@ -98,6 +98,8 @@ class IdentityRepository(Protocol):
         display_phone_number: str | None = None,
         connected_by: str | None = None,
         throughput_per_second: float | None = None,
+        quality_rating: str | None = None,
+        messaging_limit: str | None = None,
     ) -> WhatsAppConnection: ...
     def get_whatsapp_connection(self, ws: str) -> WhatsAppConnection | None: ...
     def delete_whatsapp_connection(self, ws: str) -> None: ...
@@ -578,6 +580,8 @@ class DynamoIdentityRepository:
         display_phone_number: str | None = None,
         connected_by: str | None = None,
         throughput_per_second: float | None = None,
+        quality_rating: str | None = None,
+        messaging_limit: str | None = None,
     ) -> WhatsAppConnection:
         """Connect (or reconnect) a number. The connection and the routing item are written in
         one transaction; the routing item is conditional, so a phone_number_id belongs to one
@@ -585,7 +589,8 @@ class DynamoIdentityRepository:
 
         Reconnecting the same phone_number_id (e.g. rotating the token) keeps its send cap
         (`throughput_per_second`) unless one is given; another number starts from the default,
-        because Meta's throughput tier belongs to the number, not to the workspace."""
+        because Meta's throughput tier belongs to the number, not to the workspace. Quality rating and
+        messaging limit, when given (read from Meta while connecting), replace what was known."""
         previous = m.WhatsAppConnectionModel.get_live(m.ws_pk(ws), m.WhatsAppConnectionModel.SK_VALUE)
         connection = m.WhatsAppConnectionModel(
             m.ws_pk(ws),
@@ -598,11 +603,13 @@ class DynamoIdentityRepository:
             token_status="valid",  # noqa: S106 - a status, not a secret
             throughput_per_second=throughput_per_second,
             connected_by=connected_by,
+            quality_rating=quality_rating,
+            messaging_limit=messaging_limit,
         )
         if previous is not None and previous.phone_number_id == phone_number_id:
-            # Same number: keep what Meta last reported about it.
-            connection.quality_rating = previous.quality_rating
-            connection.messaging_limit = previous.messaging_limit
+            # Same number: keep what Meta last reported about it, unless just read afresh.
+            connection.quality_rating = quality_rating or previous.quality_rating
+            connection.messaging_limit = messaging_limit or previous.messaging_limit
             connection.restrictions = previous.restrictions
             connection.account_status = previous.account_status
             connection.created_at = previous.created_at

@@ -77,7 +77,10 @@ class WhatsAppConnect(Input):
     waba_id: MetaId
     phone_number_id: MetaId
     display_phone_number: Annotated[str, StringConstraints(min_length=4, max_length=32)]
-    access_token: Annotated[str, StringConstraints(min_length=10, max_length=1024)] = Field(repr=False)
+    # Printable ASCII without spaces, like Meta's tokens: anything else could not go in a header.
+    access_token: Annotated[str, StringConstraints(min_length=10, max_length=1024, pattern=r"^[!-~]+$")] = Field(
+        repr=False
+    )
 
 
 class WhatsAppSettings(Input):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from relasify.data import deleted_users, kms_tokens
 from relasify.data.identity import identity_repository
 from relasify.data.records import AuditEntry, Page, User, WhatsAppConnection, Workspace
@@ -9,8 +11,11 @@ from relasify.data.records import Membership as MembershipRecord
 from relasify.errors import AccountDeleted, Conflict, Forbidden, NotFound
 from relasify.observability import logger
 from relasify.schemas.identity import MemberBrief, MemberOut, WhatsAppConnect
-from relasify.services import audit
+from relasify.services import audit, whatsapp_ownership
 from relasify.services.access import Actor, Membership, Role
+
+if TYPE_CHECKING:
+    from relasify.whatsapp.graph import GraphClient
 
 # Users whose claims this warm container has already stored: (sub, email, name, picture).
 _seen_claims: set[tuple[str, str, str | None, str | None]] = set()
@@ -241,15 +246,37 @@ def revoke_invitation(caller: Membership, email: str) -> None:
 # --- WhatsApp connection ---------------------------------------------------------------------
 
 
-def connect_whatsapp(caller: Membership, request: WhatsAppConnect) -> WhatsAppConnection:
+def connect_whatsapp(
+    caller: Membership, request: WhatsAppConnect, *, graph: GraphClient | None = None
+) -> WhatsAppConnection:
+    """Connect (or reconnect, e.g. to rotate the token) a number whose ownership Graph confirms.
+
+    Order matters: nothing is stored, and the app is not subscribed, until Graph has confirmed
+    with this token that the WABA lists the number (422 otherwise; 503 when Meta does not answer).
+    A number connected to another workspace is refused (409) only after that proof, so the answer
+    tells nothing about other workspaces to someone who does not own the number."""
+    repo = identity_repository()
+    proven = whatsapp_ownership.prove_ownership(
+        request.waba_id, request.phone_number_id, request.access_token, graph=graph
+    )
+    route = repo.route_by_phone_number_id(request.phone_number_id)
+    if route is not None and route.ws != caller.ws:
+        raise Conflict(
+            "This WhatsApp phone number is connected to another workspace.",
+            phone_number_id=request.phone_number_id,
+        )
+    whatsapp_ownership.subscribe_to_webhooks(request.waba_id, request.access_token, graph=graph)
     ciphertext = kms_tokens.encrypt_token(caller.ws, request.access_token)
-    connection = identity_repository().put_whatsapp_connection(
+    connection = repo.put_whatsapp_connection(
         caller.ws,
         waba_id=request.waba_id,
         phone_number_id=request.phone_number_id,
         encrypted_access_token=ciphertext,
-        display_phone_number=request.display_phone_number,
+        # Meta's own display number: account-level webhooks are matched against it.
+        display_phone_number=proven.display_phone_number or request.display_phone_number,
         connected_by=caller.sub,
+        quality_rating=proven.quality_rating,
+        messaging_limit=proven.messaging_limit,
     )
     audit.record(
         caller.ws,
