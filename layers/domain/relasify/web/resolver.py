@@ -83,8 +83,12 @@ def create_app() -> APIGatewayHttpResolver:
     """Build the resolver every API function uses, with problem+json for every error."""
     from relasify.settings import get_settings
 
+    settings = get_settings()
+    # API Gateway answers preflights and sets CORS headers itself (the template's CorsConfiguration);
+    # the same origins here keep a preflight that reaches a function consistent with it.
     cors = CORSConfig(
-        allow_origin=get_settings().frontend_origin,
+        allow_origin=settings.frontend_origin,
+        extra_origins=[origin.strip() for origin in settings.cors_extra_origins.split(",") if origin.strip()],
         allow_headers=["Authorization", "Content-Type", "Idempotency-Key"],
         max_age=600,
     )
