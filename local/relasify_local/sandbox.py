@@ -44,6 +44,7 @@ _ROUTE_TEMPLATES = re.compile(rf"/({_VERSION})/({_ID})/message_templates/?")
 _ROUTE_OBJECT = re.compile(rf"/({_VERSION})/({_ID})/?")
 _ROUTE_MEDIA_BYTES = re.compile(rf"/media/({_ID})/?")
 INSPECT_SENT_MESSAGES_PATH = "/_sandbox/sent-messages"  # GET: every send the sandbox accepted
+ADD_MEDIA_PATH = "/_sandbox/media"  # POST raw bytes (Content-Type = mime type): {"id": media id}
 
 # Meta's titles for the codes the sandbox can be told to answer with; HTTP statuses per whatsapp.md section 6.
 _ERROR_TITLES: dict[int, tuple[int, str]] = {
@@ -332,6 +333,11 @@ class Sandbox:
             # Not a Graph route: what the sandbox accepted, for tests and developers of the local stack
             # (no latency, no faults, not counted as a Graph request).
             request.respond(200, {"data": self.sent_messages}, {})
+            return
+        if path == ADD_MEDIA_PATH and method == "POST":
+            # Not a Graph route either: media "a user sent", for inbound media webhooks from another process.
+            mime_type = request.headers.get("Content-Type") or "image/jpeg"
+            request.respond(200, {"id": self.add_media(body, mime_type)}, {})
             return
         record: dict[str, Any] = {"method": method, "path": path, "status": None, "fault": None, "at": time.time()}
         with self._lock:

@@ -61,7 +61,8 @@ class LocalStackProcess:
         return dict(self.info.get("environment") or {})
 
     def token(self, email: str = "e2e@example.com", **claims: Any) -> str:
-        """A bearer token the stack accepts (same signing key: same state directory)."""
+        """A bearer token the stack accepts (same signing key: same state directory); `email_verified=False`
+        (or None: no claim) mints one whose address is matched to no one, `sub=` gives it its own user."""
         return mint_token(email, state_dir=self.state_dir, **claims)
 
     def auth_headers(self, email: str = "e2e@example.com", **claims: Any) -> dict[str, str]:

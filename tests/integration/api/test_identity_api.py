@@ -59,7 +59,7 @@ def test_non_member_gets_404_and_low_role_403(api: ApiClient) -> None:
     assert api.get(f"/v1/workspaces/{ws}", as_user="stranger@example.com").status == 404
     api.add_member(ws, OWNER, "agent@example.com", "agent")
     assert api.get(f"/v1/workspaces/{ws}", as_user="agent@example.com").status == 200
-    forbidden = api.get(f"/v1/workspaces/{ws}/members", as_user="agent@example.com")
+    forbidden = api.get(f"/v1/workspaces/{ws}/audit", as_user="agent@example.com")
     assert forbidden.status == 403
     assert forbidden.content_type == "application/problem+json"
 
@@ -150,7 +150,7 @@ def test_authorisation_denials_are_in_the_security_log(api: ApiClient) -> None:
 
     ws = api.create_workspace(OWNER)
     api.add_member(ws, OWNER, "agent@example.com", "agent")
-    assert api.get(f"/v1/workspaces/{ws}/members", as_user="agent@example.com").status == 403
+    assert api.get(f"/v1/workspaces/{ws}/audit", as_user="agent@example.com").status == 403
     assert api.get(f"/v1/workspaces/{ws}", as_user="stranger@example.com").status == 404
 
     audit = api.get(f"/v1/workspaces/{ws}/audit", as_user=OWNER).json["items"]
