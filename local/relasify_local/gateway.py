@@ -280,21 +280,31 @@ class CorsConfig:
         return HttpResponse(response.status, headers, response.body)
 
 
-def cors_from_template(template: dict[str, Any], resolve: Callable[[Any], str | None]) -> CorsConfig | None:
-    """CorsConfiguration of the template's HttpApi, its values resolved (e.g. `!Ref FrontendOrigin`)."""
+def cors_from_template(
+    template: dict[str, Any], resolve: Callable[[Any], str | None], *, allow_origins: tuple[str, ...] | None = None
+) -> CorsConfig | None:
+    """CorsConfiguration of the template's HttpApi, its values resolved (e.g. `!Ref FrontendOrigin`).
+
+    `allow_origins` (the stack's RELASIFY_CORS_ORIGINS) replaces the template's origins: locally the
+    frontend runs on a dev server, not on the deployed FrontendOrigin. A configuration written as one
+    `!If` (origins that depend on a parameter) is read from its last branch, which the template keeps
+    identical to the first except for the origins."""
     for resource in template.get("Resources", {}).values():
         if resource.get("Type") != "AWS::Serverless::HttpApi":
             continue
         config = (resource.get("Properties") or {}).get("CorsConfiguration")
+        if isinstance(config, dict) and isinstance(config.get("Fn::If"), list):
+            config = config["Fn::If"][-1]
         if not isinstance(config, dict):
             continue
 
         def values(key: str, config: dict[str, Any] = config) -> tuple[str, ...]:
-            return tuple(v for v in (resolve(item) for item in config.get(key) or []) if v)
+            items = config.get(key) or []
+            return tuple(v for v in (resolve(item) for item in items) if v) if isinstance(items, list) else ()
 
         max_age = resolve(config.get("MaxAge")) if "MaxAge" in config else None
         return CorsConfig(
-            allow_origins=values("AllowOrigins"),
+            allow_origins=allow_origins if allow_origins is not None else values("AllowOrigins"),
             allow_methods=values("AllowMethods"),
             allow_headers=values("AllowHeaders"),
             expose_headers=values("ExposeHeaders"),

@@ -50,6 +50,8 @@ DEV_VERIFY_TOKEN = "dev-verify-token"  # noqa: S105 - documented local default
 # Where Graph API calls go when the sandbox is unavailable: nothing listens there, so nothing reaches Meta.
 UNREACHABLE_GRAPH_URL = "http://127.0.0.1:9"
 STATE_FILE = "stack.json"
+# Origins a browser app may call the local API from (RELASIFY_CORS_ORIGINS): the usual dev servers.
+DEV_CORS_ORIGINS = ("http://localhost:5173", "http://127.0.0.1:5173", "http://localhost:4173", "http://127.0.0.1:4173")
 _RATE = re.compile(r"rate\((\d+)\s+(minute|minutes|hour|hours|day|days)\)")
 _RATE_SECONDS = {"minute": 60, "hour": 3600, "day": 86400}
 
@@ -75,6 +77,7 @@ class StackConfig:
     sandbox_latency_seconds: float = 0.0
     visibility_timeout_seconds: int | None = None
     enable_sandbox: bool = True
+    cors_origins: tuple[str, ...] = DEV_CORS_ORIGINS
 
     @property
     def template(self) -> Path:
@@ -96,11 +99,19 @@ class StackConfig:
             visibility_timeout_seconds=int(env["RELASIFY_VISIBILITY_TIMEOUT_SECONDS"])
             if env.get("RELASIFY_VISIBILITY_TIMEOUT_SECONDS")
             else None,
+            cors_origins=parse_origins(env["RELASIFY_CORS_ORIGINS"])
+            if "RELASIFY_CORS_ORIGINS" in env
+            else DEV_CORS_ORIGINS,
         )
         for key, value in overrides.items():
             if value is not None:
                 setattr(config, key, value)
         return config
+
+
+def parse_origins(value: str) -> tuple[str, ...]:
+    """A comma-separated origin list; surrounding spaces and trailing slashes are dropped (browsers send neither)."""
+    return tuple(origin.strip().rstrip("/") for origin in value.split(",") if origin.strip())
 
 
 def issuer_routes(key: LocalKeyPair) -> dict[tuple[str, str], Callable[[HttpRequest], HttpResponse]]:
@@ -288,7 +299,7 @@ class LocalStack:
             self.signing_key,
             local_routes={**openapi.local_routes(), **issuer_routes(self.signing_key)},
             domain_name=f"{config.host}:{self.http_server.port}",
-            cors=cors_from_template(template, self.resources.resolve),
+            cors=cors_from_template(template, self.resources.resolve, allow_origins=config.cors_origins),
         )
         self.http_server.start(self.gateway)
 

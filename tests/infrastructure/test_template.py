@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 import shlex
 import subprocess
 import sys
@@ -343,10 +344,87 @@ def test_routes_reach_the_functions_of_the_architecture(cfn: dict[str, Any]) -> 
             assert routed[("ANY", path)] == function_id
 
 
-def test_cors_allows_only_the_frontend_origin(sam_template: dict[str, Any]) -> None:
-    cors = sam_template["Resources"]["HttpApi"]["Properties"]["CorsConfiguration"]
-    assert cors["AllowOrigins"] == [{"Ref": "FrontendOrigin"}]
-    assert {"authorization", "content-type", "idempotency-key"} <= {h.lower() for h in cors["AllowHeaders"]}
+def _evaluate(value: Any, parameters: dict[str, str], conditions: dict[str, Any]) -> Any:
+    """The few intrinsic functions the CORS configuration uses, evaluated as CloudFormation would."""
+    if isinstance(value, list):
+        return [_evaluate(item, parameters, conditions) for item in value]
+    if not isinstance(value, dict) or len(value) != 1 or not next(iter(value)).startswith(("Fn::", "Ref")):
+        return {k: _evaluate(v, parameters, conditions) for k, v in value.items()} if isinstance(value, dict) else value
+    ((name, argument),) = value.items()
+    if name == "Ref":
+        return parameters[argument]
+    if name == "Fn::Sub":
+        return re.sub(r"\$\{(\w+)\}", lambda m: parameters[m.group(1)], argument)
+    if name == "Fn::Split":
+        return _evaluate(argument[1], parameters, conditions).split(argument[0])
+    if name == "Fn::Equals":
+        return _evaluate(argument[0], parameters, conditions) == _evaluate(argument[1], parameters, conditions)
+    if name == "Fn::Not":
+        return not _evaluate(argument[0], parameters, conditions)
+    if name == "Fn::If":
+        chosen = argument[1] if _evaluate(conditions[argument[0]], parameters, conditions) else argument[2]
+        return _evaluate(chosen, parameters, conditions)
+    raise AssertionError(f"unexpected intrinsic {name}")
+
+
+@pytest.mark.parametrize(
+    ("extra", "expected"),
+    [
+        ("", ["https://app.relasify.id"]),
+        ("https://preview.relasify.pages.dev", ["https://app.relasify.id", "https://preview.relasify.pages.dev"]),
+        (
+            "https://main.relasify.pages.dev,http://localhost:5173",
+            ["https://app.relasify.id", "https://main.relasify.pages.dev", "http://localhost:5173"],
+        ),
+    ],
+    ids=["frontend-only", "one-preview", "preview-and-localhost"],
+)
+def test_cors_allows_the_frontend_and_the_configured_extra_origins(
+    sam_template: dict[str, Any], extra: str, expected: list[str]
+) -> None:
+    values = {"FrontendOrigin": "https://app.relasify.id", "CorsExtraOrigins": extra}
+    config = sam_template["Resources"]["HttpApi"]["Properties"]["CorsConfiguration"]
+    cors = _evaluate(config, values, sam_template["Conditions"])
+    assert cors == {
+        "AllowOrigins": expected,
+        "AllowMethods": ["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
+        "AllowHeaders": ["authorization", "content-type", "idempotency-key"],
+        "ExposeHeaders": ["location", "retry-after"],
+        "MaxAge": 600,  # no AllowCredentials: bearer tokens, no cookies
+    }
+
+
+@pytest.mark.parametrize(
+    ("value", "allowed"),
+    [
+        ("", True),
+        ("https://preview.relasify.pages.dev", True),
+        ("https://a.relasify.pages.dev,http://localhost:5173", True),
+        ("https://*.relasify-preview.pages.dev", False),  # HTTP API CORS has no subdomain wildcards
+        ("*", False),
+        ("https://a.example, https://b.example", False),  # a space would become part of the origin
+        ("https://a.example/", False),
+    ],
+)
+def test_extra_cors_origins_must_be_exact_origins(sam_template: dict[str, Any], value: str, allowed: bool) -> None:
+    parameter = sam_template["Parameters"]["CorsExtraOrigins"]
+    assert parameter["Default"] == ""  # each stage allows only its own frontend unless told otherwise
+    assert (re.fullmatch(parameter["AllowedPattern"], value) is not None) is allowed
+
+
+def test_transformed_cors_keeps_every_setting_in_both_branches(cfn: dict[str, Any]) -> None:
+    # SAM copies an intrinsic CorsConfiguration into the OpenAPI body as is (keys lower-cased).
+    condition, with_extra, frontend_only = props(cfn, "HttpApi")["Body"]["x-amazon-apigateway-cors"]["Fn::If"]
+    assert condition == "HasCorsExtraOrigins"
+    assert {k: v for k, v in with_extra.items() if k != "allowOrigins"} == {
+        k: v for k, v in frontend_only.items() if k != "allowOrigins"
+    }
+    assert set(frontend_only) == {"allowOrigins", "allowMethods", "allowHeaders", "exposeHeaders", "maxAge"}
+
+
+def test_functions_know_the_extra_cors_origins(cfn: dict[str, Any]) -> None:
+    for function_id in FUNCTIONS:
+        assert mentions(env_of(cfn, function_id)["CORS_EXTRA_ORIGINS"], "CorsExtraOrigins"), function_id
 
 
 def test_http_api_writes_access_logs_to_a_log_group_with_retention(cfn: dict[str, Any]) -> None:

@@ -283,14 +283,34 @@ def inbound_text(wamid: str, body: str, *, ts: int = BASE_TS, wa_id: str = CUSTO
     )
 
 
-@pytest.mark.parametrize("body", ["STOP", " stop ", "Berhenti", "UNSUBSCRIBE", "stop promo", "Stop_Promo"])
+@pytest.mark.parametrize(
+    "body",
+    [
+        "STOP",
+        " stop ",
+        "Berhenti",
+        "UNSUBSCRIBE",
+        "stop promo",
+        "Stop_Promo",
+        "STOP.",
+        "Stop!",
+        "Berhenti.",
+        "stop \U0001f64f",
+        "BERHENTI ya",
+        "s\u200btop",
+        "\uff33\uff34\uff2f\uff30",
+    ],
+)
 def test_opt_out_keywords(connected: None, body: str) -> None:
     webhook.process_payload(inbound_text("wamid.kw", body))
     consent = contact_repository().find_by_wa_id(WS, CUSTOMER).consent
     assert (consent.status, consent.source) == ("opted_out", "inbound_keyword")
 
 
-@pytest.mark.parametrize("body", ["stop it please", "STOPS", "halo"])
+@pytest.mark.parametrize(
+    "body",
+    ["stop it please", "STOPS", "halo", "jangan berhenti kirim promo", "stop by the shop tomorrow", "STOPKONTAK"],
+)
 def test_other_texts_do_not_opt_out(connected: None, body: str) -> None:
     webhook.process_payload(inbound_text("wamid.nokw", body))
     assert contact_repository().find_by_wa_id(WS, CUSTOMER).consent.status == "unknown"

@@ -433,3 +433,80 @@ def test_cors_headers_are_set_for_allowed_origins_only(signing_key) -> None:
     assert not [k for k, _ in refused.headers if k.lower() == "access-control-allow-origin"]
     assert unauthorized.status == 401
     assert ("access-control-allow-origin", "http://localhost:5173") in unauthorized.headers
+
+
+PREVIEW_ORIGIN = "https://main.relasify-preview.pages.dev"
+
+
+def _real_template_cors(signing_key, function: RecordingFunction, origins: tuple[str, ...]) -> Gateway:
+    """The gateway as the local stack builds it: the repository's CorsConfiguration, origins from the environment."""
+    from relasify_local.aws import LocalResources
+    from relasify_local.cfn import load_template
+
+    template = load_template()
+    resources = LocalResources("http://moto.invalid", parameters={"FrontendOrigin": "https://app.relasify.id"})
+    cors = cors_from_template(template, resources.resolve, allow_origins=origins)
+    return Gateway([Route("ANY", "/v1/workspaces", function, True)], signing_key, cors=cors)
+
+
+@pytest.mark.parametrize("origin", ["http://localhost:5173", PREVIEW_ORIGIN])
+def test_preflight_from_a_configured_origin_is_204_with_the_templates_headers(signing_key, origin: str) -> None:
+    function = RecordingFunction("Workspaces")
+    gateway = _real_template_cors(signing_key, function, ("http://localhost:5173", PREVIEW_ORIGIN))
+    headers = [
+        ("Origin", origin),
+        ("Access-Control-Request-Method", "POST"),
+        ("Access-Control-Request-Headers", "authorization,content-type,idempotency-key"),
+    ]
+
+    response = gateway.handle(_request("OPTIONS", "/v1/workspaces", headers))
+
+    assert response.status == 204
+    assert dict(response.headers) == {
+        "access-control-allow-origin": origin,
+        "access-control-allow-methods": "GET,POST,PUT,PATCH,DELETE,OPTIONS",
+        "access-control-allow-headers": "authorization,content-type,idempotency-key",
+        "access-control-max-age": "600",
+    }
+    assert function.events == []  # answered by the gateway, without a token, as API Gateway does
+
+
+@pytest.mark.parametrize(
+    "origin",
+    ["https://evil.example.com", "https://app.relasify.id", "https://other.relasify-preview.pages.dev", "null"],
+)
+def test_preflight_from_another_origin_gets_no_allow_origin(signing_key, origin: str) -> None:
+    # app.relasify.id is the template's FrontendOrigin: locally only RELASIFY_CORS_ORIGINS counts.
+    function = RecordingFunction(
+        "Workspaces", result={"statusCode": 204, "headers": {"access-control-allow-origin": "*"}}
+    )
+    gateway = _real_template_cors(signing_key, function, ("http://localhost:5173", PREVIEW_ORIGIN))
+    headers = [("Origin", origin), ("Access-Control-Request-Method", "POST")]
+
+    response = gateway.handle(_request("OPTIONS", "/v1/workspaces", headers))
+
+    assert not [k for k, _ in response.headers if k.lower().startswith("access-control-")]
+
+
+def test_responses_to_a_configured_origin_expose_location_and_retry_after(signing_key) -> None:
+    function = RecordingFunction("Workspaces", result={"statusCode": 201, "headers": {"location": "/v1/workspaces/x"}})
+    gateway = _real_template_cors(signing_key, function, (PREVIEW_ORIGIN,))
+    auth = ("Authorization", f"Bearer {mint_token('a@example.com', key=signing_key)}")
+
+    response = gateway.handle(_request("POST", "/v1/workspaces", [auth, ("Origin", PREVIEW_ORIGIN)]))
+
+    assert response.status == 201
+    assert ("access-control-allow-origin", PREVIEW_ORIGIN) in response.headers
+    assert ("access-control-expose-headers", "location,retry-after") in response.headers
+
+
+def test_local_cors_origins_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    from relasify_local.stack import DEV_CORS_ORIGINS, StackConfig
+
+    monkeypatch.delenv("RELASIFY_CORS_ORIGINS", raising=False)
+    assert StackConfig.from_env().cors_origins == DEV_CORS_ORIGINS
+    assert "http://localhost:5173" in DEV_CORS_ORIGINS
+    monkeypatch.setenv("RELASIFY_CORS_ORIGINS", f" http://localhost:3001 , {PREVIEW_ORIGIN}/ ")
+    assert StackConfig.from_env().cors_origins == ("http://localhost:3001", PREVIEW_ORIGIN)
+    monkeypatch.setenv("RELASIFY_CORS_ORIGINS", "")
+    assert StackConfig.from_env().cors_origins == ()

@@ -39,6 +39,8 @@ class Settings(BaseModel):
     kms_key_id: str = "alias/relasify"
     # The hosted web frontend's origin, allowed by CORS (API Gateway also answers preflights in the cloud).
     frontend_origin: str = "http://localhost:5173"
+    # More exact origins allowed by CORS (preview-deploy aliases), comma separated; "" = none.
+    cors_extra_origins: str = ""
 
     # SSM parameter names; the values are fetched with Powertools parameters (cached).
     app_secret_parameter: str = "/relasify/whatsapp/app-secret"  # noqa: S105 - a name, not a secret

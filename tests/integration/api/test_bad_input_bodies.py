@@ -136,23 +136,82 @@ def test_invalid_utf8_is_400(seeded: Seeded, route: str, body: bytes) -> None:
     assert seeded.snapshot() == before
 
 
+# Bodies that are not JSON, sent with a content type that does not say JSON: refused with 415, never
+# parsed as a form, a multipart upload or anything else.
 WRONG_CONTENT_TYPES = {
     "text-plain": ("text/plain", b"name=Budi"),
     "form": ("application/x-www-form-urlencoded", b"name=Budi&phone=0812"),
     "multipart-no-boundary": ("multipart/form-data", b"--x\r\n\r\nname\r\n--x--"),
+    "multipart": (
+        "multipart/form-data; boundary=x",
+        b'--x\r\nContent-Disposition: form-data; name="name"\r\n\r\nBudi\r\n--x--',
+    ),
     "xml": ("application/xml", b"<contact><name>Budi</name></contact>"),
     "text-xml": ("text/xml", b"<a/>"),
     "octet-stream": ("application/octet-stream", b"\x00\x01\x02"),
 }
+# Content types curl, HTML forms and hurried clients send with a JSON body.
+NON_JSON_CONTENT_TYPES = [
+    "application/x-www-form-urlencoded",
+    "text/plain",
+    "text/plain; charset=utf-8",
+    "multipart/form-data",
+    "application/octet-stream",
+    "application/xml",
+]
 
 
 @pytest.mark.parametrize("route", [r for r in ROUTE_IDS if r != "create-import"])
 @pytest.mark.parametrize("kind", list(WRONG_CONTENT_TYPES))
-def test_wrong_content_type_is_4xx(seeded: Seeded, route: str, kind: str) -> None:
+def test_wrong_content_type_with_a_body_that_is_not_json_is_415(seeded: Seeded, route: str, kind: str) -> None:
     before = seeded.snapshot()
     content_type, body = WRONG_CONTENT_TYPES[kind]
-    assert_problem(seeded.send(route, body, content_type), 400, 415, 422)
+    problem = assert_problem(seeded.send(route, body, content_type), 415)
+    assert problem["type"].endswith("/unsupported-media-type")
+    assert "application/json" in problem["detail"]
+    assert "not valid JSON" in problem["detail"]
     assert seeded.snapshot() == before
+
+
+@pytest.mark.parametrize("route", [r for r in ROUTE_IDS if r != "create-import"])
+@pytest.mark.parametrize("content_type", NON_JSON_CONTENT_TYPES)
+def test_json_body_is_read_as_json_whatever_the_content_type(seeded: Seeded, route: str, content_type: str) -> None:
+    # An unknown field proves the body was read as JSON: a form parser would have named the whole
+    # JSON text as one "extra input" and missed every required field.
+    before = seeded.snapshot()
+    _, _, valid = JSON_ROUTES[route]
+    problem = assert_problem(seeded.send(route, json.dumps({**valid, "is_admin": True}).encode(), content_type), 422)
+    locations = [e["location"] for e in problem["errors"]]
+    assert "body/is_admin" in locations, problem
+    assert not any("{" in loc for loc in locations), problem
+    assert seeded.snapshot() == before
+
+
+@pytest.mark.parametrize("content_type", NON_JSON_CONTENT_TYPES)
+def test_json_list_with_another_content_type_is_422_like_with_json(seeded: Seeded, content_type: str) -> None:
+    before = seeded.snapshot()
+    body = json.dumps([{"phone": "081234567809", "name": "Sari"}]).encode()
+    problem = assert_problem(seeded.send("create-contact", body, content_type), 422)
+    assert problem["detail"] == "The body must be a JSON object"
+    assert seeded.snapshot() == before
+
+
+def test_curl_data_without_content_type_creates_the_workspace(seeded: Seeded) -> None:
+    """The README's first call: `curl -d '{"name":"Toko Budi"}'` sends application/x-www-form-urlencoded."""
+    created = seeded.send("create-workspace", b'{"name":"Toko Budi"}', "application/x-www-form-urlencoded")
+    assert created.status == 201, created.body
+    assert created.json["name"] == "Toko Budi"
+    fetched = seeded.api.get(f"/v1/workspaces/{created.json['id']}", as_user=OWNER)
+    assert (fetched.status, fetched.json["name"]) == (200, "Toko Budi")
+
+
+def test_json_contact_with_text_plain_is_created_as_sent(seeded: Seeded) -> None:
+    body = json.dumps({"phone": "081234567808", "name": "Sari Plain"}).encode()
+    created = seeded.send("create-contact", body, "text/plain")
+    assert created.status == 201, created.body
+    stored = seeded.api.get(f"/v1/workspaces/{seeded.ws}/contacts/{created.json['id']}", as_user=OWNER)
+    assert (stored.json["name"], stored.json["phone"]) == ("Sari Plain", "+6281234567808")
+    assert seeded.api.delete(f"/v1/workspaces/{seeded.ws}/contacts/{created.json['id']}", as_user=OWNER).status < 300
 
 
 @pytest.mark.parametrize("route", ROUTE_IDS)

@@ -10,7 +10,6 @@ SQS record or a replayed backlog changes nothing twice.
 from __future__ import annotations
 
 import contextlib
-import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -27,6 +26,7 @@ from relasify.data.records import NewContact, PhoneRoute
 from relasify.errors import DuplicateContact
 from relasify.observability import logger
 from relasify.phones import e164_from_wa_id, try_normalize_phone
+from relasify.services.opt_out_keywords import is_opt_out_button, is_opt_out_text
 from relasify.whatsapp.errors import UntrustedMediaUrlError
 from relasify.whatsapp.webhook_models import (
     AccountUpdateEvent,
@@ -51,15 +51,11 @@ from relasify.whatsapp.webhook_models import (
 STALE_AFTER = timedelta(days=7)
 # A duplicate re-enqueues a media copy only when the first job had time to finish and did not.
 MEDIA_RETRY_AFTER = timedelta(minutes=2)
-OPT_OUT_KEYWORDS = frozenset({"STOP", "BERHENTI", "UNSUBSCRIBE", "STOP PROMO"})
-# Template quick-reply payloads that mean "no more marketing" (normalised like keywords).
-OPT_OUT_PAYLOADS = frozenset({"STOP", "STOP PROMO", "STOP PROMOTIONS", "UNSUBSCRIBE", "OPT OUT", "BERHENTI"})
 CONSENT_SOURCE_KEYWORD = "inbound_keyword"
 CONSENT_SOURCE_PREFERENCES = "user_preferences"
 CONSENT_SOURCE_SEND_ERROR = "send_error_131050"
 ERROR_MARKETING_OPT_OUT = 131050
 ERROR_UNDELIVERABLE = 131026
-_SEPARATORS = re.compile(r"[\s_\-]+")
 
 
 # --- collaborators (swappable in tests) ------------------------------------------------------
@@ -389,18 +385,6 @@ def _media_copy_due(stored: message_store.Message | None, ws: str, *, fresh: boo
     if stored is None or stored.ws != ws or stored.media_s3_key is not None or stored.media_error is not None:
         return False
     return fresh or stored.created_at is None or now - stored.created_at > MEDIA_RETRY_AFTER
-
-
-def _normalise_keyword(text: str | None) -> str:
-    return _SEPARATORS.sub(" ", (text or "").strip()).upper()
-
-
-def is_opt_out_text(text: str | None) -> bool:
-    return _normalise_keyword(text) in OPT_OUT_KEYWORDS
-
-
-def is_opt_out_button(payload: str | None, text: str | None) -> bool:
-    return _normalise_keyword(payload) in OPT_OUT_PAYLOADS or is_opt_out_text(text)
 
 
 def is_opt_out_message(message: InboundMessage) -> bool:

@@ -17,6 +17,7 @@ from relasify.errors import DomainError
 from relasify.observability import logger
 from relasify.schemas.common import UNSTORABLE_NUMBER, first_unstorable_number, is_storable_number
 from relasify.web.auth import check_access, policy_of_current_route
+from relasify.web.json_bodies import NOT_JSON_DETAIL, JsonBodyValidationMiddleware, is_json_media_type
 from relasify.web.problems import problem, validation_errors
 
 # Upper bound on JSON request bodies (bulk data goes through presigned S3 uploads instead).
@@ -53,12 +54,19 @@ def loads_storable_json(text: str) -> Any:
     return parsed
 
 
+def _reads_json_body(app: APIGatewayHttpResolver, content_type: str) -> bool:
+    # Routes with a body model read it as JSON whatever the content type (json_bodies.py); the others
+    # (the CSV import) only when it says JSON.
+    route = app.context.get("_route")
+    return is_json_media_type(content_type) or bool(route is not None and route.dependant.body_params)
+
+
 def _json_object_guard(app: APIGatewayHttpResolver, next_middleware: Any) -> Response:
     # Powertools validates a one-element list against a body model as if it were that element;
     # every JSON body of this API is an object.
     event = app.current_event
-    content_type = (event.headers.get("content-type") or "application/json").lower()
-    if event.body and event.http_method in ("POST", "PUT", "PATCH") and content_type.startswith("application/json"):
+    content_type = event.headers.get("content-type") or "application/json"
+    if event.body and event.http_method in ("POST", "PUT", "PATCH") and _reads_json_body(app, content_type):
         try:
             parsed = json.loads(event.decoded_body)
         except (ValueError, RecursionError):
@@ -75,12 +83,18 @@ def create_app() -> APIGatewayHttpResolver:
     """Build the resolver every API function uses, with problem+json for every error."""
     from relasify.settings import get_settings
 
+    settings = get_settings()
+    # API Gateway answers preflights and sets CORS headers itself (the template's CorsConfiguration);
+    # the same origins here keep a preflight that reaches a function consistent with it.
     cors = CORSConfig(
-        allow_origin=get_settings().frontend_origin,
+        allow_origin=settings.frontend_origin,
+        extra_origins=[origin.strip() for origin in settings.cors_extra_origins.split(",") if origin.strip()],
         allow_headers=["Authorization", "Content-Type", "Idempotency-Key"],
         max_age=600,
     )
     app = APIGatewayHttpResolver(enable_validation=True, cors=cors, json_body_deserializer=loads_storable_json)
+    # Powertools keeps its request validation here; ours reads JSON bodies whatever the content type.
+    app._request_validation_middleware = JsonBodyValidationMiddleware()
     from relasify.web.usage import usage_middleware
 
     app.use(middlewares=[usage_middleware, _body_size_guard, _json_object_guard])
@@ -101,21 +115,9 @@ def create_app() -> APIGatewayHttpResolver:
                 return _domain_error(denied)
         return _oversize(app)
 
-    def _unsupported_media_type() -> Response:
-        return _access_denied() or problem(
-            415, "unsupported-media-type", "Unsupported media type", "Request bodies must be application/json"
-        )
-
     @app.exception_handler(RequestUnsupportedContentType)
     def _unsupported_content_type(_: RequestUnsupportedContentType) -> Response:
-        return _unsupported_media_type()
-
-    @app.exception_handler(ValueError)
-    def _value_error(exc: ValueError) -> Response:
-        # Powertools raises a bare ValueError for a multipart content type without a boundary.
-        if "multipart/" in (app.current_event.headers.get("content-type") or "").lower():
-            return _unsupported_media_type()
-        return _unexpected(exc)
+        return _access_denied() or problem(415, "unsupported-media-type", "Unsupported media type", NOT_JSON_DETAIL)
 
     @app.exception_handler(RequestValidationError)
     def _validation_error(exc: RequestValidationError) -> Response:
