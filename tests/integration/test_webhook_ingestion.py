@@ -325,7 +325,7 @@ def test_counted_security_entries_spread_over_their_shards(env: WebhookEnv) -> N
 
 def test_large_payload_is_read_back_from_s3(env: WebhookEnv) -> None:
     payload = json.loads(fixture_bytes("01_inbound_text.json"))
-    payload["entry"][0]["changes"][0]["value"]["padding"] = "x" * (webhook_inbox.INLINE_LIMIT_BYTES + 10)
+    payload["entry"][0]["changes"][0]["value"]["padding"] = "x" * webhook_inbox.SQS_MESSAGE_LIMIT_BYTES
     raw = json.dumps(payload).encode()
     assert env.post(raw)["statusCode"] == 200
     (record,) = env.drain(env.webhook_queue)

@@ -7,7 +7,6 @@ reads its configuration from `WebhookInboxConfig` and creates each client on fir
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import os
@@ -21,8 +20,10 @@ from botocore.exceptions import BotoCoreError, ClientError
 from relasify.data import aws_clients
 
 RAW_PREFIX = "raw-webhooks"
-# SQS allows 256 KiB per message; bodies below this are inlined to save the processor an S3 read.
-INLINE_LIMIT_BYTES = 200 * 1024
+# SQS refuses a message over 256 KiB, counted as the encoded body's bytes plus message attributes
+# (none here). A body is inlined (saving the processor an S3 read) only when the encoded queue
+# message fits: `json.dumps` escapes every non-ASCII character, so an emoji's 4 raw bytes become 12.
+SQS_MESSAGE_LIMIT_BYTES = 262_144
 QUEUE_MESSAGE_VERSION = 1
 DELETE_OBJECTS_LIMIT = 1000  # S3 DeleteObjects maximum keys per request
 
@@ -79,11 +80,25 @@ def store_and_enqueue(raw: bytes, received_at: datetime, config: WebhookInboxCon
         ContentType="application/json",
     )
     message: dict[str, Any] = {"v": QUEUE_MESSAGE_VERSION, "bucket": config.media_bucket, "key": key, "sha256": digest}
-    if len(raw) < INLINE_LIMIT_BYTES:
-        with contextlib.suppress(UnicodeDecodeError):  # not UTF-8: the processor reads S3 instead
-            message["body"] = raw.decode("utf-8")
-    aws_clients.client("sqs").send_message(QueueUrl=config.webhook_queue_url, MessageBody=json.dumps(message))
+    aws_clients.client("sqs").send_message(
+        QueueUrl=config.webhook_queue_url, MessageBody=queue_message_body(message, raw)
+    )
     return key
+
+
+def queue_message_body(reference: dict[str, Any], raw: bytes) -> str:
+    """The queue message: the reference, with the body inlined when the encoded message fits in SQS.
+
+    The raw size says little (an escaped emoji takes 12 bytes, a quote 2), so the encoded message is
+    measured. A body of many bytes cannot fit (escaping never shrinks it), and is not encoded at all."""
+    pointer = json.dumps(reference)
+    if len(raw) + len(pointer) >= SQS_MESSAGE_LIMIT_BYTES:
+        return pointer
+    try:
+        inlined = json.dumps({**reference, "body": raw.decode("utf-8")})  # ASCII: its length is its size
+    except UnicodeDecodeError:  # not UTF-8: the processor reads S3 instead
+        return pointer
+    return inlined if len(inlined) <= SQS_MESSAGE_LIMIT_BYTES else pointer
 
 
 def read_queued(message_body: str) -> QueuedWebhook:
