@@ -611,6 +611,8 @@ def test_idempotency_table_is_reachable_by_the_send_api(cfn: dict[str, Any]) -> 
     actions = allowed_actions_on(cfn, "SendApiFunction", "IdempotencyTable")
     assert {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"} <= actions
     assert not allowed_actions_on(cfn, "RetentionSweepFunction", "IdempotencyTable")
+    # Erasure (the contacts API) deletes the stored results of sends to the erased contact.
+    assert "dynamodb:DeleteItem" in allowed_actions_on(cfn, "ContactsApiFunction", "IdempotencyTable")
 
 
 # ------------------------------------------------------------------ outputs and deploy config

@@ -464,8 +464,8 @@ def test_status_fixtures_move_the_outbound_message_forward(env: WebhookEnv) -> N
     assert read.sent_at == datetime.fromtimestamp(1767226100, UTC)
     assert read.read_at == datetime.fromtimestamp(1767226160, UTC)
     billing = list(m.BillingRecordModel.query(m.billing_pk(WS, target.message_at.strftime("%Y-%m"))))
-    assert [(b.wamid, b.category, b.pricing_model, b.pricing_type, b.billable) for b in billing] == [
-        (OUTBOUND_WAMID, "utility", "PMP", "regular", True)
+    assert [(b.sk, b.message_id, b.category, b.pricing_model, b.pricing_type, b.billable) for b in billing] == [
+        (m.billing_sk(OUTBOUND_WAMID), target.id, "utility", "PMP", "regular", True)
     ]
     assert billing[0].expires_at is not None
     # the second status of fixture 10 names a message we never sent: kept as pending
