@@ -416,6 +416,10 @@ def test_environment_carries_every_shared_setting_under_its_settings_name(cfn: d
         "MEDIA_QUEUE_URL": "MediaQueue",
         "BROADCAST_QUEUE_URL": "BroadcastQueue",
         "IMPORT_QUEUE_URL": "ImportQueue",
+        "WEBHOOK_DLQ_URL": "WebhookDLQ",
+        "MEDIA_DLQ_URL": "MediaDLQ",
+        "BROADCAST_DLQ_URL": "BroadcastDLQ",
+        "IMPORT_DLQ_URL": "ImportDLQ",
         "KMS_KEY_ID": "DataKey",
         "APP_SECRET_PARAMETER": "AppSecretParameterName",
         "VERIFY_TOKEN_PARAMETER": "VerifyTokenParameterName",
@@ -538,7 +542,8 @@ def test_queue_sends_are_limited_to_each_function_s_producer_role(cfn: dict[str,
         "WebhookProcessorFunction": {"MediaQueue"},
         "SendApiFunction": {"BroadcastQueue"},
         "BroadcastWorkerFunction": {"BroadcastQueue"},
-        "ContactsApiFunction": {"ImportQueue"},
+        # Erasure puts back a DLQ message without the erased person when it names others too.
+        "ContactsApiFunction": {"ImportQueue", "WebhookDLQ", "MediaDLQ", "BroadcastDLQ", "ImportDLQ"},
         "ImportWorkerFunction": {"ImportQueue"},  # continues a long import in a fresh invocation
     }
     queues = resources(cfn, "AWS::SQS::Queue")
@@ -599,8 +604,9 @@ def test_table_and_bucket_access_per_function(cfn: dict[str, Any]) -> None:
 
     assert prefixes("MediaWorkerFunction", "s3:PutObject") == {"media/"}
     assert prefixes("ImportWorkerFunction", "s3:GetObject") == {"imports/"}
-    assert prefixes("ContactsApiFunction", "s3:PutObject") == {"imports/"}  # exports are written by the worker
-    assert prefixes("ContactsApiFunction", "s3:GetObject") == {"imports/", "exports/"}
+    # Exports are written by the worker; raw-webhooks/: erasure's copy of a dead letter without the person.
+    assert prefixes("ContactsApiFunction", "s3:PutObject") == {"imports/", "raw-webhooks/"}
+    assert prefixes("ContactsApiFunction", "s3:GetObject") == {"imports/", "exports/", "raw-webhooks/"}
     assert "media/" in prefixes("ContactsApiFunction", "s3:DeleteObject"), "erasure removes media at once"
     assert prefixes("RetentionSweepFunction", "s3:DeleteObject") >= {"media/", "raw-webhooks/"}
     assert not s3_grants("SendApiFunction")

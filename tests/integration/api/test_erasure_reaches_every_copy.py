@@ -111,3 +111,128 @@ def test_erasure_deletes_the_idempotency_records_of_sends_to_the_contact_and_bil
         assert item["message_id"]["S"] in (by_id.json["id"], kept.json["id"])
     assert contact_repository().get(env.ws, bystander.id) is not None
     assert env.api.get(f"/v1/workspaces/{env.ws}/messages/{kept.json['id']}", as_user=AGENT).status == 200
+
+
+# --- dead-letter queues ------------------------------------------------------------------------------------
+
+BYSTANDER_WA_ID = "6281311112222"
+
+
+def _delivery(value: dict[str, Any]) -> dict[str, Any]:
+    value = {"messaging_product": "whatsapp", "metadata": {"phone_number_id": "555000111"}, **value}
+    return {
+        "object": "whatsapp_business_account",
+        "entry": [{"id": "102", "changes": [{"field": "messages", "value": value}]}],
+    }
+
+
+def _inbound_delivery(wa_id: str, name: str, wamid: str, text: str) -> dict[str, Any]:
+    return _delivery(
+        {
+            "contacts": [{"profile": {"name": name}, "wa_id": wa_id}],
+            "messages": [
+                {"from": wa_id, "id": wamid, "timestamp": "1767225600", "type": "text", "text": {"body": text}}
+            ],
+        }
+    )
+
+
+def _status(wa_id: str, wamid: str) -> dict[str, Any]:
+    return {"id": wamid, "status": "read", "timestamp": "1767225700", "recipient_id": wa_id}
+
+
+def _drain(queue_url: str) -> list[str]:
+    sqs = boto3.client("sqs")
+    bodies = []
+    while True:
+        got = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10).get("Messages", [])
+        if not got:
+            return sorted(bodies)
+        for message in got:
+            bodies.append(message["Body"])
+            sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
+
+
+def test_erasure_removes_the_person_from_every_dead_letter_queue_and_keeps_everyone_else(api: ApiClient) -> None:
+    from relasify import clock
+    from relasify.data import messages as message_store
+    from relasify.data import webhook_inbox
+    from relasify.data.records import NewContact
+
+    ws = api.create_workspace(OWNER)
+    api.add_member(ws, OWNER, ADMIN, "admin")
+    repo = contact_repository()
+    contact = repo.create(ws, NewContact(phone=PHONE, wa_id=WA_ID, name=NAME))
+    bystander = repo.create(ws, NewContact(phone=BYSTANDER_PHONE, wa_id=BYSTANDER_WA_ID, name="Rudi"))
+    mine, theirs = (
+        message_store.record_inbound(
+            message_store.NewInboundMessage(
+                ws=ws, contact_id=c.id, wamid=w, type="text", content={"body": "x"}, message_at=clock.now()
+            )
+        )
+        for c, w in ((contact, "wamid.MINE"), (bystander, "wamid.THEIRS"))
+    )
+    assert mine is not None and theirs is not None
+    settings = get_settings()
+    sqs = boto3.client("sqs")
+    s3 = boto3.client("s3")
+    at = clock.now()
+
+    # Webhook DLQ: the person's inbound message (inline); a delivery of statuses of both people (in S3,
+    # by reference); a delivery about the bystander only.
+    only_mine = json.dumps(_inbound_delivery(WA_ID, NAME, "wamid.LATE", "rahasia pesanan 4471")).encode()
+    both = json.dumps(_delivery({"statuses": [_status(WA_ID, "wamid.MINE"), _status(BYSTANDER_WA_ID, "wamid.THEIRS")]}))
+    only_theirs = json.dumps(_inbound_delivery(BYSTANDER_WA_ID, "Rudi", "wamid.RUDI", "halo")).encode()
+    queued = {}
+    for label, raw in (("only_mine", only_mine), ("both", both.encode()), ("only_theirs", only_theirs)):
+        reference = webhook_inbox.store_raw(raw, at, settings.media_bucket)
+        body = json.dumps(reference) if label == "both" else webhook_inbox.queue_message_body(reference, raw)
+        sqs.send_message(QueueUrl=settings.webhook_dlq_url, MessageBody=body)
+        queued[label] = (body, reference["key"])
+    media_mine = json.dumps({"v": 1, "ws": ws, "message_id": mine.id, "media_id": "m1"})
+    media_theirs = json.dumps({"v": 1, "ws": ws, "message_id": theirs.id, "media_id": "m2"})
+    broadcast_job = {"kind": "send", "ws": ws, "broadcast_id": "b1", "contact_ids": [contact.id, bystander.id]}
+    import_job = json.dumps({"ws": ws, "import_id": "imp1"})
+    for url, body in (
+        (settings.media_dlq_url, media_mine),
+        (settings.media_dlq_url, media_theirs),
+        (settings.broadcast_dlq_url, json.dumps(broadcast_job, separators=(",", ":"))),
+        (settings.import_dlq_url, import_job),
+    ):
+        sqs.send_message(QueueUrl=url, MessageBody=body)
+
+    erased = api.post(f"/v1/workspaces/{ws}/contacts/{contact.id}/erase", as_user=ADMIN)
+    assert erased.status == 200, erased.body
+
+    needles = [PHONE, WA_ID, NAME, "rahasia", "wamid.MINE", "wamid.LATE", contact.id, mine.id]
+    # Kept messages are visible again at once (released, not left hidden).
+    webhook_bodies = _drain(settings.webhook_dlq_url)
+    assert len(webhook_bodies) == 2
+    assert queued["only_theirs"][0] in webhook_bodies
+    (rewritten,) = [b for b in webhook_bodies if b != queued["only_theirs"][0]]
+    rewritten_raw = webhook_inbox.read_queued(rewritten).raw
+    value = json.loads(rewritten_raw)["entry"][0]["changes"][0]["value"]
+    assert value["statuses"] == [_status(BYSTANDER_WA_ID, "wamid.THEIRS")]  # the bystander's event survives
+    assert _drain(settings.media_dlq_url) == [media_theirs]
+    assert _drain(settings.broadcast_dlq_url) == [
+        json.dumps({**broadcast_job, "contact_ids": [bystander.id]}, separators=(",", ":"))
+    ]
+    assert _drain(settings.import_dlq_url) == [import_job]
+
+    # The bucket: the person's raw payloads are gone, the bystander's and the rewritten copy stay.
+    objects = {}
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=settings.media_bucket, Prefix="raw-webhooks/"):
+        for obj in page.get("Contents") or []:
+            objects[obj["Key"]] = s3.get_object(Bucket=settings.media_bucket, Key=obj["Key"])["Body"].read()
+    assert queued["only_mine"][1] not in objects
+    assert queued["both"][1] not in objects
+    assert queued["only_theirs"][1] in objects
+    assert json.loads(rewritten)["key"] in objects
+    for text in [*webhook_bodies, rewritten_raw.decode(), *(o.decode() for o in objects.values())]:
+        for needle in needles:
+            assert needle not in text, needle
+
+    audit = api.get(f"/v1/workspaces/{ws}/audit", as_user=ADMIN).json["items"]
+    (entry,) = [e for e in audit if e["action"] == "contact.erased"]
+    assert entry["details"]["dead_letters_deleted"] == 2  # the inline delivery, the media job
+    assert entry["details"]["dead_letters_rewritten"] == 2  # the status delivery, the broadcast job

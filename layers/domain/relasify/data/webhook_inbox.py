@@ -72,18 +72,18 @@ def store_and_enqueue(raw: bytes, received_at: datetime, config: WebhookInboxCon
     S3 first: a queue message must never reference an object that does not exist. The bucket's
     lifecycle rule on `raw-webhooks/` applies the message-content retention window.
     """
-    key, digest = raw_payload_key(raw, received_at)
-    aws_clients.client("s3").put_object(
-        Bucket=config.media_bucket,
-        Key=key,
-        Body=raw,
-        ContentType="application/json",
-    )
-    message: dict[str, Any] = {"v": QUEUE_MESSAGE_VERSION, "bucket": config.media_bucket, "key": key, "sha256": digest}
+    message = store_raw(raw, received_at, config.media_bucket)
     aws_clients.client("sqs").send_message(
         QueueUrl=config.webhook_queue_url, MessageBody=queue_message_body(message, raw)
     )
-    return key
+    return str(message["key"])
+
+
+def store_raw(raw: bytes, received_at: datetime, bucket: str) -> dict[str, Any]:
+    """Write a raw payload under its content address; returns the queue message's reference to it."""
+    key, digest = raw_payload_key(raw, received_at)
+    aws_clients.client("s3").put_object(Bucket=bucket, Key=key, Body=raw, ContentType="application/json")
+    return {"v": QUEUE_MESSAGE_VERSION, "bucket": bucket, "key": key, "sha256": digest}
 
 
 def queue_message_body(reference: dict[str, Any], raw: bytes) -> str:
@@ -107,6 +107,16 @@ def read_queued(message_body: str) -> QueuedWebhook:
     inline = message.get("body")
     raw = inline.encode("utf-8") if inline is not None else _read_object(message["bucket"], message["key"])
     return QueuedWebhook(s3_key=message["key"], sha256=message.get("sha256", ""), raw=raw)
+
+
+def read_queued_if_present(message_body: str) -> QueuedWebhook | None:
+    """As `read_queued`, or None when the raw object it points to is gone."""
+    try:
+        return read_queued(message_body)
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
+            return None
+        raise
 
 
 def discard_raw(message_body: str) -> None:

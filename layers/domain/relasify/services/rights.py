@@ -19,7 +19,7 @@ from relasify.data.identity import identity_repository
 from relasify.data.records import Contact, Workspace
 from relasify.errors import Conflict, NotFound
 from relasify.observability import logger
-from relasify.services import audit, sending, workspaces
+from relasify.services import audit, dead_letters, sending, workspaces
 from relasify.services.access import Actor, Membership
 
 # A contact's conversation holds at most 90 days of messages; this bounds one export response.
@@ -82,6 +82,7 @@ def erase_contact(caller: Membership, contact_id: str, *, audit_action: str = "c
     """Erasure, at once: the conversation's messages, their wamid pointers and early statuses, the
     contact's reaction items (found through the reactions on those messages), media objects,
     broadcast recipient items, the stored results of API sends to the contact (idempotency records),
+    the dead-letter queues' messages naming the person (`relasify.services.dead_letters`),
     then the contact with its uniqueness markers and tag
     items (one transaction), and the workspace's export files and finished imports' CSV files (bulk copies
     that may hold the person). Billing records (category, pricing, keyed by the wamid's SHA-256: no
@@ -119,6 +120,17 @@ def erase_contact(caller: Membership, contact_id: str, *, audit_action: str = "c
     objects = erasure_store.delete_objects(media) if media else 0
     # Export files and finished imports' CSVs are copies of many contacts, this one among them.
     bulk_files = erasure_store.delete_bulk_copies(ws)
+    # Failed webhooks and jobs waiting in the dead-letter queues (before the contact goes, so a
+    # failure here leaves an erasure that can be repeated).
+    dead = dead_letters.purge(
+        dead_letters.ErasedPerson(
+            ws=ws,
+            contact_id=contact_id,
+            whatsapp_ids=frozenset(i for i in (contact.wa_id, phone_wa_id, contact.user_id) if i),
+            wamids=frozenset(w for item in conversation for w in (item.wamid, *item.reaction_wamids) if w),
+            message_ids=frozenset(item.message_id for item in conversation),
+        )
+    )
     contact_repository().delete(ws, contact_id)
     counts = {
         "messages": len(conversation),
@@ -126,9 +138,19 @@ def erase_contact(caller: Membership, contact_id: str, *, audit_action: str = "c
         "broadcast_recipients": len(recipients),
         "bulk_files": bulk_files,
     }
-    audit.record(ws, audit_action, actor_id=caller.sub, target_ids=[contact_id], details=counts)
+    dead_letter_counts = {"dead_letters_deleted": dead.deleted, "dead_letters_rewritten": dead.rewritten}
+    audit.record(
+        ws, audit_action, actor_id=caller.sub, target_ids=[contact_id], details={**counts, **dead_letter_counts}
+    )
     logger.info(
-        "contact erased", extra={"ws": ws, "objects": objects, "idempotency_records": idempotency_records, **counts}
+        "contact erased",
+        extra={
+            "ws": ws,
+            "objects": objects,
+            "idempotency_records": idempotency_records,
+            **counts,
+            **dead_letter_counts,
+        },
     )
     return counts
 
