@@ -172,7 +172,8 @@ def test_erasure_removes_the_person_from_every_dead_letter_queue_and_keeps_every
         )
         for c, w in ((contact, "wamid.MINE"), (bystander, "wamid.THEIRS"))
     )
-    assert mine is not None and theirs is not None
+    assert mine is not None
+    assert theirs is not None
     settings = get_settings()
     sqs = boto3.client("sqs")
     s3 = boto3.client("s3")
