@@ -380,7 +380,7 @@ class Sandbox:
             if method == "GET":
                 return self._media_bytes(match.group(1))
         elif (match := _ROUTE_OBJECT.fullmatch(path)) and method == "GET":
-            return self._get_object(match.group(2), query)
+            return self._get_object(match.group(2))
         status, error, headers = _graph_error(100, message=f"Unsupported {method} request")
         return status, error, headers
 
@@ -482,10 +482,9 @@ class Sandbox:
             return _graph_error(100, message="Message template not found", subcode=2593002)
         return 200, {"success": True}, {}
 
-    def _get_object(self, object_id: str, query: dict[str, list[str]]) -> tuple[int, Any, dict[str, str]]:
+    def _get_object(self, object_id: str) -> tuple[int, Any, dict[str, str]]:
         with self._lock:
             media = self._media.get(object_id)
-            number = self._numbers.get(object_id)
         if media is not None:
             content, mime_type = media
             return (
@@ -497,23 +496,6 @@ class Sandbox:
                     "sha256": hashlib.sha256(content).hexdigest(),
                     "file_size": len(content),
                     "id": object_id,
-                },
-                {},
-            )
-        asks_for_number = "display_phone_number" in query.get("fields", [""])[0]
-        if number is not None or asks_for_number:
-            # Any id asked for as a phone number is one: the local stack connects whatever ids it is given.
-            _, display = number or (self.waba_id, self.display_phone_number)
-            return (
-                200,
-                {
-                    "id": object_id,
-                    "display_phone_number": display,
-                    "verified_name": "Relasify Sandbox",
-                    "quality_rating": "GREEN",
-                    "code_verification_status": "VERIFIED",
-                    "throughput": {"level": "STANDARD"},
-                    "whatsapp_business_manager_messaging_limit": "TIER_2K",
                 },
                 {},
             )

@@ -392,12 +392,3 @@ def test_error_table_covers_the_reference_codes() -> None:
     assert classify(None, http_status=429).retryable
     assert not classify(None, http_status=404).retryable
     assert not classify(424242, http_status=400).retryable
-
-
-def test_get_phone_number_asks_for_the_connection_fields(make_client) -> None:
-    number = {"id": PHONE_NUMBER_ID, "display_phone_number": "+62 812-3450-0000", "quality_rating": "GREEN"}
-    handler = Scripted(httpx.Response(200, json=number))
-    assert make_client(handler).get_phone_number(PHONE_NUMBER_ID, TOKEN) == number
-    (request,) = handler.requests
-    assert request.url.path == f"/v23.0/{PHONE_NUMBER_ID}"
-    assert "quality_rating" in request.url.params["fields"]

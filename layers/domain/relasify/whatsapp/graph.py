@@ -31,10 +31,6 @@ from relasify.whatsapp.errors import ErrorSpec, GraphError, MediaTooLargeError, 
 
 # Graph object ids are numeric; anything that could change the URL path is refused before a call.
 _GRAPH_ID = re.compile(r"[A-Za-z0-9_\-]{1,64}")
-PHONE_NUMBER_FIELDS = (
-    "id,display_phone_number,verified_name,quality_rating,code_verification_status,throughput,"
-    "whatsapp_business_manager_messaging_limit"
-)
 DEFAULT_MEDIA_LIMIT_BYTES = 100 * 1024 * 1024  # Meta's largest media type (documents)
 _TOKEN = re.compile(r"[\x21-\x7e]{1,4096}")
 _RETRYABLE_TRANSPORT_ERRORS = (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError)
@@ -136,21 +132,6 @@ class GraphClient:
             wa_id=str(wa_id) if wa_id else None,
             raw=data,
         )
-
-    # -- phone numbers --------------------------------------------------------------------------
-
-    def get_phone_number(self, phone_number_id: str, token: str) -> dict[str, Any]:
-        """The number as Meta reports it: display number, verified name, quality rating, limits."""
-        data = self._call(
-            "get_phone_number",
-            "GET",
-            self._url(phone_number_id),
-            token,
-            params={"fields": PHONE_NUMBER_FIELDS},
-        )
-        if not isinstance(data, dict) or not data.get("id"):
-            raise _malformed("get_phone_number")
-        return data
 
     # -- templates ------------------------------------------------------------------------------
 
