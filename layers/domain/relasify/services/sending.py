@@ -474,9 +474,7 @@ def forget_idempotency_records(ws: str, idempotency_keys: list[str]) -> int:
     Returns the number of keys asked for."""
     if not idempotency_keys:
         return 0
-    _idempotent_send()
-    assert _idempotent is not None
-    persistence = _idempotent[3]
+    persistence = _idempotent_state()[3]
     for key in dict.fromkeys(idempotency_keys):
         persistence.delete_record(data={"ws": ws, "key": key}, exception=_Erased())
     return len(set(idempotency_keys))
@@ -487,6 +485,12 @@ class _Erased(Exception):
 
 
 def _idempotent_send() -> tuple[Callable[..., dict[str, Any]], Any]:
+    """The idempotent send function and its IdempotencyConfig."""
+    _, function, config, _ = _idempotent_state()
+    return function, config
+
+
+def _idempotent_state() -> tuple[Settings, Any, Any, Any]:
     """Built per settings object (tests swap tables), on first use (cold start stays light)."""
     global _idempotent
     settings = get_settings()
@@ -516,7 +520,7 @@ def _idempotent_send() -> tuple[Callable[..., dict[str, Any]], Any]:
                 key_prefix=IDEMPOTENCY_KEY_PREFIX,
             )
             _idempotent = (settings, function, config, persistence)
-        return _idempotent[1], _idempotent[2]
+        return _idempotent
 
 
 def send_message(
