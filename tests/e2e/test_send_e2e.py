@@ -125,7 +125,7 @@ def test_send_without_idempotency_key_is_refused(local_stack: Any) -> None:
         template = http.post(
             f"/v1/workspaces/{ws}/templates",
             json={
-                "name": "order_update",
+                "name": "no_key_update",  # the sandbox keeps template names unique across WABAs
                 "language": "id",
                 "category": "UTILITY",
                 "components": [{"type": "BODY", "text": "Halo {{1}}, pesanan Anda sudah dikirim."}],
@@ -141,7 +141,7 @@ def test_send_without_idempotency_key_is_refused(local_stack: Any) -> None:
             "contact_id": contact_id,
             "type": "template",
             "template": {
-                "name": "order_update",
+                "name": "no_key_update",
                 "language": {"code": "id"},
                 "components": [{"type": "body", "parameters": [{"type": "text", "text": "Sari"}]}],
             },
@@ -159,4 +159,4 @@ def test_send_without_idempotency_key_is_refused(local_stack: Any) -> None:
         assert http.get(f"/v1/workspaces/{ws}/contacts/{contact_id}/messages").json()["items"] == []
         # The same request with the header is accepted: the body was valid, the header was all it lacked.
         accepted = http.post(f"/v1/workspaces/{ws}/messages", json=body, headers={"Idempotency-Key": "no-key-1"})
-        assert accepted.status_code == 201, accepted.text
+        assert accepted.status_code == 201, (accepted.text, local_stack.log_tail())
