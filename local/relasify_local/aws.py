@@ -20,7 +20,7 @@ import httpx
 from moto.server import DomainDispatcherApplication, ThreadedMotoServer, create_backend_app
 from werkzeug.serving import make_server
 
-from relasify_local import moto_expressions, moto_queries, moto_serialization, moto_transactions
+from relasify_local import moto_expressions, moto_queries, moto_serialization, moto_sqs_limits, moto_transactions
 from relasify_local.cfn import create_tables, resources_of_type
 from relasify_local.runtime import REGION
 
@@ -106,6 +106,7 @@ class MotoServer(ThreadedMotoServer):
         moto_queries.install()  # a table Query reads one partition, not the whole table
         moto_expressions.install()  # an update expression is parsed once per distinct string
         moto_serialization.install()  # attribute values copied into responses, not walked member by member
+        moto_sqs_limits.install()  # SQS refuses messages over 256 KiB (bytes, attributes included); moto did not
         app = _HostCachingDispatcher(create_backend_app)
         try:
             self._server = make_server(self._ip_address, self._port, app, threaded=True)

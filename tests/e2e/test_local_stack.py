@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
 from typing import Any
 
 import httpx
@@ -93,10 +94,16 @@ def test_v1_routes_refuse_expired_tokens(local_stack: Any) -> None:
 
 
 def test_v1_routes_accept_a_minted_token(local_stack: Any) -> None:
-    response = httpx.get(f"{local_stack.base_url}/v1/workspaces", headers=local_stack.auth_headers())
+    email = f"minted-{uuid.uuid4().hex[:8]}@example.com"
+    headers = local_stack.auth_headers(email)
 
-    assert response.status_code != 401
-    assert response.status_code < 500
+    workspaces = httpx.get(f"{local_stack.base_url}/v1/workspaces", headers=headers)
+    me = httpx.get(f"{local_stack.base_url}/v1/me", headers=headers)
+
+    assert workspaces.status_code == 200, workspaces.text
+    assert workspaces.json() == {"items": []}  # a new user, signed in by the token, with no workspace
+    assert me.status_code == 200, me.text
+    assert me.json()["email"] == email  # the token's identity, not some default one
 
 
 def test_relasify_token_command_mints_an_accepted_token(local_stack: Any) -> None:
@@ -118,9 +125,10 @@ def test_relasify_token_command_mints_an_accepted_token(local_stack: Any) -> Non
     )
     token = result.stdout.strip()
 
-    response = httpx.get(f"{local_stack.base_url}/v1/workspaces", headers={"Authorization": f"Bearer {token}"})
+    response = httpx.get(f"{local_stack.base_url}/v1/me", headers={"Authorization": f"Bearer {token}"})
 
-    assert response.status_code != 401
+    assert response.status_code == 200, response.text
+    assert response.json()["email"] == "cli@example.com"
 
 
 def test_stack_reports_where_everything_listens(local_stack: Any) -> None:

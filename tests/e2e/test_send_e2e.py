@@ -101,9 +101,63 @@ def test_template_send_reaches_read_and_shows_in_the_conversation(local_stack: A
 
 
 def test_send_without_idempotency_key_is_refused(local_stack: Any) -> None:
-    response = httpx.post(
-        f"{local_stack.base_url}/v1/workspaces/ws_unknown/messages",
-        json={"contact_id": "c", "type": "text", "text": {"body": "x"}},
-        headers=local_stack.auth_headers(OWNER),
-    )
-    assert response.status_code == 404  # not a member: the workspace's existence is not revealed
+    """A member's valid send to a connected number, refused for the missing header alone: 400
+    `idempotency-key-required`, nothing sent to Meta, nothing stored; the same request with the
+    header then goes through."""
+    headers = local_stack.auth_headers("no-key-e2e@example.com")
+    with local_stack.client(headers=headers) as http:
+        created = http.post("/v1/workspaces", json={"name": "Toko Tanpa Kunci"})
+        assert created.status_code == 201, created.text
+        ws = created.json()["id"]
+        phone_number_id = str(100000000000000 + uuid.uuid4().int % 10**14)
+        connect = http.put(
+            f"/v1/workspaces/{ws}/whatsapp",
+            json={
+                "waba_id": "102345678901234",
+                "phone_number_id": phone_number_id,
+                "display_phone_number": "6281234500000",
+                "access_token": "EAAG-e2e-token",
+            },
+        )
+        assert connect.status_code == 200, connect.text
+        contact = http.post(f"/v1/workspaces/{ws}/contacts", json={"phone": "+6281234567891", "name": "Sari"})
+        assert contact.status_code == 201, contact.text
+        contact_id = contact.json()["id"]
+        template = http.post(
+            f"/v1/workspaces/{ws}/templates",
+            json={
+                "name": "no_key_update",  # the sandbox keeps template names unique across WABAs
+                "language": "id",
+                "category": "UTILITY",
+                "components": [{"type": "BODY", "text": "Halo {{1}}, pesanan Anda sudah dikirim."}],
+            },
+        )
+        assert template.status_code == 201, template.text
+        listed = wait_for(
+            lambda: http.get(f"/v1/workspaces/{ws}/templates").json()["items"],
+            lambda items: items and items[0]["status"] == "APPROVED",
+        )
+        assert listed[0]["status"] == "APPROVED", (listed, local_stack.log_tail())
+        body = {
+            "contact_id": contact_id,
+            "type": "template",
+            "template": {
+                "name": "no_key_update",
+                "language": {"code": "id"},
+                "components": [{"type": "body", "parameters": [{"type": "text", "text": "Sari"}]}],
+            },
+        }
+
+        refused = http.post(f"/v1/workspaces/{ws}/messages", json=body)
+
+        assert refused.status_code == 400, refused.text
+        assert refused.headers["content-type"].startswith("application/problem+json")
+        problem = refused.json()
+        assert problem["type"] == "https://relasify.id/problems/idempotency-key-required"
+        assert problem["status"] == 400
+        sent = httpx.get(f"{local_stack.sandbox_url}/_sandbox/sent-messages").json()["data"]
+        assert [m for m in sent if m["phone_number_id"] == phone_number_id] == []
+        assert http.get(f"/v1/workspaces/{ws}/contacts/{contact_id}/messages").json()["items"] == []
+        # The same request with the header is accepted: the body was valid, the header was all it lacked.
+        accepted = http.post(f"/v1/workspaces/{ws}/messages", json=body, headers={"Idempotency-Key": "no-key-1"})
+        assert accepted.status_code == 201, (accepted.text, local_stack.log_tail())

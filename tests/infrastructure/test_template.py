@@ -514,6 +514,10 @@ def test_environment_carries_every_shared_setting_under_its_settings_name(cfn: d
         "MEDIA_QUEUE_URL": "MediaQueue",
         "BROADCAST_QUEUE_URL": "BroadcastQueue",
         "IMPORT_QUEUE_URL": "ImportQueue",
+        "WEBHOOK_DLQ_URL": "WebhookDLQ",
+        "MEDIA_DLQ_URL": "MediaDLQ",
+        "BROADCAST_DLQ_URL": "BroadcastDLQ",
+        "IMPORT_DLQ_URL": "ImportDLQ",
         "KMS_KEY_ID": "DataKey",
         "APP_SECRET_PARAMETER": "AppSecretParameterName",
         "VERIFY_TOKEN_PARAMETER": "VerifyTokenParameterName",
@@ -636,7 +640,8 @@ def test_queue_sends_are_limited_to_each_function_s_producer_role(cfn: dict[str,
         "WebhookProcessorFunction": {"MediaQueue"},
         "SendApiFunction": {"BroadcastQueue"},
         "BroadcastWorkerFunction": {"BroadcastQueue"},
-        "ContactsApiFunction": {"ImportQueue"},
+        # Erasure puts back a DLQ message without the erased person when it names others too.
+        "ContactsApiFunction": {"ImportQueue", "WebhookDLQ", "MediaDLQ", "BroadcastDLQ", "ImportDLQ"},
         "ImportWorkerFunction": {"ImportQueue"},  # continues a long import in a fresh invocation
     }
     queues = resources(cfn, "AWS::SQS::Queue")
@@ -702,8 +707,9 @@ def test_table_and_bucket_access_per_function(cfn: dict[str, Any]) -> None:
 
     assert prefixes("MediaWorkerFunction", "s3:PutObject") == {"media/"}
     assert prefixes("ImportWorkerFunction", "s3:GetObject") == {"imports/"}
-    assert prefixes("ContactsApiFunction", "s3:PutObject") == {"imports/"}  # exports are written by the worker
-    assert prefixes("ContactsApiFunction", "s3:GetObject") == {"imports/", "exports/"}
+    # Exports are written by the worker; raw-webhooks/: erasure's copy of a dead letter without the person.
+    assert prefixes("ContactsApiFunction", "s3:PutObject") == {"imports/", "raw-webhooks/"}
+    assert prefixes("ContactsApiFunction", "s3:GetObject") == {"imports/", "exports/", "raw-webhooks/"}
     assert "media/" in prefixes("ContactsApiFunction", "s3:DeleteObject"), "erasure removes media at once"
     # Raw webhook payloads expire by the bucket's lifecycle rule; the processor discards them sooner.
     assert prefixes("RetentionSweepFunction", "s3:DeleteObject") == {"media/", "imports/", "exports/"}
@@ -715,6 +721,8 @@ def test_idempotency_table_is_reachable_by_the_send_api(cfn: dict[str, Any]) -> 
     actions = allowed_actions_on(cfn, "SendApiFunction", "IdempotencyTable")
     assert {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"} <= actions
     assert not allowed_actions_on(cfn, "RetentionSweepFunction", "IdempotencyTable")
+    # Erasure (the contacts API) deletes the stored results of sends to the erased contact.
+    assert "dynamodb:DeleteItem" in allowed_actions_on(cfn, "ContactsApiFunction", "IdempotencyTable")
 
 
 # ------------------------------------------------------------------ outputs and deploy config

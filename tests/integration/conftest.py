@@ -14,7 +14,7 @@ from moto.dynamodb.responses import DynamoHandler
 from relasify import clock
 from relasify.data.base import reset_connections
 from relasify.settings import Settings, get_settings
-from relasify_local import moto_serialization, moto_transactions
+from relasify_local import moto_serialization, moto_sqs_limits, moto_transactions
 from relasify_local.cfn import create_tables
 
 TABLE_NAME = "relasify-test-table"
@@ -31,6 +31,8 @@ _dynamodb_request_lock = threading.RLock()
 moto_transactions.install()
 # As the local stack does: attribute values copied into responses (test_moto_serialization.py).
 moto_serialization.install()
+# As the local stack does: SendMessage over SQS's 256 KiB is refused, as AWS refuses it (issue 19).
+moto_sqs_limits.install()
 _original_call_action = DynamoHandler.call_action
 
 

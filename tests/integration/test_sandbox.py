@@ -559,3 +559,11 @@ def test_registering_needs_every_field(sandbox: Sandbox) -> None:
     assert (
         _register(sandbox, waba_id="../x", phone_number_id="3", display_phone_number="62", token="t").status_code == 400
     )
+
+
+def test_an_unknown_media_id_is_graph_error_100(sandbox: Sandbox, graph: tuple[GraphClient, list[float]]) -> None:
+    client, _ = graph
+    for unknown in ("404404", "123123"):  # no media and no object at all under these ids
+        with pytest.raises(GraphError) as caught:
+            client.get_media_url(unknown, TOKEN)
+        assert caught.value.code == 100

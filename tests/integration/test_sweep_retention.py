@@ -139,7 +139,7 @@ def _seed_class_items(
     write(
         DataClass.BILLING,
         m.BillingRecordModel(
-            m.billing_pk(ws, "2026-01"), f"wamid.bill.{tag}", ws_id=ws, wamid="w", at=written_at[DataClass.BILLING]
+            m.billing_pk(ws, "2026-01"), m.billing_sk(f"wamid.bill.{tag}"), ws_id=ws, at=written_at[DataClass.BILLING]
         ),
     )
     write(DataClass.OPERATIONAL, m.WebhookDedupeModel(m.dedupe_pk(tag), "DEDUPE", key=tag))

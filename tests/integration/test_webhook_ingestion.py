@@ -325,7 +325,7 @@ def test_counted_security_entries_spread_over_their_shards(env: WebhookEnv) -> N
 
 def test_large_payload_is_read_back_from_s3(env: WebhookEnv) -> None:
     payload = json.loads(fixture_bytes("01_inbound_text.json"))
-    payload["entry"][0]["changes"][0]["value"]["padding"] = "x" * (webhook_inbox.INLINE_LIMIT_BYTES + 10)
+    payload["entry"][0]["changes"][0]["value"]["padding"] = "x" * webhook_inbox.SQS_MESSAGE_LIMIT_BYTES
     raw = json.dumps(payload).encode()
     assert env.post(raw)["statusCode"] == 200
     (record,) = env.drain(env.webhook_queue)
@@ -464,8 +464,8 @@ def test_status_fixtures_move_the_outbound_message_forward(env: WebhookEnv) -> N
     assert read.sent_at == datetime.fromtimestamp(1767226100, UTC)
     assert read.read_at == datetime.fromtimestamp(1767226160, UTC)
     billing = list(m.BillingRecordModel.query(m.billing_pk(WS, target.message_at.strftime("%Y-%m"))))
-    assert [(b.wamid, b.category, b.pricing_model, b.pricing_type, b.billable) for b in billing] == [
-        (OUTBOUND_WAMID, "utility", "PMP", "regular", True)
+    assert [(b.sk, b.message_id, b.category, b.pricing_model, b.pricing_type, b.billable) for b in billing] == [
+        (m.billing_sk(OUTBOUND_WAMID), target.id, "utility", "PMP", "regular", True)
     ]
     assert billing[0].expires_at is not None
     # the second status of fixture 10 names a message we never sent: kept as pending

@@ -154,7 +154,7 @@ def test_any_order_and_duplication_ends_in_the_right_state(
         assert (final.error_code, final.error_title) == (131000, "Error 131000")
     else:
         assert final.error_code is None
-    mine = [b for b in billing_records() if b.wamid == wamid]
+    mine = [b for b in billing_records() if b.sk == m.billing_sk(wamid)]
     assert len(mine) == (1 if any(b for _, _, b in sequence) else 0)
     assert message_store.pending_statuses(wamid) == []
 

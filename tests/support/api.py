@@ -14,6 +14,7 @@ from relasify_local.jwt_local import LocalKeyPair, mint_token
 from relasify_local.runtime import functions_from_template
 
 QUEUES = ("WEBHOOK_QUEUE_URL", "MEDIA_QUEUE_URL", "BROADCAST_QUEUE_URL", "IMPORT_QUEUE_URL")
+DEAD_LETTER_QUEUES = ("WEBHOOK_DLQ_URL", "MEDIA_DLQ_URL", "BROADCAST_DLQ_URL", "IMPORT_DLQ_URL")
 APP_SECRET = "test-app-secret"
 VERIFY_TOKEN = "test-verify-token"
 

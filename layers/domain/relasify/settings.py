@@ -36,6 +36,11 @@ class Settings(BaseModel):
     media_queue_url: str = ""
     broadcast_queue_url: str = ""
     import_queue_url: str = ""
+    # Dead-letter queues: erasure removes the messages in them that name the erased person.
+    webhook_dlq_url: str = ""
+    media_dlq_url: str = ""
+    broadcast_dlq_url: str = ""
+    import_dlq_url: str = ""
     kms_key_id: str = "alias/relasify"
     # The hosted web frontend's origin, allowed by CORS (API Gateway also answers preflights in the cloud).
     frontend_origin: str = "http://localhost:5173"

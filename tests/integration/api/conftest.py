@@ -9,7 +9,15 @@ import pytest
 from relasify.settings import Settings, get_settings
 from relasify_local.sandbox import Sandbox
 
-from tests.support.api import APP_SECRET, QUEUES, VERIFY_TOKEN, ApiClient, _gateway_and_key, reset_warm_state
+from tests.support.api import (
+    APP_SECRET,
+    DEAD_LETTER_QUEUES,
+    QUEUES,
+    VERIFY_TOKEN,
+    ApiClient,
+    _gateway_and_key,
+    reset_warm_state,
+)
 
 
 @pytest.fixture
@@ -22,7 +30,7 @@ def aws_resources(ddb_tables: Settings, monkeypatch: pytest.MonkeyPatch) -> Iter
         Bucket="relasify-test-media", CreateBucketConfiguration={"LocationConstraint": "ap-southeast-3"}
     )
     sqs = boto3.client("sqs")
-    for env in QUEUES:
+    for env in QUEUES + DEAD_LETTER_QUEUES:
         name = env.removesuffix("_URL").lower().replace("_", "-")
         monkeypatch.setenv(env, sqs.create_queue(QueueName=f"test-{name}")["QueueUrl"])
     ssm = boto3.client("ssm")

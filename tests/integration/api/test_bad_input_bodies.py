@@ -79,8 +79,16 @@ def seeded(module_api: ApiClient) -> Seeded:
         workspace = api.get(f"/v1/workspaces/{ws}", as_user=OWNER)
         contact = api.get(f"/v1/workspaces/{ws}/contacts/{contact_id}", as_user=OWNER)
         listed = api.get(f"/v1/workspaces/{ws}/contacts", as_user=OWNER)
-        assert (workspace.status, contact.status, listed.status) == (200, 200, 200)
-        return workspace.json["name"], contact.json, [c["id"] for c in listed.json["items"]]
+        workspaces = api.get("/v1/workspaces", as_user=OWNER)
+        members = api.get(f"/v1/workspaces/{ws}/members", as_user=OWNER)
+        assert (workspace.status, contact.status, listed.status, workspaces.status, members.status) == (200,) * 5
+        return (
+            workspace.json["name"],
+            contact.json,
+            [c["id"] for c in listed.json["items"]],
+            sorted(w["id"] for w in workspaces.json["items"]),
+            sorted(m["email"] for m in members.json["items"]),
+        )
 
     return Seeded(api, ws, contact_id, snapshot)
 
@@ -283,6 +291,9 @@ def test_unknown_field_is_422_naming_it(seeded: Seeded, route: str) -> None:
 
 
 WRONG_TYPES: list[Any] = [None, 0, 1.5, True, [], {}, ["x"], {"x": 1}]
+# Optional string fields where null is not a wrong type but the documented "no value" (create) or
+# "clear it" (PATCH); covered by the contacts tests, left out here.
+NULL_MEANS_NO_VALUE = {("create-contact", ("name",)), ("patch-contact", ("name",))}
 
 
 @pytest.mark.parametrize("route", ROUTE_IDS)
@@ -291,14 +302,23 @@ def test_wrong_types_in_every_field_are_422(seeded: Seeded, route: str) -> None:
     _, _, valid = JSON_ROUTES[route]
     for field in _string_paths(valid):
         for wrong in WRONG_TYPES:
-            response = seeded.send(route, json.dumps(_replace(valid, field, wrong)).encode())
-            if response.status < 400:
-                # Some fields are optional (null clears them) or accept several shapes; never a 5xx.
-                assert wrong is None or isinstance(wrong, (dict, list, int, float)), (route, field, wrong)
+            if wrong is None and (route, field) in NULL_MEANS_NO_VALUE:
                 continue
-            assert_problem(response, 400, 404, 409, 422)
-    after = seeded.snapshot()
-    assert after[2][: len(before[2])] == before[2] or set(before[2]) <= set(after[2])
+            response = seeded.send(route, json.dumps(_replace(valid, field, wrong)).encode())
+            problem = assert_problem(response, 422)
+            assert problem["type"].endswith("/validation-error"), (route, field, wrong, problem)
+            location = "/".join(map(str, ("body", *field)))
+            # The error names the field (or the list holding it, for a template component's own check;
+            # or, for a null in one of two alternative fields, the body with a message naming it).
+            assert any(_names_field(e, location) for e in problem["errors"]), (location, problem)
+    assert seeded.snapshot() == before  # nothing stored, nothing changed
+
+
+def _names_field(error: dict[str, Any], field: str) -> bool:
+    reported = error["location"]
+    if reported == "body":
+        return field.rsplit("/", 1)[-1] in error["message"]
+    return reported == field or reported.startswith(field + "/") or field.startswith(reported + "/")
 
 
 # Numbers DynamoDB cannot store; Python's json module parses every one of these literals.

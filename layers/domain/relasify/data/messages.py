@@ -521,9 +521,8 @@ def _update_with_billing(
     pricing = change.pricing or {}
     record = m.BillingRecordModel(
         m.billing_pk(ws, _billing_month(item, change)),
-        change.wamid,
+        m.billing_sk(change.wamid),
         ws_id=ws,
-        wamid=change.wamid,
         message_id=item.message_id,
         category=pricing.get("category"),
         pricing_model=pricing.get("pricing_model"),

@@ -8,6 +8,7 @@ Field names are a contract with the other repositories: change them additively o
 
 from __future__ import annotations
 
+import hashlib
 from typing import ClassVar
 
 from pynamodb.attributes import (
@@ -103,6 +104,13 @@ def usage_pk(ws: str | None, day: str) -> str:
 
 def billing_pk(ws: str, month: str) -> str:
     return f"WS#{ws}#BILLING#{month}"
+
+
+def billing_sk(wamid: str) -> str:
+    """A billing record's key: the SHA-256 of the wamid, never the wamid itself (a wamid encodes the
+    recipient's phone number, and billing records outlive an erasure by 7 years). One record per
+    wamid as before; the wamid's random part makes the digest impossible to reverse from a phone."""
+    return "WAMID_SHA256#" + hashlib.sha256(wamid.encode()).hexdigest()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -538,12 +546,12 @@ class UsageLogModel(TableModel):
 
 
 class BillingRecordModel(TableModel):
-    """PK `WS#<ws>#BILLING#<yyyy-mm>`, SK `<wamid>`: kept 7 years, never holds content."""
+    """PK `WS#<ws>#BILLING#<yyyy-mm>`, SK `billing_sk(<wamid>)`: kept 7 years, never holds content,
+    nor the wamid (which encodes the phone): what stays after an erasure names nobody."""
 
     data_class: ClassVar[DataClass] = DataClass.BILLING
 
     ws_id = UnicodeAttribute()
-    wamid = UnicodeAttribute()
     message_id = UnicodeAttribute(null=True)
     category = UnicodeAttribute(null=True)  # marketing | utility | authentication | service ...
     pricing_model = UnicodeAttribute(null=True)  # CBP | PMP

@@ -7,7 +7,6 @@ reads its configuration from `WebhookInboxConfig` and creates each client on fir
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import os
@@ -21,8 +20,10 @@ from botocore.exceptions import BotoCoreError, ClientError
 from relasify.data import aws_clients
 
 RAW_PREFIX = "raw-webhooks"
-# SQS allows 256 KiB per message; bodies below this are inlined to save the processor an S3 read.
-INLINE_LIMIT_BYTES = 200 * 1024
+# SQS refuses a message over 256 KiB, counted as the encoded body's bytes plus message attributes
+# (none here). A body is inlined (saving the processor an S3 read) only when the encoded queue
+# message fits: `json.dumps` escapes every non-ASCII character, so an emoji's 4 raw bytes become 12.
+SQS_MESSAGE_LIMIT_BYTES = 262_144
 QUEUE_MESSAGE_VERSION = 1
 DELETE_OBJECTS_LIMIT = 1000  # S3 DeleteObjects maximum keys per request
 
@@ -71,19 +72,33 @@ def store_and_enqueue(raw: bytes, received_at: datetime, config: WebhookInboxCon
     S3 first: a queue message must never reference an object that does not exist. The bucket's
     lifecycle rule on `raw-webhooks/` applies the message-content retention window.
     """
-    key, digest = raw_payload_key(raw, received_at)
-    aws_clients.client("s3").put_object(
-        Bucket=config.media_bucket,
-        Key=key,
-        Body=raw,
-        ContentType="application/json",
+    message = store_raw(raw, received_at, config.media_bucket)
+    aws_clients.client("sqs").send_message(
+        QueueUrl=config.webhook_queue_url, MessageBody=queue_message_body(message, raw)
     )
-    message: dict[str, Any] = {"v": QUEUE_MESSAGE_VERSION, "bucket": config.media_bucket, "key": key, "sha256": digest}
-    if len(raw) < INLINE_LIMIT_BYTES:
-        with contextlib.suppress(UnicodeDecodeError):  # not UTF-8: the processor reads S3 instead
-            message["body"] = raw.decode("utf-8")
-    aws_clients.client("sqs").send_message(QueueUrl=config.webhook_queue_url, MessageBody=json.dumps(message))
-    return key
+    return str(message["key"])
+
+
+def store_raw(raw: bytes, received_at: datetime, bucket: str) -> dict[str, Any]:
+    """Write a raw payload under its content address; returns the queue message's reference to it."""
+    key, digest = raw_payload_key(raw, received_at)
+    aws_clients.client("s3").put_object(Bucket=bucket, Key=key, Body=raw, ContentType="application/json")
+    return {"v": QUEUE_MESSAGE_VERSION, "bucket": bucket, "key": key, "sha256": digest}
+
+
+def queue_message_body(reference: dict[str, Any], raw: bytes) -> str:
+    """The queue message: the reference, with the body inlined when the encoded message fits in SQS.
+
+    The raw size says little (an escaped emoji takes 12 bytes, a quote 2), so the encoded message is
+    measured. A body of many bytes cannot fit (escaping never shrinks it), and is not encoded at all."""
+    pointer = json.dumps(reference)
+    if len(raw) + len(pointer) >= SQS_MESSAGE_LIMIT_BYTES:
+        return pointer
+    try:
+        inlined = json.dumps({**reference, "body": raw.decode("utf-8")})  # ASCII: its length is its size
+    except UnicodeDecodeError:  # not UTF-8: the processor reads S3 instead
+        return pointer
+    return inlined if len(inlined) <= SQS_MESSAGE_LIMIT_BYTES else pointer
 
 
 def read_queued(message_body: str) -> QueuedWebhook:
@@ -92,6 +107,16 @@ def read_queued(message_body: str) -> QueuedWebhook:
     inline = message.get("body")
     raw = inline.encode("utf-8") if inline is not None else _read_object(message["bucket"], message["key"])
     return QueuedWebhook(s3_key=message["key"], sha256=message.get("sha256", ""), raw=raw)
+
+
+def read_queued_if_present(message_body: str) -> QueuedWebhook | None:
+    """As `read_queued`, or None when the raw object it points to is gone."""
+    try:
+        return read_queued(message_body)
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
+            return None
+        raise
 
 
 def discard_raw(message_body: str) -> None:

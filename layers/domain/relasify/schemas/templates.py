@@ -23,6 +23,17 @@ class TemplateCreate(Input):
     def _upper(cls, value: Any) -> Any:
         return value.upper() if isinstance(value, str) else value
 
+    @field_validator("components")
+    @classmethod
+    def _component_fields(cls, components: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        # Meta validates the rest of a component; these two are read by us (header kind, placeholders).
+        for index, component in enumerate(components):
+            if not isinstance(component.get("type"), str) or not component["type"]:
+                raise ValueError(f"components[{index}].type must be a component type, e.g. BODY")
+            if "text" in component and not isinstance(component["text"], str):
+                raise ValueError(f"components[{index}].text must be a string")
+        return components
+
 
 class TemplateOut(Output):
     name: str

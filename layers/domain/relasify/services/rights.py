@@ -6,7 +6,7 @@ security log, with ids and counts only.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from relasify import clock, retention
@@ -19,11 +19,13 @@ from relasify.data.identity import identity_repository
 from relasify.data.records import Contact, Workspace
 from relasify.errors import Conflict, NotFound
 from relasify.observability import logger
-from relasify.services import audit, workspaces
+from relasify.services import audit, dead_letters, sending, workspaces
 from relasify.services.access import Actor, Membership
 
 # A contact's conversation holds at most 90 days of messages; this bounds one export response.
 MAX_EXPORT_MESSAGES = 10_000
+# Idempotency records live 24 h after the send; an hour's margin covers a send still running then.
+IDEMPOTENCY_MARGIN_SECONDS = 3600
 
 
 def _contact(ws: str, contact_id: str) -> Contact:
@@ -79,9 +81,12 @@ def set_restricted(caller: Membership, contact_id: str, restricted: bool) -> Con
 def erase_contact(caller: Membership, contact_id: str, *, audit_action: str = "contact.erased") -> dict[str, int]:
     """Erasure, at once: the conversation's messages, their wamid pointers and early statuses, the
     contact's reaction items (found through the reactions on those messages), media objects,
-    broadcast recipient items, then the contact with its uniqueness markers and tag
+    broadcast recipient items, the stored results of API sends to the contact (idempotency records),
+    the dead-letter queues' messages naming the person (`relasify.services.dead_letters`),
+    then the contact with its uniqueness markers and tag
     items (one transaction), and the workspace's export files and finished imports' CSV files (bulk copies
-    that may hold the person). Billing records (wamid, category, pricing: no content) are kept.
+    that may hold the person). Billing records (category, pricing, keyed by the wamid's SHA-256: no
+    content, no wamid) are kept.
     Messages go first, so an interrupted erasure can simply be repeated. Deleting a contact does the
     same, audited as `contact.deleted` (deleted alone, its conversation would stay out of reach).
 
@@ -100,12 +105,32 @@ def erase_contact(caller: Membership, contact_id: str, *, audit_action: str = "c
         for reaction_wamid in item.reaction_wamids:
             keys += erasure_store.reaction_message_keys(ws, reaction_wamid)
     recipients = erasure_store.broadcast_recipient_keys(ws, contact_id)
+    # The stored results of API sends (Powertools idempotency records, 24 h) hold the message: found
+    # through the Idempotency-Key kept on the outbox item, for sends young enough to have one.
+    recent = clock.now() - timedelta(seconds=sending.IDEMPOTENCY_EXPIRY_SECONDS + IDEMPOTENCY_MARGIN_SECONDS)
+    idempotency_keys = [
+        item.idempotency_key
+        for item in conversation
+        if item.idempotency_key and (item.accepted_at is None or item.accepted_at >= recent)
+    ]
+    idempotency_records = sending.forget_idempotency_records(ws, idempotency_keys)
     erasure_store.delete_items(keys + recipients)
     media = [erasure_store.message_media_key(ws, item.message_id) for item in conversation]
     media += [item.media_s3_key for item in conversation if item.media_s3_key]
     objects = erasure_store.delete_objects(media) if media else 0
     # Export files and finished imports' CSVs are copies of many contacts, this one among them.
     bulk_files = erasure_store.delete_bulk_copies(ws)
+    # Failed webhooks and jobs waiting in the dead-letter queues (before the contact goes, so a
+    # failure here leaves an erasure that can be repeated).
+    dead = dead_letters.purge(
+        dead_letters.ErasedPerson(
+            ws=ws,
+            contact_id=contact_id,
+            whatsapp_ids=frozenset(i for i in (contact.wa_id, phone_wa_id, contact.user_id) if i),
+            wamids=frozenset(w for item in conversation for w in (item.wamid, *item.reaction_wamids) if w),
+            message_ids=frozenset(item.message_id for item in conversation),
+        )
+    )
     contact_repository().delete(ws, contact_id)
     counts = {
         "messages": len(conversation),
@@ -113,8 +138,20 @@ def erase_contact(caller: Membership, contact_id: str, *, audit_action: str = "c
         "broadcast_recipients": len(recipients),
         "bulk_files": bulk_files,
     }
-    audit.record(ws, audit_action, actor_id=caller.sub, target_ids=[contact_id], details=counts)
-    logger.info("contact erased", extra={"ws": ws, "objects": objects, **counts})
+    dead_letter_counts = {"dead_letters_deleted": dead.deleted, "dead_letters_rewritten": dead.rewritten}
+    audit.record(
+        ws, audit_action, actor_id=caller.sub, target_ids=[contact_id], details={**counts, **dead_letter_counts}
+    )
+    logger.info(
+        "contact erased",
+        extra={
+            "ws": ws,
+            "objects": objects,
+            "idempotency_records": idempotency_records,
+            **counts,
+            **dead_letter_counts,
+        },
+    )
     return counts
 
 

@@ -458,7 +458,8 @@ def _take_token(limiter: rate_limit.SlotRateLimiter) -> None:
 
 
 _idempotent_lock = threading.Lock()
-_idempotent: tuple[Settings, Any, Any] | None = None
+_idempotent: tuple[Settings, Any, Any, Any] | None = None
+IDEMPOTENCY_KEY_PREFIX = "relasify-send"
 
 
 def idempotency_config() -> Any:
@@ -466,7 +467,30 @@ def idempotency_config() -> Any:
     return _idempotent_send()[1]
 
 
+def forget_idempotency_records(ws: str, idempotency_keys: list[str]) -> int:
+    """Delete the stored send results of these Idempotency-Keys (erasure: a record holds the send's
+    response, the message with its text, for 24 hours). The record's id is computed by Powertools'
+    own persistence layer from the same `[ws, key]` the send hashed; absent records are no-ops.
+    Returns the number of keys asked for."""
+    if not idempotency_keys:
+        return 0
+    persistence = _idempotent_state()[3]
+    for key in dict.fromkeys(idempotency_keys):
+        persistence.delete_record(data={"ws": ws, "key": key}, exception=_Erased())
+    return len(set(idempotency_keys))
+
+
+class _Erased(Exception):
+    """The reason Powertools' delete_record is given (it only logs the exception's type)."""
+
+
 def _idempotent_send() -> tuple[Callable[..., dict[str, Any]], Any]:
+    """The idempotent send function and its IdempotencyConfig."""
+    _, function, config, _ = _idempotent_state()
+    return function, config
+
+
+def _idempotent_state() -> tuple[Settings, Any, Any, Any]:
     """Built per settings object (tests swap tables), on first use (cold start stays light)."""
     global _idempotent
     settings = get_settings()
@@ -485,15 +509,18 @@ def _idempotent_send() -> tuple[Callable[..., dict[str, Any]], Any]:
                 expires_after_seconds=IDEMPOTENCY_EXPIRY_SECONDS,
             )
             persistence = DynamoDBPersistenceLayer(table_name=settings.idempotency_table_name)
+            # Configured here too (the decorator configures it on a call, the same way): erasure
+            # computes record ids in containers that never sent.
+            persistence.configure(config, key_prefix=IDEMPOTENCY_KEY_PREFIX)
             function = idempotent_function(
                 _perform_send,
                 data_keyword_argument="request",
                 persistence_store=persistence,
                 config=config,
-                key_prefix="relasify-send",
+                key_prefix=IDEMPOTENCY_KEY_PREFIX,
             )
-            _idempotent = (settings, function, config)
-        return _idempotent[1], _idempotent[2]
+            _idempotent = (settings, function, config, persistence)
+        return _idempotent
 
 
 def send_message(
