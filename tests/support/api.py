@@ -112,11 +112,12 @@ class ApiClient:
 
 def reset_warm_state() -> None:
     """Per-container caches: a new test is a new container."""
-    from relasify.data import kms_tokens
+    from relasify.data import kms_tokens, request_budget
     from relasify.services import workspaces
 
     workspaces._seen_claims.clear()
     kms_tokens.reset_for_tests()
+    request_budget.reset_for_tests()
 
 
 API_FUNCTIONS = ("ContactsApiFunction", "SendApiFunction")
