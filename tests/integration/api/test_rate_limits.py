@@ -20,7 +20,7 @@ from relasify import clock
 from relasify.data import request_budget
 from relasify.settings import Settings, get_settings
 
-from tests.support.api import ApiClient
+from tests.support.api import ApiClient, reset_warm_state
 
 ALICE = "alice@example.com"
 BUDI = "budi@example.com"
@@ -193,3 +193,18 @@ def test_a_refused_budget_is_refused_locally_until_it_has_room(
     assert len(updates) == 5
     frozen.advance(1)
     assert api.get(f"/v1/workspaces/{one}", as_user=ALICE).status == 200
+
+
+def test_a_budget_written_by_a_clock_far_ahead_does_not_lock_the_caller_out(
+    api: ApiClient, workspaces: dict[str, str], monkeypatch: pytest.MonkeyPatch, frozen: FrozenClock
+) -> None:
+    use_budgets(monkeypatch, api_user_burst=2)
+    one = workspaces["one"]
+    frozen.advance(86_400)  # a container whose clock is a day ahead serves Alice until she is refused
+    assert [api.get(f"/v1/workspaces/{one}", as_user=ALICE).status for _ in range(3)] == [200, 200, 429]
+    frozen.advance(-86_400)
+    reset_warm_state()  # another container, with the right time
+    assert api.get(f"/v1/workspaces/{one}", as_user=ALICE).status == 200
+    assert api.get(f"/v1/workspaces/{one}", as_user=ALICE).status == 200
+    # ... and from then on the budget holds as usual.
+    assert_rate_limited(api.get(f"/v1/workspaces/{one}", as_user=ALICE), "user", 1)

@@ -6,7 +6,8 @@ from `now` if the bucket is idle; a request is refused when that would put it mo
 intervals ahead of `now`. Taking a request is ONE conditional UpdateItem (1 WRU for an item this
 small), never a read-modify-write:
 
-- idle bucket (`tat <= now`, or no item): `SET tat = now + interval IF tat <= now`;
+- idle bucket (`tat <= now`, or no item): `SET tat = now + interval IF tat <= now` (or if `tat` is
+  beyond anything a clock near ours could have written: a full bucket plus a minute);
 - busy bucket: `ADD tat interval IF now < tat <= now + tolerance` (tolerance = (burst - 1) intervals).
 
 The container guesses which of the two applies from the `tat` it saw last; a wrong guess costs a
@@ -35,6 +36,9 @@ from relasify.data.base import TableModel, connection
 from relasify.retention import DataClass
 
 IDLE_ITEM_TTL_SECONDS = 3600
+# A `tat` further ahead than a full bucket plus this was written by a clock far ahead of ours (not
+# NTP skew): the budget is taken as idle rather than refusing for that long.
+MAX_CLOCK_SKEW_US = 60 * 1_000_000
 MICROS = 1_000_000
 # Local memory of refused budgets is pruned past this many entries (a flood of distinct budgets).
 MAX_REMEMBERED_REFUSALS = 10_000
@@ -73,6 +77,11 @@ class Budget:
     def tolerance_us(self) -> int:
         return (self.burst - 1) * self.interval_us
 
+    @property
+    def horizon_us(self) -> int:
+        """The furthest ahead of now a `tat` can legitimately be (a full bucket plus clock skew)."""
+        return self.tolerance_us + self.interval_us + MAX_CLOCK_SKEW_US
+
 
 _seen_tat: dict[str, int] = {}  # pk -> the last tat this container saw (which update to try first)
 _refused_until: dict[str, int] = {}  # pk -> no request of this budget fits before this instant (us)
@@ -99,11 +108,12 @@ def take(pk: str, budget: Budget, now_us: int) -> BudgetDecision:
         if ok:
             _remember(pk, tat, None)
             return BudgetDecision(True)
-        if tat is not None and tat > now_us + budget.tolerance_us:
+        if tat is not None and now_us + budget.tolerance_us < tat <= now_us + budget.horizon_us:
             fits_at = tat - budget.tolerance_us
             _remember(pk, tat, fits_at)
             return BudgetDecision(False, _whole_seconds(fits_at - now_us))
-        # The guess was wrong (idle vs busy): the other update applies.
+        # The guess was wrong (idle vs busy), or the tat is beyond the horizon: the other update
+        # applies (the idle one also replaces a tat beyond the horizon).
     # Both refused without the budget being over: only a clock far behind the stored tat gets
     # here; let the request through rather than refuse on a guess.
     return BudgetDecision(True)
@@ -135,7 +145,7 @@ def _update(pk: str, budget: Budget, now_us: int, *, busy: bool) -> tuple[bool, 
         condition = (model.tat > now_us) & (model.tat <= now_us + budget.tolerance_us)
     else:
         actions = [model.tat.set(now_us + budget.interval_us), model.expires_at.set(expires)]
-        condition = model.tat.does_not_exist() | (model.tat <= now_us)
+        condition = model.tat.does_not_exist() | (model.tat <= now_us) | (model.tat > now_us + budget.horizon_us)
     table = connection()
     kwargs = table.get_operation_kwargs(
         model.Meta.table_name,
