@@ -7,7 +7,7 @@ intervals ahead of `now`. Taking a request is ONE conditional UpdateItem (1 WRU 
 small), never a read-modify-write:
 
 - idle bucket (`tat <= now`, or no item): `SET tat = now + interval IF tat <= now` (or if `tat` is
-  beyond anything a clock near ours could have written: a full bucket plus a minute);
+  beyond anything a clock near ours could have written: a full bucket plus a second);
 - busy bucket: `ADD tat interval IF now < tat <= now + tolerance` (tolerance = (burst - 1) intervals).
 
 The container guesses which of the two applies from the `tat` it saw last; a wrong guess costs a
@@ -23,6 +23,7 @@ index and the sweep never see them (like the send-rate slots) and each update is
 
 from __future__ import annotations
 
+import hashlib
 import math
 import threading
 from dataclasses import dataclass
@@ -36,16 +37,17 @@ from relasify.data.base import TableModel, connection
 from relasify.retention import DataClass
 
 IDLE_ITEM_TTL_SECONDS = 3600
-# A `tat` further ahead than a full bucket plus this was written by a clock far ahead of ours (not
-# NTP skew): the budget is taken as idle rather than refusing for that long.
-MAX_CLOCK_SKEW_US = 60 * 1_000_000
+# A `tat` further ahead than a full bucket plus this was written by a clock ahead of ours by more
+# than NTP keeps Lambda hosts apart (milliseconds): the budget is taken as idle rather than refusing
+# a caller for as long as that clock was wrong.
+MAX_CLOCK_SKEW_US = 1_000_000
 MICROS = 1_000_000
 # Local memory of refused budgets is pruned past this many entries (a flood of distinct budgets).
 MAX_REMEMBERED_REFUSALS = 10_000
 
 
 class RequestBudgetModel(TableModel):
-    """PK `BUDGET#USER#<sub>` or `BUDGET#WS#<ws>`, SK `GCRA`: when the budget is next idle
+    """PK `BUDGET#USER#<sha256(sub)>` or `BUDGET#WS#<ws>`, SK `GCRA`: when the budget is next idle
     (`tat`, microseconds since the epoch)."""
 
     data_class: ClassVar[DataClass] = DataClass.OPERATIONAL
@@ -54,8 +56,13 @@ class RequestBudgetModel(TableModel):
     tat = NumberAttribute(null=True)
 
 
-def budget_pk(scope: str, owner: str) -> str:
-    return f"BUDGET#{scope}#{owner}"
+def user_budget_pk(sub: str) -> str:
+    # Hashed: the item names nobody (it outlives a deleted account by up to an hour, by TTL).
+    return f"BUDGET#USER#{hashlib.sha256(sub.encode()).hexdigest()[:32]}"
+
+
+def workspace_budget_pk(ws: str) -> str:
+    return f"BUDGET#WS#{ws}"
 
 
 @dataclass(frozen=True)

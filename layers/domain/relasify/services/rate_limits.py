@@ -21,21 +21,22 @@ from relasify.settings import get_settings
 def charge_user(sub: str) -> None:
     """One request of the user's budget, or RateLimited."""
     settings = get_settings()
-    _charge("USER", sub, settings.api_user_rate_per_second, settings.api_user_burst, "user")
+    _charge("user", sub, settings.api_user_rate_per_second, settings.api_user_burst)
 
 
 def charge_workspace(ws: str) -> None:
     """One request of the workspace's budget (shared by its members), or RateLimited."""
     settings = get_settings()
-    _charge("WS", ws, settings.api_workspace_rate_per_second, settings.api_workspace_burst, "workspace")
+    _charge("workspace", ws, settings.api_workspace_rate_per_second, settings.api_workspace_burst)
 
 
-def _charge(scope: str, owner: str, rate_per_second: float, burst: int, budget_name: str) -> None:
+def _charge(budget_name: str, owner: str, rate_per_second: float, burst: int) -> None:
     from relasify.data import request_budget  # lazy: keeps pynamodb off paths that never authorise
 
+    pk = request_budget.user_budget_pk(owner) if budget_name == "user" else request_budget.workspace_budget_pk(owner)
     budget = request_budget.Budget(rate_per_second=rate_per_second, burst=burst)
     now_us = round(clock.now().timestamp() * request_budget.MICROS)
-    decision = request_budget.take(request_budget.budget_pk(scope, owner), budget, now_us)
+    decision = request_budget.take(pk, budget, now_us)
     if not decision.allowed:
         raise RateLimited(
             f"The {budget_name}'s request budget ({rate_per_second:g} requests per second, bursts of {burst}) "
