@@ -1,4 +1,6 @@
-"""Account routes: /v1/me, workspaces, members, WhatsApp connection, audit log (SPEC section 3)."""
+"""Account routes: /v1/me, workspaces, members, WhatsApp connection, audit log (SPEC section 3).
+Agents list members (reduced view) and read the WhatsApp connection; changing either, and the audit
+log, is admin+; making or removing owners is checked in the service (owner only)."""
 
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ from relasify.schemas.identity import (
     AuditOut,
     AuditPage,
     MemberAdd,
+    MemberDirectory,
     MemberList,
     MemberOut,
     MemberPatch,
@@ -73,8 +76,18 @@ def get_workspace(ws: str) -> WorkspaceOut:
     )
 
 
-@workspace_route(router, "GET", "/v1/workspaces/<ws>/members", Role.ADMIN, tags=["members"])
-def list_members(ws: str) -> MemberList:
+@workspace_route(
+    router,
+    "GET",
+    "/v1/workspaces/<ws>/members",
+    Role.AGENT,
+    tags=["members"],
+    description="Admins and owners: every member and pending invitation, with e-mails. Agents: the active "
+    "members' `user_id`, `name` and `role` only (for assigning conversations).",
+)
+def list_members(ws: str) -> MemberList | MemberDirectory:
+    if current_membership(router).role < Role.ADMIN:
+        return MemberDirectory(items=workspaces.member_directory(ws))
     return MemberList(items=workspaces.list_members(ws))
 
 
@@ -118,7 +131,7 @@ def connect_whatsapp(ws: str, body: WhatsAppConnect) -> WhatsAppOut:
     return _whatsapp_out(ws)
 
 
-@workspace_route(router, "GET", "/v1/workspaces/<ws>/whatsapp", Role.ADMIN, tags=["whatsapp"])
+@workspace_route(router, "GET", "/v1/workspaces/<ws>/whatsapp", Role.AGENT, tags=["whatsapp"])
 def get_whatsapp(ws: str) -> WhatsAppOut:
     return _whatsapp_out(ws)
 

@@ -1,4 +1,5 @@
-"""Contact routes (SPEC section 4): CRUD, list/search, consent, CSV import and export. Agents and up."""
+"""Contact routes (SPEC section 4): CRUD, list/search, consent, CSV import and export. Agents read,
+create, correct and record consent; deleting, bulk export and imports are admin+ (SPEC section 3)."""
 
 from __future__ import annotations
 
@@ -71,12 +72,14 @@ def _json(status: int, model: ContactOut | ImportOut) -> Response[object]:
     router,
     "GET",
     "/v1/workspaces/<ws>/contacts/export",
-    Role.AGENT,
+    Role.ADMIN,
     tags=TAGS,
     description="Export all contacts (with consent history) as CSV or JSON -> 202 with the export job; poll "
     "GET .../contacts/exports/{export_id} (the Location header) until `status` is `completed`, then download `url` "
-    "(presigned, valid for 5 minutes; the file lives 1 day). CSV cells starting with = + - @ tab or CR get a "
-    "leading apostrophe. Security-logged.",
+    "(presigned, valid for 5 minutes; the file lives 1 day). CSV cells are safe in spreadsheets whatever the "
+    "separator they split on: an apostrophe goes before = + - @ tab CR ' or \" at a cell's start and after "
+    "any , ; tab or line break inside it (the import removes exactly these, so an export imports back as the "
+    "same contacts). Security-logged.",
 )
 def export_contacts(ws: str, format: Annotated[Literal["csv", "json"], Query()] = "csv") -> Response[object]:
     job = exports.request_export(current_membership(router), format)
@@ -89,7 +92,7 @@ def export_contacts(ws: str, format: Annotated[Literal["csv", "json"], Query()] 
     router,
     "GET",
     "/v1/workspaces/<ws>/contacts/exports/<export_id>",
-    Role.AGENT,
+    Role.ADMIN,
     tags=TAGS,
     description="An export job: status (queued, running, completed, failed), the number of contacts, and once "
     "completed a fresh presigned download URL (each one handed out is security-logged).",
@@ -116,7 +119,7 @@ def _export_out(job: ExportJob, url: str | None, url_expires_at: datetime | None
     router,
     "POST",
     "/v1/workspaces/<ws>/contacts/imports",
-    Role.AGENT,
+    Role.ADMIN,
     tags=TAGS,
     description=(
         "Import contacts from a CSV file (up to 100,000 rows) -> 202 with the import. Small files "
@@ -124,7 +127,8 @@ def _export_out(job: ExportJob, url: str | None, url_expires_at: datetime | None
         'the import starts at once. Larger files (up to 50 MB): send JSON {"filename"}, PUT the file to '
         "`upload_url` with Content-Type text/csv, then POST .../imports/{id}/start. Columns: phone (required), "
         "name, email, tags (; or | separated), opt_in (yes/no), opt_in_source, opt_in_at; any other column is "
-        "an attribute."
+        "an attribute. A file of our CSV export imports back as the same contacts (its `attributes` column is "
+        "read as JSON; the columns the system sets, like id and created_at, are ignored)."
     ),
 )
 def create_import(ws: str) -> Response[object]:
@@ -144,7 +148,7 @@ def create_import(ws: str) -> Response[object]:
     return _json(202, _import_out(job, url, expires_at))
 
 
-@workspace_route(router, "POST", "/v1/workspaces/<ws>/contacts/imports/<import_id>/start", Role.AGENT, tags=TAGS)
+@workspace_route(router, "POST", "/v1/workspaces/<ws>/contacts/imports/<import_id>/start", Role.ADMIN, tags=TAGS)
 def start_import(ws: str, import_id: ImportId) -> Response[object]:
     job = imports.start_upload(current_membership(router), import_id)
     return _json(202, _import_out(job))
@@ -154,7 +158,7 @@ def start_import(ws: str, import_id: ImportId) -> Response[object]:
     router,
     "GET",
     "/v1/workspaces/<ws>/contacts/imports/<import_id>",
-    Role.AGENT,
+    Role.ADMIN,
     tags=TAGS,
     description="Status, progress (processed of total), counts and the first 1000 row errors.",
 )
@@ -205,7 +209,7 @@ def update_contact(ws: str, contact_id: ContactId, body: ContactPatch) -> Contac
     return _out(contacts.update_contact(current_membership(router), contact_id, body))
 
 
-@workspace_route(router, "DELETE", "/v1/workspaces/<ws>/contacts/<contact_id>", Role.AGENT, tags=TAGS)
+@workspace_route(router, "DELETE", "/v1/workspaces/<ws>/contacts/<contact_id>", Role.ADMIN, tags=TAGS)
 def delete_contact(ws: str, contact_id: ContactId) -> Response[None]:
     contacts.delete_contact(current_membership(router), contact_id)
     return Response(status_code=204)

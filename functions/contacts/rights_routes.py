@@ -1,6 +1,6 @@
 """Data-subject rights routes (SPEC section 8): contact export, restriction, erasure; workspace close;
-the caller's own export and deletion. Roles: export and erase are admin+ (they disclose or destroy a
-person's whole record), restrict/unrestrict agent+, close owner (docs/PRIVACY.md)."""
+the caller's own export and deletion. Roles (SPEC section 3): export, erase and restrict/unrestrict are
+admin+ (they disclose, destroy or freeze a person's whole record), close owner (docs/PRIVACY.md)."""
 
 from __future__ import annotations
 
@@ -53,13 +53,13 @@ def export_contact(ws: str, contact_id: ContactId) -> dict[str, Any]:
     return rights.export_contact(current_membership(router), contact_id)
 
 
-@workspace_route(router, "POST", "/v1/workspaces/<ws>/contacts/<contact_id>/restrict", Role.AGENT, tags=["privacy"])
+@workspace_route(router, "POST", "/v1/workspaces/<ws>/contacts/<contact_id>/restrict", Role.ADMIN, tags=["privacy"])
 def restrict_contact(ws: str, contact_id: ContactId) -> RestrictionOut:
     contact = rights.set_restricted(current_membership(router), contact_id, True)
     return RestrictionOut(id=contact.id, restricted=contact.restricted, updated_at=contact.updated_at)
 
 
-@workspace_route(router, "POST", "/v1/workspaces/<ws>/contacts/<contact_id>/unrestrict", Role.AGENT, tags=["privacy"])
+@workspace_route(router, "POST", "/v1/workspaces/<ws>/contacts/<contact_id>/unrestrict", Role.ADMIN, tags=["privacy"])
 def unrestrict_contact(ws: str, contact_id: ContactId) -> RestrictionOut:
     contact = rights.set_restricted(current_membership(router), contact_id, False)
     return RestrictionOut(id=contact.id, restricted=contact.restricted, updated_at=contact.updated_at)

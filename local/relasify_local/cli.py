@@ -101,7 +101,15 @@ def _dev(args: argparse.Namespace) -> int:
 
 
 def _token(args: argparse.Namespace) -> int:
-    print(mint_token(args.email, sub=args.sub, name=args.name, ttl_seconds=args.ttl, state_dir=args.state_dir))
+    token = mint_token(
+        args.email,
+        sub=args.sub,
+        name=args.name,
+        ttl_seconds=args.ttl,
+        state_dir=args.state_dir,
+        email_verified=not args.unverified,
+    )
+    print(token)
     return 0
 
 
@@ -184,6 +192,11 @@ def build_parser() -> argparse.ArgumentParser:
     token.add_argument("--name", default=None)
     token.add_argument("--ttl", type=int, default=DEFAULT_TTL_SECONDS, help="lifetime in seconds")
     token.add_argument("--state-dir", type=Path, default=None, help="key directory (env RELASIFY_STATE_DIR)")
+    token.add_argument(
+        "--unverified",
+        action="store_true",
+        help='email_verified "false": the address is matched to no user or invitation (default: verified)',
+    )
     token.set_defaults(run=_token)
 
     openapi = commands.add_parser("openapi", help="print the merged OpenAPI document of all API functions")

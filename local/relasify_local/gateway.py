@@ -430,7 +430,20 @@ class _RequestHandler(BaseHTTPRequestHandler):
         if self.command != "HEAD":
             self.wfile.write(response.body)
 
-    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_OPTIONS = do_HEAD = _dispatch  # noqa: N815
+    def __getattr__(self, name: str) -> Any:
+        # http.server answers a method without a `do_<METHOD>` with its own 501 HTML page; API Gateway
+        # routes every method (TRACE, PROPFIND, made-up ones): unmatched ones reach the $default route.
+        if name.startswith("do_"):
+            return self._dispatch
+        raise AttributeError(name)
+
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        """http.server's own refusals (malformed request line, oversized headers) as JSON, not HTML."""
+        self.close_connection = True
+        status = code if 400 <= code < 500 else 400
+        title = message or self.responses.get(code, ("Bad Request",))[0]
+        body = {"type": "about:blank", "title": title, "status": status, "detail": explain or title}
+        self._write(HttpResponse(status, [("content-type", "application/problem+json")], json.dumps(body).encode()))
 
     def log_message(self, format: str, *args: Any) -> None:
         # Only the request line's method and path reach the log (query strings may carry personal data).

@@ -109,14 +109,18 @@ def mint_token(
     state_dir: Path | None = None,
     extra_claims: dict[str, Any] | None = None,
     now: float | None = None,
+    email_verified: bool | None = True,
 ) -> str:
-    """An ID token shaped like Cognito's (`token_use` "id"), signed with the local key."""
+    """An ID token shaped like Cognito's (`token_use` "id"), signed with the local key.
+
+    `email_verified` False mints a token whose address the identity provider has not verified (a
+    Cognito user who changed their e-mail and has not confirmed it yet); None leaves the claim out.
+    Either way the API matches that address to no user and no invitation."""
     signing_key = key or load_or_create_key(state_dir)
     issued_at = int(now if now is not None else time.time())
     claims: dict[str, Any] = {
         "sub": sub or subject_for_email(email),
         "email": email,
-        "email_verified": True,
         "name": name or email.split("@", 1)[0],
         "iss": LOCAL_ISSUER,
         "aud": LOCAL_AUDIENCE,
@@ -125,6 +129,8 @@ def mint_token(
         "exp": issued_at + ttl_seconds,
         "token_use": "id",
     }
+    if email_verified is not None:
+        claims["email_verified"] = email_verified
     claims.update(extra_claims or {})
     return jwt.encode(claims, signing_key.private_key, algorithm=SIGNING_ALGORITHM, headers={"kid": signing_key.key_id})
 

@@ -21,6 +21,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from relasify_local import aws_calls
 from relasify_local.cfn import resources_of_type
 
 logger = logging.getLogger("relasify_local")
@@ -149,7 +150,8 @@ class LocalFunction:
         with self._lock:
             started = time.monotonic()
             try:
-                return handler(event, self.new_context())
+                with aws_calls.invoking(self.logical_id, event):
+                    return handler(event, self.new_context())
             finally:
                 elapsed = time.monotonic() - started
                 if elapsed > self.timeout_seconds:

@@ -5,6 +5,12 @@ signed webhooks back like Meta: `sent` -> `delivered` -> `read` statuses for eac
 `APPROVED` template status update for each template. Tests can inject faults (throttling, server
 errors, timeouts, connection resets, Graph error codes) for the next N calls.
 
+It models accounts (SPEC section 11): the seeded WhatsApp Business Account `102345678901234` with the
+number `109876543210987` accepts any token beginning with `EAAG`; `POST /_sandbox/accounts
+{waba_id, phone_number_id, display_phone_number, token}` registers more. A token that is not known
+gets Graph's OAuthException 190; an object the token does not own (a number, an account, their
+messages and templates) gets Graph's code 100 / subcode 33, exactly as Meta answers both.
+
 Standard library HTTP server; every thread and socket is released by `stop()`.
 """
 
@@ -37,13 +43,25 @@ logger = logging.getLogger(__name__)
 FAULT_KINDS = frozenset({"429", "500", "timeout", "reset", "error_code"})
 DEFAULT_WABA_ID = "102345678901234"
 DEFAULT_DISPLAY_PHONE_NUMBER = "6281234500000"
+DEFAULT_PHONE_NUMBER_ID = "109876543210987"
+SANDBOX_TOKEN_PREFIX = "EAAG"  # noqa: S105 - the seeded account accepts any token beginning with this
 _VERSION = r"v\d+(?:\.\d+)?"
 _ID = r"[A-Za-z0-9_\-]{1,64}"
 _ROUTE_MESSAGES = re.compile(rf"/({_VERSION})/({_ID})/messages/?")
 _ROUTE_TEMPLATES = re.compile(rf"/({_VERSION})/({_ID})/message_templates/?")
+_ROUTE_PHONE_NUMBERS = re.compile(rf"/({_VERSION})/({_ID})/phone_numbers/?")
+_ROUTE_SUBSCRIBED_APPS = re.compile(rf"/({_VERSION})/({_ID})/subscribed_apps/?")
 _ROUTE_OBJECT = re.compile(rf"/({_VERSION})/({_ID})/?")
+_ID_VALUE = re.compile(_ID)
 _ROUTE_MEDIA_BYTES = re.compile(rf"/media/({_ID})/?")
 INSPECT_SENT_MESSAGES_PATH = "/_sandbox/sent-messages"  # GET: every send the sandbox accepted
+ADD_MEDIA_PATH = "/_sandbox/media"  # POST raw bytes (Content-Type = mime type): {"id": media id}
+ACCOUNTS_PATH = "/_sandbox/accounts"  # POST: register a WABA number and the token that owns it
+_NOT_VISIBLE = (
+    "Unsupported {method} request. Object with ID '{object_id}' does not exist, cannot be loaded due to "
+    "missing permissions, or does not support this operation. Please read the Graph API documentation at "
+    "https://developers.facebook.com/docs/graph-api"
+)
 
 # Meta's titles for the codes the sandbox can be told to answer with; HTTP statuses per whatsapp.md section 6.
 _ERROR_TITLES: dict[int, tuple[int, str]] = {
@@ -77,6 +95,25 @@ _ERROR_DETAILS: dict[int, str] = {
     131026: "Message Undeliverable.",
     132001: "template name does not exist in the translation",
 }
+
+
+@dataclass
+class _Number:
+    phone_number_id: str
+    display_phone_number: str
+    quality_rating: str = "GREEN"
+    messaging_limit: str = "TIER_2K"
+
+
+@dataclass
+class _Account:
+    """A WhatsApp Business Account: its numbers and the tokens that own it. `open_to_sandbox_tokens`:
+    any `EAAG...` token that is not registered to another account owns it (the seeded account)."""
+
+    waba_id: str
+    numbers: dict[str, _Number] = field(default_factory=dict)
+    tokens: set[str] = field(default_factory=set)
+    open_to_sandbox_tokens: bool = False
 
 
 @dataclass
@@ -153,7 +190,6 @@ class Sandbox:
         self._sequence = itertools.count()
         self._generation = 0
         self._webhook_client: httpx.Client | None = None
-        self._numbers: dict[str, tuple[str, str]] = {}
         self._reset_state()
 
     # -- lifecycle ------------------------------------------------------------------------------
@@ -236,20 +272,49 @@ class Sandbox:
             self._expired_tokens.add(token)
 
     def register_number(
-        self, phone_number_id: str, *, waba_id: str | None = None, display_phone_number: str | None = None
+        self,
+        phone_number_id: str,
+        *,
+        waba_id: str | None = None,
+        display_phone_number: str | None = None,
+        token: str | None = None,
+        quality_rating: str | None = None,
+        messaging_limit: str | None = None,
     ) -> None:
-        """Tell the sandbox which WABA and display number a phone number id belongs to (webhook metadata)."""
+        """Put a number into a WABA (created if new). With `token`, that exact token owns the account;
+        without, the account is open to any `EAAG...` token like the seeded one. A number belongs to
+        one account: registering it again moves it (ValueError if the ids are malformed)."""
+        waba_id = waba_id or self.waba_id
+        if not (_ID_VALUE.fullmatch(waba_id) and _ID_VALUE.fullmatch(phone_number_id)):
+            raise ValueError("waba_id and phone_number_id must be Graph ids")
+        number = _Number(phone_number_id, display_phone_number or self.display_phone_number)
+        if quality_rating:
+            number.quality_rating = quality_rating
+        if messaging_limit:
+            number.messaging_limit = messaging_limit
         with self._lock:
-            self._numbers[phone_number_id] = (
-                waba_id or self.waba_id,
-                display_phone_number or self.display_phone_number,
-            )
+            for account in self._accounts.values():
+                account.numbers.pop(phone_number_id, None)
+            account = self._accounts.setdefault(waba_id, _Account(waba_id, open_to_sandbox_tokens=token is None))
+            account.numbers[phone_number_id] = number
+            if token is not None:
+                account.tokens.add(token)
 
-    def add_media(self, content: bytes, mime_type: str = "image/jpeg") -> str:
-        """Store media as if a user had sent it; returns the media id to put in an inbound webhook."""
+    @property
+    def subscribed_apps(self) -> list[str]:
+        """The WABA ids of every accepted `POST /{waba_id}/subscribed_apps`, in order."""
+        with self._lock:
+            return list(self._subscriptions)
+
+    def add_media(self, content: bytes, mime_type: str = "image/jpeg", *, url: str | None = None) -> str:
+        """Store media as if a user had sent it; returns the media id to put in an inbound webhook.
+        `url`: answer the media look-up with this download URL instead of the sandbox's own (tests of
+        where the token may go)."""
         media_id = str(secrets.randbelow(10**15) + 10**15)
         with self._lock:
             self._media[media_id] = (content, mime_type)
+            if url is not None:
+                self._media_urls[media_id] = url
         return media_id
 
     def post_webhook(self, payload: dict[str, Any]) -> int:
@@ -333,6 +398,14 @@ class Sandbox:
             # (no latency, no faults, not counted as a Graph request).
             request.respond(200, {"data": self.sent_messages}, {})
             return
+        if path == ADD_MEDIA_PATH and method == "POST":
+            # Not a Graph route either: media "a user sent", for inbound media webhooks from another process.
+            mime_type = request.headers.get("Content-Type") or "image/jpeg"
+            request.respond(200, {"id": self.add_media(body, mime_type)}, {})
+            return
+        if path == ACCOUNTS_PATH and method == "POST":
+            request.respond(*self._register_account(body))
+            return
         record: dict[str, Any] = {"method": method, "path": path, "status": None, "fault": None, "at": time.time()}
         with self._lock:
             self._requests.append(record)
@@ -355,21 +428,79 @@ class Sandbox:
 
         with self._lock:
             expired = token in self._expired_tokens
+            owned = self._accounts_of(token)
         if expired:
             self._answer(request, record, *_graph_error(190))
             return
+        if not owned:
+            self._answer(request, record, *_graph_error(190, message="Invalid OAuth access token - Cannot parse"))
+            return
 
-        status, payload, headers = self._route(method, path, query, body)
+        status, payload, headers = self._route(method, path, query, body, owned)
         self._answer(request, record, status, payload, headers)
 
+    def _accounts_of(self, token: str) -> dict[str, _Account]:
+        """The accounts `token` owns (call with the lock held): those it is registered to, else, for
+        an `EAAG...` token, the accounts open to any sandbox token."""
+        exact = {w: a for w, a in self._accounts.items() if token in a.tokens}
+        if exact or not token.startswith(SANDBOX_TOKEN_PREFIX):
+            return exact
+        return {w: a for w, a in self._accounts.items() if a.open_to_sandbox_tokens}
+
+    def _register_account(self, body: bytes) -> tuple[int, Any, dict[str, str]]:
+        payload = _json_object(body) or {}
+        fields = ("waba_id", "phone_number_id", "display_phone_number", "token")
+        values = {name: payload.get(name) for name in fields}
+        if not all(isinstance(value, str) and value.strip() for value in values.values()):
+            return 400, {"error": f"{', '.join(fields)} are required strings"}, {}
+        try:
+            self.register_number(
+                values["phone_number_id"],
+                waba_id=values["waba_id"],
+                display_phone_number=values["display_phone_number"],
+                token=values["token"],
+                quality_rating=payload.get("quality_rating")
+                if isinstance(payload.get("quality_rating"), str)
+                else None,
+                messaging_limit=payload.get("messaging_limit")
+                if isinstance(payload.get("messaging_limit"), str)
+                else None,
+            )
+        except ValueError as exc:
+            return 400, {"error": str(exc)}, {}
+        return 201, {key: values[key] for key in ("waba_id", "phone_number_id", "display_phone_number")}, {}
+
     def _route(
-        self, method: str, path: str, query: dict[str, list[str]], body: bytes
+        self,
+        method: str,
+        path: str,
+        query: dict[str, list[str]],
+        body: bytes,
+        owned: dict[str, _Account],
     ) -> tuple[int, Any, dict[str, str]]:
+        owned_numbers = {n: a for a in owned.values() for n in a.numbers}
         if match := _ROUTE_MESSAGES.fullmatch(path):
             if method == "POST":
+                if match.group(2) not in owned_numbers:
+                    return _not_visible(method, match.group(2))
                 return self._send(match.group(2), body)
+        elif match := _ROUTE_PHONE_NUMBERS.fullmatch(path):
+            if method == "GET":
+                account = owned.get(match.group(2))
+                if account is None:
+                    return _not_visible(method, match.group(2))
+                return self._list_numbers(account)
+        elif match := _ROUTE_SUBSCRIBED_APPS.fullmatch(path):
+            if method == "POST":
+                if match.group(2) not in owned:
+                    return _not_visible(method, match.group(2))
+                with self._lock:
+                    self._subscriptions.append(match.group(2))
+                return 200, {"success": True}, {}
         elif match := _ROUTE_TEMPLATES.fullmatch(path):
             waba_id = match.group(2)
+            if waba_id not in owned:
+                return _not_visible(method, waba_id)
             if method == "POST":
                 return self._create_template(waba_id, body)
             if method == "GET":
@@ -380,7 +511,7 @@ class Sandbox:
             if method == "GET":
                 return self._media_bytes(match.group(1))
         elif (match := _ROUTE_OBJECT.fullmatch(path)) and method == "GET":
-            return self._get_object(match.group(2), query)
+            return self._get_object(match.group(2), owned_numbers)
         status, error, headers = _graph_error(100, message=f"Unsupported {method} request")
         return status, error, headers
 
@@ -482,17 +613,18 @@ class Sandbox:
             return _graph_error(100, message="Message template not found", subcode=2593002)
         return 200, {"success": True}, {}
 
-    def _get_object(self, object_id: str, query: dict[str, list[str]]) -> tuple[int, Any, dict[str, str]]:
+    def _get_object(self, object_id: str, owned_numbers: dict[str, _Account]) -> tuple[int, Any, dict[str, str]]:
         with self._lock:
             media = self._media.get(object_id)
-            number = self._numbers.get(object_id)
+            account = owned_numbers.get(object_id)
+            number = account.numbers.get(object_id) if account is not None else None
         if media is not None:
             content, mime_type = media
             return (
                 200,
                 {
                     "messaging_product": "whatsapp",
-                    "url": f"{self.base_url}/media/{object_id}",
+                    "url": self._media_urls.get(object_id, f"{self.base_url}/media/{object_id}"),
                     "mime_type": mime_type,
                     "sha256": hashlib.sha256(content).hexdigest(),
                     "file_size": len(content),
@@ -500,24 +632,15 @@ class Sandbox:
                 },
                 {},
             )
-        asks_for_number = "display_phone_number" in query.get("fields", [""])[0]
-        if number is not None or asks_for_number:
-            # Any id asked for as a phone number is one: the local stack connects whatever ids it is given.
-            _, display = number or (self.waba_id, self.display_phone_number)
-            return (
-                200,
-                {
-                    "id": object_id,
-                    "display_phone_number": display,
-                    "verified_name": "Relasify Sandbox",
-                    "quality_rating": "GREEN",
-                    "code_verification_status": "VERIFIED",
-                    "throughput": {"level": "STANDARD"},
-                    "whatsapp_business_manager_messaging_limit": "TIER_2K",
-                },
-                {},
-            )
-        return _graph_error(100, message=f"Unsupported get request. Object with ID '{object_id}' does not exist")
+        if number is not None:
+            return 200, _number_fields(number), {}
+        return _not_visible("GET", object_id)
+
+    def _list_numbers(self, account: _Account) -> tuple[int, Any, dict[str, str]]:
+        with self._lock:
+            data = [_number_fields(number) for number in account.numbers.values()]
+        cursor = _encode_cursor(0)
+        return 200, {"data": data, "paging": {"cursors": {"before": cursor, "after": cursor}}}, {}
 
     def _media_bytes(self, media_id: str) -> tuple[int, Any, dict[str, str]]:
         with self._lock:
@@ -570,7 +693,11 @@ class Sandbox:
 
     def _envelope_for_number(self, phone_number_id: str, statuses: list[dict[str, Any]]) -> dict[str, Any]:
         with self._lock:
-            waba_id, display = self._numbers.get(phone_number_id, (self.waba_id, self.display_phone_number))
+            account = next((a for a in self._accounts.values() if phone_number_id in a.numbers), None)
+        if account is not None:
+            waba_id, display = account.waba_id, account.numbers[phone_number_id].display_phone_number
+        else:
+            waba_id, display = self.waba_id, self.display_phone_number
         return {
             "object": "whatsapp_business_account",
             "entry": [
@@ -791,8 +918,13 @@ class Sandbox:
         self._requests: list[dict[str, Any]] = []
         self._deliveries: list[dict[str, Any]] = []
         self._media: dict[str, tuple[bytes, str]] = {}
+        self._media_urls: dict[str, str] = {}
         self._failing_recipients: dict[str, int] = {}
         self._expired_tokens: set[str] = set()
+        self._subscriptions: list[str] = []
+        seeded = _Account(self.waba_id, open_to_sandbox_tokens=True)
+        seeded.numbers[DEFAULT_PHONE_NUMBER_ID] = _Number(DEFAULT_PHONE_NUMBER_ID, self.display_phone_number)
+        self._accounts: dict[str, _Account] = {self.waba_id: seeded}
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -873,6 +1005,29 @@ def _graph_error(
     if code in (1, 2, 131000, 131016):
         error["is_transient"] = True
     return http_status or default_status, {"error": error}, {"WWW-Authenticate": "OAuth"} if code == 190 else {}
+
+
+def _not_visible(method: str, object_id: str) -> tuple[int, dict[str, Any], dict[str, str]]:
+    """Graph's answer for an object the token cannot see: code 100, subcode 33, GraphMethodException."""
+    status, error, headers = _graph_error(
+        100, message=_NOT_VISIBLE.format(method=method.lower(), object_id=object_id), subcode=33
+    )
+    error["error"]["type"] = "GraphMethodException"
+    error["error"].pop("error_data", None)
+    return status, error, headers
+
+
+def _number_fields(number: _Number) -> dict[str, Any]:
+    return {
+        "id": number.phone_number_id,
+        "display_phone_number": number.display_phone_number,
+        "verified_name": "Relasify Sandbox",
+        "quality_rating": number.quality_rating,
+        "code_verification_status": "VERIFIED",
+        "platform_type": "CLOUD_API",
+        "throughput": {"level": "STANDARD"},
+        "whatsapp_business_manager_messaging_limit": number.messaging_limit,
+    }
 
 
 def _bearer_token(header: str | None) -> str | None:

@@ -25,6 +25,7 @@ from types import TracebackType
 from typing import Any
 from urllib.parse import urlsplit
 
+from relasify_local import aws_calls
 from relasify_local.aws import DUMMY_CREDENTIALS, LocalResources, MotoServer, aws_client, bootstrap_resources
 from relasify_local.cfn import REPO_ROOT, load_template
 from relasify_local.gateway import (
@@ -257,6 +258,8 @@ class LocalStack:
 
     def _start(self) -> None:
         config = self.config
+        # Before any boto3 client exists: presigned-URL signing is copied into each client class.
+        aws_calls.install_from_environment()
         template = load_template(config.template)
         self.signing_key = load_or_create_key(self.state_dir)
 

@@ -61,7 +61,8 @@ class LocalStackProcess:
         return dict(self.info.get("environment") or {})
 
     def token(self, email: str = "e2e@example.com", **claims: Any) -> str:
-        """A bearer token the stack accepts (same signing key: same state directory)."""
+        """A bearer token the stack accepts (same signing key: same state directory); `email_verified=False`
+        (or None: no claim) mints one whose address is matched to no one, `sub=` gives it its own user."""
         return mint_token(email, state_dir=self.state_dir, **claims)
 
     def auth_headers(self, email: str = "e2e@example.com", **claims: Any) -> dict[str, str]:
@@ -69,6 +70,20 @@ class LocalStackProcess:
 
     def client(self, **kwargs: Any) -> httpx.Client:
         return httpx.Client(base_url=self.base_url, timeout=30, **kwargs)
+
+    def register_whatsapp_account(
+        self, waba_id: str, phone_number_id: str, token: str, display_phone_number: str = "6281234500000"
+    ) -> None:
+        """Make `token` own `phone_number_id` under `waba_id` at the sandbox (connecting needs Graph's proof)."""
+        assert self.sandbox_url, "the stack runs without its WhatsApp sandbox"
+        account = {
+            "waba_id": waba_id,
+            "phone_number_id": phone_number_id,
+            "display_phone_number": display_phone_number,
+            "token": token,
+        }
+        registered = httpx.post(f"{self.sandbox_url}/_sandbox/accounts", json=account, timeout=10)
+        assert registered.status_code == 201, registered.text
 
     def log_tail(self, lines: int = 60) -> str:
         return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])

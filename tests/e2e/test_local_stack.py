@@ -54,11 +54,19 @@ def test_merged_openapi_document(local_stack: Any) -> None:
     assert "bearerAuth" in document["components"]["securitySchemes"]
 
 
-def test_unknown_route_is_api_gateways_404(local_stack: Any) -> None:
-    response = httpx.get(f"{local_stack.base_url}/no/such/route")
+@pytest.mark.parametrize(("method", "path"), [("GET", "/no/such/route"), ("TRACE", "/docs"), ("PROPFIND", "/x")])
+def test_unknown_route_or_method_is_the_default_routes_404_problem(local_stack: Any, method: str, path: str) -> None:
+    """SPEC section 10: the template's $default route (NotFoundFunction) answers what no route serves."""
+    response = httpx.request(method, f"{local_stack.base_url}{path}")
 
     assert response.status_code == 404
-    assert response.json() == {"message": "Not Found"}
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.json() == {
+        "type": "https://relasify.id/problems/not-found",
+        "title": "Not found",
+        "status": 404,
+        "detail": "No such route",
+    }
 
 
 @pytest.mark.parametrize(

@@ -90,6 +90,7 @@ def test_a_full_flow_leaves_no_personal_data_in_any_log_line(local_stack_factory
         assert http.get("/v1/me", headers={"authorization": f"Bearer {admin_token}"}).status_code == 200
         assert http.post(f"/v1/workspaces/{ws}/members", json={"email": ADMIN, "role": "admin"}).status_code == 201
         phone_number_id = str(100000000000000 + uuid.uuid4().int % 10**14)
+        stack.register_whatsapp_account(WABA_ID, phone_number_id, ACCESS_TOKEN)
         connect = {
             "waba_id": WABA_ID,
             "phone_number_id": phone_number_id,

@@ -14,6 +14,7 @@ from moto.dynamodb.responses import DynamoHandler
 from relasify import clock
 from relasify.settings import get_settings
 from relasify_local.cfn import create_tables
+from relasify_local.sandbox import Sandbox
 
 from tests.integration.conftest import IDEMPOTENCY_TABLE_NAME, TABLE_NAME, _atomic_call_action
 from tests.support.api import (
@@ -34,11 +35,17 @@ VERIFY_TOKEN_PARAMETER = "/test/verify-token"
 
 @contextmanager
 def shared_moto_api() -> Iterator[ApiClient]:
-    """The in-process API client against a fresh moto account, the environment pointing at it."""
+    """The in-process API client against a fresh moto account, the environment pointing at it, and
+    the WhatsApp sandbox as its Graph API (connecting a number asks Graph for proof of ownership)."""
     from aws_lambda_powertools.utilities import parameters
     from relasify.data.base import reset_connections
+    from relasify.whatsapp.graph import reset_graph_client
 
-    with pytest.MonkeyPatch.context() as patch, mock_aws():
+    sandbox = Sandbox(webhook_url="http://127.0.0.1:9/webhooks/whatsapp", app_secret=APP_SECRET, webhook_max_attempts=1)
+    with sandbox, pytest.MonkeyPatch.context() as patch, mock_aws():
+        patch.setenv("GRAPH_API_BASE_URL", sandbox.base_url)
+        patch.setenv("GRAPH_TIMEOUT_SECONDS", "2")
+        reset_graph_client()
         patch.setenv("TABLE_NAME", TABLE_NAME)
         patch.setenv("IDEMPOTENCY_TABLE_NAME", IDEMPOTENCY_TABLE_NAME)
         patch.delenv("AWS_ENDPOINT_URL", raising=False)
@@ -75,3 +82,4 @@ def shared_moto_api() -> Iterator[ApiClient]:
             parameters.clear_caches()
             clock.set_clock(None)
             get_settings.cache_clear()
+            reset_graph_client()

@@ -37,6 +37,7 @@ FUNCTIONS: dict[str, tuple[str, str]] = {
     "BroadcastWorkerFunction": ("functions/send/", "broadcast_worker.handler"),
     "ContactsApiFunction": ("functions/contacts/", "contacts_api.handler"),
     "ImportWorkerFunction": ("functions/contacts/", "import_worker.handler"),
+    "NotFoundFunction": ("functions/contacts/", "not_found.handler"),
     "RetentionSweepFunction": ("functions/retention/", "sweep.handler"),
 }
 
@@ -55,8 +56,15 @@ ROUTES: dict[tuple[str, str], str] = {
     ("ANY", "/v1/me"): "ContactsApiFunction",
     ("ANY", "/v1/me/{proxy+}"): "ContactsApiFunction",
     ("GET", "/health"): "ContactsApiFunction",
+    # Whatever no route serves: a 404 problem+json (SPEC section 10), not API Gateway's bare 404.
+    ("ANY", "$default"): "NotFoundFunction",
 }
-PUBLIC_ROUTES = {("GET", "/webhooks/whatsapp"), ("POST", "/webhooks/whatsapp"), ("GET", "/health")}
+PUBLIC_ROUTES = {
+    ("GET", "/webhooks/whatsapp"),
+    ("POST", "/webhooks/whatsapp"),
+    ("GET", "/health"),
+    ("ANY", "$default"),
+}
 
 # SQS consumer -> queue it polls, and queue -> its DLQ.
 CONSUMERS = {
@@ -302,12 +310,24 @@ def test_every_v1_route_requires_the_cognito_jwt_authorizer(cfn: dict[str, Any])
         assert operation["security"] == [{"CognitoJwt": []}], f"{method} {path} is not behind the JWT authorizer"
 
 
+def test_tokens_say_whether_the_email_is_verified(cfn: dict[str, Any]) -> None:
+    """Invitations are matched only on `email_verified` true (SPEC §3): Google users get the claim
+    from Google's id token, and a Cognito user's changed address counts only once confirmed."""
+    google = props(cfn, "GoogleIdentityProvider")
+    assert google["AttributeMapping"]["email_verified"] == "email_verified"
+    assert google["AttributeMapping"]["email"] == "email"
+    pool = props(cfn, "UserPool")
+    assert pool["AutoVerifiedAttributes"] == ["email"]
+    assert pool["UserAttributeUpdateSettings"] == {"AttributesRequireVerificationBeforeUpdate": ["email"]}
+
+
 def test_only_webhooks_health_and_cors_preflights_are_public(cfn: dict[str, Any]) -> None:
     public = {(m, p) for m, p, op in http_api_operations(cfn) if op["security"] == [{"NONE": []}]}
     preflights = {(m, p) for m, p in public if m == "OPTIONS"}
     assert public - preflights == PUBLIC_ROUTES
-    # Each ANY route catches its CORS preflight too; an unauthenticated OPTIONS route must shadow it.
-    any_paths = {p for (m, p) in ROUTES if m == "ANY"}
+    # Each ANY route behind the authorizer catches its CORS preflight too; an unauthenticated OPTIONS
+    # route must shadow it ($default is public: its preflight needs no route of its own).
+    any_paths = {p for (m, p) in ROUTES if m == "ANY" and (m, p) not in PUBLIC_ROUTES}
     assert preflights == {("OPTIONS", p) for p in any_paths}
 
 
@@ -344,7 +364,7 @@ def test_http_api_throttles_every_route_and_lets_metas_webhook_bursts_through(cf
     assert 0 < default["ThrottlingRateLimit"] <= 1000
     assert default["ThrottlingRateLimit"] <= default["ThrottlingBurstLimit"] <= 5000
     per_route = stage["RouteSettings"]
-    routes = {f"{method} {path}" for method, path, _ in http_api_operations(cfn)}
+    routes = {path if path == "$default" else f"{method} {path}" for method, path, _ in http_api_operations(cfn)}
     assert set(per_route) <= routes, f"settings for routes that do not exist: {set(per_route) - routes}"
     webhook = per_route["POST /webhooks/whatsapp"]
     # A broadcast at a number's upgraded 1,000 msg/s comes back as ~3,000 status webhooks/s:
@@ -356,6 +376,8 @@ def test_http_api_throttles_every_route_and_lets_metas_webhook_bursts_through(cf
     for public in ("GET /webhooks/whatsapp", "GET /health"):
         assert per_route[public]["ThrottlingRateLimit"] <= 10, public
         assert per_route[public]["ThrottlingBurstLimit"] <= 20, public
+    # Unknown paths (the public $default route's 404s) are throttled well below the /v1 routes.
+    assert per_route["$default"]["ThrottlingRateLimit"] < default["ThrottlingRateLimit"] / 10
 
 
 def test_api_request_budget_parameters_default_to_the_settings(
@@ -591,8 +613,11 @@ def test_queue_sends_are_limited_to_each_function_s_producer_role(cfn: dict[str,
 
 def test_webhook_receiver_reads_its_secrets_writes_raw_payloads_and_cannot_read_the_table(cfn: dict[str, Any]) -> None:
     table_actions = allowed_actions_on(cfn, "WebhookReceiverFunction", "Table")
-    assert "dynamodb:PutItem" in table_actions
-    assert not table_actions & {"dynamodb:GetItem", "dynamodb:Query", "dynamodb:Scan", "dynamodb:DeleteItem"}
+    assert table_actions == {"dynamodb:UpdateItem"}  # the security-log counter, nothing else
+    [counter] = [
+        s for s in role_statements(cfn, "WebhookReceiverFunction") if "dynamodb:UpdateItem" in as_list(s["Action"])
+    ]
+    assert counter["Condition"] == {"ForAllValues:StringLike": {"dynamodb:LeadingKeys": ["SECURITY#*"]}}
     for parameter in ("AppSecretParameterName", "VerifyTokenParameterName"):
         assert "ssm:GetParameter" in allowed_actions_on(cfn, "WebhookReceiverFunction", parameter)
     statements = role_statements(cfn, "WebhookReceiverFunction")
@@ -608,14 +633,16 @@ def test_only_the_account_and_send_apis_can_encrypt_access_tokens(cfn: dict[str,
     for function_id in FUNCTIONS:
         kms = allowed_actions_on(cfn, function_id, "DataKey")
         can_encrypt = "kms:Encrypt" in kms
-        assert can_encrypt == (function_id in {"ContactsApiFunction", "SendApiFunction"}), function_id
+        assert can_encrypt == (function_id == "ContactsApiFunction"), function_id  # PUT /whatsapp only
 
 
 def test_table_and_bucket_access_per_function(cfn: dict[str, Any]) -> None:
-    for function_id in set(FUNCTIONS) - {"WebhookReceiverFunction"}:
-        assert {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query"} <= allowed_actions_on(
-            cfn, function_id, "Table"
-        )
+    # The $default route's function touches nothing: its role has no inline policy at all.
+    assert role_statements(cfn, "NotFoundFunction") == []
+    for function_id in set(FUNCTIONS) - {"WebhookReceiverFunction", "NotFoundFunction"}:
+        table_actions = allowed_actions_on(cfn, function_id, "Table")
+        assert {"dynamodb:GetItem", "dynamodb:UpdateItem"} <= table_actions, function_id
+        assert "dynamodb:Scan" not in table_actions, function_id  # nothing scans the table
 
     def s3_grants(function_id: str) -> set[tuple[str, str]]:
         grants = set()
@@ -640,7 +667,8 @@ def test_table_and_bucket_access_per_function(cfn: dict[str, Any]) -> None:
     assert prefixes("ContactsApiFunction", "s3:PutObject") == {"imports/"}  # exports are written by the worker
     assert prefixes("ContactsApiFunction", "s3:GetObject") == {"imports/", "exports/"}
     assert "media/" in prefixes("ContactsApiFunction", "s3:DeleteObject"), "erasure removes media at once"
-    assert prefixes("RetentionSweepFunction", "s3:DeleteObject") >= {"media/", "raw-webhooks/"}
+    # Raw webhook payloads expire by the bucket's lifecycle rule; the processor discards them sooner.
+    assert prefixes("RetentionSweepFunction", "s3:DeleteObject") == {"media/", "imports/", "exports/"}
     assert not s3_grants("SendApiFunction")
     assert not s3_grants("BroadcastWorkerFunction")
 
@@ -706,7 +734,12 @@ def test_signing_keys_come_from_ssm_and_only_their_users_read_them(cfn: dict[str
                 for name in readers:
                     if any(mentions(r, name) for r in as_list(statement["Resource"])):
                         readers[name].add(function_id)
-    assert readers["CursorSigningKeyParameterName"] == {"ContactsApiFunction", "SendApiFunction"}
+    # The broadcast worker continues a tag audience past one page from a signed cursor.
+    assert readers["CursorSigningKeyParameterName"] == {
+        "ContactsApiFunction",
+        "SendApiFunction",
+        "BroadcastWorkerFunction",
+    }
     # The send API's role guard signs callers in, which reads account-deletion markers (HMACs under the key).
     assert readers["ErasureHashKeyParameterName"] == {
         "ContactsApiFunction",
@@ -733,3 +766,13 @@ def test_only_the_account_api_deletes_cognito_users_and_only_in_its_own_pool(cfn
         assert sorted(as_list(cognito[0]["Action"])) == ["cognito-idp:AdminDeleteUser", "cognito-idp:ListUsers"]
         assert as_list(cognito[0]["Resource"]) == [{"Fn::GetAtt": ["UserPool", "Arn"]}]
         assert mentions(env_of(cfn, function_id)["USER_POOL_ID"], "UserPool")
+
+
+def test_data_key_policy_lets_cloudwatch_use_the_key_only_for_this_account(cfn: dict[str, Any]) -> None:
+    """Confused deputy: a service principal without an aws:SourceAccount condition would let another
+    account's CloudWatch alarms encrypt and decrypt with the data key."""
+    statements = props(cfn, "DataKey")["KeyPolicy"]["Statement"]
+    service_statements = [s for s in statements if "Service" in s["Principal"]]
+    assert service_statements
+    for statement in service_statements:
+        assert statement["Condition"]["StringEquals"]["aws:SourceAccount"] == {"Ref": "AWS::AccountId"}, statement

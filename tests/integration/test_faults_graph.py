@@ -21,6 +21,8 @@ from tests.support.faults import DYNAMODB_WRITES, WorkerKilled, inject_aws_fault
 
 aws_resources = api_fixtures.aws_resources  # the API tier's fixtures (this file lives beside the other fault tests)
 api = api_fixtures.api
+graph_sandbox = api_fixtures.graph_sandbox
+shared_graph_sandbox = api_fixtures.shared_graph_sandbox
 FAULT_TOTALS: Counter[str] = Counter()
 # (kind, options) of one injected Graph fault; a timeout holds the connection past GRAPH_TIMEOUT_SECONDS=1.
 FAULTS: list[tuple[str, dict[str, Any]]] = [

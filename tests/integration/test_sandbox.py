@@ -477,7 +477,85 @@ def test_client_reads_phone_number_info(sandbox: Sandbox, graph: tuple[GraphClie
     sandbox.register_number("555000111", waba_id="999", display_phone_number="6281299990000")
     info = client.get_phone_number("555000111", TOKEN)
     assert (info["id"], info["display_phone_number"], info["quality_rating"]) == ("555000111", "6281299990000", "GREEN")
-    assert client.get_phone_number("123123", TOKEN)["display_phone_number"] == "6281234500000"
+    assert client.get_phone_number(PHONE_NUMBER_ID, TOKEN)["display_phone_number"] == "6281234500000"
+    for unknown in ("123123", "404404"):  # a number no account holds; an unknown media id
+        with pytest.raises(GraphError) as caught:
+            client.get_phone_number(unknown, TOKEN)
+        assert (caught.value.code, caught.value.subcode) == (100, 33)
+
+
+# -- accounts (SPEC section 11) -----------------------------------------------------------------
+
+
+def _register(sandbox: Sandbox, **account: str) -> httpx.Response:
+    return httpx.post(f"{sandbox.base_url}/_sandbox/accounts", json=account)
+
+
+def test_seeded_account_answers_ownership_calls_for_any_eaag_token(
+    sandbox: Sandbox, graph: tuple[GraphClient, list[float]]
+) -> None:
+    client, _ = graph
+    listed = client.list_phone_numbers(WABA_ID, "EAAG-whatever")
+    assert [(n["id"], n["display_phone_number"]) for n in listed] == [(PHONE_NUMBER_ID, "6281234500000")]
+    assert client.subscribe_app(WABA_ID, "EAAG-whatever") is True
+    assert sandbox.subscribed_apps == [WABA_ID]
+
+
+def test_registered_account_is_owned_by_its_token_only(
+    sandbox: Sandbox, graph: tuple[GraphClient, list[float]]
+) -> None:
+    client, _ = graph
+    created = _register(
+        sandbox,
+        waba_id="200000000000001",
+        phone_number_id="300000000000001",
+        display_phone_number="6281200000001",
+        token="shop-two-token",
+    )
+    assert created.status_code == 201, created.text
+    assert client.get_phone_number("300000000000001", "shop-two-token")["display_phone_number"] == "6281200000001"
+    assert [n["id"] for n in client.list_phone_numbers("200000000000001", "shop-two-token")] == ["300000000000001"]
+    # The registered token owns nothing else: not the seeded account, its number, its templates.
+    for call in (
+        lambda: client.list_phone_numbers(WABA_ID, "shop-two-token"),
+        lambda: client.get_phone_number(PHONE_NUMBER_ID, "shop-two-token"),
+        lambda: client.subscribe_app(WABA_ID, "shop-two-token"),
+        lambda: client.list_templates(WABA_ID, "shop-two-token"),
+        lambda: client.send_message(PHONE_NUMBER_ID, "shop-two-token", TEMPLATE_SEND),
+    ):
+        with pytest.raises(GraphError) as caught:
+            call()
+        assert (caught.value.code, caught.value.subcode) == (100, 33)
+    # And sandbox tokens do not own the registered account.
     with pytest.raises(GraphError) as caught:
-        client.get_media_url("404404", TOKEN)  # an unknown media id is not a phone number
-    assert caught.value.code == 100
+        client.send_message("300000000000001", TOKEN, TEMPLATE_SEND)
+    assert (caught.value.code, caught.value.subcode) == (100, 33)
+    assert sandbox.sent_messages == []
+    assert sandbox.subscribed_apps == []
+
+
+def test_unknown_token_gets_oauth_error_190_in_graph_shape(sandbox: Sandbox) -> None:
+    answer = httpx.get(
+        f"{sandbox.base_url}/{VERSION}/{PHONE_NUMBER_ID}", headers={"Authorization": "Bearer not-a-meta-token"}
+    )
+    assert answer.status_code == 401
+    error = answer.json()["error"]
+    assert (error["type"], error["code"]) == ("OAuthException", 190)
+
+
+def test_object_not_owned_gets_code_100_subcode_33_in_graph_shape(sandbox: Sandbox) -> None:
+    answer = httpx.get(
+        f"{sandbox.base_url}/{VERSION}/999999999/phone_numbers", headers={"Authorization": f"Bearer {TOKEN}"}
+    )
+    assert answer.status_code == 400
+    error = answer.json()["error"]
+    assert (error["type"], error["code"], error["error_subcode"]) == ("GraphMethodException", 100, 33)
+    assert "does not exist, cannot be loaded due to missing permissions" in error["message"]
+
+
+def test_registering_needs_every_field(sandbox: Sandbox) -> None:
+    refused = _register(sandbox, waba_id="200000000000001", phone_number_id="300000000000001", token="t")
+    assert refused.status_code == 400
+    assert (
+        _register(sandbox, waba_id="../x", phone_number_id="3", display_phone_number="62", token="t").status_code == 400
+    )

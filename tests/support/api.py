@@ -58,6 +58,8 @@ class ApiClient:
     default_headers: dict[str, str] = field(default_factory=dict)
 
     def token(self, email: str, **kwargs: Any) -> str:
+        """A token for `email`, verified unless `email_verified=False` (or None: no claim). An
+        impostor's token also needs its own `sub=`: the default is derived from the e-mail."""
         return mint_token(email, key=self.key, **kwargs)
 
     def request(
@@ -114,9 +116,15 @@ class ApiClient:
         return job.json
 
     def add_member(self, ws: str, owner: str, email: str, role: str) -> None:
+        """Invite `email` and let them join: adding always invites, and the person (already signed in
+        on this warm container) becomes a member on their next request to the workspace."""
         self.get("/v1/me", as_user=email)  # the user signs in once, so they exist
         response = self.post(f"/v1/workspaces/{ws}/members", {"email": email, "role": role}, as_user=owner)
         assert response.status == 201, response.body
+        assert response.json["status"] == "invited", response.body
+        joined = self.get(f"/v1/workspaces/{ws}", as_user=email)
+        assert joined.status == 200, joined.body
+        assert joined.json["role"] == role, joined.body
 
 
 def reset_warm_state() -> None:

@@ -8,7 +8,8 @@ from datetime import UTC, datetime
 import pytest
 from relasify.data.records import Consent, Contact
 from relasify.services.contacts import phone_prefix
-from relasify.services.exports import csv_row, neutralise
+from relasify.services.csv_cells import neutralise
+from relasify.services.exports import csv_row
 from relasify.services.imports import Draft, ParsedRow, RowError, map_columns, merge, parse_row, plan
 
 AT = datetime(2026, 1, 1, tzinfo=UTC)

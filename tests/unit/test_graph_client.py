@@ -9,7 +9,14 @@ from collections.abc import Callable, Iterator
 import httpx
 import pytest
 from relasify.errors import SendRefused
-from relasify.whatsapp.errors import GRAPH_ERRORS, ErrorCategory, GraphError, MediaTooLargeError, classify
+from relasify.whatsapp.errors import (
+    GRAPH_ERRORS,
+    ErrorCategory,
+    GraphError,
+    MediaTooLargeError,
+    UntrustedMediaUrlError,
+    classify,
+)
 from relasify.whatsapp.graph import GraphClient, RetryPolicy, get_graph_client, reset_graph_client
 
 TOKEN = "EAAG-secret-token-value-0123456789"
@@ -290,12 +297,12 @@ def test_media_url_and_download(make_client) -> None:
 
     def answer(request: httpx.Request) -> httpx.Response:
         assert request.headers["authorization"] == f"Bearer {TOKEN}"
-        if request.url.host == "lookaside.test":
+        if request.url.host == "lookaside.fbsbx.com":
             return httpx.Response(200, content=content, headers={"content-type": "image/png"})
         return httpx.Response(
             200,
             json={
-                "url": "https://lookaside.test/media?mid=1",
+                "url": "https://lookaside.fbsbx.com/media?mid=1",
                 "mime_type": "image/png",
                 "sha256": "abc",
                 "file_size": 1004,
@@ -307,7 +314,7 @@ def test_media_url_and_download(make_client) -> None:
     client = make_client(Scripted(answer))
     info = client.get_media_url("777", TOKEN)
     assert (info.url, info.mime_type, info.file_size, info.id) == (
-        "https://lookaside.test/media?mid=1",
+        "https://lookaside.fbsbx.com/media?mid=1",
         "image/png",
         1004,
         "777",
@@ -322,15 +329,15 @@ def test_download_is_size_capped_even_without_content_length(make_client) -> Non
 
     handler = Scripted(lambda request: httpx.Response(200, content=stream()))
     with pytest.raises(MediaTooLargeError):
-        make_client(handler).download_media("https://lookaside.test/m", TOKEN, max_bytes=1000)
+        make_client(handler).download_media("https://lookaside.fbsbx.com/m", TOKEN, max_bytes=1000)
     declared = Scripted(httpx.Response(200, content=b"z" * 2000))
     with pytest.raises(MediaTooLargeError):
-        make_client(declared).download_media("https://lookaside.test/m", TOKEN, max_bytes=1000)
+        make_client(declared).download_media("https://lookaside.fbsbx.com/m", TOKEN, max_bytes=1000)
 
 
 def test_download_retries_transient_failures(make_client) -> None:
     handler = Scripted(httpx.ReadTimeout("slow"), httpx.Response(502), httpx.Response(200, content=b"ok"))
-    assert make_client(handler).download_media("https://lookaside.test/m", TOKEN) == b"ok"
+    assert make_client(handler).download_media("https://lookaside.fbsbx.com/m", TOKEN) == b"ok"
     assert len(handler.requests) == 3
 
 
@@ -401,3 +408,34 @@ def test_get_phone_number_asks_for_the_connection_fields(make_client) -> None:
     (request,) = handler.requests
     assert request.url.path == f"/v23.0/{PHONE_NUMBER_ID}"
     assert "quality_rating" in request.url.params["fields"]
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://lookaside.fbsbx.com/whatsapp_business/attachments/?mid=1",  # Meta's host, but not HTTPS
+        "https://lookaside.fbsbx.com.evil.test/m",  # look-alike
+        "https://evil.test/m?mid=1",
+        "https://user:pw@lookaside.fbsbx.com/m",  # credentials in the URL
+        "https://lookaside.fbsbx.com:8443/m",  # another port
+        "http://graph.test/m",  # the Graph base URL's host, downgraded to http
+        "ftp://lookaside.fbsbx.com/m",
+        "not a url",
+    ],
+)
+def test_download_never_sends_the_token_outside_metas_media_hosts(make_client, url: str) -> None:
+    handler = Scripted(httpx.Response(200, content=b"ok"))
+    with pytest.raises(UntrustedMediaUrlError) as refused:
+        make_client(handler).download_media(url, TOKEN)
+    assert handler.requests == []  # no request at all, so no Authorization header anywhere
+    assert "mid=1" not in str(refused.value)
+    assert "pw" not in str(refused.value)
+
+
+@pytest.mark.parametrize(
+    "url", ["https://lookaside.fbsbx.com/m?mid=1", "https://graph.facebook.com/v23.0/m", "https://graph.test/media/1"]
+)
+def test_download_sends_the_token_to_meta_and_to_the_configured_graph_base_url(make_client, url: str) -> None:
+    handler = Scripted(httpx.Response(200, content=b"ok"))
+    assert make_client(handler).download_media(url, TOKEN) == b"ok"
+    assert handler.requests[0].headers["authorization"] == f"Bearer {TOKEN}"

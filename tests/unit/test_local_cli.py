@@ -61,6 +61,19 @@ def test_token_command_prints_a_token_signed_with_the_state_dir_key(
     assert claims["token_use"] == "id"
 
 
+def test_token_command_mints_verified_tokens_unless_told_otherwise(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    main(["token", "--email", "a@example.com", "--state-dir", str(tmp_path)])
+    verified = verify_token(capsys.readouterr().out.strip(), load_or_create_key(tmp_path))
+    main(["token", "--email", "a@example.com", "--unverified", "--state-dir", str(tmp_path)])
+    unverified = verify_token(capsys.readouterr().out.strip(), load_or_create_key(tmp_path))
+
+    assert verified["email_verified"] is True
+    assert unverified["email_verified"] is False
+    assert unverified["email"] == "a@example.com"
+
+
 def test_token_command_uses_relasify_state_dir(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -112,3 +112,27 @@ class InvalidSignature(DomainError):
     status = 401
     type_slug = "invalid-signature"
     title = "Missing or invalid X-Hub-Signature-256"
+
+
+class WhatsAppCredentialsRejected(DomainError):
+    """Graph refused the token, or the phone number cannot be read with it (SPEC section 3)."""
+
+    status = 422
+    type_slug = "whatsapp-credentials-rejected"
+    title = "WhatsApp credentials rejected"
+
+
+class PhoneNumberNotInAccount(DomainError):
+    """The phone number is not listed under the WhatsApp Business Account (SPEC section 3)."""
+
+    status = 422
+    type_slug = "phone-number-not-in-account"
+    title = "Phone number not in this WhatsApp Business Account"
+
+
+class WhatsAppUnavailable(DomainError):
+    """Graph could not answer (timeout, 5xx, throttling, a malformed answer): nothing was changed."""
+
+    status = 503
+    type_slug = "whatsapp-unavailable"
+    title = "WhatsApp Business Platform unavailable"

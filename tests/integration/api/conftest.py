@@ -7,6 +7,7 @@ from collections.abc import Iterator
 import boto3
 import pytest
 from relasify.settings import Settings, get_settings
+from relasify_local.sandbox import Sandbox
 
 from tests.support.api import APP_SECRET, QUEUES, VERIFY_TOKEN, ApiClient, _gateway_and_key, reset_warm_state
 
@@ -39,7 +40,32 @@ def aws_resources(ddb_tables: Settings, monkeypatch: pytest.MonkeyPatch) -> Iter
     get_settings.cache_clear()
 
 
+@pytest.fixture(scope="session")
+def shared_graph_sandbox() -> Iterator[Sandbox]:
+    # Its webhooks go nowhere: tests that need them start their own (test_send_support.sending_environment).
+    sandbox = Sandbox(
+        webhook_url="http://127.0.0.1:9/webhooks/whatsapp", app_secret=APP_SECRET, webhook_max_attempts=1
+    ).start()
+    yield sandbox
+    sandbox.stop()
+
+
 @pytest.fixture
-def api(aws_resources: Settings) -> ApiClient:
+def graph_sandbox(shared_graph_sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch) -> Iterator[Sandbox]:
+    """The Graph API of the in-process tier: the WhatsApp sandbox with only its seeded account
+    (WABA 102345678901234, number 109876543210987, any `EAAG...` token), fresh for each test."""
+    from relasify.whatsapp.graph import reset_graph_client
+
+    shared_graph_sandbox.reset()
+    monkeypatch.setenv("GRAPH_API_BASE_URL", shared_graph_sandbox.base_url)
+    monkeypatch.setenv("GRAPH_TIMEOUT_SECONDS", "2")
+    get_settings.cache_clear()
+    reset_graph_client()
+    yield shared_graph_sandbox
+    reset_graph_client()
+
+
+@pytest.fixture
+def api(aws_resources: Settings, graph_sandbox: Sandbox) -> ApiClient:
     gateway, key = _gateway_and_key()
     return ApiClient(gateway, key)

@@ -160,11 +160,11 @@ def _run_import_worker(api: ApiClient, ws: str) -> None:
 
     body = b"phone,name,tags\n081234567811,Sari,import\nnot-a-phone,Nobody,\n"
     response = api.request(
-        "POST", f"/v1/workspaces/{ws}/contacts/imports", body=body, headers={"content-type": "text/csv"}, as_user=AGENT
+        "POST", f"/v1/workspaces/{ws}/contacts/imports", body=body, headers={"content-type": "text/csv"}, as_user=OWNER
     )
     assert response.status == 202, response.body
     run_import_worker(get_settings().import_queue_url)
-    job = api.get(f"/v1/workspaces/{ws}/contacts/imports/{response.json['id']}", as_user=AGENT).json
+    job = api.get(f"/v1/workspaces/{ws}/contacts/imports/{response.json['id']}", as_user=OWNER).json
     assert job["status"] == "completed"
     assert job["errors"], "the row error is part of what closure must reach"
 
@@ -248,7 +248,7 @@ def seed_every_item_type(env: SendingEnv) -> None:
     assert api.post(f"/v1/workspaces/{ws}/contacts/{gone.json['id']}/erase", as_user=OWNER).status == 200
     # An import with a row error (job item, CSV in S3) and an export (S3).
     _run_import_worker(api, ws)
-    assert api.export_contacts(ws, "csv", as_user=AGENT)["status"] == "completed"  # job item and file in S3
+    assert api.export_contacts(ws, "csv", as_user=OWNER)["status"] == "completed"  # job item and file in S3
     assert not env.sink.errors, env.sink.errors
     usage.flush()
 

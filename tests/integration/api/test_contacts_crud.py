@@ -55,9 +55,11 @@ def test_create_get_patch_delete(api: ApiClient, ws: str) -> None:
     assert patched.json["email"] is None
     assert patched.json["attributes"] == {"city": "Jakarta", "orders": 3, "member": True}
 
-    assert api.delete(f"/v1/workspaces/{ws}/contacts/{cid}", as_user=AGENT).status == 204
+    assert api.delete(f"/v1/workspaces/{ws}/contacts/{cid}", as_user=AGENT).status == 403  # admin+ (SPEC 3)
+    assert api.get(f"/v1/workspaces/{ws}/contacts/{cid}", as_user=AGENT).status == 200
+    assert api.delete(f"/v1/workspaces/{ws}/contacts/{cid}", as_user=OWNER).status == 204
     assert api.get(f"/v1/workspaces/{ws}/contacts/{cid}", as_user=AGENT).status == 404
-    assert api.delete(f"/v1/workspaces/{ws}/contacts/{cid}", as_user=AGENT).status == 404
+    assert api.delete(f"/v1/workspaces/{ws}/contacts/{cid}", as_user=OWNER).status == 404
     # The phone is free again.
     assert _create(api, ws, {"phone": "+62 812 3456 7890"}).status == 201
 

@@ -20,16 +20,16 @@ from relasify_local.runtime import functions_from_template
 from tests.support.api import ApiClient, run_import_worker
 
 OWNER = "owner@example.com"
-AGENT = "agent@example.com"
+ADMIN = "admin@example.com"  # bulk export and imports are admin+ (SPEC section 3)
 CONTACTS = 7
 
 
 def _seed(api: ApiClient) -> str:
     ws = api.create_workspace(OWNER)
-    api.add_member(ws, OWNER, AGENT, "agent")
+    api.add_member(ws, OWNER, ADMIN, "admin")
     for n in range(CONTACTS):
         created = api.post(
-            f"/v1/workspaces/{ws}/contacts", {"phone": f"08123456{7800 + n}", "name": f"C{n}"}, as_user=AGENT
+            f"/v1/workspaces/{ws}/contacts", {"phone": f"08123456{7800 + n}", "name": f"C{n}"}, as_user=ADMIN
         )
         assert created.status == 201, created.body
     return ws
@@ -71,9 +71,9 @@ def _objects(bucket: str, ws: str) -> list[str]:
 
 def test_the_request_only_queues_the_export(api: ApiClient, aws_resources) -> None:
     ws = _seed(api)
-    response = api.get(f"/v1/workspaces/{ws}/contacts/export?format=json", as_user=AGENT)
+    response = api.get(f"/v1/workspaces/{ws}/contacts/export?format=json", as_user=ADMIN)
     assert response.status == 202
-    job = api.get(response.headers["location"], as_user=AGENT)
+    job = api.get(response.headers["location"], as_user=ADMIN)
     assert job.status == 200
     assert job.json["status"] == "queued"
     assert job.json["url"] is None
@@ -85,10 +85,10 @@ def test_the_request_only_queues_the_export(api: ApiClient, aws_resources) -> No
 
 def test_every_url_handed_out_is_security_logged(api: ApiClient, aws_resources) -> None:
     ws = _seed(api)
-    done = api.export_contacts(ws, "csv", as_user=AGENT)
+    done = api.export_contacts(ws, "csv", as_user=ADMIN)
     assert done["status"] == "completed"
     assert done["count"] == CONTACTS
-    again = api.get(f"/v1/workspaces/{ws}/contacts/exports/{done['id']}", as_user=AGENT).json
+    again = api.get(f"/v1/workspaces/{ws}/contacts/exports/{done['id']}", as_user=ADMIN).json
     assert again["url"]
     audit = api.get(f"/v1/workspaces/{ws}/audit", as_user=OWNER).json["items"]
     assert len([e for e in audit if e["action"] == "contacts.exported"]) == 1
@@ -97,14 +97,14 @@ def test_every_url_handed_out_is_security_logged(api: ApiClient, aws_resources) 
 
 def test_unknown_export_is_404_problem(api: ApiClient, aws_resources) -> None:
     ws = _seed(api)
-    missing = api.get(f"/v1/workspaces/{ws}/contacts/exports/doesnotexist", as_user=AGENT)
+    missing = api.get(f"/v1/workspaces/{ws}/contacts/exports/doesnotexist", as_user=ADMIN)
     assert missing.status == 404
     assert missing.content_type.startswith("application/problem+json")
 
 
 def test_an_export_of_another_workspace_is_not_found(api: ApiClient, aws_resources) -> None:
     ws = _seed(api)
-    done = api.export_contacts(ws, "csv", as_user=AGENT)
+    done = api.export_contacts(ws, "csv", as_user=ADMIN)
     other = api.create_workspace(OWNER, "Other")
     assert api.get(f"/v1/workspaces/{other}/contacts/exports/{done['id']}", as_user=OWNER).status == 404
 
@@ -113,7 +113,7 @@ def test_worker_killed_mid_export_and_rerun_leaves_one_complete_file(
     api: ApiClient, aws_resources, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     ws = _seed(api)
-    response = api.get(f"/v1/workspaces/{ws}/contacts/export?format=json", as_user=AGENT)
+    response = api.get(f"/v1/workspaces/{ws}/contacts/export?format=json", as_user=ADMIN)
     assert response.status == 202
     worker = functions_from_template(load_template(), REPO_ROOT)["ImportWorkerFunction"]
     (record,) = _queued_records()
@@ -129,7 +129,7 @@ def test_worker_killed_mid_export_and_rerun_leaves_one_complete_file(
 
     monkeypatch.setattr(exports, "contact_repository", lambda: DiesAfterThree())
     _fails(worker, record)
-    job = api.get(response.headers["location"], as_user=AGENT).json
+    job = api.get(response.headers["location"], as_user=ADMIN).json
     assert job["status"] == "running"
     assert job["url"] is None
     assert _objects(aws_resources.media_bucket, ws) == []  # no partial file was published
@@ -137,7 +137,7 @@ def test_worker_killed_mid_export_and_rerun_leaves_one_complete_file(
     monkeypatch.undo()
     assert worker.invoke({"Records": [record]}) == {"batchItemFailures": []}  # SQS redelivers the message
     assert worker.invoke({"Records": [record]}) == {"batchItemFailures": []}  # and once more: nothing to do
-    job = api.get(response.headers["location"], as_user=AGENT).json
+    job = api.get(response.headers["location"], as_user=ADMIN).json
     assert job["status"] == "completed"
     assert job["count"] == CONTACTS
     (key,) = _objects(aws_resources.media_bucket, ws)
@@ -150,7 +150,7 @@ def test_worker_killed_mid_export_and_rerun_leaves_one_complete_file(
 
 def test_a_job_that_keeps_dying_ends_failed(api: ApiClient, aws_resources, monkeypatch: pytest.MonkeyPatch) -> None:
     ws = _seed(api)
-    location = api.get(f"/v1/workspaces/{ws}/contacts/export?format=csv", as_user=AGENT).headers["location"]
+    location = api.get(f"/v1/workspaces/{ws}/contacts/export?format=csv", as_user=ADMIN).headers["location"]
     worker = functions_from_template(load_template(), REPO_ROOT)["ImportWorkerFunction"]
     (record,) = _queued_records()
 
@@ -163,7 +163,7 @@ def test_a_job_that_keeps_dying_ends_failed(api: ApiClient, aws_resources, monke
     for _ in range(exports.MAX_ATTEMPTS):
         _fails(worker, record)
     assert worker.invoke({"Records": [record]}) == {"batchItemFailures": []}
-    job = api.get(location, as_user=AGENT).json
+    job = api.get(location, as_user=ADMIN).json
     assert job["status"] == "failed"
     assert job["failure_reason"]
     assert job["url"] is None

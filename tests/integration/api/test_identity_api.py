@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 
 import boto3
+from relasify_local.sandbox import Sandbox
 
 from tests.support.api import ApiClient
 
@@ -59,7 +60,7 @@ def test_non_member_gets_404_and_low_role_403(api: ApiClient) -> None:
     assert api.get(f"/v1/workspaces/{ws}", as_user="stranger@example.com").status == 404
     api.add_member(ws, OWNER, "agent@example.com", "agent")
     assert api.get(f"/v1/workspaces/{ws}", as_user="agent@example.com").status == 200
-    forbidden = api.get(f"/v1/workspaces/{ws}/members", as_user="agent@example.com")
+    forbidden = api.get(f"/v1/workspaces/{ws}/audit", as_user="agent@example.com")
     assert forbidden.status == 403
     assert forbidden.content_type == "application/problem+json"
 
@@ -150,7 +151,7 @@ def test_authorisation_denials_are_in_the_security_log(api: ApiClient) -> None:
 
     ws = api.create_workspace(OWNER)
     api.add_member(ws, OWNER, "agent@example.com", "agent")
-    assert api.get(f"/v1/workspaces/{ws}/members", as_user="agent@example.com").status == 403
+    assert api.get(f"/v1/workspaces/{ws}/audit", as_user="agent@example.com").status == 403
     assert api.get(f"/v1/workspaces/{ws}", as_user="stranger@example.com").status == 404
 
     audit = api.get(f"/v1/workspaces/{ws}/audit", as_user=OWNER).json["items"]
@@ -185,8 +186,12 @@ def test_whatsapp_send_cap_is_set_by_admins_bounded_and_used_by_senders(api: Api
     assert entry["target_ids"] == ["109876543210987"]
 
 
-def test_rotating_the_token_keeps_the_send_cap_and_another_number_starts_from_the_default(api: ApiClient) -> None:
+def test_rotating_the_token_keeps_the_send_cap_and_another_number_starts_from_the_default(
+    api: ApiClient, graph_sandbox: Sandbox
+) -> None:
     from relasify.services import sending, workspaces
+
+    graph_sandbox.register_number("109876543210999", display_phone_number="6281234500001")  # the seeded WABA's
 
     ws = api.create_workspace(OWNER)
     path = f"/v1/workspaces/{ws}/whatsapp"

@@ -137,6 +137,13 @@ def tenants(api: ApiClient, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[T
     for env_a in sending_environment(api, monkeypatch):
         a = _populate(env_a, "owner@example.com", "Alpha", "11112222")
         ws_b = api.create_workspace("owner-b@example.com", name="Bravo Shop")
+        # Bravo's own account at the sandbox: connecting proves ownership with Graph.
+        env_a.sandbox.register_number(
+            "109876543219999",
+            waba_id="102345678909999",
+            display_phone_number="6281234509999",
+            token="EAAG-sandbox-token-B",
+        )
         connect = {
             "waba_id": "102345678909999",
             "phone_number_id": "109876543219999",

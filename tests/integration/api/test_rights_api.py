@@ -107,15 +107,19 @@ def test_contact_export_has_contact_consent_history_and_messages(api: ApiClient)
     assert NAME not in json.dumps(exported)
 
 
-def test_export_and_erase_need_admin_restrict_needs_agent(api: ApiClient) -> None:
+def test_export_erase_and_restrict_need_admin(api: ApiClient) -> None:
     ws = _workspace(api)
     contact = _contact(ws)
     base = f"/v1/workspaces/{ws}/contacts/{contact.id}"
     assert api.get(f"{base}/export", as_user=AGENT).status == 403
     assert api.post(f"{base}/erase", as_user=AGENT).status == 403
-    assert api.post(f"{base}/restrict", as_user=AGENT).status == 200
+    assert api.post(f"{base}/restrict", as_user=AGENT).status == 403
+    assert contact_repository().get(ws, contact.id).restricted is False  # type: ignore[union-attr]
+    assert api.post(f"{base}/restrict", as_user=ADMIN).status == 200
     assert contact_repository().get(ws, contact.id).restricted is True  # type: ignore[union-attr]
-    assert api.post(f"{base}/unrestrict", as_user=AGENT).json["restricted"] is False
+    assert api.post(f"{base}/unrestrict", as_user=AGENT).status == 403
+    assert contact_repository().get(ws, contact.id).restricted is True  # type: ignore[union-attr]
+    assert api.post(f"{base}/unrestrict", as_user=ADMIN).json["restricted"] is False
     assert contact_repository().get(ws, contact.id).restricted is False  # type: ignore[union-attr]
     actions = [e["action"] for e in api.get(f"/v1/workspaces/{ws}/audit", as_user=ADMIN).json["items"]]
     assert "contact.restricted" in actions
@@ -268,7 +272,7 @@ def test_erase_leaves_no_trace_outside_billing_records(api: ApiClient) -> None:
 
 
 def test_deleting_a_contact_removes_its_conversation_too(api: ApiClient) -> None:
-    """An agent's DELETE takes the contact's messages and media with it (erasure's path): left behind
+    """An admin's DELETE takes the contact's messages and media with it (erasure's path): left behind
     they would be served by id for up to 90 days, out of reach of export and of erasure."""
     ws = _workspace(api)
     contact = _contact(ws)
@@ -280,7 +284,7 @@ def test_deleting_a_contact_removes_its_conversation_too(api: ApiClient) -> None
     s3.put_object(Bucket=bucket, Key=f"media/{ws}/{messages[0].id}", Body=b"photo")
     assert api.get(f"/v1/workspaces/{ws}/messages/{messages[0].id}", as_user=AGENT).status == 200
 
-    assert api.delete(f"/v1/workspaces/{ws}/contacts/{contact.id}", as_user=AGENT).status == 204
+    assert api.delete(f"/v1/workspaces/{ws}/contacts/{contact.id}", as_user=ADMIN).status == 204
 
     for message in messages:
         assert api.get(f"/v1/workspaces/{ws}/messages/{message.id}", as_user=AGENT).status == 404
@@ -294,7 +298,7 @@ def test_deleting_a_contact_removes_its_conversation_too(api: ApiClient) -> None
     audit = api.get(f"/v1/workspaces/{ws}/audit", as_user=ADMIN).json["items"]
     deleted = [e for e in audit if e["action"] == "contact.deleted"]
     assert [e["target_ids"] for e in deleted] == [[contact.id]]
-    assert api.delete(f"/v1/workspaces/{ws}/contacts/{contact.id}", as_user=AGENT).status == 404
+    assert api.delete(f"/v1/workspaces/{ws}/contacts/{contact.id}", as_user=ADMIN).status == 404
 
 
 # --- the caller's own account ---------------------------------------------------------------------------------

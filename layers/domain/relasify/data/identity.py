@@ -98,6 +98,8 @@ class IdentityRepository(Protocol):
         display_phone_number: str | None = None,
         connected_by: str | None = None,
         throughput_per_second: float | None = None,
+        quality_rating: str | None = None,
+        messaging_limit: str | None = None,
     ) -> WhatsAppConnection: ...
     def get_whatsapp_connection(self, ws: str) -> WhatsAppConnection | None: ...
     def delete_whatsapp_connection(self, ws: str) -> None: ...
@@ -126,7 +128,16 @@ class IdentityRepository(Protocol):
         request_id: str | None = None,
         details: dict[str, Any] | None = None,
     ) -> AuditEntry: ...
-    def count_security_event(self, action: str, kind: str, *, actor_id: str, details: dict[str, Any]) -> None: ...
+    def count_security_event(
+        self,
+        action: str,
+        kind: str,
+        *,
+        actor_id: str,
+        details: dict[str, Any],
+        ws: str | None = None,
+        target_ids: Iterable[str] = (),
+    ) -> None: ...
     def list_audit(self, ws: str, *, limit: int = 50, cursor: str | None = None) -> Page[AuditEntry]: ...
     def list_security_log(self, day: str, *, limit: int = 50, cursor: str | None = None) -> Page[AuditEntry]: ...
     def append_usage(self, entry: UsageEntry) -> None: ...
@@ -279,11 +290,15 @@ class DynamoIdentityRepository:
         actions = [
             m.UserModel.sub.set(sub),
             m.UserModel.email.set(email_key),
-            m.UserModel.gsi1pk.set(f"EMAIL#{email_key}"),
-            m.UserModel.gsi1sk.set("USER"),
             m.UserModel.created_at.set(m.UserModel.created_at | now),
             m.UserModel.updated_at.set(now),
         ]
+        # Only an address the caller proved to own is indexed (the service passes "" otherwise): a
+        # user without one is in no `EMAIL#` partition, so no lookup by e-mail ever finds them.
+        if email_key:
+            actions += [m.UserModel.gsi1pk.set(f"EMAIL#{email_key}"), m.UserModel.gsi1sk.set("USER")]
+        else:
+            actions += [m.UserModel.gsi1pk.remove(), m.UserModel.gsi1sk.remove()]
         # Claims without a name/picture leave the stored ones alone.
         if name is not None:
             actions.append(m.UserModel.name.set(name))
@@ -303,6 +318,8 @@ class DynamoIdentityRepository:
         return _user(item) if item else None
 
     def get_user_by_email(self, email: str) -> User | None:
+        """The user whose VERIFIED address this is (only those are indexed); no route uses it to
+        answer a caller (member invitations never look people up: no account enumeration)."""
         page = query_page(m.UserModel, f"EMAIL#{email.strip().lower()}", index=m.UserModel.gsi1, limit=1)
         return _user(page.items[0]) if page.items else None
 
@@ -563,6 +580,8 @@ class DynamoIdentityRepository:
         display_phone_number: str | None = None,
         connected_by: str | None = None,
         throughput_per_second: float | None = None,
+        quality_rating: str | None = None,
+        messaging_limit: str | None = None,
     ) -> WhatsAppConnection:
         """Connect (or reconnect) a number. The connection and the routing item are written in
         one transaction; the routing item is conditional, so a phone_number_id belongs to one
@@ -570,7 +589,8 @@ class DynamoIdentityRepository:
 
         Reconnecting the same phone_number_id (e.g. rotating the token) keeps its send cap
         (`throughput_per_second`) unless one is given; another number starts from the default,
-        because Meta's throughput tier belongs to the number, not to the workspace."""
+        because Meta's throughput tier belongs to the number, not to the workspace. Quality rating and
+        messaging limit, when given (read from Meta while connecting), replace what was known."""
         previous = m.WhatsAppConnectionModel.get_live(m.ws_pk(ws), m.WhatsAppConnectionModel.SK_VALUE)
         connection = m.WhatsAppConnectionModel(
             m.ws_pk(ws),
@@ -583,11 +603,13 @@ class DynamoIdentityRepository:
             token_status="valid",  # noqa: S106 - a status, not a secret
             throughput_per_second=throughput_per_second,
             connected_by=connected_by,
+            quality_rating=quality_rating,
+            messaging_limit=messaging_limit,
         )
         if previous is not None and previous.phone_number_id == phone_number_id:
-            # Same number: keep what Meta last reported about it.
-            connection.quality_rating = previous.quality_rating
-            connection.messaging_limit = previous.messaging_limit
+            # Same number: keep what Meta last reported about it, unless just read afresh.
+            connection.quality_rating = quality_rating or previous.quality_rating
+            connection.messaging_limit = messaging_limit or previous.messaging_limit
             connection.restrictions = previous.restrictions
             connection.account_status = previous.account_status
             connection.created_at = previous.created_at
@@ -708,18 +730,32 @@ class DynamoIdentityRepository:
         item.save()
         return _audit(item)
 
-    def count_security_event(self, action: str, kind: str, *, actor_id: str, details: dict[str, Any]) -> None:
-        """Count one occurrence of an event that can come in floods (a rejected webhook signature) in
-        its minute's security-log entry: one UpdateItem, and at most SECURITY_COUNTER_SHARDS stored items
-        per minute and kind however many requests arrive, where an entry per request would let anyone who
-        can POST to the webhook fill 24 months of security log. The first occurrence's details and time
-        are kept. The shards spread a flood's writes: one item cannot take more than 1,000 writes a
-        second, nor be split by DynamoDB's adaptive capacity."""
+    def count_security_event(
+        self,
+        action: str,
+        kind: str,
+        *,
+        actor_id: str,
+        details: dict[str, Any],
+        ws: str | None = None,
+        target_ids: Iterable[str] = (),
+    ) -> None:
+        """Count one occurrence of an event that can come in floods (a rejected webhook signature, a
+        refused request) in its minute's security-log entry of `kind` (the caller puts in it whatever
+        the count is per, e.g. actor and reason): one UpdateItem, and at most SECURITY_COUNTER_SHARDS
+        stored items per minute and kind however many requests arrive, where an entry per request would
+        let a flood fill 24 months of security log. In the workspace's audit partition when `ws` is
+        given, else in the day's global one. The first occurrence's details and target ids are kept.
+        The shards spread a flood's writes: one item cannot take more than 1,000 writes a second, nor
+        be split by DynamoDB's adaptive capacity."""
         at = clock.now()
         minute = at.replace(second=0, microsecond=0)
         model = m.AuditLogModel
         shard = random.randrange(SECURITY_COUNTER_SHARDS)  # noqa: S311 - load spreading, not security
-        item = model(m.audit_pk(None, at.strftime("%Y-%m-%d")), f"{_sortable(minute)}#{action}#{kind}#{shard}")
+        item = model(m.audit_pk(ws, at.strftime("%Y-%m-%d")), f"{_sortable(minute)}#{action}#{kind}#{shard}")
+        first_only = [model.target_ids.set(model.target_ids | list(target_ids))] if target_ids else []
+        if ws:
+            first_only.append(model.ws_id.set(ws))
         item.update(
             actions=[
                 model.entry_id.set(model.entry_id | f"{minute.strftime('%Y%m%dT%H%M')}-{kind}-{shard}"),
@@ -728,6 +764,7 @@ class DynamoIdentityRepository:
                 model.details.set(model.details | details),
                 model.at.set(model.at | minute),
                 model.occurrences.add(1),
+                *first_only,
                 *model.stamps_for_upsert(item.pk, item.sk),
             ]
         )

@@ -37,6 +37,8 @@ def decrypt_token(ws: str, ciphertext_b64: str) -> str:
     if cached is not None and time.monotonic() - cached[1] < _DECRYPT_CACHE_SECONDS:
         return cached[0]
     response = _kms().decrypt(
+        # Named, though the ciphertext names its key: KMS then refuses a blob made under another key.
+        KeyId=get_settings().kms_key_id,
         CiphertextBlob=base64.b64decode(ciphertext_b64),
         EncryptionContext={"workspace": ws, "purpose": "whatsapp-access-token"},
     )
@@ -45,6 +47,11 @@ def decrypt_token(ws: str, ciphertext_b64: str) -> str:
     return plaintext
 
 
+def clear_cache() -> None:
+    """Forget decrypted tokens (the local stack's call recorder: each function decrypts for itself)."""
+    _cache.clear()
+
+
 def reset_for_tests() -> None:
     aws_clients.reset()
-    _cache.clear()
+    clear_cache()

@@ -75,6 +75,7 @@ class Message(Record):
     context_wamid: str | None = None
     media_id: str | None = None
     media_s3_key: str | None = None
+    media_error: str | None = None
     flags: list[str] = Field(default_factory=list)
     reactions: list[Reaction] = Field(default_factory=list)
     pricing: dict[str, Any] | None = None
@@ -191,6 +192,7 @@ def _message(item: m.MessageModel) -> Message:
         context_wamid=item.context_wamid,
         media_id=item.media_id,
         media_s3_key=item.media_s3_key,
+        media_error=item.media_error,
         flags=list(item.flags or []),
         reactions=[
             Reaction(emoji=r.emoji, from_wa_id=r.from_wa_id, wamid=r.wamid, at=utc(r.at))
@@ -302,6 +304,23 @@ def set_media_copied(ws: str, message_id: str, s3_key: str) -> bool:
     try:
         item.update(
             actions=[model.media_s3_key.set(s3_key), model.touch()],
+            condition=model.pk.exists() & model.media_s3_key.does_not_exist(),
+        )
+    except UpdateError as exc:
+        if is_condition_failure(exc):
+            return False
+        raise
+    return True
+
+
+def set_media_failed(ws: str, message_id: str, reason: str) -> bool:
+    """Record that the message's media will not be copied (a stable reason slug, no URL); False if
+    the media was copied meanwhile or the message is gone."""
+    model = m.MessageModel
+    item = model(m.message_pk(ws, message_id), model.SK_VALUE)
+    try:
+        item.update(
+            actions=[model.media_error.set(reason), model.touch()],
             condition=model.pk.exists() & model.media_s3_key.does_not_exist(),
         )
     except UpdateError as exc:

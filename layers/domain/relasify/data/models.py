@@ -303,6 +303,7 @@ class MessageModel(TableModel):
     biz_opaque_callback_data = UnicodeAttribute(null=True)
     media_s3_key = UnicodeAttribute(null=True)
     media_id = UnicodeAttribute(null=True)  # Meta media id (inbound) until copied to S3
+    media_error = UnicodeAttribute(null=True)  # why the media copy was given up (e.g. untrusted-url)
     context_wamid = UnicodeAttribute(null=True)  # reply-to
     flags = ListAttribute(of=UnicodeAttribute, default=list)  # e.g. stale_backlog
     reactions = ListAttribute(of=ReactionMap, default=list)

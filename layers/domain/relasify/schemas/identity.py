@@ -59,11 +59,28 @@ class MemberList(Output):
     items: list[MemberOut]
 
 
+class MemberBrief(Output):
+    """A member as an agent sees them: enough to assign a conversation, no e-mail."""
+
+    user_id: str
+    name: str | None = None
+    role: RoleName
+
+
+class MemberDirectory(Output):
+    """`GET .../members` for an agent: active members only (invitations hold e-mails and no user id)."""
+
+    items: list[MemberBrief]
+
+
 class WhatsAppConnect(Input):
     waba_id: MetaId
     phone_number_id: MetaId
     display_phone_number: Annotated[str, StringConstraints(min_length=4, max_length=32)]
-    access_token: Annotated[str, StringConstraints(min_length=10, max_length=1024)] = Field(repr=False)
+    # Printable ASCII without spaces, like Meta's tokens: anything else could not go in a header.
+    access_token: Annotated[str, StringConstraints(min_length=10, max_length=1024, pattern=r"^[!-~]+$")] = Field(
+        repr=False
+    )
 
 
 class WhatsAppSettings(Input):
@@ -95,7 +112,8 @@ class AuditOut(Output):
     actor_id: str | None = None
     target_ids: list[str] = Field(default_factory=list)
     details: dict[str, Any] = Field(default_factory=dict)
-    at: datetime
+    at: datetime  # a counted entry (e.g. refused requests): the start of its minute
+    occurrences: int = Field(default=1, description="How often the event happened (counted entries: in that minute).")
 
 
 class AuditPage(Output):

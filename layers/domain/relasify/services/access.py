@@ -25,6 +25,9 @@ class Role(enum.IntEnum):
 @dataclass(frozen=True)
 class Actor:
     sub: str
+    # The token's e-mail ONLY when the identity provider verified it (`email_verified` true), else "".
+    # It is what invitations and member records are matched on, so an address nobody proved to own
+    # must never get here: `relasify.web.auth.actor_from_claims` drops it.
     email: str
     name: str | None = None
     picture: str | None = None

@@ -24,6 +24,7 @@ from relasify.data.records import Contact
 from relasify.errors import NotFound
 from relasify.services import audit
 from relasify.services.access import Membership
+from relasify.services.csv_cells import neutralise
 
 # A job whose worker died this many times is failed rather than retried forever (its queue has a DLQ too).
 MAX_ATTEMPTS = 3
@@ -46,14 +47,7 @@ CSV_COLUMNS = (
     "created_at",
     "updated_at",
 )
-# A spreadsheet evaluates cells starting with these as formulas (CSV injection, OWASP).
-_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 _SPOOL_BYTES = 8 * 1024 * 1024
-
-
-def neutralise(cell: str) -> str:
-    """Prefix an apostrophe to a cell a spreadsheet would read as a formula."""
-    return "'" + cell if cell.startswith(_FORMULA_STARTS) else cell
 
 
 def _iso(value: datetime | None) -> str:
@@ -66,6 +60,8 @@ def contact_document(contact: Contact) -> dict[str, Any]:
 
 
 def csv_row(contact: Contact) -> list[str]:
+    """A contact's cells, each neutralised for spreadsheets read with any separator (`csv_cells`); the
+    import restores them, so an export imports back to the same contacts."""
     consent = contact.consent
     cells = [
         contact.id,

@@ -6,6 +6,12 @@ Columns (header names are case-insensitive; spaces and dashes count as underscor
 - consent: `opt_in` (yes/no, true/false, 1/0, ya/tidak), `opt_in_source` (default `import`),
   `opt_in_at` (ISO 8601; without an offset it is read as WIB, UTC+7; default: the import's time)
 - every other column is an attribute (its normalised name must match the attribute key pattern)
+- a file with every column of our CSV export (`exports.CSV_COLUMNS`) is read back as one: its
+  `attributes` column is the JSON object of the attributes, `consent_status` is the opt-in, and the
+  columns the system sets (id, wa_id, created_at, ...) are ignored
+- every cell is read through `csv_cells.restore`, which removes the apostrophe the export puts before
+  what a spreadsheet would run as a formula (`'+6281...` is the phone `+6281...`, `'-Budi-` the
+  name `-Budi-`), so an export imports back to the same contacts
 
 Rows are matched to contacts by phone: a new phone creates a contact ("created"), a known phone is
 merged into its contact ("updated", or "skipped" when the row changes nothing). A merge sets the
@@ -48,6 +54,7 @@ from relasify.data.records import ConsentEvent, Contact
 from relasify.errors import Conflict, NotFound, PayloadTooLarge, ValidationFailed
 from relasify.observability import logger
 from relasify.phones import normalize_phone
+from relasify.schemas.common import UNSTORABLE_NUMBER, first_unstorable_number
 from relasify.schemas.contacts import (
     ATTRIBUTE_KEY_PATTERN,
     MAX_ATTRIBUTE_STRING,
@@ -55,10 +62,13 @@ from relasify.schemas.contacts import (
     MAX_EMAIL,
     MAX_NAME,
     MAX_TAGS,
+    Attributes,
     check_tags,
 )
 from relasify.services import audit
 from relasify.services.access import Membership
+from relasify.services.csv_cells import restore
+from relasify.services.exports import CSV_COLUMNS
 
 MAX_ROWS = 100_000
 MAX_INLINE_BYTES = 256 * 1024  # the API's request body bound; larger files go through S3
@@ -70,16 +80,23 @@ _NON_WORD = re.compile(r"[^a-z0-9]+")
 _TAG_SPLIT = re.compile(r"[;|]")
 # Built on first use: email-validator (and dnspython) load only when a row carries an email (cold start).
 _EMAIL = TypeAdapter(EmailStr, config=ConfigDict(defer_build=True))
+_ATTRIBUTES = TypeAdapter(Attributes, config=ConfigDict(defer_build=True))
 
 PHONE_COLUMNS = ("phone", "phone_number", "mobile", "whatsapp", "wa", "no_hp", "nomor_hp", "telepon")
 NAME_COLUMNS = ("name", "nama", "full_name")
 EMAIL_COLUMNS = ("email", "e_mail")
 TAGS_COLUMNS = ("tags", "tag", "labels")
-OPT_IN_COLUMNS = ("opt_in", "optin", "opted_in", "consent", "whatsapp_opt_in")
+OPT_IN_COLUMNS = ("opt_in", "optin", "opted_in", "consent", "whatsapp_opt_in", "consent_status")
 OPT_IN_SOURCE_COLUMNS = ("opt_in_source", "consent_source")
 OPT_IN_AT_COLUMNS = ("opt_in_at", "consent_at")
 _YES = frozenset({"yes", "y", "true", "1", "ya", "opted_in", "opt_in", "in"})
 _NO = frozenset({"no", "n", "false", "0", "tidak", "opted_out", "opt_out", "out"})
+_NO_CONSENT_GIVEN = frozenset({"unknown"})  # an export's contact without a recorded consent
+# Columns of our export that the system sets: ignored when an export is imported back.
+EXPORT_SYSTEM_COLUMNS = frozenset(
+    {"id", "wa_id", "user_id", "consent_history", "restricted", "last_inbound_at", "created_at", "updated_at"}
+)
+ATTRIBUTES_JSON_COLUMN = "attributes"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -166,6 +183,7 @@ class Columns:
     opt_in: int | None = None
     opt_in_source: int | None = None
     opt_in_at: int | None = None
+    attributes_json: int | None = None  # an export's `attributes` column
     attributes: list[tuple[int, str]] = field(default_factory=list)
     errors: list[RowError] = field(default_factory=list)
 
@@ -182,7 +200,9 @@ def map_columns(header: list[str]) -> Columns:
         ("opt_in_at", OPT_IN_AT_COLUMNS),
     )
     seen: set[str] = set()
-    for index, raw in enumerate(header):
+    is_export = set(CSV_COLUMNS) <= {column_key(restore(raw)) for raw in header}
+    for index, cell in enumerate(header):
+        raw = restore(cell)
         key = column_key(raw)
         label = raw.strip()[:60] or f"column {index + 1}"
         if not key:
@@ -191,6 +211,11 @@ def map_columns(header: list[str]) -> Columns:
             columns.errors.append(RowError(row=1, column=label, reason="duplicate column; ignored"))
             continue
         seen.add(key)
+        if is_export and key in EXPORT_SYSTEM_COLUMNS:
+            continue
+        if is_export and key == ATTRIBUTES_JSON_COLUMN:
+            columns.attributes_json = index
+            continue
         role = next((name for name, names in roles if key in names), None)
         if role is not None and getattr(columns, role) is None:
             setattr(columns, role, index)
@@ -214,14 +239,30 @@ class ParsedRow:
     name: str | None
     email: str | None
     tags: tuple[str, ...]
-    attributes: dict[str, str]
+    attributes: dict[str, Any]
     consent: ConsentEvent | None
 
 
 def _cell(cells: list[str], index: int | None) -> str:
     if index is None or index >= len(cells):
         return ""
-    return cells[index].strip()
+    return restore(cells[index]).strip()
+
+
+def _json_attributes(raw: str) -> dict[str, Any]:
+    """An export's `attributes` cell: a JSON object validated like the API's `attributes`."""
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        raise ValueError("not a JSON object of attributes") from None
+    if not isinstance(value, dict):
+        raise ValueError("not a JSON object of attributes")
+    if first_unstorable_number(value) is not None:
+        raise ValueError(UNSTORABLE_NUMBER)
+    try:
+        return dict(_ATTRIBUTES.validate_python(value))
+    except ValidationError as exc:
+        raise ValueError(f"not valid attributes: {exc.errors()[0]['msg']}") from None
 
 
 def parse_row(row: int, cells: list[str], columns: Columns, default_at: datetime) -> ParsedRow | RowError:
@@ -251,7 +292,13 @@ def parse_row(row: int, cells: list[str], columns: Columns, default_at: datetime
             tags = tuple(check_tags([t.strip() for t in _TAG_SPLIT.split(raw_tags) if t.strip()]))
         except ValueError as exc:
             return RowError(row=row, column="tags", reason=str(exc))
-    attributes: dict[str, str] = {}
+    attributes: dict[str, Any] = {}
+    raw_attributes = _cell(cells, columns.attributes_json)
+    if raw_attributes:
+        try:
+            attributes = _json_attributes(raw_attributes)
+        except ValueError as exc:
+            return RowError(row=row, column=ATTRIBUTES_JSON_COLUMN, reason=str(exc))
     for index, key in columns.attributes:
         value = _cell(cells, index)
         if not value:
@@ -261,7 +308,7 @@ def parse_row(row: int, cells: list[str], columns: Columns, default_at: datetime
         attributes[key] = value
     consent: ConsentEvent | None = None
     raw_opt_in = _cell(cells, columns.opt_in).lower()
-    if raw_opt_in:
+    if raw_opt_in and raw_opt_in not in _NO_CONSENT_GIVEN:
         if raw_opt_in in _YES:
             status: Literal["opted_in", "opted_out"] = "opted_in"
         elif raw_opt_in in _NO:

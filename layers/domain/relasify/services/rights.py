@@ -147,7 +147,8 @@ def export_me(actor: Actor) -> dict[str, Any]:
     repo = identity_repository()
     user = workspaces.current_user(actor)  # a deleted account's old token: 401
     memberships = repo.list_user_memberships(actor.sub)
-    invitations = repo.invitations_for_email(user.email) if user.email else []
+    # The token's verified address, not the stored one: only an owner of the address sees its invitations.
+    invitations = repo.invitations_for_email(actor.email) if actor.email else []
     audit.record(None, "user.exported", actor_id=actor.sub, target_ids=[actor.sub])
     return {
         "exported_at": clock.now().isoformat(),
@@ -200,10 +201,11 @@ def delete_me(actor: Actor) -> None:
             repo.remove_member(ms.ws, actor.sub)  # atomic with the owner count: a race still gets 409
         else:
             erasure_store.delete_items([sweep_store.membership_key(ms.ws, actor.sub)])
-    user = repo.get_user(actor.sub)
-    email = (user.email if user else "") or actor.email
-    if email:
-        for invitation in repo.invitations_for_email(email):
+    # Invitations to the caller's address, only if their token proves they own it (`Actor.email` is
+    # the verified address or ""): a stored address may predate that rule, and a token that merely
+    # claims someone's address must not wipe their pending invitations.
+    if actor.email:
+        for invitation in repo.invitations_for_email(actor.email):
             repo.delete_invitation(invitation.ws, invitation.email)
     repo.delete_user(actor.sub)
     workspaces.forget_signed_in(actor.sub)

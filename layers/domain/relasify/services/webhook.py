@@ -27,6 +27,7 @@ from relasify.data.records import NewContact, PhoneRoute
 from relasify.errors import DuplicateContact
 from relasify.observability import logger
 from relasify.phones import e164_from_wa_id, try_normalize_phone
+from relasify.whatsapp.errors import UntrustedMediaUrlError
 from relasify.whatsapp.webhook_models import (
     AccountUpdateEvent,
     AnyWebhookEvent,
@@ -385,7 +386,7 @@ def _handle_inbound(event: InboundMessageEvent, delivery: _Delivery) -> str:
 def _media_copy_due(stored: message_store.Message | None, ws: str, *, fresh: bool, now: datetime) -> bool:
     """A new message's media is always queued; a duplicate re-queues it only when the first job had
     time to finish and did not (a delivery that failed between recording and enqueueing)."""
-    if stored is None or stored.ws != ws or stored.media_s3_key is not None:
+    if stored is None or stored.ws != ws or stored.media_s3_key is not None or stored.media_error is not None:
         return False
     return fresh or stored.created_at is None or now - stored.created_at > MEDIA_RETRY_AFTER
 
@@ -665,7 +666,17 @@ def copy_media(ws: str, message_id: str, media_id: str, download: MediaDownloade
         return "missing"
     if message.media_s3_key:
         return "already_copied"
-    content, mime_type = (download or graph_media_download)(ws, media_id)
+    try:
+        content, mime_type = (download or graph_media_download)(ws, media_id)
+    except UntrustedMediaUrlError as refused:
+        # Meta's answer named a URL the token must not go to: give up for good (a retry gets the same
+        # answer). Scheme and host only: the URL's path and query identify the media.
+        logger.warning(
+            "media URL refused; token not sent",
+            extra={"message_id": message_id, "url_scheme": refused.scheme, "url_host": refused.host},
+        )
+        message_store.set_media_failed(ws, message_id, "untrusted-url")
+        return "refused"
     key = webhook_inbox.put_media_object(
         ws, message_id, content, mime_type, webhook_inbox.WebhookInboxConfig.from_environment()
     )

@@ -4,7 +4,8 @@ The HTTP API's JWT authorizer (or the local gateway) has already verified the to
 we read its claims, look up the caller's membership of `{ws}` and apply the route's
 minimum role: non-members get 404 (no existence leak), members below the role get 403.
 Every workspace route is registered with `workspace_route`, which also records it in
-`ROUTE_POLICIES`, the table the permission-matrix tests are generated from.
+`ROUTE_POLICIES` (used by the tenant-isolation tests to reach every route). The permission matrix
+test does not read it: its expectations are typed in from SPEC section 3's role table.
 """
 
 from __future__ import annotations
@@ -37,11 +38,24 @@ def actor_from_claims(claims: dict[str, Any] | None) -> Actor:
         raise Unauthenticated("A valid bearer token is required")
     return Actor(
         sub=str(claims["sub"]),
-        email=str(claims.get("email") or ""),
+        email=verified_email(claims),
         name=str(claims.get("name") or "") or None,
         picture=str(claims.get("picture") or "") or None,
         signed_in_at=_epoch_claim(claims.get("auth_time")) or _epoch_claim(claims.get("iat")),
     )
+
+
+def verified_email(claims: dict[str, Any]) -> str:
+    """The token's `email`, lower-cased, when its `email_verified` claim is true; "" otherwise.
+
+    API Gateway hands every claim over as a string, so the JSON boolean `true` arrives as "true"
+    (a direct invocation may still pass the boolean). Anything else, "false", a missing claim, "1",
+    "yes", counts as NOT verified: Cognito and Google only ever say true or false, and an address
+    nobody proved to own must never be matched to a user or an invitation."""
+    verified = claims.get("email_verified")
+    if verified is not True and not (isinstance(verified, str) and verified.strip().lower() == "true"):
+        return ""
+    return str(claims.get("email") or "").strip().lower()
 
 
 def _epoch_claim(value: Any) -> int | None:
@@ -89,10 +103,11 @@ def check_access(app: Any, min_role: Role) -> Membership:
     ws = app.context.get("_route_args", {}).get("ws", "")
     membership = get_membership(ws, actor.sub)
     if membership is None:
-        # First request of a new user may be to a workspace they were invited to.
+        # The caller may have been invited since they signed in (on this warm container too):
+        # accept pending invitations to their verified address, then look again.
         from relasify.services.workspaces import current_user, sign_in
 
-        if ws in sign_in(actor):
+        if ws in sign_in(actor, recheck_invitations=True):
             membership = get_membership(ws, actor.sub)
         if membership is None:
             # This container's sign-in cache may predate the caller deleting their account
@@ -101,19 +116,15 @@ def check_access(app: Any, min_role: Role) -> Membership:
     from relasify.services import audit
 
     if membership is None:
-        # Recorded in the global security log: the caller named a workspace that is not theirs.
-        audit.record(
-            None, "authorization.denied", actor_id=actor.sub, target_ids=[ws[:64]], details={"reason": "not_a_member"}
-        )
+        # Counted in the global security log: the caller named a workspace that is not theirs.
+        audit.count_refusal(None, actor_id=actor.sub, reason="not_a_member", target_ids=[ws[:64]])
         raise NotFound("Workspace not found")
     if not app.context.get("_workspace_charged"):
         # Only once the caller is a member: naming a workspace must not spend its budget.
         app.append_context(_workspace_charged=True)
         rate_limits.charge_workspace(membership.ws)
     if membership.role < min_role:
-        audit.record(
-            ws, "authorization.denied", actor_id=actor.sub, details={"reason": "role_too_low", "needed": min_role.label}
-        )
+        audit.count_refusal(ws, actor_id=actor.sub, reason="role_too_low", needed=min_role.label)
         raise Forbidden(f"This action needs the {min_role.label} role or higher")
     app.append_context(membership=membership)
     return membership

@@ -6,13 +6,9 @@ from typing import Any
 
 from aws_lambda_powertools.event_handler import Response
 
-PROBLEM_CONTENT_TYPE = "application/problem+json"
-PROBLEM_BASE = "https://relasify.id/problems/"
+from relasify.web.problem_types import PROBLEM_BASE, PROBLEM_CONTENT_TYPE, problem_type
 
-
-def problem_type(slug: str) -> str:
-    """The stable `type` URI of a problem; clients match on its last path segment."""
-    return PROBLEM_BASE + slug
+__all__ = ["PROBLEM_BASE", "PROBLEM_CONTENT_TYPE", "problem", "problem_type", "validation_errors"]
 
 
 def problem(

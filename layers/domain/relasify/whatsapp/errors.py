@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from types import MappingProxyType
 from typing import Any
+from urllib.parse import urlsplit
 
 from relasify.errors import SendRefused
 
@@ -342,6 +343,20 @@ class MediaTooLargeError(Exception):
     def __init__(self, limit_bytes: int) -> None:
         super().__init__(f"media larger than {limit_bytes} bytes")
         self.limit_bytes = limit_bytes
+
+
+class UntrustedMediaUrlError(ValueError):
+    """A media URL outside Meta's media hosts (or not HTTPS): the token is not sent there.
+
+    Keeps only the scheme and host, for logs: the query of a media URL identifies the media."""
+
+    def __init__(self, url: str) -> None:
+        try:
+            parts = urlsplit(url)
+            self.scheme, self.host = parts.scheme, parts.hostname or ""
+        except ValueError:
+            self.scheme, self.host = "", ""
+        super().__init__(f"untrusted media URL ({self.scheme or '?'}://{self.host or '?'})")
 
 
 def _as_int(value: Any) -> int | None:

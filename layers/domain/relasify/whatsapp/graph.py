@@ -22,12 +22,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 
 from relasify.observability import logger
 from relasify.settings import Settings, get_settings
-from relasify.whatsapp.errors import ErrorSpec, GraphError, MediaTooLargeError, classify
+from relasify.whatsapp.errors import ErrorSpec, GraphError, MediaTooLargeError, UntrustedMediaUrlError, classify
 
 # Graph object ids are numeric; anything that could change the URL path is refused before a call.
 _GRAPH_ID = re.compile(r"[A-Za-z0-9_\-]{1,64}")
@@ -36,6 +37,11 @@ PHONE_NUMBER_FIELDS = (
     "whatsapp_business_manager_messaging_limit"
 )
 DEFAULT_MEDIA_LIMIT_BYTES = 100 * 1024 * 1024  # Meta's largest media type (documents)
+# Where Meta serves media downloads (reference/whatsapp.md sections 4-5). The bearer token goes to
+# these hosts over HTTPS only, or to the configured Graph base URL (the local sandbox): never to a
+# URL an answer merely names.
+META_MEDIA_HOSTS = frozenset({"graph.facebook.com", "lookaside.fbsbx.com"})
+MAX_PHONE_NUMBER_PAGES = 20  # a WABA holds at most a few dozen numbers
 _TOKEN = re.compile(r"[\x21-\x7e]{1,4096}")
 _RETRYABLE_TRANSPORT_ERRORS = (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError)
 
@@ -152,6 +158,32 @@ class GraphClient:
             raise _malformed("get_phone_number")
         return data
 
+    def list_phone_numbers(self, waba_id: str, token: str, *, limit: int = 100) -> list[dict[str, Any]]:
+        """GET /{waba_id}/phone_numbers, every page: the numbers Meta lists under the account."""
+        numbers: list[dict[str, Any]] = []
+        params: dict[str, str | int] = {"limit": limit, "fields": "id,display_phone_number"}
+        for _ in range(MAX_PHONE_NUMBER_PAGES):
+            data = self._call("list_phone_numbers", "GET", self._url(waba_id, "phone_numbers"), token, params=params)
+            items = data.get("data") if isinstance(data, dict) else None
+            if not isinstance(items, list):
+                raise _malformed("list_phone_numbers")
+            numbers.extend(item for item in items if isinstance(item, dict))
+            paging = data.get("paging")
+            paging = paging if isinstance(paging, dict) else {}
+            cursors = paging.get("cursors")
+            after = cursors.get("after") if isinstance(cursors, dict) else None
+            if not paging.get("next") or not after:
+                break
+            params = {**params, "after": str(after)}
+        return numbers
+
+    def subscribe_app(self, waba_id: str, token: str) -> bool:
+        """POST /{waba_id}/subscribed_apps: this app receives the account's webhooks."""
+        data = self._call("subscribe_app", "POST", self._url(waba_id, "subscribed_apps"), token)
+        if not isinstance(data, dict) or data.get("success") is not True:
+            raise _malformed("subscribe_app")
+        return True
+
     # -- templates ------------------------------------------------------------------------------
 
     def create_template(self, waba_id: str, token: str, definition: Mapping[str, Any]) -> TemplateSubmission:
@@ -204,9 +236,12 @@ class GraphClient:
         )
 
     def download_media(self, url: str, token: str, *, max_bytes: int = DEFAULT_MEDIA_LIMIT_BYTES) -> bytes:
-        """Stream the media at `url` (from get_media_url) and stop reading as soon as it exceeds max_bytes."""
-        if not url.startswith(("https://", "http://")):
-            raise ValueError("media url must be absolute http(s)")
+        """Stream the media at `url` (from get_media_url) and stop reading as soon as it exceeds max_bytes.
+
+        The URL comes from Meta's answer, so it is checked before the token goes anywhere: HTTPS to one
+        of Meta's media hosts, or the configured Graph base URL itself (UntrustedMediaUrlError if not)."""
+        if not self.is_trusted_media_url(url):
+            raise UntrustedMediaUrlError(url)
 
         def attempt() -> bytes | _Failure:
             with self._http.stream("GET", url, headers=_auth(token)) as response:
@@ -226,6 +261,26 @@ class GraphClient:
                 return b"".join(chunks)
 
         return self._with_retries("download_media", attempt)
+
+    def is_trusted_media_url(self, url: str) -> bool:
+        try:
+            target = urlsplit(url)
+            configured = urlsplit(self.base_url)
+            target_port, configured_port = target.port, configured.port
+        except ValueError:
+            return False
+        if target.username is not None or target.password is not None:
+            return False
+        host = (target.hostname or "").lower()
+        if target.scheme == "https" and host in META_MEDIA_HOSTS and target_port in (None, 443):
+            return True
+        # The Graph base URL receives the token on every call already (the sandbox serves media there).
+        return (
+            target.scheme == configured.scheme
+            and host == (configured.hostname or "").lower()
+            and target_port == configured_port
+            and bool(host)
+        )
 
     # -- plumbing -------------------------------------------------------------------------------
 
