@@ -486,6 +486,12 @@ def bench_stack(endpoint_url: str | None = None) -> Iterator[BenchStack]:
         "MEDIA_BUCKET": MEDIA_BUCKET,
         "APP_SECRET_PARAMETER": "/bench/app-secret",
         "VERIFY_TOKEN_PARAMETER": "/bench/verify-token",
+        # Benches fire API requests as fast as the harness answers: budgets far above that (still
+        # taken, one UpdateItem each per request, so the counts are those of the deployed API).
+        "API_USER_RATE_PER_SECOND": "1000000",
+        "API_USER_BURST": "1000000",
+        "API_WORKSPACE_RATE_PER_SECOND": "1000000",
+        "API_WORKSPACE_BURST": "1000000",
     }
     os.environ.pop("AWS_ENDPOINT_URL", None)
     os.environ.pop("AWS_PROFILE", None)

@@ -90,8 +90,38 @@ def _route_only_schema(table: RouteTable, functions: list[LocalFunction]) -> dic
     return {"paths": paths}
 
 
+# Every authorised operation may answer this: the caller's or the workspace's request budget is
+# used up (relasify.services.rate_limits). Declared here, once, for all of them.
+RATE_LIMITED_RESPONSE: dict[str, Any] = {
+    "description": "Too many requests: the caller's or the workspace's request budget is used up",
+    "headers": {
+        "Retry-After": {
+            "description": "Seconds until a request fits the budget again",
+            "schema": {"type": "integer", "minimum": 1},
+        }
+    },
+    "content": {
+        "application/problem+json": {
+            "schema": {
+                "type": "object",
+                "required": ["type", "title", "status", "detail"],
+                "properties": {
+                    "type": {"type": "string", "examples": ["https://relasify.id/problems/rate-limited"]},
+                    "title": {"type": "string"},
+                    "status": {"type": "integer", "enum": [429]},
+                    "detail": {"type": "string"},
+                    "retry_after": {"type": "integer", "minimum": 1},
+                    "budget": {"type": "string", "enum": ["user", "workspace"]},
+                },
+            }
+        }
+    },
+}
+
+
 def _apply_security(document: dict[str, Any], table: RouteTable) -> None:
-    """Mark operations served by authorised routes as needing the bearer token."""
+    """Mark operations served by authorised routes as needing the bearer token (and as subject to
+    the request budgets: 429)."""
     for path, item in (document.get("paths") or {}).items():
         concrete = path.replace("{", "").replace("}", "")  # any value matches a {param} segment
         for method, operation in item.items():
@@ -100,6 +130,7 @@ def _apply_security(document: dict[str, Any], table: RouteTable) -> None:
             resolved = table.resolve(method.upper(), concrete)
             if resolved is not None and resolved[0].requires_auth:
                 operation["security"] = [{SECURITY_SCHEME: []}]
+                operation.setdefault("responses", {}).setdefault("429", RATE_LIMITED_RESPONSE)
             else:
                 operation.pop("security", None)
 

@@ -17,7 +17,15 @@ from relasify_local.cfn import create_tables
 from relasify_local.sandbox import Sandbox
 
 from tests.integration.conftest import IDEMPOTENCY_TABLE_NAME, TABLE_NAME, _atomic_call_action
-from tests.support.api import APP_SECRET, QUEUES, VERIFY_TOKEN, ApiClient, _gateway_and_key, reset_warm_state
+from tests.support.api import (
+    APP_SECRET,
+    QUEUES,
+    UNLIMITED_BUDGETS,
+    VERIFY_TOKEN,
+    ApiClient,
+    _gateway_and_key,
+    reset_warm_state,
+)
 
 BUCKET = "relasify-test-media"
 # The in-process harness's secret names: the webhook receiver reads them once, at import.
@@ -58,6 +66,8 @@ def shared_moto_api() -> Iterator[ApiClient]:
         ssm.put_parameter(Name=VERIFY_TOKEN_PARAMETER, Value=VERIFY_TOKEN, Type="SecureString")
         patch.setenv("APP_SECRET_PARAMETER", APP_SECRET_PARAMETER)
         patch.setenv("VERIFY_TOKEN_PARAMETER", VERIFY_TOKEN_PARAMETER)
+        for name, value in UNLIMITED_BUDGETS.items():  # the fuzzer fires requests as fast as they answer
+            patch.setenv(name, value)
         parameters.clear_caches()
         get_settings.cache_clear()
         reset_warm_state()

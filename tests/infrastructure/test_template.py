@@ -434,6 +434,46 @@ def test_http_api_writes_access_logs_to_a_log_group_with_retention(cfn: dict[str
     assert "$context.identity.sourceIp" not in stage["AccessLogSettings"]["Format"], "no personal data in access logs"
 
 
+def test_http_api_throttles_every_route_and_lets_metas_webhook_bursts_through(cfn: dict[str, Any]) -> None:
+    stage = props(cfn, "HttpApiApiGatewayDefaultStage")
+    default = stage["DefaultRouteSettings"]
+    # Every route is capped for all callers together (the per-user and per-workspace budgets are
+    # the functions' own): the ceiling protects the account's 10,000 requests/s from one route.
+    assert 0 < default["ThrottlingRateLimit"] <= 1000
+    assert default["ThrottlingRateLimit"] <= default["ThrottlingBurstLimit"] <= 5000
+    per_route = stage["RouteSettings"]
+    routes = {path if path == "$default" else f"{method} {path}" for method, path, _ in http_api_operations(cfn)}
+    assert set(per_route) <= routes, f"settings for routes that do not exist: {set(per_route) - routes}"
+    webhook = per_route["POST /webhooks/whatsapp"]
+    # A broadcast at a number's upgraded 1,000 msg/s comes back as ~3,000 status webhooks/s:
+    # Meta's deliveries must never be throttled below that, nor below the /v1 routes.
+    assert webhook["ThrottlingRateLimit"] >= 3000
+    assert webhook["ThrottlingBurstLimit"] >= 3000
+    assert webhook["ThrottlingRateLimit"] > default["ThrottlingRateLimit"]
+    # The public routes Meta's handshake and uptime checks use get a trickle, not 1,000/s.
+    for public in ("GET /webhooks/whatsapp", "GET /health"):
+        assert per_route[public]["ThrottlingRateLimit"] <= 10, public
+        assert per_route[public]["ThrottlingBurstLimit"] <= 20, public
+    # Unknown paths (the public $default route's 404s) are throttled well below the /v1 routes.
+    assert per_route["$default"]["ThrottlingRateLimit"] < default["ThrottlingRateLimit"] / 10
+
+
+def test_api_request_budget_parameters_default_to_the_settings(
+    sam_template: dict[str, Any], cfn: dict[str, Any]
+) -> None:
+    parameters = sam_template["Parameters"]
+    fields = Settings.model_fields
+    for parameter, field in (
+        ("ApiUserRatePerSecond", "api_user_rate_per_second"),
+        ("ApiUserBurst", "api_user_burst"),
+        ("ApiWorkspaceRatePerSecond", "api_workspace_rate_per_second"),
+        ("ApiWorkspaceBurst", "api_workspace_burst"),
+    ):
+        assert parameters[parameter]["Default"] == fields[field].default, parameter
+        for function_id in ("ContactsApiFunction", "SendApiFunction"):
+            assert env_of(cfn, function_id)[field.upper()] == {"Ref": parameter}, (function_id, field)
+
+
 def test_user_pool_federates_google_with_optional_totp_mfa(sam_template: dict[str, Any], cfn: dict[str, Any]) -> None:
     parameters = sam_template["Parameters"]
     assert parameters["MfaConfiguration"]["Default"] == "OPTIONAL"

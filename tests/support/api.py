@@ -13,6 +13,15 @@ from relasify_local.gateway import Gateway, HttpRequest, routes_from_functions
 from relasify_local.jwt_local import LocalKeyPair, mint_token
 from relasify_local.runtime import functions_from_template
 
+# Request budgets far above anything a test or bench sends, for the ones that fire requests as fast
+# as the harness answers (fuzzing, benches); every other test runs with the production budgets.
+# The budgets are still taken (one UpdateItem each per request), so request counts stay as deployed.
+UNLIMITED_BUDGETS = {
+    "API_USER_RATE_PER_SECOND": "1000000",
+    "API_USER_BURST": "1000000",
+    "API_WORKSPACE_RATE_PER_SECOND": "1000000",
+    "API_WORKSPACE_BURST": "1000000",
+}
 QUEUES = ("WEBHOOK_QUEUE_URL", "MEDIA_QUEUE_URL", "BROADCAST_QUEUE_URL", "IMPORT_QUEUE_URL")
 DEAD_LETTER_QUEUES = ("WEBHOOK_DLQ_URL", "MEDIA_DLQ_URL", "BROADCAST_DLQ_URL", "IMPORT_DLQ_URL")
 APP_SECRET = "test-app-secret"
@@ -121,11 +130,12 @@ class ApiClient:
 
 def reset_warm_state() -> None:
     """Per-container caches: a new test is a new container."""
-    from relasify.data import kms_tokens
+    from relasify.data import kms_tokens, request_budget
     from relasify.services import workspaces
 
     workspaces._seen_claims.clear()
     kms_tokens.reset_for_tests()
+    request_budget.reset_for_tests()
 
 
 API_FUNCTIONS = ("ContactsApiFunction", "SendApiFunction")

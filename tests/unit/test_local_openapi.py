@@ -177,10 +177,17 @@ def test_merged_openapi_covers_every_api_function_and_marks_authorised_operation
     assert "security" not in document["paths"]["/health"]["get"]
     assert document["paths"]["/v1/workspaces"]["get"]["security"] == [{"bearerAuth": []}]
     assert document["paths"]["/v1/workspaces/{ws}/messages"]["post"]["security"] == [{"bearerAuth": []}]
+    # Every authorised operation declares the request budgets' 429 (problem+json, Retry-After).
+    for path, method in (("/v1/workspaces", "get"), ("/v1/workspaces/{ws}/messages", "post"), ("/hooks", "post")):
+        limited = document["paths"][path][method]["responses"]["429"]
+        assert set(limited["content"]) == {"application/problem+json"}, path
+        assert limited["headers"]["Retry-After"]["schema"]["type"] == "integer", path
+    assert "429" not in document["paths"]["/health"]["get"]["responses"]
     # Plain handlers are described from their template routes, with the same security rules.
     plain = document["paths"]["/hooks/{kind}"]["get"]
     assert plain["parameters"][0]["name"] == "kind"
     assert "security" not in plain
+    assert "429" not in plain["responses"]
     assert document["paths"]["/hooks"]["post"]["security"] == [{"bearerAuth": []}]
     assert document["components"]["securitySchemes"]["bearerAuth"] == {
         "type": "http",

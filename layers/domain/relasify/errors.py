@@ -10,6 +10,7 @@ class DomainError(Exception):
     status: int = 400
     type_slug: str = "bad-request"
     title: str = "Bad request"
+    headers: dict[str, str] | None = None  # response headers the problem needs (e.g. Retry-After)
 
     def __init__(self, detail: str, *, errors: list[dict[str, Any]] | None = None, **extra: Any) -> None:
         super().__init__(detail)
@@ -91,6 +92,20 @@ class SendRefused(DomainError):
         self.type_slug = type_slug
         self.status = status
         self.title = type_slug.replace("-", " ").capitalize()
+
+
+class RateLimited(DomainError):
+    """The caller's or the workspace's request budget is used up; `Retry-After` says for how long."""
+
+    status = 429
+    type_slug = "rate-limited"
+    title = "Too many requests"
+
+    def __init__(self, detail: str, *, retry_after_seconds: int, budget: str) -> None:
+        # `budget`: "user" or "workspace", which of the two budgets refused the request.
+        super().__init__(detail, retry_after=retry_after_seconds, budget=budget)
+        self.retry_after_seconds = retry_after_seconds
+        self.headers = {"Retry-After": str(retry_after_seconds)}
 
 
 class InvalidSignature(DomainError):

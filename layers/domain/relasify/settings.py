@@ -65,6 +65,18 @@ class Settings(BaseModel):
     # Per-number send cap (messages per second); Meta's default throughput is 80.
     default_send_rate_per_second: float = Field(default=80.0, gt=0)
 
+    # Request budgets of the /v1 API (docs/SCALING.md "API request budgets"): a token bucket per
+    # user (across all their workspaces) and per workspace (all its members together), refilled at
+    # `*_rate_per_second` and holding at most `*_burst` requests. A person in the web app makes a
+    # few requests a second (a page load fans out 5-10 at once): 20/s with a burst of 40 never
+    # stops them, and caps one token (a leaked one, a runaway script) at 20 sends/s. A workspace
+    # gets 100/s, burst 200: its number's default Meta throughput (80 msg/s) through the one-message
+    # send route plus its agents' reads; bulk sending goes through broadcasts (one request).
+    api_user_rate_per_second: float = Field(default=20.0, gt=0)
+    api_user_burst: int = Field(default=40, ge=1)
+    api_workspace_rate_per_second: float = Field(default=100.0, gt=0)
+    api_workspace_burst: int = Field(default=200, ge=1)
+
     # Signs pagination cursors (HMAC) so a cursor cannot be forged or replayed in another
     # workspace. Deployments name an SSM SecureString (CURSOR_SIGNING_KEY_PARAMETER, template
     # parameter CursorSigningKeyParameterName); the plain value is for tests and local tools.

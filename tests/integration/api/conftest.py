@@ -13,6 +13,7 @@ from tests.support.api import (
     APP_SECRET,
     DEAD_LETTER_QUEUES,
     QUEUES,
+    UNLIMITED_BUDGETS,
     VERIFY_TOKEN,
     ApiClient,
     _gateway_and_key,
@@ -71,6 +72,15 @@ def graph_sandbox(shared_graph_sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch
     reset_graph_client()
     yield shared_graph_sandbox
     reset_graph_client()
+
+
+@pytest.fixture
+def unlimited_budgets(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Request budgets far above what the test fires (floods that test something else than the
+    budgets); the budgets themselves are tested as deployed in test_rate_limits.py."""
+    for name, value in UNLIMITED_BUDGETS.items():
+        monkeypatch.setenv(name, value)
+    get_settings.cache_clear()
 
 
 @pytest.fixture

@@ -57,6 +57,8 @@ NOT_WORKSPACE_ITEMS = {
 # Declared in models.py but written by no code path (duplicates are absorbed by derived ids and
 # conditional writes); `test_declared_but_unwritten_models_stay_unwritten` keeps this honest.
 NEVER_WRITTEN = {"WebhookDedupeModel"}
+# Item types only DynamoDB's TTL removes (short-lived, no personal data, not in ByExpiry).
+TTL_ONLY = {"RateSlotModel", "RequestBudgetModel"}
 # Classes the policy keeps longer than closure + 90 days, whatever happens to the workspace.
 OWN_LONGER_WINDOW = {DataClass.USAGE, DataClass.SECURITY, DataClass.BILLING}
 
@@ -113,6 +115,8 @@ def item_type(pk: str, sk: str, ws: str) -> str:
         return "WebhookDedupeModel"
     if pk.startswith("RATE#"):
         return "RateSlotModel"
+    if pk.startswith(("BUDGET#WS#", "BUDGET#USER#")):
+        return "RequestBudgetModel"
     if pk.startswith(f"USAGE#{ws}#"):
         return "UsageLogModel"
     if pk == m.phone_route_pk(PHONE_NUMBER_ID):
@@ -283,7 +287,8 @@ def test_closure_stamps_every_item_of_the_workspace_and_one_sweep_after_the_wind
         data_class = sweep_store.classify(pk, sk)
         expires = item.get("expires_at", {}).get("N")
         assert expires is not None, (kind, pk, sk)  # nothing of a closed workspace lives forever
-        assert item.get("expiry_bucket") or kind == "RateSlotModel", (kind, pk, sk)  # the sweep finds it
+        # The sweep finds it, or it is gone by DynamoDB's TTL within minutes (rate slots, budgets).
+        assert item.get("expiry_bucket") or kind in TTL_ONLY, (kind, pk, sk)
         if data_class in OWN_LONGER_WINDOW:
             own = retention.expires_at_for(data_class, start=_written_at(item))
             assert own is not None
@@ -303,9 +308,10 @@ def test_closure_stamps_every_item_of_the_workspace_and_one_sweep_after_the_wind
             (kind, item["PK"]["S"], item["SK"]["S"])
             for kind, item in remaining
             if sweep_store.classify(item["PK"]["S"], item["SK"]["S"]) not in OWN_LONGER_WINDOW
-            # Rate slots (minutes of TTL, no personal data) are left to DynamoDB's own TTL deletion:
-            # indexing them would make the sweep read every slot of every number every day.
-            and not (kind == "RateSlotModel" and retention.is_expired(int(item["expires_at"]["N"])))
+            # Rate slots and request budgets (minutes to an hour of TTL, no personal data) are left
+            # to DynamoDB's own TTL deletion: indexing them would make the sweep read every slot
+            # of every number, and every budget, every day.
+            and not (kind in TTL_ONLY and retention.is_expired(int(item["expires_at"]["N"])))
         }
         assert leftovers == set()
         assert {kind for kind, _ in remaining} <= {
@@ -313,6 +319,7 @@ def test_closure_stamps_every_item_of_the_workspace_and_one_sweep_after_the_wind
             "UsageLogModel",
             "BillingRecordModel",
             "RateSlotModel",
+            "RequestBudgetModel",
         }
         assert not [k for k in bucket_keys() if f"/{ws}/" in k]
         assert api.get(f"/v1/workspaces/{ws}", as_user=OWNER).status == 404

@@ -18,6 +18,7 @@ from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import BaseRouter
 
 from relasify.errors import Forbidden, NotFound, Unauthenticated
+from relasify.services import rate_limits
 from relasify.services.access import Actor, Membership, Role, get_membership
 
 
@@ -80,9 +81,25 @@ def current_membership(app: BaseRouter) -> Membership:
     return app.context["membership"]
 
 
-def check_access(app: Any, min_role: Role) -> Membership:
-    """The caller's membership of the route's workspace, or NotFound / Forbidden."""
+def charge_caller(app: Any) -> None:
+    """Charge the caller's own request budget, once per request (RateLimited when it is used up)."""
+    if app.context.get("_caller_charged"):
+        return
     actor = current_actor(app)
+    app.append_context(_caller_charged=True)  # a refusal is answered once, not charged again
+    rate_limits.charge_user(actor.sub)
+
+
+def has_caller(app: Any) -> bool:
+    """Whether the request carries a verified token (every /v1 route; not health or webhooks)."""
+    return bool(app.current_event.request_context.authorizer.jwt_claim)
+
+
+def check_access(app: Any, min_role: Role) -> Membership:
+    """The caller's membership of the route's workspace, or RateLimited / NotFound / Forbidden."""
+    actor = current_actor(app)
+    # The caller's budget first: an over-budget caller costs no membership read.
+    charge_caller(app)
     ws = app.context.get("_route_args", {}).get("ws", "")
     membership = get_membership(ws, actor.sub)
     if membership is None:
@@ -102,6 +119,10 @@ def check_access(app: Any, min_role: Role) -> Membership:
         # Counted in the global security log: the caller named a workspace that is not theirs.
         audit.count_refusal(None, actor_id=actor.sub, reason="not_a_member", target_ids=[ws[:64]])
         raise NotFound("Workspace not found")
+    if not app.context.get("_workspace_charged"):
+        # Only once the caller is a member: naming a workspace must not spend its budget.
+        app.append_context(_workspace_charged=True)
+        rate_limits.charge_workspace(membership.ws)
     if membership.role < min_role:
         audit.count_refusal(ws, actor_id=actor.sub, reason="role_too_low", needed=min_role.label)
         raise Forbidden(f"This action needs the {min_role.label} role or higher")

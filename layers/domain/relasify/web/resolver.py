@@ -16,7 +16,7 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import (
 from relasify.errors import DomainError
 from relasify.observability import logger
 from relasify.schemas.common import UNSTORABLE_NUMBER, first_unstorable_number, is_storable_number
-from relasify.web.auth import check_access, policy_of_current_route
+from relasify.web.auth import charge_caller, check_access, has_caller, policy_of_current_route
 from relasify.web.json_bodies import NOT_JSON_DETAIL, JsonBodyValidationMiddleware, is_json_media_type
 from relasify.web.problems import problem, validation_errors
 
@@ -35,6 +35,14 @@ def _oversize(app: APIGatewayHttpResolver) -> Response | None:
 
 def _body_size_guard(app: APIGatewayHttpResolver, next_middleware: Any) -> Response:
     return _oversize(app) or next_middleware(app)
+
+
+def _caller_budget_guard(app: APIGatewayHttpResolver, next_middleware: Any) -> Response:
+    # Routes outside a workspace (/v1/me, POST /v1/workspaces, unknown paths) spend the caller's own
+    # budget here; workspace routes spend it, and the workspace's, in the role guard.
+    if policy_of_current_route(app) is None and has_caller(app):
+        charge_caller(app)
+    return next_middleware(app)
 
 
 def _parse_json_int(text: str) -> int | Decimal:
@@ -97,22 +105,32 @@ def create_app() -> APIGatewayHttpResolver:
     app._request_validation_middleware = JsonBodyValidationMiddleware()
     from relasify.web.usage import usage_middleware
 
-    app.use(middlewares=[usage_middleware, _body_size_guard, _json_object_guard])
+    app.use(middlewares=[usage_middleware, _caller_budget_guard, _body_size_guard, _json_object_guard])
 
     @app.exception_handler(DomainError)
     def _domain_error(exc: DomainError) -> Response:
-        return problem(exc.status, exc.type_slug, exc.title, exc.detail, errors=exc.errors or None, **exc.extra)
+        return problem(
+            exc.status,
+            exc.type_slug,
+            exc.title,
+            exc.detail,
+            errors=exc.errors or None,
+            headers=exc.headers,
+            **exc.extra,
+        )
 
     def _access_denied() -> Response | None:
         # Powertools validates the request before route middlewares run; a caller who may not
         # use the route must learn that (404/403), not how the body was wrong; an oversize body
         # is refused as such (413) before anyone looks inside it.
         policy = policy_of_current_route(app)
-        if policy is not None:
-            try:
+        try:
+            if policy is not None:
                 check_access(app, policy.min_role)
-            except DomainError as denied:
-                return _domain_error(denied)
+            elif has_caller(app):
+                charge_caller(app)  # a stream of malformed bodies spends the budget too
+        except DomainError as denied:
+            return _domain_error(denied)
         return _oversize(app)
 
     @app.exception_handler(RequestUnsupportedContentType)
