@@ -45,6 +45,8 @@ _ROUTE_OBJECT = re.compile(rf"/({_VERSION})/({_ID})/?")
 _ROUTE_MEDIA_BYTES = re.compile(rf"/media/({_ID})/?")
 INSPECT_SENT_MESSAGES_PATH = "/_sandbox/sent-messages"  # GET: every send the sandbox accepted
 ADD_MEDIA_PATH = "/_sandbox/media"  # POST raw bytes (Content-Type = mime type): {"id": media id}
+# POST {phone_number_id, from, text | media, profile_name?}: a customer writes in (a signed webhook).
+INBOUND_PATH = "/_sandbox/inbound"
 
 # Meta's titles for the codes the sandbox can be told to answer with; HTTP statuses per whatsapp.md section 6.
 _ERROR_TITLES: dict[int, tuple[int, str]] = {
@@ -339,6 +341,10 @@ class Sandbox:
             mime_type = request.headers.get("Content-Type") or "image/jpeg"
             request.respond(200, {"id": self.add_media(body, mime_type)}, {})
             return
+        if path == INBOUND_PATH and method == "POST":
+            # Not a Graph route: a customer writing in, posted to the receiver as Meta would.
+            request.respond(*self._inbound(body))
+            return
         record: dict[str, Any] = {"method": method, "path": path, "status": None, "fault": None, "at": time.time()}
         with self._lock:
             self._requests.append(record)
@@ -390,12 +396,41 @@ class Sandbox:
         status, error, headers = _graph_error(100, message=f"Unsupported {method} request")
         return status, error, headers
 
+    def _inbound(self, body: bytes) -> tuple[int, Any, dict[str, str]]:
+        request = _json_object(body) or {}
+        phone_number_id, sender = request.get("phone_number_id"), request.get("from")
+        text, media = request.get("text"), request.get("media")
+        if not isinstance(phone_number_id, str) or not isinstance(sender, str) or not sender.isdigit():
+            return 400, {"error": "phone_number_id and from (digits) are required"}, {}
+        if isinstance(text, str) and text:
+            message: dict[str, Any] = {"type": "text", "text": {"body": text}}
+        elif isinstance(media, dict) and media.get("type") in ("image", "document", "audio", "video", "sticker"):
+            kind, mime_type = media["type"], str(media.get("mime_type") or "image/jpeg")
+            raw = base64.b64decode(str(media.get("data_base64") or "")) or b"sandbox-media"
+            part: dict[str, Any] = {"id": self.add_media(raw, mime_type), "mime_type": mime_type}
+            if media.get("caption"):
+                part["caption"] = str(media["caption"])
+            message = {"type": kind, kind: part}
+        else:
+            return 400, {"error": "give text (a string) or media {type, mime_type?, caption?, data_base64?}"}, {}
+        if isinstance(request.get("context"), str):
+            message["context"] = {"from": self.display_phone_number, "id": request["context"]}
+        profile = str(request.get("profile_name") or "Sandbox User")
+        wamid, status = self.post_inbound_message(phone_number_id, sender, message, profile_name=profile)
+        return 200, {"wamid": wamid, "webhook_status": status}, {}
+
     def _send(self, phone_number_id: str, body: bytes) -> tuple[int, Any, dict[str, str]]:
         payload = _json_object(body)
         if payload is None:
             return _graph_error(100, message="Invalid parameter", details="Request body is not a JSON object")
         if payload.get("messaging_product") != "whatsapp":
             return _graph_error(100, details="messaging_product must be whatsapp")
+        if payload.get("status") == "read":  # mark as read (and the typing indicator): no message, no webhook
+            if not isinstance(payload.get("message_id"), str) or not payload["message_id"]:
+                return _graph_error(131009, details="message_id is required")
+            with self._lock:
+                self._sent_messages.append({**payload, "phone_number_id": phone_number_id})
+            return 200, {"success": True}, {}
         recipient = payload.get("to") or payload.get("recipient")
         message_type = payload.get("type", "text")
         if not isinstance(recipient, str) or not recipient.strip():
