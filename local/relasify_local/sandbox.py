@@ -45,7 +45,8 @@ _ROUTE_OBJECT = re.compile(rf"/({_VERSION})/({_ID})/?")
 _ROUTE_MEDIA_BYTES = re.compile(rf"/media/({_ID})/?")
 INSPECT_SENT_MESSAGES_PATH = "/_sandbox/sent-messages"  # GET: every send the sandbox accepted
 ADD_MEDIA_PATH = "/_sandbox/media"  # POST raw bytes (Content-Type = mime type): {"id": media id}
-# POST {phone_number_id, from, text | media, profile_name?}: a customer writes in (a signed webhook).
+# POST {phone_number_id, from, text | media, profile_name?, context?, wamid?}: a customer writes in (a signed
+# webhook, as Meta posts it); the same `wamid` again is a redelivery.
 INBOUND_PATH = "/_sandbox/inbound"
 
 # Meta's titles for the codes the sandbox can be told to answer with; HTTP statuses per whatsapp.md section 6.
@@ -267,6 +268,7 @@ class Sandbox:
         message: dict[str, Any],
         *,
         profile_name: str = "Sandbox User",
+        wamid: str | None = None,
     ) -> tuple[str, int | None]:
         """Post a signed inbound message webhook, as if `from_wa_id` had written to the number.
 
@@ -274,7 +276,7 @@ class Sandbox:
         {"type": "image", "image": {"id": sandbox.add_media(...), "mime_type": "image/jpeg"}}.
         Returns the inbound wamid and the receiver's HTTP status.
         """
-        wamid = "wamid." + base64.b64encode(secrets.token_bytes(30)).decode()
+        wamid = wamid or "wamid." + base64.b64encode(secrets.token_bytes(30)).decode()  # given: a redelivery
         envelope = self._envelope_for_number(phone_number_id, [])
         value = envelope["entry"][0]["changes"][0]["value"]
         del value["statuses"]
@@ -416,7 +418,8 @@ class Sandbox:
         if isinstance(request.get("context"), str):
             message["context"] = {"from": self.display_phone_number, "id": request["context"]}
         profile = str(request.get("profile_name") or "Sandbox User")
-        wamid, status = self.post_inbound_message(phone_number_id, sender, message, profile_name=profile)
+        given = request.get("wamid") if isinstance(request.get("wamid"), str) else None
+        wamid, status = self.post_inbound_message(phone_number_id, sender, message, profile_name=profile, wamid=given)
         return 200, {"wamid": wamid, "webhook_status": status}, {}
 
     def _send(self, phone_number_id: str, body: bytes) -> tuple[int, Any, dict[str, str]]:

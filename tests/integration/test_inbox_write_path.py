@@ -5,17 +5,15 @@ write budget (one write request per inbound message, none for a status that chan
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 from relasify import clock
-from relasify.data import conversations
+from relasify.data import conversations, outbox
 from relasify.data import messages as message_store
 from relasify.data import models as m
-from relasify.data import outbox
 from relasify.data.base import connection
 from relasify.data.contacts import contact_repository
 from relasify.data.identity import identity_repository
@@ -33,12 +31,12 @@ _seq = itertools.count(1)
 
 
 @pytest.fixture
-def connected(ddb_tables: Any) -> Iterator[None]:
+def connected(ddb_tables: Any) -> None:
     clock.set_clock(lambda: NOW)
     identity_repository().put_whatsapp_connection(
         WS, waba_id=WABA, phone_number_id=PHONE_ID, encrypted_access_token="ciphertext", display_phone_number=DISPLAY
     )
-    yield
+    return
 
 
 def change(**value: Any) -> dict[str, Any]:
@@ -156,11 +154,11 @@ def test_out_of_order_inbound_keeps_the_newest_as_last_message(connected: None) 
     webhook.process_payload(inbound("yang baru", wamid="wamid.NEW", ts=BASE_TS + 500))
     webhook.process_payload(inbound("yang lama", wamid="wamid.OLD", ts=BASE_TS + 100))
     conv = conversation()
-    assert conv.last_message is not None and conv.last_message.preview == "yang baru"
+    assert conv.last_message is not None
+    assert conv.last_message.preview == "yang baru"
     assert conv.unread_count == 2
-    assert conv.last_inbound_key is not None and conv.last_inbound_key.endswith(
-        message_store.inbound_message_id("wamid.NEW")
-    )
+    assert conv.last_inbound_key is not None
+    assert conv.last_inbound_key.endswith(message_store.inbound_message_id("wamid.NEW"))
 
 
 def test_concurrent_inbound_messages_are_counted_exactly(connected: None) -> None:
@@ -172,7 +170,8 @@ def test_concurrent_inbound_messages_are_counted_exactly(connected: None) -> Non
     conv = conversation()
     assert conv.unread_count == 13
     assert conversations.count_inbound_after(WS, conv.id, None) == 13
-    assert conv.last_message is not None and conv.last_message.preview == "pesan 12"
+    assert conv.last_message is not None
+    assert conv.last_message.preview == "pesan 12"
 
 
 def _outbound(text: str, *, broadcast_id: str | None = None, sent_by: str | None = "user_agent") -> Any:
@@ -218,7 +217,8 @@ def test_a_status_of_an_older_message_writes_nothing_to_the_conversation(
     )
     assert write_calls == ["UpdateItem"]  # the message's own status, nothing more
     after = conversation()
-    assert after.version == before.version and after.last_message == before.last_message
+    assert after.version == before.version
+    assert after.last_message == before.last_message
 
 
 def test_outbound_and_broadcast_sends_keep_the_conversation_current(connected: None) -> None:
@@ -254,7 +254,8 @@ def test_outbound_and_broadcast_sends_keep_the_conversation_current(connected: N
             broadcast_id="bc_1",
         )
     )
-    assert not created and again.id == "msg_bcast1"
+    assert not created
+    assert again.id == "msg_bcast1"
     assert conversations.get(WS, contact.id, consistent=True).version == broadcast_conversation.version  # type: ignore[union-attr]
 
 
@@ -287,7 +288,8 @@ def test_notes_are_activity_not_unread_and_not_the_preview(connected: None) -> N
     assert after.last_message == before.last_message
     assert after.last_activity_at == NOW + timedelta(minutes=5)
     stored = message_store.get_message(WS, note.id)
-    assert stored is not None and (stored.direction, stored.sent_by) == ("note", "user_agent")
+    assert stored is not None
+    assert (stored.direction, stored.sent_by) == ("note", "user_agent")
 
 
 def test_mark_read_recounts_and_heals_drift(connected: None) -> None:
@@ -297,9 +299,11 @@ def test_mark_read_recounts_and_heals_drift(connected: None) -> None:
     # Drift (e.g. a hand edit): the recount on read puts it right.
     conversations.update(WS, cid, lambda c: c.model_copy(update={"unread_count": 42}))  # type: ignore[union-attr]
     first = message_store.get_inbound(WS, "wamid.R0")
-    assert first is not None and first.message_at is not None
+    assert first is not None
+    assert first.message_at is not None
     marked = conversations.mark_read(WS, cid, message_store.conversation_sort_key(first.message_at, first.id))
-    assert marked is not None and marked.unread_count == 2
+    assert marked is not None
+    assert marked.unread_count == 2
     assert conversations.mark_read(WS, cid, None).unread_count == 0  # type: ignore[union-attr]
     webhook.process_payload(inbound("baru", wamid="wamid.R9", ts=BASE_TS + 100))
     assert conversation().unread_count == 1
@@ -308,7 +312,9 @@ def test_mark_read_recounts_and_heals_drift(connected: None) -> None:
 def test_a_preview_is_at_most_100_characters(connected: None) -> None:
     webhook.process_payload(inbound("x" * 300))
     preview = conversation().last_message.preview  # type: ignore[union-attr]
-    assert preview is not None and len(preview) == 100 and preview.endswith("…")
+    assert preview is not None
+    assert len(preview) == 100
+    assert preview.endswith("…")
 
 
 def test_the_conversation_is_message_content_with_a_ttl(connected: None) -> None:

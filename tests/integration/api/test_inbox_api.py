@@ -83,7 +83,8 @@ def test_the_inbox_lists_conversations_newest_first_with_counts(env: SendingEnv)
     assert [i["id"] for i in body["items"]] == [second, first]
     assert [i["unread_count"] for i in body["items"]] == [1, 1]
     item = body["items"][0]
-    assert item["status"] == "open" and item["assignee"] is None
+    assert item["status"] == "open"
+    assert item["assignee"] is None
     assert item["contact"] == {"id": second, "name": "Pelanggan 0002", "phone": "+6281211110002"}
     assert item["last_message"]["preview"] == "Halo, mau tanya harga"
     assert item["last_message"]["direction"] == "in"
@@ -112,10 +113,12 @@ def test_assignment_rules(env: SendingEnv) -> None:
     assert call(env, "PATCH", f"/conversations/{first}", {"assignee": "user_nobody"}, user=OWNER).status == 422
     # an admin (here the owner) assigns the agent
     assigned = call(env, "PATCH", f"/conversations/{first}", {"assignee": agent}, user=OWNER)
-    assert assigned.status == 200 and assigned.json["assignee"] == agent
+    assert assigned.status == 200
+    assert assigned.json["assignee"] == agent
     mine = call(env, "GET", "/conversations?assignee=me").json
     assert [i["id"] for i in mine["items"]] == [first]
-    assert mine["counts"]["mine"] == 1 and mine["counts"]["unassigned"] == 1
+    assert mine["counts"]["mine"] == 1
+    assert mine["counts"]["unassigned"] == 1
     assert [i["id"] for i in call(env, "GET", "/conversations?assignee=me", user=OTHER_AGENT).json["items"]] == []
     # the other agent cannot unassign a colleague, the agent can unassign themselves
     assert call(env, "PATCH", f"/conversations/{first}", {"assignee": None}, user=OTHER_AGENT).status == 403
@@ -133,10 +136,12 @@ def test_status_and_snooze(env: SendingEnv) -> None:
     assert call(env, "PATCH", f"/conversations/{first}", {"snoozed_until": past}).status == 422
     until = clock.now() + timedelta(hours=2)
     snoozed = call(env, "PATCH", f"/conversations/{first}", {"status": "snoozed", "snoozed_until": until.isoformat()})
-    assert snoozed.status == 200 and snoozed.json["status"] == "snoozed"
+    assert snoozed.status == 200
+    assert snoozed.json["status"] == "snoozed"
     body = call(env, "GET", "/conversations").json
     assert [i["id"] for i in body["items"]] == [second]
-    assert body["counts"]["snoozed"] == 1 and body["counts"]["open"] == 1
+    assert body["counts"]["snoozed"] == 1
+    assert body["counts"]["open"] == 1
     assert [i["id"] for i in call(env, "GET", "/conversations?status=snoozed").json["items"]] == [first]
     # the snooze ends by itself: later, the list shows it open again, without any write
     real_now = clock.now()
@@ -144,7 +149,8 @@ def test_status_and_snooze(env: SendingEnv) -> None:
     try:
         body = call(env, "GET", "/conversations").json
         assert sorted(i["id"] for i in body["items"]) == sorted([first, second])
-        assert body["counts"]["snoozed"] == 0 and body["counts"]["open"] == 2
+        assert body["counts"]["snoozed"] == 0
+        assert body["counts"]["open"] == 2
         assert call(env, "GET", f"/conversations/{first}").json["status"] == "open"
     finally:
         clock.set_clock(None)
@@ -162,7 +168,8 @@ def test_read_with_receipt_and_typing_reaches_whatsapp(env: SendingEnv) -> None:
     assert call(env, "GET", f"/conversations/{first}").json["unread_count"] == 2
     read = call(env, "POST", f"/conversations/{first}/read", {"receipt": True, "typing": True})
     assert read.status == 200, read.body
-    assert read.json["receipt_sent"] is True and read.json["conversation"]["unread_count"] == 0
+    assert read.json["receipt_sent"] is True
+    assert read.json["conversation"]["unread_count"] == 0
     receipts = [s for s in env.sends() if s.get("status") == "read"]
     assert receipts == [
         {
@@ -176,7 +183,8 @@ def test_read_with_receipt_and_typing_reaches_whatsapp(env: SendingEnv) -> None:
     # without receipt nothing goes to WhatsApp
     customer_writes("Tolong dicek", "6281211110001")
     quiet = call(env, "POST", f"/conversations/{first}/read", {})
-    assert quiet.json["receipt_sent"] is False and quiet.json["conversation"]["unread_count"] == 0
+    assert quiet.json["receipt_sent"] is False
+    assert quiet.json["conversation"]["unread_count"] == 0
     assert len([s for s in env.sends() if s.get("status") == "read"]) == 1
     # up to a message: the ones after it stay unread
     thread = call(env, "GET", f"/conversations/{first}/messages").json["items"]
@@ -214,7 +222,8 @@ def test_notes_and_replies_in_the_thread(env: SendingEnv) -> None:
     assert [i["direction"] for i in items] == ["out", "note", "in"]
     assert items[0]["sender"] == {"type": "user", "id": agent}
     assert items[0]["reply_to"] == inbound["id"]
-    assert items[1]["sender"] is None and items[1]["author"] == agent
+    assert items[1]["sender"] is None
+    assert items[1]["author"] == agent
     same = call(env, "GET", f"/contacts/{first}/messages").json["items"]
     assert [i["id"] for i in same] == [i["id"] for i in items]
     # `since`: only what is newer than the page already shown
@@ -232,7 +241,8 @@ def test_notes_and_replies_in_the_thread(env: SendingEnv) -> None:
     bad = env.post_message(
         {"contact_id": first, "type": "text", "text": {"body": "x"}, "context": {"message_id": "msg_nope"}}, "reply-2"
     )
-    assert bad.status == 422 and len(env.sends()) == count
+    assert bad.status == 422
+    assert len(env.sends()) == count
 
 
 def test_unknown_conversation_is_404(env: SendingEnv) -> None:
