@@ -55,7 +55,8 @@ def test_the_inbox_day(local_stack: Any) -> None:
         second = listed["items"][0]["id"]
 
         with local_stack.client(headers=local_stack.auth_headers(AGENT)) as agent_http:
-            members = agent_http.get(f"/v1/workspaces/{ws}/members").json()["items"]
+            assert agent_http.get(f"/v1/workspaces/{ws}/members").status_code == 200  # joins (invitation)
+            members = http.get(f"/v1/workspaces/{ws}/members").json()["items"]  # emails: admins only
             agent_id = next(m["user_id"] for m in members if m["email"] == AGENT)
             assigned = http.patch(f"{base}/{second}", json={"assignee": agent_id})
             assert assigned.status_code == 200, assigned.text
