@@ -256,3 +256,19 @@ def test_unread_filter(env: SendingEnv) -> None:
     first, second = two_customers(env)
     call(env, "POST", f"/conversations/{first}/read", {})
     assert [i["id"] for i in call(env, "GET", "/conversations?unread=true").json["items"]] == [second]
+
+
+def test_export_includes_the_conversation_and_notes_and_erasure_deletes_them(env: SendingEnv) -> None:
+    from relasify.data import models as m
+
+    first, second = two_customers(env)
+    call(env, "POST", f"/conversations/{first}/notes", {"body": "Catatan internal"})
+    exported = call(env, "GET", f"/contacts/{first}/export", user=OWNER)
+    assert exported.status == 200, exported.body
+    assert exported.json["conversation"]["last_message"]["preview"] == "Kak, paket saya belum sampai"
+    assert [msg["direction"] for msg in exported.json["messages"]] == ["note", "in"]
+    assert call(env, "POST", f"/contacts/{first}/erase", {}, user=OWNER).status in (200, 204)
+    assert call(env, "GET", f"/conversations/{first}").status == 404
+    with pytest.raises(m.ConversationModel.DoesNotExist):
+        m.ConversationModel.get(m.conversation_pk(env.ws, first), "CONV")
+    assert [i["id"] for i in call(env, "GET", "/conversations").json["items"]] == [second]
