@@ -10,6 +10,7 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from contact_routes import router as contact_router
 from conversation_routes import router as conversation_router
+from inbox_routes import router as inbox_router
 from relasify.observability import logger, metrics
 from relasify.web.resolver import create_app
 from rights_routes import router as rights_router
@@ -18,6 +19,7 @@ app = create_app()
 app.include_router(account_router)
 app.include_router(contact_router)
 app.include_router(conversation_router)
+app.include_router(inbox_router)
 app.include_router(rights_router)
 
 

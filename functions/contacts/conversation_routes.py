@@ -8,8 +8,8 @@ from typing import Annotated
 from aws_lambda_powertools.event_handler.openapi.params import Query
 from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
 from relasify.schemas.common import IdStr
-from relasify.schemas.messages import MessagePage, message_out
-from relasify.services import sending
+from relasify.schemas.inbox import ThreadPage
+from relasify.services import inbox
 from relasify.services.access import Role
 from relasify.web.auth import workspace_route
 
@@ -22,6 +22,7 @@ def conversation(
     contact_id: IdStr,
     limit: Annotated[int, Query(ge=1, le=100)] = 50,
     cursor: Annotated[str | None, Query(max_length=4096)] = None,
-) -> MessagePage:
-    page = sending.conversation(ws, contact_id, limit=limit, cursor=cursor)
-    return MessagePage(items=[message_out(m) for m in page.items], next_cursor=page.next_cursor)
+    since: Annotated[str | None, Query(max_length=4096)] = None,
+) -> ThreadPage:
+    """The same thread as `.../conversations/<contact_id>/messages` (SPEC section 5a)."""
+    return inbox.thread(ws, contact_id, limit=limit, cursor=cursor, since=since)

@@ -62,6 +62,9 @@ _NOT_VISIBLE = (
     "missing permissions, or does not support this operation. Please read the Graph API documentation at "
     "https://developers.facebook.com/docs/graph-api"
 )
+# POST {phone_number_id, from, text | media, profile_name?, context?, wamid?}: a customer writes in (a signed
+# webhook, as Meta posts it); the same `wamid` again is a redelivery.
+INBOUND_PATH = "/_sandbox/inbound"
 
 # Meta's titles for the codes the sandbox can be told to answer with; HTTP statuses per whatsapp.md section 6.
 _ERROR_TITLES: dict[int, tuple[int, str]] = {
@@ -329,6 +332,7 @@ class Sandbox:
         message: dict[str, Any],
         *,
         profile_name: str = "Sandbox User",
+        wamid: str | None = None,
     ) -> tuple[str, int | None]:
         """Post a signed inbound message webhook, as if `from_wa_id` had written to the number.
 
@@ -336,7 +340,7 @@ class Sandbox:
         {"type": "image", "image": {"id": sandbox.add_media(...), "mime_type": "image/jpeg"}}.
         Returns the inbound wamid and the receiver's HTTP status.
         """
-        wamid = "wamid." + base64.b64encode(secrets.token_bytes(30)).decode()
+        wamid = wamid or "wamid." + base64.b64encode(secrets.token_bytes(30)).decode()  # given: a redelivery
         envelope = self._envelope_for_number(phone_number_id, [])
         value = envelope["entry"][0]["changes"][0]["value"]
         del value["statuses"]
@@ -405,6 +409,10 @@ class Sandbox:
             return
         if path == ACCOUNTS_PATH and method == "POST":
             request.respond(*self._register_account(body))
+            return
+        if path == INBOUND_PATH and method == "POST":
+            # Not a Graph route: a customer writing in, posted to the receiver as Meta would.
+            request.respond(*self._inbound(body))
             return
         record: dict[str, Any] = {"method": method, "path": path, "status": None, "fault": None, "at": time.time()}
         with self._lock:
@@ -515,12 +523,42 @@ class Sandbox:
         status, error, headers = _graph_error(100, message=f"Unsupported {method} request")
         return status, error, headers
 
+    def _inbound(self, body: bytes) -> tuple[int, Any, dict[str, str]]:
+        request = _json_object(body) or {}
+        phone_number_id, sender = request.get("phone_number_id"), request.get("from")
+        text, media = request.get("text"), request.get("media")
+        if not isinstance(phone_number_id, str) or not isinstance(sender, str) or not sender.isdigit():
+            return 400, {"error": "phone_number_id and from (digits) are required"}, {}
+        if isinstance(text, str) and text:
+            message: dict[str, Any] = {"type": "text", "text": {"body": text}}
+        elif isinstance(media, dict) and media.get("type") in ("image", "document", "audio", "video", "sticker"):
+            kind, mime_type = media["type"], str(media.get("mime_type") or "image/jpeg")
+            raw = base64.b64decode(str(media.get("data_base64") or "")) or b"sandbox-media"
+            part: dict[str, Any] = {"id": self.add_media(raw, mime_type), "mime_type": mime_type}
+            if media.get("caption"):
+                part["caption"] = str(media["caption"])
+            message = {"type": kind, kind: part}
+        else:
+            return 400, {"error": "give text (a string) or media {type, mime_type?, caption?, data_base64?}"}, {}
+        if isinstance(request.get("context"), str):
+            message["context"] = {"from": self.display_phone_number, "id": request["context"]}
+        profile = str(request.get("profile_name") or "Sandbox User")
+        given = request.get("wamid") if isinstance(request.get("wamid"), str) else None
+        wamid, status = self.post_inbound_message(phone_number_id, sender, message, profile_name=profile, wamid=given)
+        return 200, {"wamid": wamid, "webhook_status": status}, {}
+
     def _send(self, phone_number_id: str, body: bytes) -> tuple[int, Any, dict[str, str]]:
         payload = _json_object(body)
         if payload is None:
             return _graph_error(100, message="Invalid parameter", details="Request body is not a JSON object")
         if payload.get("messaging_product") != "whatsapp":
             return _graph_error(100, details="messaging_product must be whatsapp")
+        if payload.get("status") == "read":  # mark as read (and the typing indicator): no message, no webhook
+            if not isinstance(payload.get("message_id"), str) or not payload["message_id"]:
+                return _graph_error(131009, details="message_id is required")
+            with self._lock:
+                self._sent_messages.append({**payload, "phone_number_id": phone_number_id})
+            return 200, {"success": True}, {}
         recipient = payload.get("to") or payload.get("recipient")
         message_type = payload.get("type", "text")
         if not isinstance(recipient, str) or not recipient.strip():

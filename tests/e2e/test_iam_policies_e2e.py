@@ -289,6 +289,9 @@ def run_scenario(stack: LocalStackProcess) -> None:
             lambda items: len(items) == 2 and all(m.get("media", {}).get("stored", True) for m in items),
         )
         assert len(conversation) == 2, stack.log_tail()
+        # The inbox: its counts query GSI2 (by status and assignee).
+        inbox = http.get(f"/v1/workspaces/{ws}/conversations", params={"assignee": "me"})
+        assert inbox.status_code == 200, inbox.text
         image = next(m for m in conversation if m["type"] == "image")
         media_url = wait_for(
             lambda: http.get(f"/v1/workspaces/{ws}/messages/{image['id']}").json(),

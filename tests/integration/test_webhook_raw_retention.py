@@ -106,8 +106,9 @@ def test_a_failed_record_keeps_its_copy_and_the_others_are_discarded(env: Webhoo
     records = env.drain(env.webhook_queue)
     failing = records[1]
     with inject_aws_faults() as faults:
-        # The second record's message PutItem fails on every attempt (the records run in order).
-        faults.fail("dynamodb", ["PutItem"], kind="5xx", calls=[2], persist=None)
+        # The second record's message write (with its conversation: one TransactWriteItems) fails on
+        # every attempt (the records run in order; call 1 is the first record's new contact, 2 its message).
+        faults.fail("dynamodb", ["TransactWriteItems"], kind="5xx", calls=[3], persist=None)
         result = env.processor.handler({"Records": records}, FakeContext())
     assert result == {"batchItemFailures": [{"itemIdentifier": failing["messageId"]}]}
     assert env.raw_objects() == [webhook_inbox.raw_location(failing["body"])[1]]

@@ -103,6 +103,7 @@ def item_type(pk: str, sk: str, ws: str) -> str:
             "UNIQ": "ContactUniqueModel",
             "TAG": "ContactTagModel",
             "MSG": "MessageModel",
+            "CONV": "ConversationModel",
             "IMPORT": "ImportJobModel",
             "EXPORT": "ExportJobModel",
             "AUDIT": "AuditLogModel",

@@ -27,8 +27,20 @@ BODIES: dict[tuple[str, str], Any] = {
     ("POST", "/contacts/<contact_id>/consent"): {"status": "opted_out"},
     ("POST", "/contacts/<contact_id>/erase"): {},
     ("PATCH", "/members/<user>"): {"role": "agent"},
+    ("PATCH", "/conversations/<contact_id>"): {"status": "resolved", "assignee": None},
+    ("POST", "/conversations/<contact_id>/read"): {"receipt": True, "typing": True},
+    ("POST", "/conversations/<contact_id>/notes"): {"body": "A note planted by the other tenant"},
 }
-LIST_ROUTES = ("/contacts", "/broadcasts", "/templates", "/members", "/audit", "/contacts/<contact_id>/messages")
+LIST_ROUTES = (
+    "/contacts",
+    "/broadcasts",
+    "/templates",
+    "/members",
+    "/audit",
+    "/contacts/<contact_id>/messages",
+    "/conversations",
+    "/conversations/<contact_id>/messages",
+)
 
 
 @dataclass
@@ -55,8 +67,10 @@ class Tenant:
             self.call("GET", f"/contacts/exports/{self.ids['export_id']}").json,
             sorted(t["name"] for t in self.call("GET", "/templates").json["items"]),
             sorted(m["user_id"] for m in self.call("GET", "/members").json["items"]),
+            self.call("GET", f"/conversations/{self.ids['contact_id']}").json,
+            [i["id"] for i in self.call("GET", f"/conversations/{self.ids['contact_id']}/messages").json["items"]],
         ]
-        for view in views[:5]:
+        for view in [*views[:5], views[7]]:
             if isinstance(view, dict):
                 view.pop("updated_at", None)
                 view.pop("counts", None)  # a broadcast's counts move while its worker runs; not ours to freeze

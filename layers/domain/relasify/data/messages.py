@@ -43,7 +43,7 @@ _STATUS_TIME_ATTRIBUTE = {"sent": "sent_at", "delivered": "delivered_at", "read"
 # Optimistic retries when a concurrent writer changed the message between our read and write.
 _MAX_STATUS_ATTEMPTS = 4
 
-Direction = Literal["in", "out"]
+Direction = Literal["in", "out", "note"]  # notes: agents' internal notes, never sent
 
 
 class Reaction(Record):
@@ -81,6 +81,7 @@ class Message(Record):
     pricing: dict[str, Any] | None = None
     biz_opaque_callback_data: str | None = None
     broadcast_id: str | None = None
+    sent_by: str | None = None  # outbound: the user who sent it; note: its author
     expires_at: int | None = None
     created_at: datetime | None = None
     updated_at: datetime | None = None
@@ -201,10 +202,15 @@ def _message(item: m.MessageModel) -> Message:
         pricing=_plain(item.pricing) if item.pricing is not None else None,
         biz_opaque_callback_data=item.biz_opaque_callback_data,
         broadcast_id=item.broadcast_id,
+        sent_by=item.sent_by,
         expires_at=int(item.expires_at) if item.expires_at is not None else None,
         created_at=utc(item.created_at),
         updated_at=utc(item.updated_at),
     )
+
+
+def to_record(item: m.MessageModel) -> Message:
+    return _message(item)
 
 
 def _sortable(at: datetime) -> str:
@@ -264,7 +270,21 @@ def get_inbound(ws: str, wamid: str) -> Message | None:
 
 
 def record_inbound(new: NewInboundMessage) -> Message | None:
-    """Store an inbound message with one conditional PutItem; None if this wamid is already stored."""
+    """Store an inbound message with one conditional PutItem; None if this wamid is already stored.
+    (Messages of the thread go through `relasify.data.conversations.record_inbound`, which writes
+    the same item and the conversation in one transaction.)"""
+    item = inbound_item(new)
+    try:
+        item.save(condition=m.MessageModel.pk.does_not_exist())
+    except PutError as exc:
+        if is_condition_failure(exc):
+            return None
+        raise
+    return _message(item)
+
+
+def inbound_item(new: NewInboundMessage) -> m.MessageModel:
+    """The item of an inbound message (not written)."""
     now = clock.now()
     message_id = inbound_message_id(new.wamid)
     item = m.MessageModel(
@@ -288,13 +308,7 @@ def record_inbound(new: NewInboundMessage) -> Message | None:
     if new.in_conversation:
         item.gsi1pk = m.conversation_pk(new.ws, new.contact_id)
         item.gsi1sk = conversation_sort_key(new.message_at, message_id)
-    try:
-        item.save(condition=m.MessageModel.pk.does_not_exist())
-    except PutError as exc:
-        if is_condition_failure(exc):
-            return None
-        raise
-    return _message(item)
+    return item
 
 
 def set_media_copied(ws: str, message_id: str, s3_key: str) -> bool:

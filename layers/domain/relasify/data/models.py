@@ -51,6 +51,12 @@ def conversation_pk(ws: str, cid: str) -> str:
     return f"WS#{ws}#CONV#{cid}"
 
 
+def inbox_pk(ws: str, status: str, assignee: str | None = None, *, by_assignee: bool = False) -> str:
+    """GSI1 (by status) or GSI2 (by status and assignee, `none` when unassigned) of conversations."""
+    base = f"WS#{ws}#INBOX#{status}"
+    return f"{base}#A#{assignee or 'none'}" if by_assignee else base
+
+
 def wamid_pk(wamid: str) -> str:
     return f"WAMID#{wamid}"
 
@@ -323,6 +329,43 @@ class MessageModel(TableModel):
     send_lease_until = NumberAttribute(null=True)
 
 
+class LastMessageMap(MapAttribute):
+    """The conversation's newest message, as much as a list row shows (never the whole content)."""
+
+    id = UnicodeAttribute()
+    key = UnicodeAttribute()  # its thread sort key `<iso ts>#<mid>`: newer wins, whatever the arrival order
+    direction = UnicodeAttribute()  # in | out
+    type = UnicodeAttribute()
+    preview = UnicodeAttribute(null=True)  # <= 100 characters
+    status = UnicodeAttribute(null=True)
+    status_rank = NumberAttribute(default=0)
+    at = UTCDateTimeAttribute()
+
+
+class ConversationModel(TableModel):
+    """PK `WS#<ws>#CONV#<cid>`, SK `CONV`: one per (workspace, contact), id = contact id.
+    GSI1 `WS#<ws>#INBOX#<status>` / `<last activity iso>#<cid>`; GSI2 (not for resolved: sparse)
+    `WS#<ws>#INBOX#<status>#A#<sub|none>` / same sort key. Every write is conditional on `version`
+    (relasify.data.conversations). Holds a preview: message content, TTL = last activity + 90 days."""
+
+    data_class: ClassVar[DataClass] = DataClass.MESSAGE_CONTENT
+    SK_VALUE: ClassVar[str] = "CONV"
+
+    ws_id = UnicodeAttribute()
+    contact_id = UnicodeAttribute()
+    status = UnicodeAttribute(default="open")  # open | pending | snoozed | resolved
+    status_at = UTCDateTimeAttribute(null=True)
+    assignee_sub = UnicodeAttribute(null=True)
+    snoozed_until = UTCDateTimeAttribute(null=True)
+    last_activity_at = UTCDateTimeAttribute()
+    last_message = LastMessageMap(null=True)
+    last_inbound_at = UTCDateTimeAttribute(null=True)
+    last_inbound_key = UnicodeAttribute(null=True)  # thread sort key of the newest inbound message
+    unread_count = NumberAttribute(default=0)
+    read_up_to = UnicodeAttribute(null=True)  # thread sort key: inbound messages after it are unread
+    version = NumberAttribute(default=0)
+
+
 class WamidPointerModel(TableModel):
     """PK `WAMID#<wamid>`, SK `WAMID`: status webhooks find the message by Meta's id."""
 
@@ -571,6 +614,7 @@ ALL_MODELS: tuple[type[TableModel], ...] = (
     ContactUniqueModel,
     ContactTagModel,
     MessageModel,
+    ConversationModel,
     WamidPointerModel,
     PendingStatusModel,
     WebhookDedupeModel,

@@ -23,15 +23,17 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from pynamodb.exceptions import PutError, UpdateError
+from pynamodb.exceptions import UpdateError
 
 from relasify import clock
+from relasify.data import conversations
 from relasify.data import models as m
 from relasify.data.base import query_page
 from relasify.data.cursor import decode_cursor, encode_cursor
 from relasify.data.messages import Message, _message, callback_data, conversation_sort_key, get_message
 from relasify.data.records import Page
 from relasify.data.tx import is_condition_failure
+from relasify.errors import Conflict
 
 MAX_PAGE = 100
 # Longer than the timeout of the function that sends (template.yaml: the send API 29 s, the broadcast
@@ -57,6 +59,7 @@ class NewOutbound:
     sent_by: str | None = None
     idempotency_key: str | None = None
     broadcast_id: str | None = None
+    context_wamid: str | None = None  # the message this one replies to
 
 
 def put_accepted(new: NewOutbound, *, lease_seconds: int = API_SEND_LEASE_SECONDS) -> tuple[Message, bool]:
@@ -80,17 +83,16 @@ def put_accepted(new: NewOutbound, *, lease_seconds: int = API_SEND_LEASE_SECOND
         idempotency_key=new.idempotency_key,
         sent_by=new.sent_by,
         send_lease_until=int(now.timestamp()) + lease_seconds,
+        context_wamid=new.context_wamid,
     )
     item.gsi1pk = m.conversation_pk(new.ws, new.contact_id)
     item.gsi1sk = conversation_sort_key(now, new.message_id)
-    try:
-        item.save(condition=m.MessageModel.pk.does_not_exist())
-    except PutError as exc:
-        if is_condition_failure(exc):
-            existing = get_message(new.ws, new.message_id, consistent=True)
-            if existing is not None:
-                return existing, False
-        raise
+    # With its conversation, in one transaction (relasify.data.conversations).
+    if not conversations.record_thread_item(item):
+        existing = get_message(new.ws, new.message_id, consistent=True)
+        if existing is None:  # pragma: no cover - the condition failed on an item that is gone
+            raise Conflict("The message was being written concurrently; retry.")
+        return existing, False
     return _message(item), True
 
 

@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from relasify import clock, retention
+from relasify.data import conversations as conversation_store
 from relasify.data import deleted_users, identity_provider, tombstones
 from relasify.data import erasure as erasure_store
 from relasify.data import messages as message_store
@@ -54,7 +55,8 @@ def export_contact(caller: Membership, contact_id: str) -> dict[str, Any]:
         "exported_at": clock.now().isoformat(),
         "contact": contact.model_dump(mode="json", exclude={"ws"}),
         "consent_history": [e.model_dump(mode="json") for e in contact.consent.history],
-        "messages": [_message_out(msg) for msg in messages[:MAX_EXPORT_MESSAGES]],
+        "conversation": _conversation_out(conversation_store.get(caller.ws, contact_id, consistent=True)),
+        "messages": [_message_out(msg) for msg in messages[:MAX_EXPORT_MESSAGES]],  # notes included
         "messages_truncated": truncated,
     }
 
@@ -63,6 +65,12 @@ def _message_out(message: message_store.Message) -> dict[str, Any]:
     return message.model_dump(
         mode="json", exclude={"ws", "status_rank", "biz_opaque_callback_data", "expires_at", "media_id"}
     )
+
+
+def _conversation_out(conversation: conversation_store.Conversation | None) -> dict[str, Any] | None:
+    if conversation is None:
+        return None
+    return conversation.model_dump(mode="json", exclude={"ws", "version", "expires_at", "read_up_to"})
 
 
 def set_restricted(caller: Membership, contact_id: str, restricted: bool) -> Contact:
@@ -114,6 +122,7 @@ def erase_contact(caller: Membership, contact_id: str, *, audit_action: str = "c
         if item.idempotency_key and (item.accepted_at is None or item.accepted_at >= recent)
     ]
     idempotency_records = sending.forget_idempotency_records(ws, idempotency_keys)
+    keys.append(conversation_store.delete_key(ws, contact_id))  # the conversation item (its preview)
     erasure_store.delete_items(keys + recipients)
     media = [erasure_store.message_media_key(ws, item.message_id) for item in conversation]
     media += [item.media_s3_key for item in conversation if item.media_s3_key]

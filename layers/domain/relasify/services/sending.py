@@ -27,8 +27,8 @@ from datetime import timedelta
 from typing import Any, TypeVar
 
 from relasify import clock
+from relasify.data import conversations, outbox, rate_limit
 from relasify.data import messages as message_store
-from relasify.data import outbox, rate_limit
 from relasify.data import templates as template_store
 from relasify.data.contacts import contact_repository
 from relasify.data.identity import identity_repository
@@ -225,6 +225,7 @@ def deliver(
             sent_by=delivery.sent_by,
             idempotency_key=delivery.idempotency_key,
             broadcast_id=delivery.broadcast_id,
+            context_wamid=delivery.reply_to_wamid,
         ),
         lease_seconds=delivery.lease_seconds,
     )
@@ -339,7 +340,8 @@ def _after_graph_error(delivery: Delivery, message: Message, error: GraphError) 
         # Out of retries on a transient error: Meta may or may not have the message. Leave it
         # `accepted` so a retry with the same key resends under the same id (docs/SENDING.md).
         return refusal
-    outbox.mark_failed(ws, message.id, code=error.code, title=error.title, details=error.details)
+    if outbox.mark_failed(ws, message.id, code=error.code, title=error.title, details=error.details):
+        conversations.apply_message_status(ws, contact_id, message.id, "failed", message_store.STATUS_RANK["failed"])
     if error.needs_new_token:
         identity_repository().update_whatsapp_health(ws, token_status="expired")  # noqa: S106
         logger.warning("WhatsApp token expired; connection marked", extra={"graph_error_code": error.code})
@@ -426,7 +428,7 @@ def _perform_send(request: dict[str, Any]) -> dict[str, Any]:
         content=content,
         sent_by=request.get("actor"),
         idempotency_key=key,
-        reply_to_wamid=(body.get("context") or {}).get("message_id"),
+        reply_to_wamid=reply_target(ws, (body.get("context") or {}).get("message_id")),
     )
     try:
         message = deliver(delivery, before_graph_call=lambda: _take_token(limiter))
@@ -446,6 +448,19 @@ def _perform_send(request: dict[str, Any]) -> dict[str, Any]:
             },
         }
     return {"message": message.model_dump(mode="json"), "problem": None}
+
+
+def reply_target(ws: str, message_id: str | None) -> str | None:
+    """The wamid a reply quotes (`context.message_id`): our message id (of this workspace) or a wamid."""
+    if not message_id or not message_id.startswith("msg_"):
+        return message_id or None
+    target = message_store.get_message(ws, message_id)
+    if target is None or target.wamid is None or target.direction == "note":
+        raise ValidationFailed(
+            "context.message_id names no message of this workspace that WhatsApp knows.",
+            errors=[{"loc": ["body", "context", "message_id"], "msg": "unknown message"}],
+        )
+    return target.wamid
 
 
 def _take_token(limiter: rate_limit.SlotRateLimiter) -> None:

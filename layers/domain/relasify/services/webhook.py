@@ -18,8 +18,8 @@ from typing import Any, Protocol
 from pydantic import ValidationError
 
 from relasify import clock
+from relasify.data import conversations, tombstones, webhook_inbox
 from relasify.data import messages as message_store
-from relasify.data import tombstones, webhook_inbox
 from relasify.data.contacts import contact_repository
 from relasify.data.identity import identity_repository
 from relasify.data.records import NewContact, PhoneRoute
@@ -348,7 +348,7 @@ def _handle_inbound(event: InboundMessageEvent, delivery: _Delivery) -> str:
     if message.referral is not None:
         content["referral"] = message.referral.model_dump(mode="json", exclude_none=True)
 
-    recorded = message_store.record_inbound(
+    recorded = conversations.record_inbound(  # the message and its conversation, in one transaction
         message_store.NewInboundMessage(
             ws=ws,
             contact_id=contact_id,
@@ -469,7 +469,11 @@ def _handle_status(event: StatusEvent, delivery: _Delivery) -> str:
 
 def _after_status(ws: str, change: message_store.StatusChange, result: message_store.StatusResult) -> None:
     """Effects of a status that moved a message forward (once: only when it was applied): broadcast
-    counters, and the consent and reachability consequences of a failure."""
+    counters, the conversation's last message, and the consent and reachability consequences of a failure."""
+    # Also for a status seen before (unchanged): a run that died between the two writes is completed
+    # by the redelivery (a read; the conditional update writes only if the conversation is behind).
+    if (result.advanced or result.outcome == "unchanged") and result.contact_id and result.message_id:
+        conversations.apply_message_status(ws, result.contact_id, result.message_id, change.status, change.rank)
     if result.outcome == "applied" and result.advanced and result.broadcast_id and result.message_id:
         from relasify.services.broadcasts import on_status_applied  # lazy: only broadcast messages need it
 

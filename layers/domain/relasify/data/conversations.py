@@ -1,0 +1,599 @@
+"""Conversations (SPEC section 5a): one item per (workspace, contact), kept current in the same write
+as the messages, notes and statuses that change it.
+
+Exactly once, whatever the delivery order (docs/INBOX.md):
+- a new message (inbound, outbound, note) is written in ONE TransactWriteItems with the conversation:
+  the message Put on `attribute_not_exists` (a redelivered webhook or a retried send fails it, so the
+  conversation is not touched twice) and the conversation Put on `version = :read` (optimistic
+  locking: a concurrent writer makes us re-read and recompute). No atomic counters: `unread_count`
+  is computed from the state read, so a retry can never add twice;
+- the new state is computed in Python (`apply_activity`): times take the max, `last_message` moves
+  only to a newer message (by thread sort key), unread grows only for an inbound message newer than
+  `read_up_to`, an inbound message reopens a resolved or snoozed conversation;
+- a status touches the conversation only when it is about its last message (read first, then one
+  conditional UpdateItem of `last_message.status`, forward only): other statuses cost no write;
+- marking read recounts the inbound messages after the read mark (a COUNT Query), which heals drift.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal
+
+from pynamodb.exceptions import PutError, TransactWriteError, UpdateError
+
+from relasify import clock, retention
+from relasify.data import messages as message_store
+from relasify.data import models as m
+from relasify.data.base import chunks, transaction, utc
+from relasify.data.cursor import decode_cursor, encode_cursor
+from relasify.data.ids import new_id
+from relasify.data.records import Page, Record
+from relasify.data.tx import cancellation_codes, is_condition_failure
+from relasify.errors import Conflict
+
+PREVIEW_CHARS = 100
+STATUSES: tuple[str, ...] = ("open", "pending", "snoozed", "resolved")
+Status = Literal["open", "pending", "snoozed", "resolved"]
+MAX_PAGE = 100
+_MAX_ATTEMPTS = 8
+_MAX_MERGE_ROUNDS = 4
+_BATCH_GET_LIMIT = 100
+
+
+class LastMessage(Record):
+    id: str
+    key: str
+    direction: str
+    type: str
+    preview: str | None = None
+    status: str | None = None
+    status_rank: int = 0
+    at: datetime
+
+
+class Conversation(Record):
+    id: str  # the contact id
+    ws: str
+    status: Status = "open"
+    status_at: datetime | None = None
+    assignee: str | None = None
+    snoozed_until: datetime | None = None
+    last_activity_at: datetime
+    last_message: LastMessage | None = None
+    last_inbound_at: datetime | None = None
+    last_inbound_key: str | None = None
+    unread_count: int = 0
+    read_up_to: str | None = None
+    version: int = 0
+    expires_at: int | None = None
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+
+    def snooze_over(self, now: datetime) -> bool:
+        return self.status == "snoozed" and (self.snoozed_until is None or self.snoozed_until <= now)
+
+    def effective_status(self, now: datetime) -> Status:
+        """A snooze ends by itself at `snoozed_until`: evaluated on read (the item may still say snoozed)."""
+        return "open" if self.snooze_over(now) else self.status
+
+
+@dataclass(frozen=True, slots=True)
+class Activity:
+    """What one thread item (message or note) does to its conversation."""
+
+    message_id: str
+    key: str  # thread sort key `<iso ts>#<mid>`
+    direction: str  # in | out | note
+    type: str
+    at: datetime
+    preview: str | None = None
+    status: str | None = None
+    status_rank: int = 0
+    broadcast: bool = False
+
+
+# --- previews ------------------------------------------------------------------------------------
+
+
+def _clip(text: Any) -> str | None:
+    if not isinstance(text, str) or not text.strip():
+        return None
+    text = " ".join(text.split())
+    return text if len(text) <= PREVIEW_CHARS else text[: PREVIEW_CHARS - 1] + "…"
+
+
+def preview_of(message_type: str, content: dict[str, Any]) -> str | None:
+    """At most 100 characters a list row shows: the text, a caption, a template's name; no more."""
+    part = content.get(message_type) if isinstance(content.get(message_type), dict) else content
+    match message_type:
+        case "text" | "note":
+            return _clip(part.get("body"))
+        case "image" | "video" | "document":
+            return _clip(part.get("caption")) or _clip(part.get("filename") if message_type == "document" else None)
+        case "template":
+            return _clip(part.get("name"))
+        case "interactive":
+            body = part.get("body")
+            reply = part.get("button_reply") or part.get("list_reply") or {}
+            return _clip(body.get("text") if isinstance(body, dict) else None) or _clip(reply.get("title"))
+        case "button":
+            return _clip(part.get("text"))
+    return None
+
+
+def activity_of(item: m.MessageModel) -> Activity:
+    return Activity(
+        message_id=item.message_id,
+        key=item.gsi1sk or message_store.conversation_sort_key(item.message_at or clock.now(), item.message_id),
+        direction=item.direction,
+        type=item.message_type,
+        at=utc(item.message_at) or clock.now(),  # type: ignore[arg-type]
+        preview=preview_of(
+            item.message_type, item.content if isinstance(item.content, dict) else message_store.to_record(item).content
+        ),
+        status=item.status,
+        status_rank=int(item.status_rank or 0),
+        broadcast=item.broadcast_id is not None,
+    )
+
+
+# --- the state transition (pure) -------------------------------------------------------------------
+
+
+def apply_activity(
+    current: Conversation | None, ws: str, contact_id: str, act: Activity, now: datetime
+) -> Conversation:
+    """The conversation after one NEW thread item (the caller guarantees it is new: exactly once)."""
+    if current is None:
+        # A broadcast does not fill the open queue: its conversation starts resolved (a reply reopens it).
+        status: Status = "resolved" if act.direction == "out" and act.broadcast else "open"
+        current = Conversation(id=contact_id, ws=ws, status=status, status_at=now, last_activity_at=act.at)
+    update: dict[str, Any] = {
+        "last_activity_at": max(current.last_activity_at, act.at),
+        # Message content: the preview lives 90 days from the last content written, like the messages.
+        "expires_at": retention.expires_at_for(retention.DataClass.MESSAGE_CONTENT, start=now),
+    }
+    if act.direction in ("in", "out") and (current.last_message is None or act.key > current.last_message.key):
+        update["last_message"] = LastMessage(
+            id=act.message_id,
+            key=act.key,
+            direction=act.direction,
+            type=act.type,
+            preview=act.preview,
+            status=act.status,
+            status_rank=act.status_rank,
+            at=act.at,
+        )
+    if act.direction == "in":
+        if current.last_inbound_key is None or act.key > current.last_inbound_key:
+            update["last_inbound_key"] = act.key
+            update["last_inbound_at"] = act.at
+        if current.read_up_to is None or act.key > current.read_up_to:
+            update["unread_count"] = current.unread_count + 1
+        if current.status in ("resolved", "snoozed"):
+            update.update(status="open", status_at=now, snoozed_until=None)
+    return current.model_copy(update=update)
+
+
+# --- model <-> record ------------------------------------------------------------------------------
+
+
+def _key(ws: str, contact_id: str) -> tuple[str, str]:
+    return m.conversation_pk(ws, contact_id), m.ConversationModel.SK_VALUE
+
+
+def _record(item: m.ConversationModel) -> Conversation:
+    last = item.last_message
+    return Conversation(
+        id=item.contact_id,
+        ws=item.ws_id,
+        status=item.status,  # type: ignore[arg-type]
+        status_at=utc(item.status_at),
+        assignee=item.assignee_sub,
+        snoozed_until=utc(item.snoozed_until),
+        last_activity_at=utc(item.last_activity_at),  # type: ignore[arg-type]
+        last_message=LastMessage(
+            id=last.id,
+            key=last.key,
+            direction=last.direction,
+            type=last.type,
+            preview=last.preview,
+            status=last.status,
+            status_rank=int(last.status_rank or 0),
+            at=utc(last.at),  # type: ignore[arg-type]
+        )
+        if last is not None
+        else None,
+        last_inbound_at=utc(item.last_inbound_at),
+        last_inbound_key=item.last_inbound_key,
+        unread_count=int(item.unread_count or 0),
+        read_up_to=item.read_up_to,
+        version=int(item.version or 0),
+        expires_at=int(item.expires_at) if item.expires_at is not None else None,
+        created_at=utc(item.created_at),
+        updated_at=utc(item.updated_at),
+    )
+
+
+def activity_sort_key(conversation: Conversation) -> str:
+    return message_store.conversation_sort_key(conversation.last_activity_at, conversation.id)
+
+
+def _item(c: Conversation, version: int) -> m.ConversationModel:
+    pk, sk = _key(c.ws, c.id)
+    last = c.last_message
+    item = m.ConversationModel(
+        pk,
+        sk,
+        ws_id=c.ws,
+        contact_id=c.id,
+        status=c.status,
+        status_at=c.status_at,
+        assignee_sub=c.assignee,
+        snoozed_until=c.snoozed_until,
+        last_activity_at=c.last_activity_at,
+        last_message=m.LastMessageMap(
+            id=last.id,
+            key=last.key,
+            direction=last.direction,
+            type=last.type,
+            preview=last.preview,
+            status=last.status,
+            status_rank=last.status_rank,
+            at=last.at,
+        )
+        if last is not None
+        else None,
+        last_inbound_at=c.last_inbound_at,
+        last_inbound_key=c.last_inbound_key,
+        unread_count=c.unread_count,
+        read_up_to=c.read_up_to,
+        version=version,
+        created_at=c.created_at,
+    )
+    sort_key = activity_sort_key(c)
+    item.gsi1pk, item.gsi1sk = m.inbox_pk(c.ws, c.status), sort_key
+    if c.status != "resolved":  # resolved ones stay out of GSI2 (sparse: fewer index writes)
+        item.gsi2pk, item.gsi2sk = m.inbox_pk(c.ws, c.status, c.assignee, by_assignee=True), sort_key
+    expires = c.expires_at or retention.expires_at_for(retention.DataClass.MESSAGE_CONTENT, start=clock.now())
+    item.expires_at = expires
+    item.expiry_bucket = retention.expiry_bucket(int(expires), f"{pk}#{sk}")  # type: ignore[arg-type]
+    return item
+
+
+# --- writes ----------------------------------------------------------------------------------------
+
+
+class ConversationBusy(Conflict):
+    """Too many concurrent writers on one conversation; nothing was written, the caller may retry."""
+
+
+class _AlreadyStored(Exception):
+    """The thread item of the transaction exists already (a duplicate): nothing was written."""
+
+
+Change = Callable[[Conversation | None], Conversation | None]
+
+
+def _load(ws: str, contact_id: str) -> tuple[Conversation | None, m.ConversationModel | None]:
+    """The stored state (consistent read); an expired item reads as no conversation but keeps its version."""
+    try:
+        item = m.ConversationModel.get(*_key(ws, contact_id), consistent_read=True)
+    except m.ConversationModel.DoesNotExist:
+        return None, None
+    return (None if item.is_expired else _record(item)), item
+
+
+def _write(ws: str, contact_id: str, change: Change, extra: Callable[[Any], None] | None = None) -> Conversation | None:
+    """Read, compute `change`, write conditional on the version read (with `extra`'s writes in the same
+    transaction); re-read and recompute on a conflict. None when `change` wants no write."""
+    for attempt in range(_MAX_ATTEMPTS):
+        current, stored = _load(ws, contact_id)
+        new = change(current)
+        if new is None:
+            return current
+        version = int(stored.version or 0) if stored is not None else 0
+        item = _item(new, version + 1)
+        condition = (
+            m.ConversationModel.pk.does_not_exist() if stored is None else (m.ConversationModel.version == version)
+        )
+        try:
+            if extra is None:
+                item.save(condition=condition)
+            else:
+                tx = transaction()
+                try:
+                    with tx:
+                        extra(tx)
+                        tx.save(item, condition=condition)
+                except TransactWriteError as exc:
+                    failures = tx.failures(exc)
+                    others = [f for k, f in failures.items() if k != _key(ws, contact_id)]
+                    if any(f.code == "ConditionalCheckFailed" for f in others):
+                        raise _AlreadyStored from None
+                    if failures or "TransactionConflict" in cancellation_codes(exc):
+                        _pause(attempt)
+                        continue
+                    raise
+        except PutError as exc:
+            if is_condition_failure(exc):
+                _pause(attempt)
+                continue
+            raise
+        return _record(item)
+    raise ConversationBusy("The conversation is being changed by others; retry.")
+
+
+def _pause(attempt: int) -> None:
+    time.sleep(random.uniform(0, 0.01 * (2**attempt)))  # noqa: S311 - jitter, not security
+
+
+def record_thread_item(item: m.MessageModel, *, extra: Callable[[Any], None] | None = None) -> bool:
+    """Write a new thread item (message or note) and its conversation in one transaction. False when
+    the item exists already (a duplicate delivery or a retried send): nothing was written then."""
+    act = activity_of(item)
+    ws, contact_id = item.ws_id, item.contact_id
+
+    def change(current: Conversation | None) -> Conversation:
+        return apply_activity(current, ws, contact_id, act, clock.now())
+
+    def writes(tx: Any) -> None:
+        tx.save(item, condition=m.MessageModel.pk.does_not_exist())
+        if extra is not None:
+            extra(tx)
+
+    try:
+        _write(ws, contact_id, change, writes)
+    except _AlreadyStored:
+        return False
+    return True
+
+
+def record_inbound(new: message_store.NewInboundMessage) -> message_store.Message | None:
+    """`messages.record_inbound` for thread messages, with the conversation in the same transaction.
+    None if this wamid is stored already."""
+    if not new.in_conversation:
+        return message_store.record_inbound(new)
+    item = message_store.inbound_item(new)
+    return message_store.to_record(item) if record_thread_item(item) else None
+
+
+def add_note(ws: str, contact_id: str, author: str, body: str) -> message_store.Message:
+    """An internal note: a thread item (message content for retention and erasure), never sent."""
+    now = clock.now()
+    note_id = new_id("note")
+    item = m.MessageModel(
+        m.message_pk(ws, note_id),
+        m.MessageModel.SK_VALUE,
+        ws_id=ws,
+        message_id=note_id,
+        contact_id=contact_id,
+        direction="note",
+        message_type="note",
+        content={"body": body},
+        status="note",
+        status_rank=0,
+        message_at=now,
+        sent_by=author,
+        gsi1pk=m.conversation_pk(ws, contact_id),
+        gsi1sk=message_store.conversation_sort_key(now, note_id),
+    )
+    record_thread_item(item)
+    return message_store.to_record(item)
+
+
+def apply_message_status(ws: str, contact_id: str, message_id: str, status: str, rank: int) -> bool:
+    """A message's status moved forward: mirrored on `last_message.status` only when it is the
+    conversation's last message (a read, then one conditional UpdateItem; no write otherwise)."""
+    model = m.ConversationModel
+    item = model.get_live(*_key(ws, contact_id), consistent_read=True)
+    if item is None or item.last_message is None or item.last_message.id != message_id:
+        return False
+    if int(item.last_message.status_rank or 0) >= rank:
+        return False
+    try:
+        item.update(
+            actions=[
+                model.last_message.status.set(status),
+                model.last_message.status_rank.set(rank),
+                model.version.add(1),  # writers that read the old state recompute (they Put last_message)
+                model.touch(),
+            ],
+            condition=(model.last_message.id == message_id) & (model.last_message.status_rank < rank),
+        )
+    except UpdateError as exc:
+        if is_condition_failure(exc):
+            return False  # a newer message became the last one, or a later status won
+        raise
+    return True
+
+
+def get(ws: str, contact_id: str, *, consistent: bool = False) -> Conversation | None:
+    item = m.ConversationModel.get_live(*_key(ws, contact_id), consistent_read=consistent)
+    return _record(item) if item else None
+
+
+def update(ws: str, contact_id: str, change: Change) -> Conversation | None:
+    """Apply `change` (status, assignee, snooze...) under the optimistic version check."""
+    return _write(ws, contact_id, change)
+
+
+def count_inbound_after(ws: str, contact_id: str, key: str | None) -> int:
+    """Inbound messages of the thread after the sort key `key` (all when None): the unread recount."""
+    model = m.MessageModel
+    condition = model.gsi1sk > key if key else None
+    return model.count(
+        m.conversation_pk(ws, contact_id),
+        condition,
+        filter_condition=(model.direction == "in") & model.live_condition(),
+        index_name=model.gsi1.Meta.index_name,
+    )
+
+
+def mark_read(ws: str, contact_id: str, up_to_key: str | None) -> Conversation | None:
+    """`read_up_to` := `up_to_key` (default: the newest inbound message); unread := the recount of the
+    inbound messages after it. None when there is no conversation."""
+
+    def change(current: Conversation | None) -> Conversation | None:
+        if current is None:
+            return None
+        mark = up_to_key or current.last_inbound_key
+        unread = count_inbound_after(ws, contact_id, mark) if mark else 0
+        return current.model_copy(update={"read_up_to": mark, "unread_count": unread})
+
+    return _write(ws, contact_id, change)
+
+
+def delete_key(ws: str, contact_id: str) -> tuple[str, str]:
+    """The conversation item's key (erasure deletes it with the messages)."""
+    return _key(ws, contact_id)
+
+
+# --- listing ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Stream:
+    """One index partition of the inbox, newest activity first, with an optional filter."""
+
+    hash_key: str
+    by_assignee: bool = False
+    filter_condition: Any = None
+
+
+def stream(
+    ws: str, status: str, *, by_assignee: bool = False, assignee: str | None = None, filter_condition: Any = None
+) -> Stream:
+    """The partition of `status` (GSI1), or of `status` and `assignee` (GSI2; None = unassigned).
+    Resolved conversations are not in GSI2: for them the assignee is a filter."""
+    if by_assignee and status != "resolved":
+        return Stream(m.inbox_pk(ws, status, assignee, by_assignee=True), True, filter_condition)
+    if by_assignee:
+        condition = assignee_filter(assignee)
+        filter_condition = condition if filter_condition is None else (condition & filter_condition)
+    return Stream(m.inbox_pk(ws, status), False, filter_condition)
+
+
+def _query(stream: Stream, before: str | None, limit: int) -> tuple[list[m.ConversationModel], str | None]:
+    model = m.ConversationModel
+    index = model.gsi2 if stream.by_assignee else model.gsi1
+    sort_attr = model.gsi2sk if stream.by_assignee else model.gsi1sk
+    condition = model.live_condition()
+    if stream.filter_condition is not None:
+        condition = stream.filter_condition & condition
+    results = index.query(
+        stream.hash_key,
+        sort_attr < before if before else None,
+        filter_condition=condition,
+        limit=limit,
+        scan_index_forward=False,
+    )
+    items = list(results)
+    last = results.last_evaluated_key
+    frontier = None
+    if last:
+        frontier = last["GSI2SK" if stream.by_assignee else "GSI1SK"]["S"]
+    return items, frontier
+
+
+def list_page(ws: str, streams: list[Stream], *, limit: int, cursor: str | None, scope: str) -> Page[Conversation]:
+    """Newest activity first over the union of `streams` (disjoint partitions sorted by the same key):
+    each is read from the cursor on, and only what every unfinished stream has covered is returned.
+    The cursor is the sort key of the last row returned (signed, bound to workspace and listing)."""
+    limit = max(1, min(int(limit), MAX_PAGE))
+    start = decode_cursor(cursor, ws=ws, scope=scope)
+    before = str(start["at"]) if start and "at" in start else None
+    page: list[m.ConversationModel] = []
+    more = False
+    for _ in range(_MAX_MERGE_ROUNDS):
+        found: list[tuple[str, m.ConversationModel]] = []
+        frontiers: list[str] = []
+        for stream in streams:
+            items, frontier = _query(stream, before, limit - len(page))
+            found += [((i.gsi1sk or ""), i) for i in items]
+            if frontier is not None:
+                frontiers.append(frontier)
+        cutoff = max(frontiers) if frontiers else ""
+        found.sort(key=lambda pair: pair[0], reverse=True)
+        covered = [pair for pair in found if pair[0] >= cutoff]
+        take = covered[: limit - len(page)]
+        page += [i for _, i in take]
+        more = bool(frontiers) or len(covered) > len(take)
+        if not more or len(page) >= limit:
+            break
+        before = take[-1][0] if take else cutoff
+    next_cursor = None
+    if more and page:
+        next_cursor = encode_cursor({"at": page[-1].gsi1sk}, ws=ws, scope=scope)
+    elif more and before:
+        next_cursor = encode_cursor({"at": before}, ws=ws, scope=scope)
+    return Page(items=[_record(i) for i in page], next_cursor=next_cursor)
+
+
+def count(stream: Stream) -> int:
+    model = m.ConversationModel
+    condition = model.live_condition()
+    if stream.filter_condition is not None:
+        condition = stream.filter_condition & condition
+    index = model.gsi2 if stream.by_assignee else model.gsi1
+    return model.count(stream.hash_key, filter_condition=condition, index_name=index.Meta.index_name)
+
+
+def snoozed(ws: str) -> list[Conversation]:
+    """Every snoozed conversation of the workspace (the counts split them into still snoozed / over)."""
+    model = m.ConversationModel
+    results = model.gsi1.query(m.inbox_pk(ws, "snoozed"), filter_condition=model.live_condition())
+    return [_record(i) for i in results]
+
+
+def snooze_filter(*, over: bool, now: datetime) -> Any:
+    model = m.ConversationModel
+    return (model.snoozed_until <= now) if over else (model.snoozed_until > now)
+
+
+def unread_filter() -> Any:
+    return m.ConversationModel.unread_count > 0
+
+
+def assignee_filter(assignee: str | None) -> Any:
+    model = m.ConversationModel
+    return model.assignee_sub.does_not_exist() if assignee is None else (model.assignee_sub == assignee)
+
+
+def thread_after(ws: str, contact_id: str, key: str, *, limit: int) -> list[message_store.Message]:
+    """Up to `limit` thread items after the sort key `key` (the oldest of them), newest first."""
+    model = m.MessageModel
+    results = model.gsi1.query(
+        m.conversation_pk(ws, contact_id),
+        model.gsi1sk > key,
+        filter_condition=model.live_condition(),
+        limit=max(1, min(int(limit), MAX_PAGE)),
+        scan_index_forward=True,
+    )
+    return [message_store.to_record(i) for i in results][::-1]
+
+
+# --- contacts shown in rows -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ContactSummary:
+    id: str
+    name: str | None
+    phone: str | None
+
+
+def contact_summaries(ws: str, contact_ids: Iterable[str]) -> dict[str, ContactSummary]:
+    """Name and phone of the contacts of a page, in BatchGetItem requests (100 keys each)."""
+    model = m.ContactModel
+    out: dict[str, ContactSummary] = {}
+    for chunk in chunks(sorted(set(contact_ids)), _BATCH_GET_LIMIT):
+        for item in model.batch_get([(m.ws_pk(ws), f"{model.SK_PREFIX}{cid}") for cid in chunk]):
+            if not item.is_expired and item.ws_id == ws:
+                out[item.contact_id] = ContactSummary(id=item.contact_id, name=item.name, phone=item.phone)
+    return out
