@@ -84,6 +84,8 @@ def item_type(pk: str, sk: str, ws: str) -> str:
             ("INVITE#", "InvitationModel"),
             ("CONTACT#", "ContactModel"),
             ("TEMPLATE#", "TemplateModel"),
+            ("CANNED#", "CannedReplyModel"),
+            ("CANNEDKEY#", "CannedShortcutModel"),
         ):
             if sk.startswith(prefix):
                 return name
@@ -215,6 +217,8 @@ def seed_every_item_type(env: SendingEnv) -> None:
     created = api.post(f"/v1/workspaces/{ws}/contacts", {"phone": "081234567801", "tags": ["vip"]}, as_user=AGENT)
     assert created.status == 201, created.body
     contact_id = created.json["id"]
+    canned = {"shortcut": "thanks", "body": "Terima kasih!"}
+    assert api.post(f"/v1/workspaces/{ws}/canned-replies", canned, as_user=OWNER).status == 201
     env.approved_template("order_update")
     env.approved_template("promo", category="MARKETING", body_params=0)
     # An outbound template message (wamid pointer; the sandbox's statuses carry pricing: billing).
