@@ -131,5 +131,6 @@ def test_replies_are_account_data_in_the_workspace_partition(api: ApiClient, ws:
     table = boto3.resource("dynamodb").Table(get_settings().table_name)
     item = table.get_item(Key={"PK": f"WS#{ws}", "SK": f"CANNED#{reply}"})["Item"]
     marker = table.get_item(Key={"PK": f"WS#{ws}", "SK": "CANNEDKEY#halo"})["Item"]
-    assert "expires_at" not in item and "expires_at" not in marker
+    assert "expires_at" not in item
+    assert "expires_at" not in marker
     assert marker["reply_id"] == reply
