@@ -7,28 +7,41 @@ covered automatically (an id parameter nobody knows how to fill fails the suite)
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+import boto3
 import pytest
+from relasify.services import webhook
+from relasify.settings import get_settings
 from relasify.web.auth import ROUTE_POLICIES, RoutePolicy
 
-from tests.integration.api.test_send_support import SendingEnv, sending_environment
+from tests.integration.api.test_send_support import PHONE_NUMBER_ID, SendingEnv, sending_environment
 from tests.support.api import ApiClient, load_api_modules
 
 load_api_modules()
 POLICIES = sorted(set(ROUTE_POLICIES), key=lambda p: (p.path, p.method))
-ID_PARAMS = ("contact_id", "message_id", "broadcast_id", "import_id", "export_id", "name", "user")
+ID_PARAMS = ("contact_id", "message_id", "broadcast_id", "import_id", "export_id", "name", "user", "reply_id")
 # Bodies that pass validation, so the request reaches the lookup (a 422 before it would prove nothing).
 BODIES: dict[tuple[str, str], Any] = {
     ("PATCH", "/contacts/<contact_id>"): {"name": "Renamed By Other Tenant"},
     ("POST", "/contacts/<contact_id>/consent"): {"status": "opted_out"},
     ("POST", "/contacts/<contact_id>/erase"): {},
     ("PATCH", "/members/<user>"): {"role": "agent"},
+    ("PATCH", "/canned-replies/<reply_id>"): {"body": "Changed by the other tenant"},
 }
-LIST_ROUTES = ("/contacts", "/broadcasts", "/templates", "/members", "/audit", "/contacts/<contact_id>/messages")
+LIST_ROUTES = (
+    "/contacts",
+    "/broadcasts",
+    "/templates",
+    "/members",
+    "/audit",
+    "/contacts/<contact_id>/messages",
+    "/canned-replies",
+)
 
 
 @dataclass
@@ -53,10 +66,11 @@ class Tenant:
             self.call("GET", f"/broadcasts/{self.ids['broadcast_id']}").json,
             self.call("GET", f"/contacts/imports/{self.ids['import_id']}").json,
             self.call("GET", f"/contacts/exports/{self.ids['export_id']}").json,
+            self.call("GET", f"/canned-replies/{self.ids['reply_id']}").json,
             sorted(t["name"] for t in self.call("GET", "/templates").json["items"]),
             sorted(m["user_id"] for m in self.call("GET", "/members").json["items"]),
         ]
-        for view in views[:5]:
+        for view in views[:6]:
             if isinstance(view, dict):
                 view.pop("updated_at", None)
                 view.pop("counts", None)  # a broadcast's counts move while its worker runs; not ours to freeze
@@ -65,7 +79,17 @@ class Tenant:
         return views
 
 
-def _populate(env: SendingEnv, owner: str, tag: str, digits: str) -> Tenant:
+def _copy_queued_media() -> None:
+    sqs = boto3.client("sqs")
+    url = get_settings().media_queue_url
+    while messages := sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages") or []:
+        for message in messages:
+            job = json.loads(message["Body"])
+            webhook.copy_media(job["ws"], job["message_id"], job["media_id"])
+            sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+
+
+def _populate(env: SendingEnv, owner: str, tag: str, digits: str, phone_number_id: str) -> Tenant:
     tenant = Tenant(env, owner)
     phone = f"+62812{digits}"
     name = f"Isolde {tag} Secretname"
@@ -104,26 +128,44 @@ def _populate(env: SendingEnv, owner: str, tag: str, digits: str) -> Tenant:
     assert imported.status in (200, 201, 202), imported.body
     exported = tenant.call("GET", "/contacts/export?format=json")
     assert exported.status == 202, exported.body
+    reply_text = f"Canned secret of tenant {tag}"
+    replies = [
+        tenant.call("POST", "/canned-replies", {"shortcut": f"{tag.lower()}-{n}", "body": f"{reply_text} {n}"})
+        for n in (1, 2)
+    ]
+    assert all(r.status == 201 for r in replies), replies[0].body
+    # An inbound image with its media copied: GET .../messages/<id>/media serves a link to it.
+    media_id = env.sandbox.add_media(b"\xff\xd8 " + tag.encode(), "image/jpeg")
+    image = {"type": "image", "image": {"id": media_id, "mime_type": "image/jpeg"}}
+    env.sandbox.post_inbound_message(phone_number_id, phone.lstrip("+"), image)
+    env.sandbox.wait_until_idle()
+    _copy_queued_media()
+    thread = tenant.call("GET", f"/contacts/{contact.id}/messages").json["items"]
+    image_id = next(m["id"] for m in thread if m["type"] == "image")
+    assert tenant.call("GET", f"/messages/{image_id}/media").status == 200
     member_email = f"member-{tag.lower()}@tenant-{tag.lower()}.example"
     env.api.add_member(env.ws, owner, member_email, "agent")
     members = tenant.call("GET", "/members").json["items"]
     tenant.ids = {
         "contact_id": contact.id,
-        "message_id": sent.json["id"],
+        "message_id": image_id,
         "broadcast_id": broadcast.json["id"],
         "import_id": imported.json["id"],
         "export_id": exported.json["id"],
         "name": f"offer_{tag.lower()}_only",
         "user": next(m["user_id"] for m in members if m["email"] == owner),
+        "reply_id": replies[0].json["id"],
     }
     tenant.secrets = [
         *tenant.ids.values(),
+        sent.json["id"],
         phone,
         phone.lstrip("+"),
         digits,
         name,
         email,
         message_text,
+        reply_text,
         import_phone.lstrip("+"),
         f"Importa {tag} Rowname",
         owner,
@@ -135,7 +177,7 @@ def _populate(env: SendingEnv, owner: str, tag: str, digits: str) -> Tenant:
 @pytest.fixture
 def tenants(api: ApiClient, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Tenant, Tenant]]:
     for env_a in sending_environment(api, monkeypatch):
-        a = _populate(env_a, "owner@example.com", "Alpha", "11112222")
+        a = _populate(env_a, "owner@example.com", "Alpha", "11112222", PHONE_NUMBER_ID)
         ws_b = api.create_workspace("owner-b@example.com", name="Bravo Shop")
         connect = {
             "waba_id": "102345678909999",
@@ -145,7 +187,7 @@ def tenants(api: ApiClient, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[T
         }
         assert api.put(f"/v1/workspaces/{ws_b}/whatsapp", connect, as_user="owner-b@example.com").status == 200
         env_b = SendingEnv(api=api, sandbox=env_a.sandbox, sink=env_a.sink, ws=ws_b)
-        b = _populate(env_b, "owner-b@example.com", "Bravo", "33334444")
+        b = _populate(env_b, "owner-b@example.com", "Bravo", "33334444", connect["phone_number_id"])
         env_a.sandbox.wait_until_idle()
         yield a, b
 

@@ -80,7 +80,7 @@ def classify(pk: str, sk: str) -> DataClass:
     if pk.startswith("WS#"):
         parts = pk.split("#")
         kind = parts[2] if len(parts) > 2 else ""
-        if kind == "MSG":
+        if kind in ("MSG", "MEDIA"):  # messages and media uploads
             return DataClass.MESSAGE_CONTENT
         if kind == "AUDIT":
             return DataClass.SECURITY
