@@ -8,9 +8,9 @@ failed in the cloud and passed every local test). A dedicated stack runs with
 delivery is recorded with the function it was made for, as the IAM action and resource it needs. A
 scenario drives every function through its paths over HTTP: workspace and WhatsApp connection,
 inline and presigned imports, a template approved by the sandbox, an inbound text and image (media
-copy and its link), a send, a document uploaded with a presigned POST and sent, a broadcast to a 120-contact tag (two expansion pages: the signed cursor), a CSV
-export and its download, a personal-data export and erasure, a closed workspace stamped by the
-retention sweep, account deletion.
+copy and its link), a send, a document uploaded with a presigned POST and sent, a broadcast to a
+120-contact tag (two expansion pages: the signed cursor), a CSV export and its download, a personal-
+data export and erasure, a closed workspace stamped by the retention sweep, account deletion.
 
 Then both directions are compared:
 - every recorded action on every recorded resource (plus the KMS actions the service performs with
