@@ -109,6 +109,7 @@ def item_type(pk: str, sk: str, ws: str) -> str:
             "BILLING": "BillingRecordModel",
             "ERASED": "ErasureTombstoneModel",
             "MEDIA": "MediaUploadModel",
+            "WORD": "ContactWordModel",
         }[kind]
     if pk.startswith("WAMID#"):
         return "PendingStatusModel" if sk.startswith("PENDING") else {"WAMID": "WamidPointerModel"}[sk]
