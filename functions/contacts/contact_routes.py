@@ -185,8 +185,10 @@ def create_contact(ws: str, body: ContactCreate) -> Response[object]:
     "/v1/workspaces/<ws>/contacts",
     Role.AGENT,
     tags=TAGS,
-    description="Contacts in creation order, or with a `tag`, or matching `q`: a phone prefix when q looks like "
-    "a phone (0812, +62812, 62812...), else a name prefix (case-insensitive). One page per request.",
+    description="Contacts in creation order, or with a `tag`, or matching `q` (combinable with `tag`): a prefix "
+    "of any word of the name or e-mail (case- and accent-insensitive; several words must all match), or phone "
+    "digits in any Indonesian form (0812..., 62812..., +62812...). A search page may hold fewer than `limit` "
+    "items while `next_cursor` is set.",
 )
 def list_contacts(
     ws: str,

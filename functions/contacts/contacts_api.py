@@ -8,6 +8,7 @@ from typing import Any
 from account_routes import router as account_router
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
+from canned_reply_routes import router as canned_reply_router
 from contact_routes import router as contact_router
 from conversation_routes import router as conversation_router
 from inbox_routes import router as inbox_router
@@ -21,6 +22,7 @@ app.include_router(contact_router)
 app.include_router(conversation_router)
 app.include_router(inbox_router)
 app.include_router(rights_router)
+app.include_router(canned_reply_router)
 
 
 @app.get("/health", tags=["health"])

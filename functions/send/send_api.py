@@ -6,6 +6,7 @@ from typing import Any
 
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
+from media_routes import router as media_router
 from relasify.observability import logger, metrics
 from relasify.services import sending
 from relasify.web.resolver import create_app
@@ -17,6 +18,7 @@ app = create_app()
 app.include_router(messages_router)
 app.include_router(templates_router)
 app.include_router(broadcasts_router)
+app.include_router(media_router)
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)

@@ -1,7 +1,7 @@
 """Records the AWS calls each local function makes, as the IAM actions and resources they need.
 
 With `RELASIFY_RECORD_AWS_CALLS=<path>` the local stack appends one JSON line per AWS request a
-function makes (and per presigned URL it signs, and per SQS batch its event source delivers):
+function makes (and per presigned URL or POST form it signs, and per SQS batch its event source delivers):
 `{"function": "BroadcastWorkerFunction", "call": "ssm.GetParameter", "action": "ssm:GetParameter",
 "resource": "arn:aws:ssm:...:parameter/relasify/cursor-signing-key", "context": {}}`.
 `tests/e2e/test_iam_policies_e2e.py` compares these lines with each function's policy in
@@ -201,6 +201,15 @@ def install(path: str | Path) -> None:
         return original_presign(self, ClientMethod, Params, **kwargs)
 
     botocore.signers.generate_presigned_url = recording_presign
+
+    original_presign_post = botocore.signers.generate_presigned_post
+
+    def recording_presign_post(self: Any, Bucket: str, Key: str, *args: Any, **kwargs: Any) -> Any:  # noqa: N803 - botocore's names
+        # A browser form upload: the POST acts as PutObject with the signer's permissions.
+        _record_api_call(self, "PutObject", {"Bucket": Bucket, "Key": Key}, presigned=True)
+        return original_presign_post(self, Bucket, Key, *args, **kwargs)
+
+    botocore.signers.generate_presigned_post = recording_presign_post
 
     original_submit = ThreadPoolExecutor.submit
 

@@ -1,6 +1,6 @@
 """WhatsApp sandbox: a local stand-in for Meta's Graph API (SPEC section 11).
 
-It accepts sends, template submissions and media look-ups the way the Cloud API does, then posts
+It accepts sends, template submissions, media uploads and media look-ups the way the Cloud API does, then posts
 signed webhooks back like Meta: `sent` -> `delivered` -> `read` statuses for each message and an
 `APPROVED` template status update for each template. Tests can inject faults (throttling, server
 errors, timeouts, connection resets, Graph error codes) for the next N calls.
@@ -31,6 +31,8 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from email.parser import BytesParser
+from email.policy import default as email_policy
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -54,6 +56,7 @@ _ROUTE_SUBSCRIBED_APPS = re.compile(rf"/({_VERSION})/({_ID})/subscribed_apps/?")
 _ROUTE_OBJECT = re.compile(rf"/({_VERSION})/({_ID})/?")
 _ID_VALUE = re.compile(_ID)
 _ROUTE_MEDIA_BYTES = re.compile(rf"/media/({_ID})/?")
+_ROUTE_MEDIA_UPLOAD = re.compile(rf"/({_VERSION})/({_ID})/media/?")
 INSPECT_SENT_MESSAGES_PATH = "/_sandbox/sent-messages"  # GET: every send the sandbox accepted
 ADD_MEDIA_PATH = "/_sandbox/media"  # POST raw bytes (Content-Type = mime type): {"id": media id}
 ACCOUNTS_PATH = "/_sandbox/accounts"  # POST: register a WABA number and the token that owns it
@@ -65,6 +68,7 @@ _NOT_VISIBLE = (
 # POST {phone_number_id, from, text | media, profile_name?, context?, wamid?}: a customer writes in (a signed
 # webhook, as Meta posts it); the same `wamid` again is a redelivery.
 INBOUND_PATH = "/_sandbox/inbound"
+INSPECT_UPLOADED_MEDIA_PATH = "/_sandbox/uploaded-media"  # GET: media the business uploaded (base64 bytes)
 
 # Meta's titles for the codes the sandbox can be told to answer with; HTTP statuses per whatsapp.md section 6.
 _ERROR_TITLES: dict[int, tuple[int, str]] = {
@@ -374,6 +378,12 @@ class Sandbox:
             return list(self._sent_messages)
 
     @property
+    def uploaded_media(self) -> list[dict[str, Any]]:
+        """Each file uploaded to `POST /{phone_number_id}/media`: id, phone_number_id, mime_type, filename, content."""
+        with self._lock:
+            return [dict(upload) for upload in self._uploaded_media]
+
+    @property
     def templates(self) -> list[dict[str, Any]]:
         with self._lock:
             return [dict(template) for template in self._templates.values()]
@@ -401,6 +411,10 @@ class Sandbox:
             # Not a Graph route: what the sandbox accepted, for tests and developers of the local stack
             # (no latency, no faults, not counted as a Graph request).
             request.respond(200, {"data": self.sent_messages}, {})
+            return
+        if path == INSPECT_UPLOADED_MEDIA_PATH and method == "GET":
+            uploads = [{**u, "content": base64.b64encode(u["content"]).decode()} for u in self.uploaded_media]
+            request.respond(200, {"data": uploads}, {})
             return
         if path == ADD_MEDIA_PATH and method == "POST":
             # Not a Graph route either: media "a user sent", for inbound media webhooks from another process.
@@ -444,7 +458,9 @@ class Sandbox:
             self._answer(request, record, *_graph_error(190, message="Invalid OAuth access token - Cannot parse"))
             return
 
-        status, payload, headers = self._route(method, path, query, body, owned)
+        status, payload, headers = self._route(
+            method, path, query, body, owned, request.headers.get("Content-Type") or ""
+        )
         self._answer(request, record, status, payload, headers)
 
     def _accounts_of(self, token: str) -> dict[str, _Account]:
@@ -485,6 +501,7 @@ class Sandbox:
         query: dict[str, list[str]],
         body: bytes,
         owned: dict[str, _Account],
+        content_type: str = "",
     ) -> tuple[int, Any, dict[str, str]]:
         owned_numbers = {n: a for a in owned.values() for n in a.numbers}
         if match := _ROUTE_MESSAGES.fullmatch(path):
@@ -505,6 +522,9 @@ class Sandbox:
                 with self._lock:
                     self._subscriptions.append(match.group(2))
                 return 200, {"success": True}, {}
+        elif match := _ROUTE_MEDIA_UPLOAD.fullmatch(path):
+            if method == "POST":
+                return self._upload_media(match.group(2), body, content_type)
         elif match := _ROUTE_TEMPLATES.fullmatch(path):
             waba_id = match.group(2)
             if waba_id not in owned:
@@ -679,6 +699,35 @@ class Sandbox:
             data = [_number_fields(number) for number in account.numbers.values()]
         cursor = _encode_cursor(0)
         return 200, {"data": data, "paging": {"cursors": {"before": cursor, "after": cursor}}}, {}
+
+    def _upload_media(self, phone_number_id: str, body: bytes, content_type: str) -> tuple[int, Any, dict[str, str]]:
+        """POST /{phone_number_id}/media as the Cloud API takes it: multipart `messaging_product`, `type`, `file`."""
+        if not content_type.lower().startswith("multipart/form-data"):
+            return _graph_error(100, details="Upload media as multipart/form-data")
+        message = BytesParser(policy=email_policy).parsebytes(
+            b"Content-Type: " + content_type.encode("latin-1") + b"\r\n\r\n" + body
+        )
+        parts = {part.get_param("name", header="content-disposition"): part for part in message.iter_parts()}
+        product, file_part = parts.get("messaging_product"), parts.get("file")
+        if product is None or product.get_content().strip() != "whatsapp":
+            return _graph_error(100, details="messaging_product must be whatsapp")
+        if file_part is None:
+            return _graph_error(131008, details="The parameter file is required.")
+        type_part = parts.get("type")
+        mime_type = type_part.get_content().strip() if type_part is not None else file_part.get_content_type()
+        content = file_part.get_payload(decode=True) or b""
+        media_id = self.add_media(content, mime_type)
+        with self._lock:
+            self._uploaded_media.append(
+                {
+                    "id": media_id,
+                    "phone_number_id": phone_number_id,
+                    "mime_type": mime_type,
+                    "filename": file_part.get_filename(),
+                    "content": content,
+                }
+            )
+        return 200, {"id": media_id}, {}
 
     def _media_bytes(self, media_id: str) -> tuple[int, Any, dict[str, str]]:
         with self._lock:
@@ -957,6 +1006,7 @@ class Sandbox:
         self._deliveries: list[dict[str, Any]] = []
         self._media: dict[str, tuple[bytes, str]] = {}
         self._media_urls: dict[str, str] = {}
+        self._uploaded_media: list[dict[str, Any]] = []
         self._failing_recipients: dict[str, int] = {}
         self._expired_tokens: set[str] = set()
         self._subscriptions: list[str] = []

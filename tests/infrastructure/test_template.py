@@ -52,6 +52,7 @@ ROUTES: dict[tuple[str, str], str] = {
     ("ANY", "/v1/workspaces/{ws}/templates/{proxy+}"): "SendApiFunction",
     ("ANY", "/v1/workspaces/{ws}/broadcasts"): "SendApiFunction",
     ("ANY", "/v1/workspaces/{ws}/broadcasts/{proxy+}"): "SendApiFunction",
+    ("ANY", "/v1/workspaces/{ws}/media"): "SendApiFunction",  # uploads to send (SPEC 5a)
     ("ANY", "/v1/workspaces"): "ContactsApiFunction",
     ("ANY", "/v1/workspaces/{proxy+}"): "ContactsApiFunction",
     ("ANY", "/v1/me"): "ContactsApiFunction",
@@ -306,7 +307,7 @@ def test_every_v1_route_requires_the_cognito_jwt_authorizer(cfn: dict[str, Any])
     assert authorizer["jwtConfiguration"]["audience"] == [{"Ref": "UserPoolClient"}]
 
     v1_routes = [(m, p, op) for m, p, op in http_api_operations(cfn) if p.startswith("/v1") and m != "OPTIONS"]
-    assert len(v1_routes) == 10
+    assert len(v1_routes) == 11
     for method, path, operation in v1_routes:
         assert operation["security"] == [{"CognitoJwt": []}], f"{method} {path} is not behind the JWT authorizer"
 
@@ -753,7 +754,11 @@ def test_table_and_bucket_access_per_function(cfn: dict[str, Any]) -> None:
     assert "media/" in prefixes("ContactsApiFunction", "s3:DeleteObject"), "erasure removes media at once"
     # Raw webhook payloads expire by the bucket's lifecycle rule; the processor discards them sooner.
     assert prefixes("RetentionSweepFunction", "s3:DeleteObject") == {"media/", "imports/", "exports/"}
-    assert not s3_grants("SendApiFunction")
+    # Media: presigned POSTs of uploads only under media/<ws>/uploads/; reads of media/ (links, sends of uploads).
+    assert s3_grants("SendApiFunction") == {
+        ("s3:PutObject", json.dumps({"Fn::Sub": "${MediaBucket.Arn}/media/*/uploads/*"})),
+        ("s3:GetObject", json.dumps({"Fn::Sub": "${MediaBucket.Arn}/media/*"})),
+    }
     assert not s3_grants("BroadcastWorkerFunction")
 
 

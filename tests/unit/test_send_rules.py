@@ -33,7 +33,7 @@ def test_send_message_content_is_the_cloud_api_object() -> None:
         {"contact_id": "c1", "type": "text", "text": {"body": "x"}, "image": {"id": "1"}},  # two contents
         {"contact_id": "c1", "type": "image", "image": {"id": "1", "link": "https://e.com/a"}},  # two sources
         {"contact_id": "c1", "type": "text", "text": {"body": ""}},
-        {"contact_id": "c1", "type": "sticker", "sticker": {"id": "1"}},
+        {"contact_id": "c1", "type": "sticker", "image": {"id": "1"}},  # content named by another type
         {
             "contact_id": "c1",
             "type": "interactive",
@@ -252,3 +252,8 @@ def test_a_claim_that_fills_its_slot_spares_the_refused_write(monkeypatch: pytes
             limiter.acquire()
     slots = [slot for slot, _ in claims]
     assert len(slots) == len(set(slots)) == 3  # one claim per slot, none refused
+
+
+def test_sticker_is_a_media_type_sent_by_id() -> None:
+    body = SendMessage.model_validate({"contact_id": "c1", "type": "sticker", "sticker": {"id": "01UPLOADID"}})
+    assert body.content() == {"id": "01UPLOADID"}

@@ -86,6 +86,8 @@ def item_type(pk: str, sk: str, ws: str) -> str:
             ("INVITE#", "InvitationModel"),
             ("CONTACT#", "ContactModel"),
             ("TEMPLATE#", "TemplateModel"),
+            ("CANNED#", "CannedReplyModel"),
+            ("CANNEDKEY#", "CannedShortcutModel"),
         ):
             if sk.startswith(prefix):
                 return name
@@ -109,6 +111,8 @@ def item_type(pk: str, sk: str, ws: str) -> str:
             "AUDIT": "AuditLogModel",
             "BILLING": "BillingRecordModel",
             "ERASED": "ErasureTombstoneModel",
+            "MEDIA": "MediaUploadModel",
+            "WORD": "ContactWordModel",
         }[kind]
     if pk.startswith("WAMID#"):
         return "PendingStatusModel" if sk.startswith("PENDING") else {"WAMID": "WamidPointerModel"}[sk]
@@ -220,6 +224,14 @@ def seed_every_item_type(env: SendingEnv) -> None:
     created = api.post(f"/v1/workspaces/{ws}/contacts", {"phone": "081234567801", "tags": ["vip"]}, as_user=AGENT)
     assert created.status == 201, created.body
     contact_id = created.json["id"]
+    canned = {"shortcut": "thanks", "body": "Terima kasih!"}
+    assert api.post(f"/v1/workspaces/{ws}/canned-replies", canned, as_user=OWNER).status == 201
+    # A media upload (item and object under media/<ws>/uploads/), never sent.
+    upload = api.post(f"/v1/workspaces/{ws}/media", {"mime_type": "application/pdf", "size": 4}, as_user=AGENT)
+    assert upload.status == 201, upload.body
+    boto3.client("s3").put_object(
+        Bucket=get_settings().media_bucket, Key=upload.json["upload"]["fields"]["key"], Body=b"%PDF"
+    )
     env.approved_template("order_update")
     env.approved_template("promo", category="MARKETING", body_params=0)
     # An outbound template message (wamid pointer; the sandbox's statuses carry pricing: billing).

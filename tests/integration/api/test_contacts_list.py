@@ -116,7 +116,7 @@ def test_pagination_filters_and_cursor_binding(api: ApiClient, ws: str, dynamodb
 
 def test_list_bounds(api: ApiClient, ws: str) -> None:
     base = f"/v1/workspaces/{ws}/contacts"
-    for query in ("limit=0", "limit=101", "tag=" + "x" * 51, "tag=vip&q=budi"):
+    for query in ("limit=0", "limit=101", "tag=" + "x" * 51):
         response = api.get(f"{base}?{query}", as_user=OWNER)
         assert response.status == 422, (query, response.body)
         assert response.json["errors"][0]["location"].startswith("query"), response.json
@@ -126,6 +126,7 @@ def test_no_scan_in_the_contacts_code() -> None:
     """Static guard: the contacts code paths never call Scan."""
     sources = [
         "layers/domain/relasify/data/contacts.py",
+        "layers/domain/relasify/data/contact_search.py",
         "layers/domain/relasify/data/imports.py",
         "layers/domain/relasify/services/contacts.py",
         "layers/domain/relasify/services/imports.py",

@@ -7,20 +7,24 @@ covered automatically (an id parameter nobody knows how to fill fails the suite)
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+import boto3
 import pytest
+from relasify.services import webhook
+from relasify.settings import get_settings
 from relasify.web.auth import ROUTE_POLICIES, RoutePolicy
 
-from tests.integration.api.test_send_support import SendingEnv, sending_environment
+from tests.integration.api.test_send_support import PHONE_NUMBER_ID, SendingEnv, sending_environment
 from tests.support.api import ApiClient, load_api_modules
 
 load_api_modules()
 POLICIES = sorted(set(ROUTE_POLICIES), key=lambda p: (p.path, p.method))
-ID_PARAMS = ("contact_id", "message_id", "broadcast_id", "import_id", "export_id", "name", "user")
+ID_PARAMS = ("contact_id", "message_id", "broadcast_id", "import_id", "export_id", "name", "user", "reply_id")
 # Bodies that pass validation, so the request reaches the lookup (a 422 before it would prove nothing).
 BODIES: dict[tuple[str, str], Any] = {
     ("PATCH", "/contacts/<contact_id>"): {"name": "Renamed By Other Tenant"},
@@ -30,6 +34,7 @@ BODIES: dict[tuple[str, str], Any] = {
     ("PATCH", "/conversations/<contact_id>"): {"status": "resolved", "assignee": None},
     ("POST", "/conversations/<contact_id>/read"): {"receipt": True, "typing": True},
     ("POST", "/conversations/<contact_id>/notes"): {"body": "A note planted by the other tenant"},
+    ("PATCH", "/canned-replies/<reply_id>"): {"body": "Changed by the other tenant"},
 }
 LIST_ROUTES = (
     "/contacts",
@@ -40,6 +45,7 @@ LIST_ROUTES = (
     "/contacts/<contact_id>/messages",
     "/conversations",
     "/conversations/<contact_id>/messages",
+    "/canned-replies",
 )
 
 
@@ -65,12 +71,13 @@ class Tenant:
             self.call("GET", f"/broadcasts/{self.ids['broadcast_id']}").json,
             self.call("GET", f"/contacts/imports/{self.ids['import_id']}").json,
             self.call("GET", f"/contacts/exports/{self.ids['export_id']}").json,
+            self.call("GET", f"/canned-replies/{self.ids['reply_id']}").json,
             sorted(t["name"] for t in self.call("GET", "/templates").json["items"]),
             sorted(m["user_id"] for m in self.call("GET", "/members").json["items"]),
             self.call("GET", f"/conversations/{self.ids['contact_id']}").json,
             [i["id"] for i in self.call("GET", f"/conversations/{self.ids['contact_id']}/messages").json["items"]],
         ]
-        for view in [*views[:5], views[7]]:
+        for view in [*views[:6], views[8]]:
             if isinstance(view, dict):
                 view.pop("updated_at", None)
                 view.pop("counts", None)  # a broadcast's counts move while its worker runs; not ours to freeze
@@ -79,7 +86,17 @@ class Tenant:
         return views
 
 
-def _populate(env: SendingEnv, owner: str, tag: str, digits: str) -> Tenant:
+def _copy_queued_media() -> None:
+    sqs = boto3.client("sqs")
+    url = get_settings().media_queue_url
+    while messages := sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages") or []:
+        for message in messages:
+            job = json.loads(message["Body"])
+            webhook.copy_media(job["ws"], job["message_id"], job["media_id"])
+            sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+
+
+def _populate(env: SendingEnv, owner: str, tag: str, digits: str, phone_number_id: str) -> Tenant:
     tenant = Tenant(env, owner)
     phone = f"+62812{digits}"
     name = f"Isolde {tag} Secretname"
@@ -118,26 +135,44 @@ def _populate(env: SendingEnv, owner: str, tag: str, digits: str) -> Tenant:
     assert imported.status in (200, 201, 202), imported.body
     exported = tenant.call("GET", "/contacts/export?format=json")
     assert exported.status == 202, exported.body
+    reply_text = f"Canned secret of tenant {tag}"
+    replies = [
+        tenant.call("POST", "/canned-replies", {"shortcut": f"{tag.lower()}-{n}", "body": f"{reply_text} {n}"})
+        for n in (1, 2)
+    ]
+    assert all(r.status == 201 for r in replies), replies[0].body
+    # An inbound image with its media copied: GET .../messages/<id>/media serves a link to it.
+    media_id = env.sandbox.add_media(b"\xff\xd8 " + tag.encode(), "image/jpeg")
+    image = {"type": "image", "image": {"id": media_id, "mime_type": "image/jpeg"}}
+    env.sandbox.post_inbound_message(phone_number_id, phone.lstrip("+"), image)
+    env.sandbox.wait_until_idle()
+    _copy_queued_media()
+    thread = tenant.call("GET", f"/contacts/{contact.id}/messages").json["items"]
+    image_id = next(m["id"] for m in thread if m["type"] == "image")
+    assert tenant.call("GET", f"/messages/{image_id}/media").status == 200
     member_email = f"member-{tag.lower()}@tenant-{tag.lower()}.example"
     env.api.add_member(env.ws, owner, member_email, "agent")
     members = tenant.call("GET", "/members").json["items"]
     tenant.ids = {
         "contact_id": contact.id,
-        "message_id": sent.json["id"],
+        "message_id": image_id,
         "broadcast_id": broadcast.json["id"],
         "import_id": imported.json["id"],
         "export_id": exported.json["id"],
         "name": f"offer_{tag.lower()}_only",
         "user": next(m["user_id"] for m in members if m["email"] == owner),
+        "reply_id": replies[0].json["id"],
     }
     tenant.secrets = [
         *tenant.ids.values(),
+        sent.json["id"],
         phone,
         phone.lstrip("+"),
         digits,
         name,
         email,
         message_text,
+        reply_text,
         import_phone.lstrip("+"),
         f"Importa {tag} Rowname",
         owner,
@@ -149,7 +184,7 @@ def _populate(env: SendingEnv, owner: str, tag: str, digits: str) -> Tenant:
 @pytest.fixture
 def tenants(api: ApiClient, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Tenant, Tenant]]:
     for env_a in sending_environment(api, monkeypatch):
-        a = _populate(env_a, "owner@example.com", "Alpha", "11112222")
+        a = _populate(env_a, "owner@example.com", "Alpha", "11112222", PHONE_NUMBER_ID)
         ws_b = api.create_workspace("owner-b@example.com", name="Bravo Shop")
         # Bravo's own account at the sandbox: connecting proves ownership with Graph.
         env_a.sandbox.register_number(
@@ -166,7 +201,7 @@ def tenants(api: ApiClient, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[T
         }
         assert api.put(f"/v1/workspaces/{ws_b}/whatsapp", connect, as_user="owner-b@example.com").status == 200
         env_b = SendingEnv(api=api, sandbox=env_a.sandbox, sink=env_a.sink, ws=ws_b)
-        b = _populate(env_b, "owner-b@example.com", "Bravo", "33334444")
+        b = _populate(env_b, "owner-b@example.com", "Bravo", "33334444", connect["phone_number_id"])
         env_a.sandbox.wait_until_idle()
         yield a, b
 

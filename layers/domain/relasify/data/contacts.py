@@ -18,6 +18,7 @@ from pynamodb.expressions.condition import Condition
 from pynamodb.transactions import TransactWrite
 
 from relasify import clock
+from relasify.data import contact_search
 from relasify.data import models as m
 from relasify.data.base import QueryPage, query_all, query_page, transaction
 from relasify.data.cursor import decode_cursor, encode_cursor
@@ -39,6 +40,8 @@ UNIQUE_KINDS: tuple[UniqueKind, ...] = ("phone", "wa_id", "user_id")
 # tag changes (remove old + add new) must fit, hence the tag bound.
 MAX_TAGS = 40
 MAX_PAGE = 100
+TRANSACTION_MAX_ITEMS = 100  # DynamoDB TransactWriteItems
+SEARCH_ROUNDS = 5  # word-partition Queries per search page at most (a tag filter may drop many hits)
 _RETRIES = 3
 
 
@@ -64,6 +67,9 @@ class ContactRepository(Protocol):
     ) -> Page[Contact]: ...
     def search_phone_prefix(
         self, ws: str, prefix: str, *, limit: int = 50, cursor: str | None = None
+    ) -> Page[Contact]: ...
+    def search(
+        self, ws: str, prefix: str, *, also: list[str], tag: str | None, limit: int = 50, cursor: str | None = None
     ) -> Page[Contact]: ...
     def iter_contacts(self, ws: str) -> Iterator[Contact]: ...
     def set_consent(self, ws: str, contact_id: str, event: ConsentEvent) -> Contact: ...
@@ -155,6 +161,29 @@ def _follow_phone_change(item: m.ContactModel, *, wa_id_given: bool) -> None:
     item.unreachable = False
 
 
+def _search_words(item: m.ContactModel) -> list[str]:
+    return contact_search.contact_words(item.name, item.email, item.phone)
+
+
+def _check_transaction_size(
+    old_unique: dict[str, str],
+    new_unique: dict[str, str],
+    old_tags: list[str],
+    new_tags: list[str],
+    old_words: list[str],
+    new_words: list[str],
+) -> None:
+    """An update is one TransactWriteItems of at most 100 items: refuse (422) the rare change that
+    would need more (all 40 tags replaced while name, e-mail and phone change too)."""
+    markers = sum(2 for kind in UNIQUE_KINDS if old_unique.get(kind) != new_unique.get(kind))
+    tags = len(set(old_tags) ^ set(new_tags))
+    words = len(set(old_words) ^ set(new_words))
+    if 1 + markers + tags + words > TRANSACTION_MAX_ITEMS:
+        raise ValidationFailed(
+            "Too many changes in one request: change the tags and the name, e-mail or phone separately."
+        )
+
+
 def _unique_values(item: m.ContactModel) -> dict[str, str]:
     return {kind: value for kind in UNIQUE_KINDS if (value := getattr(item, kind))}
 
@@ -209,6 +238,8 @@ class DynamoContactRepository:
                         self._claim(tx, ws, kind, value, contact_id)
                     for tag in tags:
                         tx.save(self._tag_item(ws, tag, contact_id))
+                    for word in _search_words(item):
+                        tx.save(contact_search.word_item(ws, word, contact_id))
             except TransactWriteError as exc:
                 self._raise_duplicate(ws, tx.failures(exc))
                 if "TransactionConflict" in cancellation_codes(exc):
@@ -303,6 +334,33 @@ class DynamoContactRepository:
         )
         return _page(page, ws=ws, scope=scope)
 
+    def search(
+        self, ws: str, prefix: str, *, also: list[str], tag: str | None, limit: int = 50, cursor: str | None = None
+    ) -> Page[Contact]:
+        """Contacts with a search word starting with `prefix` (data/contact_search.py), and for each of
+        `also` a word starting with it, and the `tag` if given; each contact once, by its first matching
+        word. A page costs one Query on the word partition and one BatchGetItem per round; a page
+        that filters much away may come back short (follow `next_cursor`)."""
+        limit = _bounded(limit)
+        scope = f"contacts:search:{prefix}:{' '.join(also)}:{tag or ''}"
+        start = contact_search.decode(cursor, ws=ws, scope=scope)
+        found: list[Contact] = []
+        for _ in range(SEARCH_ROUNDS):
+            hits, more = contact_search.matches(ws, prefix, limit=min(MAX_PAGE, limit - len(found) + 5), start=start)
+            by_id = {c.id: c for c in self.get_many(ws, [cid for _, cid in hits])}
+            for consumed, (word, contact_id) in enumerate(hits, start=1):
+                contact = by_id.get(contact_id)
+                if contact is not None and _search_hit(contact, word, prefix, also, tag):
+                    found.append(contact)
+                if len(found) == limit:
+                    last = consumed == len(hits) and more is None
+                    key = None if last else contact_search.resume_key(ws, prefix, word, contact_id)
+                    return Page(items=found, next_cursor=contact_search.encode(key, ws=ws, scope=scope))
+            if more is None:
+                return Page(items=found, next_cursor=None)
+            start = more
+        return Page(items=found, next_cursor=contact_search.encode(start, ws=ws, scope=scope))
+
     def iter_contacts(self, ws: str) -> Iterator[Contact]:
         """Every live contact of a workspace (export), paging through Query."""
         for item in query_all(m.ContactModel, m.ws_pk(ws), m.ContactModel.sk.startswith(m.ContactModel.SK_PREFIX)):
@@ -324,6 +382,7 @@ class DynamoContactRepository:
             old_unique = _unique_values(item)
             old_tags = list(item.tags or [])
             old_phone = item.phone
+            old_words = _search_words(item)
             for name in ("phone", "wa_id", "user_id", "name", "email"):
                 if name in fields:
                     setattr(item, name, getattr(changes, name))
@@ -336,6 +395,8 @@ class DynamoContactRepository:
             _set_index_keys(item)
             new_unique = _unique_values(item)
             new_tags = list(item.tags or [])
+            new_words = _search_words(item)
+            _check_transaction_size(old_unique, new_unique, old_tags, new_tags, old_words, new_words)
             try:
                 with transaction() as tx:
                     unchanged = (
@@ -359,6 +420,10 @@ class DynamoContactRepository:
                         tx.delete(m.ContactTagModel(*_tag_key(ws, tag, contact_id)))
                     for tag in set(new_tags) - set(old_tags):
                         tx.save(self._tag_item(ws, tag, contact_id))
+                    for word in set(old_words) - set(new_words):
+                        tx.delete(contact_search.ContactWordModel(*contact_search.word_key(ws, word, contact_id)))
+                    for word in set(new_words) - set(old_words):
+                        tx.save(contact_search.word_item(ws, word, contact_id))
             except TransactWriteError as exc:
                 failed = tx.failures(exc)
                 self._raise_duplicate(ws, failed)
@@ -438,6 +503,8 @@ class DynamoContactRepository:
                 tx.delete(m.ContactUniqueModel(*_marker_key(ws, kind, value)), condition=mine)
             for tag in item.tags or []:
                 tx.delete(m.ContactTagModel(*_tag_key(ws, tag, contact_id)))
+            for word in _search_words(item):
+                tx.delete(contact_search.ContactWordModel(*contact_search.word_key(ws, word, contact_id)))
         return True
 
     # --- helpers ------------------------------------------------------------------------------
@@ -484,6 +551,19 @@ def _event_map(event: ConsentEvent) -> m.ConsentEventMap:
     return m.ConsentEventMap(
         status=event.status, source=event.source, at=event.at, actor_id=event.actor_id, note=event.note
     )
+
+
+def _search_hit(contact: Contact, word: str, prefix: str, also: list[str], tag: str | None) -> bool:
+    """Whether a word item found for `prefix` shows its contact: the word is still the contact's (a
+    concurrent change may have moved it), it is the contact's first word matching (so a contact with
+    two matching words is shown once, across pages too), the other query words match, the tag holds."""
+    current = contact_search.contact_words(contact.name, contact.email, contact.phone)
+    if word not in current or word != min(w for w in current if w.startswith(prefix)):
+        return False
+    every_word = [*contact_search.words(contact.name), *contact_search.words(contact.email), *current]
+    if not all(any(w.startswith(a) for w in every_word) for a in also):
+        return False
+    return tag is None or tag in contact.tags
 
 
 def _bounded(limit: int) -> int:

@@ -27,9 +27,10 @@ from typing import Any, Literal
 
 from pydantic import Field
 from pynamodb.attributes import BooleanAttribute, MapAttribute, UnicodeAttribute
-from pynamodb.constants import NONE
+from pynamodb.constants import ALL_OLD, NONE
 
 from relasify import clock
+from relasify.data import contact_search
 from relasify.data import models as m
 from relasify.data.base import chunks
 from relasify.data.contacts import (
@@ -200,11 +201,18 @@ def get_job(ws: str, import_id: str, *, consistent: bool = False) -> ImportJob |
     return _job(item) if item else None
 
 
-def _update_quietly(key: tuple[str, str], actions: list[Any], condition: Any, error: type[Exception]) -> None:
+def _update_quietly(
+    key: tuple[str, str], actions: list[Any], condition: Any, error: type[Exception], return_values: str = NONE
+) -> dict[str, Any]:
     """UpdateItem without returning the item (the job holds up to 1000 errors; contacts their
-    history): the hot paths of the worker need no echo."""
+    history): the hot paths of the worker need no echo. `ALL_OLD` when the caller needs the old item."""
     try:
-        m.ContactModel._get_connection().update_item(*key, actions=actions, condition=condition, return_values=NONE)
+        return dict(
+            m.ContactModel._get_connection().update_item(
+                *key, actions=actions, condition=condition, return_values=return_values
+            )
+            or {}
+        )
     except Exception as exc:
         if is_condition_failure(exc):
             raise error("The item is not in the expected state.") from exc
@@ -415,10 +423,26 @@ def _merge_contact(ws: str, merge: ContactMerge) -> bool:
     condition = model.pk.exists() & model.live_condition() & (model.phone == merge.phone)
     if merge.expected_updated_at is not None:
         condition = condition & (model.updated_at == merge.expected_updated_at)
+    renamed = merge.name is not None or merge.email is not None
     try:
-        _update_quietly(_contact_key(ws, merge.contact_id), actions, condition, JobStateConflict)
+        response = _update_quietly(
+            _contact_key(ws, merge.contact_id), actions, condition, JobStateConflict, ALL_OLD if renamed else NONE
+        )
     except JobStateConflict:
         return False
+    if renamed:
+        # The search words follow the name and e-mail (after the update: only then is the old item
+        # known; a crash here leaves words the search skips as stale until the contact's next write).
+        old = response.get("Attributes") or {}
+        name, email = (old.get("name") or {}).get("S"), (old.get("email") or {}).get("S")
+        before = contact_search.contact_words(name, email, merge.phone)
+        after = contact_search.contact_words(
+            merge.name if merge.name is not None else name,
+            merge.email if merge.email is not None else email,
+            merge.phone,
+        )
+        contact_search.put_words(ws, merge.contact_id, [w for w in after if w not in before])
+        contact_search.delete_words(ws, merge.contact_id, [w for w in before if w not in after])
     return True
 
 
@@ -450,6 +474,9 @@ def write_contacts(
         for new in winners:
             for tag in new.tags:
                 batch.save(_tag_item(ws, tag, new.contact_id))
+            # Search words, like tag items, before the contact: a re-run rewrites them harmlessly.
+            for word in contact_search.contact_words(new.name, new.email, new.phone):
+                batch.save(contact_search.word_item(ws, word, new.contact_id))
         for merge in merges:
             for tag in merge.added_tags:
                 batch.save(_tag_item(ws, tag, merge.contact_id))

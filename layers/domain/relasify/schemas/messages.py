@@ -9,8 +9,8 @@ from pydantic import Field, StringConstraints, model_validator
 
 from relasify.schemas.common import IdStr, Input, Output
 
-MessageType = Literal["text", "template", "image", "document", "audio", "video", "interactive"]
-MEDIA_TYPES = ("image", "document", "audio", "video")
+MessageType = Literal["text", "template", "image", "document", "audio", "video", "sticker", "interactive"]
+MEDIA_TYPES = ("image", "document", "audio", "video", "sticker")
 IdempotencyKey = Annotated[str, StringConstraints(min_length=1, max_length=255, pattern=r"^[\x21-\x7e]+$")]
 
 
@@ -36,6 +36,7 @@ class TemplateContent(_Part):
 
 
 class MediaContent(_Part):
+    # Meta's media id (digits), or the id of one of our uploads (POST .../media).
     id: str | None = Field(default=None, max_length=64, pattern=r"^[0-9A-Za-z_\-]+$")
     link: str | None = Field(default=None, max_length=2048, pattern=r"^https?://")
     caption: str | None = Field(default=None, max_length=1024)
@@ -84,6 +85,7 @@ class SendMessage(Input):
     document: MediaContent | None = None
     audio: MediaContent | None = None
     video: MediaContent | None = None
+    sticker: MediaContent | None = None
     interactive: InteractiveContent | None = None
     context: dict[str, str] | None = None  # {"message_id": "<wamid>"}: a reply
 

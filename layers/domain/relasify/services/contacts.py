@@ -10,6 +10,7 @@ import re
 from datetime import timedelta
 
 from relasify import clock
+from relasify.data import contact_search
 from relasify.data.contacts import contact_repository
 from relasify.data.records import ConsentEvent, Contact, ContactChanges, NewContact, Page
 from relasify.errors import DuplicateContact, NotFound, ValidationFailed
@@ -162,23 +163,31 @@ def phone_prefix(q: str) -> str | None:
 def list_contacts(
     ws: str, *, limit: int, cursor: str | None, tag: str | None = None, q: str | None = None
 ) -> Page[Contact]:
-    """One index Query per page: by tag, by phone prefix, by name prefix, or all in creation order."""
+    """By `q` (a prefix of any word of the name or e-mail, accent- and case-insensitive, or phone
+    digits in any Indonesian form), optionally within a `tag`; by tag; or all in creation order.
+    Never a Scan: word items (data/contact_search.py), the tag partition, or the contacts partition."""
     repo = contact_repository()
-    if tag and q:
-        raise ValidationFailed(
-            "Filter by tag or by q, not both.",
-            errors=[
-                {"location": "query/q", "in": "query", "message": "cannot be combined with tag", "type": "value_error"}
-            ],
-        )
+    if q:
+        prefix, also = search_terms(q)
+        if not prefix:
+            return Page(items=[], next_cursor=None)
+        return repo.search(ws, prefix, also=also, tag=tag, limit=limit, cursor=cursor)
     if tag:
         return repo.list_by_tag(ws, tag, limit=limit, cursor=cursor)
-    if q:
-        prefix = phone_prefix(q)
-        if prefix is not None:
-            return repo.search_phone_prefix(ws, prefix, limit=limit, cursor=cursor)
-        return repo.search_name_prefix(ws, q, limit=limit, cursor=cursor)
     return repo.list_contacts(ws, limit=limit, cursor=cursor)
+
+
+def search_terms(q: str) -> tuple[str, list[str]]:
+    """(the word prefix to look up, the other words every hit must also match). A phone-like query is
+    its E.164 digits ("0812-34" -> "6281234"); else the longest word leads (the most selective)."""
+    prefix = phone_prefix(q)
+    if prefix is not None:
+        return prefix.lstrip("+"), []
+    terms = list(dict.fromkeys(contact_search.words(q)))
+    if not terms:
+        return "", []
+    lead = max(terms, key=len)
+    return lead, [t for t in terms if t != lead]
 
 
 def may_send_marketing(contact: Contact) -> bool:

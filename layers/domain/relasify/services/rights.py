@@ -13,6 +13,7 @@ from relasify import clock, retention
 from relasify.data import conversations as conversation_store
 from relasify.data import deleted_users, identity_provider, tombstones
 from relasify.data import erasure as erasure_store
+from relasify.data import media as media_store
 from relasify.data import messages as message_store
 from relasify.data import sweep as sweep_store
 from relasify.data.contacts import contact_repository
@@ -127,6 +128,11 @@ def erase_contact(caller: Membership, contact_id: str, *, audit_action: str = "c
     media = [erasure_store.message_media_key(ws, item.message_id) for item in conversation]
     media += [item.media_s3_key for item in conversation if item.media_s3_key]
     objects = erasure_store.delete_objects(media) if media else 0
+    # A file uploaded to send (POST .../media) went to this contact only: its upload item goes too.
+    for key in media:
+        upload_id = media_store.upload_id_of_key(ws, key)
+        if upload_id is not None:
+            media_store.delete_upload(ws, upload_id)
     # Export files and finished imports' CSVs are copies of many contacts, this one among them.
     bulk_files = erasure_store.delete_bulk_copies(ws)
     # Failed webhooks and jobs waiting in the dead-letter queues (before the contact goes, so a

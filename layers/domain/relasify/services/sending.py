@@ -192,6 +192,7 @@ class Delivery:
     broadcast_id: str | None = None
     reply_to_wamid: str | None = None
     lease_seconds: int = outbox.API_SEND_LEASE_SECONDS  # over the sending function's timeout
+    sends_upload: bool = False  # content["id"] names one of our uploads (services/media.py)
 
 
 def send_rate(connection: WhatsAppConnection, settings: Settings | None = None) -> float:
@@ -282,6 +283,17 @@ def _call_graph(
     client = graph or _graph_client()
     try:
         token = decrypt_token(ws, delivery.connection.encrypted_access_token)
+        if delivery.sends_upload:
+            from relasify.services import media  # only sends of uploaded files read S3
+
+            payload[delivery.type] = media.graph_content(
+                ws,
+                message.id,
+                delivery.content,
+                phone_number_id=delivery.connection.phone_number_id,
+                token=token,
+                client=client,
+            )
         return client.send_message(delivery.connection.phone_number_id, token, payload)
     except GraphError as error:
         raise _after_graph_error(delivery, message, error) from None
@@ -412,6 +424,12 @@ def _perform_send(request: dict[str, Any]) -> dict[str, Any]:
     _check_contact(contact, message_type=message_type, marketing=marketing)
     if message_type == "template":
         check_template(ws, content["name"], content["language"]["code"], list(content.get("components") or []))
+    message_id = outbox.derived_message_id(ws, "api", key)
+    sends_upload = _names_upload(message_type, content)
+    if sends_upload:
+        from relasify.services import media
+
+        media.prepare_send(ws, message_type, content, message_id)
     if to_create is not None:
         # Every check passed: only now does the number become a contact. A concurrent request may
         # have created it meanwhile; that contact is the real one, so its own state is checked.
@@ -423,12 +441,13 @@ def _perform_send(request: dict[str, Any]) -> dict[str, Any]:
         ws=ws,
         connection=connection,
         contact=contact,
-        message_id=outbox.derived_message_id(ws, "api", key),
+        message_id=message_id,
         type=message_type,
         content=content,
         sent_by=request.get("actor"),
         idempotency_key=key,
         reply_to_wamid=reply_target(ws, (body.get("context") or {}).get("message_id")),
+        sends_upload=sends_upload,
     )
     try:
         message = deliver(delivery, before_graph_call=lambda: _take_token(limiter))
@@ -461,6 +480,12 @@ def reply_target(ws: str, message_id: str | None) -> str | None:
             errors=[{"loc": ["body", "context", "message_id"], "msg": "unknown message"}],
         )
     return target.wamid
+
+
+def _names_upload(message_type: str, content: dict[str, Any]) -> bool:
+    """A media message whose `id` is one of our upload ids (Meta's media ids are numeric)."""
+    media_id = content.get("id") if message_type in ("image", "document", "audio", "video", "sticker") else None
+    return isinstance(media_id, str) and not media_id.isdigit()
 
 
 def _take_token(limiter: rate_limit.SlotRateLimiter) -> None:
