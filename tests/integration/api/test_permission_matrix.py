@@ -121,6 +121,7 @@ SPEC_NOT_YET_SERVED: list[Row] = [
     Row("POST", f"{WS}/canned-replies", ADMIN, "admin: canned replies"),
     Row("PATCH", f"{WS}/canned-replies/{{reply_id}}", ADMIN, "admin: canned replies"),
     Row("DELETE", f"{WS}/canned-replies/{{reply_id}}", ADMIN, "admin: canned replies"),
+    Row("GET", f"{WS}/canned-replies/{{reply_id}}", AGENT, "agent: read canned replies (one, by id)"),
     Row("POST", f"{WS}/api-keys", ADMIN, "SPEC 5c: api-keys (admin)"),
     Row("GET", f"{WS}/api-keys", ADMIN, "SPEC 5c: api-keys (admin)"),
     Row("DELETE", f"{WS}/api-keys/{{key_id}}", ADMIN, "SPEC 5c: api-keys (admin)"),
