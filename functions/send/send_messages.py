@@ -9,11 +9,15 @@ from relasify.schemas.messages import MessageOut, SendMessage, message_out
 from relasify.services import sending
 from relasify.services.access import Role
 from relasify.web.auth import current_membership, workspace_route
+from relasify.web.openapi_responses import GRAPH_STATUSES
 
 router = APIGatewayHttpRouter()
 
 
-@workspace_route(router, "POST", "/v1/workspaces/<ws>/messages", Role.AGENT, tags=["messages"])
+# 400: no Idempotency-Key; 409: a refusal (opted out, outside the window, ...) or the key in use; Graph failures.
+@workspace_route(
+    router, "POST", "/v1/workspaces/<ws>/messages", Role.AGENT, success=201, statuses=GRAPH_STATUSES, tags=["messages"]
+)
 def send_message(ws: str, body: SendMessage) -> Response[MessageOut]:
     key = router.current_event.headers.get("idempotency-key")
     message = sending.send_message(
