@@ -4,7 +4,7 @@ create, correct and record consent; deleting, bulk export and imports are admin+
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Path, Query
@@ -63,7 +63,7 @@ def _import_out(job: ImportJob, upload_url: str | None = None, upload_expires_at
     )
 
 
-def _json(status: int, model: ContactOut | ImportOut) -> Response[object]:
+def _json(status: int, model: ContactOut | ImportOut) -> Response[Any]:
     return Response(status_code=status, content_type="application/json", body=model.model_dump(mode="json"))
 
 
@@ -82,7 +82,7 @@ def _json(status: int, model: ContactOut | ImportOut) -> Response[object]:
     "any , ; tab or line break inside it (the import removes exactly these, so an export imports back as the "
     "same contacts). Security-logged.",
 )
-def export_contacts(ws: str, format: Annotated[Literal["csv", "json"], Query()] = "csv") -> Response[object]:
+def export_contacts(ws: str, format: Annotated[Literal["csv", "json"], Query()] = "csv") -> Response[ExportOut]:
     job = exports.request_export(current_membership(router), format)
     body = _export_out(job, None, None).model_dump(mode="json")
     location = f"/v1/workspaces/{ws}/contacts/exports/{job.id}"
@@ -135,7 +135,7 @@ def _export_out(job: ExportJob, url: str | None, url_expires_at: datetime | None
         "read as JSON; the columns the system sets, like id and created_at, are ignored)."
     ),
 )
-def create_import(ws: str) -> Response[object]:
+def create_import(ws: str) -> Response[ImportOut]:
     event = router.current_event
     content_type = (event.headers.get("content-type") or "").split(";")[0].strip().lower()
     caller = current_membership(router)
@@ -162,7 +162,7 @@ def create_import(ws: str) -> Response[object]:
     statuses=(409, 413),
     tags=TAGS,
 )
-def start_import(ws: str, import_id: ImportId) -> Response[object]:
+def start_import(ws: str, import_id: ImportId) -> Response[ImportOut]:
     job = imports.start_upload(current_membership(router), import_id)
     return _json(202, _import_out(job))
 
@@ -190,7 +190,7 @@ def get_import(ws: str, import_id: ImportId) -> ImportOut:
     description="Create a contact (201). One contact per phone: a duplicate is 409 with `existing_contact_id`; "
     "an invalid phone is 422 with the reason.",
 )
-def create_contact(ws: str, body: ContactCreate) -> Response[object]:
+def create_contact(ws: str, body: ContactCreate) -> Response[ContactOut]:
     return _json(201, _out(contacts.create_contact(current_membership(router), body)))
 
 
