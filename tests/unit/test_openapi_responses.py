@@ -145,6 +145,16 @@ def test_409_only_where_a_route_can_conflict() -> None:
     }
 
 
+def test_the_webhook_receiver_declares_its_answers() -> None:
+    webhook = document()["paths"]["/webhooks/whatsapp"]
+    assert {code: set(r["content"]) for code, r in webhook["get"]["responses"].items()} == {
+        "200": {"text/plain"},
+        "403": {"application/problem+json"},
+    }
+    assert set(webhook["post"]["responses"]) == {"200", "400", "401"}
+    assert webhook["post"]["responses"]["401"]["content"]["application/problem+json"]["schema"] == PROBLEM
+
+
 def test_problem_schema_has_the_rfc_9457_members_and_field_errors() -> None:
     schemas = document()["components"]["schemas"]
     problem = schemas["Problem"]
