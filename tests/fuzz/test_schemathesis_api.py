@@ -2,8 +2,10 @@
 (routes, JWT authorizer, format 2.0 events) into the real handlers against moto.
 
 Cases run as the owner of a real workspace whose id replaces every `ws` path parameter, so they reach the
-handlers rather than the membership guard. Checks: no 5xx, and every 4xx a handler produced is RFC 9457
-problem+json with type, title, status and detail (the gateway's own 401/404 keep API Gateway's shape).
+handlers rather than the membership guard. Checks: Schemathesis' not_a_server_error, status_code_conformance,
+content_type_conformance and response_schema_conformance (every status, media type and body is declared), and
+every 4xx a handler produced is RFC 9457 problem+json with type, title, status and detail (the gateway's own
+401/404 keep API Gateway's shape; the document declares its 401 body too).
 FUZZ_MAX_EXAMPLES is the total case budget over all operations (stateful steps come on top).
 """
 
