@@ -179,8 +179,8 @@ def test_a_new_workspace_route_declares_the_common_statuses_without_passing_anyt
     router = APIGatewayHttpRouter()
 
     @workspace_route(router, "POST", "/v1/workspaces/<ws>/notes", Role.AGENT)
-    def add_note(ws: str, body: _Note) -> _Note:
-        return body
+    def add_note(ws: str, note: _Note) -> _Note:  # a body model under any name
+        return note
 
     @workspace_route(router, "DELETE", "/v1/workspaces/<ws>/notes/<note_id>", Role.ADMIN, success=204)
     def remove_note(ws: str, note_id: str) -> None:

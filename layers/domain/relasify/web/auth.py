@@ -10,7 +10,6 @@ test does not read it: its expectations are typed in from SPEC section 3's role 
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -20,7 +19,7 @@ from aws_lambda_powertools.event_handler.api_gateway import BaseRouter
 
 from relasify.errors import Forbidden, NotFound, Unauthenticated
 from relasify.services.access import Actor, Membership, Role, get_membership
-from relasify.web.openapi_responses import route_responses
+from relasify.web.openapi_responses import reads_json_body, route_responses
 
 
 @dataclass(frozen=True)
@@ -141,9 +140,9 @@ def workspace_route(
     """Register a `/v1/workspaces/<ws>/...` route behind the role guard.
 
     Its OpenAPI responses are derived here (openapi_responses.py): 401, 404, 422, 429 for every workspace
-    route, 403 above the lowest role, 400/413/415 when it reads a JSON body (a handler parameter named
-    `body`, or `body=True`). `success` is the status it answers on success (201 creates, 202 accepted
-    jobs, 204 no body); `statuses` adds what only its own logic answers (409, 502, 503, ...)."""
+    route, 403 above the lowest role, 400/413/415 when it reads a JSON body (a handler parameter typed as a
+    pydantic model, whatever its name, or `body=True`). `success` is the status it answers on success (201
+    creates, 202 accepted jobs, 204 no body); `statuses` adds what only its own logic answers (409, 503, ...)."""
     if "<ws>" not in path:
         raise ValueError(f"workspace routes must contain <ws>: {path}")
     policy = RoutePolicy(method.upper(), path, min_role)
@@ -196,7 +195,7 @@ def _described_route(
     **route_kwargs: Any,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     def register(func: Callable[..., Any]) -> Callable[..., Any]:
-        reads_body = body if body is not None else "body" in inspect.signature(func).parameters
+        reads_body = body if body is not None else reads_json_body(func)
         responses = route_responses(
             success=success,
             authorised=authorised,

@@ -9,10 +9,12 @@ adds the statuses only its own logic answers (409 where it can conflict, 502/503
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import inspect
+from collections.abc import Callable, Iterable
 from http import HTTPStatus
-from typing import Any
+from typing import Annotated, Any, get_args, get_origin, get_type_hints
 
+from aws_lambda_powertools.event_handler.openapi.params import Body, Param
 from pydantic import BaseModel, ConfigDict, Field
 
 from relasify.web.problem_types import PROBLEM_CONTENT_TYPE
@@ -88,6 +90,29 @@ def _error_response(status: int) -> dict[str, Any]:
         content["application/json"] = {"model": GatewayMessage}
     description = _ERROR_DESCRIPTIONS.get(status) or HTTPStatus(status).phrase
     return {"description": description, "content": content}
+
+
+def reads_json_body(handler: Callable[..., Any]) -> bool:
+    """Whether Powertools reads the handler's request body into a model: a parameter typed as a pydantic
+    model (or a union of them), or marked `Body()`, and not marked as a query, path or header parameter."""
+    try:
+        hints = get_type_hints(handler, include_extras=True)
+    except Exception:  # an annotation that cannot be resolved here: the house convention names it `body`
+        return "body" in inspect.signature(handler).parameters
+    for name, hint in hints.items():
+        if name == "return":
+            continue
+        metadata: tuple[Any, ...] = ()
+        if get_origin(hint) is Annotated:
+            hint, *rest = get_args(hint)
+            metadata = tuple(rest)
+        if any(isinstance(marker, Body) for marker in metadata):
+            return True
+        if any(isinstance(marker, Param) for marker in metadata):
+            continue
+        if any(isinstance(t, type) and issubclass(t, BaseModel) for t in (hint, *get_args(hint))):
+            return True
+    return False
 
 
 def route_responses(
