@@ -71,11 +71,15 @@ class Problem(_Schema):
 
     model_config = ConfigDict(defer_build=True, extra="allow")
 
-    type: str = Field(description="A stable problem type URI, e.g. https://relasify.id/problems/not-found.")
+    type: str = Field(
+        description="A stable problem type URI, e.g. https://relasify.id/problems/not-found.",
+        json_schema_extra={"format": "uri"},
+    )
     title: str
-    status: int
+    status: int = Field(description="The HTTP status, repeated.")
     detail: str
-    errors: list[ProblemFieldError] | None = Field(default=None, description="For validation failures.")
+    # Present only when there is something to list: validation failures name each field.
+    errors: list[ProblemFieldError] = Field(default_factory=list, description="Each invalid field, when any.")
 
 
 class GatewayMessage(_Schema):
