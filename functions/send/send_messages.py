@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.event_handler.openapi.params import Header
 from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
 from relasify.schemas.common import IdStr
 from relasify.schemas.messages import MessageOut, SendMessage, message_out
@@ -18,8 +21,20 @@ router = APIGatewayHttpRouter()
 @workspace_route(
     router, "POST", "/v1/workspaces/<ws>/messages", Role.AGENT, success=201, statuses=GRAPH_STATUSES, tags=["messages"]
 )
-def send_message(ws: str, body: SendMessage) -> Response[MessageOut]:
-    key = router.current_event.headers.get("idempotency-key")
+def send_message(
+    ws: str,
+    body: SendMessage,
+    idempotency_key: Annotated[
+        str | None,
+        Header(
+            alias="Idempotency-Key",
+            description="Required: a unique value per message (at most 255 printable characters); a retry with "
+            "the same key and body answers the first result instead of sending again.",
+        ),
+    ] = None,
+) -> Response[MessageOut]:
+    # Declared optional so that a missing key is the service's 400 `idempotency-key-required`, not a 422.
+    key = idempotency_key
     message = sending.send_message(
         ws, body.model_dump(mode="json", exclude_none=True), key, actor_sub=current_membership(router).sub
     )
