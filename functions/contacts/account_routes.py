@@ -28,7 +28,7 @@ from relasify.schemas.identity import (
 from relasify.services import workspaces
 from relasify.services.access import Role
 from relasify.services.sending import send_rate
-from relasify.web.auth import current_actor, current_membership, workspace_route
+from relasify.web.auth import api_route, current_actor, current_membership, workspace_route
 
 router = APIGatewayHttpRouter()
 
@@ -39,13 +39,13 @@ MemberRef = Annotated[
 ]
 
 
-@router.get("/v1/me", tags=["account"])
+@api_route(router, "GET", "/v1/me", tags=["account"])
 def get_me() -> UserOut:
     user = workspaces.me(current_actor(router))
     return UserOut(id=user.sub, email=user.email, name=user.name, picture=user.picture, created_at=user.created_at)
 
 
-@router.post("/v1/workspaces", tags=["workspaces"])
+@api_route(router, "POST", "/v1/workspaces", success=201, statuses=(409,), tags=["workspaces"])
 def create_workspace(body: WorkspaceCreate) -> Response[WorkspaceOut]:
     workspace, membership = workspaces.create_workspace(current_actor(router), body.name)
     out = WorkspaceOut(
@@ -58,7 +58,7 @@ def create_workspace(body: WorkspaceCreate) -> Response[WorkspaceOut]:
     return Response(status_code=201, content_type="application/json", body=out.model_dump(mode="json"))
 
 
-@router.get("/v1/workspaces", tags=["workspaces"])
+@api_route(router, "GET", "/v1/workspaces", tags=["workspaces"])
 def list_workspaces() -> WorkspaceList:
     items = [
         WorkspaceOut(id=w.id, name=w.name, status=w.status, role=role, created_at=w.created_at)
@@ -91,18 +91,22 @@ def list_members(ws: str) -> MemberList | MemberDirectory:
     return MemberList(items=workspaces.list_members(ws))
 
 
-@workspace_route(router, "POST", "/v1/workspaces/<ws>/members", Role.ADMIN, tags=["members"])
+@workspace_route(
+    router, "POST", "/v1/workspaces/<ws>/members", Role.ADMIN, success=201, statuses=(409,), tags=["members"]
+)
 def add_member(ws: str, body: MemberAdd) -> Response[MemberOut]:
     member = workspaces.add_member(current_membership(router), str(body.email), body.role)
     return Response(status_code=201, content_type="application/json", body=member.model_dump(mode="json"))
 
 
-@workspace_route(router, "PATCH", "/v1/workspaces/<ws>/members/<user>", Role.ADMIN, tags=["members"])
+@workspace_route(router, "PATCH", "/v1/workspaces/<ws>/members/<user>", Role.ADMIN, statuses=(409,), tags=["members"])
 def change_member_role(ws: str, user: UserId, body: MemberPatch) -> MemberOut:
     return workspaces.change_role(current_membership(router), user, body.role)
 
 
-@workspace_route(router, "DELETE", "/v1/workspaces/<ws>/members/<user>", Role.ADMIN, tags=["members"])
+@workspace_route(
+    router, "DELETE", "/v1/workspaces/<ws>/members/<user>", Role.ADMIN, success=204, statuses=(409,), tags=["members"]
+)
 def remove_member(ws: str, user: MemberRef) -> Response[None]:
     workspaces.remove_member_or_invitation(current_membership(router), user)
     return Response(status_code=204)
@@ -125,7 +129,8 @@ def _whatsapp_out(ws: str) -> WhatsAppOut:
     )
 
 
-@workspace_route(router, "PUT", "/v1/workspaces/<ws>/whatsapp", Role.ADMIN, tags=["whatsapp"])
+# 409: the number is connected to another workspace; 503: Graph did not answer the ownership check.
+@workspace_route(router, "PUT", "/v1/workspaces/<ws>/whatsapp", Role.ADMIN, statuses=(409, 503), tags=["whatsapp"])
 def connect_whatsapp(ws: str, body: WhatsAppConnect) -> WhatsAppOut:
     workspaces.connect_whatsapp(current_membership(router), body)
     return _whatsapp_out(ws)
@@ -150,13 +155,13 @@ def update_whatsapp(ws: str, body: WhatsAppSettings) -> WhatsAppOut:
     return _whatsapp_out(ws)
 
 
-@workspace_route(router, "DELETE", "/v1/workspaces/<ws>/whatsapp", Role.ADMIN, tags=["whatsapp"])
+@workspace_route(router, "DELETE", "/v1/workspaces/<ws>/whatsapp", Role.ADMIN, success=204, tags=["whatsapp"])
 def disconnect_whatsapp(ws: str) -> Response[None]:
     workspaces.disconnect_whatsapp(current_membership(router))
     return Response(status_code=204)
 
 
-@workspace_route(router, "GET", "/v1/workspaces/<ws>/audit", Role.ADMIN, tags=["audit"])
+@workspace_route(router, "GET", "/v1/workspaces/<ws>/audit", Role.ADMIN, statuses=(400,), tags=["audit"])
 def list_audit(
     ws: str,
     limit: Annotated[int, Query(ge=1, le=100)] = 50,

@@ -4,7 +4,7 @@ create, correct and record consent; deleting, bulk export and imports are admin+
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Path, Query
@@ -63,7 +63,7 @@ def _import_out(job: ImportJob, upload_url: str | None = None, upload_expires_at
     )
 
 
-def _json(status: int, model: ContactOut | ImportOut) -> Response[object]:
+def _json(status: int, model: ContactOut | ImportOut) -> Response[Any]:
     return Response(status_code=status, content_type="application/json", body=model.model_dump(mode="json"))
 
 
@@ -73,6 +73,7 @@ def _json(status: int, model: ContactOut | ImportOut) -> Response[object]:
     "GET",
     "/v1/workspaces/<ws>/contacts/export",
     Role.ADMIN,
+    success=202,
     tags=TAGS,
     description="Export all contacts (with consent history) as CSV or JSON -> 202 with the export job; poll "
     "GET .../contacts/exports/{export_id} (the Location header) until `status` is `completed`, then download `url` "
@@ -81,7 +82,7 @@ def _json(status: int, model: ContactOut | ImportOut) -> Response[object]:
     "any , ; tab or line break inside it (the import removes exactly these, so an export imports back as the "
     "same contacts). Security-logged.",
 )
-def export_contacts(ws: str, format: Annotated[Literal["csv", "json"], Query()] = "csv") -> Response[object]:
+def export_contacts(ws: str, format: Annotated[Literal["csv", "json"], Query()] = "csv") -> Response[ExportOut]:
     job = exports.request_export(current_membership(router), format)
     body = _export_out(job, None, None).model_dump(mode="json")
     location = f"/v1/workspaces/{ws}/contacts/exports/{job.id}"
@@ -120,6 +121,9 @@ def _export_out(job: ExportJob, url: str | None, url_expires_at: datetime | None
     "POST",
     "/v1/workspaces/<ws>/contacts/imports",
     Role.ADMIN,
+    success=202,
+    # The body is read here (CSV or JSON), not by a model: malformed JSON is a 400, past the inline limit a 413.
+    statuses=(400, 413),
     tags=TAGS,
     description=(
         "Import contacts from a CSV file (up to 100,000 rows) -> 202 with the import. Small files "
@@ -131,7 +135,7 @@ def _export_out(job: ExportJob, url: str | None, url_expires_at: datetime | None
         "read as JSON; the columns the system sets, like id and created_at, are ignored)."
     ),
 )
-def create_import(ws: str) -> Response[object]:
+def create_import(ws: str) -> Response[ImportOut]:
     event = router.current_event
     content_type = (event.headers.get("content-type") or "").split(";")[0].strip().lower()
     caller = current_membership(router)
@@ -148,8 +152,17 @@ def create_import(ws: str) -> Response[object]:
     return _json(202, _import_out(job, url, expires_at))
 
 
-@workspace_route(router, "POST", "/v1/workspaces/<ws>/contacts/imports/<import_id>/start", Role.ADMIN, tags=TAGS)
-def start_import(ws: str, import_id: ImportId) -> Response[object]:
+# 409: the file has not been uploaded yet; 413: the uploaded file is past the limit.
+@workspace_route(
+    router,
+    "POST",
+    "/v1/workspaces/<ws>/contacts/imports/<import_id>/start",
+    Role.ADMIN,
+    success=202,
+    statuses=(409, 413),
+    tags=TAGS,
+)
+def start_import(ws: str, import_id: ImportId) -> Response[ImportOut]:
     job = imports.start_upload(current_membership(router), import_id)
     return _json(202, _import_out(job))
 
@@ -171,11 +184,13 @@ def get_import(ws: str, import_id: ImportId) -> ImportOut:
     "POST",
     "/v1/workspaces/<ws>/contacts",
     Role.AGENT,
+    success=201,
+    statuses=(409,),
     tags=TAGS,
     description="Create a contact (201). One contact per phone: a duplicate is 409 with `existing_contact_id`; "
     "an invalid phone is 422 with the reason.",
 )
-def create_contact(ws: str, body: ContactCreate) -> Response[object]:
+def create_contact(ws: str, body: ContactCreate) -> Response[ContactOut]:
     return _json(201, _out(contacts.create_contact(current_membership(router), body)))
 
 
@@ -184,6 +199,7 @@ def create_contact(ws: str, body: ContactCreate) -> Response[object]:
     "GET",
     "/v1/workspaces/<ws>/contacts",
     Role.AGENT,
+    statuses=(400,),
     tags=TAGS,
     description="Contacts in creation order, or with a `tag`, or matching `q` (combinable with `tag`): a prefix "
     "of any word of the name or e-mail (case- and accent-insensitive; several words must all match), or phone "
@@ -206,12 +222,13 @@ def get_contact(ws: str, contact_id: ContactId) -> ContactOut:
     return _out(contacts.get_contact(ws, contact_id))
 
 
-@workspace_route(router, "PATCH", "/v1/workspaces/<ws>/contacts/<contact_id>", Role.AGENT, tags=TAGS)
+# 409: the new phone or e-mail belongs to another contact, or the contact changed concurrently.
+@workspace_route(router, "PATCH", "/v1/workspaces/<ws>/contacts/<contact_id>", Role.AGENT, statuses=(409,), tags=TAGS)
 def update_contact(ws: str, contact_id: ContactId, body: ContactPatch) -> ContactOut:
     return _out(contacts.update_contact(current_membership(router), contact_id, body))
 
 
-@workspace_route(router, "DELETE", "/v1/workspaces/<ws>/contacts/<contact_id>", Role.ADMIN, tags=TAGS)
+@workspace_route(router, "DELETE", "/v1/workspaces/<ws>/contacts/<contact_id>", Role.ADMIN, success=204, tags=TAGS)
 def delete_contact(ws: str, contact_id: ContactId) -> Response[None]:
     contacts.delete_contact(current_membership(router), contact_id)
     return Response(status_code=204)

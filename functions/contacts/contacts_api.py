@@ -13,6 +13,7 @@ from contact_routes import router as contact_router
 from conversation_routes import router as conversation_router
 from inbox_routes import router as inbox_router
 from relasify.observability import logger, metrics
+from relasify.web.auth import api_route
 from relasify.web.resolver import create_app
 from rights_routes import router as rights_router
 
@@ -25,7 +26,7 @@ app.include_router(rights_router)
 app.include_router(canned_reply_router)
 
 
-@app.get("/health", tags=["health"])
+@api_route(app, "GET", "/health", public=True, tags=["health"])
 def health() -> dict[str, str]:
     return {"status": "ok"}
 

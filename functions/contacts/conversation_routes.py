@@ -16,7 +16,9 @@ from relasify.web.auth import workspace_route
 router = APIGatewayHttpRouter()
 
 
-@workspace_route(router, "GET", "/v1/workspaces/<ws>/contacts/<contact_id>/messages", Role.AGENT, tags=["messages"])
+@workspace_route(
+    router, "GET", "/v1/workspaces/<ws>/contacts/<contact_id>/messages", Role.AGENT, statuses=(400,), tags=["messages"]
+)
 def conversation(
     ws: str,
     contact_id: IdStr,

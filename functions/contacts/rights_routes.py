@@ -13,7 +13,7 @@ from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
 from pydantic import BaseModel, ConfigDict, Field
 from relasify.services import rights
 from relasify.services.access import Role
-from relasify.web.auth import current_actor, current_membership, workspace_route
+from relasify.web.auth import api_route, current_actor, current_membership, workspace_route
 
 router = APIGatewayHttpRouter()
 
@@ -79,12 +79,13 @@ def close_workspace(ws: str) -> WorkspaceClosedOut:
     )
 
 
-@router.get("/v1/me/export", tags=["account"])
+@api_route(router, "GET", "/v1/me/export", tags=["account"])
 def export_me() -> dict[str, Any]:
     return rights.export_me(current_actor(router))
 
 
-@router.delete("/v1/me", tags=["account"])
+# 409: the caller is the last owner of a workspace that has other members.
+@api_route(router, "DELETE", "/v1/me", success=204, statuses=(409,), tags=["account"])
 def delete_me() -> Response[None]:
     rights.delete_me(current_actor(router))
     return Response(status_code=204)

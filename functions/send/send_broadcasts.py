@@ -39,7 +39,10 @@ def _out(view: broadcasts.BroadcastView | None, broadcast: Broadcast | None = No
     )
 
 
-@workspace_route(router, "POST", "/v1/workspaces/<ws>/broadcasts", Role.ADMIN, tags=["broadcasts"])
+# 409: the template is not approved (or WhatsApp is not connected).
+@workspace_route(
+    router, "POST", "/v1/workspaces/<ws>/broadcasts", Role.ADMIN, success=202, statuses=(409,), tags=["broadcasts"]
+)
 def create_broadcast(ws: str, body: BroadcastCreate) -> Response[BroadcastOut]:
     view = broadcasts.create_broadcast(
         ws,
@@ -54,7 +57,7 @@ def create_broadcast(ws: str, body: BroadcastCreate) -> Response[BroadcastOut]:
     return Response(status_code=202, content_type="application/json", body=_out(view).model_dump(mode="json"))
 
 
-@workspace_route(router, "GET", "/v1/workspaces/<ws>/broadcasts", Role.ADMIN, tags=["broadcasts"])
+@workspace_route(router, "GET", "/v1/workspaces/<ws>/broadcasts", Role.ADMIN, statuses=(400,), tags=["broadcasts"])
 def list_broadcasts(
     ws: str,
     limit: Annotated[int, Query(ge=1, le=100)] = 50,
@@ -71,7 +74,12 @@ def get_broadcast(ws: str, broadcast_id: IdStr) -> BroadcastOut:
 
 
 @workspace_route(
-    router, "POST", "/v1/workspaces/<ws>/broadcasts/<broadcast_id>/cancel", Role.ADMIN, tags=["broadcasts"]
+    router,
+    "POST",
+    "/v1/workspaces/<ws>/broadcasts/<broadcast_id>/cancel",
+    Role.ADMIN,
+    statuses=(409,),  # already completed or cancelled
+    tags=["broadcasts"],
 )
 def cancel_broadcast(ws: str, broadcast_id: IdStr) -> BroadcastOut:
     return _out(broadcasts.cancel_broadcast(ws, broadcast_id, actor_id=current_membership(router).sub))

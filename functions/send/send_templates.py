@@ -11,6 +11,7 @@ from relasify.schemas.templates import TemplateCreate, TemplateDeleted, Template
 from relasify.services import templates
 from relasify.services.access import Role
 from relasify.web.auth import current_membership, workspace_route
+from relasify.web.openapi_responses import GRAPH_STATUSES
 
 router = APIGatewayHttpRouter()
 
@@ -24,7 +25,15 @@ def list_templates(ws: str) -> TemplateList:
     )
 
 
-@workspace_route(router, "POST", "/v1/workspaces/<ws>/templates", Role.ADMIN, tags=["templates"])
+@workspace_route(
+    router,
+    "POST",
+    "/v1/workspaces/<ws>/templates",
+    Role.ADMIN,
+    success=201,
+    statuses=GRAPH_STATUSES,
+    tags=["templates"],
+)
 def create_template(ws: str, body: TemplateCreate) -> Response[TemplateOut]:
     template = templates.create_template(
         ws,
@@ -38,13 +47,17 @@ def create_template(ws: str, body: TemplateCreate) -> Response[TemplateOut]:
     return Response(status_code=201, content_type="application/json", body=out.model_dump(mode="json"))
 
 
-@workspace_route(router, "POST", "/v1/workspaces/<ws>/templates/sync", Role.ADMIN, tags=["templates"])
+@workspace_route(
+    router, "POST", "/v1/workspaces/<ws>/templates/sync", Role.ADMIN, statuses=GRAPH_STATUSES, tags=["templates"]
+)
 def sync_templates(ws: str) -> TemplateSyncOut:
     items = [TemplateOut.model_validate(t, from_attributes=True) for t in templates.sync_templates(ws)]
     return TemplateSyncOut(synced=len(items), items=items)
 
 
-@workspace_route(router, "DELETE", "/v1/workspaces/<ws>/templates/<name>", Role.ADMIN, tags=["templates"])
+@workspace_route(
+    router, "DELETE", "/v1/workspaces/<ws>/templates/<name>", Role.ADMIN, statuses=GRAPH_STATUSES, tags=["templates"]
+)
 def delete_template(ws: str, name: TemplateName) -> TemplateDeleted:
     removed = templates.delete_template(ws, name, actor_id=current_membership(router).sub)
     return TemplateDeleted(name=name, deleted=removed)

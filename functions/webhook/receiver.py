@@ -19,6 +19,21 @@ _config = webhook_intake.IntakeConfig.from_environment()
 
 _PROBLEM_BASE = "https://relasify.id/problems/"
 
+# The OpenAPI responses of each route (read by the local stack's merged document; plain dicts, no imports).
+_PROBLEM = {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
+_TEXT = {"text/plain": {"schema": {"type": "string"}}}
+OPENAPI_RESPONSES: dict[str, dict[str, Any]] = {
+    "GET": {
+        "200": {"description": "The `hub.challenge`, echoed", "content": _TEXT},
+        "403": {"description": "The verify token does not match", "content": _PROBLEM},
+    },
+    "POST": {
+        "200": {"description": "`EVENT_RECEIVED`: the delivery is stored for processing", "content": _TEXT},
+        "400": {"description": "A base64 body that does not decode", "content": _PROBLEM},
+        "401": {"description": "Missing or invalid X-Hub-Signature-256", "content": _PROBLEM},
+    },
+}
+
 
 def _problem(status: int, slug: str, title: str, detail: str) -> dict[str, Any]:
     body = {"type": _PROBLEM_BASE + slug, "title": title, "status": status, "detail": detail}

@@ -69,6 +69,8 @@ def merged_openapi(table: RouteTable, server_url: str | None = None) -> dict[str
 def _route_only_schema(table: RouteTable, functions: list[LocalFunction]) -> dict[str, Any]:
     """Operations for plain handlers (no resolver, e.g. the webhook receiver), from their template routes."""
     ids = {f.logical_id for f in functions}
+    # A plain handler may declare its routes' responses as OPENAPI_RESPONSES = {method: {status: response}}.
+    declared = {f.logical_id: getattr(f.try_load(), "OPENAPI_RESPONSES", None) or {} for f in functions}
     paths: dict[str, dict[str, Any]] = {}
     for route in table.routes:
         if route.function.logical_id not in ids or route.method in ("ANY", "OPTIONS") or "+}" in route.path:
@@ -82,7 +84,8 @@ def _route_only_schema(table: RouteTable, functions: list[LocalFunction]) -> dic
             "summary": route.route_key,
             "description": f"Served by {route.function.logical_id}, a plain handler without an OpenAPI model.",
             "operationId": re.sub(r"[^A-Za-z0-9]+", "_", f"{route.function.logical_id}_{route.route_key}").strip("_"),
-            "responses": {"default": {"description": "See the function's documentation"}},
+            "responses": declared[route.function.logical_id].get(route.method)
+            or {"default": {"description": "See the function's documentation"}},
         }
         if parameters:
             operation["parameters"] = parameters

@@ -115,7 +115,8 @@ def repo(tmp_path: Path) -> Path:
             "account_api.py": ACCOUNT_API,
             "helpers.py": 'STATUS = "ok"\n',
             "sweep.py": "def handler(e, c):\n    return e\n",
-            "plain.py": "def handler(e, c):\n    return {}\n",
+            "plain.py": 'OPENAPI_RESPONSES = {"POST": {"202": {"description": "Queued"}}}\n'
+            "def handler(e, c):\n    return {}\n",
         },
         "send": {"send_api.py": SEND_API},
         "broken": {"broken.py": "raise RuntimeError('import-time failure')\n"},
@@ -189,6 +190,9 @@ def test_merged_openapi_covers_every_api_function_and_marks_authorised_operation
     assert "security" not in plain
     assert "429" not in plain["responses"]
     assert document["paths"]["/hooks"]["post"]["security"] == [{"bearerAuth": []}]
+    # A plain handler may declare its responses (OPENAPI_RESPONSES, by method); undeclared ones stay `default`.
+    assert document["paths"]["/hooks"]["post"]["responses"] == {"202": {"description": "Queued"}}
+    assert set(plain["responses"]) == {"default"}
     assert document["components"]["securitySchemes"]["bearerAuth"] == {
         "type": "http",
         "scheme": "bearer",

@@ -10,7 +10,7 @@ test does not read it: its expectations are typed in from SPEC section 3's role 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,6 +20,7 @@ from aws_lambda_powertools.event_handler.api_gateway import BaseRouter
 from relasify.errors import Forbidden, NotFound, Unauthenticated
 from relasify.services import rate_limits
 from relasify.services.access import Actor, Membership, Role, get_membership
+from relasify.web.openapi_responses import reads_json_body, route_responses
 
 
 @dataclass(frozen=True)
@@ -147,13 +148,85 @@ def require_role(min_role: Role) -> Callable[[Any, Callable[[Any], Response]], R
 
 
 def workspace_route(
-    router: BaseRouter, method: str, path: str, min_role: Role, **route_kwargs: Any
+    router: BaseRouter,
+    method: str,
+    path: str,
+    min_role: Role,
+    *,
+    success: int = 200,
+    statuses: Iterable[int] = (),
+    body: bool | None = None,
+    **route_kwargs: Any,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """Register a `/v1/workspaces/<ws>/...` route behind the role guard."""
+    """Register a `/v1/workspaces/<ws>/...` route behind the role guard.
+
+    Its OpenAPI responses are derived here (openapi_responses.py): 401, 404, 422, 429 for every workspace
+    route, 403 above the lowest role, 400/413/415 when it reads a JSON body (a handler parameter typed as a
+    pydantic model, whatever its name, or `body=True`). `success` is the status it answers on success (201
+    creates, 202 accepted jobs, 204 no body); `statuses` adds what only its own logic answers (409, 503, ...)."""
     if "<ws>" not in path:
         raise ValueError(f"workspace routes must contain <ws>: {path}")
     policy = RoutePolicy(method.upper(), path, min_role)
     ROUTE_POLICIES.append(policy)
     _POLICY_BY_RULE[(policy.method, path)] = policy
     middlewares = [require_role(min_role), *route_kwargs.pop("middlewares", [])]
-    return router.route(path, method.upper(), middlewares=middlewares, **route_kwargs)
+    return _described_route(
+        router,
+        method,
+        path,
+        success=success,
+        workspace=True,
+        role_checked=min_role > min(Role),
+        statuses=statuses,
+        body=body,
+        middlewares=middlewares,
+        **route_kwargs,
+    )
+
+
+def api_route(
+    router: BaseRouter,
+    method: str,
+    path: str,
+    *,
+    public: bool = False,
+    success: int = 200,
+    statuses: Iterable[int] = (),
+    body: bool | None = None,
+    **route_kwargs: Any,
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Register a route outside any workspace (/v1/me, creating and listing workspaces, /health) with
+    its OpenAPI responses: 401 unless `public` (no authorizer), plus as for `workspace_route`."""
+    return _described_route(
+        router, method, path, success=success, authorised=not public, statuses=statuses, body=body, **route_kwargs
+    )
+
+
+def _described_route(
+    router: BaseRouter,
+    method: str,
+    path: str,
+    *,
+    success: int,
+    statuses: Iterable[int],
+    body: bool | None,
+    authorised: bool = True,
+    workspace: bool = False,
+    role_checked: bool = False,
+    **route_kwargs: Any,
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    def register(func: Callable[..., Any]) -> Callable[..., Any]:
+        reads_body = body if body is not None else reads_json_body(func)
+        responses = route_responses(
+            success=success,
+            authorised=authorised,
+            workspace=workspace,
+            role_checked=role_checked,
+            body=reads_body,
+            statuses=statuses,
+        )
+        # `status_code`: a handler returning a model (not a Response) answers the declared success status.
+        route = router.route(path, method.upper(), responses=responses, status_code=success, **route_kwargs)
+        return route(func)
+
+    return register
