@@ -110,6 +110,7 @@ def test_send_without_idempotency_key_is_refused(local_stack: Any) -> None:
         assert created.status_code == 201, created.text
         ws = created.json()["id"]
         phone_number_id = str(100000000000000 + uuid.uuid4().int % 10**14)
+        local_stack.register_whatsapp_account("102345678901234", phone_number_id, "EAAG-e2e-token")
         connect = http.put(
             f"/v1/workspaces/{ws}/whatsapp",
             json={
