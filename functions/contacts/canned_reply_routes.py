@@ -27,6 +27,7 @@ def _out(reply: CannedReply) -> CannedReplyOut:
     "GET",
     "/v1/workspaces/<ws>/canned-replies",
     Role.AGENT,
+    statuses=(400,),
     tags=TAGS,
     description="Canned replies in shortcut order; `q` keeps those whose shortcut starts with it.",
 )
@@ -45,11 +46,13 @@ def list_canned_replies(
     "POST",
     "/v1/workspaces/<ws>/canned-replies",
     Role.ADMIN,
+    success=201,
+    statuses=(409,),
     tags=TAGS,
     description="Create a canned reply (201). The shortcut ([a-z0-9_-], 1-32) is unique in the workspace: "
     "a taken one is 409 `duplicate-shortcut` with `existing_id`.",
 )
-def create_canned_reply(ws: str, body: CannedReplyCreate) -> Response[object]:
+def create_canned_reply(ws: str, body: CannedReplyCreate) -> Response[CannedReplyOut]:
     reply = canned_replies.create(current_membership(router), body)
     return Response(status_code=201, content_type="application/json", body=_out(reply).model_dump(mode="json"))
 
@@ -59,12 +62,14 @@ def get_canned_reply(ws: str, reply_id: ReplyId) -> CannedReplyOut:
     return _out(canned_replies.get(ws, reply_id))
 
 
-@workspace_route(router, "PATCH", "/v1/workspaces/<ws>/canned-replies/<reply_id>", Role.ADMIN, tags=TAGS)
+@workspace_route(
+    router, "PATCH", "/v1/workspaces/<ws>/canned-replies/<reply_id>", Role.ADMIN, statuses=(409,), tags=TAGS
+)
 def update_canned_reply(ws: str, reply_id: ReplyId, body: CannedReplyPatch) -> CannedReplyOut:
     return _out(canned_replies.update(current_membership(router), reply_id, body))
 
 
-@workspace_route(router, "DELETE", "/v1/workspaces/<ws>/canned-replies/<reply_id>", Role.ADMIN, tags=TAGS)
+@workspace_route(router, "DELETE", "/v1/workspaces/<ws>/canned-replies/<reply_id>", Role.ADMIN, success=204, tags=TAGS)
 def delete_canned_reply(ws: str, reply_id: ReplyId) -> Response[None]:
     canned_replies.delete(current_membership(router), reply_id)
     return Response(status_code=204)

@@ -23,13 +23,14 @@ from relasify.schemas.inbox import (
 from relasify.services import inbox
 from relasify.services.access import Role
 from relasify.web.auth import current_membership, workspace_route
+from relasify.web.openapi_responses import GRAPH_STATUSES
 
 router = APIGatewayHttpRouter()
 _BASE = "/v1/workspaces/<ws>/conversations"
 AssigneeParam = Annotated[str | None, Query(max_length=64, pattern=r"^[A-Za-z0-9_.:@-]+$")]
 
 
-@workspace_route(router, "GET", _BASE, Role.AGENT, tags=["inbox"])
+@workspace_route(router, "GET", _BASE, Role.AGENT, statuses=(400,), tags=["inbox"])
 def list_conversations(
     ws: str,
     status: Annotated[Literal["open", "pending", "snoozed", "resolved", "all"], Query()] = "open",
@@ -48,23 +49,25 @@ def get_conversation(ws: str, contact_id: IdStr) -> ConversationOut:
     return inbox.get_conversation(current_membership(router), contact_id)
 
 
-@workspace_route(router, "PATCH", f"{_BASE}/<contact_id>", Role.AGENT, tags=["inbox"])
+@workspace_route(router, "PATCH", f"{_BASE}/<contact_id>", Role.AGENT, statuses=(403, 409), tags=["inbox"])
 def update_conversation(ws: str, contact_id: IdStr, patch: ConversationPatch) -> ConversationOut:
     return inbox.update_conversation(current_membership(router), contact_id, patch)
 
 
-@workspace_route(router, "POST", f"{_BASE}/<contact_id>/read", Role.AGENT, tags=["inbox"])
+@workspace_route(router, "POST", f"{_BASE}/<contact_id>/read", Role.AGENT, statuses=GRAPH_STATUSES, tags=["inbox"])
 def mark_read(ws: str, contact_id: IdStr, request: ReadRequest) -> ReadOut:
     return inbox.mark_read(current_membership(router), contact_id, request)
 
 
-@workspace_route(router, "POST", f"{_BASE}/<contact_id>/notes", Role.AGENT, tags=["inbox"])
+@workspace_route(
+    router, "POST", f"{_BASE}/<contact_id>/notes", Role.AGENT, success=201, statuses=(409,), tags=["inbox"]
+)
 def add_note(ws: str, contact_id: IdStr, note: NoteIn) -> Response[ThreadItem]:
     item = inbox.add_note(current_membership(router), contact_id, note.body)
     return Response(status_code=201, content_type="application/json", body=item.model_dump(mode="json"))
 
 
-@workspace_route(router, "GET", f"{_BASE}/<contact_id>/messages", Role.AGENT, tags=["inbox"])
+@workspace_route(router, "GET", f"{_BASE}/<contact_id>/messages", Role.AGENT, statuses=(400,), tags=["inbox"])
 def conversation_thread(
     ws: str,
     contact_id: IdStr,

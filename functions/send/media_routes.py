@@ -19,6 +19,7 @@ TAGS = ["media"]
     "GET",
     "/v1/workspaces/<ws>/messages/<message_id>/media",
     Role.AGENT,
+    statuses=(409,),
     tags=TAGS,
     description="A link to our copy of the message's media, valid at most 5 minutes. 409 `media-not-ready` "
     "while an inbound file is still being copied; 404 when the message has none, or it expired or was erased.",
@@ -33,6 +34,7 @@ def media_link(ws: str, message_id: IdStr) -> MediaLinkOut:
     "POST",
     "/v1/workspaces/<ws>/media",
     Role.AGENT,
+    success=201,
     tags=TAGS,
     description="Prepare a file to send (201): POST it as multipart/form-data to `upload.url` with every "
     "`upload.fields` entry and then `file` (exactly `size` bytes, Content-Type `mime_type`, within 15 minutes). "
@@ -40,7 +42,7 @@ def media_link(ws: str, message_id: IdStr) -> MediaLinkOut:
     "jpeg/png 5 MB; audio aac/amr/mpeg/mp4/ogg 16 MB; video mp4/3gpp 16 MB; document pdf, Office, text "
     "100 MB; sticker webp 500 KB. Uploads are message content (90 days).",
 )
-def create_upload(ws: str, body: MediaUploadCreate) -> Response[object]:
+def create_upload(ws: str, body: MediaUploadCreate) -> Response[MediaUploadOut]:
     created = media.create_upload(
         current_membership(router), mime_type=body.mime_type, size=body.size, filename=body.filename
     )

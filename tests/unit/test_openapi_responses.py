@@ -92,6 +92,8 @@ def test_403_only_above_the_lowest_role() -> None:
         for policy in auth.ROUTE_POLICIES
         if policy.min_role > Role.AGENT
     }
+    # An agent-level route whose service refuses agents some changes (assigning a colleague: admin).
+    expected.add("PATCH /v1/workspaces/{ws}/conversations/{contact_id}")
     assert forbidden == expected
 
 
@@ -115,6 +117,10 @@ def test_success_status_is_the_one_the_route_answers() -> None:
         "POST /v1/workspaces/{ws}/templates",
         "POST /v1/workspaces/{ws}/broadcasts",
         "DELETE /v1/me",
+        "POST /v1/workspaces/{ws}/conversations/{contact_id}/notes",
+        "POST /v1/workspaces/{ws}/canned-replies",
+        "DELETE /v1/workspaces/{ws}/canned-replies/{reply_id}",
+        "POST /v1/workspaces/{ws}/media",
     }
     paths = document()["paths"]
     created = paths["/v1/workspaces/{ws}/contacts"]["post"]["responses"]["201"]
@@ -142,6 +148,12 @@ def test_409_only_where_a_route_can_conflict() -> None:
         "POST /v1/workspaces/{ws}/broadcasts",  # template not approved
         "POST /v1/workspaces/{ws}/broadcasts/{broadcast_id}/cancel",  # already finished
         "DELETE /v1/me",  # the last owner of a shared workspace
+        "PATCH /v1/workspaces/{ws}/conversations/{contact_id}",  # concurrent writers outlasted the retries
+        "POST /v1/workspaces/{ws}/conversations/{contact_id}/notes",
+        "POST /v1/workspaces/{ws}/conversations/{contact_id}/read",  # Graph refusals (read receipt)
+        "POST /v1/workspaces/{ws}/canned-replies",  # shortcut taken
+        "PATCH /v1/workspaces/{ws}/canned-replies/{reply_id}",
+        "GET /v1/workspaces/{ws}/messages/{message_id}/media",  # media-not-ready
     }
 
 

@@ -114,7 +114,8 @@ def create_app() -> APIGatewayHttpResolver:
             exc.type_slug,
             exc.title,
             exc.detail,
-            errors=exc.errors or None,
+            # Services may name a field pydantic-style (`loc`, `msg`): every `errors[]` item has one shape.
+            errors=[validation_errors([e])[0] if "loc" in e else e for e in exc.errors] or None,
             headers=exc.headers,
             **exc.extra,
         )
