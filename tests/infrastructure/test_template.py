@@ -57,6 +57,7 @@ ROUTES: dict[tuple[str, str], str] = {
     ("ANY", "/v1/workspaces/{proxy+}"): "ContactsApiFunction",
     ("ANY", "/v1/me"): "ContactsApiFunction",
     ("ANY", "/v1/me/{proxy+}"): "ContactsApiFunction",
+    ("ANY", "/v1/realtime/{proxy+}"): "ContactsApiFunction",  # WebSocket tickets (SPEC 5b)
     ("GET", "/health"): "ContactsApiFunction",
     # Whatever no route serves: a 404 problem+json (SPEC section 10), not API Gateway's bare 404.
     ("ANY", "$default"): "NotFoundFunction",
@@ -307,7 +308,7 @@ def test_every_v1_route_requires_the_cognito_jwt_authorizer(cfn: dict[str, Any])
     assert authorizer["jwtConfiguration"]["audience"] == [{"Ref": "UserPoolClient"}]
 
     v1_routes = [(m, p, op) for m, p, op in http_api_operations(cfn) if p.startswith("/v1") and m != "OPTIONS"]
-    assert len(v1_routes) == 11
+    assert len(v1_routes) == 12
     for method, path, operation in v1_routes:
         assert operation["security"] == [{"CognitoJwt": []}], f"{method} {path} is not behind the JWT authorizer"
 
