@@ -126,9 +126,11 @@ def _management_client(endpoint: str) -> Any:
     client = _management_clients.get(endpoint)
     if client is None:
         import boto3  # lazy: only the publisher pushes
+        from botocore.config import Config
 
-        # AWS_ENDPOINT_URL_APIGATEWAYMANAGEMENTAPI (local stack) overrides `endpoint` by itself.
-        client = boto3.client("apigatewaymanagementapi", endpoint_url=endpoint)
+        # No endpoint: botocore reads AWS_ENDPOINT_URL_APIGATEWAYMANAGEMENTAPI (the local stack).
+        config = Config(connect_timeout=2, read_timeout=2, retries={"max_attempts": 2})
+        client = boto3.client("apigatewaymanagementapi", endpoint_url=endpoint or None, config=config)
         _management_clients[endpoint] = client
     return client
 
