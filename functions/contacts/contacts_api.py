@@ -12,6 +12,7 @@ from canned_reply_routes import router as canned_reply_router
 from contact_routes import router as contact_router
 from conversation_routes import router as conversation_router
 from inbox_routes import router as inbox_router
+from realtime_routes import router as realtime_router
 from relasify.observability import logger, metrics
 from relasify.web.auth import api_route
 from relasify.web.resolver import create_app
@@ -24,6 +25,7 @@ app.include_router(conversation_router)
 app.include_router(inbox_router)
 app.include_router(rights_router)
 app.include_router(canned_reply_router)
+app.include_router(realtime_router)
 
 
 @api_route(app, "GET", "/health", public=True, tags=["health"])

@@ -119,6 +119,11 @@ def iam_requests(service: str, operation: str, params: dict[str, Any]) -> list[t
         return [(f"ssm:{operation}", f"arn:aws:ssm:{_region()}:{ACCOUNT_ID}:parameter{name}", {}) for name in names]
     if service == "kms":
         return [(f"kms:{operation}", _key_arn(str(params.get("KeyId") or "*")), {})]
+    if service == "execute-api":  # the WebSocket API's management API (local: api id and stage "local")
+        connection = str(params.get("ConnectionId", "*"))
+        method = {"PostToConnection": "POST", "DeleteConnection": "DELETE"}.get(operation, "GET")
+        arn = f"arn:aws:execute-api:{_region()}:{ACCOUNT_ID}:local/local/{method}/@connections/{connection}"
+        return [("execute-api:ManageConnections", arn, {})]
     if service == "cognito-idp":
         pool = params.get("UserPoolId", "*")
         return [(f"cognito-idp:{operation}", f"arn:aws:cognito-idp:{_region()}:{ACCOUNT_ID}:userpool/{pool}", {})]

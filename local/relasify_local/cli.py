@@ -53,6 +53,7 @@ def _dev(args: argparse.Namespace) -> int:
         http_port=args.http_port,
         moto_port=args.moto_port,
         sandbox_port=args.sandbox_port,
+        realtime_port=args.realtime_port,
         state_dir=args.state_dir,
     )
     if args.no_sandbox:
@@ -90,6 +91,8 @@ def _dev(args: argparse.Namespace) -> int:
             print(f"  OpenAPI       {stack.base_url}/openapi.json", flush=True)
             print(f"  AWS (moto)    {stack.moto_url}", flush=True)
             print(f"  WhatsApp      {stack.sandbox_url or 'sandbox unavailable'}", flush=True)
+            if stack.realtime is not None:
+                print(f"  WebSocket     {stack.realtime.url}  (POST /v1/realtime/tickets, then ?ticket=)", flush=True)
             print(f"  Token         relasify token --email you@example.com  (keys in {stack.state_dir})", flush=True)
             print(f"{READY_MESSAGE} {stack.base_url} ({time.monotonic() - started:.1f}s)", flush=True)
         while not stop_requested.wait(0.5):
@@ -181,6 +184,9 @@ def build_parser() -> argparse.ArgumentParser:
     dev.add_argument("--http-port", type=int, default=None, help="gateway port (env RELASIFY_HTTP_PORT, 3000)")
     dev.add_argument("--moto-port", type=int, default=None, help="moto port (env RELASIFY_MOTO_PORT, 5000)")
     dev.add_argument("--sandbox-port", type=int, default=None, help="sandbox port (env RELASIFY_SANDBOX_PORT, 3100)")
+    dev.add_argument(
+        "--realtime-port", type=int, default=None, help="WebSocket API port (env RELASIFY_REALTIME_PORT, 3001)"
+    )
     dev.add_argument("--state-dir", type=Path, default=None, help="key directory (env RELASIFY_STATE_DIR)")
     dev.add_argument("--no-sandbox", action="store_true", help="do not start the WhatsApp sandbox")
     dev.add_argument("--log-level", default=os.environ.get("RELASIFY_LOG_LEVEL", "INFO"))

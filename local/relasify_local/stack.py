@@ -41,6 +41,7 @@ from relasify_local.gateway import (
 from relasify_local.jwt_local import LOCAL_ISSUER, LocalKeyPair, load_or_create_key
 from relasify_local.openapi import OpenApiRoutes
 from relasify_local.pollers import SqsPoller, pollers_from_functions
+from relasify_local.realtime import ChangeStreamPoller, RealtimeServer
 from relasify_local.runtime import ACCOUNT_ID, REGION, LocalFunction, functions_from_template, log_invocation_error
 
 logger = logging.getLogger("relasify_local")
@@ -50,6 +51,8 @@ DEV_VERIFY_TOKEN = "dev-verify-token"  # noqa: S105 - documented local default
 # Where Graph API calls go when the sandbox is unavailable: nothing listens there, so nothing reaches Meta.
 UNREACHABLE_GRAPH_URL = "http://127.0.0.1:9"
 STATE_FILE = "stack.json"
+REALTIME_CONNECTION_FUNCTION = "RealtimeConnectionFunction"  # template.yaml: the WebSocket $connect/$disconnect
+REALTIME_PUBLISHER_FUNCTION = "RealtimePublisherFunction"  # template.yaml: the change-feed stream consumer
 # Origins a browser app may call the local API from (RELASIFY_CORS_ORIGINS): the usual dev servers.
 DEV_CORS_ORIGINS = ("http://localhost:5173", "http://127.0.0.1:5173", "http://localhost:4173", "http://127.0.0.1:4173")
 _RATE = re.compile(r"rate\((\d+)\s+(minute|minutes|hour|hours|day|days)\)")
@@ -69,6 +72,7 @@ class StackConfig:
     http_port: int = 3000
     moto_port: int = 5000
     sandbox_port: int = 3100
+    realtime_port: int = 3001  # the WebSocket API (SPEC 5b); its management API listens on any free port
     state_dir: Path | None = None
     app_secret: str = DEV_APP_SECRET
     verify_token: str = DEV_VERIFY_TOKEN
@@ -90,6 +94,7 @@ class StackConfig:
             http_port=_env_int("RELASIFY_HTTP_PORT", 3000),
             moto_port=_env_int("RELASIFY_MOTO_PORT", 5000),
             sandbox_port=_env_int("RELASIFY_SANDBOX_PORT", 3100),
+            realtime_port=_env_int("RELASIFY_REALTIME_PORT", 3001),
             state_dir=Path(env["RELASIFY_STATE_DIR"]) if env.get("RELASIFY_STATE_DIR") else None,
             app_secret=env.get("WHATSAPP_APP_SECRET") or DEV_APP_SECRET,
             verify_token=env.get("WHATSAPP_VERIFY_TOKEN") or DEV_VERIFY_TOKEN,
@@ -206,6 +211,8 @@ class LocalStack:
         self.sandbox: Any = None
         self.functions: dict[str, LocalFunction] = {}
         self.pollers: list[SqsPoller] = []
+        self.realtime: RealtimeServer | None = None
+        self.change_stream: ChangeStreamPoller | None = None
         self.scheduler: Scheduler | None = None
         self.signing_key: LocalKeyPair | None = None
         self.environment: dict[str, str] = {}
@@ -242,6 +249,7 @@ class LocalStack:
             "base_url": self.base_url,
             "moto_url": self.moto_url,
             "sandbox_url": self.sandbox_url,
+            "realtime_url": self.realtime.url if self.realtime is not None else None,
             "state_dir": str(self.state_dir),
             "queues": {q.logical_id: q.url for q in self.resources.queues.values()} if self.resources else {},
             "environment": self.environment,
@@ -287,6 +295,8 @@ class LocalStack:
         # Bind the gateway now so the sandbox knows where to post webhooks; serve once handlers are loaded.
         self.http_server = GatewayHttpServer(config.host, config.http_port)
         graph_url = self._start_sandbox()
+        if REALTIME_CONNECTION_FUNCTION in (template.get("Resources") or {}):
+            self.realtime = RealtimeServer(self._invoke_realtime_connection, config.host, config.realtime_port).start()
         self._set_environment(graph_url)
 
         self.functions = functions_from_template(template, config.repo_root)
@@ -306,10 +316,31 @@ class LocalStack:
         self.pollers = pollers_from_functions(self.functions, self.resources, aws_client("sqs", self.moto.url))
         for poller in self.pollers:
             poller.start()
+        self.change_stream = self._start_change_stream(template)
         self.scheduler = Scheduler(
             scheduled_functions(self.functions, config.sweep_interval_seconds), config.sweep_initial_delay_seconds
         )
         self.scheduler.start()
+
+    def _invoke_realtime_connection(self, event: dict[str, Any]) -> Any:
+        return self.functions[REALTIME_CONNECTION_FUNCTION].invoke(event)
+
+    def _start_change_stream(self, template: dict[str, Any]) -> ChangeStreamPoller | None:
+        """The table's stream (as the template declares it) read into the realtime publisher."""
+        assert self.resources is not None
+        assert self.moto is not None
+        table = (template.get("Resources") or {}).get("Table") or {}
+        spec = (table.get("Properties") or {}).get("StreamSpecification")
+        publisher = self.functions.get(REALTIME_PUBLISHER_FUNCTION)
+        if not spec or publisher is None:
+            return None
+        dynamodb = aws_client("dynamodb", self.moto.url)
+        name = self.resources.tables["Table"]
+        dynamodb.update_table(
+            TableName=name, StreamSpecification={"StreamEnabled": True, "StreamViewType": spec["StreamViewType"]}
+        )
+        poller = ChangeStreamPoller(publisher.invoke, dynamodb, aws_client("dynamodbstreams", self.moto.url), name)
+        return poller.start()
 
     def _start_sandbox(self) -> str:
         if not self.config.enable_sandbox:
@@ -348,6 +379,11 @@ class LocalStack:
                 "RELASIFY_LOCAL_STACK": "1",
             }
         )
+        if self.realtime is not None:
+            # Clients connect here; the publisher's boto3 client reaches the management API here.
+            env["REALTIME_URL"] = self.realtime.url
+            env["REALTIME_MANAGEMENT_URL"] = ""
+            env["AWS_ENDPOINT_URL_APIGATEWAYMANAGEMENTAPI"] = self.realtime.management_url
         self.environment = env
         self._saved_environ = dict(os.environ)
         os.environ.pop("AWS_PROFILE", None)  # a developer's profile must not win over the dummy credentials
@@ -365,6 +401,8 @@ class LocalStack:
             poller.request_stop()  # all at once: each may be inside a one-second long poll
         for component, stopper in (
             (self.scheduler, lambda c: c.stop()),
+            (self.change_stream, lambda c: c.stop()),
+            (self.realtime, lambda c: c.stop()),
             *((poller, lambda c: c.stop()) for poller in self.pollers),
             (self.http_server, lambda c: c.stop()),
             (self.sandbox, lambda c: c.stop()),
@@ -377,6 +415,7 @@ class LocalStack:
             except Exception:
                 logger.exception("stopping %s failed", type(component).__name__)
         self.scheduler, self.pollers, self.http_server, self.sandbox, self.moto = None, [], None, None, None
+        self.realtime, self.change_stream = None, None
         if self._saved_environ is not None:
             os.environ.clear()
             os.environ.update(self._saved_environ)

@@ -68,6 +68,11 @@ class LocalStackProcess:
     def auth_headers(self, email: str = "e2e@example.com", **claims: Any) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.token(email, **claims)}"}
 
+    @property
+    def realtime_url(self) -> str:
+        """The local WebSocket API (SPEC 5b)."""
+        return str(self.info["realtime_url"])
+
     def client(self, **kwargs: Any) -> httpx.Client:
         return httpx.Client(base_url=self.base_url, timeout=30, **kwargs)
 
@@ -104,12 +109,13 @@ def start_local_stack(tmp_dir: Path, extra_env: dict[str, str] | None = None) ->
     tmp_dir.mkdir(parents=True, exist_ok=True)
     repo_root = REPO_ROOT
     state_dir = tmp_dir / "state"
-    ports = {"http": free_port(), "moto": free_port(), "sandbox": free_port()}
+    ports = {"http": free_port(), "moto": free_port(), "sandbox": free_port(), "realtime": free_port()}
     env = {
         **os.environ,
         "RELASIFY_HTTP_PORT": str(ports["http"]),
         "RELASIFY_MOTO_PORT": str(ports["moto"]),
         "RELASIFY_SANDBOX_PORT": str(ports["sandbox"]),
+        "RELASIFY_REALTIME_PORT": str(ports["realtime"]),
         "RELASIFY_STATE_DIR": str(state_dir),
         "PYTHONUNBUFFERED": "1",
         **(extra_env or {}),

@@ -274,6 +274,10 @@ def run_scenario(stack: LocalStackProcess) -> None:
         contact_id = contact.json()["id"]
         assert http.get(f"/v1/workspaces/{ws}/contacts", params={"limit": 2}).status_code == 200
 
+        # A real-time client (ticket, $connect) is pushed the inbound message's event (publisher, management
+        # API); a connection lost without $disconnect answers 410 and the publisher deletes its item.
+        realtime = _RealtimeClient(stack)
+
         # Inbound text and image: receiver -> processor -> media worker.
         wa_id = "6281299988877"
         _post_webhook(stack, _inbound(phone_number_id, wa_id, {"type": "text", "text": {"body": "Halo"}}))
@@ -289,6 +293,7 @@ def run_scenario(stack: LocalStackProcess) -> None:
             lambda items: len(items) == 2 and all(m.get("media", {}).get("stored", True) for m in items),
         )
         assert len(conversation) == 2, stack.log_tail()
+        realtime.finish(http, ws, contact_id)
         # The inbox: its counts query GSI2 (by status and assignee).
         inbox = http.get(f"/v1/workspaces/{ws}/conversations", params={"assignee": "me"})
         assert inbox.status_code == 200, inbox.text
@@ -405,6 +410,38 @@ def run_scenario(stack: LocalStackProcess) -> None:
     assert swept > runs_before + 1, stack.log_tail()
 
 
+class _RealtimeClient:
+    def __init__(self, stack: LocalStackProcess) -> None:
+        from websockets.sync.client import connect
+
+        self.stack = stack
+        ticket = httpx.post(f"{stack.base_url}/v1/realtime/tickets", headers=stack.auth_headers(OWNER), timeout=10)
+        assert ticket.status_code == 201, ticket.text
+        self.socket = connect(f"{stack.realtime_url}/?ticket={ticket.json()['ticket']}", open_timeout=10)
+
+    def finish(self, http: httpx.Client, ws: str, contact_id: str) -> None:
+        import boto3
+
+        event = json.loads(self.socket.recv(timeout=10))
+        assert event["workspace_id"] == ws
+        self.socket.close()  # $disconnect
+        # A connection the server no longer knows (lost without $disconnect): its item comes back by hand.
+        table = boto3.resource(
+            "dynamodb",
+            endpoint_url=self.stack.moto_url,
+            region_name=REGION,
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+        ).Table(self.stack.environment["TABLE_NAME"])
+        sub = http.get("/v1/me").json()["id"]
+        stale = {"PK": "RTCONN#stale=", "SK": "CONN", "GSI1PK": f"RTUSER#{sub}", "GSI1SK": "stale=", "sub": sub}
+        table.put_item(Item={**stale, "connection_id": "stale=", "expires_at": int(time.time()) + 600})
+        note = http.post(f"/v1/workspaces/{ws}/conversations/{contact_id}/notes", json={"body": "410"})
+        assert note.status_code == 201, note.text
+        gone = wait_for(lambda: table.get_item(Key={"PK": "RTCONN#stale=", "SK": "CONN"}), lambda r: "Item" not in r)
+        assert "Item" not in gone, self.stack.log_tail()
+
+
 @pytest.fixture(scope="module")
 def recording(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[list[dict[str, Any]], LocalStackProcess]]:
     tmp = tmp_path_factory.mktemp("iam-recording")
@@ -442,6 +479,9 @@ def local_resources(template: dict[str, Any], environment: dict[str, str]) -> Lo
         arn = f"arn:aws:sqs:{REGION}:{ACCOUNT}:{name}"
         resources.queues[logical_id] = LocalQueue(logical_id, name, f"http://queue/{name}", arn)
     resources.parameters["UserPool"] = f"{REGION}_LocalPool"
+    # The local WebSocket API has no id or stage of its own (relasify_local.aws_calls records "local").
+    resources.parameters["RealtimeApi"] = "local"
+    resources.parameters["RealtimeStage"] = "local"
     return resources
 
 

@@ -40,6 +40,8 @@ FUNCTIONS: dict[str, tuple[str, str]] = {
     "ImportWorkerFunction": ("functions/contacts/", "import_worker.handler"),
     "NotFoundFunction": ("functions/contacts/", "not_found.handler"),
     "RetentionSweepFunction": ("functions/retention/", "sweep.handler"),
+    "RealtimeConnectionFunction": ("functions/realtime/", "connection.handler"),
+    "RealtimePublisherFunction": ("functions/realtime/", "publisher.handler"),
 }
 
 # docs/ARCHITECTURE.md: (method, path) -> function. OPTIONS preflight routes are checked separately.
@@ -57,6 +59,7 @@ ROUTES: dict[tuple[str, str], str] = {
     ("ANY", "/v1/workspaces/{proxy+}"): "ContactsApiFunction",
     ("ANY", "/v1/me"): "ContactsApiFunction",
     ("ANY", "/v1/me/{proxy+}"): "ContactsApiFunction",
+    ("ANY", "/v1/realtime/{proxy+}"): "ContactsApiFunction",  # WebSocket tickets (SPEC 5b)
     ("GET", "/health"): "ContactsApiFunction",
     # Whatever no route serves: a 404 problem+json (SPEC section 10), not API Gateway's bare 404.
     ("ANY", "$default"): "NotFoundFunction",
@@ -307,7 +310,7 @@ def test_every_v1_route_requires_the_cognito_jwt_authorizer(cfn: dict[str, Any])
     assert authorizer["jwtConfiguration"]["audience"] == [{"Ref": "UserPoolClient"}]
 
     v1_routes = [(m, p, op) for m, p, op in http_api_operations(cfn) if p.startswith("/v1") and m != "OPTIONS"]
-    assert len(v1_routes) == 11
+    assert len(v1_routes) == 12
     for method, path, operation in v1_routes:
         assert operation["security"] == [{"CognitoJwt": []}], f"{method} {path} is not behind the JWT authorizer"
 
@@ -626,6 +629,8 @@ def test_sqs_event_sources_report_partial_batch_failures(cfn: dict[str, Any]) ->
     consumed = {}
     for mapping in mappings.values():
         p = mapping["Properties"]
+        if p["EventSourceArn"]["Fn::GetAtt"][1] == "StreamArn":
+            continue  # the change feed's stream: test_change_feed_stream_feeds_only_new_events_to_the_publisher
         assert p["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
         assert 1 <= p["BatchSize"] <= 10
         consumed[p["FunctionName"]["Ref"]] = p["EventSourceArn"]["Fn::GetAtt"][0]
@@ -723,7 +728,11 @@ def test_only_the_account_and_send_apis_can_encrypt_access_tokens(cfn: dict[str,
 def test_table_and_bucket_access_per_function(cfn: dict[str, Any]) -> None:
     # The $default route's function touches nothing: its role has no inline policy at all.
     assert role_statements(cfn, "NotFoundFunction") == []
-    for function_id in set(FUNCTIONS) - {"WebhookReceiverFunction", "NotFoundFunction"}:
+    assert allowed_actions_on(cfn, "RealtimeConnectionFunction", "Table") == {"dynamodb:PutItem", "dynamodb:DeleteItem"}
+    # Stream reads are the event source mapping's (SAM's AWSLambdaDynamoDBExecutionRole), not the code's.
+    assert allowed_actions_on(cfn, "RealtimePublisherFunction", "Table") == {"dynamodb:Query", "dynamodb:DeleteItem"}
+    realtime = {"RealtimeConnectionFunction", "RealtimePublisherFunction"}
+    for function_id in set(FUNCTIONS) - {"WebhookReceiverFunction", "NotFoundFunction"} - realtime:
         table_actions = allowed_actions_on(cfn, function_id, "Table")
         assert {"dynamodb:GetItem", "dynamodb:UpdateItem"} <= table_actions, function_id
         assert "dynamodb:Scan" not in table_actions, function_id  # nothing scans the table
@@ -867,3 +876,48 @@ def test_data_key_policy_lets_cloudwatch_use_the_key_only_for_this_account(cfn: 
     assert service_statements
     for statement in service_statements:
         assert statement["Condition"]["StringEquals"]["aws:SourceAccount"] == {"Ref": "AWS::AccountId"}, statement
+
+
+# ------------------------------------------------------------------ real-time (SPEC 5b)
+
+
+def test_change_feed_stream_feeds_only_new_events_to_the_publisher(cfn: dict[str, Any]) -> None:
+    assert props(cfn, "Table")["StreamSpecification"] == {"StreamViewType": "NEW_IMAGE"}
+    streams = [
+        m["Properties"]
+        for m in resources(cfn, "AWS::Lambda::EventSourceMapping").values()
+        if m["Properties"]["EventSourceArn"]["Fn::GetAtt"] == ["Table", "StreamArn"]
+    ]
+    assert len(streams) == 1
+    (mapping,) = streams
+    assert mapping["FunctionName"] == {"Ref": "RealtimePublisherFunction"}
+    (pattern,) = [json.loads(f["Pattern"]) for f in mapping["FilterCriteria"]["Filters"]]
+    # New items only (a TTL delete is a REMOVE), and only change-feed items.
+    assert pattern == {"eventName": ["INSERT"], "dynamodb": {"Keys": {"PK": {"S": [{"prefix": "CHG#"}]}}}}
+    assert mapping["BisectBatchOnFunctionError"] is True
+    assert mapping["MaximumRetryAttempts"] >= 1
+
+
+def test_websocket_api_routes_connect_and_disconnect_to_the_connection_function(cfn: dict[str, Any]) -> None:
+    api = props(cfn, "RealtimeApi")
+    assert api["ProtocolType"] == "WEBSOCKET"
+    routes = {r["Properties"]["RouteKey"]: r["Properties"] for r in resources(cfn, "AWS::ApiGatewayV2::Route").values()}
+    assert set(routes) == {"$connect", "$disconnect"}
+    integration = props(cfn, "RealtimeIntegration")
+    assert integration["IntegrationType"] == "AWS_PROXY"
+    assert "${RealtimeConnectionFunction.Arn}" in integration["IntegrationUri"]["Fn::Sub"]
+    permission = props(cfn, "RealtimeConnectionPermission")
+    assert permission["Principal"] == "apigateway.amazonaws.com"
+    assert "${RealtimeApi}/*" in permission["SourceArn"]["Fn::Sub"]
+
+
+def test_publisher_manages_connections_of_its_own_api_stage_only(cfn: dict[str, Any]) -> None:
+    statements = [
+        st
+        for policy in props(cfn, "RealtimePublisherFunctionRole")["Policies"]
+        for st in policy["PolicyDocument"]["Statement"]
+        if "execute-api:ManageConnections" in st["Action"]
+    ]
+    (statement,) = statements
+    assert statement["Action"] == ["execute-api:ManageConnections"]
+    assert statement["Resource"]["Fn::Sub"].endswith(":${RealtimeApi}/${RealtimeStage}/POST/@connections/*")

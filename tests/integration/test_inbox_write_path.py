@@ -215,7 +215,9 @@ def test_a_status_of_an_older_message_writes_nothing_to_the_conversation(
     webhook.process_payload(
         status("wamid.FIRST", "delivered", callback=message_store.callback_data(WS, first.id), ts=BASE_TS + 5)
     )
-    assert write_calls == ["UpdateItem"]  # the message's own status, nothing more
+    # The message's own status with its change-feed event (one transaction), nothing more: the
+    # conversation's version below proves it was not among the items.
+    assert write_calls == ["TransactWriteItems"]
     after = conversation()
     assert after.version == before.version
     assert after.last_message == before.last_message

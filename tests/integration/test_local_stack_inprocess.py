@@ -124,6 +124,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
         repo_root=repo,
         http_port=0,
         moto_port=0,
+        realtime_port=0,
         state_dir=repo / ".state",
         enable_sandbox=False,
         sweep_initial_delay_seconds=0.1,

@@ -136,3 +136,11 @@ class WhatsAppUnavailable(DomainError):
     status = 503
     type_slug = "whatsapp-unavailable"
     title = "WhatsApp Business Platform unavailable"
+
+
+class ChangesExpired(DomainError):
+    """`since` is older than the change feed keeps (48 h): the client reloads instead of replaying."""
+
+    status = 410
+    type_slug = "changes-expired"
+    title = "Changes expired"

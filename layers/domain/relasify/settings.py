@@ -51,6 +51,13 @@ class Settings(BaseModel):
     app_secret_parameter: str = "/relasify/whatsapp/app-secret"  # noqa: S105 - a name, not a secret
     verify_token_parameter: str = "/relasify/whatsapp/verify-token"  # noqa: S105 - a name
 
+    # The WebSocket endpoint clients connect to with a ticket (SPEC section 5b); the cloud sets the
+    # API Gateway WebSocket stage URL, the local stack its own listener.
+    realtime_url: str = "ws://127.0.0.1:3001"
+    # The WebSocket API's management endpoint (https://{api}.execute-api.{region}.amazonaws.com/{stage});
+    # "" leaves it to botocore (the local stack sets AWS_ENDPOINT_URL_APIGATEWAYMANAGEMENTAPI).
+    realtime_management_url: str = ""
+
     graph_api_base_url: str = "https://graph.facebook.com"
     graph_api_version: str = "v23.0"
     graph_timeout_seconds: float = 10.0

@@ -11,6 +11,7 @@ import json
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 import boto3
@@ -309,3 +310,25 @@ def test_list_routes_never_show_the_other_workspace(tenants: tuple[Tenant, Tenan
             response = caller.call("GET", path)
             assert response.status < 500, (policy, response.body)
             _assert_no_leak(response, other, f"GET {policy.path} with the caller's own ids")
+
+
+def test_change_feed_seqs_of_the_other_workspace_give_nothing_of_it(
+    tenants: tuple[Tenant, Tenant], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`GET .../changes?since=` is scoped to the path's workspace: a seq read from the other
+    workspace's feed (or none) only positions the caller in its own feed."""
+    from relasify.data import changes as feed
+
+    monkeypatch.setattr(feed, "SETTLE", timedelta(0))
+    a, b = tenants
+    for caller, other in ((a, b), (b, a)):
+        theirs = other.call("GET", "/changes").json["items"]
+        assert theirs, "the populated workspace has events"
+        assert {e["workspace_id"] for e in theirs} == {other.env.ws}
+        for since in ["", f"?since={theirs[0]['seq']}"]:
+            response = caller.call("GET", f"/changes{since}")
+            assert response.status == 200, response.body
+            assert {e["workspace_id"] for e in response.json["items"]} <= {caller.env.ws}
+            other_conversations = {e["conversation_id"] for e in theirs}
+            assert not other_conversations & {e["conversation_id"] for e in response.json["items"]}
+            _assert_no_leak(response, other, "GET /changes with the other workspace's seq")

@@ -102,6 +102,7 @@ ROWS: list[Row] = [
     Row("PATCH", f"{WS}/whatsapp", ADMIN, "admin: WhatsApp change"),
     Row("DELETE", f"{WS}/whatsapp", ADMIN, "admin: WhatsApp disconnect"),
     Row("GET", f"{WS}/audit", ADMIN, "admin: audit log"),
+    Row("GET", f"{WS}/changes", AGENT, "agent: conversations (read) (SPEC 5b: events of every workspace)"),
 ]
 
 # Named by SPEC sections 5a-5c, served by branches not merged here yet. A row moves up into ROWS
@@ -116,7 +117,6 @@ SPEC_NOT_YET_SERVED: list[Row] = [
     Row("GET", f"{WS}/conversations/{{contact_id}}/messages", AGENT, "agent: conversations (read)"),
     Row("GET", f"{WS}/messages/{{message_id}}/media", AGENT, "agent: conversations (read)"),
     Row("POST", f"{WS}/media", AGENT, "agent: send messages (media upload)"),
-    Row("GET", f"{WS}/changes", AGENT, "agent: conversations (read) (SPEC 5b: events of every workspace)"),
     Row("GET", f"{WS}/canned-replies", AGENT, "agent: read canned replies"),
     Row("POST", f"{WS}/canned-replies", ADMIN, "admin: canned replies"),
     Row("PATCH", f"{WS}/canned-replies/{{reply_id}}", ADMIN, "admin: canned replies"),

@@ -24,9 +24,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
-from pynamodb.exceptions import PutError, TransactWriteError, UpdateError
+from pynamodb.exceptions import TransactWriteError, UpdateError
 
 from relasify import clock, retention
+from relasify.data import changes
 from relasify.data import messages as message_store
 from relasify.data import models as m
 from relasify.data.base import chunks, transaction, utc
@@ -289,9 +290,10 @@ def _load(ws: str, contact_id: str) -> tuple[Conversation | None, m.Conversation
     return (None if item.is_expired else _record(item)), item
 
 
-def _write(ws: str, contact_id: str, change: Change, extra: Callable[[Any], None] | None = None) -> Conversation | None:
-    """Read, compute `change`, write conditional on the version read (with `extra`'s writes in the same
-    transaction); re-read and recompute on a conflict. None when `change` wants no write."""
+def _write(ws: str, contact_id: str, change: Change, extra: Callable[[Any], None]) -> Conversation | None:
+    """Read, compute `change`, write conditional on the version read with `extra`'s writes (its
+    change-feed event at least) in one transaction; re-read and recompute on a conflict. Returns the
+    current state, unwritten, when `change` wants no write."""
     for attempt in range(_MAX_ATTEMPTS):
         current, stored = _load(ws, contact_id)
         new = change(current)
@@ -302,26 +304,17 @@ def _write(ws: str, contact_id: str, change: Change, extra: Callable[[Any], None
         condition = (
             m.ConversationModel.pk.does_not_exist() if stored is None else (m.ConversationModel.version == version)
         )
+        tx = transaction()
         try:
-            if extra is None:
-                item.save(condition=condition)
-            else:
-                tx = transaction()
-                try:
-                    with tx:
-                        extra(tx)
-                        tx.save(item, condition=condition)
-                except TransactWriteError as exc:
-                    failures = tx.failures(exc)
-                    others = [f for k, f in failures.items() if k != _key(ws, contact_id)]
-                    if any(f.code == "ConditionalCheckFailed" for f in others):
-                        raise _AlreadyStored from None
-                    if failures or "TransactionConflict" in cancellation_codes(exc):
-                        _pause(attempt)
-                        continue
-                    raise
-        except PutError as exc:
-            if is_condition_failure(exc):
+            with tx:
+                extra(tx)
+                tx.save(item, condition=condition)
+        except TransactWriteError as exc:
+            failures = tx.failures(exc)
+            others = [f for k, f in failures.items() if k != _key(ws, contact_id)]
+            if any(f.code == "ConditionalCheckFailed" for f in others):
+                raise _AlreadyStored from None
+            if failures or "TransactionConflict" in cancellation_codes(exc):
                 _pause(attempt)
                 continue
             raise
@@ -344,6 +337,8 @@ def record_thread_item(item: m.MessageModel, *, extra: Callable[[Any], None] | N
 
     def writes(tx: Any) -> None:
         tx.save(item, condition=m.MessageModel.pk.does_not_exist())
+        event: changes.EventType = "note.created" if item.direction == "note" else "message.created"
+        changes.add_to(tx, ws, event, contact_id, item.message_id)
         if extra is not None:
             extra(tx)
 
@@ -418,9 +413,17 @@ def get(ws: str, contact_id: str, *, consistent: bool = False) -> Conversation |
     return _record(item) if item else None
 
 
+def _updated_event(ws: str, contact_id: str) -> Callable[[Any], None]:
+    def writes(tx: Any) -> None:
+        changes.add_to(tx, ws, "conversation.updated", contact_id)
+
+    return writes
+
+
 def update(ws: str, contact_id: str, change: Change) -> Conversation | None:
-    """Apply `change` (status, assignee, snooze...) under the optimistic version check."""
-    return _write(ws, contact_id, change)
+    """Apply `change` (status, assignee, snooze...) under the optimistic version check, with its
+    `conversation.updated` event in the same transaction."""
+    return _write(ws, contact_id, change, _updated_event(ws, contact_id))
 
 
 def count_inbound_after(ws: str, contact_id: str, key: str | None) -> int:
@@ -446,7 +449,7 @@ def mark_read(ws: str, contact_id: str, up_to_key: str | None) -> Conversation |
         unread = count_inbound_after(ws, contact_id, mark) if mark else 0
         return current.model_copy(update={"read_up_to": mark, "unread_count": unread})
 
-    return _write(ws, contact_id, change)
+    return _write(ws, contact_id, change, _updated_event(ws, contact_id))
 
 
 def delete_key(ws: str, contact_id: str) -> tuple[str, str]:

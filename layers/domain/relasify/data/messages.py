@@ -27,6 +27,7 @@ from pynamodb.attributes import NumberAttribute
 from pynamodb.exceptions import PutError, TransactWriteError, UpdateError
 
 from relasify import clock
+from relasify.data import changes
 from relasify.data import models as m
 from relasify.data.base import chunks, query_all, transaction, utc
 from relasify.data.ids import new_id
@@ -367,9 +368,12 @@ def attach_reaction(ws: str, message_id: str, reaction: Reaction) -> bool:
             )
         condition = model.updated_at == item.updated_at if item.updated_at else model.updated_at.does_not_exist()
         try:
-            item.update(actions=[model.reactions.set(kept), model.touch()], condition=condition)
-        except UpdateError as exc:
-            if is_condition_failure(exc):
+            with transaction() as tx:  # the reaction and its `message.updated` event, together
+                tx.update(item, actions=[model.reactions.set(kept), model.touch()], condition=condition)
+                if item.contact_id:
+                    changes.add_to(tx, ws, "message.updated", item.contact_id, message_id)
+        except TransactWriteError as exc:
+            if _is_conflict(exc):
                 continue
             raise
         return True
@@ -433,15 +437,15 @@ class StatusBatch:
 def apply_status(ws: str, message_id: str, change: StatusChange, *, batch: StatusBatch | None = None) -> StatusResult:
     """Move a message's status forward and record billing, in at most one write request.
 
-    Nothing to bill: one conditional UpdateItem, written first (`_advance`). Billable: the message is
-    read first (consistently; from `batch` when it was prefetched) to know whether it was billed
-    already, then one conditional UpdateItem, or one transaction when the billing record is due; a
-    duplicate or stale billable status costs no write. A condition failure means a concurrent writer
-    (or an earlier status of the same batch) got there first: re-read and decide again.
+    The message is read first (consistently; from `batch` when it was prefetched) for its
+    conversation (the change-feed event names it) and to know whether it was billed already. A
+    status that moves it forward is one transaction: the message update, its `message.updated`
+    event (relasify.data.changes) and the billing record when due. A billing-only change is one
+    conditional UpdateItem, or the transaction with the billing record; a duplicate or stale status
+    costs no write. A condition failure means a concurrent writer (or an earlier status of the same
+    batch) got there first: re-read and decide again.
     """
     model = m.MessageModel
-    if not change.billable:
-        return _advance(ws, message_id, change)
     prefetched = batch.take_message(ws, message_id) if batch is not None else None
     for _ in range(_MAX_STATUS_ATTEMPTS):
         if prefetched is not None:
@@ -469,7 +473,8 @@ def apply_status(ws: str, message_id: str, change: StatusChange, *, batch: Statu
             if bill:
                 actions.append(model.flags.set((model.flags | []).append([BILLED_FLAG])))
                 condition &= ~model.flags.contains(BILLED_FLAG)
-                _update_with_billing(item, actions, condition, change, ws)
+            if bill or advance:
+                _update_in_transaction(item, actions, condition, change, ws, bill=bill, event=advance)
             else:
                 item.update(actions=actions, condition=condition)
         except (UpdateError, TransactWriteError) as exc:
@@ -503,37 +508,21 @@ def _status_actions(change: StatusChange) -> list[Any]:
     return actions
 
 
-def _advance(ws: str, message_id: str, change: StatusChange) -> StatusResult:
-    """A status with nothing to bill: write first. One conditional UpdateItem; a duplicate or stale
-    status fails the condition, and only then a read tells "unchanged" from "not recorded yet"."""
-    model = m.MessageModel
-    actions = [*_status_actions(change), model.wamid.set(model.wamid | change.wamid), model.touch()]
-    if change.pricing:
-        actions.append(model.pricing.set(change.pricing))
-    item = model(m.message_pk(ws, message_id), model.SK_VALUE)
-    try:
-        item.update(actions=actions, condition=model.pk.exists() & (model.status_rank < change.rank))
-    except UpdateError as exc:
-        if not is_condition_failure(exc):
-            raise
-        current = model.get_live(m.message_pk(ws, message_id), model.SK_VALUE, consistent_read=True)
-        if current is None:
-            return StatusResult("missing")
-        return StatusResult("unchanged", contact_id=current.contact_id, message_id=message_id)
-    return StatusResult(
-        "applied",
-        advanced=True,
-        contact_id=item.contact_id,
-        message_id=message_id,
-        broadcast_id=item.broadcast_id,
-    )
-
-
-def _update_with_billing(
-    item: m.MessageModel, actions: list[Any], condition: Any, change: StatusChange, ws: str
+def _update_in_transaction(
+    item: m.MessageModel, actions: list[Any], condition: Any, change: StatusChange, ws: str, *, bill: bool, event: bool
 ) -> None:
+    """The message update with, in the same transaction, its billing record and/or its event."""
+    with transaction() as tx:
+        tx.update(item, actions=actions, condition=condition)
+        if bill:
+            tx.save(_billing_record(item, change, ws), condition=m.BillingRecordModel.pk.does_not_exist())
+        if event and item.contact_id:
+            changes.add_to(tx, ws, "message.updated", item.contact_id, item.message_id)
+
+
+def _billing_record(item: m.MessageModel, change: StatusChange, ws: str) -> m.BillingRecordModel:
     pricing = change.pricing or {}
-    record = m.BillingRecordModel(
+    return m.BillingRecordModel(
         m.billing_pk(ws, _billing_month(item, change)),
         m.billing_sk(change.wamid),
         ws_id=ws,
@@ -544,9 +533,6 @@ def _update_with_billing(
         billable=True,
         at=change.at,
     )
-    with transaction() as tx:
-        tx.update(item, actions=actions, condition=condition)
-        tx.save(record, condition=m.BillingRecordModel.pk.does_not_exist())
 
 
 def _is_conflict(exc: Exception) -> bool:
