@@ -12,18 +12,18 @@ from relasify.data.changes import MAX_PAGE, SEQ_PATTERN
 from relasify.schemas.realtime import ChangePage, TicketOut
 from relasify.services import realtime
 from relasify.services.access import Role
-from relasify.web.auth import current_actor, current_membership, workspace_route
+from relasify.web.auth import api_route, current_actor, current_membership, workspace_route
 
 router = APIGatewayHttpRouter()
 
 
-@router.post("/v1/realtime/tickets", tags=["realtime"])
+@api_route(router, "POST", "/v1/realtime/tickets", success=201, tags=["realtime"])
 def issue_ticket() -> Response[TicketOut]:
     out = realtime.issue_ticket(current_actor(router))
     return Response(status_code=201, content_type="application/json", body=out.model_dump(mode="json"))
 
 
-@workspace_route(router, "GET", "/v1/workspaces/<ws>/changes", Role.AGENT, tags=["realtime"])
+@workspace_route(router, "GET", "/v1/workspaces/<ws>/changes", Role.AGENT, statuses=(410,), tags=["realtime"])
 def list_changes(
     ws: str,
     since: Annotated[str | None, Query(pattern=SEQ_PATTERN)] = None,

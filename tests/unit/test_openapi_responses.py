@@ -121,6 +121,7 @@ def test_success_status_is_the_one_the_route_answers() -> None:
         "POST /v1/workspaces/{ws}/canned-replies",
         "DELETE /v1/workspaces/{ws}/canned-replies/{reply_id}",
         "POST /v1/workspaces/{ws}/media",
+        "POST /v1/realtime/tickets",
     }
     paths = document()["paths"]
     created = paths["/v1/workspaces/{ws}/contacts"]["post"]["responses"]["201"]
@@ -155,6 +156,11 @@ def test_409_only_where_a_route_can_conflict() -> None:
         "PATCH /v1/workspaces/{ws}/canned-replies/{reply_id}",
         "GET /v1/workspaces/{ws}/messages/{message_id}/media",  # media-not-ready
     }
+
+
+def test_410_only_on_the_change_feed() -> None:
+    gone = {f"{method} {path}" for method, path, operation in operations() if 410 in statuses(operation)}
+    assert gone == {"GET /v1/workspaces/{ws}/changes"}  # changes-expired past the 48 h window
 
 
 def test_the_webhook_receiver_declares_its_answers() -> None:

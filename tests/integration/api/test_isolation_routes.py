@@ -271,6 +271,8 @@ def _cursors(tenant: Tenant) -> dict[str, str]:
     return cursors
 
 
+# Some 200 requests by one user in a few seconds: about cursors, not the budgets (test_rate_limits.py).
+@pytest.mark.usefixtures("unlimited_budgets")
 def test_cursors_of_the_other_workspace_are_400_on_every_list_route(tenants: tuple[Tenant, Tenant]) -> None:
     a, b = tenants
     list_routes = [p for p in POLICIES if p.method == "GET" and _suffix(p) in LIST_ROUTES]

@@ -42,6 +42,7 @@ _ERROR_DESCRIPTIONS = {
     403: "The caller's role is too low for this action",
     404: "Not found, or a workspace the caller is not a member of",
     409: "Conflict with the current state",
+    410: "Gone: what was asked for is no longer kept (e.g. changes older than the feed's window)",
     413: "Request body too large",
     415: "The body is neither JSON nor said to be JSON",
     422: "Request validation failed; `errors[]` names each field",
