@@ -53,12 +53,15 @@ NOT_WORKSPACE_ITEMS = {
     "SweepCheckpointModel",  # the sweep's own state
     "PendingClosureModel",  # the closure queue entry: removed by the very step under test (asserted)
     "_AnyItem",  # a key-level handle of the sweep, never written whole
+    # relasify.data.realtime's base of a person's real-time ticket (60 s) and WebSocket connection
+    # (2 h): keyed by user, never by workspace, ids only; their own TTLs remove them.
+    "_ShortLived",
 }
 # Declared in models.py but written by no code path (duplicates are absorbed by derived ids and
 # conditional writes); `test_declared_but_unwritten_models_stay_unwritten` keeps this honest.
 NEVER_WRITTEN = {"WebhookDedupeModel"}
 # Item types only DynamoDB's TTL removes (short-lived, no personal data, not in ByExpiry).
-TTL_ONLY = {"RateSlotModel", "RequestBudgetModel"}
+TTL_ONLY = {"RateSlotModel", "RequestBudgetModel", "ChangeEventModel"}
 # Classes the policy keeps longer than closure + 90 days, whatever happens to the workspace.
 OWN_LONGER_WINDOW = {DataClass.USAGE, DataClass.SECURITY, DataClass.BILLING}
 
@@ -114,6 +117,8 @@ def item_type(pk: str, sk: str, ws: str) -> str:
             "MEDIA": "MediaUploadModel",
             "WORD": "ContactWordModel",
         }[kind]
+    if pk == f"CHG#{ws}":
+        return "ChangeEventModel"
     if pk.startswith("WAMID#"):
         return "PendingStatusModel" if sk.startswith("PENDING") else {"WAMID": "WamidPointerModel"}[sk]
     if pk.startswith("DEDUPE#"):
@@ -333,6 +338,7 @@ def test_closure_stamps_every_item_of_the_workspace_and_one_sweep_after_the_wind
             "BillingRecordModel",
             "RateSlotModel",
             "RequestBudgetModel",
+            "ChangeEventModel",  # 48 h TTL, ids only (asserted expired above)
         }
         assert not [k for k in bucket_keys() if f"/{ws}/" in k]
         assert api.get(f"/v1/workspaces/{ws}", as_user=OWNER).status == 404

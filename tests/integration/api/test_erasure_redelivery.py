@@ -119,10 +119,12 @@ def test_old_redelivered_webhooks_do_not_recreate_an_erased_contact_but_a_new_me
             assert needle not in text, (needle, item["PK"]["S"], item["SK"]["S"])
     # What stays: tombstones with a hash and a time only, expiring after the redelivery window.
     stones = [i for i in table_items() if i["PK"]["S"].startswith(f"WS#{ws}#ERASED#")]
-    assert len(stones) == 1  # wa_id and the phone's wa_id are the same id here
-    assert set(stones[0]) == {"PK", "SK", "erased_at", "expires_at", "expiry_bucket", "created_at", "updated_at"}
+    assert len(stones) == 3  # the wa_id (the phone's wa_id is the same id here) and the two messages' wamids
+    for stone in stones:
+        assert set(stone) == {"PK", "SK", "erased_at", "expires_at", "expiry_bucket", "created_at", "updated_at"}
     erased_at = int(stones[0]["erased_at"]["N"])
-    assert int(stones[0]["expires_at"]["N"]) == erased_at + int(retention.ERASURE_TOMBSTONE_WINDOW.total_seconds())
+    for stone in stones:
+        assert int(stone["expires_at"]["N"]) == erased_at + int(retention.ERASURE_TOMBSTONE_WINDOW.total_seconds())
     assert timedelta(days=7) < retention.ERASURE_TOMBSTONE_WINDOW  # longer than Meta's retry window
 
     # The person writes again after the erasure: a new contact, with only the new message.
@@ -133,6 +135,24 @@ def test_old_redelivered_webhooks_do_not_recreate_an_erased_contact_but_a_new_me
     assert again.id != contact.id
     assert message_store.get_inbound(ws, "wamid.new-after-erasure") is not None
     assert message_store.get_inbound(ws, OLD_WAMID) is None
+
+
+def test_a_status_of_an_erased_message_dated_after_the_erasure_is_dropped(api: ApiClient, ws: str) -> None:
+    """The customer reads a message a day after its erasure: the read status (its time after the
+    erasure, so not an old redelivery) still leaves nothing, not even an early-status item keyed
+    by the wamid."""
+    process(inbound(OLD_WAMID, OLD_TEXT, clock.epoch() - 60))
+    contact = contact_repository().find_by(ws, "wa_id", WA_ID)
+    assert contact is not None
+    outbound = message_store.record_outbound(ws, contact.id, "text", {"body": "Pesanan dikirim hari ini"})
+    message_store.attach_wamid(ws, outbound.id, OUT_WAMID)
+    _erase(api, ws, contact.id)
+
+    later = clock.epoch() + 86_400
+    assert process(status(OUT_WAMID, "read", later, None)) == {"status:erased": 1}
+    assert not [i for i in table_items() if OUT_WAMID in json.dumps(i)]
+    # Another message's early status (its send not recorded yet) is still kept until it is.
+    assert process(status("wamid.sent-after-erasure", "sent", later, None)) == {"status:pending": 1}
 
 
 def test_a_user_preferences_stop_sent_before_the_erasure_does_not_recreate_the_contact(api: ApiClient, ws: str) -> None:
@@ -193,8 +213,9 @@ def test_known_contact_events_make_no_extra_request_and_never_read_a_tombstone(
     expected_inbound = {"GetItem": 3, "TransactWriteItems": 1, "UpdateItem": 1}
     assert counted(inbound("wamid.second", "Masih ada?", now)) == expected_inbound
     callback = message_store.callback_data(ws, outbound.id)
-    # A status reads the conversation (is this its last message?) and writes it only if so: here not.
-    assert counted(status(OUT_WAMID, "delivered", now, callback)) == {"GetItem": 2, "UpdateItem": 1}
+    # A status reads the message (its conversation names the change-feed event) and the conversation
+    # (is this its last message? here not), then writes the message and its event in one transaction.
+    assert counted(status(OUT_WAMID, "delivered", now, callback)) == {"GetItem": 3, "TransactWriteItems": 1}
     assert lookups == []
 
     # The create path (a sender never seen) pays one BatchGetItem for the tombstones, nothing else more.

@@ -4,7 +4,8 @@ contact's data, found through keys, never by scanning; media objects in S3.
 Where a contact's data lives (docs/DATA_MODEL.md): the contact item, its uniqueness markers and tag
 items (`relasify.data.contacts` deletes those in one transaction), the conversation's message items
 (GSI1 `WS#<ws>#CONV#<cid>`), each message's `WAMID#<wamid>` partition (pointer, early statuses),
-its media object `media/<ws>/<message id>`, and broadcast recipient items `RCPT#<cid>`.
+its media object `media/<ws>/<message id>`, broadcast recipient items `RCPT#<cid>`, and the
+change-feed events naming the conversation (`CHG#<ws>`).
 Billing records hold no content and no wamid (keyed by its SHA-256) and are kept.
 """
 
@@ -17,6 +18,7 @@ from typing import Any
 
 from relasify.data import models as m
 from relasify.data.base import chunks, query_all
+from relasify.data.changes import change_pk
 from relasify.data.sweep import Key, delete_keys, raw_query
 from relasify.data.webhook_inbox import media_object_key
 from relasify.settings import get_settings
@@ -94,6 +96,18 @@ def broadcast_recipient_keys(ws: str, contact_id: str) -> list[Key]:
     """`RCPT#<cid>` in every broadcast of the workspace (broadcasts listed through GSI1)."""
     sk = f"{m.BroadcastRecipientModel.SK_PREFIX}{contact_id}"
     return [(b["PK"]["S"], sk) for b in raw_query(m.broadcasts_index_pk(ws), index="GSI1", projection="PK")]
+
+
+def change_event_keys(ws: str, contact_id: str) -> list[Key]:
+    """The change-feed events (`CHG#<ws>`, 48 h, ids only) naming the contact's conversation: one
+    Query of the workspace's last 48 h of events (erasure is rare; an index per conversation would
+    cost a write on every event)."""
+    pk = change_pk(ws)
+    return [
+        (pk, item["SK"]["S"])
+        for item in raw_query(pk, projection="SK,conversation_id")
+        if item.get("conversation_id", {}).get("S") == contact_id
+    ]
 
 
 def delete_items(keys: Iterable[Key]) -> int:

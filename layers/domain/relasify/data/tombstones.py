@@ -24,6 +24,9 @@ from relasify.data import secrets
 # Used when no erasure key is configured (tests, local tools); deployments keep theirs in SSM.
 _DEV_KEY = "relasify-dev-erasure-hash-key"
 SENDER_KINDS = ("wa_id", "user_id")
+# Also kept for each erased message's wamid: a status of it arriving after the erasure (a customer
+# reads it a day later) is dropped whatever its time, instead of being kept as an early status.
+MESSAGE_KIND = "wamid"
 
 
 def keyed_digest(*parts: str) -> str:
@@ -59,8 +62,18 @@ def put(ws: str, senders: Iterable[tuple[str, str | None]], *, erased_at: dateti
 def erased_at(ws: str, senders: Iterable[tuple[str, str | None]]) -> int | None:
     """The latest erasure (epoch seconds) of any of these sender ids in the workspace, or None.
     One BatchGetItem for both ids; callers ask only on the create path (an unknown sender)."""
-    keys = [_key(ws, kind, value) for kind, value in dict.fromkeys(senders) if value]
-    if not keys:
-        return None
-    found = [int(t.erased_at) for t in m.ErasureTombstoneModel.batch_get(keys) if not t.is_expired]
-    return max(found) if found else None
+    found = erasures(ws, senders)
+    return max(found.values()) if found else None
+
+
+def erasures(ws: str, ids: Iterable[tuple[str, str | None]]) -> dict[tuple[str, str], int]:
+    """Each of these (kind, value) ids with a live tombstone, with its erasure time (epoch
+    seconds); one BatchGetItem."""
+    wanted = {_key(ws, kind, value): (kind, value) for kind, value in dict.fromkeys(ids) if value}
+    if not wanted:
+        return {}
+    return {
+        wanted[(t.pk, t.sk)]: int(t.erased_at)
+        for t in m.ErasureTombstoneModel.batch_get(list(wanted))
+        if not t.is_expired
+    }

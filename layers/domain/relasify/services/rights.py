@@ -90,8 +90,9 @@ def set_restricted(caller: Membership, contact_id: str, restricted: bool) -> Con
 def erase_contact(caller: Membership, contact_id: str, *, audit_action: str = "contact.erased") -> dict[str, int]:
     """Erasure, at once: the conversation's messages, their wamid pointers and early statuses, the
     contact's reaction items (found through the reactions on those messages), media objects,
-    broadcast recipient items, the stored results of API sends to the contact (idempotency records),
-    the dead-letter queues' messages naming the person (`relasify.services.dead_letters`),
+    broadcast recipient items, the change-feed events naming the conversation, the stored results of
+    API sends to the contact (idempotency records), the dead-letter queues' messages naming the
+    person (`relasify.services.dead_letters`),
     then the contact with its uniqueness markers and tag
     items (one transaction), and the workspace's export files and finished imports' CSV files (bulk copies
     that may hold the person). Billing records (category, pricing, keyed by the wamid's SHA-256: no
@@ -99,14 +100,17 @@ def erase_contact(caller: Membership, contact_id: str, *, audit_action: str = "c
     Messages go first, so an interrupted erasure can simply be repeated. Deleting a contact does the
     same, audited as `contact.deleted` (deleted alone, its conversation would stay out of reach).
 
-    Before anything is deleted, erasure tombstones (keyed hashes of the person's WhatsApp ids, no
-    personal data; `relasify.data.tombstones`) are written, so a webhook about them sent before
-    now and redelivered later (Meta retries for 7 days) is dropped instead of re-creating them."""
+    Before anything is deleted, erasure tombstones (keyed hashes of the person's WhatsApp ids and of
+    their messages' wamids, no personal data; `relasify.data.tombstones`) are written, so a webhook
+    about them sent before now and redelivered later (Meta retries for 7 days) is dropped instead of
+    re-creating them."""
     ws = caller.ws
     contact = _contact(ws, contact_id)
     phone_wa_id = contact.phone.lstrip("+") if contact.phone else None  # a never-linked contact's wa_id
     tombstones.put(ws, [("wa_id", contact.wa_id), ("wa_id", phone_wa_id), ("user_id", contact.user_id)])
     conversation = erasure_store.conversation_items(ws, contact_id)
+    # Its messages' wamids too: their statuses may still come (a read days later) after this.
+    tombstones.put(ws, [(tombstones.MESSAGE_KIND, item.wamid) for item in conversation if item.wamid])
     keys: list[sweep_store.Key] = [item.key for item in conversation]
     for item in conversation:
         if item.wamid:
@@ -114,6 +118,9 @@ def erase_contact(caller: Membership, contact_id: str, *, audit_action: str = "c
         for reaction_wamid in item.reaction_wamids:
             keys += erasure_store.reaction_message_keys(ws, reaction_wamid)
     recipients = erasure_store.broadcast_recipient_keys(ws, contact_id)
+    # Change-feed events name the conversation (the contact's id) for 48 h: they go too. Live clients
+    # then get 404 for the conversation, as for any contact deleted before they fetched it.
+    events = erasure_store.change_event_keys(ws, contact_id)
     # The stored results of API sends (Powertools idempotency records, 24 h) hold the message: found
     # through the Idempotency-Key kept on the outbox item, for sends young enough to have one.
     recent = clock.now() - timedelta(seconds=sending.IDEMPOTENCY_EXPIRY_SECONDS + IDEMPOTENCY_MARGIN_SECONDS)
@@ -124,7 +131,7 @@ def erase_contact(caller: Membership, contact_id: str, *, audit_action: str = "c
     ]
     idempotency_records = sending.forget_idempotency_records(ws, idempotency_keys)
     keys.append(conversation_store.delete_key(ws, contact_id))  # the conversation item (its preview)
-    erasure_store.delete_items(keys + recipients)
+    erasure_store.delete_items(keys + recipients + events)
     media = [erasure_store.message_media_key(ws, item.message_id) for item in conversation]
     media += [item.media_s3_key for item in conversation if item.media_s3_key]
     objects = erasure_store.delete_objects(media) if media else 0

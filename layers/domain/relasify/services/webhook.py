@@ -148,6 +148,13 @@ def _erased_since(ws: str, *, wa_id: str | None, user_id: str | None, at: dateti
     return erased is not None and int(at.timestamp()) <= erased
 
 
+def _erased_status(ws: str, change: message_store.StatusChange, wa_id: str | None, user_id: str | None) -> bool:
+    found = tombstones.erasures(ws, [(tombstones.MESSAGE_KIND, change.wamid), ("wa_id", wa_id), ("user_id", user_id)])
+    if (tombstones.MESSAGE_KIND, change.wamid) in found:
+        return True
+    return any(int(change.at.timestamp()) <= erased for erased in found.values())
+
+
 # --- routing and per-delivery reads ------------------------------------------------------------
 
 
@@ -450,10 +457,11 @@ def _handle_status(event: StatusEvent, delivery: _Delivery) -> str:
         if result.outcome != "missing":
             _after_status(ws, change, result)
             return result.outcome
-    # The message is not recorded (yet, or no more: erased). A status about a recipient erased since
-    # it happened is an old redelivery: dropped, or its early-status item would keep their id.
+    # The message is not recorded (yet, or no more: erased). A status of an erased message (its
+    # wamid has a tombstone: the customer read it after the erasure), or about a recipient erased
+    # since it happened (an old redelivery), is dropped: its early-status item would keep their ids.
     recipient = event.status
-    if _erased_since(ws, wa_id=recipient.recipient_id, user_id=recipient.recipient_user_id, at=change.at):
+    if _erased_status(ws, change, recipient.recipient_id, recipient.recipient_user_id):
         logger.info("webhook about an erased contact dropped", extra={"ws": ws, "kind": event.kind})
         return "erased"
     # Not recorded yet: keep the status until it is.
