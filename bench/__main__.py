@@ -20,7 +20,16 @@ from pathlib import Path
 from bench.report import Section
 
 REPO = Path(__file__).resolve().parents[1]
-BENCHMARKS = ["cold_start", "request_counts", "webhook_throughput", "broadcast_rate", "sweep_cost", "cost_model"]
+BENCHMARKS = [
+    "cold_start",
+    "request_counts",
+    "inbox_writes",
+    "webhook_throughput",
+    "broadcast_rate",
+    "sweep_cost",
+    "cost_model",
+    "realtime_push",
+]
 OUTPUT = REPO / "docs" / "PERFORMANCE.md"
 
 

@@ -25,7 +25,7 @@ import os
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -191,12 +191,17 @@ class AwsCounter:
     sqs_billable: int = 0
     aws_seconds: float = 0.0
     seconds_by_request: Counter[str] = field(default_factory=Counter)
+    # DynamoDB items written (put, updated, deleted, in transactions too), by item kind (`item_kind`).
+    writes: Counter[str] = field(default_factory=Counter)
+    write_units: Counter[str] = field(default_factory=Counter)  # WCU by item kind
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def reset(self) -> None:
         with self._lock:
             self.requests.clear()
             self.seconds_by_request.clear()
+            self.writes.clear()
+            self.write_units.clear()
             self.wcu = self.rcu = self.aws_seconds = 0.0
             self.sqs_billable = 0
 
@@ -210,10 +215,29 @@ class AwsCounter:
 
     def snapshot(self) -> Usage:
         with self._lock:
-            return Usage(Counter(self.requests), self.wcu, self.rcu, self.sqs_billable, self.aws_seconds)
+            return Usage(
+                Counter(self.requests),
+                self.wcu,
+                self.rcu,
+                self.sqs_billable,
+                self.aws_seconds,
+                Counter(self.writes),
+                Counter(self.write_units),
+            )
 
-    def _add(self, name: str, wcu: float, rcu: float, sqs_billable: int, seconds: float) -> None:
+    def _add(
+        self,
+        name: str,
+        wcu: float,
+        rcu: float,
+        sqs_billable: int,
+        seconds: float,
+        writes: Iterable[str] = (),
+        write_units: Counter[str] | None = None,
+    ) -> None:
         with self._lock:
+            self.writes.update(writes)
+            self.write_units.update(write_units or {})
             self.requests[name] += 1
             self.wcu += wcu
             self.rcu += rcu
@@ -231,6 +255,8 @@ class Usage:
     rcu: float
     sqs_billable: int
     aws_seconds: float
+    writes: Counter[str] = field(default_factory=Counter)
+    write_units: Counter[str] = field(default_factory=Counter)
 
     def __sub__(self, other: Usage) -> Usage:
         return Usage(
@@ -239,6 +265,8 @@ class Usage:
             self.rcu - other.rcu,
             self.sqs_billable - other.sqs_billable,
             self.aws_seconds - other.aws_seconds,
+            self.writes - other.writes,
+            self.write_units - other.write_units,
         )
 
     def scaled(self, factor: float) -> ScaledUsage:
@@ -258,6 +286,13 @@ class Usage:
     def s3_gets(self) -> int:
         return sum(v for k, v in self.requests.items() if k.startswith("s3:") and k[3:] in S3_GET_CLASS)
 
+    def writes_breakdown(self) -> str:
+        """`KIND items (WCU)` per written item kind."""
+        return (
+            ", ".join(f"{kind} {n} ({self.write_units.get(kind, 0):g})" for kind, n in sorted(self.writes.items()) if n)
+            or "-"
+        )
+
     def dynamodb_breakdown(self) -> str:
         parts = sorted((k.split(":", 1)[1], v) for k, v in self.requests.items() if k.startswith("dynamodb:"))
         return ", ".join(f"{op} {n}" for op, n in parts) or "-"
@@ -275,21 +310,35 @@ def _dynamodb_capacity(
     region: str, operation: str, params: dict[str, Any], before: Any, response: Any
 ) -> tuple[float, float]:
     """(WCU, RCU) of one DynamoDB request. `before` holds item states read before the call."""
+    wcu, rcu, _by_kind = _dynamodb_capacity_by_kind(region, operation, params, before, response)
+    return wcu, rcu
+
+
+def _dynamodb_capacity_by_kind(
+    region: str, operation: str, params: dict[str, Any], before: Any, response: Any
+) -> tuple[float, float, Counter[str]]:
+    """(WCU, RCU, WCU by written item kind) of one DynamoDB request."""
+    by_kind: Counter[str] = Counter()
     if operation in ("GetItem", "PutItem", "UpdateItem", "DeleteItem"):
         table = _moto_table(region, params.get("TableName", ""))
         key = params.get("Key") or (_key_of(table, params["Item"]) if table is not None and "Item" in params else {})
         if operation == "GetItem":
             size = item_size(_stored_item(table, key))
-            return 0.0, _units(size, READ_UNIT_BYTES) * (1.0 if params.get("ConsistentRead") else 0.5)
+            return 0.0, _units(size, READ_UNIT_BYTES) * (1.0 if params.get("ConsistentRead") else 0.5), by_kind
         old = before
         new = None if operation == "DeleteItem" else _stored_item(table, key)
         if response is None:  # refused by its condition: charged, nothing written
-            return float(_units(max(item_size(old), item_size(params.get("Item"))), WRITE_UNIT_BYTES)), 0.0
-        wcu = _units(max(item_size(old), item_size(new)), WRITE_UNIT_BYTES) + _index_write_units(table, old, new)
-        return float(wcu), 0.0
+            units = float(_units(max(item_size(old), item_size(params.get("Item"))), WRITE_UNIT_BYTES))
+            by_kind[item_kind(key)] += units
+            return units, 0.0, by_kind
+        units = float(
+            _units(max(item_size(old), item_size(new)), WRITE_UNIT_BYTES) + _index_write_units(table, old, new)
+        )
+        by_kind[item_kind(key)] += units
+        return units, 0.0, by_kind
     if operation in ("Query", "Scan"):
         if response is None:
-            return 0.0, 0.5
+            return 0.0, 0.5, by_kind
         table = _moto_table(region, params.get("TableName", ""))
         index = next((i for i in getattr(table, "global_indexes", []) if i.name == params.get("IndexName")), None)
         keys_only = index is not None and (index.projection or {}).get("ProjectionType") == "KEYS_ONLY"
@@ -303,7 +352,7 @@ def _dynamodb_capacity(
             average = total / count if count else 400
             total += average * (scanned - count)
         factor = 1.0 if params.get("ConsistentRead") else 0.5
-        return 0.0, _units(int(total), READ_UNIT_BYTES) * factor
+        return 0.0, _units(int(total), READ_UNIT_BYTES) * factor, by_kind
     if operation == "BatchGetItem":
         rcu = 0.0
         for name, request in params.get("RequestItems", {}).items():
@@ -311,31 +360,39 @@ def _dynamodb_capacity(
             factor = 1.0 if request.get("ConsistentRead") else 0.5
             for key in request.get("Keys", []):
                 rcu += _units(item_size(_stored_item(table, key)), READ_UNIT_BYTES) * factor
-        return 0.0, rcu
+        return 0.0, rcu, by_kind
     if operation == "BatchWriteItem":
         wcu = 0.0
         for (name, requests), olds in zip(params.get("RequestItems", {}).items(), before or [], strict=False):
             table = _moto_table(region, name)
             for request, old in zip(requests, olds, strict=False):
                 new = request["PutRequest"]["Item"] if "PutRequest" in request else None
-                wcu += _units(max(item_size(old), item_size(new)), WRITE_UNIT_BYTES) + _index_write_units(
+                units = _units(max(item_size(old), item_size(new)), WRITE_UNIT_BYTES) + _index_write_units(
                     table, old, new
                 )
-        return wcu, 0.0
+                wcu += units
+                by_kind[item_kind(request.get("PutRequest", {}).get("Item") or request["DeleteRequest"]["Key"])] += (
+                    units
+                )
+        return wcu, 0.0, by_kind
     if operation == "TransactWriteItems":
         wcu = 0.0
         for entry, (table, key, old) in zip(params.get("TransactItems", []), before or [], strict=False):
             (kind, body), *_ = entry.items()
             if kind == "ConditionCheck":
-                wcu += 2 * _units(item_size(old), WRITE_UNIT_BYTES)
+                units = 2 * _units(item_size(old), WRITE_UNIT_BYTES)
+                wcu += units
+                by_kind[item_kind(key)] += units
                 continue
             new = None if kind == "Delete" else (body.get("Item") if kind == "Put" else _stored_item(table, key))
             if response is None:
                 new = old
-            wcu += 2 * (
+            units = 2 * (
                 _units(max(item_size(old), item_size(new)), WRITE_UNIT_BYTES) + _index_write_units(table, old, new)
             )
-        return wcu, 0.0
+            wcu += units
+            by_kind[item_kind(key)] += units
+        return wcu, 0.0, by_kind
     if operation == "TransactGetItems":
         rcu = 0.0
         for entry in params.get("TransactItems", []):
@@ -344,8 +401,40 @@ def _dynamodb_capacity(
                 item_size(_stored_item(_moto_table(region, body.get("TableName", "")), body.get("Key", {}))),
                 READ_UNIT_BYTES,
             )
-        return 0.0, rcu
-    return 0.0, 0.0
+        return 0.0, rcu, by_kind
+    return 0.0, 0.0, by_kind
+
+
+def item_kind(key: dict[str, Any]) -> str:
+    """A written item's kind from its key (docs/DATA_MODEL.md): the segment after the workspace in
+    `WS#<ws>#<KIND>#...` partitions, the sort key's prefix in the workspace partition itself, else
+    the partition key's prefix (`CHG`, `WAMID`, `USAGE`, `BUDGET`, ...)."""
+    pk = str(key.get("PK", {}).get("S", ""))
+    sk = str(key.get("SK", {}).get("S", ""))
+    parts = pk.split("#")
+    if parts[0] == "WS":
+        return parts[2] if len(parts) > 2 else sk.split("#")[0]
+    return parts[0] or "?"
+
+
+def _written_kinds(operation: str, params: dict[str, Any]) -> list[str]:
+    """The kinds of the items a DynamoDB write request writes (one entry per item)."""
+    if operation in ("PutItem", "UpdateItem", "DeleteItem"):
+        return [item_kind(params.get("Key") or params.get("Item") or {})]
+    if operation == "BatchWriteItem":
+        return [
+            item_kind(r.get("PutRequest", {}).get("Item") or r.get("DeleteRequest", {}).get("Key") or {})
+            for requests in params.get("RequestItems", {}).values()
+            for r in requests
+        ]
+    if operation == "TransactWriteItems":
+        kinds = []
+        for entry in params.get("TransactItems", []):
+            (action, body), *_ = entry.items()
+            if action != "ConditionCheck":
+                kinds.append(item_kind(body.get("Key") or body.get("Item") or {}))
+        return kinds
+    return []
 
 
 def _dynamodb_before(region: str, operation: str, params: dict[str, Any]) -> Any:
@@ -403,11 +492,14 @@ def _counting_make_api_call(self: Any, operation_name: str, api_params: dict[str
     finally:
         seconds = time.process_time() - started
         wcu = rcu = 0.0
+        writes: list[str] = []
+        write_units: Counter[str] = Counter()
         if service == "dynamodb":
-            wcu, rcu = _dynamodb_capacity(region, operation_name, api_params, before, response)
+            wcu, rcu, write_units = _dynamodb_capacity_by_kind(region, operation_name, api_params, before, response)
+            writes = _written_kinds(operation_name, api_params)
         billable = _sqs_billable(operation_name, api_params) if service == "sqs" else 0
         for counter in _active:
-            counter._add(f"{service}:{operation_name}", wcu, rcu, billable, seconds)
+            counter._add(f"{service}:{operation_name}", wcu, rcu, billable, seconds, writes, write_units)
 
 
 @contextlib.contextmanager

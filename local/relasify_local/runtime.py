@@ -97,6 +97,7 @@ class LocalFunction:
             if code_dir not in sys.path:
                 sys.path.insert(0, code_dir)
             self._warn_about_shadowed_siblings()
+            self._forget_own_siblings()
             module_name = f"relasify_local_fn_{self.logical_id}_{uuid.uuid4().hex[:8]}"
             spec = importlib.util.spec_from_file_location(module_name, path)
             if spec is None or spec.loader is None:
@@ -110,6 +111,18 @@ class LocalFunction:
                 raise HandlerUnavailableError(f"{self.logical_id}: importing {path.name} failed: {exc!r}") from exc
             self._module = module
             return module
+
+    def _forget_own_siblings(self) -> None:
+        """Each load gets its own copies of the handler's sibling modules, as each Lambda container
+        has its own interpreter. Shared copies would share their Powertools routers, and a router
+        follows the resolver that included it last: a second gateway in the process (a test's, a
+        restarted stack's) would take the first one's routers, whose handlers then read another
+        app's request context."""
+        for sibling in self.code_dir.glob("*.py"):
+            loaded = sys.modules.get(sibling.stem)
+            loaded_file = getattr(loaded, "__file__", None)
+            if loaded_file and Path(loaded_file).resolve() == sibling.resolve():
+                del sys.modules[sibling.stem]
 
     def _warn_about_shadowed_siblings(self) -> None:
         """In Lambda every function has its own interpreter; here one process hosts them all, so a

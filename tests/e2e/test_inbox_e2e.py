@@ -25,6 +25,7 @@ def test_the_inbox_day(local_stack: Any) -> None:
     with local_stack.client(headers=local_stack.auth_headers(OWNER)) as http:
         ws = http.post("/v1/workspaces", json={"name": "Toko Inbox"}).json()["id"]
         phone_number_id = str(100000000000000 + uuid.uuid4().int % 10**14)
+        local_stack.register_whatsapp_account("102345678901234", phone_number_id, "EAAG-e2e-token")
         connect = http.put(
             f"/v1/workspaces/{ws}/whatsapp",
             json={

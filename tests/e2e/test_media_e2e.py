@@ -27,16 +27,19 @@ JPEG = b"\xff\xd8\xff\xe0" + bytes(range(256)) * 8  # binary, not text
 PDF = b"%PDF-1.7\n" + uuid.uuid4().bytes * 64 + b"\n%%EOF"
 
 
-def _connected_workspace(http: httpx.Client) -> tuple[str, str]:
+def _connected_workspace(stack: Any, http: httpx.Client) -> tuple[str, str]:
     ws = http.post("/v1/workspaces", json={"name": "Toko Media"}).json()["id"]
     phone_number_id = str(100000000000000 + uuid.uuid4().int % 10**14)
+    # The sandbox knows the number under the WABA with this token: connecting proves ownership.
+    stack.register_whatsapp_account(WABA_ID, phone_number_id, "EAAG-media-e2e-token")
     connect = {
         "waba_id": WABA_ID,
         "phone_number_id": phone_number_id,
         "display_phone_number": "6281234500000",
         "access_token": "EAAG-media-e2e-token",
     }
-    assert http.put(f"/v1/workspaces/{ws}/whatsapp", json=connect).status_code == 200
+    response = http.put(f"/v1/workspaces/{ws}/whatsapp", json=connect)
+    assert response.status_code == 200, response.text
     return ws, phone_number_id
 
 
@@ -66,7 +69,7 @@ def _post_inbound(stack: Any, phone_number_id: str, wa_id: str, message: dict[st
 
 def test_inbound_image_link_downloads_the_bytes_the_sandbox_served(local_stack: Any) -> None:
     with local_stack.client(headers=local_stack.auth_headers(OWNER)) as http:
-        ws, phone_number_id = _connected_workspace(http)
+        ws, phone_number_id = _connected_workspace(local_stack, http)
         media_id = httpx.post(
             f"{local_stack.sandbox_url}/_sandbox/media", content=JPEG, headers={"content-type": "image/jpeg"}
         ).json()["id"]
@@ -98,7 +101,7 @@ def test_inbound_image_link_downloads_the_bytes_the_sandbox_served(local_stack: 
 
 def test_outbound_document_upload_send_and_the_sandbox_receives_the_bytes(local_stack: Any) -> None:
     with local_stack.client(headers=local_stack.auth_headers(OWNER)) as http:
-        ws, phone_number_id = _connected_workspace(http)
+        ws, phone_number_id = _connected_workspace(local_stack, http)
         wa_id = "6281277775555"
         _post_inbound(local_stack, phone_number_id, wa_id, {"type": "text", "text": {"body": "Minta invoice"}})
         contacts = wait_for(

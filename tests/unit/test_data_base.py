@@ -25,6 +25,26 @@ def test_ids_are_time_ordered_and_unique_even_within_one_millisecond() -> None:
     assert later[3:] > same_ms[-1]
 
 
+def test_ids_follow_the_clock_again_after_it_steps_back_more_than_a_second() -> None:
+    from relasify.data.changes import seq_time
+
+    ahead = clock.now() + timedelta(days=95)  # e.g. a test moved past a retention window
+    clock.set_clock(lambda: ahead)
+    try:
+        future = new_id()
+    finally:
+        clock.set_clock(None)
+    now = new_id()
+    assert abs(seq_time(now) - clock.now()) < timedelta(seconds=5)  # not stuck after `future`
+    assert seq_time(future) - seq_time(now) > timedelta(days=1)
+    clock.set_clock(lambda: NOW)
+    try:
+        step_back = [new_id(), new_id()]  # within one millisecond: still increasing
+    finally:
+        clock.set_clock(None)
+    assert step_back[0] < step_back[1]
+
+
 def test_serialising_a_write_stamps_timestamps_and_ttl_by_class() -> None:
     clock.set_clock(lambda: NOW)
     try:
