@@ -108,7 +108,7 @@ def list_keys(ws: str) -> list[ApiKey]:
 
 
 def count_keys(ws: str) -> int:
-    return len(query_all(ApiKeyModel, m.ws_pk(ws), ApiKeyModel.sk.startswith(KEY_SK_PREFIX)))
+    return sum(1 for _ in query_all(ApiKeyModel, m.ws_pk(ws), ApiKeyModel.sk.startswith(KEY_SK_PREFIX)))
 
 
 def revoke(ws: str, key_id: str) -> bool:

@@ -80,8 +80,13 @@ def _refused(reason: str) -> dict[str, Any]:
     return {"isAuthorized": False}
 
 
+def verify_cognito_jwt(token: str) -> dict[str, Any]:
+    """The claims of a valid Cognito ID token of this stack's pool, or TokenRejected."""
+    return _cognito_verifier()(token)
+
+
 @lru_cache(maxsize=1)
-def cognito_verifier() -> JwtVerifier:
+def _cognito_verifier() -> JwtVerifier:
     """Verifies Cognito ID tokens of the configured pool and app client (settings `jwt_issuer`,
     `jwt_audience`). PyJWT ships with the authorizer function only (functions/authorizer/requirements.txt);
     its JWKS client caches the pool's signing keys for the container's life."""
