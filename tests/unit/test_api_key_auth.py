@@ -11,6 +11,7 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 from relasify.data.api_keys import KeyRef
+from relasify.errors import Unauthenticated
 from relasify.services import api_keys
 from relasify.settings import get_settings
 from relasify.web import authorizer
@@ -203,3 +204,11 @@ def test_a_token_signed_by_another_key_is_rejected(cognito: list[str]) -> None:
         authorizer.verify_cognito_jwt(_token(_OTHER_KEY))
     with pytest.raises(TokenRejected):
         authorizer.verify_cognito_jwt("not.a.jwt")
+
+
+def test_a_cached_yes_for_a_token_that_has_expired_since_is_refused() -> None:
+    """The cloud authorizer's answer is reused for 300 s: the function checks `exp` itself."""
+    now = int(time.time())
+    assert actor_from_context({"caller": "user", "sub": "u1", "exp": str(now + 60)}).sub == "u1"
+    with pytest.raises(Unauthenticated):
+        actor_from_context({"caller": "user", "sub": "u1", "exp": str(now - 1)})

@@ -13,6 +13,7 @@ test does not read it: its expectations are typed in from SPEC section 3's role 
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -98,6 +99,12 @@ def actor_from_context(context: dict[str, Any] | None) -> Actor:
         if not ws or not key_id:
             raise Unauthenticated("A valid bearer token is required")
         return Actor(sub=api_key_actor_id(key_id), email="", api_key=ApiKeyGrant(ws=ws, key_id=key_id))
+    # API Gateway reuses the authorizer's yes for its cache TTL (300 s): a token that expired since is
+    # refused here, so a cached answer never stretches a token's life.
+    expires = _epoch_claim((context or {}).get("exp"))
+    # Wall-clock time, as the authorizer's own `exp` check (not `relasify.clock`, which tests move).
+    if expires is not None and expires <= time.time():
+        raise Unauthenticated("The bearer token has expired")
     return actor_from_claims(context)
 
 
