@@ -327,3 +327,23 @@ def test_log_lines_mask_key_text_whatever_carries_it() -> None:
     text = lines.getvalue()
     assert text.count("rk_[redacted]") >= 3, text
     assert key[3:] not in text
+
+
+def test_a_message_sent_with_a_key_is_sent_by_the_key(api: ApiClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.integration.api.test_send_support import OWNER as SEND_OWNER
+    from tests.integration.api.test_send_support import sending_environment
+
+    for env in sending_environment(api, monkeypatch):
+        created = _create_key(api, env.ws, "agent", as_user=SEND_OWNER)
+        contact = env.contact()
+        sent = api.post(
+            f"/v1/workspaces/{env.ws}/messages",
+            {"contact_id": contact.id, "type": "text", "text": {"body": "Halo dari integrasi"}},
+            token=created["key"],
+            headers={"idempotency-key": "key-send-1"},
+        )
+        assert sent.status in (200, 201, 202), sent.body
+        thread = api.get(f"/v1/workspaces/{env.ws}/contacts/{contact.id}/messages", as_user=SEND_OWNER)
+        assert thread.status == 200, thread.body
+        [item] = [m for m in thread.json["items"] if m["id"] == sent.json["id"]]
+        assert item["sender"] == {"type": "api_key", "id": f"key:{created['id']}"}, item
