@@ -182,7 +182,7 @@ def _api_key_membership(grant: ApiKeyGrant, ws: str) -> Membership | None:
         return None
     membership = api_keys.membership_of(grant, ws)
     if membership is None:
-        raise ApiKeyRevoked("This API key has been revoked")
+        raise ApiKeyRevoked("This API key has been revoked (or its workspace closed)")
     return membership
 
 
