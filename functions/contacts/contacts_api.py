@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from account_routes import router as account_router
+from api_key_routes import router as api_key_router
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from canned_reply_routes import router as canned_reply_router
@@ -26,6 +27,7 @@ app.include_router(inbox_router)
 app.include_router(rights_router)
 app.include_router(canned_reply_router)
 app.include_router(realtime_router)
+app.include_router(api_key_router)
 
 
 @api_route(app, "GET", "/health", public=True, tags=["health"])

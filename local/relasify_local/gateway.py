@@ -1,4 +1,11 @@
-"""A local API Gateway HTTP API: routes from template.yaml, the JWT authorizer, payload format 2.0.
+"""A local API Gateway HTTP API: routes from template.yaml, its authorizer, payload format 2.0.
+
+Authorizer: with a JWT authorizer in the template, the gateway verifies tokens itself (the local
+issuer's key standing in for Cognito) and passes claims as `authorizer.jwt.claims`. With a Lambda
+REQUEST authorizer (template.yaml's CallerAuthorizer), API keys (`rk_...`) are checked by invoking
+that very function, on every request (no result cache: a revoked key is refused at once), and JWTs
+are verified locally and handed over as the context that function gives a user
+(`relasify.web.authorizer.user_context`), as `authorizer.lambda`.
 
 Routing follows API Gateway's precedence: a literal path segment beats a `{param}`, which
 beats a greedy `{proxy+}`; a route's own method beats `ANY`; `$default` comes last. Requests
@@ -20,11 +27,12 @@ from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from relasify_local.jwt_local import LocalKeyPair, TokenRejectedError, authorizer_context, bearer_token, verify_token
-from relasify_local.runtime import ACCOUNT_ID, LocalFunction, log_invocation_error
+from relasify_local.runtime import ACCOUNT_ID, REGION, LocalFunction, log_invocation_error
 
 logger = logging.getLogger("relasify_local")
 
 API_ID = "relasifylocal"
+API_KEY_PREFIX = "rk_"  # bearer tokens the Lambda authorizer checks as API keys (SPEC 5c)
 DEFAULT_ROUTE = "$default"
 MAX_PAYLOAD_BYTES = 10 * 1024 * 1024  # API Gateway HTTP API request payload limit
 _LITERAL, _PARAM, _GREEDY = 0, 1, 2
@@ -110,6 +118,21 @@ def routes_from_functions(functions: dict[str, LocalFunction]) -> list[Route]:
     return routes
 
 
+def caller_authorizer_function(template: dict[str, Any], functions: dict[str, LocalFunction]) -> LocalFunction | None:
+    """The function of the HttpApi's default Lambda authorizer (`FunctionArn: !GetAtt X.Arn`), if any."""
+    for resource in template.get("Resources", {}).values():
+        if resource.get("Type") != "AWS::Serverless::HttpApi":
+            continue
+        auth = (resource.get("Properties") or {}).get("Auth") or {}
+        config = (auth.get("Authorizers") or {}).get(auth.get("DefaultAuthorizer") or "") or {}
+        arn = config.get("FunctionArn")
+        if isinstance(arn, dict) and "Fn::GetAtt" in arn:
+            target = arn["Fn::GetAtt"]
+            logical_id = target.split(".", 1)[0] if isinstance(target, str) else target[0]
+            return functions.get(logical_id)
+    return None
+
+
 def is_text_content_type(content_type: str | None) -> bool:
     """API Gateway passes these bodies as text; everything else (binary, unknown) arrives base64-encoded."""
     if not content_type:
@@ -135,6 +158,7 @@ def build_event(
     *,
     domain_name: str,
     claims: dict[str, Any] | None = None,
+    authorizer: dict[str, Any] | None = None,
     now: float | None = None,
 ) -> dict[str, Any]:
     """The payload format 2.0 event API Gateway would send for this request."""
@@ -187,6 +211,8 @@ def build_event(
         event["pathParameters"] = path_parameters
     if claims is not None:
         event["requestContext"]["authorizer"] = authorizer_context(claims)
+    if authorizer is not None:
+        event["requestContext"]["authorizer"] = authorizer
     if request.body:
         if is_text_content_type(headers.get("content-type")):
             try:
@@ -332,8 +358,11 @@ class Gateway:
         local_routes: dict[tuple[str, str], LocalRouteHandler] | None = None,
         domain_name: str = "127.0.0.1:3000",
         cors: CorsConfig | None = None,
+        caller_authorizer: LocalFunction | None = None,
     ) -> None:
         self.table = RouteTable(routes)
+        # The template's Lambda authorizer (None: a JWT authorizer, checked here).
+        self.caller_authorizer = caller_authorizer
         self.cors = cors
         self.signing_key = signing_key
         # Routes served by the gateway itself (Swagger UI, OpenAPI document), keyed by (method, path).
@@ -357,14 +386,18 @@ class Gateway:
         if resolved is None:
             return json_response(404, NOT_FOUND)
         route, params = resolved
-        claims = None
+        authorizer = None
         if route.requires_auth:
             try:
-                claims = verify_token(bearer_token(_header(request, "authorization")), self.signing_key)
+                authorizer = self._authorize(request, route, params)
             except TokenRejectedError as rejected:
                 logger.info("unauthorized %s: %s", route.route_key, rejected)
                 return json_response(401, UNAUTHORIZED, [("www-authenticate", "Bearer")])
-        event = build_event(request, route, params, domain_name=self.domain_name, claims=claims)
+            except Exception as exc:  # an authorizer that fails is API Gateway's 500
+                if self.caller_authorizer is not None:
+                    log_invocation_error(self.caller_authorizer, exc)
+                return json_response(500, INTERNAL_ERROR)
+        event = build_event(request, route, params, domain_name=self.domain_name, authorizer=authorizer)
         try:
             result = route.function.invoke(event)
         except Exception as exc:
@@ -375,6 +408,29 @@ class Gateway:
         except Exception as exc:  # a malformed result is API Gateway's 500 too
             log_invocation_error(route.function, exc)
             return json_response(500, INTERNAL_ERROR)
+
+    def _authorize(self, request: HttpRequest, route: Route, params: dict[str, str]) -> dict[str, Any]:
+        """`requestContext.authorizer` for an accepted caller; TokenRejectedError when refused (401)."""
+        header = _header(request, "authorization")
+        token = bearer_token(header)
+        if self.caller_authorizer is None:
+            return authorizer_context(verify_token(token, self.signing_key))
+        if token is not None and token.startswith(API_KEY_PREFIX):
+            # Never logged: the key is the credential (SPEC 5c).
+            event = build_event(request, route, params, domain_name=self.domain_name)
+            event.update(
+                type="REQUEST",
+                routeArn=f"arn:aws:execute-api:{REGION}:{ACCOUNT_ID}:{API_ID}/$default/{request.method.upper()}"
+                f"{urlsplit(request.target).path}",
+                identitySource=[header],
+            )
+            answer = self.caller_authorizer.invoke(event)
+            if not isinstance(answer, dict) or answer.get("isAuthorized") is not True:
+                raise TokenRejectedError("api key refused by the authorizer")
+            return {"lambda": dict(answer.get("context") or {})}
+        from relasify.web.authorizer import user_context  # the context the authorizer gives a user
+
+        return {"lambda": user_context(verify_token(token, self.signing_key))}
 
 
 def _header(request: HttpRequest, name: str) -> str | None:

@@ -34,6 +34,7 @@ from relasify_local.gateway import (
     HttpRequest,
     HttpResponse,
     RouteTable,
+    caller_authorizer_function,
     cors_from_template,
     json_response,
     routes_from_functions,
@@ -310,6 +311,7 @@ class LocalStack:
             local_routes={**openapi.local_routes(), **issuer_routes(self.signing_key)},
             domain_name=f"{config.host}:{self.http_server.port}",
             cors=cors_from_template(template, self.resources.resolve, allow_origins=config.cors_origins),
+            caller_authorizer=caller_authorizer_function(template, self.functions),
         )
         self.http_server.start(self.gateway)
 

@@ -6,7 +6,7 @@ cursor signing key without `ssm:GetParameter`: a tag audience over one expansion
 failed in the cloud and passed every local test). A dedicated stack runs with
 `RELASIFY_RECORD_AWS_CALLS` (relasify_local.aws_calls): every AWS request, presigned URL and SQS
 delivery is recorded with the function it was made for, as the IAM action and resource it needs. A
-scenario drives every function through its paths over HTTP: workspace and WhatsApp connection,
+scenario drives every function through its paths over HTTP: workspace and WhatsApp connection, an API key,
 inline and presigned imports, a template approved by the sandbox, an inbound text and image (media
 copy and its link), a send, a document uploaded with a presigned POST and sent, a broadcast to a
 120-contact tag (two expansion pages: the signed cursor), a CSV export and its download, a personal-
@@ -242,6 +242,14 @@ def run_scenario(stack: LocalStackProcess) -> None:
         assert http.put(f"/v1/workspaces/{ws}/whatsapp", json=connect).status_code == 200, stack.log_tail()
         member = http.post(f"/v1/workspaces/{ws}/members", json={"email": MEMBER, "role": "agent"})
         assert member.status_code == 201, member.text
+        # An API key (SPEC 5c), used once: the authorizer's GetItem of its lookup item.
+        api_key = http.post(f"/v1/workspaces/{ws}/api-keys", json={"name": "iam", "role": "agent"})
+        assert api_key.status_code == 201, api_key.text
+        keyed = httpx.get(
+            f"{stack.base_url}/v1/workspaces/{ws}/contacts",
+            headers={"authorization": f"Bearer {api_key.json()['key']}"},
+        )
+        assert keyed.status_code == 200, keyed.text
 
         # Presigned import of the tag audience, and a small inline one.
         rows = "".join(f"+62813777{n:05d},Pelanggan {n},,vip,yes,\r\n" for n in range(TAG_AUDIENCE))

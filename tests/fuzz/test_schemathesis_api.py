@@ -60,6 +60,13 @@ LINKS: dict[tuple[str, str], dict[str, Any]] = {
             ("SetConsent", "set_consent_v1_workspaces__ws__contacts__contact_id__consent_post"),
         )
     },
+    # API keys (SPEC 5c): create -> revoke.
+    ("/v1/workspaces/{ws}/api-keys", "post"): {
+        "RevokeKey": {
+            "operationId": "revoke_api_key_v1_workspaces__ws__api_keys__key_id__delete",
+            "parameters": {"key_id": "$response.body#/id"},
+        },
+    },
     ("/v1/workspaces/{ws}/contacts/{contact_id}", "patch"): {
         "GetPatchedContact": {
             "operationId": "get_contact_v1_workspaces__ws__contacts__contact_id__get",
@@ -142,6 +149,46 @@ def test_operation(operation: Any, owned_workspace: tuple[str, str]) -> None:
     )
     def run(case: Any) -> None:
         as_owner(case, ws, token)
+        response = case.call()
+        cases_run["cases"] += 1
+        case.validate_response(response, checks=CHECKS)
+        check_response(case, response)
+
+    run()
+
+
+# The same operations with an admin API key of the workspace as the caller (SPEC 5c): a key's answers on
+# every route (its workspace's: as an admin; /v1/me, /v1/workspaces, tickets: 403) are declared too.
+KEY_OPERATIONS = [operation for operation in OPERATIONS if operation.path not in ("/health", "/webhooks/whatsapp")]
+PER_KEY_OPERATION = max(2, PER_OPERATION // 3)
+
+
+@pytest.fixture(scope="module")
+def admin_key(fuzz_api: ApiClient) -> tuple[str, str]:
+    """(workspace id, admin API key of it)."""
+    ws = fuzz_api.create_workspace(OWNER, "Keyed")
+    created = fuzz_api.post(f"/v1/workspaces/{ws}/api-keys", {"name": "fuzz", "role": "admin"}, as_user=OWNER)
+    assert created.status == 201, created.body
+    return ws, created.json["key"]
+
+
+@pytest.mark.parametrize("operation", KEY_OPERATIONS, ids=lambda operation: operation.label)
+def test_operation_with_an_api_key(operation: Any, admin_key: tuple[str, str]) -> None:
+    ws, key = admin_key
+    fixed = {"ws": ws} if any(p.name == "ws" for p in operation.path_parameters) else None
+    cases = st.one_of(*(operation.as_strategy(generation_mode=mode, path_parameters=fixed) for mode in GenerationMode))
+
+    @given(case=cases)
+    @settings(
+        max_examples=PER_KEY_OPERATION,
+        deadline=None,
+        derandomize=True,
+        database=None,
+        phases=[Phase.explicit, Phase.generate],
+        suppress_health_check=list(HealthCheck),
+    )
+    def run(case: Any) -> None:
+        as_owner(case, ws, key)  # the key in place of the owner's token
         response = case.call()
         cases_run["cases"] += 1
         case.validate_response(response, checks=CHECKS)

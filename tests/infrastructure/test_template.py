@@ -42,6 +42,7 @@ FUNCTIONS: dict[str, tuple[str, str]] = {
     "RetentionSweepFunction": ("functions/retention/", "sweep.handler"),
     "RealtimeConnectionFunction": ("functions/realtime/", "connection.handler"),
     "RealtimePublisherFunction": ("functions/realtime/", "publisher.handler"),
+    "ApiAuthorizerFunction": ("functions/authorizer/", "authorizer.handler"),  # Cognito JWTs and API keys
 }
 
 # docs/ARCHITECTURE.md: (method, path) -> function. OPTIONS preflight routes are checked separately.
@@ -299,20 +300,37 @@ def test_every_queue_refuses_plain_http(cfn: dict[str, Any]) -> None:
 # ------------------------------------------------------------------ API and identity
 
 
-def test_every_v1_route_requires_the_cognito_jwt_authorizer(cfn: dict[str, Any]) -> None:
+def test_every_v1_route_requires_the_caller_authorizer(cfn: dict[str, Any]) -> None:
+    """One Lambda REQUEST authorizer for Cognito ID tokens and API keys (SPEC 5c; an HTTP API route
+    takes one authorizer), cached 300 s per Authorization value (docs/API_KEYS.md)."""
     body = props(cfn, "HttpApi")["Body"]
-    authorizer = body["components"]["securitySchemes"]["CognitoJwt"]["x-amazon-apigateway-authorizer"]
-    assert authorizer["type"] == "jwt"
-    assert authorizer["identitySource"] == "$request.header.Authorization"
-    assert authorizer["jwtConfiguration"]["issuer"] == {
-        "Fn::Sub": "https://cognito-idp.${AWS::Region}.amazonaws.com/${UserPool}"
-    }
-    assert authorizer["jwtConfiguration"]["audience"] == [{"Ref": "UserPoolClient"}]
+    authorizer = body["components"]["securitySchemes"]["CallerAuthorizer"]["x-amazon-apigateway-authorizer"]
+    assert authorizer["type"] == "request"
+    assert authorizer["identitySource"] == ["$request.header.Authorization"]
+    assert authorizer["authorizerPayloadFormatVersion"] == "2.0"
+    assert authorizer["enableSimpleResponses"] is True
+    assert authorizer["authorizerResultTtlInSeconds"] == 300
+    assert mentions(authorizer["authorizerUri"], "ApiAuthorizerFunction")
+    permission = props(cfn, "HttpApiCallerAuthorizerAuthorizerPermission")
+    assert mentions(permission["FunctionName"], "ApiAuthorizerFunction")
+    assert permission["Principal"] == "apigateway.amazonaws.com"
+    # The JWT checks the JWT authorizer made: this pool's issuer, this app client as audience.
+    env = env_of(cfn, "ApiAuthorizerFunction")
+    assert env["JWT_ISSUER"] == {"Fn::Sub": "https://cognito-idp.${AWS::Region}.amazonaws.com/${UserPool}"}
+    assert env["JWT_AUDIENCE"] == {"Ref": "UserPoolClient"}
 
     v1_routes = [(m, p, op) for m, p, op in http_api_operations(cfn) if p.startswith("/v1") and m != "OPTIONS"]
     assert len(v1_routes) == 12
     for method, path, operation in v1_routes:
-        assert operation["security"] == [{"CognitoJwt": []}], f"{method} {path} is not behind the JWT authorizer"
+        assert operation["security"] == [{"CallerAuthorizer": []}], f"{method} {path} is not behind the authorizer"
+
+
+def test_the_authorizer_reads_api_key_lookups_and_nothing_else(cfn: dict[str, Any]) -> None:
+    [statement] = role_statements(cfn, "ApiAuthorizerFunction")
+    assert as_list(statement["Action"]) == ["dynamodb:GetItem"]
+    assert mentions(statement["Resource"], "Table")
+    assert statement["Condition"] == {"ForAllValues:StringLike": {"dynamodb:LeadingKeys": ["APIKEY#*"]}}
+    assert (REPO_ROOT / "functions/authorizer/requirements.txt").read_text().count("pyjwt[crypto]==") == 1
 
 
 def test_tokens_say_whether_the_email_is_verified(cfn: dict[str, Any]) -> None:
@@ -732,7 +750,8 @@ def test_table_and_bucket_access_per_function(cfn: dict[str, Any]) -> None:
     # Stream reads are the event source mapping's (SAM's AWSLambdaDynamoDBExecutionRole), not the code's.
     assert allowed_actions_on(cfn, "RealtimePublisherFunction", "Table") == {"dynamodb:Query", "dynamodb:DeleteItem"}
     realtime = {"RealtimeConnectionFunction", "RealtimePublisherFunction"}
-    for function_id in set(FUNCTIONS) - {"WebhookReceiverFunction", "NotFoundFunction"} - realtime:
+    readers_only = {"ApiAuthorizerFunction"}  # test_the_authorizer_reads_api_key_lookups_and_nothing_else
+    for function_id in set(FUNCTIONS) - {"WebhookReceiverFunction", "NotFoundFunction"} - realtime - readers_only:
         table_actions = allowed_actions_on(cfn, function_id, "Table")
         assert {"dynamodb:GetItem", "dynamodb:UpdateItem"} <= table_actions, function_id
         assert "dynamodb:Scan" not in table_actions, function_id  # nothing scans the table

@@ -9,7 +9,7 @@ from functools import lru_cache
 from typing import Any
 
 from relasify_local.cfn import REPO_ROOT, load_template
-from relasify_local.gateway import Gateway, HttpRequest, routes_from_functions
+from relasify_local.gateway import Gateway, HttpRequest, caller_authorizer_function, routes_from_functions
 from relasify_local.jwt_local import LocalKeyPair, mint_token
 from relasify_local.runtime import functions_from_template
 
@@ -33,8 +33,12 @@ def _gateway_and_key() -> tuple[Gateway, LocalKeyPair]:
     from cryptography.hazmat.primitives.asymmetric import rsa
 
     key = LocalKeyPair(rsa.generate_private_key(public_exponent=65537, key_size=2048))
-    functions = functions_from_template(load_template(), REPO_ROOT)
-    return Gateway(routes_from_functions(functions), key), key
+    template = load_template()
+    functions = functions_from_template(template, REPO_ROOT)
+    gateway = Gateway(
+        routes_from_functions(functions), key, caller_authorizer=caller_authorizer_function(template, functions)
+    )
+    return gateway, key
 
 
 @dataclass

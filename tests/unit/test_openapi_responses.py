@@ -94,6 +94,13 @@ def test_403_only_above_the_lowest_role() -> None:
     }
     # An agent-level route whose service refuses agents some changes (assigning a colleague: admin).
     expected.add("PATCH /v1/workspaces/{ws}/conversations/{contact_id}")
+    # Routes outside a workspace refuse API keys (SPEC 5c: a key acts in its one workspace only).
+    expected |= {
+        f"{method} {path}"
+        for method, path, operation in operations()
+        if not path.startswith("/v1/workspaces/{ws}") and 401 in statuses(operation)
+    }
+    assert "GET /v1/me" in expected
     assert forbidden == expected
 
 
@@ -122,6 +129,8 @@ def test_success_status_is_the_one_the_route_answers() -> None:
         "DELETE /v1/workspaces/{ws}/canned-replies/{reply_id}",
         "POST /v1/workspaces/{ws}/media",
         "POST /v1/realtime/tickets",
+        "POST /v1/workspaces/{ws}/api-keys",
+        "DELETE /v1/workspaces/{ws}/api-keys/{key_id}",
     }
     paths = document()["paths"]
     created = paths["/v1/workspaces/{ws}/contacts"]["post"]["responses"]["201"]
@@ -148,6 +157,7 @@ def test_409_only_where_a_route_can_conflict() -> None:
         "DELETE /v1/workspaces/{ws}/templates/{name}",
         "POST /v1/workspaces/{ws}/broadcasts",  # template not approved
         "POST /v1/workspaces/{ws}/broadcasts/{broadcast_id}/cancel",  # already finished
+        "POST /v1/workspaces/{ws}/api-keys",  # the workspace's key limit
         "DELETE /v1/me",  # the last owner of a shared workspace
         "PATCH /v1/workspaces/{ws}/conversations/{contact_id}",  # concurrent writers outlasted the retries
         "POST /v1/workspaces/{ws}/conversations/{contact_id}/notes",

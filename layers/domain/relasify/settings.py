@@ -57,6 +57,10 @@ class Settings(BaseModel):
     # The WebSocket API's management endpoint (https://{api}.execute-api.{region}.amazonaws.com/{stage});
     # "" leaves it to botocore (the local stack sets AWS_ENDPOINT_URL_APIGATEWAYMANAGEMENTAPI).
     realtime_management_url: str = ""
+    # The API authorizer (relasify.web.authorizer) verifies Cognito ID tokens of this issuer (the user
+    # pool's URL) and audience (the app client id); only the authorizer function sets them.
+    jwt_issuer: str = ""
+    jwt_audience: str = ""
 
     graph_api_base_url: str = "https://graph.facebook.com"
     graph_api_version: str = "v23.0"

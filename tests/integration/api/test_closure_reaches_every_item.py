@@ -91,6 +91,7 @@ def item_type(pk: str, sk: str, ws: str) -> str:
             ("TEMPLATE#", "TemplateModel"),
             ("CANNED#", "CannedReplyModel"),
             ("CANNEDKEY#", "CannedShortcutModel"),
+            ("APIKEY#", "ApiKeyModel"),
         ):
             if sk.startswith(prefix):
                 return name
@@ -123,6 +124,8 @@ def item_type(pk: str, sk: str, ws: str) -> str:
         return "PendingStatusModel" if sk.startswith("PENDING") else {"WAMID": "WamidPointerModel"}[sk]
     if pk.startswith("DEDUPE#"):
         return "WebhookDedupeModel"
+    if pk.startswith("APIKEY#"):
+        return "ApiKeyLookupModel"
     if pk.startswith("RATE#"):
         return "RateSlotModel"
     if pk.startswith(("BUDGET#WS#", "BUDGET#USER#")):
@@ -231,6 +234,10 @@ def seed_every_item_type(env: SendingEnv) -> None:
     contact_id = created.json["id"]
     canned = {"shortcut": "thanks", "body": "Terima kasih!"}
     assert api.post(f"/v1/workspaces/{ws}/canned-replies", canned, as_user=OWNER).status == 201
+    # An API key (its item and its lookup item), used once.
+    api_key = api.post(f"/v1/workspaces/{ws}/api-keys", {"name": "sync", "role": "agent"}, as_user=OWNER)
+    assert api_key.status == 201, api_key.body
+    assert api.get(f"/v1/workspaces/{ws}/contacts", token=api_key.json["key"]).status == 200
     # A media upload (item and object under media/<ws>/uploads/), never sent.
     upload = api.post(f"/v1/workspaces/{ws}/media", {"mime_type": "application/pdf", "size": 4}, as_user=AGENT)
     assert upload.status == 201, upload.body

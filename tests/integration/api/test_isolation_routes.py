@@ -25,7 +25,17 @@ from tests.support.api import ApiClient, load_api_modules
 
 load_api_modules()
 POLICIES = sorted(set(ROUTE_POLICIES), key=lambda p: (p.path, p.method))
-ID_PARAMS = ("contact_id", "message_id", "broadcast_id", "import_id", "export_id", "name", "user", "reply_id")
+ID_PARAMS = (
+    "contact_id",
+    "message_id",
+    "broadcast_id",
+    "import_id",
+    "export_id",
+    "name",
+    "user",
+    "reply_id",
+    "key_id",
+)
 # Bodies that pass validation, so the request reaches the lookup (a 422 before it would prove nothing).
 BODIES: dict[tuple[str, str], Any] = {
     ("PATCH", "/contacts/<contact_id>"): {"name": "Renamed By Other Tenant"},
@@ -56,6 +66,7 @@ class Tenant:
     owner: str
     ids: dict[str, str] = field(default_factory=dict)
     secrets: list[str] = field(default_factory=list)  # strings that must never reach the other tenant
+    api_key: str = ""  # an admin API key of this workspace (SPEC 5c)
 
     @property
     def ws(self) -> str:
@@ -75,6 +86,7 @@ class Tenant:
             self.call("GET", f"/canned-replies/{self.ids['reply_id']}").json,
             sorted(t["name"] for t in self.call("GET", "/templates").json["items"]),
             sorted(m["user_id"] for m in self.call("GET", "/members").json["items"]),
+            [k["id"] for k in self.call("GET", "/api-keys").json["items"]],
             self.call("GET", f"/conversations/{self.ids['contact_id']}").json,
             [i["id"] for i in self.call("GET", f"/conversations/{self.ids['contact_id']}/messages").json["items"]],
         ]
@@ -154,6 +166,9 @@ def _populate(env: SendingEnv, owner: str, tag: str, digits: str, phone_number_i
     member_email = f"member-{tag.lower()}@tenant-{tag.lower()}.example"
     env.api.add_member(env.ws, owner, member_email, "agent")
     members = tenant.call("GET", "/members").json["items"]
+    api_key = tenant.call("POST", "/api-keys", {"name": f"Key {tag}", "role": "admin"})
+    assert api_key.status == 201, api_key.body
+    tenant.api_key = api_key.json["key"]
     tenant.ids = {
         "contact_id": contact.id,
         "message_id": image_id,
@@ -163,6 +178,7 @@ def _populate(env: SendingEnv, owner: str, tag: str, digits: str, phone_number_i
         "name": f"offer_{tag.lower()}_only",
         "user": next(m["user_id"] for m in members if m["email"] == owner),
         "reply_id": replies[0].json["id"],
+        "key_id": api_key.json["id"],
     }
     tenant.secrets = [
         *tenant.ids.values(),
@@ -178,6 +194,7 @@ def _populate(env: SendingEnv, owner: str, tag: str, digits: str, phone_number_i
         f"Importa {tag} Rowname",
         owner,
         member_email,
+        tenant.api_key,
     ]
     return tenant
 
@@ -334,3 +351,25 @@ def test_change_feed_seqs_of_the_other_workspace_give_nothing_of_it(
             other_conversations = {e["conversation_id"] for e in theirs}
             assert not other_conversations & {e["conversation_id"] for e in response.json["items"]}
             _assert_no_leak(response, other, "GET /changes with the other workspace's seq")
+
+
+def test_a_key_of_one_workspace_gets_404_on_every_route_of_the_other(tenants: tuple[Tenant, Tenant]) -> None:
+    """An admin API key of A, on every route of B with B's own ids (SPEC 5c: its one workspace only)."""
+    a, b = tenants
+    before = (a.snapshot(), b.snapshot())
+    for caller, other in ((a, b), (b, a)):
+        for policy in POLICIES:
+            path = _suffix(policy)
+            for param in _params(policy):
+                path = path.replace(f"<{param}>", other.ids[param])
+            body = BODIES.get(
+                (policy.method, _suffix(policy)), {} if policy.method in ("POST", "PUT", "PATCH") else None
+            )
+            response = other.env.api.request(
+                policy.method, f"/v1/workspaces/{other.ws}{path}", json_body=body, token=caller.api_key
+            )
+            context = f"{policy.method} {policy.path} of the other workspace with a key"
+            assert response.status == 404, f"{context}: {response.status} {response.body[:300]!r}"
+            assert response.json["detail"] == "Workspace not found", context
+            _assert_no_leak(response, other, context)
+    assert (a.snapshot(), b.snapshot()) == before, "a key changed the other workspace"

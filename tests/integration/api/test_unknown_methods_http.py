@@ -40,10 +40,15 @@ class Answer:
 
 @pytest.fixture
 def served(api: ApiClient) -> Iterator[Served]:
-    """The in-process stack's gateway (template routes, JWT authorizer, /docs) on a localhost port."""
+    """The in-process stack's gateway (template routes, its authorizer, /docs) on a localhost port."""
     ws = api.create_workspace("owner@example.com")
     table = RouteTable(api.gateway.table.routes)
-    gateway = Gateway(table.routes, api.key, local_routes=OpenApiRoutes(table).local_routes())
+    gateway = Gateway(
+        table.routes,
+        api.key,
+        local_routes=OpenApiRoutes(table).local_routes(),
+        caller_authorizer=api.gateway.caller_authorizer,
+    )
     server = GatewayHttpServer("127.0.0.1", 0)
     server.start(gateway)
     try:

@@ -10,6 +10,7 @@ region/endpoint are left to botocore, which reads `AWS_DEFAULT_REGION` and
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -27,6 +28,7 @@ from relasify.data.tx import KeyedTransactWrite
 from relasify.settings import get_settings
 
 M = TypeVar("M", bound="TableModel")
+BATCH_GET_ATTEMPTS = 5
 
 
 class _TableNameFromSettings:
@@ -186,6 +188,23 @@ def and_live(model: type[TableModel], condition: Condition | None) -> Condition:
 def connection() -> Connection:
     """The low-level connection of the table, for transactions."""
     return TableModel._get_connection().connection
+
+
+def batch_get_raw(keys: list[tuple[str, str]], *, consistent: bool) -> dict[tuple[str, str], dict[str, Any]]:
+    """Raw items of up to 100 keys of any item types in one BatchGetItem (re-sending unprocessed keys)."""
+    table = get_settings().table_name
+    pending: list[dict[str, Any]] = [{"PK": {"S": pk}, "SK": {"S": sk}} for pk, sk in keys]
+    found: dict[tuple[str, str], dict[str, Any]] = {}
+    for attempt in range(BATCH_GET_ATTEMPTS):
+        request = {table: {"Keys": pending, "ConsistentRead": consistent}}
+        response = connection().dispatch("BatchGetItem", {"RequestItems": request})
+        for item in response.get("Responses", {}).get(table, []):
+            found[(item["PK"]["S"], item["SK"]["S"])] = item
+        pending = response.get("UnprocessedKeys", {}).get(table, {}).get("Keys", [])
+        if not pending:
+            return found
+        time.sleep(min(0.05 * 2**attempt, 1.0))
+    raise RuntimeError("BatchGetItem kept returning unprocessed keys")
 
 
 def transaction() -> KeyedTransactWrite:

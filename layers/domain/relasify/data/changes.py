@@ -122,7 +122,11 @@ def seq_time(seq: str) -> datetime:
     for char in seq:
         value = value * 32 + _CROCKFORD.index(char)
     millis = value >> _RANDOM_BITS
-    return datetime.fromtimestamp(millis / 1000, tz=UTC)
+    try:
+        return datetime.fromtimestamp(millis / 1000, tz=UTC)
+    except (OverflowError, ValueError, OSError):
+        # A seq past the year 9999 (a made-up one): later than any event, so never expired (was a 500).
+        return datetime.max.replace(tzinfo=UTC)
 
 
 def seq_at(at: datetime, *, last: bool) -> str:

@@ -8,7 +8,6 @@ single-table implementation. Use `identity_repository()` for the process-wide in
 from __future__ import annotations
 
 import random
-import time
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from functools import lru_cache
@@ -18,7 +17,7 @@ from pynamodb.exceptions import TransactWriteError, UpdateError
 
 from relasify import clock
 from relasify.data import models as m
-from relasify.data.base import connection, query_all, query_page, transaction
+from relasify.data.base import batch_get_raw, query_all, query_page, transaction
 from relasify.data.cursor import decode_cursor, encode_cursor
 from relasify.data.ids import new_id
 from relasify.data.records import (
@@ -35,12 +34,10 @@ from relasify.data.records import (
 )
 from relasify.data.tx import cancellation_codes, is_condition_failure
 from relasify.errors import Conflict, NotFound
-from relasify.settings import get_settings
 
 if TYPE_CHECKING:
     from relasify.services import access
 
-_BATCH_GET_ATTEMPTS = 5
 _RETRIES = 3  # optimistic retries when a concurrent write changed what we read
 LAST_OWNER_DETAIL = "A workspace must keep at least one owner."
 CLOSED_WORKSPACES_PK = "CLOSED#WORKSPACES"
@@ -249,23 +246,6 @@ def _member_key(ws: str, sub: str) -> tuple[str, str]:
     return m.ws_pk(ws), f"{m.MembershipModel.SK_PREFIX}{sub}"
 
 
-def _batch_get_raw(keys: list[tuple[str, str]], *, consistent: bool) -> dict[tuple[str, str], dict[str, Any]]:
-    """Raw items of up to 100 keys of any item types in one BatchGetItem (re-sending unprocessed keys)."""
-    table = get_settings().table_name
-    pending: list[dict[str, Any]] = [{"PK": {"S": pk}, "SK": {"S": sk}} for pk, sk in keys]
-    found: dict[tuple[str, str], dict[str, Any]] = {}
-    for attempt in range(_BATCH_GET_ATTEMPTS):
-        request = {table: {"Keys": pending, "ConsistentRead": consistent}}
-        response = connection().dispatch("BatchGetItem", {"RequestItems": request})
-        for item in response.get("Responses", {}).get(table, []):
-            found[(item["PK"]["S"], item["SK"]["S"])] = item
-        pending = response.get("UnprocessedKeys", {}).get(table, {}).get("Keys", [])
-        if not pending:
-            return found
-        time.sleep(min(0.05 * 2**attempt, 1.0))
-    raise RuntimeError("BatchGetItem kept returning unprocessed keys")
-
-
 class DynamoIdentityRepository:
     """`IdentityRepository` on the single table."""
 
@@ -416,7 +396,7 @@ class DynamoIdentityRepository:
         container is seen by the very next request, at the cost of one request per API call."""
         workspace_key = (m.ws_pk(ws), m.WorkspaceModel.SK_VALUE)
         member_key = _member_key(ws, sub)
-        found = _batch_get_raw([workspace_key, member_key], consistent=True)
+        found = batch_get_raw([workspace_key, member_key], consistent=True)
         raw_workspace, raw_member = found.get(workspace_key), found.get(member_key)
         workspace_item = m.WorkspaceModel.from_raw_data(raw_workspace) if raw_workspace else None
         member_item = m.MembershipModel.from_raw_data(raw_member) if raw_member else None

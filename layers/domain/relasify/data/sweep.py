@@ -19,7 +19,7 @@ from pynamodb.attributes import NumberAttribute, UnicodeAttribute, UTCDateTimeAt
 from pynamodb.exceptions import UpdateError
 
 from relasify import retention
-from relasify.data import contact_search
+from relasify.data import api_keys, contact_search
 from relasify.data import models as m
 from relasify.data.base import TableModel, chunks, connection
 from relasify.data.tx import is_condition_failure
@@ -285,8 +285,8 @@ def _s(item: dict[str, Any], name: str) -> str | None:
 def workspace_account_keys(ws: str) -> Iterator[Key]:
     """Every account-class item of a workspace, found through its key prefixes (docs/DATA_MODEL.md):
     the `WS#<ws>` partition (workspace, members, invitations, connection, contacts, templates,
-    canned replies and their shortcut markers), each contact's uniqueness markers, tag items and
-    search words, the phone routing item, every broadcast
+    canned replies and their shortcut markers, API keys), each API key's lookup item, each contact's
+    uniqueness markers, tag items and search words, the phone routing item, every broadcast
     partition (found through GSI1 `WS#<ws>#BCASTS`) and every import job partition (GSI1
     `WS#<ws>#IMPORTS`; row errors are kept on the job item).
 
@@ -295,7 +295,7 @@ def workspace_account_keys(ws: str) -> Iterator[Key]:
     slots: minutes), so they expire no later than closure + 90 days without a stamp. Usage logs,
     the security log and billing records keep their own, longer windows (privacy policy section 7;
     billing records by law) and hold no message content."""
-    projection = "PK,SK,phone,wa_id,user_id,tags,phone_number_id,ws,name,email"
+    projection = "PK,SK,phone,wa_id,user_id,tags,phone_number_id,ws,name,email,key_hash"
     for item in raw_query(m.ws_pk(ws), projection=projection):
         pk, sk = item["PK"]["S"], item["SK"]["S"]
         yield pk, sk
@@ -310,6 +310,11 @@ def workspace_account_keys(ws: str) -> Iterator[Key]:
                     yield m.contact_tag_pk(ws, tag["S"]), f"{m.ContactModel.SK_PREFIX}{contact_id}"
             # Its search words (data/contact_search.py), derived from the same fields.
             yield from contact_search.word_keys(ws, contact_id, _s(item, "name"), _s(item, "email"), _s(item, "phone"))
+        elif sk.startswith(api_keys.KEY_SK_PREFIX):
+            # The key's lookup item (data/api_keys.py), named by the secret's hash kept on the key.
+            key_hash = _s(item, "key_hash")
+            if key_hash:
+                yield api_keys.lookup_key(key_hash)
         elif sk == m.WhatsAppConnectionModel.SK_VALUE:
             phone_number_id = _s(item, "phone_number_id")
             if phone_number_id:

@@ -86,7 +86,8 @@ class NoteIn(Input):
 
 
 class Sender(Output):
-    type: Literal["user", "broadcast", "api"]
+    # api_key: sent with an API key (SPEC 5c); `id` is its actor id `key:<key id>`.
+    type: Literal["user", "broadcast", "api", "api_key"]
     id: str | None = None
 
 
@@ -133,7 +134,8 @@ def sender_of(message: Any) -> Sender | None:
     if message.broadcast_id:
         return Sender(type="broadcast", id=message.broadcast_id)
     if message.sent_by:
-        return Sender(type="user", id=message.sent_by)
+        kind = "api_key" if message.sent_by.startswith("key:") else "user"
+        return Sender(type=kind, id=message.sent_by)
     return Sender(type="api")
 
 

@@ -23,6 +23,20 @@ class Role(enum.IntEnum):
 
 
 @dataclass(frozen=True)
+class ApiKeyGrant:
+    """The caller is an API key (SPEC 5c) of this one workspace, as the authorizer found it."""
+
+    ws: str
+    key_id: str
+
+
+def api_key_actor_id(key_id: str) -> str:
+    """The stable id a key acts under (audit entries, request budgets, `sent_by`): never a user's sub,
+    which Cognito makes a UUID."""
+    return f"key:{key_id}"
+
+
+@dataclass(frozen=True)
 class Actor:
     sub: str
     # The token's e-mail ONLY when the identity provider verified it (`email_verified` true), else "".
@@ -34,6 +48,8 @@ class Actor:
     # When the person signed in to get this token (epoch seconds; `auth_time`, else `iat`): a token
     # from a sign-in at or before their account's deletion is refused. None: the token does not say.
     signed_in_at: int | None = None
+    # Set when the caller is an API key: then `sub` is `api_key_actor_id(...)` and `email` is "".
+    api_key: ApiKeyGrant | None = None
 
 
 @dataclass(frozen=True)

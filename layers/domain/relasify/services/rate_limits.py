@@ -24,6 +24,15 @@ def charge_user(sub: str) -> None:
     _charge("user", sub, settings.api_user_rate_per_second, settings.api_user_burst)
 
 
+def charge_api_key(key_id: str) -> None:
+    """One request of an API key's own budget (the per-user figures; keys also spend their
+    workspace's budget, like its members), or RateLimited."""
+    from relasify.services.access import api_key_actor_id
+
+    settings = get_settings()
+    _charge("api key", api_key_actor_id(key_id), settings.api_user_rate_per_second, settings.api_user_burst)
+
+
 def charge_workspace(ws: str) -> None:
     """One request of the workspace's budget (shared by its members), or RateLimited."""
     settings = get_settings()
@@ -33,7 +42,12 @@ def charge_workspace(ws: str) -> None:
 def _charge(budget_name: str, owner: str, rate_per_second: float, burst: int) -> None:
     from relasify.data import request_budget  # lazy: keeps pynamodb off paths that never authorise
 
-    pk = request_budget.user_budget_pk(owner) if budget_name == "user" else request_budget.workspace_budget_pk(owner)
+    # A key's budget is keyed by its actor id (`key:<id>`), which no user's sub can be.
+    pk = (
+        request_budget.workspace_budget_pk(owner)
+        if budget_name == "workspace"
+        else request_budget.user_budget_pk(owner)
+    )
     budget = request_budget.Budget(rate_per_second=rate_per_second, burst=burst)
     now_us = round(clock.now().timestamp() * request_budget.MICROS)
     decision = request_budget.take(pk, budget, now_us)

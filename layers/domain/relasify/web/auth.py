@@ -1,8 +1,11 @@
 """Authentication context and the one authorisation mechanism every API route goes through.
 
-The HTTP API's JWT authorizer (or the local gateway) has already verified the token; here
-we read its claims, look up the caller's membership of `{ws}` and apply the route's
-minimum role: non-members get 404 (no existence leak), members below the role get 403.
+The HTTP API's authorizer (relasify.web.authorizer; the local gateway does the same) has already
+verified the token; here we read its context (a user's claims, or an API key's id and workspace),
+look up the caller's membership of `{ws}` and apply the route's minimum role: non-members get 404
+(no existence leak), members below the role get 403. An API key stands in its one workspace with
+its own role (never owner); anywhere else it is refused: 404 on another workspace's routes, 403
+(`api-key-not-allowed`) on routes outside any workspace.
 Every workspace route is registered with `workspace_route`, which also records it in
 `ROUTE_POLICIES` (used by the tenant-isolation tests to reach every route). The permission matrix
 test does not read it: its expectations are typed in from SPEC section 3's role table.
@@ -10,6 +13,7 @@ test does not read it: its expectations are typed in from SPEC section 3's role 
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -19,7 +23,7 @@ from aws_lambda_powertools.event_handler.api_gateway import BaseRouter
 
 from relasify.errors import Forbidden, NotFound, Unauthenticated
 from relasify.services import rate_limits
-from relasify.services.access import Actor, Membership, Role, get_membership
+from relasify.services.access import Actor, ApiKeyGrant, Membership, Role, api_key_actor_id, get_membership
 from relasify.web.openapi_responses import reads_json_body, route_responses
 
 
@@ -28,6 +32,16 @@ class RoutePolicy:
     method: str
     path: str  # Powertools rule, e.g. /v1/workspaces/<ws>/contacts/<contact_id>
     min_role: Role
+
+
+class ApiKeyNotAllowed(Forbidden):
+    type_slug = "api-key-not-allowed"
+    title = "API keys cannot call this route"
+
+
+class ApiKeyRevoked(Unauthenticated):
+    type_slug = "api-key-revoked"
+    title = "API key revoked"
 
 
 ROUTE_POLICIES: list[RoutePolicy] = []
@@ -71,10 +85,27 @@ def current_actor(app: BaseRouter) -> Actor:
     cached = app.context.get("actor")
     if cached is not None:
         return cached
-    claims = app.current_event.request_context.authorizer.jwt_claim
-    actor = actor_from_claims(claims)
+    actor = actor_from_context(app.current_event.request_context.authorizer.get_lambda)
     app.append_context(actor=actor)
     return actor
+
+
+def actor_from_context(context: dict[str, Any] | None) -> Actor:
+    """The caller the authorizer let in: an API key (`caller` "api_key") or a user (the token's claims)."""
+    from relasify.web.authorizer import CALLER_API_KEY
+
+    if context and context.get("caller") == CALLER_API_KEY:
+        ws, key_id = str(context.get("ws") or ""), str(context.get("key_id") or "")
+        if not ws or not key_id:
+            raise Unauthenticated("A valid bearer token is required")
+        return Actor(sub=api_key_actor_id(key_id), email="", api_key=ApiKeyGrant(ws=ws, key_id=key_id))
+    # API Gateway reuses the authorizer's yes for its cache TTL (300 s): a token that expired since is
+    # refused here, so a cached answer never stretches a token's life.
+    expires = _epoch_claim((context or {}).get("exp"))
+    # Wall-clock time, as the authorizer's own `exp` check (not `relasify.clock`, which tests move).
+    if expires is not None and expires <= time.time():
+        raise Unauthenticated("The bearer token has expired")
+    return actor_from_claims(context)
 
 
 def current_membership(app: BaseRouter) -> Membership:
@@ -88,12 +119,22 @@ def charge_caller(app: Any) -> None:
         return
     actor = current_actor(app)
     app.append_context(_caller_charged=True)  # a refusal is answered once, not charged again
-    rate_limits.charge_user(actor.sub)
+    if actor.api_key is not None:
+        rate_limits.charge_api_key(actor.api_key.key_id)
+    else:
+        rate_limits.charge_user(actor.sub)
+
+
+def charge_account_caller(app: Any) -> None:
+    """Routes outside a workspace: API keys are refused (403), a user's budget is charged."""
+    if current_actor(app).api_key is not None:
+        raise ApiKeyNotAllowed("API keys act inside their workspace only (/v1/workspaces/{ws}/...)")
+    charge_caller(app)
 
 
 def has_caller(app: Any) -> bool:
     """Whether the request carries a verified token (every /v1 route; not health or webhooks)."""
-    return bool(app.current_event.request_context.authorizer.jwt_claim)
+    return bool(app.current_event.request_context.authorizer.get_lambda)
 
 
 def check_access(app: Any, min_role: Role) -> Membership:
@@ -102,8 +143,9 @@ def check_access(app: Any, min_role: Role) -> Membership:
     # The caller's budget first: an over-budget caller costs no membership read.
     charge_caller(app)
     ws = app.context.get("_route_args", {}).get("ws", "")
-    membership = get_membership(ws, actor.sub)
-    if membership is None:
+    grant = actor.api_key
+    membership = _api_key_membership(grant, ws) if grant is not None else get_membership(ws, actor.sub)
+    if membership is None and actor.api_key is None:
         # The caller may have been invited since they signed in (on this warm container too):
         # accept pending invitations to their verified address, then look again.
         from relasify.services.workspaces import current_user, sign_in
@@ -128,6 +170,19 @@ def check_access(app: Any, min_role: Role) -> Membership:
         audit.count_refusal(ws, actor_id=actor.sub, reason="role_too_low", needed=min_role.label)
         raise Forbidden(f"This action needs the {min_role.label} role or higher")
     app.append_context(membership=membership)
+    return membership
+
+
+def _api_key_membership(grant: ApiKeyGrant, ws: str) -> Membership | None:
+    """A key's standing in `ws`: None (404) on another workspace; ApiKeyRevoked (401) when the key is
+    gone from its own (revoked, or the workspace closed), even if a cloud authorizer cached its yes."""
+    from relasify.services import api_keys
+
+    if ws != grant.ws:
+        return None
+    membership = api_keys.membership_of(grant, ws)
+    if membership is None:
+        raise ApiKeyRevoked("This API key has been revoked (or its workspace closed)")
     return membership
 
 

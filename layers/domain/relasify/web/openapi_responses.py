@@ -23,6 +23,9 @@ from relasify.web.problem_types import PROBLEM_CONTENT_TYPE
 COMMON_STATUSES = (422, 429)
 # Routes behind the JWT authorizer: the gateway's own 401, or the function's (e.g. a deleted account).
 AUTHORISED_STATUSES = (401,)
+# Routes outside a workspace (/v1/me, /v1/workspaces, tickets): 403 for an API key (SPEC 5c: a key acts in
+# its one workspace only).
+ACCOUNT_STATUSES = (403,)
 # Workspace routes: 404 for a workspace the caller is not a member of (no existence leak).
 WORKSPACE_STATUSES = (404,)
 # Workspace routes above the lowest role: 403 for a member below it.
@@ -39,7 +42,7 @@ _ERROR_DESCRIPTIONS = {
     400: "Malformed request (JSON, encoding, a pagination cursor or a required header)",
     401: "Missing, invalid or expired bearer token (API Gateway's `{message}` body), or an account deleted "
     "since the token was issued (problem+json)",
-    403: "The caller's role is too low for this action",
+    403: "The caller's role is too low for this action, or an API key called a route outside its workspace",
     404: "Not found, or a workspace the caller is not a member of",
     409: "Conflict with the current state",
     410: "Gone: what was asked for is no longer kept (e.g. changes older than the feed's window)",
@@ -141,6 +144,8 @@ def route_responses(
         errors |= set(AUTHORISED_STATUSES)
     if workspace:
         errors |= set(WORKSPACE_STATUSES)
+    elif authorised:
+        errors |= set(ACCOUNT_STATUSES)
     if role_checked:
         errors |= set(ROLE_STATUSES)
     if body:

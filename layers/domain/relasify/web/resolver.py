@@ -16,7 +16,7 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import (
 from relasify.errors import DomainError
 from relasify.observability import logger
 from relasify.schemas.common import UNSTORABLE_NUMBER, first_unstorable_number, is_storable_number
-from relasify.web.auth import charge_caller, check_access, has_caller, policy_of_current_route
+from relasify.web.auth import charge_account_caller, check_access, has_caller, policy_of_current_route
 from relasify.web.json_bodies import NOT_JSON_DETAIL, JsonBodyValidationMiddleware, is_json_media_type
 from relasify.web.problems import problem, validation_errors
 
@@ -41,7 +41,7 @@ def _caller_budget_guard(app: APIGatewayHttpResolver, next_middleware: Any) -> R
     # Routes outside a workspace (/v1/me, POST /v1/workspaces, unknown paths) spend the caller's own
     # budget here; workspace routes spend it, and the workspace's, in the role guard.
     if policy_of_current_route(app) is None and has_caller(app):
-        charge_caller(app)
+        charge_account_caller(app)  # API keys are refused here (403)
     return next_middleware(app)
 
 
@@ -129,7 +129,7 @@ def create_app() -> APIGatewayHttpResolver:
             if policy is not None:
                 check_access(app, policy.min_role)
             elif has_caller(app):
-                charge_caller(app)  # a stream of malformed bodies spends the budget too
+                charge_account_caller(app)  # a stream of malformed bodies spends the budget too
         except DomainError as denied:
             return _domain_error(denied)
         return _oversize(app)
