@@ -206,13 +206,18 @@ def _setup(harness: Harness) -> World:
 def _outbound(world: World, n: int, tag: str = "") -> tuple[str, str, str]:
     """An outbound message with a known wamid, as the send path leaves it: (message id, wamid, callback)."""
     from relasify.data import messages as message_store
+    from relasify.data import outbox
     from relasify.data.contacts import contact_repository
+    from relasify.data.ids import new_id
     from relasify.data.records import NewContact
 
     wa_id = customer_wa_id(n)
     contact, _ = contact_repository().create_or_get(world.ws, NewContact(phone=f"+{wa_id}", wa_id=wa_id))
     wamid = f"wamid.bench-out-{n:08d}{tag}"
-    message = message_store.record_outbound(world.ws, contact.id, "template", {"name": "order_update"}, wamid=wamid)
+    # As the send path writes it: the outbox item with its conversation, then Meta's wamid.
+    new = outbox.NewOutbound(world.ws, new_id("msg"), contact.id, "template", {"name": "order_update"})
+    message, _created = outbox.put_accepted(new)
+    message_store.attach_wamid(world.ws, message.id, wamid)
     return message.id, wamid, message.biz_opaque_callback_data or ""
 
 

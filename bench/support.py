@@ -409,6 +409,8 @@ def item_kind(key: dict[str, Any]) -> str:
     """A written item's kind from its key (docs/DATA_MODEL.md): the segment after the workspace in
     `WS#<ws>#<KIND>#...` partitions, the sort key's prefix in the workspace partition itself, else
     the partition key's prefix (`CHG`, `WAMID`, `USAGE`, `BUDGET`, ...)."""
+    if "PK" not in key:  # the idempotency table (Powertools), keyed by `id`
+        return "IDEMPOTENCY" if "id" in key else "?"
     pk = str(key.get("PK", {}).get("S", ""))
     sk = str(key.get("SK", {}).get("S", ""))
     parts = pk.split("#")
