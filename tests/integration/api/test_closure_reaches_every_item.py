@@ -117,7 +117,7 @@ def item_type(pk: str, sk: str, ws: str) -> str:
             "MEDIA": "MediaUploadModel",
             "WORD": "ContactWordModel",
         }[kind]
-    if pk == f"CHG#{ws}":
+    if pk in (f"CHG#{ws}", f"CHG#{ws}#CONTACTS"):
         return "ChangeEventModel"
     if pk.startswith("WAMID#"):
         return "PendingStatusModel" if sk.startswith("PENDING") else {"WAMID": "WamidPointerModel"}[sk]
