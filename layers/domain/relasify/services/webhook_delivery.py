@@ -181,3 +181,25 @@ def _recorder(ws: str, hook_id: str, job: dict[str, Any], attempt: int) -> Any:
         )
 
     return record
+
+
+def deliver_all(bodies: list[str]) -> list[str | Exception]:
+    """Attempt a batch's deliveries in parallel (each bounded by the 10 s timeout), so one dead
+    endpoint costs the batch at most one timeout, not one per job. Per job: the outcome, or the
+    exception (a malformed job, a store fault), which the caller reports as that record's failure."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def one(body: str) -> str | Exception:
+        try:
+            job = json.loads(body)
+            if not isinstance(job, dict) or job.get("v") != JOB_VERSION:
+                logger.warning("webhook delivery job not understood; dropped")
+                return "dropped"
+            return deliver(job)
+        except Exception as exc:  # reported per record: SQS retries it, then the DLQ
+            return exc
+
+    if len(bodies) <= 1:
+        return [one(b) for b in bodies]
+    with ThreadPoolExecutor(max_workers=min(len(bodies), 10)) as pool:
+        return list(pool.map(one, bodies))
