@@ -130,7 +130,7 @@ def test_a_slow_endpoint_times_out(monkeypatch: pytest.MonkeyPatch) -> None:
     from relasify.settings import get_settings
 
     class Slow(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+        def do_POST(self) -> None:
             time.sleep(1.5)
             self.send_response(200)
             self.end_headers()
