@@ -28,6 +28,7 @@ import relasify.data
 from pynamodb.attributes import UTCDateTimeAttribute
 from relasify import clock, retention
 from relasify.data import models as m
+from relasify.data import outgoing_webhooks
 from relasify.data import sweep as sweep_store
 from relasify.data.base import TableModel
 from relasify.retention import DataClass
@@ -91,6 +92,7 @@ def item_type(pk: str, sk: str, ws: str) -> str:
             ("TEMPLATE#", "TemplateModel"),
             ("CANNED#", "CannedReplyModel"),
             ("CANNEDKEY#", "CannedShortcutModel"),
+            ("WEBHOOK#", "SubscriptionModel"),
         ):
             if sk.startswith(prefix):
                 return name
@@ -116,6 +118,7 @@ def item_type(pk: str, sk: str, ws: str) -> str:
             "ERASED": "ErasureTombstoneModel",
             "MEDIA": "MediaUploadModel",
             "WORD": "ContactWordModel",
+            "WHLOG": "DeliveryAttemptModel",
         }[kind]
     if pk in (f"CHG#{ws}", f"CHG#{ws}#CONTACTS"):
         return "ChangeEventModel"
@@ -229,6 +232,16 @@ def seed_every_item_type(env: SendingEnv) -> None:
     created = api.post(f"/v1/workspaces/{ws}/contacts", {"phone": "081234567801", "tags": ["vip"]}, as_user=AGENT)
     assert created.status == 201, created.body
     contact_id = created.json["id"]
+    # An outgoing webhook (a public literal address: no DNS) and one logged delivery attempt.
+    hook = api.post(
+        f"/v1/workspaces/{ws}/webhooks",
+        {"url": "https://93.184.216.34/hooks", "events": ["contact.created"]},
+        as_user=OWNER,
+    )
+    assert hook.status == 201, hook.body
+    outgoing_webhooks.record_attempt(
+        outgoing_webhooks.AttemptRecord(ws, hook.json["id"], "evt_x", "contact.created", 1, "delivered", 200)
+    )
     canned = {"shortcut": "thanks", "body": "Terima kasih!"}
     assert api.post(f"/v1/workspaces/{ws}/canned-replies", canned, as_user=OWNER).status == 201
     # A media upload (item and object under media/<ws>/uploads/), never sent.
@@ -335,6 +348,7 @@ def test_closure_stamps_every_item_of_the_workspace_and_one_sweep_after_the_wind
         assert {kind for kind, _ in remaining} <= {
             "AuditLogModel",
             "UsageLogModel",
+            "DeliveryAttemptModel",
             "BillingRecordModel",
             "RateSlotModel",
             "RequestBudgetModel",

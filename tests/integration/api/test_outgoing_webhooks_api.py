@@ -246,7 +246,7 @@ def test_endpoint_failing_for_24_hours_is_disabled_then_re_enabled_by_an_admin(
     api.post(f"/v1/workspaces/{ws}/contacts", {"phone": "+6281234567892"}, as_user=OWNER)
     pump.fan_out()
     jobs = pump.queued()
-    later = clock.now() + timedelta(hours=24, seconds=1)
+    later = feed.seq_time(json.loads(jobs[0])["seq"]) + timedelta(hours=24, seconds=1)  # the event is 24 h old
     clock.set_clock(lambda: later)
     try:
         assert pump.deliver(jobs) == ["failed"]

@@ -4,8 +4,9 @@ Items live in the workspace's own partition, so the closure stamp (`data/sweep.w
 walks `WS#<ws>`) reaches them with no extra code:
 - a subscription: PK `WS#<ws>`, SK `WEBHOOK#<id>`, account data; its signing secret is stored
   KMS-encrypted (encryption context: workspace + purpose), because signing needs the plaintext;
-- a delivery attempt: PK `WS#<ws>`, SK `WHLOG#<hook id>#<attempt id>`, usage data (12 months): the
-  event id and type, status code, duration, attempt number and next retry; never the body.
+- a delivery attempt: PK `WS#<ws>#WHLOG#<hook id>`, SK `<attempt id>`, usage data (12 months, its
+  own partition kind so `data/sweep.classify` knows it from its key): the event id and type, status
+  code, duration, attempt number and next retry; never the body or a resource id.
 The queue carries ids only (the event's seq, type and resource ids): the worker builds the body
 when it delivers, from what the API would return then.
 """
@@ -31,7 +32,6 @@ from relasify.retention import DataClass
 from relasify.settings import get_settings
 
 HOOK_SK_PREFIX = "WEBHOOK#"
-LOG_SK_PREFIX = "WHLOG#"
 MAX_PAGE = 100
 SQS_BATCH = 10
 
@@ -53,7 +53,7 @@ class SubscriptionModel(TableModel):
 
 
 class DeliveryAttemptModel(TableModel):
-    """PK `WS#<ws>`, SK `WHLOG#<hook id>#<attempt id>`: one POST (or skip) of one event."""
+    """PK `WS#<ws>#WHLOG#<hook id>`, SK `<attempt id>`: one POST (or skip) of one event."""
 
     data_class: ClassVar[DataClass] = DataClass.USAGE
 
@@ -94,6 +94,10 @@ class DeliveryAttempt(BaseModel):
     duration_ms: int | None = None
     next_retry_at: datetime | None = None
     created_at: datetime | None = None
+
+
+def log_pk(ws: str, hook_id: str) -> str:
+    return f"{m.ws_pk(ws)}#WHLOG#{hook_id}"
 
 
 def _hook_key(ws: str, hook_id: str) -> tuple[str, str]:
@@ -200,8 +204,8 @@ class AttemptRecord:
 def record_attempt(record: AttemptRecord) -> None:
     attempt_id = new_id()
     DeliveryAttemptModel(
-        m.ws_pk(record.ws),
-        f"{LOG_SK_PREFIX}{record.hook_id}#{attempt_id}",
+        log_pk(record.ws, record.hook_id),
+        attempt_id,
         ws_id=record.ws,
         hook_id=record.hook_id,
         attempt_id=attempt_id,
@@ -221,8 +225,8 @@ def list_attempts(ws: str, hook_id: str, *, limit: int, cursor: str | None) -> P
     scope = f"webhook-deliveries:{hook_id}"
     page = query_page(
         DeliveryAttemptModel,
-        m.ws_pk(ws),
-        DeliveryAttemptModel.sk.startswith(f"{LOG_SK_PREFIX}{hook_id}#"),
+        log_pk(ws, hook_id),
+        None,
         limit=max(1, min(limit, MAX_PAGE)),
         exclusive_start_key=decode_cursor(cursor, ws=ws, scope=scope),
         newest_first=True,
