@@ -18,6 +18,7 @@ from relasify.observability import logger, metrics
 from relasify.web.auth import api_route
 from relasify.web.resolver import create_app
 from rights_routes import router as rights_router
+from webhook_routes import router as webhook_router
 
 app = create_app()
 app.include_router(account_router)
@@ -28,6 +29,7 @@ app.include_router(rights_router)
 app.include_router(canned_reply_router)
 app.include_router(realtime_router)
 app.include_router(api_key_router)
+app.include_router(webhook_router)
 
 
 @api_route(app, "GET", "/health", public=True, tags=["health"])

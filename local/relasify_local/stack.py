@@ -379,6 +379,10 @@ class LocalStack:
                 "AWS_EC2_METADATA_DISABLED": "true",
                 "GRAPH_API_BASE_URL": graph_url,
                 "RELASIFY_LOCAL_STACK": "1",
+                # Outgoing webhooks (SPEC 5c) may reach a developer's receiver on http://127.0.0.1, and
+                # retry soon (5 s, doubling) so a developer sees the retry; the cloud: https only, 30 s.
+                "OUTGOING_WEBHOOKS_ALLOW_LOCAL_HTTP": "true",
+                "OUTGOING_WEBHOOK_FIRST_RETRY_SECONDS": os.environ.get("RELASIFY_WEBHOOK_FIRST_RETRY_SECONDS") or "5",
             }
         )
         if self.realtime is not None:

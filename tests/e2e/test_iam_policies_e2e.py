@@ -42,6 +42,7 @@ from relasify_local.cfn import REPO_ROOT, load_template, resources_of_type
 
 from tests.e2e.conftest import LocalStackProcess, start_local_stack
 from tests.e2e.polling import wait_for
+from tests.support.webhook_receiver import WebhookReceiver
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
 
@@ -129,6 +130,10 @@ UNUSED_ALLOWED: dict[tuple[str, str, str], str] = {
     ("ContactsApiFunction", "s3:GetObject", f"{_BUCKET}/raw-webhooks/*"): _DLQ_PURGE,
     ("ContactsApiFunction", "s3:PutObject", f"{_BUCKET}/raw-webhooks/*"): _DLQ_PURGE,
     ("ContactsApiFunction", "s3:DeleteObject", f"{_BUCKET}/raw-webhooks/*"): _DLQ_PURGE,
+    ("WebhookDeliveryFunction", "dynamodb:BatchGetItem", _TABLE): "a conversation.updated event's data "
+    "(the conversation view reads its contact): tests/integration/api/test_outgoing_webhooks_api.py",
+    ("WebhookDeliveryFunction", "dynamodb:UpdateItem", _TABLE): "an endpoint failing for 24 h is disabled: "
+    "tests/integration/api/test_outgoing_webhooks_api.py",
     ("RetentionSweepFunction", "dynamodb:BatchGetItem", _TABLE): _SWEEP_LATER,
     ("RetentionSweepFunction", "dynamodb:BatchWriteItem", _TABLE): _SWEEP_LATER,
     ("RetentionSweepFunction", "s3:DeleteObject", f"{_BUCKET}/media/*"): _SWEEP_LATER,
@@ -224,7 +229,8 @@ def _sweep_runs(stack: LocalStackProcess) -> int:
 
 
 def run_scenario(stack: LocalStackProcess) -> None:
-    with stack.client(headers=stack.auth_headers(OWNER)) as http:
+    # The receiver of an outgoing webhook (SPEC 5c): it answers 500 once, so the worker retries.
+    with stack.client(headers=stack.auth_headers(OWNER)) as http, WebhookReceiver(statuses=[500]) as receiver:
         verify = http.get(
             "/webhooks/whatsapp",
             params={"hub.mode": "subscribe", "hub.verify_token": "dev-verify-token", "hub.challenge": "42"},
@@ -285,6 +291,9 @@ def run_scenario(stack: LocalStackProcess) -> None:
         # A real-time client (ticket, $connect) is pushed the inbound message's event (publisher, management
         # API); a connection lost without $disconnect answers 410 and the publisher deletes its item.
         realtime = _RealtimeClient(stack)
+        # Outgoing webhooks: the publisher fans the inbound messages out, the worker delivers them.
+        hook = http.post(f"/v1/workspaces/{ws}/webhooks", json={"url": receiver.url, "events": ["message.created"]})
+        assert hook.status_code == 201, hook.text
 
         # Inbound text and image: receiver -> processor -> media worker.
         wa_id = "6281299988877"
@@ -302,6 +311,8 @@ def run_scenario(stack: LocalStackProcess) -> None:
         )
         assert len(conversation) == 2, stack.log_tail()
         realtime.finish(http, ws, contact_id)
+        # Two inbound messages, the first delivery refused once: three POSTs (one a retry).
+        assert len(receiver.wait_for(3, timeout=60)) == 3, stack.log_tail()
         # The inbox: its counts query GSI2 (by status and assignee).
         inbox = http.get(f"/v1/workspaces/{ws}/conversations", params={"assignee": "me"})
         assert inbox.status_code == 200, inbox.text

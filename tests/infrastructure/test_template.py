@@ -43,6 +43,7 @@ FUNCTIONS: dict[str, tuple[str, str]] = {
     "RealtimeConnectionFunction": ("functions/realtime/", "connection.handler"),
     "RealtimePublisherFunction": ("functions/realtime/", "publisher.handler"),
     "ApiAuthorizerFunction": ("functions/authorizer/", "authorizer.handler"),  # Cognito JWTs and API keys
+    "WebhookDeliveryFunction": ("functions/integrations/", "webhook_delivery.handler"),
 }
 
 # docs/ARCHITECTURE.md: (method, path) -> function. OPTIONS preflight routes are checked separately.
@@ -78,12 +79,14 @@ CONSUMERS = {
     "MediaWorkerFunction": "MediaQueue",
     "BroadcastWorkerFunction": "BroadcastQueue",
     "ImportWorkerFunction": "ImportQueue",
+    "WebhookDeliveryFunction": "OutgoingWebhookQueue",
 }
 DEAD_LETTER_QUEUES = {
     "WebhookQueue": "WebhookDLQ",
     "MediaQueue": "MediaDLQ",
     "BroadcastQueue": "BroadcastDLQ",
     "ImportQueue": "ImportDLQ",
+    "OutgoingWebhookQueue": "OutgoingWebhookDLQ",
 }
 
 # Privacy policy section 7 defaults (days): template parameter -> (default, Settings field).
@@ -259,7 +262,7 @@ def test_data_key_encrypts_both_tables_the_bucket_every_queue_and_the_alarm_topi
     assert bucket_rule["BucketKeyEnabled"] is True
 
     queues = resources(cfn, "AWS::SQS::Queue")
-    assert len(queues) == 9
+    assert len(queues) == 11
     for name, queue in queues.items():
         assert queue["Properties"].get("KmsMasterKeyId") == {"Ref": "DataKey"}, name
 
@@ -707,6 +710,9 @@ def test_queue_sends_are_limited_to_each_function_s_producer_role(cfn: dict[str,
         # Erasure puts back a DLQ message without the erased person when it names others too.
         "ContactsApiFunction": {"ImportQueue", "WebhookDLQ", "MediaDLQ", "BroadcastDLQ", "ImportDLQ"},
         "ImportWorkerFunction": {"ImportQueue"},  # continues a long import in a fresh invocation
+        # Outgoing webhooks: the stream consumer fans out, the worker re-enqueues a failed attempt with a delay.
+        "RealtimePublisherFunction": {"OutgoingWebhookQueue"},
+        "WebhookDeliveryFunction": {"OutgoingWebhookQueue"},
     }
     queues = resources(cfn, "AWS::SQS::Queue")
     for function_id in FUNCTIONS:

@@ -129,6 +129,8 @@ def test_success_status_is_the_one_the_route_answers() -> None:
         "DELETE /v1/workspaces/{ws}/canned-replies/{reply_id}",
         "POST /v1/workspaces/{ws}/media",
         "POST /v1/realtime/tickets",
+        "POST /v1/workspaces/{ws}/webhooks",
+        "DELETE /v1/workspaces/{ws}/webhooks/{webhook_id}",
         "POST /v1/workspaces/{ws}/api-keys",
         "DELETE /v1/workspaces/{ws}/api-keys/{key_id}",
     }
@@ -165,6 +167,7 @@ def test_409_only_where_a_route_can_conflict() -> None:
         "POST /v1/workspaces/{ws}/canned-replies",  # shortcut taken
         "PATCH /v1/workspaces/{ws}/canned-replies/{reply_id}",
         "GET /v1/workspaces/{ws}/messages/{message_id}/media",  # media-not-ready
+        "POST /v1/workspaces/{ws}/webhooks",  # too many subscriptions
     }
 
 

@@ -41,6 +41,13 @@ class Settings(BaseModel):
     media_dlq_url: str = ""
     broadcast_dlq_url: str = ""
     import_dlq_url: str = ""
+    # Outgoing webhooks (SPEC 5c): their own queue (never the WhatsApp webhook's) and its DLQ.
+    outgoing_webhook_queue_url: str = ""
+    outgoing_webhook_dlq_url: str = ""
+    # The local stack also delivers to http://127.0.0.1 (a developer's receiver); off in the template.
+    outgoing_webhooks_allow_local_http: bool = False
+    # First retry delay; each next one doubles, capped at SQS's 900 s DelaySeconds (docs/INTEGRATIONS.md).
+    outgoing_webhook_first_retry_seconds: int = Field(default=30, ge=1, le=900)
     kms_key_id: str = "alias/relasify"
     # The hosted web frontend's origin, allowed by CORS (API Gateway also answers preflights in the cloud).
     frontend_origin: str = "http://localhost:5173"

@@ -28,6 +28,7 @@ import relasify.data
 from pynamodb.attributes import UTCDateTimeAttribute
 from relasify import clock, retention
 from relasify.data import models as m
+from relasify.data import outgoing_webhooks
 from relasify.data import sweep as sweep_store
 from relasify.data.base import TableModel
 from relasify.retention import DataClass
@@ -92,6 +93,7 @@ def item_type(pk: str, sk: str, ws: str) -> str:
             ("CANNED#", "CannedReplyModel"),
             ("CANNEDKEY#", "CannedShortcutModel"),
             ("APIKEY#", "ApiKeyModel"),
+            ("WEBHOOK#", "SubscriptionModel"),
         ):
             if sk.startswith(prefix):
                 return name
@@ -117,8 +119,9 @@ def item_type(pk: str, sk: str, ws: str) -> str:
             "ERASED": "ErasureTombstoneModel",
             "MEDIA": "MediaUploadModel",
             "WORD": "ContactWordModel",
+            "WHLOG": "DeliveryAttemptModel",
         }[kind]
-    if pk == f"CHG#{ws}":
+    if pk in (f"CHG#{ws}", f"CHG#{ws}#CONTACTS"):
         return "ChangeEventModel"
     if pk.startswith("WAMID#"):
         return "PendingStatusModel" if sk.startswith("PENDING") else {"WAMID": "WamidPointerModel"}[sk]
@@ -232,6 +235,16 @@ def seed_every_item_type(env: SendingEnv) -> None:
     created = api.post(f"/v1/workspaces/{ws}/contacts", {"phone": "081234567801", "tags": ["vip"]}, as_user=AGENT)
     assert created.status == 201, created.body
     contact_id = created.json["id"]
+    # An outgoing webhook (a public literal address: no DNS) and one logged delivery attempt.
+    hook = api.post(
+        f"/v1/workspaces/{ws}/webhooks",
+        {"url": "https://93.184.216.34/hooks", "events": ["contact.created"]},
+        as_user=OWNER,
+    )
+    assert hook.status == 201, hook.body
+    outgoing_webhooks.record_attempt(
+        outgoing_webhooks.AttemptRecord(ws, hook.json["id"], "evt_x", "contact.created", 1, "delivered", 200)
+    )
     canned = {"shortcut": "thanks", "body": "Terima kasih!"}
     assert api.post(f"/v1/workspaces/{ws}/canned-replies", canned, as_user=OWNER).status == 201
     # An API key (its item and its lookup item), used once.
@@ -342,6 +355,7 @@ def test_closure_stamps_every_item_of_the_workspace_and_one_sweep_after_the_wind
         assert {kind for kind, _ in remaining} <= {
             "AuditLogModel",
             "UsageLogModel",
+            "DeliveryAttemptModel",
             "BillingRecordModel",
             "RateSlotModel",
             "RequestBudgetModel",

@@ -35,6 +35,7 @@ ID_PARAMS = (
     "user",
     "reply_id",
     "key_id",
+    "webhook_id",
 )
 # Bodies that pass validation, so the request reaches the lookup (a 422 before it would prove nothing).
 BODIES: dict[tuple[str, str], Any] = {
@@ -46,6 +47,7 @@ BODIES: dict[tuple[str, str], Any] = {
     ("POST", "/conversations/<contact_id>/read"): {"receipt": True, "typing": True},
     ("POST", "/conversations/<contact_id>/notes"): {"body": "A note planted by the other tenant"},
     ("PATCH", "/canned-replies/<reply_id>"): {"body": "Changed by the other tenant"},
+    ("PATCH", "/webhooks/<webhook_id>"): {"enabled": False},
 }
 LIST_ROUTES = (
     "/contacts",
@@ -57,6 +59,7 @@ LIST_ROUTES = (
     "/conversations",
     "/conversations/<contact_id>/messages",
     "/canned-replies",
+    "/webhooks",
 )
 
 
@@ -84,13 +87,14 @@ class Tenant:
             self.call("GET", f"/contacts/imports/{self.ids['import_id']}").json,
             self.call("GET", f"/contacts/exports/{self.ids['export_id']}").json,
             self.call("GET", f"/canned-replies/{self.ids['reply_id']}").json,
+            self.call("GET", f"/webhooks/{self.ids['webhook_id']}").json,
             sorted(t["name"] for t in self.call("GET", "/templates").json["items"]),
             sorted(m["user_id"] for m in self.call("GET", "/members").json["items"]),
             [k["id"] for k in self.call("GET", "/api-keys").json["items"]],
             self.call("GET", f"/conversations/{self.ids['contact_id']}").json,
             [i["id"] for i in self.call("GET", f"/conversations/{self.ids['contact_id']}/messages").json["items"]],
         ]
-        for view in [*views[:6], views[8]]:
+        for view in [*views[:7], views[9]]:
             if isinstance(view, dict):
                 view.pop("updated_at", None)
                 view.pop("counts", None)  # a broadcast's counts move while its worker runs; not ours to freeze
@@ -154,6 +158,9 @@ def _populate(env: SendingEnv, owner: str, tag: str, digits: str, phone_number_i
         for n in (1, 2)
     ]
     assert all(r.status == 201 for r in replies), replies[0].body
+    hook_url = f"https://hooks.tenant-{tag.lower()}.example/relasify"
+    hook = tenant.call("POST", "/webhooks", {"url": hook_url, "events": ["contact.created"]})
+    assert hook.status == 201, hook.body
     # An inbound image with its media copied: GET .../messages/<id>/media serves a link to it.
     media_id = env.sandbox.add_media(b"\xff\xd8 " + tag.encode(), "image/jpeg")
     image = {"type": "image", "image": {"id": media_id, "mime_type": "image/jpeg"}}
@@ -179,6 +186,7 @@ def _populate(env: SendingEnv, owner: str, tag: str, digits: str, phone_number_i
         "user": next(m["user_id"] for m in members if m["email"] == owner),
         "reply_id": replies[0].json["id"],
         "key_id": api_key.json["id"],
+        "webhook_id": hook.json["id"],
     }
     tenant.secrets = [
         *tenant.ids.values(),
@@ -190,6 +198,8 @@ def _populate(env: SendingEnv, owner: str, tag: str, digits: str, phone_number_i
         email,
         message_text,
         reply_text,
+        hook_url,
+        hook.json["secret"],
         import_phone.lstrip("+"),
         f"Importa {tag} Rowname",
         owner,
@@ -201,6 +211,8 @@ def _populate(env: SendingEnv, owner: str, tag: str, digits: str, phone_number_i
 
 @pytest.fixture
 def tenants(api: ApiClient, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Tenant, Tenant]]:
+    # The tenants' webhook hosts resolve to a public address (no DNS in tests).
+    monkeypatch.setattr("relasify.data.webhook_http.resolve", lambda host, port: ["93.184.216.34"])
     for env_a in sending_environment(api, monkeypatch):
         a = _populate(env_a, "owner@example.com", "Alpha", "11112222", PHONE_NUMBER_ID)
         ws_b = api.create_workspace("owner-b@example.com", name="Bravo Shop")

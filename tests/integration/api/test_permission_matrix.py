@@ -103,6 +103,13 @@ ROWS: list[Row] = [
     Row("DELETE", f"{WS}/whatsapp", ADMIN, "admin: WhatsApp disconnect"),
     Row("GET", f"{WS}/audit", ADMIN, "admin: audit log"),
     Row("GET", f"{WS}/changes", AGENT, "agent: conversations (read) (SPEC 5b: events of every workspace)"),
+    Row("POST", f"{WS}/webhooks", ADMIN, "SPEC 5c: outgoing webhooks (admin)"),
+    Row("GET", f"{WS}/webhooks", ADMIN, "SPEC 5c: outgoing webhooks (admin)"),
+    Row("GET", f"{WS}/webhooks/{{webhook_id}}", ADMIN, "SPEC 5c: outgoing webhooks (admin)"),
+    Row("DELETE", f"{WS}/webhooks/{{webhook_id}}", ADMIN, "SPEC 5c: outgoing webhooks (admin)"),
+    Row("GET", f"{WS}/webhooks/{{webhook_id}}/deliveries", ADMIN, "SPEC 5c: outgoing webhooks (admin)"),
+    # Re-enabling an endpoint disabled after 24 h of failures ("an admin can re-enable it").
+    Row("PATCH", f"{WS}/webhooks/{{webhook_id}}", ADMIN, "SPEC 5c: outgoing webhooks (admin)"),
 ]
 
 # Named by SPEC sections 5a-5c, served by branches not merged here yet. A row moves up into ROWS
@@ -125,11 +132,6 @@ SPEC_NOT_YET_SERVED: list[Row] = [
     Row("POST", f"{WS}/api-keys", ADMIN, "SPEC 5c: api-keys (admin)"),
     Row("GET", f"{WS}/api-keys", ADMIN, "SPEC 5c: api-keys (admin)"),
     Row("DELETE", f"{WS}/api-keys/{{key_id}}", ADMIN, "SPEC 5c: api-keys (admin)"),
-    Row("POST", f"{WS}/webhooks", ADMIN, "SPEC 5c: outgoing webhooks (admin)"),
-    Row("GET", f"{WS}/webhooks", ADMIN, "SPEC 5c: outgoing webhooks (admin)"),
-    Row("GET", f"{WS}/webhooks/{{webhook_id}}", ADMIN, "SPEC 5c: outgoing webhooks (admin)"),
-    Row("DELETE", f"{WS}/webhooks/{{webhook_id}}", ADMIN, "SPEC 5c: outgoing webhooks (admin)"),
-    Row("GET", f"{WS}/webhooks/{{webhook_id}}/deliveries", ADMIN, "SPEC 5c: outgoing webhooks (admin)"),
 ]
 
 OWNER_EMAIL = "owner@example.com"

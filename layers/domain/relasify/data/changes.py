@@ -4,6 +4,11 @@ loses nothing: the stream publisher pushes it, and `GET .../changes?since=` repl
 
 Item: PK `CHG#<ws>`, SK `<seq>`; ids only (never message content), TTL 48 h.
 
+Contact events (`contact.created`, `contact.updated`, `contact.opted_out`) feed only the outgoing
+webhooks (SPEC 5c), not the socket or `GET .../changes` (SPEC 5b lists conversation events): they
+live under PK `CHG#<ws>#CONTACTS` (same `CHG#` prefix, so the same stream filter carries them to
+the publisher; a different partition, so the feed's Query never reads them).
+
 `seq` is a time-ordered id (ULID layout, `relasify.data.ids.new_id`) drawn when the write is
 attempted, not a per-workspace counter: a counter would be one more conditional item in every
 transaction of the workspace, so all of its writers (a broadcast's thousands of statuses) would
@@ -27,6 +32,11 @@ from relasify.data.ids import new_id
 from relasify.retention import DataClass
 
 EventType = Literal["message.created", "message.updated", "note.created", "conversation.updated"]
+ContactEventType = Literal["contact.created", "contact.updated", "contact.opted_out"]
+REALTIME_TYPES: frozenset[str] = frozenset(
+    ("message.created", "message.updated", "note.created", "conversation.updated")
+)
+CONTACT_TYPES: frozenset[str] = frozenset(("contact.created", "contact.updated", "contact.opted_out"))
 PK_PREFIX = "CHG#"  # the stream's event source mapping filters on it (template.yaml)
 KEEP = timedelta(hours=48)
 SETTLE = timedelta(seconds=2)
@@ -44,8 +54,9 @@ class ChangeEventModel(TableModel):
     ws_id = UnicodeAttribute()
     seq = UnicodeAttribute()
     event_type = UnicodeAttribute()
-    conversation_id = UnicodeAttribute()
+    conversation_id = UnicodeAttribute(null=True)  # absent on contact events
     message_id = UnicodeAttribute(null=True)
+    contact_id = UnicodeAttribute(null=True)  # contact events only
 
     def stamp_for_write(self) -> None:
         # Own 48 h TTL, and no `expiry_bucket`: the sweep need not find these (reads filter on
@@ -60,8 +71,9 @@ class ChangeEvent:
     seq: str
     workspace_id: str
     type: str
-    conversation_id: str
+    conversation_id: str | None
     message_id: str | None = None
+    contact_id: str | None = None
 
     def as_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -77,6 +89,10 @@ class ChangeEvent:
 
 def change_pk(ws: str) -> str:
     return f"{PK_PREFIX}{ws}"
+
+
+def contact_change_pk(ws: str) -> str:
+    return f"{PK_PREFIX}{ws}#CONTACTS"
 
 
 def event_item(ws: str, event_type: EventType, conversation_id: str, message_id: str | None = None) -> ChangeEventModel:
@@ -99,8 +115,24 @@ def add_to(tx: Any, ws: str, event_type: EventType, conversation_id: str, messag
     tx.save(event_item(ws, event_type, conversation_id, message_id))
 
 
+def add_contact_event(tx: Any, ws: str, event_type: ContactEventType, contact_id: str) -> None:
+    """Put a contact event in the TransactWrite of the contact change it describes."""
+    seq = new_id()
+    tx.save(
+        ChangeEventModel(
+            contact_change_pk(ws),
+            seq,
+            ws_id=ws,
+            seq=seq,
+            event_type=event_type,
+            contact_id=contact_id,
+            expires_at=int((clock.now() + KEEP).timestamp()),
+        )
+    )
+
+
 def from_item(item: ChangeEventModel) -> ChangeEvent:
-    return ChangeEvent(item.seq, item.ws_id, item.event_type, item.conversation_id, item.message_id)
+    return ChangeEvent(item.seq, item.ws_id, item.event_type, item.conversation_id, item.message_id, item.contact_id)
 
 
 def from_stream_image(image: dict[str, Any]) -> ChangeEvent | None:

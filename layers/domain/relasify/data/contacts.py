@@ -18,6 +18,7 @@ from pynamodb.expressions.condition import Condition
 from pynamodb.transactions import TransactWrite
 
 from relasify import clock
+from relasify.data import changes as change_feed
 from relasify.data import contact_search
 from relasify.data import models as m
 from relasify.data.base import QueryPage, query_all, query_page, transaction
@@ -240,6 +241,7 @@ class DynamoContactRepository:
                         tx.save(self._tag_item(ws, tag, contact_id))
                     for word in _search_words(item):
                         tx.save(contact_search.word_item(ws, word, contact_id))
+                    change_feed.add_contact_event(tx, ws, "contact.created", contact_id)  # outgoing webhooks
             except TransactWriteError as exc:
                 self._raise_duplicate(ws, tx.failures(exc))
                 if "TransactionConflict" in cancellation_codes(exc):
@@ -424,6 +426,7 @@ class DynamoContactRepository:
                         tx.delete(contact_search.ContactWordModel(*contact_search.word_key(ws, word, contact_id)))
                     for word in set(new_words) - set(old_words):
                         tx.save(contact_search.word_item(ws, word, contact_id))
+                    change_feed.add_contact_event(tx, ws, "contact.updated", contact_id)
             except TransactWriteError as exc:
                 failed = tx.failures(exc)
                 self._raise_duplicate(ws, failed)
@@ -462,10 +465,11 @@ class DynamoContactRepository:
                 model.consent.at.set(event.at),
                 model.consent.history.set(model.consent.history.append([_event_map(event)])),  # exists: default []
             ],
+            event="contact.opted_out" if event.status == "opted_out" else "contact.updated",
         )
 
     def set_restricted(self, ws: str, contact_id: str, restricted: bool) -> Contact:
-        return self._update(ws, contact_id, [m.ContactModel.restricted.set(restricted)])
+        return self._update(ws, contact_id, [m.ContactModel.restricted.set(restricted)], event="contact.updated")
 
     def set_unreachable(self, ws: str, contact_id: str, unreachable: bool) -> Contact:
         return self._update(ws, contact_id, [m.ContactModel.unreachable.set(unreachable)])
@@ -508,15 +512,31 @@ class DynamoContactRepository:
         return True
 
     # --- helpers ------------------------------------------------------------------------------
-    def _update(self, ws: str, contact_id: str, actions: list[Any]) -> Contact:
+    def _update(
+        self, ws: str, contact_id: str, actions: list[Any], *, event: change_feed.ContactEventType | None = None
+    ) -> Contact:
+        """One UpdateItem; with `event`, a transaction writing the change-feed event too (the
+        outgoing webhooks' outbox), then a consistent read (a transaction returns no item)."""
         model = m.ContactModel
         item = model(*_contact_key(ws, contact_id))
+        condition = model.pk.exists() & model.live_condition()
         try:
-            item.update(actions=[*actions, model.touch()], condition=model.pk.exists() & model.live_condition())
+            if event is None:
+                item.update(actions=[*actions, model.touch()], condition=condition)
+            else:
+                with transaction() as tx:
+                    tx.update(item, actions=[*actions, model.touch()], condition=condition)
+                    change_feed.add_contact_event(tx, ws, event, contact_id)
         except Exception as exc:
-            if is_condition_failure(exc):
+            refused = isinstance(exc, TransactWriteError) and "ConditionalCheckFailed" in cancellation_codes(exc)
+            if refused or is_condition_failure(exc):
                 raise NotFound("Contact not found.") from exc
             raise
+        if event is not None:
+            fresh = model.get_live(*_contact_key(ws, contact_id), consistent_read=True)
+            if fresh is None:  # pragma: no cover - erased between the commit and the read
+                raise NotFound("Contact not found.")
+            item = fresh
         return _contact(item)
 
     @staticmethod

@@ -18,7 +18,7 @@ from typing import Any
 
 from relasify.data import models as m
 from relasify.data.base import chunks, query_all
-from relasify.data.changes import change_pk
+from relasify.data.changes import change_pk, contact_change_pk
 from relasify.data.sweep import Key, delete_keys, raw_query
 from relasify.data.webhook_inbox import media_object_key
 from relasify.settings import get_settings
@@ -103,10 +103,17 @@ def change_event_keys(ws: str, contact_id: str) -> list[Key]:
     Query of the workspace's last 48 h of events (erasure is rare; an index per conversation would
     cost a write on every event)."""
     pk = change_pk(ws)
-    return [
+    keys = [
         (pk, item["SK"]["S"])
         for item in raw_query(pk, projection="SK,conversation_id")
         if item.get("conversation_id", {}).get("S") == contact_id
+    ]
+    # ...and the contact events (outgoing webhooks only) naming the contact.
+    contact_pk = contact_change_pk(ws)
+    return keys + [
+        (contact_pk, item["SK"]["S"])
+        for item in raw_query(contact_pk, projection="SK,contact_id")
+        if item.get("contact_id", {}).get("S") == contact_id
     ]
 
 

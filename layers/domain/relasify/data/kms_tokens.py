@@ -1,4 +1,5 @@
-"""WhatsApp access tokens, encrypted with the customer-managed KMS key before they are stored.
+"""WhatsApp access tokens (and outgoing-webhook signing secrets), encrypted with the customer-managed
+KMS key before they are stored.
 
 The plaintext exists only in memory where a Graph call needs it. The encryption context binds
 a ciphertext to its workspace, so a ciphertext copied into another workspace cannot be
@@ -23,16 +24,20 @@ def _kms() -> Any:
     return aws_clients.client("kms")
 
 
-def encrypt_token(ws: str, plaintext: str) -> str:
+WHATSAPP_TOKEN = "whatsapp-access-token"  # noqa: S105 - a purpose name, not a secret
+WEBHOOK_SECRET = "outgoing-webhook-secret"  # noqa: S105 - a purpose name (SPEC 5c signing secrets)
+
+
+def encrypt_token(ws: str, plaintext: str, *, purpose: str = WHATSAPP_TOKEN) -> str:
     response = _kms().encrypt(
         KeyId=get_settings().kms_key_id,
         Plaintext=plaintext.encode(),
-        EncryptionContext={"workspace": ws, "purpose": "whatsapp-access-token"},
+        EncryptionContext={"workspace": ws, "purpose": purpose},
     )
     return base64.b64encode(response["CiphertextBlob"]).decode()
 
 
-def decrypt_token(ws: str, ciphertext_b64: str) -> str:
+def decrypt_token(ws: str, ciphertext_b64: str, *, purpose: str = WHATSAPP_TOKEN) -> str:
     cached = _cache.get(ciphertext_b64)
     if cached is not None and time.monotonic() - cached[1] < _DECRYPT_CACHE_SECONDS:
         return cached[0]
@@ -40,7 +45,7 @@ def decrypt_token(ws: str, ciphertext_b64: str) -> str:
         # Named, though the ciphertext names its key: KMS then refuses a blob made under another key.
         KeyId=get_settings().kms_key_id,
         CiphertextBlob=base64.b64decode(ciphertext_b64),
-        EncryptionContext={"workspace": ws, "purpose": "whatsapp-access-token"},
+        EncryptionContext={"workspace": ws, "purpose": purpose},
     )
     plaintext = response["Plaintext"].decode()
     _cache[ciphertext_b64] = (plaintext, time.monotonic())

@@ -87,6 +87,8 @@ def classify(pk: str, sk: str) -> DataClass:
             return DataClass.SECURITY
         if kind == "BILLING":
             return DataClass.BILLING
+        if kind == "WHLOG":  # outgoing-webhook delivery attempts (data/outgoing_webhooks.py)
+            return DataClass.USAGE
         if kind == "BCAST" and sk.startswith(m.BroadcastRecipientModel.SK_PREFIX):
             return DataClass.MESSAGE_CONTENT
         if kind in ("ERASED", "EXPORT"):

@@ -130,6 +130,16 @@ def _view(ws: str, conversation: store.Conversation) -> ConversationOut:
     return views[0]
 
 
+def conversation_view(ws: str, contact_id: str) -> ConversationOut | None:
+    """The conversation as `GET .../conversations/{id}` answers it, or None when it (or its contact)
+    is gone: the outgoing webhooks' `data` (no caller; the event's workspace)."""
+    conversation = store.get(ws, contact_id, consistent=True)
+    if conversation is None:
+        return None
+    views = _views(ws, [conversation], clock.now())
+    return views[0] if views else None
+
+
 def get_conversation(caller: Membership, contact_id: str) -> ConversationOut:
     conversation = store.get(caller.ws, contact_id, consistent=True)
     if conversation is None:

@@ -67,6 +67,8 @@ def publish(events: Iterable[feed.ChangeEvent], endpoint: str) -> int:
     connections: dict[str, list[str]] = {}
     delivered = 0
     for event in events:
+        if event.type not in feed.REALTIME_TYPES:
+            continue  # contact events feed the outgoing webhooks only (SPEC 5b lists these four)
         if event.workspace_id not in members:
             members[event.workspace_id] = [m.sub for m in identity.list_members(event.workspace_id)]
         payload = json.dumps(event.as_json(), separators=(",", ":")).encode()
