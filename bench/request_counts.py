@@ -30,6 +30,7 @@ from bench.support import (
     customer_wa_id,
     inbound_item,
     inbound_payload,
+    realistic_wamid,
     signature,
     status_item,
     status_payload,
@@ -213,7 +214,7 @@ def _outbound(world: World, n: int, tag: str = "") -> tuple[str, str, str]:
 
     wa_id = customer_wa_id(n)
     contact, _ = contact_repository().create_or_get(world.ws, NewContact(phone=f"+{wa_id}", wa_id=wa_id))
-    wamid = f"wamid.bench-out-{n:08d}{tag}"
+    wamid = realistic_wamid(f"bench-out-{n}{tag}")
     # As the send path writes it: the outbox item with its conversation, then Meta's wamid.
     new = outbox.NewOutbound(world.ws, new_id("msg"), contact.id, "template", {"name": "order_update"})
     message, _created = outbox.put_accepted(new)
@@ -232,6 +233,9 @@ def _inbound(world: World, n: int, wamid: str) -> None:
     world.harness.drain("WEBHOOK_QUEUE_URL", "WebhookProcessorFunction")
 
 
+_SENDS = iter(range(1, 1_000_000))  # one wamid per send across every stub of the run
+
+
 class _StubGraph:
     """Meta's answer to a send, without the network (the Graph call is not an AWS request)."""
 
@@ -242,7 +246,7 @@ class _StubGraph:
         from relasify.whatsapp.graph import SendResult
 
         self.sent += 1
-        wamid = f"wamid.bench-send-{self.sent:08d}"
+        wamid = realistic_wamid(f"bench-send-{next(_SENDS)}")
         to = str(payload.get("to", ""))
         raw = {"messaging_product": "whatsapp", "contacts": [{"input": to, "wa_id": to}], "messages": [{"id": wamid}]}
         return SendResult(wamid=wamid, message_status="accepted", wa_id=to, raw=raw)
@@ -427,7 +431,7 @@ def _scenarios(world: World) -> list[Operation]:
             "inbound message: known contact",
             1,
             "receiver + processor",
-            lambda: _inbound(world, 1, "wamid.bench-in-known"),
+            lambda: _inbound(world, 1, realistic_wamid("bench-in-known")),
         )
     )
     ops.append(
@@ -436,7 +440,7 @@ def _scenarios(world: World) -> list[Operation]:
             "inbound message: new contact",
             1,
             "receiver + processor",
-            lambda: _inbound(world, 2, "wamid.bench-in-new"),
+            lambda: _inbound(world, 2, realistic_wamid("bench-in-new")),
         )
     )
     with contextlib.suppress(Exception):  # warm the send path

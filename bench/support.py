@@ -405,6 +405,16 @@ def _dynamodb_capacity_by_kind(
     return 0.0, 0.0, by_kind
 
 
+def realistic_wamid(label: str) -> str:
+    """A wamid as long as Meta's (`wamid.` + ~56 base64 characters; they encode the phone number and
+    a message id), unique per label: item sizes, and so write units, depend on it."""
+    import base64
+    import hashlib
+
+    digest = hashlib.sha256(label.encode()).digest() + hashlib.sha256(b"2" + label.encode()).digest()[:10]
+    return "wamid.HBgN" + base64.b64encode(digest).decode().rstrip("=")
+
+
 def item_kind(key: dict[str, Any]) -> str:
     """A written item's kind from its key (docs/DATA_MODEL.md): the segment after the workspace in
     `WS#<ws>#<KIND>#...` partitions, the sort key's prefix in the workspace partition itself, else
