@@ -14,6 +14,7 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +27,8 @@ from relasify_local.jwt_local import mint_token
 
 READY_TIMEOUT_SECONDS = 60
 STOP_TIMEOUT_SECONDS = 20
+
+E2E_WABA_ID = "102345678901234"  # the sandbox's seeded WhatsApp Business Account
 
 
 def free_port() -> int:
@@ -75,6 +78,21 @@ class LocalStackProcess:
 
     def client(self, **kwargs: Any) -> httpx.Client:
         return httpx.Client(base_url=self.base_url, timeout=30, **kwargs)
+
+    def connect_whatsapp(self, http: httpx.Client, ws: str, token: str = "EAAG-e2e-token") -> str:
+        """Connect a fresh number of the sandbox's seeded WABA to `ws` (registered first: connecting
+        proves ownership with Graph); returns its phone_number_id."""
+        phone_number_id = str(100000000000000 + uuid.uuid4().int % 10**14)
+        self.register_whatsapp_account(E2E_WABA_ID, phone_number_id, token)
+        connection = {
+            "waba_id": E2E_WABA_ID,
+            "phone_number_id": phone_number_id,
+            "display_phone_number": "6281234500000",
+            "access_token": token,
+        }
+        connected = http.put(f"/v1/workspaces/{ws}/whatsapp", json=connection)
+        assert connected.status_code == 200, connected.text
+        return phone_number_id
 
     def register_whatsapp_account(
         self, waba_id: str, phone_number_id: str, token: str, display_phone_number: str = "6281234500000"

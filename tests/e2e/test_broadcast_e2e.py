@@ -5,7 +5,6 @@ broadcast's counts show every message delivered and read, the opted-out contact 
 
 from __future__ import annotations
 
-import uuid
 from typing import Any
 
 import pytest
@@ -21,18 +20,7 @@ AUDIENCE = 12
 def test_a_broadcast_is_sent_once_to_each_contact_and_counted_from_the_webhooks(local_stack: Any) -> None:
     with local_stack.client(headers=local_stack.auth_headers(OWNER)) as http:
         ws = http.post("/v1/workspaces", json={"name": "Toko Siaran"}).json()["id"]
-        phone_number_id = str(100000000000000 + uuid.uuid4().int % 10**14)
-        local_stack.register_whatsapp_account("102345678901234", phone_number_id, "EAAG-e2e-token")
-        connect = http.put(
-            f"/v1/workspaces/{ws}/whatsapp",
-            json={
-                "waba_id": "102345678901234",
-                "phone_number_id": phone_number_id,
-                "display_phone_number": "6281234500000",
-                "access_token": "EAAG-e2e-token",
-            },
-        )
-        assert connect.status_code == 200, connect.text
+        local_stack.connect_whatsapp(http, ws)
         template = http.post(
             f"/v1/workspaces/{ws}/templates",
             json={

@@ -24,18 +24,7 @@ def test_the_inbox_day(local_stack: Any) -> None:
     sandbox = local_stack.sandbox_url
     with local_stack.client(headers=local_stack.auth_headers(OWNER)) as http:
         ws = http.post("/v1/workspaces", json={"name": "Toko Inbox"}).json()["id"]
-        phone_number_id = str(100000000000000 + uuid.uuid4().int % 10**14)
-        local_stack.register_whatsapp_account("102345678901234", phone_number_id, "EAAG-e2e-token")
-        connect = http.put(
-            f"/v1/workspaces/{ws}/whatsapp",
-            json={
-                "waba_id": "102345678901234",
-                "phone_number_id": phone_number_id,
-                "display_phone_number": "6281234500000",
-                "access_token": "EAAG-e2e-token",
-            },
-        )
-        assert connect.status_code == 200, connect.text
+        phone_number_id = local_stack.connect_whatsapp(http, ws)
         assert http.post(f"/v1/workspaces/{ws}/members", json={"email": AGENT, "role": "agent"}).status_code == 201
         base = f"/v1/workspaces/{ws}/conversations"
 

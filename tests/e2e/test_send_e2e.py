@@ -4,7 +4,6 @@ the sandbox's template webhook), send it to a contact, watch the status webhooks
 
 from __future__ import annotations
 
-import uuid
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -24,18 +23,7 @@ def test_template_send_reaches_read_and_shows_in_the_conversation(local_stack: A
         created = http.post("/v1/workspaces", json={"name": "Toko E2E"})
         assert created.status_code == 201, created.text
         ws = created.json()["id"]
-        phone_number_id = str(100000000000000 + uuid.uuid4().int % 10**14)
-        local_stack.register_whatsapp_account("102345678901234", phone_number_id, "EAAG-e2e-token")
-        connect = http.put(
-            f"/v1/workspaces/{ws}/whatsapp",
-            json={
-                "waba_id": "102345678901234",
-                "phone_number_id": phone_number_id,
-                "display_phone_number": "6281234500000",
-                "access_token": "EAAG-e2e-token",
-            },
-        )
-        assert connect.status_code == 200, connect.text
+        phone_number_id = local_stack.connect_whatsapp(http, ws)
 
         contact = http.post(f"/v1/workspaces/{ws}/contacts", json={"phone": "+6281234567890", "name": "Budi"})
         assert contact.status_code == 201, contact.text
@@ -109,18 +97,7 @@ def test_send_without_idempotency_key_is_refused(local_stack: Any) -> None:
         created = http.post("/v1/workspaces", json={"name": "Toko Tanpa Kunci"})
         assert created.status_code == 201, created.text
         ws = created.json()["id"]
-        phone_number_id = str(100000000000000 + uuid.uuid4().int % 10**14)
-        local_stack.register_whatsapp_account("102345678901234", phone_number_id, "EAAG-e2e-token")
-        connect = http.put(
-            f"/v1/workspaces/{ws}/whatsapp",
-            json={
-                "waba_id": "102345678901234",
-                "phone_number_id": phone_number_id,
-                "display_phone_number": "6281234500000",
-                "access_token": "EAAG-e2e-token",
-            },
-        )
-        assert connect.status_code == 200, connect.text
+        phone_number_id = local_stack.connect_whatsapp(http, ws)
         contact = http.post(f"/v1/workspaces/{ws}/contacts", json={"phone": "+6281234567891", "name": "Sari"})
         assert contact.status_code == 201, contact.text
         contact_id = contact.json()["id"]
