@@ -127,6 +127,8 @@ def test_success_status_is_the_one_the_route_answers() -> None:
         "POST /v1/workspaces/{ws}/conversations/{contact_id}/notes",
         "POST /v1/workspaces/{ws}/canned-replies",
         "DELETE /v1/workspaces/{ws}/canned-replies/{reply_id}",
+        "POST /v1/workspaces/{ws}/webhooks",
+        "DELETE /v1/workspaces/{ws}/webhooks/{webhook_id}",
         "POST /v1/workspaces/{ws}/media",
         "POST /v1/realtime/tickets",
         "POST /v1/workspaces/{ws}/webhooks",
@@ -166,6 +168,7 @@ def test_409_only_where_a_route_can_conflict() -> None:
         "POST /v1/workspaces/{ws}/conversations/{contact_id}/read",  # Graph refusals (read receipt)
         "POST /v1/workspaces/{ws}/canned-replies",  # shortcut taken
         "PATCH /v1/workspaces/{ws}/canned-replies/{reply_id}",
+        "POST /v1/workspaces/{ws}/webhooks",  # webhook-limit-reached (10 per workspace)
         "GET /v1/workspaces/{ws}/messages/{message_id}/media",  # media-not-ready
         "POST /v1/workspaces/{ws}/webhooks",  # too many subscriptions
     }
