@@ -415,7 +415,14 @@ def run_scenario(stack: LocalStackProcess) -> None:
             headers={"content-type": "application/json", "x-hub-signature-256": "sha256=" + "0" * 64},
         )
         assert forged.status_code in (401, 403), forged.text
-        time.sleep(2.0)  # the processor's batches
+        # Wait for the processor rather than a fixed 2 s (a loaded machine took longer, and the tombstone
+        # read went unrecorded): the large payload's sender, unknown until now, becomes a contact.
+        found = wait_for(
+            lambda: http.get(f"/v1/workspaces/{ws}/contacts", params={"q": "6281200000001"}).json()["items"],
+            lambda items: len(items) == 1,
+            timeout=60,
+        )
+        assert len(found) == 1, stack.log_tail()
 
         # Close the workspace: the next sweep stamps its items; the member deletes their account.
         runs_before = _sweep_runs(stack)
