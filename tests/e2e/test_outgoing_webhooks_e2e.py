@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import time
-import uuid
 from typing import Any
 
 import httpx
@@ -31,18 +30,7 @@ def test_inbound_message_is_delivered_signed_and_retried_with_the_same_id(local_
         local_stack.client(headers=local_stack.auth_headers(OWNER)) as http,
     ):
         ws = http.post("/v1/workspaces", json={"name": "Toko Webhook"}).json()["id"]
-        phone_number_id = str(100000000000000 + uuid.uuid4().int % 10**14)
-        local_stack.register_whatsapp_account("102345678901234", phone_number_id, "EAAG-e2e-webhooks")
-        connected = http.put(
-            f"/v1/workspaces/{ws}/whatsapp",
-            json={
-                "waba_id": "102345678901234",
-                "phone_number_id": phone_number_id,
-                "display_phone_number": "6281234500000",
-                "access_token": "EAAG-e2e-webhooks",
-            },
-        )
-        assert connected.status_code == 200, connected.text
+        phone_number_id = local_stack.connect_whatsapp(http, ws, "EAAG-e2e-webhooks")
         created = http.post(f"/v1/workspaces/{ws}/webhooks", json={"url": receiver.url, "events": ["message.created"]})
         assert created.status_code == 201, created.text
         hook = created.json()

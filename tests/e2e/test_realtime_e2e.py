@@ -77,18 +77,7 @@ def test_pushes_follow_the_changes_and_the_feed_replays_what_was_missed(local_st
     ):
         ws = http.post("/v1/workspaces", json={"name": "Toko Realtime"}).json()["id"]
         other_ws = other_http.post("/v1/workspaces", json={"name": "Toko Lain"}).json()["id"]
-        phone_number_id = str(100000000000000 + uuid.uuid4().int % 10**14)
-        local_stack.register_whatsapp_account("102345678901234", phone_number_id, "EAAG-e2e-realtime")
-        connected = http.put(
-            f"/v1/workspaces/{ws}/whatsapp",
-            json={
-                "waba_id": "102345678901234",
-                "phone_number_id": phone_number_id,
-                "display_phone_number": "6281234500000",
-                "access_token": "EAAG-e2e-realtime",
-            },
-        )
-        assert connected.status_code == 200, connected.text
+        phone_number_id = local_stack.connect_whatsapp(http, ws, "EAAG-e2e-realtime")
         assert http.post(f"/v1/workspaces/{ws}/members", json={"email": AGENT, "role": "agent"}).status_code == 201
         assert agent_http.get(f"/v1/workspaces/{ws}/members").status_code == 200  # joins
         agent_id = next(

@@ -131,16 +131,15 @@ def as_owner(case: Any, ws: str, token: str) -> None:
     case.headers = {**(case.headers or {}), "Authorization": f"Bearer {token}"}
 
 
-@pytest.mark.parametrize("operation", OPERATIONS, ids=lambda operation: operation.label)
-def test_operation(operation: Any, owned_workspace: tuple[str, str]) -> None:
-    """Positive and negative cases (schema-conforming and schema-violating data) for one operation."""
-    ws, token = owned_workspace
+def fuzz_operation(operation: Any, ws: str, bearer: str, max_examples: int) -> None:
+    """Positive and negative cases (schema-conforming and schema-violating data) for one operation,
+    in workspace `ws` with `bearer` (a user's token or an API key) as the caller."""
     fixed = {"ws": ws} if any(p.name == "ws" for p in operation.path_parameters) else None
     cases = st.one_of(*(operation.as_strategy(generation_mode=mode, path_parameters=fixed) for mode in GenerationMode))
 
     @given(case=cases)
     @settings(
-        max_examples=PER_OPERATION,
+        max_examples=max_examples,
         deadline=None,
         derandomize=True,
         database=None,
@@ -148,13 +147,19 @@ def test_operation(operation: Any, owned_workspace: tuple[str, str]) -> None:
         suppress_health_check=list(HealthCheck),
     )
     def run(case: Any) -> None:
-        as_owner(case, ws, token)
+        as_owner(case, ws, bearer)
         response = case.call()
         cases_run["cases"] += 1
         case.validate_response(response, checks=CHECKS)
         check_response(case, response)
 
     run()
+
+
+@pytest.mark.parametrize("operation", OPERATIONS, ids=lambda operation: operation.label)
+def test_operation(operation: Any, owned_workspace: tuple[str, str]) -> None:
+    ws, token = owned_workspace
+    fuzz_operation(operation, ws, token, PER_OPERATION)
 
 
 # The same operations with an admin API key of the workspace as the caller (SPEC 5c): a key's answers on
@@ -175,26 +180,7 @@ def admin_key(fuzz_api: ApiClient) -> tuple[str, str]:
 @pytest.mark.parametrize("operation", KEY_OPERATIONS, ids=lambda operation: operation.label)
 def test_operation_with_an_api_key(operation: Any, admin_key: tuple[str, str]) -> None:
     ws, key = admin_key
-    fixed = {"ws": ws} if any(p.name == "ws" for p in operation.path_parameters) else None
-    cases = st.one_of(*(operation.as_strategy(generation_mode=mode, path_parameters=fixed) for mode in GenerationMode))
-
-    @given(case=cases)
-    @settings(
-        max_examples=PER_KEY_OPERATION,
-        deadline=None,
-        derandomize=True,
-        database=None,
-        phases=[Phase.explicit, Phase.generate],
-        suppress_health_check=list(HealthCheck),
-    )
-    def run(case: Any) -> None:
-        as_owner(case, ws, key)  # the key in place of the owner's token
-        response = case.call()
-        cases_run["cases"] += 1
-        case.validate_response(response, checks=CHECKS)
-        check_response(case, response)
-
-    run()
+    fuzz_operation(operation, ws, key, PER_KEY_OPERATION)  # the key in place of the owner's token
 
 
 class OwnerStateMachine(schema.as_state_machine()):  # type: ignore[misc]
