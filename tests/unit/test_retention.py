@@ -68,3 +68,12 @@ def test_is_expired_boundary() -> None:
     assert retention.is_expired(100, at=99) is False
     assert retention.is_expired(100, at=100) is True
     assert retention.is_expired(100, at=101) is True
+
+
+def test_sweep_cutoff_is_now_minus_the_grace_period() -> None:
+    assert retention.sweep_grace(Settings()) == timedelta(days=3)  # the default
+    now = int(START.timestamp())
+    assert retention.sweep_cutoff(now, Settings()) == now - 3 * 86_400
+    assert retention.sweep_cutoff(now, Settings(retention_sweep_grace_days=0)) == now
+    with pytest.raises(ValueError):
+        Settings(retention_sweep_grace_days=-1)

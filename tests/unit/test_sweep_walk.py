@@ -1,5 +1,5 @@
 """The sweep's logic without AWS: key classification, and the walk over expiry buckets with its
-checkpoint and time budget (the data-access module replaced by an in-memory fake)."""
+checkpoint, grace period and time budget (the data-access module replaced by an in-memory fake)."""
 
 from __future__ import annotations
 
@@ -11,8 +11,11 @@ from relasify import clock, retention
 from relasify.data import sweep as sweep_store
 from relasify.retention import DataClass
 from relasify.services import sweep
+from relasify.settings import get_settings
 
 T = datetime(2026, 6, 15, 12, 0, tzinfo=UTC)
+GRACE = timedelta(days=3)  # Settings.retention_sweep_grace_days default
+CUTOFF = T - GRACE  # the sweep deletes what expired at or before this moment
 
 
 @pytest.mark.parametrize(
@@ -58,6 +61,7 @@ class FakeStore:
         self.buckets = buckets
         self.checkpoint: sweep_store.Checkpoint | None = None
         self.queried: list[tuple[date, int]] = []
+        self.cutoffs: set[int] = set()
         self.deleted: list[sweep_store.Key] = []
 
     def get_checkpoint(self) -> sweep_store.Checkpoint | None:
@@ -66,13 +70,14 @@ class FakeStore:
     def set_checkpoint(self, day: date, shard: int = 0) -> None:
         self.checkpoint = sweep_store.Checkpoint(day, shard)
 
-    def expired_key_pages(self, day: date, shard: int, now: int) -> Iterator[list[sweep_store.Key]]:
+    def expired_key_pages(self, day: date, shard: int, cutoff: int) -> Iterator[list[sweep_store.Key]]:
         self.queried.append((day, shard))
+        self.cutoffs.add(cutoff)
         keys = [k for k in self.buckets.get((day, shard), []) if k not in self.deleted]
         if keys:
             yield keys
 
-    def still_expired(self, keys: list[sweep_store.Key], now: int) -> list[sweep_store.Key]:
+    def still_expired(self, keys: list[sweep_store.Key], cutoff: int) -> list[sweep_store.Key]:
         return keys
 
     def delete_keys(self, keys: list[sweep_store.Key]) -> int:
@@ -87,9 +92,11 @@ class FakeStore:
 def fake(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeStore]:
     store = FakeStore(
         {
-            (T.date() - timedelta(days=2), 3): [("DEDUPE#a", "DEDUPE")],
-            (T.date() - timedelta(days=1), 0): [("USAGE#w#d", "1#r"), ("USAGE#w#d", "2#r")],
-            (T.date(), 7): [("WAMID#x", "PENDING#sent")],
+            (CUTOFF.date() - timedelta(days=2), 3): [("DEDUPE#a", "DEDUPE")],
+            (CUTOFF.date() - timedelta(days=1), 0): [("USAGE#w#d", "1#r"), ("USAGE#w#d", "2#r")],
+            (CUTOFF.date(), 7): [("WAMID#x", "PENDING#sent")],
+            # Expired within the grace period: left to DynamoDB's TTL, never queried.
+            (T.date(), 1): [("WAMID#y", "PENDING#read")],
         }
     )
     for name in (
@@ -107,34 +114,70 @@ def fake(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeStore]:
     clock.set_clock(None)
 
 
-def test_walk_from_checkpoint_to_today_advancing_past_days_only(fake: FakeStore) -> None:
-    fake.checkpoint = sweep_store.Checkpoint(T.date() - timedelta(days=2), 0)
+def test_walk_from_checkpoint_to_the_cutoff_day_advancing_past_final_days_only(fake: FakeStore) -> None:
+    fake.checkpoint = sweep_store.Checkpoint(CUTOFF.date() - timedelta(days=2), 0)
     report = sweep.run()
     assert report.complete
-    assert len(fake.queried) == 3 * retention.EXPIRY_SHARDS  # two past days and today, every shard
+    # Two final days and the cutoff's day, every shard; nothing after the cutoff's day.
+    assert len(fake.queried) == 3 * retention.EXPIRY_SHARDS
+    assert max(day for day, _ in fake.queried) == CUTOFF.date()
+    assert fake.cutoffs == {int(CUTOFF.timestamp())}  # only keys expired at or before now - grace
     assert report.deleted == {"operational": 2, "usage": 2}
+    assert ("WAMID#y", "PENDING#read") not in fake.deleted
     assert report.days_swept == 2
-    # Today's buckets can still fill up: the checkpoint stops at today, shard 0.
-    assert fake.checkpoint == sweep_store.Checkpoint(T.date(), 0)
+    # The cutoff's day still holds items expiring after the cutoff: the checkpoint stops there.
+    assert fake.checkpoint == sweep_store.Checkpoint(CUTOFF.date(), 0)
 
     again = sweep.run()
-    assert fake.queried[-retention.EXPIRY_SHARDS :] == [(T.date(), s) for s in range(retention.EXPIRY_SHARDS)]
+    assert fake.queried[-retention.EXPIRY_SHARDS :] == [(CUTOFF.date(), s) for s in range(retention.EXPIRY_SHARDS)]
     assert sum(again.deleted.values()) == 0
+
+
+def test_next_day_walks_on_from_the_last_cutoff_day_without_a_gap(fake: FakeStore) -> None:
+    fake.checkpoint = sweep_store.Checkpoint(CUTOFF.date(), 0)
+    clock.set_clock(lambda: T + timedelta(days=1))  # the next daily run
+    sweep.run()
+    # Yesterday's cutoff day again (it was not final), then the new cutoff's day: two days, no more.
+    assert sorted({day for day, _ in fake.queried}) == [CUTOFF.date(), CUTOFF.date() + timedelta(days=1)]
+    assert fake.checkpoint == sweep_store.Checkpoint(CUTOFF.date() + timedelta(days=1), 0)
+
+
+def test_a_checkpoint_past_the_cutoff_day_waits_for_it(fake: FakeStore) -> None:
+    """A checkpoint the sweep left before the grace period existed (at today) is kept: its earlier
+    buckets were swept then, and the cutoff reaches it in a few days. Nothing is re-walked."""
+    fake.checkpoint = sweep_store.Checkpoint(T.date(), 0)
+    report = sweep.run()
+    assert report.complete
+    assert fake.queried == []
+    assert fake.checkpoint == sweep_store.Checkpoint(T.date(), 0)
+    assert report.next_day == T.date().isoformat()
+
+
+def test_grace_period_is_configuration(fake: FakeStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RETENTION_SWEEP_GRACE_DAYS", "0")
+    get_settings.cache_clear()
+    try:
+        fake.checkpoint = sweep_store.Checkpoint(T.date(), 0)
+        sweep.run()
+    finally:
+        get_settings.cache_clear()
+    assert fake.cutoffs == {int(T.timestamp())}
+    assert ("WAMID#y", "PENDING#read") in fake.deleted
 
 
 def test_first_run_looks_back_a_bounded_number_of_days(fake: FakeStore) -> None:
     sweep.run()
     first_day = fake.queried[0][0]
-    assert first_day == T.date() - timedelta(days=sweep.FIRST_RUN_LOOKBACK_DAYS)
+    assert first_day == CUTOFF.date() - timedelta(days=sweep.FIRST_RUN_LOOKBACK_DAYS)
 
 
 def test_out_of_time_stops_and_the_checkpoint_resumes_mid_day(fake: FakeStore) -> None:
-    fake.checkpoint = sweep_store.Checkpoint(T.date() - timedelta(days=2), 0)
+    fake.checkpoint = sweep_store.Checkpoint(CUTOFF.date() - timedelta(days=2), 0)
     budget = iter([10**6] * 5)
     report = sweep.run(lambda: next(budget, 0), reserve_ms=1000)
     assert not report.complete
     assert fake.checkpoint is not None
-    assert fake.checkpoint.day == T.date() - timedelta(days=2)
+    assert fake.checkpoint.day == CUTOFF.date() - timedelta(days=2)
     assert 0 < fake.checkpoint.shard < retention.EXPIRY_SHARDS
     resumed_from = fake.checkpoint
     queried_before = len(fake.queried)

@@ -91,3 +91,15 @@ def expiry_bucket(expires_at: int, key: str) -> str:
 def is_expired(expires_at: int | None, at: int | None = None) -> bool:
     """Expired items are never returned, even before DynamoDB's TTL deletes them."""
     return expires_at is not None and expires_at <= (at if at is not None else clock.epoch())
+
+
+def sweep_grace(settings: Settings | None = None) -> timedelta:
+    """How long after expiry the sweep leaves an item to DynamoDB's free TTL deletion: the sweep
+    is the hard deadline (an expired item is gone at most this long after its window), not the
+    usual way out (reads hide expired items from the moment they expire)."""
+    return timedelta(days=(settings or get_settings()).retention_sweep_grace_days)
+
+
+def sweep_cutoff(now: int, settings: Settings | None = None) -> int:
+    """Epoch seconds: the sweep deletes items that expired at or before this moment."""
+    return now - int(sweep_grace(settings).total_seconds())

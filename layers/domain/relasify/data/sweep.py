@@ -3,7 +3,7 @@ batch deletes, the sweep checkpoint, the queue of workspace closures awaiting th
 the stamping itself.
 
 Nothing here scans the table: expired items are found per expiry day and shard
-(`EXP#<day>#<shard>`, `expires_at <= now`), closed workspaces through their own key prefixes.
+(`EXP#<day>#<shard>`, `expires_at <= cutoff`), closed workspaces through their own key prefixes.
 """
 
 from __future__ import annotations
@@ -141,8 +141,9 @@ def bucket_name(day: date, shard: int) -> str:
     return f"EXP#{day.isoformat()}#{shard}"
 
 
-def expired_key_pages(day: date, shard: int, now: int, *, page_size: int = 500) -> Iterator[list[Key]]:
-    """Pages of keys in one index bucket whose TTL has passed (keys-only index: tiny reads)."""
+def expired_key_pages(day: date, shard: int, cutoff: int, *, page_size: int = 500) -> Iterator[list[Key]]:
+    """Pages of keys in one index bucket whose TTL passed at or before `cutoff` (epoch seconds; the
+    sweep's now minus its grace period). Keys-only index: tiny reads."""
     table = get_settings().table_name
     conn = connection()
     start: dict[str, Any] | None = None
@@ -150,7 +151,7 @@ def expired_key_pages(day: date, shard: int, now: int, *, page_size: int = 500) 
         response = conn.query(
             table,
             bucket_name(day, shard),
-            range_key_condition=TableModel.expires_at <= now,
+            range_key_condition=TableModel.expires_at <= cutoff,
             index_name=TableModel.by_expiry.Meta.index_name,
             exclusive_start_key=start,
             limit=page_size,
@@ -163,9 +164,10 @@ def expired_key_pages(day: date, shard: int, now: int, *, page_size: int = 500) 
             return
 
 
-def still_expired(keys: list[Key], now: int) -> list[Key]:
-    """The keys whose item, read consistently, is still expired: the index is eventually consistent,
-    and an item may have been rewritten live since it was indexed. Only these are deleted."""
+def still_expired(keys: list[Key], cutoff: int) -> list[Key]:
+    """The keys whose item, read consistently, still expired at or before `cutoff`: the index is
+    eventually consistent, and an item may have been rewritten live since it was indexed. Only
+    these are deleted."""
     table = get_settings().table_name
     conn = connection()
     out: list[Key] = []
@@ -176,7 +178,7 @@ def still_expired(keys: list[Key], now: int) -> list[Key]:
             response = conn.dispatch("BatchGetItem", {"RequestItems": request})
             for item in response.get("Responses", {}).get(table, []):
                 expires = item.get("expires_at", {}).get("N")
-                if expires is not None and retention.is_expired(int(float(expires)), now):
+                if expires is not None and retention.is_expired(int(float(expires)), cutoff):
                     out.append((item["PK"]["S"], item["SK"]["S"]))
             pending = response.get("UnprocessedKeys", {}).get(table, {}).get("Keys", [])
             if not pending:

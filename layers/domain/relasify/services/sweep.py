@@ -1,18 +1,23 @@
 """The daily retention sweep (privacy policy section 7).
 
-DynamoDB's TTL deletes expired items within days; until then reads filter them out, and this sweep
-deletes what TTL has not deleted yet, so the policy's windows hold to the day. One run:
+DynamoDB's TTL deletes expired items for free, "typically within a few days" (AWS); reads hide
+expired items from the moment they expire. This sweep is the hard deadline behind TTL: it deletes
+only what TTL has left more than the grace period (`RETENTION_SWEEP_GRACE_DAYS`, default 3) after
+expiry, so an expired item is gone at most that long after its window and TTL does nearly all the
+deleting (a sweep delete costs write units, a TTL delete nothing). One run:
 
 1. stamps every closed workspace's account items with TTL = closure + 90 days (deleting them at
    once when that moment has already passed), then frees the workspace's queue entry;
-2. walks the `ByExpiry` index from the checkpoint day to today, shard by shard, reading only keys
-   whose TTL has passed, re-checks each item with a consistent read (the index lags), deletes in
-   batches and removes the media objects of deleted messages and of deleted workspaces;
+2. walks the `ByExpiry` index from the checkpoint day to the cutoff's day (cutoff = now - grace),
+   shard by shard, reading only keys whose TTL passed before the cutoff, re-checks each item with a
+   consistent read (the index lags), deletes in batches and removes the media objects of deleted
+   messages and of deleted workspaces;
 3. writes a report (counts per data class, duration) to the security log and as metrics.
 
 Its cost grows with what expired and with the days since the last run, never with the table. It
-stops before the Lambda deadline; the checkpoint (last fully swept day) and the closure queue make
-the next run resume, and re-running is harmless: deleted items are gone from the index.
+stops before the Lambda deadline; the checkpoint (first day not yet final: every bucket of an
+earlier day held only items past the cutoff when swept) and the closure queue make the next run
+resume, and re-running is harmless: deleted items are gone from the index.
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from relasify import clock, retention
@@ -32,8 +37,8 @@ from relasify.observability import logger, metrics
 from relasify.retention import DataClass
 from relasify.services import audit
 
-# Without a checkpoint (first run), expired items are looked for this far back. DynamoDB's own TTL
-# deletion is the primary mechanism and catches up within days; the sweep is the backstop.
+# Without a checkpoint (first run), expired items are looked for this far back before the cutoff.
+# DynamoDB's own TTL deletion is the primary mechanism; the sweep is the deadline behind it.
 FIRST_RUN_LOOKBACK_DAYS = 60
 # Stop this long before the Lambda deadline: a page of deletes and the report must still fit.
 DEFAULT_RESERVE_MS = 30_000
@@ -86,10 +91,10 @@ def run(remaining_ms: RemainingMs | None = None, *, reserve_ms: int = DEFAULT_RE
     budget = _Budget(remaining_ms, reserve_ms)
     report = SweepReport()
     now = clock.epoch()
-    today = clock.now().date()
+    cutoff = retention.sweep_cutoff(now)
     try:
         _stamp_closures(report, budget, now)
-        _delete_expired(report, budget, now, today)
+        _delete_expired(report, budget, cutoff)
     except _OutOfTime:
         report.complete = False
     if not report.next_day:
@@ -147,27 +152,34 @@ def _delete_workspace_now(report: SweepReport, ws: str, keys: list[sweep_store.K
 # --- expired items -----------------------------------------------------------------------------------
 
 
-def _delete_expired(report: SweepReport, budget: _Budget, now: int, today: date) -> None:
-    checkpoint = sweep_store.get_checkpoint() or sweep_store.Checkpoint(today - timedelta(days=FIRST_RUN_LOOKBACK_DAYS))
+def _delete_expired(report: SweepReport, budget: _Budget, cutoff: int) -> None:
+    """Delete what expired at or before `cutoff`: every bucket from the checkpoint day up to the
+    cutoff's day. Days before the cutoff's day are final once swept (all their items expired before
+    the cutoff), so the checkpoint moves past them; the cutoff's own day is swept up to the cutoff
+    and walked again by the next run. A checkpoint ahead of the cutoff's day (a shorter grace before)
+    waits: those buckets were already swept."""
+    cutoff_day = datetime.fromtimestamp(cutoff, UTC).date()
+    checkpoint = sweep_store.get_checkpoint() or sweep_store.Checkpoint(
+        cutoff_day - timedelta(days=FIRST_RUN_LOOKBACK_DAYS)
+    )
     day, first_shard = checkpoint.day, checkpoint.shard
-    while day <= today:
+    while day <= cutoff_day:
         for shard in range(first_shard, retention.EXPIRY_SHARDS):
             budget.check()
-            for keys in sweep_store.expired_key_pages(day, shard, now):
-                _delete_page(report, keys, now)
+            for keys in sweep_store.expired_key_pages(day, shard, cutoff):
+                _delete_page(report, keys, cutoff)
                 budget.check()
-            if day < today:
-                # Buckets of past days are final: nothing can expire into them any more.
+            if day < cutoff_day:
                 following = (day, shard + 1) if shard + 1 < retention.EXPIRY_SHARDS else (day + timedelta(days=1), 0)
                 sweep_store.set_checkpoint(*following)
                 report.next_day = following[0].isoformat()
-        if day < today:
+        if day < cutoff_day:
             report.days_swept += 1
         day, first_shard = day + timedelta(days=1), 0
 
 
-def _delete_page(report: SweepReport, keys: list[sweep_store.Key], now: int) -> None:
-    expired = sweep_store.still_expired(keys, now)
+def _delete_page(report: SweepReport, keys: list[sweep_store.Key], cutoff: int) -> None:
+    expired = sweep_store.still_expired(keys, cutoff)
     sweep_store.delete_keys(expired)
     media: list[str] = []
     closed_workspaces: list[str] = []
