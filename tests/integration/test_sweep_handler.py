@@ -18,6 +18,7 @@ from relasify_local.cfn import REPO_ROOT, load_template
 from relasify_local.runtime import LambdaContext, functions_from_template
 
 T = datetime(2026, 6, 15, 12, 0, tzinfo=UTC)
+GRACE = timedelta(days=3)  # the template's RetentionSweepGraceDays default
 
 
 @pytest.fixture
@@ -38,10 +39,10 @@ def _sweep_function():  # type: ignore[no-untyped-def]
 def test_handler_sweeps_and_reports_metrics(env: Settings, capsys: pytest.CaptureFixture[str]) -> None:
     function = _sweep_function()
     assert function.handler == "sweep.handler"
-    clock.set_clock(lambda: T - timedelta(days=9))
+    clock.set_clock(lambda: T - GRACE - timedelta(days=9))  # expired grace + 1 day ago
     m.WebhookDedupeModel(m.dedupe_pk("old"), "DEDUPE", key="old").save()
     clock.set_clock(lambda: T)
-    sweep_store.set_checkpoint(T.date() - timedelta(days=2))
+    sweep_store.set_checkpoint((T - GRACE).date() - timedelta(days=2))
 
     metrics.clear_metrics()  # sweeps run directly by other tests buffer metrics in this process
     result = function.handler_callable()({}, LambdaContext("relasify-sweep", 1024, timeout_seconds=900))
@@ -55,14 +56,14 @@ def test_handler_sweeps_and_reports_metrics(env: Settings, capsys: pytest.Captur
 
 
 def test_handler_stops_before_the_deadline(env: Settings) -> None:
-    clock.set_clock(lambda: T - timedelta(days=9))
+    clock.set_clock(lambda: T - GRACE - timedelta(days=9))  # expired grace + 1 day ago
     m.WebhookDedupeModel(m.dedupe_pk("old"), "DEDUPE", key="old").save()
     clock.set_clock(lambda: T)
-    sweep_store.set_checkpoint(T.date() - timedelta(days=2))
+    sweep_store.set_checkpoint((T - GRACE).date() - timedelta(days=2))
 
     # A 3-second function has less left than the sweep's reserve: it stops at once, deleting nothing.
     result = _sweep_function().handler_callable()({}, LambdaContext("relasify-sweep", 1024, timeout_seconds=3))
 
     assert result["complete"] is False
     assert result["deleted_total"] == 0
-    assert sweep_store.get_checkpoint() == sweep_store.Checkpoint(T.date() - timedelta(days=2), 0)
+    assert sweep_store.get_checkpoint() == sweep_store.Checkpoint((T - GRACE).date() - timedelta(days=2), 0)

@@ -1,7 +1,9 @@
-"""The retention sweep against moto: items of every data class seeded just inside and just outside
-their windows (injected clock); one sweep deletes exactly the expired ones and nothing else; closed
-workspaces are stamped with closure + 90 days and gone after it; S3 objects follow; the sweep is
-resumable (tiny time budget) and idempotent (a second run deletes nothing)."""
+"""The retention sweep against moto: items of every data class seeded just inside their windows,
+expired less than the sweep's grace period ago, and expired more than it ago (injected clock); one
+sweep deletes exactly the last group and nothing else (the middle one is DynamoDB TTL's to delete
+for free, hidden from reads meanwhile); closed workspaces are stamped with closure + 90 days and
+gone at most the grace period after it; S3 objects follow; the sweep is resumable (tiny time
+budget) and idempotent (a second run deletes nothing)."""
 
 from __future__ import annotations
 
@@ -11,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 
 import boto3
 import pytest
-from relasify import clock
+from relasify import clock, retention
 from relasify.data import messages as message_store
 from relasify.data import models as m
 from relasify.data import sweep as sweep_store
@@ -26,6 +28,7 @@ from relasify.web import usage
 
 T = datetime(2026, 6, 15, 12, 0, tzinfo=UTC)
 SECOND = timedelta(seconds=1)
+GRACE = retention.sweep_grace(Settings())  # RETENTION_SWEEP_GRACE_DAYS, default 3 days
 BUCKET = "relasify-test-media"
 WINDOWS = {
     DataClass.MESSAGE_CONTENT: timedelta(days=90),
@@ -76,6 +79,8 @@ class Seeded:
     expired_objects: set[str] = field(default_factory=set)
     live_objects: set[str] = field(default_factory=set)
     expired_by_class: dict[str, int] = field(default_factory=dict)
+    in_grace: set[Key] = field(default_factory=set)  # expired less than the grace period ago: kept
+    in_grace_message: tuple[str, str] = ("", "")  # (ws, message id) of the in-grace message
 
 
 def _seed_class_items(
@@ -189,8 +194,9 @@ def _close(ws: str, owner: str, closed_at: datetime) -> None:
 
 
 def seed_everything() -> tuple[Seeded, dict[str, str]]:
-    """Live workspace with items of every class just inside / just outside their windows, one
-    workspace closed just over 90 days ago and one closed just under 90 days ago."""
+    """Live workspace with items of every class just inside their windows, expired a second ago
+    less than the grace period and a second more than it; one workspace closed just over 90 days
+    ago and one closed just under 90 days ago."""
     seeded = Seeded()
     at(T - timedelta(days=3000))
     live_ws = _seed_workspace("owner-live", "Live")
@@ -198,23 +204,28 @@ def seed_everything() -> tuple[Seeded, dict[str, str]]:
     in_ws = _seed_workspace("owner-in", "Closed recently")
     contact = contact_repository().iter_contacts(live_ws).__next__()
 
-    outside = {cls: T - window - SECOND for cls, window in WINDOWS.items()}
+    outside = {cls: T - window - GRACE - SECOND for cls, window in WINDOWS.items()}
+    in_grace = {cls: T - window - GRACE + SECOND for cls, window in WINDOWS.items()}
     inside = {cls: T - window + SECOND for cls, window in WINDOWS.items()}
     expired, expired_objects = _seed_class_items(live_ws, contact.id, "out", outside)
+    seeded.in_grace, in_grace_objects = _seed_class_items(live_ws, contact.id, "grace", in_grace)
+    seeded.in_grace_message = (live_ws, message_store.inbound_message_id("wamid.grace"))
     _, live_objects = _seed_class_items(live_ws, contact.id, "in", inside)
 
     _close(out_ws, "owner-out", T - timedelta(days=90) - SECOND)
     _close(in_ws, "owner-in", T - timedelta(days=90) + SECOND)
     at(T)
     # The daily sweep last ran three days ago (a first run would look back 60 days: slower in moto).
-    sweep_store.set_checkpoint(T.date() - timedelta(days=3))
+    sweep_store.set_checkpoint((T - GRACE).date() - timedelta(days=3))
     everything = table_keys()
     out_account = _workspace_account_keys(out_ws, everything)
     assert len(out_account) >= 12  # workspace, 2 members, invitation, connection, contact, 2 markers, 2 tags...
     seeded.expired = expired | out_account
     seeded.live = everything - seeded.expired
     seeded.expired_objects = expired_objects | {f"media/{out_ws}/old-message", f"imports/{out_ws}/contacts.csv"}
-    seeded.live_objects = live_objects | {f"media/{in_ws}/old-message", f"imports/{in_ws}/contacts.csv"}
+    seeded.live_objects = (
+        live_objects | in_grace_objects | {f"media/{in_ws}/old-message", f"imports/{in_ws}/contacts.csv"}
+    )
     counts: dict[str, int] = {}
     for key in seeded.expired:
         cls = sweep_store.classify(*key).value
@@ -283,7 +294,13 @@ def test_closed_workspace_is_stamped_then_gone_after_the_window(env: Settings) -
         assert int(item["expires_at"]["N"]) == expected_ttl, (pk, sk)
         assert item["expiry_bucket"]["S"].startswith(f"EXP#{T.date().isoformat()}#")
 
-    at(T + 2 * SECOND)  # one second past closure + 90 days (and past the "inside" items' windows)
+    at(T + 2 * SECOND)  # one second past closure + 90 days: unreadable, left to DynamoDB's TTL
+    report = sweep.run()
+    assert closing_keys <= table_keys()
+    assert report.deleted[DataClass.ACCOUNT.value] == 0
+    assert identity_repository().get_workspace(in_ws) is None
+
+    at(T + GRACE + 2 * SECOND)  # one second past the grace period: the sweep's deadline
     report = sweep.run()
     remaining = table_keys()
     assert remaining.isdisjoint(closing_keys)
@@ -297,7 +314,7 @@ def test_sweep_is_resumable_with_a_tiny_time_budget(env: Settings) -> None:
     # Spread more expired items over several past expiry days, so the walk spans days.
     sweep_store.set_checkpoint(T.date() - timedelta(days=14))
     for days_ago in range(1, 6):
-        at(T - timedelta(days=8 + days_ago))
+        at(T - GRACE - timedelta(days=8 + days_ago))
         for n in range(7):
             m.WebhookDedupeModel(m.dedupe_pk(f"old-{days_ago}-{n}"), "DEDUPE", key="k").save()
             seeded.expired.add((m.dedupe_pk(f"old-{days_ago}-{n}"), "DEDUPE"))
@@ -317,8 +334,33 @@ def test_sweep_is_resumable_with_a_tiny_time_budget(env: Settings) -> None:
     after = table_keys()
     assert before - after == seeded.expired | {k for k in before if k[0] == "SWEEP#CLOSURES"}
     assert all(k[0].startswith("SECURITY#") for k in after - before)  # reports only
-    assert sweep_store.get_checkpoint() == sweep_store.Checkpoint(T.date(), 0)
+    assert sweep_store.get_checkpoint() == sweep_store.Checkpoint((T - GRACE).date(), 0)
     assert sweep.run().as_dict()["deleted_total"] == 0
+
+
+def test_items_expired_less_than_the_grace_period_ago_are_kept_unreadable_then_deleted(env: Settings) -> None:
+    """Within the grace period an expired item is DynamoDB TTL's to delete (free): the sweep leaves
+    it, and no read returns it. One second past the grace period the sweep deletes it."""
+    seeded, _ = seed_everything()
+    report = sweep.run()
+
+    assert seeded.in_grace <= table_keys()
+    assert seeded.in_grace.isdisjoint({k for k in seeded.expired})
+    ws, message_id = seeded.in_grace_message
+    assert message_store.get_message(ws, message_id, consistent=True) is None
+    assert message_store.get_inbound(ws, "wamid.grace") is None
+    assert m.WebhookDedupeModel.get_live(m.dedupe_pk("grace"), "DEDUPE", consistent_read=True) is None
+    assert message_store.pending_statuses("wamid.pending.grace") == []
+    assert m.UsageLogModel.get_live(m.usage_pk(ws, "d"), "grace#r", consistent_read=True) is None
+    assert f"media/{ws}/{message_id}" in bucket_keys()
+    # ...while the items a second further in the past were deleted by the same run.
+    assert report.as_dict()["deleted_total"] == len(seeded.expired)
+
+    at(T + 2 * SECOND)  # the in-grace items are now one second past the grace period
+    later = sweep.run()
+    assert table_keys().isdisjoint(seeded.in_grace)
+    assert f"media/{ws}/{message_id}" not in bucket_keys()
+    assert later.as_dict()["deleted_total"] == len(seeded.in_grace)
 
 
 def test_a_rewritten_item_is_not_deleted_on_a_stale_index_entry(env: Settings) -> None:

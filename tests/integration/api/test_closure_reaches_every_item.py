@@ -6,7 +6,8 @@ and the sweep's closure step runs. A scan of the whole table then finds every it
 workspace either stamped with a TTL no later than closure + 90 days, or carrying a TTL of its own
 class that is no later (messages, markers, rate slots), or in one of the classes the policy keeps
 longer on purpose (usage and security logs, billing records). With the clock moved past the
-window, one sweep leaves nothing of the workspace but those, in the table or in the bucket.
+window and the sweep's grace period, one sweep leaves nothing of the workspace but those, in the
+table or in the bucket.
 
 The scan is checked against the set of item types in the code: a new model class that a
 workspace can own makes this test fail until it is seeded here and reached by the closure.
@@ -335,9 +336,10 @@ def test_closure_stamps_every_item_of_the_workspace_and_one_sweep_after_the_wind
             late.append((kind, pk, sk, int(expires) - deadline))
     assert late == []
 
-    # Past the window, one sweep removes everything but the classes kept longer by the policy.
+    # Past the window and the sweep's grace period (left to DynamoDB's free TTL deletes), one sweep
+    # removes everything but the classes kept longer by the policy.
     reset_warm_state()
-    clock.set_clock(lambda: datetime.fromtimestamp(deadline + 1, UTC))
+    clock.set_clock(lambda: datetime.fromtimestamp(deadline + 1, UTC) + retention.sweep_grace())
     try:
         report = sweep.run()
         assert report.complete

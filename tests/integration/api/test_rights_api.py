@@ -8,7 +8,7 @@ import json
 from datetime import UTC, datetime, timedelta
 
 import boto3
-from relasify import clock
+from relasify import clock, retention
 from relasify.data import messages as message_store
 from relasify.data import models as m
 from relasify.data import sweep as sweep_store
@@ -385,7 +385,8 @@ def test_closed_workspace_data_is_gone_after_the_window(api: ApiClient) -> None:
         sweep.run()  # it stamps closure + 90 days
         assert contact_repository().get(ws, contact.id) is not None
 
-        clock.set_clock(lambda: start + timedelta(days=90, seconds=1))
+        # Closure + 90 days, plus the sweep's grace period (DynamoDB's free TTL deletes come first).
+        clock.set_clock(lambda: start + timedelta(days=90, seconds=1) + retention.sweep_grace())
         reset_warm_state()
         sweep_store.set_checkpoint(start.date() + timedelta(days=89))  # ...every day in between
         report = sweep.run()
