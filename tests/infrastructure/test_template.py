@@ -233,6 +233,17 @@ def test_retention_parameters_default_to_the_privacy_policy_and_match_settings(s
     )
 
 
+def test_sweep_grace_period_defaults_to_settings_and_reaches_only_the_sweep(
+    sam_template: dict[str, Any], cfn: dict[str, Any]
+) -> None:
+    """The sweep leaves items to DynamoDB's free TTL deletes for this many days after expiry."""
+    parameter = sam_template["Parameters"]["RetentionSweepGraceDays"]
+    assert parameter["Default"] == 3 == Settings.model_fields["retention_sweep_grace_days"].default
+    assert mentions(env_of(cfn, "RetentionSweepFunction")["RETENTION_SWEEP_GRACE_DAYS"], "RetentionSweepGraceDays")
+    others = [f for f in FUNCTIONS if f != "RetentionSweepFunction"]
+    assert not [f for f in others if "RETENTION_SWEEP_GRACE_DAYS" in env_of(cfn, f)]
+
+
 def test_bucket_lifecycle_expires_message_content_at_the_message_retention(sam_template: dict[str, Any]) -> None:
     rules = {
         rule["Id"]: rule
