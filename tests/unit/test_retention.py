@@ -75,5 +75,5 @@ def test_sweep_cutoff_is_now_minus_the_grace_period() -> None:
     now = int(START.timestamp())
     assert retention.sweep_cutoff(now, Settings()) == now - 3 * 86_400
     assert retention.sweep_cutoff(now, Settings(retention_sweep_grace_days=0)) == now
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="retention_sweep_grace_days"):
         Settings(retention_sweep_grace_days=-1)
