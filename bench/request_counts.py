@@ -334,8 +334,9 @@ def _import(world: World, first: int) -> None:
 
 
 def _seed_expired(world: World, count: int) -> None:
-    """`count` usage-log entries whose TTL passed yesterday, and the sweep checkpoint at yesterday
-    (a daily run: yesterday's and today's buckets, 8 shards each)."""
+    """`count` usage-log entries whose TTL passed a day more than the sweep's grace period ago (the
+    sweep leaves younger ones to DynamoDB's free TTL deletes), and the checkpoint where yesterday's
+    run left it (a daily run: the buckets of yesterday's and today's cutoff day, 8 shards each)."""
     from relasify import clock, retention
     from relasify.data import sweep as sweep_store
     from relasify.data.identity import identity_repository
@@ -346,7 +347,8 @@ def _seed_expired(world: World, count: int) -> None:
         raise NotAvailable("usage entry record not available") from exc
     now = datetime.now(UTC)
     window = retention.window(retention.DataClass.USAGE) or timedelta(days=365)
-    written_at = now - window - timedelta(days=1)
+    grace = retention.sweep_grace()
+    written_at = now - window - grace - timedelta(days=1)
     clock.set_clock(lambda: written_at)
     try:
         identity_repository().append_usage_batch(
@@ -364,11 +366,11 @@ def _seed_expired(world: World, count: int) -> None:
         )
     finally:
         clock.set_clock(None)
-    yesterday = (now - timedelta(days=1)).date()
+    yesterdays_cutoff_day = (now - grace - timedelta(days=1)).date()
     try:
-        sweep_store.set_checkpoint(yesterday, 0)  # type: ignore[call-arg]
+        sweep_store.set_checkpoint(yesterdays_cutoff_day, 0)  # type: ignore[call-arg]
     except TypeError:
-        sweep_store.set_checkpoint(yesterday)
+        sweep_store.set_checkpoint(yesterdays_cutoff_day)
 
 
 def _sweep(world: World) -> None:
