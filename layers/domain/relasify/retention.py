@@ -95,8 +95,8 @@ def is_expired(expires_at: int | None, at: int | None = None) -> bool:
 
 def sweep_grace(settings: Settings | None = None) -> timedelta:
     """How long after expiry the sweep leaves an item to DynamoDB's free TTL deletion: the sweep
-    is the hard deadline (an expired item is gone at most this long after its window), not the
-    usual way out (reads hide expired items from the moment they expire)."""
+    is the hard deadline (an expired item is gone at most this long after its window, plus the
+    wait for the next daily run), not the usual way out (reads hide expired items at once)."""
     return timedelta(days=(settings or get_settings()).retention_sweep_grace_days)
 
 

@@ -81,7 +81,8 @@ class Settings(BaseModel):
     retention_account_after_closure_days: int = Field(default=90, ge=1)
     # The sweep deletes only items whose TTL passed more than this long ago: DynamoDB's TTL deletes
     # expired items for free, "typically within a few days" (AWS), and reads hide them meanwhile.
-    # So an expired item is gone at most this long after its window ends (docs/PRIVACY.md).
+    # So an expired item is gone at most this long, plus the wait for the next daily run, after its
+    # window ends (docs/PRIVACY.md).
     retention_sweep_grace_days: int = Field(default=3, ge=0, le=30)
 
     # Per-number send cap (messages per second); Meta's default throughput is 80.

@@ -3,8 +3,9 @@
 DynamoDB's TTL deletes expired items for free, "typically within a few days" (AWS); reads hide
 expired items from the moment they expire. This sweep is the hard deadline behind TTL: it deletes
 only what TTL has left more than the grace period (`RETENTION_SWEEP_GRACE_DAYS`, default 3) after
-expiry, so an expired item is gone at most that long after its window and TTL does nearly all the
-deleting (a sweep delete costs write units, a TTL delete nothing). One run:
+expiry, so an expired item is gone at most that long (plus the wait for the next daily run) after
+its window, and TTL does nearly all the deleting (a sweep delete costs write units, a TTL delete
+nothing). One run:
 
 1. stamps every closed workspace's account items with TTL = closure + 90 days (deleting them at
    once when that moment has already passed), then frees the workspace's queue entry;
