@@ -283,7 +283,8 @@ def _s3(usage: Usage) -> int:
 def lifecycle_sweep_cost(lifecycles: int = LIFECYCLES) -> LifecycleSweepCost:
     """Run `lifecycles` message lifecycles in a fresh in-process stack, then sweep every item they
     left, day by day, as the daily sweep would if TTL had deleted none of them; subtract the same
-    runs over the then empty buckets (a daily run's fixed cost). Cached per process."""
+    runs over the then empty buckets (a daily run's fixed cost). Cached per process. Opens its own
+    stack: call it outside any other `bench_stack()` (the cost model: after its own measurement)."""
     from relasify import clock
     from relasify.data import templates as template_store
     from relasify.services import sending
