@@ -10,15 +10,16 @@ nothing). One run:
 1. stamps every closed workspace's account items with TTL = closure + 90 days (deleting them at
    once when that moment has already passed), then frees the workspace's queue entry;
 2. walks the `ByExpiry` index from the checkpoint day to the cutoff's day (cutoff = now - grace),
-   shard by shard, reading only keys whose TTL passed before the cutoff, re-checks each item with a
-   consistent read (the index lags), deletes in batches and removes the media objects of deleted
+   shard by shard, reading only keys whose TTL passed at or before the cutoff, re-checks each item
+   with a consistent read (the index lags), deletes in batches and removes the media objects of deleted
    messages and of deleted workspaces;
 3. writes a report (counts per data class, duration) to the security log and as metrics.
 
 Its cost grows with what expired and with the days since the last run, never with the table. It
-stops before the Lambda deadline; the checkpoint (first day not yet final: every bucket of an
-earlier day held only items past the cutoff when swept) and the closure queue make the next run
-resume, and re-running is harmless: deleted items are gone from the index.
+stops before the Lambda deadline; the checkpoint (the first day and shard not yet swept for good:
+every item of an earlier day had expired before the cutoff of the run that swept it) and the
+closure queue make the next run resume, and re-running is harmless: deleted items are gone from
+the index.
 """
 
 from __future__ import annotations
