@@ -11,8 +11,8 @@ nothing). One run:
    once when that moment has already passed), then frees the workspace's queue entry;
 2. walks the `ByExpiry` index from the checkpoint day to the cutoff's day (cutoff = now - grace),
    shard by shard, reading only keys whose TTL passed at or before the cutoff, re-checks each item
-   with a consistent read (the index lags), deletes in batches and removes the media objects of deleted
-   messages and of deleted workspaces;
+   with a consistent read (the index lags), deletes in batches and removes the media objects of
+   deleted messages and of deleted workspaces;
 3. writes a report (counts per data class, duration) to the security log and as metrics.
 
 Its cost grows with what expired and with the days since the last run, never with the table. It
