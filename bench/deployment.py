@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 # Lambda's defaults when the template says nothing (Lambda developer guide: function configuration).
-DEFAULT_MEMORY_MB = 128
 DEFAULT_TRACING = "PassThrough"
 DEFAULT_LOG_FORMAT = "Text"
 DEFAULT_LOG_GROUP_CLASS = "STANDARD"
@@ -73,23 +72,27 @@ def _ref(value: Any) -> str | None:
 def _log_group_class(resources: dict[str, Any], reference: Any) -> str:
     name = _ref(reference)
     group = resources.get(name or "", {}).get("Properties") or {}
-    return str(group.get("LogGroupClass", DEFAULT_LOG_GROUP_CLASS))
+    return str(group.get("LogGroupClass", DEFAULT_LOG_GROUP_CLASS))  # a literal: it cannot change in place
 
 
-def _parameter_default(template: dict[str, Any], value: Any, fallback: str) -> str:
-    name = _ref(value)
-    if name is None:
-        return str(value) if value is not None else fallback
-    return str((template.get("Parameters") or {}).get(name, {}).get("Default", fallback))
+def _resolved(template: dict[str, Any], value: Any, fallback: str) -> str:
+    """A setting as deployed with the parameters' defaults: a literal, `!Ref` to a parameter, or
+    `!FindInMap` over such values."""
+    if value is None:
+        return fallback
+    if isinstance(value, dict) and "Fn::FindInMap" in value:
+        mapping, first, second = (_resolved(template, v, "") for v in value["Fn::FindInMap"])
+        return str((template.get("Mappings") or {}).get(mapping, {}).get(first, {}).get(second, fallback))
+    if isinstance(value, dict) and "Ref" in value:
+        return str((template.get("Parameters") or {}).get(value["Ref"], {}).get("Default", fallback))
+    return str(value)
 
 
 def from_template(template: dict[str, Any]) -> Deployment:
     resources = template["Resources"]
     globals_fn = (template.get("Globals") or {}).get("Function") or {}
-    powertools_level = _parameter_default(
-        template,
-        ((globals_fn.get("Environment") or {}).get("Variables") or {}).get("POWERTOOLS_LOG_LEVEL"),
-        "INFO",
+    powertools_level = _resolved(
+        template, ((globals_fn.get("Environment") or {}).get("Variables") or {}).get("POWERTOOLS_LOG_LEVEL"), "INFO"
     )
     functions: dict[str, FunctionConfig] = {}
     webhook_post_through_http_api = False
@@ -98,23 +101,23 @@ def from_template(template: dict[str, Any]) -> Deployment:
             continue
         props = resource.get("Properties") or {}
         logging_config = _merged(globals_fn.get("LoggingConfig"), props.get("LoggingConfig")) or {}
-        log_format = str(logging_config.get("LogFormat", DEFAULT_LOG_FORMAT))
-        own_level = (((props.get("Environment") or {}).get("Variables") or {}).get("POWERTOOLS_LOG_LEVEL")) or None
-        python_level = _parameter_default(template, own_level, powertools_level) if own_level else powertools_level
+        log_format = _resolved(template, logging_config.get("LogFormat"), DEFAULT_LOG_FORMAT)
+        own_level = ((props.get("Environment") or {}).get("Variables") or {}).get("POWERTOOLS_LOG_LEVEL")
+        python_level = _resolved(template, own_level, powertools_level)
         # Lambda's application level wins over Powertools' when the format is JSON (Powertools reads
         # AWS_LAMBDA_LOG_LEVEL first); in Text format only Powertools filters.
         application_level = (
-            str(logging_config.get("ApplicationLogLevel", "INFO"))
+            _resolved(template, logging_config["ApplicationLogLevel"], "INFO")
             if log_format == "JSON" and "ApplicationLogLevel" in logging_config
             else PYTHON_LEVEL_TO_LAMBDA.get(python_level, "INFO")
         )
         functions[logical_id] = FunctionConfig(
             logical_id=logical_id,
-            memory_mb=int(props.get("MemorySize", globals_fn.get("MemorySize", DEFAULT_MEMORY_MB))),
-            tracing=str(props.get("Tracing", globals_fn.get("Tracing", DEFAULT_TRACING))),
+            memory_mb=int(_resolved(template, props.get("MemorySize", globals_fn.get("MemorySize")), "128")),
+            tracing=_resolved(template, props.get("Tracing", globals_fn.get("Tracing")), DEFAULT_TRACING),
             log_format=log_format,
             application_log_level=application_level,
-            system_log_level=str(logging_config.get("SystemLogLevel", "INFO")),
+            system_log_level=_resolved(template, logging_config.get("SystemLogLevel"), "INFO"),
             log_group_class=_log_group_class(resources, logging_config.get("LogGroup")),
         )
         for event in (props.get("Events") or {}).values():
