@@ -15,8 +15,10 @@ per-message fee is the same whoever sends, so it is left out of both sides of th
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from bench import deployment as deployment_config
@@ -167,15 +169,16 @@ class Duration:
     lambda_ms: float
 
 
-def lambda_ms(function: str, seconds: float, op: Operation) -> float:
-    """Estimated billed Lambda ms of one function's part of an operation (see DURATION_MODEL)."""
+def lambda_ms(function: str, seconds: float, op: Operation, memory_mb: int | None = None) -> float:
+    """Estimated billed Lambda ms of one function's part of an operation (see DURATION_MODEL), at
+    the template's memory size unless another is given."""
     span = op.functions[function]
     usage = span.usage
     assert usage is not None
     cpu_ms = max(0.0, (seconds - usage.aws_seconds) * 1000)
     m = DURATION_MODEL
     functions = deployment_config.load().functions
-    memory = functions[function].memory_mb if function in functions else 512
+    memory = memory_mb or (functions[function].memory_mb if function in functions else 512)
     io_ms = 0.0
     for name, count in usage.requests.items():
         service, operation = name.split(":", 1)
@@ -286,7 +289,7 @@ def quantities(ops: dict[str, Operation], deployment: Deployment) -> tuple[Quant
                 q.log_gb_standard += gb
         for function, span in op.functions.items():
             config = deployment.functions[function]
-            billed = lambda_ms(function, span.seconds, op)
+            billed = lambda_ms(function, span.seconds, op, config.memory_mb)
             q.lambda_requests += span.invocations * times
             q.gb_seconds += billed / 1000 * config.memory_mb / 1024 * times
             share = traced_share(config, invocations[function])
@@ -333,26 +336,10 @@ def quantities(ops: dict[str, Operation], deployment: Deployment) -> tuple[Quant
     return q, durations, log_notes
 
 
-def run(operations: tuple[Operation, ...] | None = None) -> Section:
-    ops = by_name(operations if operations is not None else measure())
-    missing = [name for name, _ in UNIT if name not in ops or ops[name].usage is None]
-    if missing:
-        return Section(
-            title="Cost per 1 million messages (ap-southeast-3)",
-            command="python -m bench cost_model",
-            headers=["item", "status"],
-            rows=[
-                [name, f"not available yet ({ops[name].unavailable if name in ops else 'not measured'})"]
-                for name in missing
-            ],
-            notes=["the cost model needs every operation of the unit (send + 3 status webhooks + inbound)"],
-        )
-    deployment = deployment_config.load()
-    q, durations, log_notes = quantities(ops, deployment)
-    sweep = sweep_units(ops)
-    million = 1_000_000
+def priced_lines(q: Quantities, sweep: SweepUnits) -> list[tuple[str, float, float]]:
+    """(label, quantity per lifecycle, USD per unit) of every priced line."""
     std, ia = PRICES["cloudwatch_logs_ingest_gb"], PRICES["cloudwatch_logs_ingest_gb_infrequent_access"]
-    lines = [
+    return [
         ("Lambda requests", q.lambda_requests, PRICES["lambda_request"]),
         ("Lambda GB-seconds (arm64)", q.gb_seconds, PRICES["lambda_arm64_gb_second"]),
         ("HTTP API requests", q.http_api, PRICES["http_api_request"]),
@@ -374,27 +361,96 @@ def run(operations: tuple[Operation, ...] | None = None) -> Section:
         ("CloudWatch Logs: HTTP API access lines, Infrequent Access (GB)", q.access_gb_ia, ia),
         ("X-Ray traces recorded", q.traces, PRICES["xray_trace_recorded"]),
     ]
+
+
+def burst_saving(q: Quantities) -> float:
+    """USD per lifecycle that batches of 10 save: a tenth of the processor's invocations, receives and
+    deletes (and of its platform lines); the per-event work (GB-seconds, its own log lines) stays."""
+    return 0.9 * (
+        q.batchable_invocations * PRICES["lambda_request"]
+        + q.batchable_sqs * PRICES["sqs_request"]
+        + q.batchable_log_gb_usd
+    )
+
+
+def total_usd(
+    ops: dict[str, Operation], deployment: Deployment, sweep_share: float = SWEEP_SHARE_TODAY
+) -> tuple[float, dict[str, float]]:
+    """USD per 1 million lifecycles, and by line, for these counts priced with these template settings."""
+    q, _durations, _notes = quantities(ops, deployment)
+    by_line = {label: qty * price * 1_000_000 for label, qty, price in priced_lines(q, sweep_units(ops, sweep_share))}
+    by_line["other AWS requests"] = q.other_usd * 1_000_000
+    return sum(by_line.values()), by_line
+
+
+HOT_PATH = ("WebhookReceiverFunction", "WebhookProcessorFunction")
+GLOBALS_MEMORY_MB = 512  # what the hot path ran at before its own sizes
+
+
+def _with(deployment: Deployment, functions: Iterable[str], **changes: object) -> Deployment:
+    configs = dict(deployment.functions)
+    for name in functions:
+        configs[name] = dataclasses.replace(configs[name], **changes)  # type: ignore[arg-type]
+    return dataclasses.replace(deployment, functions=configs)
+
+
+def template_levers(ops: dict[str, Operation], deployment: Deployment) -> list[tuple[str, float]]:
+    """USD per 1M lifecycles each template lever saves on this run's counts: the same counts priced
+    with that one lever undone, minus the template as it is (negative: the lever is not in yet)."""
+    everyone = list(deployment.functions)
+    variants = {
+        "JSON logs filtered by level (hot path WARN, no START/END/REPORT)": _with(
+            deployment, everyone, log_format="Text", application_log_level="INFO", system_log_level="INFO"
+        ),
+        "Infrequent Access log class": dataclasses.replace(
+            _with(deployment, everyone, log_group_class="STANDARD"), access_log_group_class="STANDARD"
+        ),
+        "tracing PassThrough on the receiver and processor": _with(deployment, HOT_PATH, tracing="Active"),
+        "memory: receiver and processor below the Globals' 512 MB": _with(
+            deployment, HOT_PATH, memory_mb=GLOBALS_MEMORY_MB
+        ),
+        "webhook through a Lambda function URL, not the HTTP API": dataclasses.replace(
+            deployment, webhook_post_through_http_api=not deployment.webhook_post_through_http_api
+        ),
+    }
+    current, _ = total_usd(ops, deployment)
+    savings = []
+    for label, variant in variants.items():
+        other, _ = total_usd(ops, variant)
+        savings.append((label, other - current))
+    return savings
+
+
+def run(operations: tuple[Operation, ...] | None = None) -> Section:
+    ops = by_name(operations if operations is not None else measure())
+    missing = [name for name, _ in UNIT if name not in ops or ops[name].usage is None]
+    if missing:
+        return Section(
+            title="Cost per 1 million messages (ap-southeast-3)",
+            command="python -m bench cost_model",
+            headers=["item", "status"],
+            rows=[
+                [name, f"not available yet ({ops[name].unavailable if name in ops else 'not measured'})"]
+                for name in missing
+            ],
+            notes=["the cost model needs every operation of the unit (send + 3 status webhooks + inbound)"],
+        )
+    deployment = deployment_config.load()
+    q, durations, log_notes = quantities(ops, deployment)
+    sweep = sweep_units(ops)
+    million = 1_000_000
     rows = []
     total = q.other_usd * million
-    for label, quantity, price in lines:
+    for label, quantity, price in priced_lines(q, sweep):
         dollars = quantity * million * price
         total += dollars
         rows.append([label, f"{quantity:.4g}", f"{quantity * million:,.0f}", f"{price:.4g}", f"{dollars:,.2f}"])
     if q.other_usd:
         rows.append(["other AWS requests (EventBridge, Scheduler)", "", "", "", f"{q.other_usd * million:,.2f}"])
     rows.append(["**total AWS**", "", "", "", f"**{total:,.2f}**"])
-    # In bursts the processor gets batches of 10: a tenth of its invocations, receives and deletes
-    # (and of their platform lines); the per-event work (GB-seconds, its own log lines) stays.
-    saved = (
-        0.9
-        * million
-        * (
-            q.batchable_invocations * PRICES["lambda_request"]
-            + q.batchable_sqs * PRICES["sqs_request"]
-            + q.batchable_log_gb_usd
-        )
-    )
+    saved = burst_saving(q) * million
     rows.append(["total AWS with processor batches of 10 (bursts)", "", "", "", f"{total - saved:,.2f}"])
+
     twilio = TWILIO_PER_UNIT * million
     rows.append(["Twilio's fee for the same (USD 0.005 x 2 messages)", "", "", "", f"{twilio:,.0f}"])
     rows.append(["our AWS cost / Twilio's fee", "", "", "", f"{total / twilio:.3f}"])
@@ -444,6 +500,9 @@ def run(operations: tuple[Operation, ...] | None = None) -> Section:
         f"index; the sweep deletes {SWEEP_SHARE_TODAY:.0%} of them before TTL's free delete (it runs daily from "
         "the day of expiry), each costing its delete (item size and index entries), a consistent re-read and its "
         "share of the keys-only Query; its Lambda time per item from the sweep scenario",
+        "template levers, each undone alone on this run's counts (USD per 1M lifecycles saved; negative: not in "
+        "the template yet, what it would save): "
+        + "; ".join(f"{label} {saving:+.2f}" for label, saving in template_levers(ops, deployment)),
         "not in the unit: real-time pushes to connected agents (bench inbox_writes: the publisher and USD 1.14 per "
         "million WebSocket messages, one per event and agent), storage (DynamoDB GB-month, S3, log retention), "
         "the daily sweep's fixed Scheduler invocation, data transfer out to Meta",
