@@ -654,7 +654,9 @@ def test_environment_carries_every_shared_setting_under_its_settings_name(cfn: d
         for variable, logical_id in expected_refs.items():
             assert variable in settings_names, f"{variable} is not a Settings field"
             assert mentions(env[variable], logical_id), f"{function_id}.{variable}"
-        assert {"POWERTOOLS_SERVICE_NAME", "POWERTOOLS_METRICS_NAMESPACE", "POWERTOOLS_LOG_LEVEL"} <= set(env)
+        assert {"POWERTOOLS_SERVICE_NAME", "POWERTOOLS_METRICS_NAMESPACE"} <= set(env)
+        # The level is LoggingConfig's (test_functions_log_json_filtered_by_level_without_platform_lines).
+        assert "POWERTOOLS_LOG_LEVEL" not in env, function_id
         unknown = {v for v in env if not v.startswith("POWERTOOLS_")} - settings_names - {"FRONTEND_ORIGIN"}
         assert not unknown, f"{function_id} sets variables Settings does not read: {unknown}"
         assert env["POWERTOOLS_TRACER_CAPTURE_RESPONSE"] == "false", "responses hold personal data"
