@@ -27,7 +27,8 @@ from bench.prices import PRICE_LIST, PRICES, PRICES_AS_OF
 from bench.report import Section
 from bench.request_counts import Operation, by_name, measure
 
-__all__ = ["PRICES", "PRICES_AS_OF", "run"]
+# bench.inbox_writes prices its lines with the same figures.
+__all__ = ["PRICES", "PRICES_AS_OF", "UNIT", "lambda_ms", "run", "sweep_units", "total_usd"]
 
 # Peer fees per message on top of Meta's fee (their published list prices as remembered; the
 # reference notes /work/shared/reference/peers-and-law.md section A list the peers and their
@@ -455,6 +456,9 @@ def run(operations: tuple[Operation, ...] | None = None) -> Section:
     rows.append(["Twilio's fee for the same (USD 0.005 x 2 messages)", "", "", "", f"{twilio:,.0f}"])
     rows.append(["our AWS cost / Twilio's fee", "", "", "", f"{total / twilio:.3f}"])
     unit_functions = sorted({f for name, _ in UNIT for f in ops[name].functions})
+    services = sorted(
+        {k.split(":", 1)[0] for name, _ in UNIT for k, v in ops[name].usage.requests.items() if v}  # type: ignore[union-attr]
+    )
     notes = [
         "unit: one API template send + its sent/delivered/read status webhooks + one inbound text from a known "
         "contact; "
@@ -503,6 +507,10 @@ def run(operations: tuple[Operation, ...] | None = None) -> Section:
         "template levers, each undone alone on this run's counts (USD per 1M lifecycles saved; negative: not in "
         "the template yet, what it would save): "
         + "; ".join(f"{label} {saving:+.2f}" for label, saving in template_levers(ops, deployment)),
+        "AWS services the unit's requests reach: "
+        + ", ".join(services)
+        + " (EventBridge and Scheduler calls would be priced if any were made per lifecycle; SSM reads are cached "
+        "per container and standard parameters cost nothing per request)",
         "not in the unit: real-time pushes to connected agents (bench inbox_writes: the publisher and USD 1.14 per "
         "million WebSocket messages, one per event and agent), storage (DynamoDB GB-month, S3, log retention), "
         "the daily sweep's fixed Scheduler invocation, data transfer out to Meta",
