@@ -22,7 +22,15 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from bench import deployment as deployment_config
-from bench.deployment import Deployment, FunctionConfig
+from bench.deployment import Deployment
+from bench.invocation_overheads import (
+    LOG_EVENT_OVERHEAD_BYTES,
+    MONTHLY_LIFECYCLES,
+    TRACE_ID_FIELD_BYTES,
+    XRAY_FIXED_RATE,
+    platform_lines,
+    traced_share,
+)
 from bench.prices import PRICE_LIST, PRICES, PRICES_AS_OF
 from bench.report import Section
 from bench.request_counts import Operation, by_name, measure
@@ -59,59 +67,6 @@ DURATION_MODEL: dict[str, float] = {
     "ssm_ms": 10,
     "graph_send_ms": 250,  # Meta's Graph API answer to a send (not AWS, but billed Lambda time)
 }
-
-# --- log lines the handlers do not write themselves ---------------------------------------------
-# CloudWatch Logs counts 26 bytes of metadata with each event (PutLogEvents' size rule, taken as the
-# billed size too: the higher reading).
-LOG_EVENT_OVERHEAD_BYTES = 26
-# Powertools adds the invocation's X-Ray trace id to every line in Lambda (the bench has none).
-TRACE_ID_FIELD_BYTES = len(',"xray_trace_id":"1-6752a3f1-3d5c8e0a7b9f1e2d4c6a8b0e"')
-_REQUEST_ID = "0b2f4e7a-6b1d-4c53-9a3e-2f8d5c1e7a90"
-_TIME = "2026-12-06T01:24:04.123Z"
-_TRACE = "Root=1-6752a3f1-3d5c8e0a7b9f1e2d4c6a8b0e;Parent=5e1b4151a5c6c58f;Sampled=1"
-
-
-def platform_lines(config: FunctionConfig, billed_ms: float, traced: bool) -> list[str]:
-    """Lambda's own lines per invocation (START, END, REPORT) as the function's log format writes them."""
-    if config.log_format == "JSON":
-        tracing = f',"tracing":{{"type":"X-Amzn-Trace-Id","value":"{_TRACE}"}}' if traced else ""
-        return [
-            f'{{"time":"{_TIME}","type":"platform.start","record":{{"requestId":"{_REQUEST_ID}","version":"$LATEST"}}}}',
-            f'{{"time":"{_TIME}","type":"platform.runtimeDone","record":{{"requestId":"{_REQUEST_ID}",'
-            f'"status":"success","metrics":{{"durationMs":{billed_ms:.3f},"producedBytes":2}}}}}}',
-            f'{{"time":"{_TIME}","type":"platform.report","record":{{"requestId":"{_REQUEST_ID}","metrics":'
-            f'{{"durationMs":{billed_ms:.3f},"billedDurationMs":{math.ceil(billed_ms)},'
-            f'"memorySizeMB":{config.memory_mb},"maxMemoryUsedMB":98}}{tracing},"status":"success"}}}}',
-        ]
-    xray = "XRAY TraceId: 1-6752a3f1-3d5c8e0a7b9f1e2d4c6a8b0e\tSegmentId: 5e1b4151a5c6c58f\tSampled: true\t"
-    return [
-        f"START RequestId: {_REQUEST_ID} Version: $LATEST",
-        f"END RequestId: {_REQUEST_ID}",
-        f"REPORT RequestId: {_REQUEST_ID}\tDuration: {billed_ms:.2f} ms\tBilled Duration: {math.ceil(billed_ms)} ms"
-        f"\tMemory Size: {config.memory_mb} MB\tMax Memory Used: 98 MB\t" + (xray if traced else ""),
-    ]
-
-
-# --- X-Ray sampling -------------------------------------------------------------------------------
-# Lambda's fixed sampling rule for Active tracing: the first request each second, then 5% of the rest
-# (not configurable for Lambda). The reservoir makes the traced share depend on the traffic, so the
-# model prices a month of MONTHLY_LIFECYCLES spread evenly.
-XRAY_RESERVOIR_PER_SECOND = 1.0
-XRAY_FIXED_RATE = 0.05
-MONTHLY_LIFECYCLES = 1_000_000
-SECONDS_PER_MONTH = 30 * 24 * 3600
-
-
-def traced_share(config: FunctionConfig, invocations_per_lifecycle: float) -> float:
-    """Share of a function's invocations that record a trace. PassThrough traces only a request that
-    arrives with a sampled trace header: Meta's POSTs and the SQS messages of an untraced receiver
-    carry none, so the hot path records nothing."""
-    if config.tracing != "Active" or invocations_per_lifecycle <= 0:
-        return 0.0
-    rate = invocations_per_lifecycle * MONTHLY_LIFECYCLES / SECONDS_PER_MONTH
-    sampled = min(rate, XRAY_RESERVOIR_PER_SECOND) + XRAY_FIXED_RATE * max(0.0, rate - XRAY_RESERVOIR_PER_SECOND)
-    return sampled / rate
-
 
 # --- the retention sweep --------------------------------------------------------------------------
 # Share of the expiring items that the sweep deletes itself (paid) rather than DynamoDB's TTL (free).
@@ -162,14 +117,6 @@ UNIT = [  # (operation name in request_counts, how many per unit)
 WEBHOOK_OPERATIONS = frozenset(name for name, _ in UNIT if "webhook" in name or name.startswith("inbound"))
 
 
-@dataclass
-class Duration:
-    function: str
-    invocations: int
-    in_process_ms: float
-    lambda_ms: float
-
-
 def lambda_ms(function: str, seconds: float, op: Operation, memory_mb: int | None = None) -> float:
     """Estimated billed Lambda ms of one function's part of an operation (see DURATION_MODEL), at
     the template's memory size unless another is given."""
@@ -203,7 +150,6 @@ def lambda_ms(function: str, seconds: float, op: Operation, memory_mb: int | Non
 S3_DELETE_CLASS = frozenset({"DeleteObject", "DeleteObjects"})
 # Other AWS requests a lifecycle may make, and the price that applies.
 OTHER_PRICED = {"kms": "kms_request", "events": "eventbridge_event", "scheduler": "scheduler_invocation"}
-PRICE_FREE = frozenset({"ssm"})  # standard parameters: no charge per request (and cached per container)
 
 
 @dataclass
