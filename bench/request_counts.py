@@ -479,7 +479,7 @@ def _scenarios(world: World) -> list[Operation]:
 @lru_cache(maxsize=1)
 def measure() -> tuple[Operation, ...]:
     """Run every scenario once in a fresh in-process stack; cached for the process."""
-    with bench_stack(), count_aws() as counter:
+    with bench_stack(), count_aws(lifecycle=True) as counter:
         harness = Harness(counter)
         try:
             world = _setup(harness)

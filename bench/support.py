@@ -3,7 +3,9 @@
 - `count_aws()`: counts every AWS request made in-process (any botocore client: pynamodb's, the
   webhook inbox's boto3 clients, Powertools' SSM and idempotency clients) and the DynamoDB capacity
   each one consumes, computed from item sizes by DynamoDB's published rules (moto reports a fixed
-  ConsumedCapacity per operation, so its figure is not used).
+  ConsumedCapacity per operation, so its figure is not used). With `count_aws(lifecycle=True)` it
+  also counts the bytes of every log line each function writes, by level, as CloudWatch Logs would
+  ingest them, and the items left with a retention expiry (what the sweep later deletes and pays for).
 - `bench_stack()`: a moto account with the tables from template.yaml, the bucket, queues, KMS key
   and SSM secrets, and the environment the functions read; caches reset on entry and exit.
 
@@ -20,6 +22,8 @@ Capacity rules applied (DynamoDB developer guide, "Read/write capacity mode"):
 from __future__ import annotations
 
 import contextlib
+import json
+import logging
 import math
 import os
 import threading
@@ -194,6 +198,10 @@ class AwsCounter:
     # DynamoDB items written (put, updated, deleted, in transactions too), by item kind (`item_kind`).
     writes: Counter[str] = field(default_factory=Counter)
     write_units: Counter[str] = field(default_factory=Counter)  # WCU by item kind
+    # `lifecycle=True` only: log bytes and lines by (function, level); items with a retention expiry.
+    log_bytes: Counter[tuple[str, str]] = field(default_factory=Counter)
+    log_lines: Counter[tuple[str, str]] = field(default_factory=Counter)
+    expiring: dict[str, ExpiringItem] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def reset(self) -> None:
@@ -202,6 +210,9 @@ class AwsCounter:
             self.seconds_by_request.clear()
             self.writes.clear()
             self.write_units.clear()
+            self.log_bytes.clear()
+            self.log_lines.clear()
+            self.expiring.clear()
             self.wcu = self.rcu = self.aws_seconds = 0.0
             self.sqs_billable = 0
 
@@ -223,7 +234,22 @@ class AwsCounter:
                 self.aws_seconds,
                 Counter(self.writes),
                 Counter(self.write_units),
+                Counter(self.log_bytes),
+                Counter(self.log_lines),
+                dict(self.expiring),
             )
+
+    def _add_log_line(self, function: str, level: str, size: int) -> None:
+        with self._lock:
+            self.log_bytes[function, level] += size
+            self.log_lines[function, level] += 1
+
+    def _set_expiring(self, key: str, item: ExpiringItem | None) -> None:
+        with self._lock:
+            if item is None:
+                self.expiring.pop(key, None)
+            else:
+                self.expiring[key] = item
 
     def _add(
         self,
@@ -247,6 +273,18 @@ class AwsCounter:
 
 
 @dataclass(frozen=True)
+class ExpiringItem:
+    """An item the retention sweep will find in the `ByExpiry` index once it expires, and what
+    deleting it costs there: its delete (1 WCU per started KB, plus its index entries), the
+    consistent re-read before the delete, and its share of the keys-only index Query."""
+
+    kind: str
+    delete_wcu: int
+    recheck_rcu: float
+    query_rcu: float
+
+
+@dataclass(frozen=True)
 class Usage:
     """What one measured span consumed."""
 
@@ -257,6 +295,10 @@ class Usage:
     aws_seconds: float
     writes: Counter[str] = field(default_factory=Counter)
     write_units: Counter[str] = field(default_factory=Counter)
+    log_bytes: Counter[tuple[str, str]] = field(default_factory=Counter)
+    log_lines: Counter[tuple[str, str]] = field(default_factory=Counter)
+    # Items written in the span that carry a retention expiry, in their last state (keyed by table and key).
+    expiring: dict[str, ExpiringItem] = field(default_factory=dict)
 
     def __sub__(self, other: Usage) -> Usage:
         return Usage(
@@ -267,6 +309,9 @@ class Usage:
             self.aws_seconds - other.aws_seconds,
             self.writes - other.writes,
             self.write_units - other.write_units,
+            self.log_bytes - other.log_bytes,
+            self.log_lines - other.log_lines,
+            {k: v for k, v in self.expiring.items() if other.expiring.get(k) != v},
         )
 
     def scaled(self, factor: float) -> ScaledUsage:
@@ -486,8 +531,97 @@ def _sqs_billable(operation: str, params: dict[str, Any]) -> int:
     return 1
 
 
+EXPIRY_BUCKET_ATTRIBUTE = "expiry_bucket"  # the hash key of the sparse `ByExpiry` index the sweep reads
+
+
+def _written_keys(operation: str, params: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """(table, key) of every item a DynamoDB write request writes."""
+    region_free: list[tuple[str, dict[str, Any]]] = []
+    if operation in ("PutItem", "UpdateItem", "DeleteItem"):
+        region_free.append((params.get("TableName", ""), params.get("Key") or params.get("Item") or {}))
+    elif operation == "BatchWriteItem":
+        for name, requests in params.get("RequestItems", {}).items():
+            for r in requests:
+                region_free.append(
+                    (name, r.get("PutRequest", {}).get("Item") or r.get("DeleteRequest", {}).get("Key") or {})
+                )
+    elif operation == "TransactWriteItems":
+        for entry in params.get("TransactItems", []):
+            (action, body), *_ = entry.items()
+            if action != "ConditionCheck":
+                region_free.append((body.get("TableName", ""), body.get("Key") or body.get("Item") or {}))
+    return region_free
+
+
+def _record_expiring(region: str, operation: str, params: dict[str, Any]) -> None:
+    """After a write: the written items that now carry a retention expiry, at their new size."""
+    for name, given in _written_keys(operation, params):
+        table = _moto_table(region, name)
+        if table is None:
+            continue
+        key = _key_of(table, given)
+        item_key = name + json.dumps(key, sort_keys=True)
+        stored = _stored_item(table, key)
+        expiring = None
+        if stored is not None and EXPIRY_BUCKET_ATTRIBUTE in stored:
+            size = item_size(stored)
+            index_entry = INDEX_ENTRY_OVERHEAD_BYTES + item_size(
+                {k: v for k, v in stored.items() if k in (*key, EXPIRY_BUCKET_ATTRIBUTE, "expires_at")}
+            )
+            expiring = ExpiringItem(
+                kind=item_kind(key),
+                delete_wcu=_units(size, WRITE_UNIT_BYTES) + _index_write_units(table, stored, None),
+                recheck_rcu=float(_units(size, READ_UNIT_BYTES)),  # consistent BatchGetItem, rounded per item
+                query_rcu=0.5 * index_entry / READ_UNIT_BYTES,  # eventually consistent, summed before rounding
+            )
+        for counter in _lifecycle_counters():
+            counter._set_expiring(item_key, expiring)
+
+
+class _LogLineCounter(logging.Handler):
+    """Counts each log record as the function's stdout line (the app logger's own formatter, one
+    newline), attributed to the function being invoked (relasify_local's invocation context)."""
+
+    def __init__(self, formatter: logging.Formatter | None) -> None:
+        super().__init__(logging.DEBUG)
+        if formatter is not None:
+            self.setFormatter(formatter)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        from relasify_local.aws_calls import current_function
+
+        size = len(self.format(record).encode("utf-8")) + 1
+        function = current_function.get() or "outside a function"
+        for counter in _lifecycle_counters():
+            counter._add_log_line(function, record.levelname, size)
+
+
+@contextlib.contextmanager
+def _counting_log_lines() -> Iterator[None]:
+    """Let every level of the app logger through to a counting handler, and no more than before to stdout."""
+    from relasify.observability import logger as app_logger
+
+    stdout_handler = app_logger.registered_handler
+    previous_logger_level, previous_handler_level = app_logger.log_level, stdout_handler.level
+    counting = _LogLineCounter(app_logger.registered_formatter)  # type: ignore[arg-type]
+    stdout_handler.setLevel(max(previous_logger_level, previous_handler_level))
+    app_logger.addHandler(counting)
+    app_logger.setLevel(logging.DEBUG)
+    try:
+        yield
+    finally:
+        app_logger.setLevel(previous_logger_level)
+        stdout_handler.setLevel(previous_handler_level)
+        app_logger.removeHandler(counting)  # type: ignore[attr-defined]
+
+
 _active: list[AwsCounter] = []
+_lifecycle: list[AwsCounter] = []  # the active counters that also count log lines and expiring items
 _original_make_api_call = botocore.client.BaseClient._make_api_call
+
+
+def _lifecycle_counters() -> list[AwsCounter]:
+    return list(_lifecycle)
 
 
 def _counting_make_api_call(self: Any, operation_name: str, api_params: dict[str, Any]) -> Any:
@@ -510,25 +644,38 @@ def _counting_make_api_call(self: Any, operation_name: str, api_params: dict[str
             wcu, rcu, write_units = _dynamodb_capacity_by_kind(region, operation_name, api_params, before, response)
             writes = _written_kinds(operation_name, api_params)
         billable = _sqs_billable(operation_name, api_params) if service == "sqs" else 0
+        if service == "dynamodb" and response is not None and _lifecycle and operation_name in DYNAMODB_WRITES:
+            _record_expiring(region, operation_name, api_params)
         for counter in _active:
             counter._add(f"{service}:{operation_name}", wcu, rcu, billable, seconds, writes, write_units)
 
 
 @contextlib.contextmanager
-def count_aws() -> Iterator[AwsCounter]:
+def count_aws(*, lifecycle: bool = False) -> Iterator[AwsCounter]:
     """Count every AWS request of every botocore client while the block runs.
 
     Wraps `BaseClient._make_api_call` (the one method every client's operations go through)
     rather than registering event hooks per client: clients are cached in several places
     (pynamodb's connection, the webhook inbox, Powertools), some created before the block.
+
+    `lifecycle=True` (the cost model's counts, not timed benchmarks: it formats every log line
+    and re-reads each written item) also counts log lines by function and level, every level
+    included whatever POWERTOOLS_LOG_LEVEL prints, and the items left with a retention expiry.
     """
     counter = AwsCounter()
     if not _active:
         botocore.client.BaseClient._make_api_call = _counting_make_api_call  # type: ignore[method-assign]
     _active.append(counter)
+    logs = contextlib.ExitStack()
+    if lifecycle:
+        _lifecycle.append(counter)
+        if len(_lifecycle) == 1:
+            logs.enter_context(_counting_log_lines())
     try:
         yield counter
     finally:
+        logs.close()
+        _lifecycle[:] = [c for c in _lifecycle if c is not counter]
         _active.remove(counter)
         if not _active:
             botocore.client.BaseClient._make_api_call = _original_make_api_call  # type: ignore[method-assign]

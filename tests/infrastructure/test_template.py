@@ -536,6 +536,19 @@ def test_user_pool_federates_google_with_optional_totp_mfa(sam_template: dict[st
 # ------------------------------------------------------------------ functions
 
 
+# Per-event functions: their INFO lines are routine and dropped before ingestion, and they record no
+# X-Ray trace of their own (docs/SCALING.md, cost per lifecycle).
+HOT_PATH_FUNCTIONS = {
+    "WebhookReceiverFunction",
+    "WebhookProcessorFunction",
+    "MediaWorkerFunction",
+    "RealtimePublisherFunction",
+}
+PASS_THROUGH_TRACING = {"WebhookReceiverFunction", "WebhookProcessorFunction"}
+# Functions that publish Powertools metrics (embedded metric format): their log groups stay Standard.
+EMF_FUNCTIONS = {"SendApiFunction", "ContactsApiFunction", "BroadcastWorkerFunction", "RetentionSweepFunction"}
+
+
 def test_functions_run_python313_on_arm64_with_the_domain_layer_and_tracing(cfn: dict[str, Any]) -> None:
     (layer_id,) = resources(cfn, "AWS::Lambda::LayerVersion")
     layer = props(cfn, layer_id)
@@ -547,7 +560,47 @@ def test_functions_run_python313_on_arm64_with_the_domain_layer_and_tracing(cfn:
         assert function["Architectures"] == ["arm64"], function_id
         assert function["Handler"] == handler, function_id
         assert function["Layers"] == [{"Ref": layer_id}], function_id
-        assert function["TracingConfig"] == {"Mode": "Active"}, function_id
+        mode = "PassThrough" if function_id in PASS_THROUGH_TRACING else "Active"
+        assert function["TracingConfig"] == {"Mode": mode}, function_id
+
+
+def test_functions_log_json_filtered_by_level_without_platform_lines(cfn: dict[str, Any]) -> None:
+    template = yaml_parse(TEMPLATE_PATH.read_text())
+    parameters, mappings = template["Parameters"], template["Mappings"]
+    assert parameters["HotPathLogLevel"]["Default"] == "WARN"
+    # The LogLevel parameter (Powertools' names) maps onto Lambda's names, one for one.
+    assert {name: mappings["LambdaLogLevels"][name]["Name"] for name in parameters["LogLevel"]["AllowedValues"]} == {
+        "DEBUG": "DEBUG",
+        "INFO": "INFO",
+        "WARNING": "WARN",
+        "ERROR": "ERROR",
+    }
+    for function_id in FUNCTIONS:
+        config = props(cfn, function_id)["LoggingConfig"]
+        assert config["LogFormat"] == "JSON", function_id  # level filtering needs JSON
+        assert config["SystemLogLevel"] == "WARN", function_id  # no START/END/REPORT lines
+        if function_id in HOT_PATH_FUNCTIONS:
+            assert config["ApplicationLogLevel"] == {"Ref": "HotPathLogLevel"}, function_id
+        else:
+            assert config["ApplicationLogLevel"] == {"Fn::FindInMap": ["LambdaLogLevels", {"Ref": "LogLevel"}, "Name"]}
+        assert "LogGroup" in config, function_id
+
+
+def test_log_groups_are_infrequent_access_unless_metrics_are_extracted_from_them(cfn: dict[str, Any]) -> None:
+    assert not resources(cfn, "AWS::Logs::MetricFilter")  # Infrequent Access groups cannot have any
+    assert not resources(cfn, "AWS::Logs::SubscriptionFilter")
+    for function_id in FUNCTIONS:
+        log_group = props(cfn, props(cfn, function_id)["LoggingConfig"]["LogGroup"]["Ref"])
+        expected = "STANDARD" if function_id in EMF_FUNCTIONS else "INFREQUENT_ACCESS"
+        assert log_group.get("LogGroupClass", "STANDARD") == expected, function_id
+    access_logs = props(cfn, "HttpApiApiGatewayDefaultStage")["AccessLogSettings"]["DestinationArn"]["Fn::GetAtt"][0]
+    assert props(cfn, access_logs)["LogGroupClass"] == "INFREQUENT_ACCESS"
+
+
+def test_functions_that_publish_metrics_are_the_ones_with_standard_log_groups() -> None:
+    for function_id, (code_uri, handler) in FUNCTIONS.items():
+        source = (REPO_ROOT / code_uri / (handler.split(".")[0] + ".py")).read_text()
+        assert ("metrics.log_metrics" in source) == (function_id in EMF_FUNCTIONS), function_id
 
 
 def test_domain_layer_is_built_by_sam_for_python313_arm64(sam_template: dict[str, Any]) -> None:
@@ -612,7 +665,9 @@ def test_environment_carries_every_shared_setting_under_its_settings_name(cfn: d
         for variable, logical_id in expected_refs.items():
             assert variable in settings_names, f"{variable} is not a Settings field"
             assert mentions(env[variable], logical_id), f"{function_id}.{variable}"
-        assert {"POWERTOOLS_SERVICE_NAME", "POWERTOOLS_METRICS_NAMESPACE", "POWERTOOLS_LOG_LEVEL"} <= set(env)
+        assert {"POWERTOOLS_SERVICE_NAME", "POWERTOOLS_METRICS_NAMESPACE"} <= set(env)
+        # The level is LoggingConfig's (test_functions_log_json_filtered_by_level_without_platform_lines).
+        assert "POWERTOOLS_LOG_LEVEL" not in env, function_id
         unknown = {v for v in env if not v.startswith("POWERTOOLS_")} - settings_names - {"FRONTEND_ORIGIN"}
         assert not unknown, f"{function_id} sets variables Settings does not read: {unknown}"
         assert env["POWERTOOLS_TRACER_CAPTURE_RESPONSE"] == "false", "responses hold personal data"

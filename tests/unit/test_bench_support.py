@@ -108,3 +108,121 @@ def test_cost_model_adds_up_the_unit() -> None:
 def test_cost_model_says_what_is_missing() -> None:
     section = cost_model.run((Operation("status webhook: sent", 1, "test", unavailable="not yet"),))
     assert any("not available yet" in row[-1] for row in section.rows)
+
+
+def test_lifecycle_counting_counts_log_lines_by_function_and_level_whatever_is_printed() -> None:
+    from relasify.observability import logger
+    from relasify_local import aws_calls
+
+    with count_aws(lifecycle=True) as counter, aws_calls.invoking("WebhookProcessorFunction", {}):
+        logger.debug("below every level in use")
+        logger.info("routine line")
+        logger.warning("must survive WARN")
+    with count_aws() as plain:  # timed benchmarks: nothing formatted, nothing counted
+        logger.info("not counted")
+    usage = counter.snapshot()
+    assert usage.log_lines == Counter(
+        {
+            ("WebhookProcessorFunction", "DEBUG"): 1,
+            ("WebhookProcessorFunction", "INFO"): 1,
+            ("WebhookProcessorFunction", "WARNING"): 1,
+        }
+    )
+    assert usage.log_bytes["WebhookProcessorFunction", "INFO"] > len("routine line")  # the JSON line, not the text
+    assert plain.snapshot().log_lines == Counter()
+
+
+_TEMPLATE = {
+    "Parameters": {"LogLevel": {"Default": "INFO"}, "HotPathLogLevel": {"Default": "WARN"}},
+    "Mappings": {"LambdaLogLevels": {"INFO": {"Name": "INFO"}, "WARNING": {"Name": "WARN"}}},
+    "Globals": {
+        "Function": {
+            "MemorySize": 512,
+            "Tracing": "Active",
+            "Environment": {"Variables": {"POWERTOOLS_LOG_LEVEL": {"Ref": "LogLevel"}}},
+            "LoggingConfig": {
+                "LogFormat": "JSON",
+                "ApplicationLogLevel": {"Fn::FindInMap": ["LambdaLogLevels", {"Ref": "LogLevel"}, "Name"]},
+                "SystemLogLevel": "WARN",
+            },
+        }
+    },
+    "Resources": {
+        "Hot": {
+            "Type": "AWS::Serverless::Function",
+            "Properties": {
+                "MemorySize": 256,
+                "Tracing": "PassThrough",
+                "LoggingConfig": {"LogGroup": {"Ref": "HotLogs"}, "ApplicationLogLevel": {"Ref": "HotPathLogLevel"}},
+                "Events": {"Post": {"Type": "HttpApi", "Properties": {"Path": "/webhooks/whatsapp", "Method": "POST"}}},
+            },
+        },
+        "HotLogs": {"Type": "AWS::Logs::LogGroup", "Properties": {"LogGroupClass": "INFREQUENT_ACCESS"}},
+        "Api": {"Type": "AWS::Serverless::Function", "Properties": {}},
+        "OldStyle": {
+            "Type": "AWS::Serverless::Function",
+            "Properties": {"LoggingConfig": {"LogFormat": "Text"}},
+        },
+    },
+}
+
+
+def test_deployment_reads_the_template_as_sam_merges_its_globals() -> None:
+    from bench.deployment import from_template
+
+    deployment = from_template(_TEMPLATE)
+    hot, api, old = (deployment.function(f) for f in ("Hot", "Api", "OldStyle"))
+    assert (hot.memory_mb, hot.tracing, hot.log_group_class) == (256, "PassThrough", "INFREQUENT_ACCESS")
+    assert (hot.application_log_level, hot.system_log_level, hot.log_format) == ("WARN", "WARN", "JSON")
+    assert not hot.keeps("INFO")
+    assert hot.keeps("WARNING")
+    assert not hot.keeps_platform_lines
+    assert (api.memory_mb, api.tracing, api.application_log_level, api.log_group_class) == (
+        512,
+        "Active",
+        "INFO",
+        "STANDARD",
+    )
+    assert old.keeps_platform_lines
+    assert old.keeps("INFO")
+    assert deployment.webhook_post_through_http_api
+
+
+def test_cost_model_prices_logs_traces_and_sweep_by_the_template() -> None:
+    import dataclasses
+
+    from bench.support import ExpiringItem
+
+    def op(name: str) -> Operation:
+        function = "SendApiFunction" if name.startswith("send") else "WebhookProcessorFunction"
+        usage = Usage(
+            Counter({"dynamodb:UpdateItem": 1}),
+            1.0,
+            0.5,
+            0,
+            0.001,
+            log_bytes=Counter({(function, "INFO"): 500, (function, "WARNING"): 300}),
+            log_lines=Counter({(function, "INFO"): 1, (function, "WARNING"): 1}),
+            expiring={f"item-{name}": ExpiringItem("MSG", delete_wcu=2, recheck_rcu=1.0, query_rcu=0.0)},
+        )
+        return Operation(name, 1, "test", usage, {function: FunctionSpan(1, 0.01, usage)})
+
+    ops = {name: op(name) for name, _ in cost_model.UNIT}
+    deployment = cost_model.deployment_config.load()
+    verbose = dataclasses.replace(
+        deployment,
+        functions={
+            f: dataclasses.replace(c, application_log_level="INFO", tracing="Active", system_log_level="INFO")
+            for f, c in deployment.functions.items()
+        },
+    )
+    _, quiet_lines = cost_model.total_usd(ops, deployment)
+    _, verbose_lines = cost_model.total_usd(ops, verbose)
+    handler_lines = [k for k in quiet_lines if k.startswith("CloudWatch Logs: handler lines")]
+    assert sum(verbose_lines[k] for k in handler_lines) > sum(quiet_lines[k] for k in handler_lines)
+    assert quiet_lines["X-Ray traces recorded"] < verbose_lines["X-Ray traces recorded"]
+    platform = [k for k in quiet_lines if "START/END/REPORT" in k]
+    assert sum(quiet_lines[k] for k in platform) == 0 < sum(verbose_lines[k] for k in platform)
+    sweep = cost_model.sweep_units(ops)
+    assert (sweep.items, sweep.wru, sweep.rru) == (5, 10, 5.0)  # one expiring item per operation
+    assert cost_model.sweep_units(ops, 0.1).wru == pytest.approx(1.0)

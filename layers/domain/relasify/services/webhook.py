@@ -343,7 +343,8 @@ def _handle_inbound(event: InboundMessageEvent, delivery: _Delivery) -> str:
     contact_id = contacts.find_or_create(ws, wa_id=wa_id, user_id=user_id, name=profile_name, at=message_at)
     if contact_id is None:
         # Sent before the sender's erasure and redelivered since: dropped, nothing stored.
-        logger.info("webhook about an erased contact dropped", extra={"ws": ws, "kind": event.kind})
+        # WARNING, not INFO: the webhook path keeps WARN and above (template HotPathLogLevel).
+        logger.warning("webhook about an erased contact dropped", extra={"ws": ws, "kind": event.kind})
         return "erased"
 
     flags = (message_store.STALE_BACKLOG_FLAG,) if now - message_at > STALE_AFTER else ()
@@ -462,7 +463,7 @@ def _handle_status(event: StatusEvent, delivery: _Delivery) -> str:
     # since it happened (an old redelivery), is dropped: its early-status item would keep their ids.
     recipient = event.status
     if _erased_status(ws, change, recipient.recipient_id, recipient.recipient_user_id):
-        logger.info("webhook about an erased contact dropped", extra={"ws": ws, "kind": event.kind})
+        logger.warning("webhook about an erased contact dropped", extra={"ws": ws, "kind": event.kind})
         return "erased"
     # Not recorded yet: keep the status until it is.
     message_store.put_pending_status(ws, change)
@@ -577,14 +578,14 @@ def _handle_user_preference(event: UserPreferenceEvent, delivery: _Delivery) -> 
         return "unrouted"
     pref = event.preference
     if pref.category not in (None, "marketing_messages") or pref.value not in ("stop", "resume"):
-        logger.info("user preference not tracked", extra={"category": pref.category, "value": pref.value})
+        logger.warning("user preference not tracked", extra={"category": pref.category, "value": pref.value})
         return "untracked"
     if not pref.wa_id and not pref.user_id:
         return "no_sender"
     at = pref.occurred_at or _event_time(event)
     contact_id = contacts.find_or_create(ws, wa_id=pref.wa_id or None, user_id=pref.user_id or None, name=None, at=at)
     if contact_id is None:
-        logger.info("webhook about an erased contact dropped", extra={"ws": ws, "kind": event.kind})
+        logger.warning("webhook about an erased contact dropped", extra={"ws": ws, "kind": event.kind})
         return "erased"
     status = "opted_out" if pref.value == "stop" else "opted_in"
     changed = contacts.set_consent(ws, contact_id, status, CONSENT_SOURCE_PREFERENCES, at)
