@@ -323,5 +323,9 @@ def test_the_conversation_is_message_content_with_a_ttl(connected: None) -> None
     webhook.process_payload(inbound("halo"))
     item = m.ConversationModel.get(m.conversation_pk(WS, contact_id()), "CONV")
     assert item.data_class.value == "message_content"
-    assert item.expires_at == int((NOW + timedelta(days=90)).timestamp())
+    # 90 days after the content, rounded up to the next day boundary (UTC): never earlier than
+    # promised, at most a day later, and the same for every write of that day.
+    promised = int((NOW + timedelta(days=90)).timestamp())
+    assert promised <= item.expires_at < promised + 86_400
+    assert item.expires_at % 86_400 == 0
     assert item.expiry_bucket is not None

@@ -44,6 +44,7 @@ MAX_PAGE = 100
 _MAX_ATTEMPTS = 8
 _MAX_MERGE_ROUNDS = 4
 _BATCH_GET_LIMIT = 100
+_DAY = 86_400
 
 
 class LastMessage(Record):
@@ -157,7 +158,7 @@ def apply_activity(
     update: dict[str, Any] = {
         "last_activity_at": max(current.last_activity_at, act.at),
         # Message content: the preview lives 90 days from the last content written, like the messages.
-        "expires_at": retention.expires_at_for(retention.DataClass.MESSAGE_CONTENT, start=now),
+        "expires_at": content_expires_at(now),
     }
     if act.direction in ("in", "out") and (current.last_message is None or act.key > current.last_message.key):
         update["last_message"] = LastMessage(
@@ -179,6 +180,15 @@ def apply_activity(
         if current.status in ("resolved", "snoozed"):
             update.update(status="open", status_at=now, snoozed_until=None)
     return current.model_copy(update=update)
+
+
+def content_expires_at(now: datetime) -> int | None:
+    """The TTL of content written at `now`: the message-content window, rounded UP to the next day
+    boundary (UTC). Never earlier than promised (at most a day later), and the same value all day:
+    a day's writes to a conversation do not move its TTL, so they rewrite neither its `ByExpiry`
+    entry (keyed on it) nor its inbox entry (which projects it)."""
+    exact = retention.expires_at_for(retention.DataClass.MESSAGE_CONTENT, start=now)
+    return None if exact is None else -(-exact // _DAY) * _DAY
 
 
 # --- model <-> record ------------------------------------------------------------------------------
@@ -257,11 +267,9 @@ def _item(c: Conversation, version: int) -> m.ConversationModel:
         version=version,
         created_at=c.created_at,
     )
-    sort_key = activity_sort_key(c)
-    item.gsi1pk, item.gsi1sk = m.inbox_pk(c.ws, c.status), sort_key
-    if c.status != "resolved":  # resolved ones stay out of GSI2 (sparse: fewer index writes)
-        item.gsi2pk, item.gsi2sk = m.inbox_pk(c.ws, c.status, c.assignee, by_assignee=True), sort_key
-    expires = c.expires_at or retention.expires_at_for(retention.DataClass.MESSAGE_CONTENT, start=clock.now())
+    # One index entry (InboxByStatus), in no GSI1/GSI2: a Put of an item written before drops those.
+    item.inbox_pk, item.inbox_sk = m.inbox_pk(c.ws, c.status), activity_sort_key(c)
+    expires = c.expires_at or content_expires_at(clock.now())
     item.expires_at = expires
     item.expiry_bucket = retention.expiry_bucket(int(expires), f"{pk}#{sk}")  # type: ignore[arg-type]
     return item
@@ -462,52 +470,58 @@ def delete_key(ws: str, contact_id: str) -> tuple[str, str]:
 
 @dataclass(frozen=True, slots=True)
 class Stream:
-    """One index partition of the inbox, newest activity first, with an optional filter."""
+    """One InboxByStatus partition (a status), newest activity first, with an optional filter on the
+    projected attributes (assignee, unread count, snooze end)."""
 
     hash_key: str
-    by_assignee: bool = False
     filter_condition: Any = None
 
 
 def stream(
     ws: str, status: str, *, by_assignee: bool = False, assignee: str | None = None, filter_condition: Any = None
 ) -> Stream:
-    """The partition of `status` (GSI1), or of `status` and `assignee` (GSI2; None = unassigned).
-    Resolved conversations are not in GSI2: for them the assignee is a filter."""
-    if by_assignee and status != "resolved":
-        return Stream(m.inbox_pk(ws, status, assignee, by_assignee=True), True, filter_condition)
+    """The partition of `status`; with `by_assignee`, only `assignee`'s (None = unassigned): a filter,
+    not a partition of its own, so an assignment moves no index entry between partitions."""
     if by_assignee:
         condition = assignee_filter(assignee)
         filter_condition = condition if filter_condition is None else (condition & filter_condition)
-    return Stream(m.inbox_pk(ws, status), False, filter_condition)
+    return Stream(m.inbox_pk(ws, status), filter_condition)
 
 
 def _query(stream: Stream, before: str | None, limit: int) -> tuple[list[m.ConversationModel], str | None]:
+    """Index entries (keys and the projected attributes only) of one partition below `before`."""
     model = m.ConversationModel
-    index = model.gsi2 if stream.by_assignee else model.gsi1
-    sort_attr = model.gsi2sk if stream.by_assignee else model.gsi1sk
     condition = model.live_condition()
     if stream.filter_condition is not None:
         condition = stream.filter_condition & condition
-    results = index.query(
+    results = model.inbox_by_status.query(
         stream.hash_key,
-        sort_attr < before if before else None,
+        model.inbox_sk < before if before else None,
         filter_condition=condition,
         limit=limit,
         scan_index_forward=False,
     )
     items = list(results)
     last = results.last_evaluated_key
-    frontier = None
-    if last:
-        frontier = last["GSI2SK" if stream.by_assignee else "GSI1SK"]["S"]
-    return items, frontier
+    return items, (last["InboxSK"]["S"] if last else None)
+
+
+def _full_items(entries: list[m.ConversationModel]) -> list[m.ConversationModel]:
+    """The items of index entries, in their order (BatchGetItem, 100 keys per request). One erased
+    or expired meanwhile is left out."""
+    found: dict[str, m.ConversationModel] = {}
+    for chunk in chunks([(e.pk, e.sk) for e in entries], _BATCH_GET_LIMIT):
+        for item in m.ConversationModel.batch_get(chunk):
+            if not item.is_expired:
+                found[item.pk] = item
+    return [found[e.pk] for e in entries if e.pk in found]
 
 
 def list_page(ws: str, streams: list[Stream], *, limit: int, cursor: str | None, scope: str) -> Page[Conversation]:
     """Newest activity first over the union of `streams` (disjoint partitions sorted by the same key):
     each is read from the cursor on, and only what every unfinished stream has covered is returned.
-    The cursor is the sort key of the last row returned (signed, bound to workspace and listing)."""
+    The cursor is the sort key of the last row returned (signed, bound to workspace and listing).
+    The index holds what the filters need; the rows are then read in one BatchGetItem."""
     limit = max(1, min(int(limit), MAX_PAGE))
     start = decode_cursor(cursor, ws=ws, scope=scope)
     before = str(start["at"]) if start and "at" in start else None
@@ -518,7 +532,7 @@ def list_page(ws: str, streams: list[Stream], *, limit: int, cursor: str | None,
         frontiers: list[str] = []
         for stream in streams:
             items, frontier = _query(stream, before, limit - len(page))
-            found += [((i.gsi1sk or ""), i) for i in items]
+            found += [((i.inbox_sk or ""), i) for i in items]
             if frontier is not None:
                 frontiers.append(frontier)
         cutoff = max(frontiers) if frontiers else ""
@@ -532,10 +546,10 @@ def list_page(ws: str, streams: list[Stream], *, limit: int, cursor: str | None,
         before = take[-1][0] if take else cutoff
     next_cursor = None
     if more and page:
-        next_cursor = encode_cursor({"at": page[-1].gsi1sk}, ws=ws, scope=scope)
+        next_cursor = encode_cursor({"at": page[-1].inbox_sk}, ws=ws, scope=scope)
     elif more and before:
         next_cursor = encode_cursor({"at": before}, ws=ws, scope=scope)
-    return Page(items=[_record(i) for i in page], next_cursor=next_cursor)
+    return Page(items=[_record(i) for i in _full_items(page)], next_cursor=next_cursor)
 
 
 def count(stream: Stream) -> int:
@@ -543,15 +557,30 @@ def count(stream: Stream) -> int:
     condition = model.live_condition()
     if stream.filter_condition is not None:
         condition = stream.filter_condition & condition
-    index = model.gsi2 if stream.by_assignee else model.gsi1
-    return model.count(stream.hash_key, filter_condition=condition, index_name=index.Meta.index_name)
+    return model.count(stream.hash_key, filter_condition=condition, index_name=model.inbox_by_status.Meta.index_name)
 
 
-def snoozed(ws: str) -> list[Conversation]:
-    """Every snoozed conversation of the workspace (the counts split them into still snoozed / over)."""
+@dataclass(frozen=True, slots=True)
+class InboxEntry:
+    """A conversation as its index entry has it: enough for the counts."""
+
+    id: str
+    assignee: str | None
+    snoozed_until: datetime | None
+
+    def snooze_over(self, now: datetime) -> bool:
+        return self.snoozed_until is None or self.snoozed_until <= now
+
+
+def entries(ws: str, status: str) -> list[InboxEntry]:
+    """Every live conversation of one status, from the index alone (the counts: one Query gives the
+    total, the caller's and the unassigned ones)."""
     model = m.ConversationModel
-    results = model.gsi1.query(m.inbox_pk(ws, "snoozed"), filter_condition=model.live_condition())
-    return [_record(i) for i in results]
+    results = model.inbox_by_status.query(m.inbox_pk(ws, status), filter_condition=model.live_condition())
+    return [
+        InboxEntry(id=i.pk.rsplit("#", 1)[-1], assignee=i.assignee_sub, snoozed_until=utc(i.snoozed_until))
+        for i in results
+    ]
 
 
 def snooze_filter(*, over: bool, now: datetime) -> Any:

@@ -60,7 +60,7 @@ def _streams(ws: str, status: ListStatus, assignee: tuple[bool, str | None], now
 def _with_unread(streams: list[store.Stream]) -> list[store.Stream]:
     unread = store.unread_filter()
     return [
-        store.Stream(s.hash_key, s.by_assignee, unread if s.filter_condition is None else (s.filter_condition & unread))
+        store.Stream(s.hash_key, unread if s.filter_condition is None else (s.filter_condition & unread))
         for s in streams
     ]
 
@@ -76,19 +76,19 @@ def _assignee(caller: Membership, value: str | None) -> tuple[bool, str | None]:
 
 
 def counts(caller: Membership, now: datetime) -> ConversationCounts:
-    """`open`, `pending`, `snoozed`, and the open ones `mine` and `unassigned` (COUNT queries; the
-    snoozed partition is read once and split into still snoozed / snooze over)."""
+    """`open`, `pending`, `snoozed`, and the open ones `mine` and `unassigned`: the open and snoozed
+    partitions' index entries are read once each (their assignees give mine and unassigned; the
+    snoozed ones split into still snoozed / snooze over), pending is a COUNT query."""
     ws = caller.ws
-    snoozed = store.snoozed(ws)
+    snoozed = store.entries(ws, "snoozed")
     over = [c for c in snoozed if c.snooze_over(now)]
+    open_now = store.entries(ws, "open") + over
     return ConversationCounts(
-        open=store.count(store.stream(ws, "open")) + len(over),
+        open=len(open_now),
         pending=store.count(store.stream(ws, "pending")),
         snoozed=len(snoozed) - len(over),
-        mine=store.count(store.stream(ws, "open", by_assignee=True, assignee=caller.sub))
-        + sum(1 for c in over if c.assignee == caller.sub),
-        unassigned=store.count(store.stream(ws, "open", by_assignee=True, assignee=None))
-        + sum(1 for c in over if c.assignee is None),
+        mine=sum(1 for c in open_now if c.assignee == caller.sub),
+        unassigned=sum(1 for c in open_now if c.assignee is None),
     )
 
 
