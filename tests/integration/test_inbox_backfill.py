@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from relasify.data import conversations, inbox_backfill
+from relasify.data import inbox_backfill, inbox_index
 from relasify.data import models as m
 from relasify.data.base import connection
 from relasify.services import webhook
@@ -39,7 +39,7 @@ def _make_legacy(pk: str, sk: str, keys: dict[str, str]) -> None:
 
 
 def _open_ids() -> list[str]:
-    page = conversations.list_page(WS, [conversations.stream(WS, "open")], limit=10, cursor=None, scope="t")
+    page = inbox_index.list_page(WS, [inbox_index.stream(WS, "open")], limit=10, cursor=None, scope="t")
     return [c.id for c in page.items]
 
 

@@ -31,9 +31,8 @@ from relasify.data import changes
 from relasify.data import messages as message_store
 from relasify.data import models as m
 from relasify.data.base import chunks, transaction, utc
-from relasify.data.cursor import decode_cursor, encode_cursor
 from relasify.data.ids import new_id
-from relasify.data.records import Page, Record
+from relasify.data.records import Record
 from relasify.data.tx import cancellation_codes, is_condition_failure
 from relasify.errors import Conflict
 
@@ -42,7 +41,6 @@ STATUSES: tuple[str, ...] = ("open", "pending", "snoozed", "resolved")
 Status = Literal["open", "pending", "snoozed", "resolved"]
 MAX_PAGE = 100
 _MAX_ATTEMPTS = 8
-_MAX_MERGE_ROUNDS = 4
 _BATCH_GET_LIMIT = 100
 _DAY = 86_400
 
@@ -136,7 +134,8 @@ def activity_of(item: m.MessageModel) -> Activity:
         type=item.message_type,
         at=utc(item.message_at) or clock.now(),  # type: ignore[arg-type]
         preview=preview_of(
-            item.message_type, item.content if isinstance(item.content, dict) else message_store.to_record(item).content
+            item.message_type,
+            item.content if isinstance(item.content, dict) else message_store.to_record(item).content,
         ),
         status=item.status,
         status_rank=int(item.status_rank or 0),
@@ -198,7 +197,7 @@ def _key(ws: str, contact_id: str) -> tuple[str, str]:
     return m.conversation_pk(ws, contact_id), m.ConversationModel.SK_VALUE
 
 
-def _record(item: m.ConversationModel) -> Conversation:
+def to_record(item: m.ConversationModel) -> Conversation:
     last = item.last_message
     return Conversation(
         id=item.contact_id,
@@ -295,7 +294,7 @@ def _load(ws: str, contact_id: str) -> tuple[Conversation | None, m.Conversation
         item = m.ConversationModel.get(*_key(ws, contact_id), consistent_read=True)
     except m.ConversationModel.DoesNotExist:
         return None, None
-    return (None if item.is_expired else _record(item)), item
+    return (None if item.is_expired else to_record(item)), item
 
 
 def _write(ws: str, contact_id: str, change: Change, extra: Callable[[Any], None]) -> Conversation | None:
@@ -326,7 +325,7 @@ def _write(ws: str, contact_id: str, change: Change, extra: Callable[[Any], None
                 _pause(attempt)
                 continue
             raise
-        return _record(item)
+        return to_record(item)
     raise ConversationBusy("The conversation is being changed by others; retry.")
 
 
@@ -418,7 +417,7 @@ def apply_message_status(ws: str, contact_id: str, message_id: str, status: str,
 
 def get(ws: str, contact_id: str, *, consistent: bool = False) -> Conversation | None:
     item = m.ConversationModel.get_live(*_key(ws, contact_id), consistent_read=consistent)
-    return _record(item) if item else None
+    return to_record(item) if item else None
 
 
 def _updated_event(ws: str, contact_id: str) -> Callable[[Any], None]:
@@ -463,138 +462,6 @@ def mark_read(ws: str, contact_id: str, up_to_key: str | None) -> Conversation |
 def delete_key(ws: str, contact_id: str) -> tuple[str, str]:
     """The conversation item's key (erasure deletes it with the messages)."""
     return _key(ws, contact_id)
-
-
-# --- listing ---------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Stream:
-    """One InboxByStatus partition (a status), newest activity first, with an optional filter on the
-    projected attributes (assignee, unread count, snooze end)."""
-
-    hash_key: str
-    filter_condition: Any = None
-
-
-def stream(
-    ws: str, status: str, *, by_assignee: bool = False, assignee: str | None = None, filter_condition: Any = None
-) -> Stream:
-    """The partition of `status`; with `by_assignee`, only `assignee`'s (None = unassigned): a filter,
-    not a partition of its own, so an assignment moves no index entry between partitions."""
-    if by_assignee:
-        condition = assignee_filter(assignee)
-        filter_condition = condition if filter_condition is None else (condition & filter_condition)
-    return Stream(m.inbox_pk(ws, status), filter_condition)
-
-
-def _query(stream: Stream, before: str | None, limit: int) -> tuple[list[m.ConversationModel], str | None]:
-    """Index entries (keys and the projected attributes only) of one partition below `before`."""
-    model = m.ConversationModel
-    condition = model.live_condition()
-    if stream.filter_condition is not None:
-        condition = stream.filter_condition & condition
-    results = model.inbox_by_status.query(
-        stream.hash_key,
-        model.inbox_sk < before if before else None,
-        filter_condition=condition,
-        limit=limit,
-        scan_index_forward=False,
-    )
-    items = list(results)
-    last = results.last_evaluated_key
-    return items, (last["InboxSK"]["S"] if last else None)
-
-
-def _full_items(entries: list[m.ConversationModel]) -> list[m.ConversationModel]:
-    """The items of index entries, in their order (BatchGetItem, 100 keys per request). One erased
-    or expired meanwhile is left out."""
-    found: dict[str, m.ConversationModel] = {}
-    for chunk in chunks([(e.pk, e.sk) for e in entries], _BATCH_GET_LIMIT):
-        for item in m.ConversationModel.batch_get(chunk):
-            if not item.is_expired:
-                found[item.pk] = item
-    return [found[e.pk] for e in entries if e.pk in found]
-
-
-def list_page(ws: str, streams: list[Stream], *, limit: int, cursor: str | None, scope: str) -> Page[Conversation]:
-    """Newest activity first over the union of `streams` (disjoint partitions sorted by the same key):
-    each is read from the cursor on, and only what every unfinished stream has covered is returned.
-    The cursor is the sort key of the last row returned (signed, bound to workspace and listing).
-    The index holds what the filters need; the rows are then read in one BatchGetItem."""
-    limit = max(1, min(int(limit), MAX_PAGE))
-    start = decode_cursor(cursor, ws=ws, scope=scope)
-    before = str(start["at"]) if start and "at" in start else None
-    page: list[m.ConversationModel] = []
-    more = False
-    for _ in range(_MAX_MERGE_ROUNDS):
-        found: list[tuple[str, m.ConversationModel]] = []
-        frontiers: list[str] = []
-        for stream in streams:
-            items, frontier = _query(stream, before, limit - len(page))
-            found += [((i.inbox_sk or ""), i) for i in items]
-            if frontier is not None:
-                frontiers.append(frontier)
-        cutoff = max(frontiers) if frontiers else ""
-        found.sort(key=lambda pair: pair[0], reverse=True)
-        covered = [pair for pair in found if pair[0] >= cutoff]
-        take = covered[: limit - len(page)]
-        page += [i for _, i in take]
-        more = bool(frontiers) or len(covered) > len(take)
-        if not more or len(page) >= limit:
-            break
-        before = take[-1][0] if take else cutoff
-    next_cursor = None
-    if more and page:
-        next_cursor = encode_cursor({"at": page[-1].inbox_sk}, ws=ws, scope=scope)
-    elif more and before:
-        next_cursor = encode_cursor({"at": before}, ws=ws, scope=scope)
-    return Page(items=[_record(i) for i in _full_items(page)], next_cursor=next_cursor)
-
-
-def count(stream: Stream) -> int:
-    model = m.ConversationModel
-    condition = model.live_condition()
-    if stream.filter_condition is not None:
-        condition = stream.filter_condition & condition
-    return model.count(stream.hash_key, filter_condition=condition, index_name=model.inbox_by_status.Meta.index_name)
-
-
-@dataclass(frozen=True, slots=True)
-class InboxEntry:
-    """A conversation as its index entry has it: enough for the counts."""
-
-    id: str
-    assignee: str | None
-    snoozed_until: datetime | None
-
-    def snooze_over(self, now: datetime) -> bool:
-        return self.snoozed_until is None or self.snoozed_until <= now
-
-
-def entries(ws: str, status: str) -> list[InboxEntry]:
-    """Every live conversation of one status, from the index alone (the counts: one Query gives the
-    total, the caller's and the unassigned ones)."""
-    model = m.ConversationModel
-    results = model.inbox_by_status.query(m.inbox_pk(ws, status), filter_condition=model.live_condition())
-    return [
-        InboxEntry(id=i.pk.rsplit("#", 1)[-1], assignee=i.assignee_sub, snoozed_until=utc(i.snoozed_until))
-        for i in results
-    ]
-
-
-def snooze_filter(*, over: bool, now: datetime) -> Any:
-    model = m.ConversationModel
-    return (model.snoozed_until <= now) if over else (model.snoozed_until > now)
-
-
-def unread_filter() -> Any:
-    return m.ConversationModel.unread_count > 0
-
-
-def assignee_filter(assignee: str | None) -> Any:
-    model = m.ConversationModel
-    return model.assignee_sub.does_not_exist() if assignee is None else (model.assignee_sub == assignee)
 
 
 def thread_after(ws: str, contact_id: str, key: str, *, limit: int) -> list[message_store.Message]:
