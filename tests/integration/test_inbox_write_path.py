@@ -323,16 +323,16 @@ def test_the_conversation_is_message_content_with_a_ttl(connected: None) -> None
     webhook.process_payload(inbound("halo"))
     item = m.ConversationModel.get(m.conversation_pk(WS, contact_id()), "CONV")
     assert item.data_class.value == "message_content"
-    # 90 days after the content, rounded up to the next day boundary (UTC): never earlier than
-    # promised, at most a day later, and the same for every write of that day.
+    # 90 days after the content, rounded down to a day boundary (UTC): never later than promised
+    # (at most a day earlier), and the same for every write of that day.
     promised = int((NOW + timedelta(days=90)).timestamp())
-    assert promised <= item.expires_at < promised + 86_400
+    assert promised - 86_400 < item.expires_at <= promised
     assert item.expires_at % 86_400 == 0
     assert item.expiry_bucket is not None
 
 
 def test_a_days_writes_keep_the_ttl_and_the_conversation_is_in_the_inbox_index_only(connected: None) -> None:
-    """The TTL moves once a day at most (rounded up to the day): a day's writes do not rewrite the
+    """The TTL moves once a day at most (rounded to the day): a day's writes do not rewrite the
     conversation's ByExpiry entry nor its inbox entry (which projects the TTL)."""
     webhook.process_payload(inbound("halo"))
     key = (m.conversation_pk(WS, contact_id()), "CONV")

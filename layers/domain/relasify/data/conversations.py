@@ -182,12 +182,14 @@ def apply_activity(
 
 
 def content_expires_at(now: datetime) -> int | None:
-    """The TTL of content written at `now`: the message-content window, rounded UP to the next day
-    boundary (UTC). Never earlier than promised (at most a day later), and the same value all day:
-    a day's writes to a conversation do not move its TTL, so they rewrite neither its `ByExpiry`
-    entry (keyed on it) nor its inbox entry (which projects it)."""
+    """The TTL of content written at `now`: the message-content window, rounded DOWN to a day boundary
+    (UTC). The same value all day, so a day's writes to a conversation do not move its TTL: they
+    rewrite neither its `ByExpiry` entry (keyed on it) nor its inbox entry (which projects it).
+    Down, not up: the preview is message content and a closed workspace's items must all be gone by
+    closure + 90 days (docs/PRIVACY.md); rounded up, a conversation written the day before closure
+    outlived that. So the conversation may go up to a day before its newest message does."""
     exact = retention.expires_at_for(retention.DataClass.MESSAGE_CONTENT, start=now)
-    return None if exact is None else -(-exact // _DAY) * _DAY
+    return None if exact is None else exact // _DAY * _DAY
 
 
 # --- model <-> record ------------------------------------------------------------------------------

@@ -346,7 +346,7 @@ class ConversationModel(TableModel):
     """PK `WS#<ws>#CONV#<cid>`, SK `CONV`: one per (workspace, contact), id = contact id.
     InboxByStatus `WS#<ws>#INBOX#<status>` / `<last activity iso>#<cid>` (no GSI1/GSI2 entry).
     Every write is conditional on `version` (relasify.data.conversations). Holds a preview: message
-    content, TTL = last content written + 90 days, rounded up to a day boundary."""
+    content, TTL = last content written + 90 days, rounded down to a day boundary."""
 
     data_class: ClassVar[DataClass] = DataClass.MESSAGE_CONTENT
     SK_VALUE: ClassVar[str] = "CONV"
