@@ -74,3 +74,23 @@ def test_backfill_puts_old_conversations_in_the_inbox_and_drops_old_index_keys()
         k: v for k, v in before.items() if k not in LEGACY
     }
     assert inbox_backfill.backfill(segments=2) == {}
+
+
+@pytest.mark.usefixtures("connected")
+def test_backfill_computes_the_key_of_a_conversation_without_any_index_key() -> None:
+    webhook.process_payload(inbound("halo"))
+    cid = contact_id()
+    conv_key = (m.conversation_pk(WS, cid), m.ConversationModel.SK_VALUE)
+    expected = (_raw(*conv_key)["InboxPK"]["S"], _raw(*conv_key)["InboxSK"]["S"])
+    connection().dispatch(
+        "UpdateItem",
+        {
+            "TableName": get_settings().table_name,
+            "Key": {"PK": {"S": conv_key[0]}, "SK": {"S": conv_key[1]}},
+            "UpdateExpression": "REMOVE InboxPK, InboxSK",
+        },
+    )
+    assert _open_ids() == []
+    assert inbox_backfill.backfill(segments=1) == {"conversation": 1}
+    assert (_raw(*conv_key)["InboxPK"]["S"], _raw(*conv_key)["InboxSK"]["S"]) == expected
+    assert _open_ids() == [cid]

@@ -26,6 +26,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from relasify.data import conversations
 from relasify.data import models as m
 from relasify.data.base import connection
 from relasify.settings import get_settings
@@ -43,9 +44,8 @@ def _scan(segment: int, segments: int) -> Iterator[dict[str, Any]]:
         "TotalSegments": segments,
         "FilterExpression": "(#sk = :conv AND attribute_not_exists(InboxPK)) OR "
         "(begins_with(#sk, :contact) AND (attribute_exists(GSI1PK) OR attribute_exists(GSI2PK)))",
-        "ProjectionExpression": "PK, #sk, GSI1PK, GSI1SK, GSI2PK, version, #status, ws_id, contact_id, "
-        "last_activity_at",
-        "ExpressionAttributeNames": {"#sk": "SK", "#status": "status"},
+        "ProjectionExpression": "PK, #sk, GSI1PK, GSI1SK, GSI2PK, version",
+        "ExpressionAttributeNames": {"#sk": "SK"},
         "ExpressionAttributeValues": {
             ":conv": {"S": m.ConversationModel.SK_VALUE},
             ":contact": {"S": m.ContactModel.SK_PREFIX},
@@ -73,8 +73,8 @@ def _inbox_keys(item: dict[str, Any]) -> tuple[str, str]:
     """The inbox key of a conversation: its GSI1 key (the same values), else computed as the code does."""
     if "GSI1PK" in item and "GSI1SK" in item:
         return item["GSI1PK"]["S"], item["GSI1SK"]["S"]
-    ws, status, contact_id = item["ws_id"]["S"], item["status"]["S"], item["contact_id"]["S"]
-    return m.inbox_pk(ws, status), f"{item['last_activity_at']['S']}#{contact_id}"
+    stored = conversations.to_record(m.ConversationModel.get(item["PK"]["S"], item["SK"]["S"], consistent_read=True))
+    return m.inbox_pk(stored.ws, stored.status), conversations.activity_sort_key(stored)
 
 
 def _migrate_conversation(item: dict[str, Any]) -> str:
