@@ -166,16 +166,30 @@ def _index_write_units(table: Any, before: dict[str, Any] | None, after: dict[st
             continue
         projection = (index.projection or {}).get("ProjectionType", "ALL")
 
-        def entry_size(item: dict[str, Any], keys: list[str] = index_keys, kind: str = projection) -> int:
+        # INCLUDE: the keys and the listed attributes are projected; the entry is rewritten only
+        # when one of those changes.
+        included = set((index.projection or {}).get("NonKeyAttributes", [])) if projection == "INCLUDE" else None
+
+        def projected(
+            item: dict[str, Any],
+            keys: list[str] = index_keys,
+            kind: str = projection,
+            extra: set[str] | None = included,
+        ) -> dict[str, Any]:
             if kind == "KEYS_ONLY":
-                return INDEX_ENTRY_OVERHEAD_BYTES + item_size({k: item[k] for k in {*table_keys, *keys} if k in item})
-            return INDEX_ENTRY_OVERHEAD_BYTES + item_size(item)
+                return {k: item[k] for k in {*table_keys, *keys} if k in item}
+            if extra is not None:
+                return {k: v for k, v in item.items() if k in {*table_keys, *keys, *extra}}
+            return item
+
+        def entry_size(item: dict[str, Any], project: Any = projected) -> int:
+            return INDEX_ENTRY_OVERHEAD_BYTES + item_size(project(item))
 
         if was_in and is_in:
             key_changed = any(before[k] != after[k] for k in index_keys)  # type: ignore[index]
             if key_changed:
                 units += _units(entry_size(before), WRITE_UNIT_BYTES) + _units(entry_size(after), WRITE_UNIT_BYTES)  # type: ignore[arg-type]
-            elif projection != "KEYS_ONLY" and before != after:
+            elif projection != "KEYS_ONLY" and projected(before) != projected(after):  # type: ignore[arg-type]
                 units += _units(entry_size(after), WRITE_UNIT_BYTES)  # type: ignore[arg-type]
         else:
             units += _units(entry_size(after if is_in else before), WRITE_UNIT_BYTES)  # type: ignore[arg-type]
@@ -386,7 +400,8 @@ def _dynamodb_capacity_by_kind(
             return 0.0, 0.5, by_kind
         table = _moto_table(region, params.get("TableName", ""))
         index = next((i for i in getattr(table, "global_indexes", []) if i.name == params.get("IndexName")), None)
-        keys_only = index is not None and (index.projection or {}).get("ProjectionType") == "KEYS_ONLY"
+        # An index that projects part of the item returns (and reads) only that part.
+        keys_only = index is not None and (index.projection or {}).get("ProjectionType") in ("KEYS_ONLY", "INCLUDE")
         sizes = []
         for item in response.get("Items", []):
             full = None if keys_only or table is None else _stored_item(table, _key_of(table, item))

@@ -313,7 +313,7 @@ def run_scenario(stack: LocalStackProcess) -> None:
         realtime.finish(http, ws, contact_id)
         # Two inbound messages, the first delivery refused once: three POSTs (one a retry).
         assert len(receiver.wait_for(3, timeout=60)) == 3, stack.log_tail()
-        # The inbox: its counts query GSI2 (by status and assignee).
+        # The inbox: its listing and counts query InboxByStatus (assignee as a filter).
         inbox = http.get(f"/v1/workspaces/{ws}/conversations", params={"assignee": "me"})
         assert inbox.status_code == 200, inbox.text
         image = next(m for m in conversation if m["type"] == "image")

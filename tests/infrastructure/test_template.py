@@ -213,7 +213,14 @@ def test_single_table_keeps_the_schema_contract(cfn: dict[str, Any]) -> None:
         {"AttributeName": "PK", "KeyType": "HASH"},
         {"AttributeName": "SK", "KeyType": "RANGE"},
     ]
-    assert [index["IndexName"] for index in table["GlobalSecondaryIndexes"]] == ["GSI1", "GSI2", "ByExpiry"]
+    indexes = {index["IndexName"]: index for index in table["GlobalSecondaryIndexes"]}
+    assert list(indexes) == ["GSI1", "GSI2", "ByExpiry", "InboxByStatus"]
+    # The inbox index projects what its listings filter on and no more (docs/INBOX.md): a status
+    # tick or a new preview must not rewrite its entries.
+    assert indexes["InboxByStatus"]["Projection"] == {
+        "ProjectionType": "INCLUDE",
+        "NonKeyAttributes": ["assignee_sub", "unread_count", "snoozed_until", "expires_at"],
+    }
     attribute_types = {a["AttributeName"]: a["AttributeType"] for a in table["AttributeDefinitions"]}
     assert attribute_types["expires_at"] == "N", "DynamoDB TTL only honours Number attributes"
     assert cfn["Resources"]["Table"]["DeletionPolicy"] == "Retain"

@@ -6,6 +6,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from relasify import clock
@@ -104,6 +105,11 @@ def test_concurrent_creates_of_one_phone_exactly_one_succeeds(repo: DynamoContac
     assert [c.id for c in repo.list_contacts("ws1").items] == created
 
 
+def _search(repo: DynamoContactRepository, ws: str, prefix: str, **page: Any) -> Any:
+    """The contact search `q` uses (word items): contacts are in no prefix index of their own."""
+    return repo.search(ws, prefix, also=[], tag=None, **page)
+
+
 def test_update_moves_markers_and_tags(repo: DynamoContactRepository) -> None:
     a = repo.create("ws1", NewContact(phone="+6281000000001", name="Ana", tags=["old", "keep"]))
     b = repo.create("ws1", NewContact(phone="+6281000000002"))
@@ -118,8 +124,8 @@ def test_update_moves_markers_and_tags(repo: DynamoContactRepository) -> None:
     assert repo.find_by_phone("ws1", "+6281000000003") == updated
     assert [c.id for c in repo.list_by_tag("ws1", "old").items] == []
     assert [c.id for c in repo.list_by_tag("ws1", "new").items] == [a.id]
-    assert [c.id for c in repo.search_name_prefix("ws1", "anit").items] == [a.id]
-    assert repo.search_name_prefix("ws1", "ana").items == []
+    assert [c.id for c in _search(repo, "ws1", "anit").items] == [a.id]
+    assert _search(repo, "ws1", "ana").items == []
 
     # The released phone can be reused; a taken one cannot, and nothing changes.
     repo.create("ws1", NewContact(phone="+6281000000001"))
@@ -196,6 +202,33 @@ def test_last_inbound_only_moves_forward(repo: DynamoContactRepository) -> None:
     assert repo.record_inbound("ws1", "missing", T0) is False
 
 
+def _index_keys(ws: str, contact_id: str) -> set[str]:
+    raw = m.ContactModel._get_connection().get_item(m.ws_pk(ws), f"CONTACT#{contact_id}", consistent_read=True)
+    return {name for name in raw["Item"] if name.startswith(("GSI", "Inbox"))}
+
+
+def test_a_contact_is_in_no_index_and_an_inbound_message_sheds_the_old_entries(repo: DynamoContactRepository) -> None:
+    """`last_inbound_at` changes with every inbound message: an index entry of the contact would be
+    rewritten each time. Contacts written before carried GSI1/GSI2 keys; an inbound message drops them."""
+    c = repo.create("ws1", NewContact(phone="+6281600000001", name="Ana"))
+    updated = repo.update("ws1", c.id, ContactChanges(name="Anita", phone="+6281600000002"))
+    assert _index_keys("ws1", c.id) == set()
+    legacy = m.ContactModel.get(m.ws_pk("ws1"), f"CONTACT#{c.id}")
+    legacy.update(
+        actions=[
+            m.ContactModel.gsi1pk.set("WS#ws1#PHONE"),
+            m.ContactModel.gsi1sk.set(f"+6281600000002#{c.id}"),
+            m.ContactModel.gsi2pk.set("WS#ws1#NAME"),
+            m.ContactModel.gsi2sk.set(f"anita#{c.id}"),
+        ]
+    )
+    assert repo.record_inbound("ws1", c.id, T0) is True
+    assert _index_keys("ws1", c.id) == set()
+    stored = repo.get("ws1", c.id)
+    assert stored is not None
+    assert (stored.name, stored.phone, stored.last_inbound_at) == (updated.name, updated.phone, T0)
+
+
 def test_list_pages_with_cursor_one_query_per_page_and_no_scan(
     repo: DynamoContactRepository, dynamodb_calls: list[str]
 ) -> None:
@@ -221,7 +254,7 @@ def test_list_pages_with_cursor_one_query_per_page_and_no_scan(
     with pytest.raises(BadCursor):
         repo.list_contacts("ws2", limit=3, cursor=first.next_cursor)
     with pytest.raises(BadCursor):
-        repo.search_name_prefix("ws1", "a", cursor=first.next_cursor)
+        _search(repo, "ws1", "a", cursor=first.next_cursor)
     with pytest.raises(BadCursor):
         repo.list_contacts("ws1", cursor=first.next_cursor[:-2] + "xx")  # type: ignore[index]
 
@@ -238,18 +271,18 @@ def test_tag_listing_is_one_query_and_one_batch_get(repo: DynamoContactRepositor
     assert repo.get_many("ws2", tagged) == []
 
 
-def test_search_by_name_and_phone_prefix(repo: DynamoContactRepository) -> None:
+def test_search_by_name_and_phone_prefix_through_the_word_items(repo: DynamoContactRepository) -> None:
     budi = repo.create("ws1", NewContact(phone="+6281911111111", name="Budi"))
     bunga = repo.create("ws1", NewContact(phone="+6285722222222", name="bunga"))
     repo.create("ws1", NewContact(phone="+6281933333333", name="Citra"))
     repo.create("ws2", NewContact(phone="+6281944444444", name="Bu Other"))
 
-    assert [c.id for c in repo.search_name_prefix("ws1", "BU").items] == [budi.id, bunga.id]
-    assert [c.name for c in repo.search_phone_prefix("ws1", "+62819").items] == ["Budi", "Citra"]
-    assert [c.id for c in repo.search_phone_prefix("ws1", "+62857").items] == [bunga.id]
-    page = repo.search_name_prefix("ws1", "bu", limit=1)
+    assert [c.id for c in _search(repo, "ws1", "bu").items] == [budi.id, bunga.id]
+    assert [c.name for c in _search(repo, "ws1", "62819").items] == ["Budi", "Citra"]
+    assert [c.id for c in _search(repo, "ws1", "62857").items] == [bunga.id]
+    page = _search(repo, "ws1", "bu", limit=1)
     assert [c.id for c in page.items] == [budi.id]
-    assert [c.id for c in repo.search_name_prefix("ws1", "bu", limit=1, cursor=page.next_cursor).items] == [bunga.id]
+    assert [c.id for c in _search(repo, "ws1", "bu", limit=1, cursor=page.next_cursor).items] == [bunga.id]
 
 
 def test_expired_contacts_are_never_returned(repo: DynamoContactRepository) -> None:
@@ -267,8 +300,8 @@ def test_expired_contacts_are_never_returned(repo: DynamoContactRepository) -> N
     assert repo.get("ws1", c.id) is None
     assert repo.find_by_phone("ws1", "+6281800000000") is None
     assert [x.id for x in repo.list_contacts("ws1").items] == [live.id]
-    assert [x.id for x in repo.search_name_prefix("ws1", "gon").items] == [live.id]
-    assert [x.id for x in repo.search_phone_prefix("ws1", "+62818").items] == [live.id]
+    assert [x.id for x in _search(repo, "ws1", "gon").items] == [live.id]
+    assert [x.id for x in _search(repo, "ws1", "62818").items] == [live.id]
     assert repo.list_by_tag("ws1", "t").items == []
     assert [x.id for x in repo.iter_contacts("ws1")] == [live.id]
     # The expired marker no longer blocks the phone.

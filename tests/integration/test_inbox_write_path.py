@@ -323,5 +323,30 @@ def test_the_conversation_is_message_content_with_a_ttl(connected: None) -> None
     webhook.process_payload(inbound("halo"))
     item = m.ConversationModel.get(m.conversation_pk(WS, contact_id()), "CONV")
     assert item.data_class.value == "message_content"
-    assert item.expires_at == int((NOW + timedelta(days=90)).timestamp())
+    # 90 days after the content, rounded down to a day boundary (UTC): never later than promised
+    # (at most a day earlier), and the same for every write of that day.
+    promised = int((NOW + timedelta(days=90)).timestamp())
+    assert promised - 86_400 < item.expires_at <= promised
+    assert item.expires_at % 86_400 == 0
     assert item.expiry_bucket is not None
+
+
+def test_a_days_writes_keep_the_ttl_and_the_conversation_is_in_the_inbox_index_only(connected: None) -> None:
+    """The TTL moves once a day at most (rounded to the day): a day's writes do not rewrite the
+    conversation's ByExpiry entry nor its inbox entry (which projects the TTL)."""
+    webhook.process_payload(inbound("halo"))
+    key = (m.conversation_pk(WS, contact_id()), "CONV")
+    first = m.ConversationModel.get(*key)
+    clock.set_clock(lambda: NOW + timedelta(hours=20))
+    webhook.process_payload(inbound("lagi"))
+    later = m.ConversationModel.get(*key)
+    assert later.unread_count == 2
+    assert (later.expires_at, later.expiry_bucket) == (first.expires_at, first.expiry_bucket)
+    clock.set_clock(lambda: NOW + timedelta(days=1))
+    webhook.process_payload(inbound("besok"))
+    assert m.ConversationModel.get(*key).expires_at == first.expires_at + 86_400
+    stored = connection().dispatch(
+        "GetItem", {"TableName": m.ConversationModel.Meta.table_name, "Key": {"PK": {"S": key[0]}, "SK": {"S": key[1]}}}
+    )["Item"]
+    assert stored["InboxPK"]["S"] == m.inbox_pk(WS, "open")
+    assert not {"GSI1PK", "GSI2PK"} & set(stored)

@@ -85,7 +85,7 @@ def test_pagination_filters_and_cursor_binding(api: ApiClient, ws: str, dynamodb
     assert dynamodb_calls.count("Query") == 1
     assert "Scan" not in dynamodb_calls
 
-    # q: a name prefix (case-insensitive) on GSI2 ...
+    # q: a name prefix (case-insensitive) on the search words ...
     dynamodb_calls.clear()
     assert sorted(_names(api.get(f"{base}?q=BUDI", as_user=OWNER).json)) == ["Budi Santoso", "budiman"]
     assert dynamodb_calls.count("Query") == 1

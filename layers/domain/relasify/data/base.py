@@ -20,7 +20,7 @@ from pynamodb.attributes import NumberAttribute, UnicodeAttribute, UTCDateTimeAt
 from pynamodb.connection import Connection, TableConnection
 from pynamodb.expressions.condition import Condition
 from pynamodb.expressions.update import Action
-from pynamodb.indexes import AllProjection, GlobalSecondaryIndex, KeysOnlyProjection
+from pynamodb.indexes import AllProjection, GlobalSecondaryIndex, IncludeProjection, KeysOnlyProjection
 from pynamodb.models import Model
 
 from relasify import clock, retention
@@ -67,6 +67,24 @@ class ByExpiry(GlobalSecondaryIndex["TableModel"]):
     expires_at = NumberAttribute(range_key=True, attr_name="expires_at")
 
 
+# What the inbox listings filter on, besides the keys: an entry is rewritten only when one of these
+# (or its keys) changes, never for a status tick or a new preview.
+INBOX_PROJECTED = ["assignee_sub", "unread_count", "snoozed_until", "expires_at"]
+
+
+class InboxByStatus(GlobalSecondaryIndex["TableModel"]):
+    """Sparse: conversations only (`relasify.data.conversations`), `WS#<ws>#INBOX#<status>` /
+    `<last activity iso>#<cid>`. Declared here with the other indexes: the table connection shared by
+    every model knows the indexes of this base class only."""
+
+    class Meta:
+        index_name = "InboxByStatus"
+        projection = IncludeProjection(INBOX_PROJECTED)
+
+    inbox_pk = UnicodeAttribute(hash_key=True, attr_name="InboxPK")
+    inbox_sk = UnicodeAttribute(range_key=True, attr_name="InboxSK")
+
+
 # One TableConnection (one botocore client) per table name, shared by every model class:
 # they all have the same key schema, and a client per class would slow cold starts.
 _connections: dict[str, TableConnection] = {}
@@ -100,6 +118,8 @@ class TableModel(Model):
     gsi1sk = UnicodeAttribute(null=True, attr_name="GSI1SK")
     gsi2pk = UnicodeAttribute(null=True, attr_name="GSI2PK")
     gsi2sk = UnicodeAttribute(null=True, attr_name="GSI2SK")
+    inbox_pk = UnicodeAttribute(null=True, attr_name="InboxPK")  # conversations only
+    inbox_sk = UnicodeAttribute(null=True, attr_name="InboxSK")
     # TTL (epoch seconds). A plain NumberAttribute: retention computes epoch ints already.
     expires_at = NumberAttribute(null=True, attr_name="expires_at")
     expiry_bucket = UnicodeAttribute(null=True, attr_name="expiry_bucket")
@@ -109,6 +129,7 @@ class TableModel(Model):
     gsi1 = GSI1()
     gsi2 = GSI2()
     by_expiry = ByExpiry()
+    inbox_by_status = InboxByStatus()
 
     @classmethod
     def _get_connection(cls) -> TableConnection:

@@ -63,12 +63,6 @@ class ContactRepository(Protocol):
     def list_contacts(self, ws: str, *, limit: int = 50, cursor: str | None = None) -> Page[Contact]: ...
     def list_by_tag(self, ws: str, tag: str, *, limit: int = 50, cursor: str | None = None) -> Page[Contact]: ...
     def tag_member_ids(self, ws: str, tag: str, *, limit: int = 100, cursor: str | None = None) -> Page[str]: ...
-    def search_name_prefix(
-        self, ws: str, prefix: str, *, limit: int = 50, cursor: str | None = None
-    ) -> Page[Contact]: ...
-    def search_phone_prefix(
-        self, ws: str, prefix: str, *, limit: int = 50, cursor: str | None = None
-    ) -> Page[Contact]: ...
     def search(
         self, ws: str, prefix: str, *, also: list[str], tag: str | None, limit: int = 50, cursor: str | None = None
     ) -> Page[Contact]: ...
@@ -139,17 +133,16 @@ def _contact(item: m.ContactModel) -> Contact:
     )
 
 
-def _set_index_keys(item: m.ContactModel) -> None:
-    """GSI1 (phone prefix) and GSI2 (name prefix) keys follow the phone and name."""
-    ws, cid = item.ws_id, item.contact_id
-    if item.phone:
-        item.gsi1pk, item.gsi1sk = f"WS#{ws}#PHONE", f"{item.phone}#{cid}"
-    else:
-        item.gsi1pk = item.gsi1sk = None
-    if item.name:
-        item.gsi2pk, item.gsi2sk = f"WS#{ws}#NAME", f"{item.name.strip().lower()}#{cid}"
-    else:
-        item.gsi2pk = item.gsi2sk = None
+def _clear_index_keys(item: m.ContactModel) -> None:
+    """A contact is in no index (nothing queried its old phone and name prefix entries, and each one
+    was rewritten with every `last_inbound_at`): a Put of a contact written before drops them."""
+    item.gsi1pk = item.gsi1sk = item.gsi2pk = item.gsi2sk = None
+
+
+def legacy_index_key_removals() -> list[Any]:
+    """Update actions dropping the GSI1/GSI2 keys contacts carried before (no-ops on the others)."""
+    model = m.ContactModel
+    return [model.gsi1pk.remove(), model.gsi1sk.remove(), model.gsi2pk.remove(), model.gsi2sk.remove()]
 
 
 def _follow_phone_change(item: m.ContactModel, *, wa_id_given: bool) -> None:
@@ -231,7 +224,6 @@ class DynamoContactRepository:
                 item.consent = m.ConsentMap(
                     status=new.consent.status, source=new.consent.source, at=new.consent.at, history=[event]
                 )
-            _set_index_keys(item)
             try:
                 with transaction() as tx:
                     tx.save(item, condition=m.ContactModel.pk.does_not_exist())
@@ -309,33 +301,6 @@ class DynamoContactRepository:
         """Ids of the contacts with a tag: one Query on the tag partition, no contact read."""
         return _tag_page(ws, tag, limit=limit, cursor=cursor, scope=f"contacts:tag-ids:{tag}")
 
-    def search_name_prefix(self, ws: str, prefix: str, *, limit: int = 50, cursor: str | None = None) -> Page[Contact]:
-        """Contacts whose name starts with `prefix` (case-insensitive), by name: GSI2."""
-        needle = prefix.strip().lower()
-        scope = f"contacts:name:{needle}"
-        page = query_page(
-            m.ContactModel,
-            f"WS#{ws}#NAME",
-            m.ContactModel.gsi2sk.startswith(needle),
-            index=m.ContactModel.gsi2,
-            limit=_bounded(limit),
-            exclusive_start_key=decode_cursor(cursor, ws=ws, scope=scope),
-        )
-        return _page(page, ws=ws, scope=scope)
-
-    def search_phone_prefix(self, ws: str, prefix: str, *, limit: int = 50, cursor: str | None = None) -> Page[Contact]:
-        """Contacts whose E.164 phone starts with `prefix` (e.g. "+62812"), by phone: GSI1."""
-        scope = f"contacts:phone:{prefix}"
-        page = query_page(
-            m.ContactModel,
-            f"WS#{ws}#PHONE",
-            m.ContactModel.gsi1sk.startswith(prefix),
-            index=m.ContactModel.gsi1,
-            limit=_bounded(limit),
-            exclusive_start_key=decode_cursor(cursor, ws=ws, scope=scope),
-        )
-        return _page(page, ws=ws, scope=scope)
-
     def search(
         self, ws: str, prefix: str, *, also: list[str], tag: str | None, limit: int = 50, cursor: str | None = None
     ) -> Page[Contact]:
@@ -394,7 +359,7 @@ class DynamoContactRepository:
                 item.tags = _normalise_tags(changes.tags or [])
             if "attributes" in fields:
                 item.custom_attributes = dict(changes.attributes or {})
-            _set_index_keys(item)
+            _clear_index_keys(item)
             new_unique = _unique_values(item)
             new_tags = list(item.tags or [])
             new_words = _search_words(item)
@@ -484,7 +449,14 @@ class DynamoContactRepository:
             model._get_connection().update_item(
                 *_contact_key(ws, contact_id),
                 # They just wrote to us, so a 131026 "unreachable" mark no longer holds.
-                actions=[model.last_inbound_at.set(at), model.unreachable.set(False), model.touch()],
+                # The legacy index keys go too: a contact written before sheds its index entries
+                # once, and no later inbound message rewrites any.
+                actions=[
+                    model.last_inbound_at.set(at),
+                    model.unreachable.set(False),
+                    model.touch(),
+                    *legacy_index_key_removals(),
+                ],
                 condition=model.pk.exists() & (model.last_inbound_at.does_not_exist() | (model.last_inbound_at < at)),
                 return_values=NONE,
             )

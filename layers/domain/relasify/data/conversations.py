@@ -31,9 +31,8 @@ from relasify.data import changes
 from relasify.data import messages as message_store
 from relasify.data import models as m
 from relasify.data.base import chunks, transaction, utc
-from relasify.data.cursor import decode_cursor, encode_cursor
 from relasify.data.ids import new_id
-from relasify.data.records import Page, Record
+from relasify.data.records import Record
 from relasify.data.tx import cancellation_codes, is_condition_failure
 from relasify.errors import Conflict
 
@@ -42,8 +41,8 @@ STATUSES: tuple[str, ...] = ("open", "pending", "snoozed", "resolved")
 Status = Literal["open", "pending", "snoozed", "resolved"]
 MAX_PAGE = 100
 _MAX_ATTEMPTS = 8
-_MAX_MERGE_ROUNDS = 4
 _BATCH_GET_LIMIT = 100
+_DAY = 86_400
 
 
 class LastMessage(Record):
@@ -135,7 +134,8 @@ def activity_of(item: m.MessageModel) -> Activity:
         type=item.message_type,
         at=utc(item.message_at) or clock.now(),  # type: ignore[arg-type]
         preview=preview_of(
-            item.message_type, item.content if isinstance(item.content, dict) else message_store.to_record(item).content
+            item.message_type,
+            item.content if isinstance(item.content, dict) else message_store.to_record(item).content,
         ),
         status=item.status,
         status_rank=int(item.status_rank or 0),
@@ -157,7 +157,7 @@ def apply_activity(
     update: dict[str, Any] = {
         "last_activity_at": max(current.last_activity_at, act.at),
         # Message content: the preview lives 90 days from the last content written, like the messages.
-        "expires_at": retention.expires_at_for(retention.DataClass.MESSAGE_CONTENT, start=now),
+        "expires_at": content_expires_at(now),
     }
     if act.direction in ("in", "out") and (current.last_message is None or act.key > current.last_message.key):
         update["last_message"] = LastMessage(
@@ -181,6 +181,17 @@ def apply_activity(
     return current.model_copy(update=update)
 
 
+def content_expires_at(now: datetime) -> int | None:
+    """The TTL of content written at `now`: the message-content window, rounded DOWN to a day boundary
+    (UTC). The same value all day, so a day's writes to a conversation do not move its TTL: they
+    rewrite neither its `ByExpiry` entry (keyed on it) nor its inbox entry (which projects it).
+    Down, not up: the preview is message content and a closed workspace's items must all be gone by
+    closure + 90 days (docs/PRIVACY.md); rounded up, a conversation written the day before closure
+    outlived that. So the conversation may go up to a day before its newest message does."""
+    exact = retention.expires_at_for(retention.DataClass.MESSAGE_CONTENT, start=now)
+    return None if exact is None else exact // _DAY * _DAY
+
+
 # --- model <-> record ------------------------------------------------------------------------------
 
 
@@ -188,7 +199,7 @@ def _key(ws: str, contact_id: str) -> tuple[str, str]:
     return m.conversation_pk(ws, contact_id), m.ConversationModel.SK_VALUE
 
 
-def _record(item: m.ConversationModel) -> Conversation:
+def to_record(item: m.ConversationModel) -> Conversation:
     last = item.last_message
     return Conversation(
         id=item.contact_id,
@@ -257,11 +268,9 @@ def _item(c: Conversation, version: int) -> m.ConversationModel:
         version=version,
         created_at=c.created_at,
     )
-    sort_key = activity_sort_key(c)
-    item.gsi1pk, item.gsi1sk = m.inbox_pk(c.ws, c.status), sort_key
-    if c.status != "resolved":  # resolved ones stay out of GSI2 (sparse: fewer index writes)
-        item.gsi2pk, item.gsi2sk = m.inbox_pk(c.ws, c.status, c.assignee, by_assignee=True), sort_key
-    expires = c.expires_at or retention.expires_at_for(retention.DataClass.MESSAGE_CONTENT, start=clock.now())
+    # One index entry (InboxByStatus), in no GSI1/GSI2: a Put of an item written before drops those.
+    item.inbox_pk, item.inbox_sk = m.inbox_pk(c.ws, c.status), activity_sort_key(c)
+    expires = c.expires_at or content_expires_at(clock.now())
     item.expires_at = expires
     item.expiry_bucket = retention.expiry_bucket(int(expires), f"{pk}#{sk}")  # type: ignore[arg-type]
     return item
@@ -287,7 +296,7 @@ def _load(ws: str, contact_id: str) -> tuple[Conversation | None, m.Conversation
         item = m.ConversationModel.get(*_key(ws, contact_id), consistent_read=True)
     except m.ConversationModel.DoesNotExist:
         return None, None
-    return (None if item.is_expired else _record(item)), item
+    return (None if item.is_expired else to_record(item)), item
 
 
 def _write(ws: str, contact_id: str, change: Change, extra: Callable[[Any], None]) -> Conversation | None:
@@ -318,7 +327,7 @@ def _write(ws: str, contact_id: str, change: Change, extra: Callable[[Any], None
                 _pause(attempt)
                 continue
             raise
-        return _record(item)
+        return to_record(item)
     raise ConversationBusy("The conversation is being changed by others; retry.")
 
 
@@ -410,7 +419,7 @@ def apply_message_status(ws: str, contact_id: str, message_id: str, status: str,
 
 def get(ws: str, contact_id: str, *, consistent: bool = False) -> Conversation | None:
     item = m.ConversationModel.get_live(*_key(ws, contact_id), consistent_read=consistent)
-    return _record(item) if item else None
+    return to_record(item) if item else None
 
 
 def _updated_event(ws: str, contact_id: str) -> Callable[[Any], None]:
@@ -455,117 +464,6 @@ def mark_read(ws: str, contact_id: str, up_to_key: str | None) -> Conversation |
 def delete_key(ws: str, contact_id: str) -> tuple[str, str]:
     """The conversation item's key (erasure deletes it with the messages)."""
     return _key(ws, contact_id)
-
-
-# --- listing ---------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Stream:
-    """One index partition of the inbox, newest activity first, with an optional filter."""
-
-    hash_key: str
-    by_assignee: bool = False
-    filter_condition: Any = None
-
-
-def stream(
-    ws: str, status: str, *, by_assignee: bool = False, assignee: str | None = None, filter_condition: Any = None
-) -> Stream:
-    """The partition of `status` (GSI1), or of `status` and `assignee` (GSI2; None = unassigned).
-    Resolved conversations are not in GSI2: for them the assignee is a filter."""
-    if by_assignee and status != "resolved":
-        return Stream(m.inbox_pk(ws, status, assignee, by_assignee=True), True, filter_condition)
-    if by_assignee:
-        condition = assignee_filter(assignee)
-        filter_condition = condition if filter_condition is None else (condition & filter_condition)
-    return Stream(m.inbox_pk(ws, status), False, filter_condition)
-
-
-def _query(stream: Stream, before: str | None, limit: int) -> tuple[list[m.ConversationModel], str | None]:
-    model = m.ConversationModel
-    index = model.gsi2 if stream.by_assignee else model.gsi1
-    sort_attr = model.gsi2sk if stream.by_assignee else model.gsi1sk
-    condition = model.live_condition()
-    if stream.filter_condition is not None:
-        condition = stream.filter_condition & condition
-    results = index.query(
-        stream.hash_key,
-        sort_attr < before if before else None,
-        filter_condition=condition,
-        limit=limit,
-        scan_index_forward=False,
-    )
-    items = list(results)
-    last = results.last_evaluated_key
-    frontier = None
-    if last:
-        frontier = last["GSI2SK" if stream.by_assignee else "GSI1SK"]["S"]
-    return items, frontier
-
-
-def list_page(ws: str, streams: list[Stream], *, limit: int, cursor: str | None, scope: str) -> Page[Conversation]:
-    """Newest activity first over the union of `streams` (disjoint partitions sorted by the same key):
-    each is read from the cursor on, and only what every unfinished stream has covered is returned.
-    The cursor is the sort key of the last row returned (signed, bound to workspace and listing)."""
-    limit = max(1, min(int(limit), MAX_PAGE))
-    start = decode_cursor(cursor, ws=ws, scope=scope)
-    before = str(start["at"]) if start and "at" in start else None
-    page: list[m.ConversationModel] = []
-    more = False
-    for _ in range(_MAX_MERGE_ROUNDS):
-        found: list[tuple[str, m.ConversationModel]] = []
-        frontiers: list[str] = []
-        for stream in streams:
-            items, frontier = _query(stream, before, limit - len(page))
-            found += [((i.gsi1sk or ""), i) for i in items]
-            if frontier is not None:
-                frontiers.append(frontier)
-        cutoff = max(frontiers) if frontiers else ""
-        found.sort(key=lambda pair: pair[0], reverse=True)
-        covered = [pair for pair in found if pair[0] >= cutoff]
-        take = covered[: limit - len(page)]
-        page += [i for _, i in take]
-        more = bool(frontiers) or len(covered) > len(take)
-        if not more or len(page) >= limit:
-            break
-        before = take[-1][0] if take else cutoff
-    next_cursor = None
-    if more and page:
-        next_cursor = encode_cursor({"at": page[-1].gsi1sk}, ws=ws, scope=scope)
-    elif more and before:
-        next_cursor = encode_cursor({"at": before}, ws=ws, scope=scope)
-    return Page(items=[_record(i) for i in page], next_cursor=next_cursor)
-
-
-def count(stream: Stream) -> int:
-    model = m.ConversationModel
-    condition = model.live_condition()
-    if stream.filter_condition is not None:
-        condition = stream.filter_condition & condition
-    index = model.gsi2 if stream.by_assignee else model.gsi1
-    return model.count(stream.hash_key, filter_condition=condition, index_name=index.Meta.index_name)
-
-
-def snoozed(ws: str) -> list[Conversation]:
-    """Every snoozed conversation of the workspace (the counts split them into still snoozed / over)."""
-    model = m.ConversationModel
-    results = model.gsi1.query(m.inbox_pk(ws, "snoozed"), filter_condition=model.live_condition())
-    return [_record(i) for i in results]
-
-
-def snooze_filter(*, over: bool, now: datetime) -> Any:
-    model = m.ConversationModel
-    return (model.snoozed_until <= now) if over else (model.snoozed_until > now)
-
-
-def unread_filter() -> Any:
-    return m.ConversationModel.unread_count > 0
-
-
-def assignee_filter(assignee: str | None) -> Any:
-    model = m.ConversationModel
-    return model.assignee_sub.does_not_exist() if assignee is None else (model.assignee_sub == assignee)
 
 
 def thread_after(ws: str, contact_id: str, key: str, *, limit: int) -> list[message_store.Message]:

@@ -39,8 +39,8 @@ from relasify.data.contacts import (
     _event_map,
     _marker_free,
     _marker_key,
-    _set_index_keys,
     _tag_key,
+    legacy_index_key_removals,
 )
 from relasify.data.records import AttributeValue, ConsentEvent, Contact, Record
 from relasify.data.tx import is_condition_failure
@@ -378,7 +378,6 @@ def _contact_item(ws: str, new: NewImportedContact) -> m.ContactModel:
         item.consent = m.ConsentMap(
             status=new.consent.status, source=new.consent.source, at=new.consent.at, history=[_event_map(new.consent)]
         )
-    _set_index_keys(item)
     return item
 
 
@@ -399,13 +398,9 @@ def _claim_phone(ws: str, phone: str, contact_id: str) -> bool:
 def _merge_contact(ws: str, merge: ContactMerge) -> bool:
     """One conditional update (the contact is as we read it); False when it changed meanwhile."""
     model = m.ContactModel
-    actions: list[Any] = [model.touch()]
+    actions: list[Any] = [model.touch(), *legacy_index_key_removals()]
     if merge.name is not None:
-        actions += [
-            model.name.set(merge.name),
-            model.gsi2pk.set(f"WS#{ws}#NAME"),
-            model.gsi2sk.set(f"{merge.name.strip().lower()}#{merge.contact_id}"),
-        ]
+        actions.append(model.name.set(merge.name))
     if merge.email is not None:
         actions.append(model.email.set(merge.email))
     if merge.tags is not None:

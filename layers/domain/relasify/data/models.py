@@ -51,10 +51,9 @@ def conversation_pk(ws: str, cid: str) -> str:
     return f"WS#{ws}#CONV#{cid}"
 
 
-def inbox_pk(ws: str, status: str, assignee: str | None = None, *, by_assignee: bool = False) -> str:
-    """GSI1 (by status) or GSI2 (by status and assignee, `none` when unassigned) of conversations."""
-    base = f"WS#{ws}#INBOX#{status}"
-    return f"{base}#A#{assignee or 'none'}" if by_assignee else base
+def inbox_pk(ws: str, status: str) -> str:
+    """The `InboxByStatus` partition of a workspace's conversations in one status."""
+    return f"WS#{ws}#INBOX#{status}"
 
 
 def wamid_pk(wamid: str) -> str:
@@ -235,8 +234,9 @@ class ConsentMap(MapAttribute):
 
 
 class ContactModel(TableModel):
-    """PK `WS#<ws>`, SK `CONTACT#<cid>`; GSI1 `WS#<ws>#PHONE` / `<e164>#<cid>`;
-    GSI2 `WS#<ws>#NAME` / `<lower name>#<cid>`."""
+    """PK `WS#<ws>`, SK `CONTACT#<cid>`. In no index: a change of `last_inbound_at` (every inbound
+    message) rewrites the item alone. Lookups go through the uniqueness markers, the tag items and
+    the search words."""
 
     data_class: ClassVar[DataClass] = DataClass.ACCOUNT
     SK_PREFIX: ClassVar[str] = "CONTACT#"
@@ -344,9 +344,9 @@ class LastMessageMap(MapAttribute):
 
 class ConversationModel(TableModel):
     """PK `WS#<ws>#CONV#<cid>`, SK `CONV`: one per (workspace, contact), id = contact id.
-    GSI1 `WS#<ws>#INBOX#<status>` / `<last activity iso>#<cid>`; GSI2 (not for resolved: sparse)
-    `WS#<ws>#INBOX#<status>#A#<sub|none>` / same sort key. Every write is conditional on `version`
-    (relasify.data.conversations). Holds a preview: message content, TTL = last activity + 90 days."""
+    InboxByStatus `WS#<ws>#INBOX#<status>` / `<last activity iso>#<cid>` (no GSI1/GSI2 entry).
+    Every write is conditional on `version` (relasify.data.conversations). Holds a preview: message
+    content, TTL = last content written + 90 days, rounded down to a day boundary."""
 
     data_class: ClassVar[DataClass] = DataClass.MESSAGE_CONTENT
     SK_VALUE: ClassVar[str] = "CONV"

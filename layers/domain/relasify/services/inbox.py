@@ -9,6 +9,7 @@ from typing import Any, Literal
 
 from relasify import clock
 from relasify.data import conversations as store
+from relasify.data import inbox_index
 from relasify.data import messages as message_store
 from relasify.data.contacts import contact_repository
 from relasify.data.cursor import decode_cursor, encode_cursor
@@ -39,28 +40,28 @@ def _invalid(field: str, message: str) -> ValidationFailed:
 # --- listing -----------------------------------------------------------------------------------------
 
 
-def _streams(ws: str, status: ListStatus, assignee: tuple[bool, str | None], now: datetime) -> list[store.Stream]:
+def _streams(ws: str, status: ListStatus, assignee: tuple[bool, str | None], now: datetime) -> list[inbox_index.Stream]:
     """The index partitions (and filters) a listing reads. `assignee`: (filter on it?, sub or None)."""
     by_assignee, sub = assignee
 
-    def partition(name: str, extra: Any = None) -> store.Stream:
-        return store.stream(ws, name, by_assignee=by_assignee, assignee=sub, filter_condition=extra)
+    def partition(name: str, extra: Any = None) -> inbox_index.Stream:
+        return inbox_index.stream(ws, name, by_assignee=by_assignee, assignee=sub, filter_condition=extra)
 
     match status:
         case "open":  # a snooze that ended counts as open (evaluated on read; docs/INBOX.md)
-            return [partition("open"), partition("snoozed", store.snooze_filter(over=True, now=now))]
+            return [partition("open"), partition("snoozed", inbox_index.snooze_filter(over=True, now=now))]
         case "snoozed":
-            return [partition("snoozed", store.snooze_filter(over=False, now=now))]
+            return [partition("snoozed", inbox_index.snooze_filter(over=False, now=now))]
         case "all":
             return [partition(name) for name in store.STATUSES]
         case _:
             return [partition(status)]
 
 
-def _with_unread(streams: list[store.Stream]) -> list[store.Stream]:
-    unread = store.unread_filter()
+def _with_unread(streams: list[inbox_index.Stream]) -> list[inbox_index.Stream]:
+    unread = inbox_index.unread_filter()
     return [
-        store.Stream(s.hash_key, s.by_assignee, unread if s.filter_condition is None else (s.filter_condition & unread))
+        inbox_index.Stream(s.hash_key, unread if s.filter_condition is None else (s.filter_condition & unread))
         for s in streams
     ]
 
@@ -76,19 +77,19 @@ def _assignee(caller: Membership, value: str | None) -> tuple[bool, str | None]:
 
 
 def counts(caller: Membership, now: datetime) -> ConversationCounts:
-    """`open`, `pending`, `snoozed`, and the open ones `mine` and `unassigned` (COUNT queries; the
-    snoozed partition is read once and split into still snoozed / snooze over)."""
+    """`open`, `pending`, `snoozed`, and the open ones `mine` and `unassigned`: the open and snoozed
+    partitions' index entries are read once each (their assignees give mine and unassigned; the
+    snoozed ones split into still snoozed / snooze over), pending is a COUNT query."""
     ws = caller.ws
-    snoozed = store.snoozed(ws)
+    snoozed = inbox_index.entries(ws, "snoozed")
     over = [c for c in snoozed if c.snooze_over(now)]
+    open_now = inbox_index.entries(ws, "open") + over
     return ConversationCounts(
-        open=store.count(store.stream(ws, "open")) + len(over),
-        pending=store.count(store.stream(ws, "pending")),
+        open=len(open_now),
+        pending=inbox_index.count(inbox_index.stream(ws, "pending")),
         snoozed=len(snoozed) - len(over),
-        mine=store.count(store.stream(ws, "open", by_assignee=True, assignee=caller.sub))
-        + sum(1 for c in over if c.assignee == caller.sub),
-        unassigned=store.count(store.stream(ws, "open", by_assignee=True, assignee=None))
-        + sum(1 for c in over if c.assignee is None),
+        mine=sum(1 for c in open_now if c.assignee == caller.sub),
+        unassigned=sum(1 for c in open_now if c.assignee is None),
     )
 
 
@@ -108,7 +109,7 @@ def list_conversations(
         streams = _with_unread(streams)
     # The cursor is bound to the listing: "me" is bound to the caller, since it names them.
     scope = f"inbox:{status}:{int(who[0])}:{who[1] or '-'}:{int(unread)}"
-    page = store.list_page(caller.ws, streams, limit=limit, cursor=cursor, scope=scope)
+    page = inbox_index.list_page(caller.ws, streams, limit=limit, cursor=cursor, scope=scope)
     return ConversationPage(
         items=_views(caller.ws, page.items, now), next_cursor=page.next_cursor, counts=counts(caller, now)
     )
