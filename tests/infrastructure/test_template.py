@@ -704,7 +704,8 @@ def test_no_function_policy_grants_wildcard_actions_or_deny_less_star_resources(
 def test_queue_sends_are_limited_to_each_function_s_producer_role(cfn: dict[str, Any]) -> None:
     may_send = {
         "WebhookReceiverFunction": {"WebhookQueue"},
-        "WebhookProcessorFunction": {"MediaQueue"},
+        # The processor parks an inline delivery's last try in the DLQ as a pointer to its raw copy.
+        "WebhookProcessorFunction": {"MediaQueue", "WebhookDLQ"},
         "SendApiFunction": {"BroadcastQueue"},
         "BroadcastWorkerFunction": {"BroadcastQueue"},
         # Erasure puts back a DLQ message without the erased person when it names others too.
@@ -946,3 +947,27 @@ def test_publisher_manages_connections_of_its_own_api_stage_only(cfn: dict[str, 
     (statement,) = statements
     assert statement["Action"] == ["execute-api:ManageConnections"]
     assert statement["Resource"]["Fn::Sub"].endswith(":${RealtimeApi}/${RealtimeStage}/POST/@connections/*")
+
+
+def test_webhook_processor_parks_the_last_try_on_the_queue_s_last_receive(cfn: dict[str, Any]) -> None:
+    """The processor parks an inline delivery's last try in the DLQ itself (with a 90-day raw copy):
+    it must know the receive on which SQS would move the message, and be allowed to park it."""
+    redrive = props(cfn, "WebhookQueue")["RedrivePolicy"]
+    assert int(env_of(cfn, "WebhookProcessorFunction")["WEBHOOK_MAX_RECEIVES"]) == redrive["maxReceiveCount"]
+    assert "sqs:SendMessage" in allowed_actions_on(cfn, "WebhookProcessorFunction", "WebhookDLQ")
+    statements = role_statements(cfn, "WebhookProcessorFunction")
+    raw_puts = [s for s in statements if "s3:PutObject" in as_list(s["Action"])]
+    assert raw_puts
+    assert all("/raw-webhooks/*" in json.dumps(s["Resource"]) for s in raw_puts)
+
+
+def test_webhook_processor_batches_within_a_one_second_window(cfn: dict[str, Any]) -> None:
+    """Latency vs invocations (the comment in template.yaml): batches of 10 gathered for at most 1 s."""
+    (mapping,) = [
+        p
+        for p in (r["Properties"] for r in resources(cfn, "AWS::Lambda::EventSourceMapping").values())
+        if p["FunctionName"] == {"Ref": "WebhookProcessorFunction"}
+    ]
+    assert mapping["BatchSize"] == 10
+    assert mapping["MaximumBatchingWindowInSeconds"] == 1
+    assert mapping["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
