@@ -249,6 +249,22 @@ def test_challenge_is_refused(env: WebhookEnv, query: dict[str, str]) -> None:
     assert response["body"] != "1"
 
 
+@pytest.mark.parametrize(("method", "path"), [("POST", "/"), ("POST", "/other"), ("GET", "/webhooks"), ("PUT", None)])
+def test_the_function_url_answers_only_get_and_post_on_the_webhook_path(
+    env: WebhookEnv, method: str, path: str | None
+) -> None:
+    """The function URL passes every path and method; only Meta's two are served (404 problem otherwise)."""
+    raw = fixture_bytes("01_inbound_text.json")
+    event = http_event(method, body=raw.decode())
+    event["headers"] = {"x-hub-signature-256": sign(raw, APP_SECRET)}
+    if path is not None:
+        event["rawPath"] = event["requestContext"]["http"]["path"] = path
+    response = env.receiver.handler(event, FakeContext())
+    assert response["statusCode"] == 404
+    assert json.loads(response["body"])["type"].endswith("/not-found")
+    assert env.drain(env.webhook_queue) == []
+
+
 @pytest.mark.parametrize("path", FIXTURE_FILES, ids=lambda p: p.name)
 def test_signed_fixture_is_enqueued_inline_without_an_s3_copy(env: WebhookEnv, path: Path) -> None:
     """SendMessage's success is durable: a delivery that fits the queue message is its only copy (v2)."""
