@@ -66,10 +66,6 @@ class QueuedWebhook:
     s3_key: str | None = None
     sha256: str = ""
 
-    @property
-    def has_raw_copy(self) -> bool:
-        return self.s3_key is not None
-
 
 def reset_clients() -> None:
     """Forget cached clients (tests switch moto contexts and regions)."""

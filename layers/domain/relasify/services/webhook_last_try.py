@@ -4,8 +4,8 @@ An inline message (v2) is the only copy of a delivery. Left to SQS's redrive, a 
 last receive would move to the DLQ as it is and vanish with the DLQ's 14-day retention, while SPEC
 section 7 keeps raw webhook payloads for 90 days. So on the last receive (`maxReceiveCount` of the
 queue's redrive policy; `Settings.webhook_max_receives` here, a template test keeps them equal) the
-processor writes the body to `raw-webhooks/` (lifecycle: the 90-day window), puts a v2 pointer in the webhook
-DLQ and reports the record done, so SQS deletes the inline original. The DLQ's redrive and the
+processor writes the body to `raw-webhooks/` (lifecycle: the 90-day window), puts a v2 pointer in
+the webhook DLQ and reports the record done, so SQS deletes the inline original. The DLQ's redrive and the
 erasure purge (`services/dead_letters.py`) read pointers as they always have. If any step fails the
 record stays failed and SQS moves the inline message to the DLQ itself: nothing is lost, only the
 90-day copy is missing for that one.
