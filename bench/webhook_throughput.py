@@ -2,11 +2,11 @@
 the same events on the same moto in the same run.
 
 Pipeline: the WebhookProcessorFunction handler, given SQS batches of 10 records, each record one
-Meta delivery holding one event (how Meta sends them), in the queue message format the receiver
-writes (`relasify.data.webhook_inbox`, inline body). Baseline: for the same events in the same
-batches, the requests any correct processor must make, with a plain boto3 client, on items of the
-same shape: per batch one GetItem of the phone number's route and one S3 DeleteObjects of the raw
-payloads (discarded once processed); a status is one conditional UpdateItem of the message item (plus
+Meta delivery holding one event (how Meta sends them), in the queue message the receiver writes
+for it (`relasify.data.webhook_inbox.inline_message`: v2, the body inline and no S3 copy, so the
+processor makes no S3 request). Baseline: for the same events in the same batches, the requests any
+correct processor must make, with a plain boto3 client, on items of the same shape: per batch one
+GetItem of the phone number's route; a status is one conditional UpdateItem of the message item (plus
 one conditional PutItem of the billing record for the billable `sent`); an inbound message is one
 GetItem of the sender's wa_id marker, one conditional PutItem of the message item and one UpdateItem
 of the contact.
@@ -30,7 +30,6 @@ from typing import Any
 from bench.report import Section
 from bench.support import (
     DISPLAY_PHONE,
-    MEDIA_BUCKET,
     PHONE_NUMBER_ID,
     TABLE_NAME,
     WABA_ID,
@@ -48,17 +47,13 @@ STATUSES = ("sent", "delivered", "read")
 
 
 def _queue_body(payload: dict[str, Any]) -> str:
-    raw = json.dumps(payload).encode()
-    digest = hashlib.sha256(raw).hexdigest()
-    return json.dumps(
-        {
-            "v": 1,
-            "bucket": MEDIA_BUCKET,
-            "key": f"raw-webhooks/bench/{digest}.json",
-            "sha256": digest,
-            "body": raw.decode(),
-        }
-    )
+    """The message the receiver enqueues for this delivery (the real intake path: inline, no S3 copy)."""
+    from relasify.data import webhook_inbox
+
+    message = webhook_inbox.inline_message(json.dumps(payload).encode())
+    if message is None:
+        raise RuntimeError("a bench delivery does not fit inline: it would measure the S3 pointer path")
+    return message
 
 
 def _record(body: str, n: int) -> dict[str, Any]:
@@ -131,13 +126,13 @@ def _run_pipeline(handler: Any, bodies: list[str]) -> float:
     return time.process_time() - started
 
 
-def _run_baseline(client: Any, s3: Any, events: _Events) -> float:
+def _run_baseline(client: Any, events: _Events) -> float:
     """The bare minimum requests for the same events, on items of the same shape (the twin outbound
     messages, the real contacts), in the same SQS batches of 10: what any correct implementation
     must do. Per batch: one read of the phone number's route (a webhook names only Meta's
-    phone_number_id) and one DeleteObjects of the batch's raw payloads (discarded once processed).
-    Per status: one conditional UpdateItem of the message, plus one conditional PutItem of the
-    billing record for the billable `sent`. Per inbound message: one read of the sender's wa_id
+    phone_number_id); no S3 request (the delivery arrives inline in its queue message). Per
+    status: one conditional UpdateItem of the message, plus one conditional PutItem of the billing
+    record for the billable `sent`. Per inbound message: one read of the sender's wa_id
     marker (a webhook names the wa_id, not our contact id), one conditional PutItem of the message
     and one UpdateItem of the contact."""
     from relasify.data import models as m
@@ -145,7 +140,6 @@ def _run_baseline(client: Any, s3: Any, events: _Events) -> float:
     ranks = {"sent": 2, "delivered": 3, "read": 4}
     work: list[tuple[str, Any]] = [("status", (status, twin)) for status in STATUSES for twin in events.twins]
     work += [("inbound", inbound) for inbound in events.inbound]
-    raw_keys = [json.loads(body)["key"] for body in events.pipeline_bodies("")]
     started = time.process_time()
     for start in range(0, len(work), 10):
         client.get_item(
@@ -157,10 +151,6 @@ def _run_baseline(client: Any, s3: Any, events: _Events) -> float:
                 _baseline_status(client, events.ws, *payload, ranks[payload[0]])
             else:
                 _baseline_inbound(client, events.ws, *payload)
-        s3.delete_objects(
-            Bucket=MEDIA_BUCKET,
-            Delete={"Objects": [{"Key": key} for key in raw_keys[start : start + 10]], "Quiet": True},
-        )
     return time.process_time() - started
 
 
@@ -332,10 +322,9 @@ def measure(*, rounds: int = 5, messages: int = 20, inbound: int = 10, profile: 
             ws = _setup_workspace()
             handler = handler or _load_processor()
             client = boto3.client("dynamodb")
-            s3 = boto3.client("s3")
             warm = _Events(ws, 99, 2, 1)  # first-use imports and clients are cold-start costs, not throughput
             _run_pipeline(handler, warm.pipeline_bodies(""))
-            _run_baseline(client, s3, warm)
+            _run_baseline(client, warm)
             events = _Events(ws, r, messages, inbound)
             events_per_round = events.count
             bodies = events.pipeline_bodies("")
@@ -352,7 +341,7 @@ def measure(*, rounds: int = 5, messages: int = 20, inbound: int = 10, profile: 
             for k, v in usage.requests.items():
                 requests_pipeline[k] = requests_pipeline.get(k, 0) + v
             with count_aws() as counter:
-                baseline_s.append(_run_baseline(client, s3, events))
+                baseline_s.append(_run_baseline(client, events))
                 usage = counter.snapshot()
                 for k, v in counter.seconds_by_request.items():
                     baseline_seconds_by_request[k] = baseline_seconds_by_request.get(k, 0.0) + v
@@ -444,6 +433,7 @@ def run(*, rounds: int = 5, messages: int = 20, inbound: int = 10) -> Section:
     )
     pipeline_requests = sum(v for k, v in data["requests_pipeline"].items() if k.startswith("dynamodb:"))
     baseline_requests = sum(v for k, v in data["requests_baseline"].items() if k.startswith("dynamodb:"))
+    pipeline_s3 = sum(v for k, v in data["requests_pipeline"].items() if k.startswith("s3:"))
     rows = [
         [
             "baseline: minimal boto3 requests",
@@ -470,9 +460,11 @@ def run(*, rounds: int = 5, messages: int = 20, inbound: int = 10) -> Section:
         f"batches of 10; {data['rounds']} rounds, each in a fresh moto account with both sides on the same tables; "
         "median round; time is this process's CPU time (robust to other jobs on the machine)",
         "baseline = the requests any correct processor must make for these events: per batch the route read "
-        "(webhooks name Meta's phone_number_id) and one DeleteObjects of the processed raw payloads; per status one "
+        "(webhooks name Meta's phone_number_id); per status one "
         "rank-conditional UpdateItem (+ the billing PutItem of `sent`); per inbound message the wa_id marker read "
         "(webhooks name the wa_id, not our contact id), the message PutItem and the contact UpdateItem",
+        "queue messages as the receiver writes them (v2, body inline): S3 requests per event in the pipeline "
+        f"{pipeline_s3 / total_events:.2f} (0 expected: no raw copy to read or delete)",
         f"DynamoDB requests per event: baseline {baseline_requests / total_events:.2f}, pipeline "
         f"{pipeline_requests / total_events:.2f}; on DynamoDB, where a request costs about the same whatever it is, "
         f"the requests ratio ({baseline_requests / pipeline_requests:.2f}) is the throughput ratio to expect per "

@@ -9,9 +9,11 @@ from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, pro
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from relasify.observability import logger
-from relasify.services import webhook
+from relasify.services import webhook, webhook_last_try
 
-processor = BatchProcessor(event_type=EventType.SQS)
+# A batch whose every record failed is reported like any other (not raised as an invocation error):
+# the last-try parking below must run for it too. SQS retries the failed records either way.
+processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
 
 
 @logger.inject_lambda_context(clear_state=True)
@@ -31,9 +33,13 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     # A record is done only once its raw copy is deleted: one whose copy could not be deleted is
     # reported failed, so SQS redelivers it and the (idempotent) retry deletes it again.
     failures = response.setdefault("batchItemFailures", [])
+    records = event.get("Records", [])
     failed_ids = {failure["itemIdentifier"] for failure in failures}
-    failed = {r["messageId"]: r.get("body", "") for r in event.get("Records", []) if r.get("messageId") in failed_ids}
+    failed = {r["messageId"]: r.get("body", "") for r in records if r.get("messageId") in failed_ids}
     for record_id in discards.flush(failed):
         logger.warning("raw webhook copy not deleted; record retried", extra={"message_id": record_id})
         failures.append({"itemIdentifier": record_id})
+    # After the discards: a parked copy is never one this batch deletes. Parked records are done.
+    parked = webhook_last_try.park_last_tries(records, {f["itemIdentifier"] for f in failures})
+    response["batchItemFailures"] = [f for f in failures if f["itemIdentifier"] not in parked]
     return response

@@ -1,7 +1,10 @@
 """`GET|POST /webhooks/whatsapp`: Meta's subscription challenge, and verified, durable intake.
 
-A plain handler rather than a resolver: two routes, and every import here is on the cold-start
-path Meta waits on (no pydantic, no pynamodb). Processing happens in `processor.py`.
+Served by the function's own URL (template.yaml, AuthType NONE: the signature authenticates each
+POST), which passes every path in the payload format 2.0 event API Gateway also uses; only the
+webhook path is answered, anything else is a 404 problem. A plain handler rather than a resolver:
+two routes, and every import here is on the cold-start path Meta waits on (no pydantic, no
+pynamodb). Processing happens in `processor.py`.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from relasify.services import webhook_intake
 _config = webhook_intake.IntakeConfig.from_environment()
 
 _PROBLEM_BASE = "https://relasify.id/problems/"
+WEBHOOK_PATH = "/webhooks/whatsapp"  # the path of template.yaml's WebhookUrl output
 
 # The OpenAPI responses of each route (read by the local stack's merged document; plain dicts, no imports).
 _PROBLEM = {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
@@ -40,6 +44,10 @@ def _problem(status: int, slug: str, title: str, detail: str) -> dict[str, Any]:
     return {"statusCode": status, "headers": {"Content-Type": "application/problem+json"}, "body": json.dumps(body)}
 
 
+def _not_found() -> dict[str, Any]:
+    return _problem(404, "not-found", "Not found", "No such route")
+
+
 def _text(status: int, body: str) -> dict[str, Any]:
     return {"statusCode": status, "headers": {"Content-Type": "text/plain; charset=utf-8"}, "body": body}
 
@@ -51,6 +59,8 @@ def _raw_body(event: dict[str, Any]) -> bytes:
 
 @logger.inject_lambda_context(clear_state=True)
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    if event.get("rawPath", WEBHOOK_PATH).rstrip("/") != WEBHOOK_PATH:
+        return _not_found()
     method = event.get("requestContext", {}).get("http", {}).get("method", "")
     if method == "GET":
         query = event.get("queryStringParameters") or {}
@@ -77,4 +87,5 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
                 401, "invalid-signature", "Missing or invalid X-Hub-Signature-256", "Signature check failed"
             )
         return _text(200, "EVENT_RECEIVED")
-    return _problem(405, "method-not-allowed", "Method not allowed", "Use GET or POST")
+    # Any other method reaches the function URL too: the same 404 problem as an unserved API path.
+    return _not_found()

@@ -106,8 +106,14 @@ class RouteTable:
 
 
 def routes_from_functions(functions: dict[str, LocalFunction]) -> list[Route]:
-    """HttpApi events of every function; `Auth: {Authorizer: NONE}` marks a public route."""
-    routes = []
+    """HttpApi events of every function; `Auth: {Authorizer: NONE}` marks a public route. A function
+    URL (AuthType NONE) is served at the paths the template publishes for it, every method, public:
+    its events have the same payload format 2.0."""
+    routes = [
+        Route("ANY", path, function, requires_auth=False)
+        for function in functions.values()
+        for path in function.url_paths
+    ]
     for function in functions.values():
         for props in function.events_of_type("HttpApi").values():
             path = props.get("Path") or DEFAULT_ROUTE

@@ -12,12 +12,13 @@ import json
 import logging
 import re
 import threading
+from dataclasses import replace
 from functools import cache
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from relasify_local.gateway import HttpRequest, HttpResponse, RouteTable, json_response
+from relasify_local.gateway import HttpRequest, HttpResponse, Route, RouteTable, json_response
 from relasify_local.runtime import LocalFunction
 
 logger = logging.getLogger("relasify_local")
@@ -73,24 +74,32 @@ def _route_only_schema(table: RouteTable, functions: list[LocalFunction]) -> dic
     declared = {f.logical_id: getattr(f.try_load(), "OPENAPI_RESPONSES", None) or {} for f in functions}
     paths: dict[str, dict[str, Any]] = {}
     for route in table.routes:
-        if route.function.logical_id not in ids or route.method in ("ANY", "OPTIONS") or "+}" in route.path:
+        if route.function.logical_id not in ids or route.method == "OPTIONS" or "+}" in route.path:
             continue
-        parameters = [
-            {"name": segment[1:-1], "in": "path", "required": True, "schema": {"type": "string"}}
-            for segment in route.segments
-            if segment.startswith("{")
-        ]
-        operation: dict[str, Any] = {
-            "summary": route.route_key,
-            "description": f"Served by {route.function.logical_id}, a plain handler without an OpenAPI model.",
-            "operationId": re.sub(r"[^A-Za-z0-9]+", "_", f"{route.function.logical_id}_{route.route_key}").strip("_"),
-            "responses": declared[route.function.logical_id].get(route.method)
-            or {"default": {"description": "See the function's documentation"}},
-        }
-        if parameters:
-            operation["parameters"] = parameters
-        paths.setdefault(route.path, {})[route.method.lower()] = operation
+        if route.method == "ANY":  # a function URL's route: the methods the handler declares
+            for method in declared[route.function.logical_id]:
+                _add_operation(paths, replace(route, method=method.upper()), declared)
+            continue
+        _add_operation(paths, route, declared)
     return {"paths": paths}
+
+
+def _add_operation(paths: dict[str, dict[str, Any]], route: Route, declared: dict[str, dict[str, Any]]) -> None:
+    parameters = [
+        {"name": segment[1:-1], "in": "path", "required": True, "schema": {"type": "string"}}
+        for segment in route.segments
+        if segment.startswith("{")
+    ]
+    operation: dict[str, Any] = {
+        "summary": route.route_key,
+        "description": f"Served by {route.function.logical_id}, a plain handler without an OpenAPI model.",
+        "operationId": re.sub(r"[^A-Za-z0-9]+", "_", f"{route.function.logical_id}_{route.route_key}").strip("_"),
+        "responses": declared[route.function.logical_id].get(route.method)
+        or {"default": {"description": "See the function's documentation"}},
+    }
+    if parameters:
+        operation["parameters"] = parameters
+    paths.setdefault(route.path, {})[route.method.lower()] = operation
 
 
 # Every authorised operation may answer this: the caller's or the workspace's request budget is

@@ -72,6 +72,9 @@ class LocalFunction:
     timeout_seconds: int = DEFAULT_TIMEOUT_SECONDS
     memory_mb: int = DEFAULT_MEMORY_MB
     events: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # A function with a function URL (FunctionUrlConfig): the paths the template's outputs publish
+    # under it (`${<Function>Url.FunctionUrl}<path>`), which the local gateway serves.
+    url_paths: tuple[str, ...] = ()
     _module: ModuleType | None = field(default=None, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _load_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
@@ -201,8 +204,23 @@ def functions_from_template(template: dict[str, Any], repo_root: Path) -> dict[s
             timeout_seconds=_int_or(props.get("Timeout", globals_fn.get("Timeout")), DEFAULT_TIMEOUT_SECONDS),
             memory_mb=_int_or(props.get("MemorySize", globals_fn.get("MemorySize")), DEFAULT_MEMORY_MB),
             events=dict(props.get("Events") or {}),
+            url_paths=function_url_paths(template, logical_id) if "FunctionUrlConfig" in props else (),
         )
     return functions
+
+
+def function_url_paths(template: dict[str, Any], logical_id: str) -> tuple[str, ...]:
+    """The paths the template's outputs publish under a function's URL: an output whose value is
+    `!Sub "${<logical_id>Url.FunctionUrl}webhooks/whatsapp"` gives `/webhooks/whatsapp`."""
+    prefix = f"${{{logical_id}Url.FunctionUrl}}"
+    paths = []
+    for output in (template.get("Outputs") or {}).values():
+        value = (output or {}).get("Value")
+        sub = value.get("Fn::Sub") if isinstance(value, dict) else None
+        text = sub[0] if isinstance(sub, list) and sub else sub
+        if isinstance(text, str) and text.startswith(prefix):
+            paths.append("/" + text.removeprefix(prefix).lstrip("/"))
+    return tuple(paths)
 
 
 def _int_or(value: Any, default: int) -> int:

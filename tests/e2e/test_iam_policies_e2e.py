@@ -130,6 +130,12 @@ UNUSED_ALLOWED: dict[tuple[str, str, str], str] = {
     ("ContactsApiFunction", "s3:GetObject", f"{_BUCKET}/raw-webhooks/*"): _DLQ_PURGE,
     ("ContactsApiFunction", "s3:PutObject", f"{_BUCKET}/raw-webhooks/*"): _DLQ_PURGE,
     ("ContactsApiFunction", "s3:DeleteObject", f"{_BUCKET}/raw-webhooks/*"): _DLQ_PURGE,
+    (
+        "WebhookProcessorFunction",
+        "sqs:SendMessage",
+        f"arn:aws:sqs:{REGION}:{ACCOUNT}:relasify-webhook-dlq",
+    ): "an inline delivery failing its 5th receive is parked in the DLQ as a pointer: "
+    "tests/integration/test_webhook_raw_retention.py",
     ("WebhookDeliveryFunction", "dynamodb:BatchGetItem", _TABLE): "a conversation.updated event's data "
     "(the conversation view reads its contact): tests/integration/api/test_outgoing_webhooks_api.py",
     ("WebhookDeliveryFunction", "dynamodb:UpdateItem", _TABLE): "an endpoint failing for 24 h is disabled: "
@@ -409,6 +415,14 @@ def run_scenario(stack: LocalStackProcess) -> None:
         large = json.loads(_inbound(phone_number_id, "6281200000001", {"type": "text", "text": {"body": "Besar"}}))
         large["padding"] = "x" * (300 * 1024)  # past the SQS message limit: the queue carries an S3 pointer
         _post_webhook(stack, json.dumps(large).encode())
+        # A field we do not handle yet: the processor copies the inline delivery to S3 (kept 90 days).
+        future = {"field": "some_future_field", "value": {"x": 1}}
+        _post_webhook(
+            stack,
+            json.dumps(
+                {"object": "whatsapp_business_account", "entry": [{"id": WABA_ID, "changes": [future]}]}
+            ).encode(),
+        )
         forged = httpx.post(
             f"{stack.base_url}/webhooks/whatsapp",
             content=b'{"object": "whatsapp_business_account", "entry": []}',

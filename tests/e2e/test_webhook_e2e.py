@@ -148,8 +148,49 @@ def test_every_fixture_is_accepted_once_and_has_one_effect(local_stack: Any, con
     assert len(approved) == 1, templates
     assert approved[0]["status"] == "APPROVED"
 
-    # The raw copies were kept until processed, then discarded (personal data now lives only in
-    # items that erasure and the retention sweep reach).
+    # No raw copy is left (personal data now lives only in items that erasure and the retention sweep
+    # reach): each fixture fit its queue message, so none was written (v2 inline, issue 19).
     digests = {hashlib.sha256(path.read_bytes()).hexdigest() for path in FIXTURES}
     leftover = wait_for(lambda: raw_webhook_keys(local_stack) & digests, lambda found: not found)
     assert leftover == set()
+
+
+EMOJI = "\U0001f600"  # 4 bytes raw, 12 escaped in a JSON queue message
+
+
+def test_150_kb_of_emoji_is_accepted_stored_once_and_leaves_no_raw_copy(
+    local_stack: Any, connected_workspace: Any
+) -> None:
+    """Issue 19 through the stack: the local moto refuses SQS messages over 262,144 bytes as SQS does,
+    so the receiver must enqueue this body (~450 KB once escaped) by pointer, not answer 500."""
+    import json
+
+    ws, http = connected_workspace
+    wa_id, text = "6281299990019", EMOJI * (150_000 // 4)
+    payload = json.loads((FIXTURES_DIR / "01_inbound_text.json").read_bytes())
+    value = payload["entry"][0]["changes"][0]["value"]
+    value["contacts"][0]["wa_id"] = value["messages"][0]["from"] = wa_id
+    value["messages"][0]["id"] = "wamid.E2E-EMOJI-150KB"
+    value["messages"][0]["text"] = {"body": text}
+    body = json.dumps(payload, ensure_ascii=False).encode()
+    for _ in range(2):  # Meta's redelivery: still one message
+        response = httpx.post(
+            f"{local_stack.base_url}/webhooks/whatsapp",
+            content=body,
+            headers={"content-type": "application/json", "x-hub-signature-256": sign(body)},
+            timeout=30,
+        )
+        assert response.status_code == 200, (response.text, local_stack.log_tail())
+    found = wait_for(
+        lambda: http.get(f"/v1/workspaces/{ws}/contacts", params={"q": wa_id}).json().get("items", []),
+        lambda items: len(items) == 1,
+    )
+    assert len(found) == 1, local_stack.log_tail()
+
+    def conversation() -> list[dict[str, Any]]:
+        return http.get(f"/v1/workspaces/{ws}/contacts/{found[0]['id']}/messages").json().get("items", [])
+
+    messages = wait_for(conversation, lambda items: len(items) >= 1)
+    assert [m["content"]["body"] for m in messages] == [text]
+    digest = hashlib.sha256(body).hexdigest()
+    assert wait_for(lambda: raw_webhook_keys(local_stack) & {digest}, lambda left: not left) == set()

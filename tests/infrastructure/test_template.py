@@ -47,9 +47,8 @@ FUNCTIONS: dict[str, tuple[str, str]] = {
 }
 
 # docs/ARCHITECTURE.md: (method, path) -> function. OPTIONS preflight routes are checked separately.
+# Meta's webhook is not an API route: the receiver's own function URL serves it (test below).
 ROUTES: dict[tuple[str, str], str] = {
-    ("GET", "/webhooks/whatsapp"): "WebhookReceiverFunction",
-    ("POST", "/webhooks/whatsapp"): "WebhookReceiverFunction",
     ("ANY", "/v1/workspaces/{ws}/messages"): "SendApiFunction",
     ("ANY", "/v1/workspaces/{ws}/messages/{proxy+}"): "SendApiFunction",
     ("ANY", "/v1/workspaces/{ws}/templates"): "SendApiFunction",
@@ -67,8 +66,6 @@ ROUTES: dict[tuple[str, str], str] = {
     ("ANY", "$default"): "NotFoundFunction",
 }
 PUBLIC_ROUTES = {
-    ("GET", "/webhooks/whatsapp"),
-    ("POST", "/webhooks/whatsapp"),
     ("GET", "/health"),
     ("ANY", "$default"),
 }
@@ -477,7 +474,7 @@ def test_http_api_writes_access_logs_to_a_log_group_with_retention(cfn: dict[str
     assert "$context.identity.sourceIp" not in stage["AccessLogSettings"]["Format"], "no personal data in access logs"
 
 
-def test_http_api_throttles_every_route_and_lets_metas_webhook_bursts_through(cfn: dict[str, Any]) -> None:
+def test_http_api_throttles_every_route(cfn: dict[str, Any]) -> None:
     stage = props(cfn, "HttpApiApiGatewayDefaultStage")
     default = stage["DefaultRouteSettings"]
     # Every route is capped for all callers together (the per-user and per-workspace budgets are
@@ -487,18 +484,38 @@ def test_http_api_throttles_every_route_and_lets_metas_webhook_bursts_through(cf
     per_route = stage["RouteSettings"]
     routes = {path if path == "$default" else f"{method} {path}" for method, path, _ in http_api_operations(cfn)}
     assert set(per_route) <= routes, f"settings for routes that do not exist: {set(per_route) - routes}"
-    webhook = per_route["POST /webhooks/whatsapp"]
-    # A broadcast at a number's upgraded 1,000 msg/s comes back as ~3,000 status webhooks/s:
-    # Meta's deliveries must never be throttled below that, nor below the /v1 routes.
-    assert webhook["ThrottlingRateLimit"] >= 3000
-    assert webhook["ThrottlingBurstLimit"] >= 3000
-    assert webhook["ThrottlingRateLimit"] > default["ThrottlingRateLimit"]
-    # The public routes Meta's handshake and uptime checks use get a trickle, not 1,000/s.
-    for public in ("GET /webhooks/whatsapp", "GET /health"):
-        assert per_route[public]["ThrottlingRateLimit"] <= 10, public
-        assert per_route[public]["ThrottlingBurstLimit"] <= 20, public
+    # The public health check uptime monitors use gets a trickle, not 1,000/s.
+    assert per_route["GET /health"]["ThrottlingRateLimit"] <= 10
+    assert per_route["GET /health"]["ThrottlingBurstLimit"] <= 20
     # Unknown paths (the public $default route's 404s) are throttled well below the /v1 routes.
     assert per_route["$default"]["ThrottlingRateLimit"] < default["ThrottlingRateLimit"] / 10
+
+
+def test_metas_webhook_is_the_receiver_s_public_function_url_capped_by_reserved_concurrency(
+    sam_template: dict[str, Any], cfn: dict[str, Any]
+) -> None:
+    """No API Gateway in front of Meta's webhook: the function URL (AuthType NONE, the signature is the
+    authentication) with the receiver's reserved concurrency as its only cap, a template parameter."""
+    (url_id,) = resources(cfn, "AWS::Lambda::Url")
+    url = props(cfn, url_id)
+    assert url["AuthType"] == "NONE"
+    assert url["TargetFunctionArn"] == {"Ref": "WebhookReceiverFunction"}
+    # Public invocation through the URL only: both permissions Lambda requires for a new URL.
+    permissions = [p["Properties"] for p in resources(cfn, "AWS::Lambda::Permission").values()]
+    through_url = [p for p in permissions if p["FunctionName"] == {"Ref": "WebhookReceiverFunction"}]
+    assert {p["Action"] for p in through_url} == {"lambda:InvokeFunctionUrl", "lambda:InvokeFunction"}
+    assert all(p["Principal"] == "*" for p in through_url)
+    for permission in through_url:
+        assert permission.get("FunctionUrlAuthType") == "NONE" or permission.get("InvokedViaFunctionUrl") is True
+    receiver = props(cfn, "WebhookReceiverFunction")
+    assert receiver["ReservedConcurrentExecutions"] == {"Ref": "WebhookReceiverReservedConcurrency"}
+    # Meta's bursts: ~3,000 status webhooks/s at ~40 ms each need ~120 concurrent executions.
+    assert sam_template["Parameters"]["WebhookReceiverReservedConcurrency"]["Default"] >= 120
+    # No API route reaches the receiver any more.
+    assert all("WebhookReceiverFunction" not in json.dumps(op) for _, _, op in http_api_operations(cfn))
+    assert cfn["Outputs"]["WebhookUrl"]["Value"] == {
+        "Fn::Sub": "${WebhookReceiverFunctionUrl.FunctionUrl}webhooks/whatsapp"
+    }
 
 
 def test_api_request_budget_parameters_default_to_the_settings(
@@ -777,7 +794,8 @@ def test_no_function_policy_grants_wildcard_actions_or_deny_less_star_resources(
 def test_queue_sends_are_limited_to_each_function_s_producer_role(cfn: dict[str, Any]) -> None:
     may_send = {
         "WebhookReceiverFunction": {"WebhookQueue"},
-        "WebhookProcessorFunction": {"MediaQueue"},
+        # The processor parks an inline delivery's last try in the DLQ as a pointer to its raw copy.
+        "WebhookProcessorFunction": {"MediaQueue", "WebhookDLQ"},
         "SendApiFunction": {"BroadcastQueue"},
         "BroadcastWorkerFunction": {"BroadcastQueue"},
         # Erasure puts back a DLQ message without the erased person when it names others too.
@@ -1019,3 +1037,27 @@ def test_publisher_manages_connections_of_its_own_api_stage_only(cfn: dict[str, 
     (statement,) = statements
     assert statement["Action"] == ["execute-api:ManageConnections"]
     assert statement["Resource"]["Fn::Sub"].endswith(":${RealtimeApi}/${RealtimeStage}/POST/@connections/*")
+
+
+def test_webhook_processor_parks_the_last_try_on_the_queue_s_last_receive(cfn: dict[str, Any]) -> None:
+    """The processor parks an inline delivery's last try in the DLQ itself (with a 90-day raw copy):
+    it must know the receive on which SQS would move the message, and be allowed to park it."""
+    redrive = props(cfn, "WebhookQueue")["RedrivePolicy"]
+    assert int(env_of(cfn, "WebhookProcessorFunction")["WEBHOOK_MAX_RECEIVES"]) == redrive["maxReceiveCount"]
+    assert "sqs:SendMessage" in allowed_actions_on(cfn, "WebhookProcessorFunction", "WebhookDLQ")
+    statements = role_statements(cfn, "WebhookProcessorFunction")
+    raw_puts = [s for s in statements if "s3:PutObject" in as_list(s["Action"])]
+    assert raw_puts
+    assert all("/raw-webhooks/*" in json.dumps(s["Resource"]) for s in raw_puts)
+
+
+def test_webhook_processor_batches_within_a_one_second_window(cfn: dict[str, Any]) -> None:
+    """Latency vs invocations (the comment in template.yaml): batches of 10 gathered for at most 1 s."""
+    (mapping,) = [
+        p
+        for p in (r["Properties"] for r in resources(cfn, "AWS::Lambda::EventSourceMapping").values())
+        if p["FunctionName"] == {"Ref": "WebhookProcessorFunction"}
+    ]
+    assert mapping["BatchSize"] == 10
+    assert mapping["MaximumBatchingWindowInSeconds"] == 1
+    assert mapping["FunctionResponseTypes"] == ["ReportBatchItemFailures"]

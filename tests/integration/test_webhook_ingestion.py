@@ -26,7 +26,10 @@ from relasify.data import webhook_inbox
 from relasify.data.contacts import contact_repository
 from relasify.data.identity import identity_repository
 from relasify.services import webhook, webhook_intake
+from relasify.settings import get_settings
 from relasify.whatsapp.signature import sign
+
+from tests.support.faults import inject_aws_faults
 
 REPO = Path(__file__).resolve().parents[2]
 FIXTURES = next(p for p in (REPO / "tests/fixtures/whatsapp", REPO.parent / "shared/fixtures/whatsapp") if p.is_dir())
@@ -74,6 +77,7 @@ class WebhookEnv:
     receiver: ModuleType
     processor: ModuleType
     media: ModuleType
+    webhook_dlq: str = ""
 
     def post(self, body: bytes, *, signature: str | None = "valid", base64_encoded: bool = False) -> dict[str, Any]:
         headers = {"content-type": "application/json"}
@@ -108,6 +112,11 @@ class WebhookEnv:
     def deliver(self, body: bytes) -> None:
         assert self.post(body)["statusCode"] == 200
         assert self.process_queue() == {"batchItemFailures": []}
+
+    def queued_bytes(self) -> list[bytes]:
+        """The deliveries waiting in the webhook queue (inline or by pointer), left there for the processor."""
+        got = self.sqs.receive_message(QueueUrl=self.webhook_queue, MaxNumberOfMessages=10, VisibilityTimeout=0)
+        return [webhook_inbox.read_queued(message["Body"]).raw for message in got.get("Messages", [])]
 
     def raw_objects(self) -> list[str]:
         listing = self.s3.list_objects_v2(Bucket=BUCKET, Prefix="raw-webhooks/")
@@ -161,6 +170,7 @@ def env(ddb_tables: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[WebhookEnv
     sqs = aws_client("sqs")
     webhook_queue = sqs.create_queue(QueueName="webhook")["QueueUrl"]
     media_queue = sqs.create_queue(QueueName="media")["QueueUrl"]
+    webhook_dlq = sqs.create_queue(QueueName="webhook-dlq")["QueueUrl"]
     ssm = aws_client("ssm")
     ssm.put_parameter(Name="/test/app-secret", Value=APP_SECRET, Type="SecureString")
     ssm.put_parameter(Name="/test/verify-token", Value=VERIFY_TOKEN, Type="SecureString")
@@ -168,11 +178,13 @@ def env(ddb_tables: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[WebhookEnv
         "MEDIA_BUCKET": BUCKET,
         "WEBHOOK_QUEUE_URL": webhook_queue,
         "MEDIA_QUEUE_URL": media_queue,
+        "WEBHOOK_DLQ_URL": webhook_dlq,
         "APP_SECRET_PARAMETER": "/test/app-secret",
         "VERIFY_TOKEN_PARAMETER": "/test/verify-token",
     }.items():
         monkeypatch.setenv(name, value)
     parameters.clear_caches()
+    get_settings.cache_clear()
     receiver = load_function("receiver")
     monkeypatch.setattr(receiver, "_config", webhook_intake.IntakeConfig.from_environment())
     identity_repository().put_whatsapp_connection(
@@ -183,8 +195,10 @@ def env(ddb_tables: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[WebhookEnv
         display_phone_number="6281234500000",
     )
     clock.set_clock(lambda: NOW)
-    yield WebhookEnv(s3, sqs, webhook_queue, media_queue, receiver, load_function("processor"), load_function("media"))
+    processor, media = load_function("processor"), load_function("media")
+    yield WebhookEnv(s3, sqs, webhook_queue, media_queue, receiver, processor, media, webhook_dlq)
     parameters.clear_caches()
+    get_settings.cache_clear()
 
 
 def fixture_bytes(name: str) -> bytes:
@@ -235,26 +249,42 @@ def test_challenge_is_refused(env: WebhookEnv, query: dict[str, str]) -> None:
     assert response["body"] != "1"
 
 
+@pytest.mark.parametrize(("method", "path"), [("POST", "/"), ("POST", "/other"), ("GET", "/webhooks"), ("PUT", None)])
+def test_the_function_url_answers_only_get_and_post_on_the_webhook_path(
+    env: WebhookEnv, method: str, path: str | None
+) -> None:
+    """The function URL passes every path and method; only Meta's two are served (404 problem otherwise)."""
+    raw = fixture_bytes("01_inbound_text.json")
+    event = http_event(method, body=raw.decode())
+    event["headers"] = {"x-hub-signature-256": sign(raw, APP_SECRET)}
+    if path is not None:
+        event["rawPath"] = event["requestContext"]["http"]["path"] = path
+    response = env.receiver.handler(event, FakeContext())
+    assert response["statusCode"] == 404
+    assert json.loads(response["body"])["type"].endswith("/not-found")
+    assert env.drain(env.webhook_queue) == []
+
+
 @pytest.mark.parametrize("path", FIXTURE_FILES, ids=lambda p: p.name)
-def test_signed_fixture_is_stored_and_enqueued(env: WebhookEnv, path: Path) -> None:
+def test_signed_fixture_is_enqueued_inline_without_an_s3_copy(env: WebhookEnv, path: Path) -> None:
+    """SendMessage's success is durable: a delivery that fits the queue message is its only copy (v2)."""
     raw = path.read_bytes()
-    response = env.post(raw)
+    with inject_aws_faults() as calls:  # no faults: counts requests
+        response = env.post(raw)
     assert response["statusCode"] == 200
-    (key,) = env.raw_objects()
-    assert key.startswith("raw-webhooks/")
-    assert key.endswith(".json")
-    assert env.s3.get_object(Bucket=BUCKET, Key=key)["Body"].read() == raw
+    assert env.raw_objects() == []
+    assert "s3.PutObject" not in calls.attempts
     (record,) = env.drain(env.webhook_queue)
+    assert json.loads(record["body"]) == {"v": 2, "body": raw.decode()}
     queued = webhook_inbox.read_queued(record["body"])
     assert queued.raw == raw
-    assert queued.s3_key == key
+    assert queued.s3_key is None
 
 
 def test_base64_body_is_decoded_before_the_signature_check(env: WebhookEnv) -> None:
     raw = fixture_bytes("01_inbound_text.json")
     assert env.post(raw, base64_encoded=True)["statusCode"] == 200
-    (key,) = env.raw_objects()
-    assert env.s3.get_object(Bucket=BUCKET, Key=key)["Body"].read() == raw
+    assert env.queued_bytes() == [raw]
 
 
 @pytest.mark.parametrize(

@@ -29,6 +29,7 @@ from tests.integration.test_webhook_ingestion import (
 )
 
 LIMIT = 262_144
+INLINE_LIMIT = LIMIT - 2_048  # the margin left for message attributes
 
 
 @pytest.fixture
@@ -50,6 +51,7 @@ def inbound_text(text: str, wamid: str) -> bytes:
 def test_the_patched_moto_refuses_what_sqs_refuses(webhook: WebhookEnv) -> None:
     assert moto_sqs_limits.installed()
     assert webhook_inbox.SQS_MESSAGE_LIMIT_BYTES == moto_sqs_limits.SQS_MESSAGE_LIMIT_BYTES == LIMIT
+    assert webhook_inbox.INLINE_MESSAGE_LIMIT_BYTES == INLINE_LIMIT
     sqs = webhook.sqs
     sqs.send_message(QueueUrl=webhook.webhook_queue, MessageBody="x" * LIMIT)
     with pytest.raises(ClientError) as refused:
@@ -116,23 +118,22 @@ def _escaped_length(character: str) -> int:
 def test_every_body_near_the_limit_is_enqueued_within_it_inline_only_when_it_fits(
     webhook: WebhookEnv, character: str, padding: int, offset: int
 ) -> None:
-    reference_size = len(
-        json.dumps(
-            {"v": 1, "bucket": BUCKET, "key": "raw-webhooks/2026/12/05/" + "0" * 64 + ".json", "sha256": "0" * 64}
-        )
-    )
-    count = max(0, (LIMIT - reference_size + offset) // _escaped_length(character))
+    inline_overhead = len(json.dumps({"v": 2, "body": ""}))
+    count = max(0, (INLINE_LIMIT - inline_overhead + offset) // _escaped_length(character))
     raw = ("a" * padding + character * count).encode("utf-8")
-    key = webhook_inbox.store_and_enqueue(raw, datetime(2026, 12, 5, tzinfo=UTC), _inbox_config(webhook))
+    key = webhook_inbox.enqueue(raw, datetime(2026, 12, 5, tzinfo=UTC), _inbox_config(webhook))
     (record,) = webhook.drain(webhook.webhook_queue)
     sent = record["body"]
     assert len(sent.encode()) <= LIMIT
     message = json.loads(sent)
-    inlined = json.dumps({**message, "body": raw.decode()}) if "body" not in message else sent
-    assert ("body" in message) == (len(inlined) <= LIMIT)  # inline exactly when the encoded message fits
+    inlined = json.dumps({"v": 2, "body": raw.decode()})
+    assert ("body" in message) == (len(inlined) <= INLINE_LIMIT)  # inline exactly when the encoded message fits
+    assert ("key" in message) != ("body" in message)  # inline (no S3 copy) or a pointer, never both
     assert webhook_inbox.read_queued(sent).raw == raw
-    assert message["key"] == key
-    webhook.s3.delete_object(Bucket=BUCKET, Key=key)
+    assert message.get("key") == key
+    if key is not None:
+        webhook.s3.delete_object(Bucket=BUCKET, Key=key)
+    assert webhook.raw_objects() == []
 
 
 def _inbox_config(webhook: WebhookEnv) -> webhook_inbox.WebhookInboxConfig:
@@ -145,13 +146,14 @@ def test_the_boundary_itself_inline_at_the_limit_pointer_one_byte_over(webhook: 
     config = _inbox_config(webhook)
     at = datetime(2026, 12, 5, tzinfo=UTC)
     for extra, inline in ((0, True), (1, False)):
-        probe = b"a"
-        key, digest = webhook_inbox.raw_payload_key(probe, at)  # same length as any other body's key
-        reference = {"v": 1, "bucket": BUCKET, "key": key, "sha256": digest}
-        fill = LIMIT - len(json.dumps({**reference, "body": ""})) + extra
+        fill = INLINE_LIMIT - len(json.dumps({"v": 2, "body": ""})) + extra
         raw = b"a" * fill
-        webhook_inbox.store_and_enqueue(raw, at, config)
+        key = webhook_inbox.enqueue(raw, at, config)
         (record,) = webhook.drain(webhook.webhook_queue)
-        assert len(record["body"]) == (LIMIT if inline else len(json.dumps(reference)))
-        assert ("body" in json.loads(record["body"])) is inline
-        assert boto3.client("s3").head_object(Bucket=BUCKET, Key=json.loads(record["body"])["key"])
+        message = json.loads(record["body"])
+        assert len(record["body"]) == (INLINE_LIMIT if inline else len(json.dumps(message)))
+        assert ("body" in message) is inline
+        assert (key is None) is inline
+        if not inline:
+            assert boto3.client("s3").head_object(Bucket=BUCKET, Key=message["key"])
+    assert len(webhook.raw_objects()) == 1  # only the body one byte over was written to S3

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEventV2
+from relasify_local.cfn import REPO_ROOT, load_template
 from relasify_local.gateway import (
     Gateway,
     HttpRequest,
@@ -23,7 +24,7 @@ from relasify_local.gateway import (
     routes_from_functions,
 )
 from relasify_local.jwt_local import load_or_create_key, mint_token
-from relasify_local.runtime import LocalFunction
+from relasify_local.runtime import LocalFunction, function_url_paths, functions_from_template
 
 
 class RecordingFunction(LocalFunction):
@@ -144,6 +145,20 @@ def test_routes_are_read_from_http_api_events_with_public_routes_marked() -> Non
     assert set(routes) == {"GET /health", "ANY /v1/workspaces"}
     assert routes["GET /health"].requires_auth is False
     assert routes["ANY /v1/workspaces"].requires_auth is True
+
+
+def test_a_function_url_is_served_at_the_paths_the_template_publishes_for_it() -> None:
+    """template.yaml's receiver has a function URL (no HttpApi event); its WebhookUrl output names the
+    path Meta calls. The local stack serves that path, every method, without the authorizer."""
+    template = load_template()
+    functions = functions_from_template(template, REPO_ROOT)
+    assert functions["WebhookReceiverFunction"].url_paths == ("/webhooks/whatsapp",)
+    assert function_url_paths(template, "ContactsApiFunction") == ()
+    routes = [r for r in routes_from_functions(functions) if r.function.logical_id == "WebhookReceiverFunction"]
+    assert [(r.method, r.path, r.requires_auth) for r in routes] == [("ANY", "/webhooks/whatsapp", False)]
+    resolved = RouteTable(routes_from_functions(functions)).resolve("POST", "/webhooks/whatsapp")
+    assert resolved is not None
+    assert resolved[0].function.logical_id == "WebhookReceiverFunction"
 
 
 def _request(

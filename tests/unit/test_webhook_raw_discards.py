@@ -65,3 +65,30 @@ def test_a_record_reported_failed_after_deferring_keeps_its_copy(deleted: list[l
 def test_nothing_processed_sends_no_request(deleted: list[list[tuple[str, str]]]) -> None:
     assert webhook.RawDiscards().flush() == []
     assert deleted == []
+
+
+def test_inline_records_have_no_copy_to_delete(deleted: list[list[tuple[str, str]]]) -> None:
+    """A v2 inline message is the delivery's only copy: nothing to delete, done at once (0 S3 requests)."""
+    discards = webhook.RawDiscards()
+    inline = json.dumps({"v": 2, "body": "{}"})
+    discards.deferrer("inline")(inline)
+    discards.deferrer("pointer")(_body("raw/a"))
+    assert discards.flush({"failed-inline": inline}) == []
+    assert deleted == [[("media", "raw/a")]]
+    assert webhook.RawDiscards().flush({"only-inline": inline}) == []
+    assert deleted == [[("media", "raw/a")]]  # no request for a batch of inline records
+
+
+def test_inline_message_is_v2_ascii_and_refuses_what_cannot_be_inlined() -> None:
+    text = 'Halo 😀 "kak" \\ é'
+    message = webhook_inbox.inline_message(text.encode())
+    assert message is not None
+    assert message.isascii()  # its length is its size in bytes
+    assert json.loads(message) == {"v": 2, "body": text}
+    assert webhook_inbox.read_queued(message).raw == text.encode()
+    assert webhook_inbox.read_queued(message).s3_key is None
+    assert webhook_inbox.raw_location(message) is None
+    assert webhook_inbox.inline_message(b"\xff\xfe binary") is None  # not UTF-8: S3 by pointer
+    emoji = "😀".encode() * (webhook_inbox.INLINE_MESSAGE_LIMIT_BYTES // 12 + 1)
+    assert len(emoji) < webhook_inbox.INLINE_MESSAGE_LIMIT_BYTES  # small raw, too big escaped
+    assert webhook_inbox.inline_message(emoji) is None

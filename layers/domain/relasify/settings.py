@@ -41,6 +41,8 @@ class Settings(BaseModel):
     media_dlq_url: str = ""
     broadcast_dlq_url: str = ""
     import_dlq_url: str = ""
+    # The WebhookQueue's maxReceiveCount: the processor parks an inline delivery's last try itself.
+    webhook_max_receives: int = Field(default=5, ge=1)
     # Outgoing webhooks (SPEC 5c): their own queue (never the WhatsApp webhook's) and its DLQ.
     outgoing_webhook_queue_url: str = ""
     outgoing_webhook_dlq_url: str = ""

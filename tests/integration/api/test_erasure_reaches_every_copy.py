@@ -179,17 +179,22 @@ def test_erasure_removes_the_person_from_every_dead_letter_queue_and_keeps_every
     s3 = boto3.client("s3")
     at = clock.now()
 
-    # Webhook DLQ: the person's inbound message (inline); a delivery of statuses of both people (in S3,
-    # by reference); a delivery about the bystander only.
+    # Webhook DLQ: the person's inbound message (v2 inline, no S3 copy: moved by SQS itself); a delivery
+    # of statuses of both people (a v2 pointer, as the processor parks a last try); a delivery about
+    # the bystander only (v1, still in flight from before v2: in S3 and inline).
     only_mine = json.dumps(_inbound_delivery(WA_ID, NAME, "wamid.LATE", "rahasia pesanan 4471")).encode()
     both = json.dumps(_delivery({"statuses": [_status(WA_ID, "wamid.MINE"), _status(BYSTANDER_WA_ID, "wamid.THEIRS")]}))
     only_theirs = json.dumps(_inbound_delivery(BYSTANDER_WA_ID, "Rudi", "wamid.RUDI", "halo")).encode()
-    queued = {}
-    for label, raw in (("only_mine", only_mine), ("both", both.encode()), ("only_theirs", only_theirs)):
-        reference = webhook_inbox.store_raw(raw, at, settings.media_bucket)
-        body = json.dumps(reference) if label == "both" else webhook_inbox.queue_message_body(reference, raw)
+    queued: dict[str, tuple[str, str | None]] = {}
+    inline = webhook_inbox.inline_message(only_mine)
+    assert inline is not None
+    queued["only_mine"] = (inline, None)
+    reference = webhook_inbox.store_raw(both.encode(), at, settings.media_bucket)
+    queued["both"] = (webhook_inbox.pointer_message(reference), reference["key"])
+    reference = webhook_inbox.store_raw(only_theirs, at, settings.media_bucket)
+    queued["only_theirs"] = (json.dumps({**reference, "v": 1, "body": only_theirs.decode()}), reference["key"])
+    for body, _ in queued.values():
         sqs.send_message(QueueUrl=settings.webhook_dlq_url, MessageBody=body)
-        queued[label] = (body, reference["key"])
     media_mine = json.dumps({"v": 1, "ws": ws, "message_id": mine.id, "media_id": "m1"})
     media_theirs = json.dumps({"v": 1, "ws": ws, "message_id": theirs.id, "media_id": "m2"})
     broadcast_job = {"kind": "send", "ws": ws, "broadcast_id": "b1", "contact_ids": [contact.id, bystander.id]}
@@ -225,10 +230,11 @@ def test_erasure_removes_the_person_from_every_dead_letter_queue_and_keeps_every
     for page in s3.get_paginator("list_objects_v2").paginate(Bucket=settings.media_bucket, Prefix="raw-webhooks/"):
         for obj in page.get("Contents") or []:
             objects[obj["Key"]] = s3.get_object(Bucket=settings.media_bucket, Key=obj["Key"])["Body"].read()
-    assert queued["only_mine"][1] not in objects
     assert queued["both"][1] not in objects
     assert queued["only_theirs"][1] in objects
     assert json.loads(rewritten)["key"] in objects
+    assert "body" not in json.loads(rewritten)  # a pointer: the rewritten copy keeps its 90-day window
+    assert len(objects) == 2  # the bystander's v1 copy and the rewritten copy
     for text in [*webhook_bodies, rewritten_raw.decode(), *(o.decode() for o in objects.values())]:
         for needle in needles:
             assert needle not in text, needle

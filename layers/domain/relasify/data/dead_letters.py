@@ -88,7 +88,8 @@ def release(letters: Iterable[DeadLetter]) -> None:
 
 
 def put(queue_url: str, body: str) -> None:
-    """A dead letter rewritten without the erased person goes back to its queue."""
+    """Put a message in a DLQ: a dead letter rewritten without an erased person, or the webhook
+    processor's pointer to a delivery that failed its last try."""
     aws_clients.client("sqs").send_message(QueueUrl=queue_url, MessageBody=body)
 
 

@@ -1,5 +1,13 @@
-"""Durable intake of verified webhook deliveries: the raw bytes in S3, a reference (and, when small,
-the body itself) on the webhook queue. Also the queue for media copy jobs.
+"""Durable intake of verified webhook deliveries: the body itself on the webhook queue when its
+encoded message fits (SendMessage's success is durable: no other copy), else the raw bytes in S3 and
+a pointer on the queue. Also the queue for media copy jobs.
+
+Queue message formats (the processor reads both while messages of either are in flight):
+- v2 inline `{"v": 2, "body": "<the delivery as text>"}`: no S3 copy.
+- v2 pointer `{"v": 2, "bucket": ..., "key": ..., "sha256": ...}`: oversize or non-UTF-8 bodies,
+  and the processor's copy of an inline body it keeps (unknown field, unparseable, last try before
+  the DLQ).
+- v1 `{"v": 1, "bucket", "key", "sha256"[, "body"]}`: every body in S3, small ones inlined too.
 
 The receiver imports this on its cold-start path, so it uses boto3 only (no pydantic, no pynamodb),
 reads its configuration from `WebhookInboxConfig` and creates each client on first use.
@@ -20,12 +28,15 @@ from botocore.exceptions import BotoCoreError, ClientError
 from relasify.data import aws_clients
 
 RAW_PREFIX = "raw-webhooks"
-# SQS refuses a message over 256 KiB, counted as the encoded body's bytes plus message attributes
-# (none here). A body is inlined (saving the processor an S3 read) only when the encoded queue
-# message fits: `json.dumps` escapes every non-ASCII character, so an emoji's 4 raw bytes become 12.
+# SQS refuses a message over 256 KiB, counted as the body's UTF-8 bytes plus message attributes.
 SQS_MESSAGE_LIMIT_BYTES = 262_144
-QUEUE_MESSAGE_VERSION = 1
+# A body is inlined only when the ENCODED message fits within this: `json.dumps` escapes every
+# non-ASCII character (an emoji's 4 raw bytes become 12), so the raw size says little. The margin
+# leaves room for message attributes or a field added later without re-deriving the boundary.
+INLINE_MESSAGE_LIMIT_BYTES = SQS_MESSAGE_LIMIT_BYTES - 2_048
+QUEUE_MESSAGE_VERSION = 2
 DELETE_OBJECTS_LIMIT = 1000  # S3 DeleteObjects maximum keys per request
+_INLINE_OVERHEAD = len(json.dumps({"v": QUEUE_MESSAGE_VERSION, "body": ""}))
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,11 +59,12 @@ class WebhookInboxConfig:
 
 @dataclass(frozen=True, slots=True)
 class QueuedWebhook:
-    """What the processor reads from one webhook queue message."""
+    """What the processor reads from one webhook queue message. `s3_key` is None when the message
+    carries the body alone (v2 inline): there is no S3 copy to read, keep or delete."""
 
-    s3_key: str
-    sha256: str
     raw: bytes
+    s3_key: str | None = None
+    sha256: str = ""
 
 
 def reset_clients() -> None:
@@ -66,17 +78,20 @@ def raw_payload_key(raw: bytes, received_at: datetime) -> tuple[str, str]:
     return f"{RAW_PREFIX}/{received_at:%Y/%m/%d}/{digest}.json", digest
 
 
-def store_and_enqueue(raw: bytes, received_at: datetime, config: WebhookInboxConfig) -> str:
-    """Write the raw payload to S3, then enqueue it; returns the S3 key.
+def enqueue(raw: bytes, received_at: datetime, config: WebhookInboxConfig) -> str | None:
+    """Enqueue a verified delivery durably: inline when its encoded message fits (no S3 request),
+    else written to S3 first and enqueued as a pointer. Returns the S3 key, or None when inline.
 
-    S3 first: a queue message must never reference an object that does not exist. The bucket's
-    lifecycle rule on `raw-webhooks/` applies the message-content retention window.
+    S3 before the pointer: a queue message must never reference an object that does not exist. The
+    bucket's lifecycle rule on `raw-webhooks/` applies the message-content retention window.
     """
-    message = store_raw(raw, received_at, config.media_bucket)
-    aws_clients.client("sqs").send_message(
-        QueueUrl=config.webhook_queue_url, MessageBody=queue_message_body(message, raw)
-    )
-    return str(message["key"])
+    body = inline_message(raw)
+    key = None
+    if body is None:
+        reference = store_raw(raw, received_at, config.media_bucket)
+        body, key = pointer_message(reference), str(reference["key"])
+    aws_clients.client("sqs").send_message(QueueUrl=config.webhook_queue_url, MessageBody=body)
+    return key
 
 
 def store_raw(raw: bytes, received_at: datetime, bucket: str) -> dict[str, Any]:
@@ -86,27 +101,32 @@ def store_raw(raw: bytes, received_at: datetime, bucket: str) -> dict[str, Any]:
     return {"v": QUEUE_MESSAGE_VERSION, "bucket": bucket, "key": key, "sha256": digest}
 
 
-def queue_message_body(reference: dict[str, Any], raw: bytes) -> str:
-    """The queue message: the reference, with the body inlined when the encoded message fits in SQS.
-
-    The raw size says little (an escaped emoji takes 12 bytes, a quote 2), so the encoded message is
-    measured. A body of many bytes cannot fit (escaping never shrinks it), and is not encoded at all."""
-    pointer = json.dumps(reference)
-    if len(raw) + len(pointer) >= SQS_MESSAGE_LIMIT_BYTES:
-        return pointer
+def inline_message(raw: bytes) -> str | None:
+    """The v2 inline message for a body, or None when it cannot be inlined: its encoded message would
+    pass `INLINE_MESSAGE_LIMIT_BYTES`, or it is not UTF-8. Encoded with `ensure_ascii` (every
+    character SQS accepts, and its length is its size); a body of too many bytes is not encoded at
+    all (escaping never shrinks it)."""
+    if len(raw) + _INLINE_OVERHEAD > INLINE_MESSAGE_LIMIT_BYTES:
+        return None
     try:
-        inlined = json.dumps({**reference, "body": raw.decode("utf-8")})  # ASCII: its length is its size
-    except UnicodeDecodeError:  # not UTF-8: the processor reads S3 instead
-        return pointer
-    return inlined if len(inlined) <= SQS_MESSAGE_LIMIT_BYTES else pointer
+        message = json.dumps({"v": QUEUE_MESSAGE_VERSION, "body": raw.decode("utf-8")})
+    except UnicodeDecodeError:
+        return None
+    return message if len(message) <= INLINE_MESSAGE_LIMIT_BYTES else None
+
+
+def pointer_message(reference: dict[str, Any]) -> str:
+    """The queue message naming a stored raw payload (from `store_raw`), without the body."""
+    return json.dumps({**reference, "v": QUEUE_MESSAGE_VERSION})
 
 
 def read_queued(message_body: str) -> QueuedWebhook:
-    """The raw payload a webhook queue message refers to (inline, or from S3)."""
+    """The raw payload a webhook queue message carries or points to (any version)."""
     message = json.loads(message_body)
     inline = message.get("body")
+    key = message.get("key")
     raw = inline.encode("utf-8") if inline is not None else _read_object(message["bucket"], message["key"])
-    return QueuedWebhook(s3_key=message["key"], sha256=message.get("sha256", ""), raw=raw)
+    return QueuedWebhook(raw=raw, s3_key=key, sha256=message.get("sha256", ""))
 
 
 def read_queued_if_present(message_body: str) -> QueuedWebhook | None:
@@ -119,15 +139,28 @@ def read_queued_if_present(message_body: str) -> QueuedWebhook | None:
         raise
 
 
+def keep_raw(message_body: str, queued: QueuedWebhook, bucket: str, at: datetime) -> tuple[str, str]:
+    """A message whose body must outlive it (kept for the retention window, or parked in the DLQ):
+    (the message, its S3 key) when it already points to a raw copy, else (a pointer, its key) to a
+    copy written now."""
+    if queued.s3_key is not None:
+        return message_body, queued.s3_key
+    reference = store_raw(queued.raw, at, bucket)
+    return pointer_message(reference), str(reference["key"])
+
+
 def discard_raw(message_body: str) -> None:
-    """Delete the raw payload a processed queue message refers to."""
-    bucket, key = raw_location(message_body)
-    aws_clients.client("s3").delete_object(Bucket=bucket, Key=key)
+    """Delete the raw payload a processed queue message refers to (nothing for an inline message)."""
+    location = raw_location(message_body)
+    if location is not None:
+        aws_clients.client("s3").delete_object(Bucket=location[0], Key=location[1])
 
 
-def raw_location(message_body: str) -> tuple[str, str]:
-    """(bucket, key) of the raw payload a webhook queue message refers to."""
+def raw_location(message_body: str) -> tuple[str, str] | None:
+    """(bucket, key) of the raw payload a webhook queue message refers to; None when it has none."""
     message = json.loads(message_body)
+    if "key" not in message:
+        return None
     return message["bucket"], message["key"]
 
 

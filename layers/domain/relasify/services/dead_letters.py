@@ -1,9 +1,10 @@
 """Erasure in the dead-letter queues (SPEC section 8; docs/PRIVACY.md).
 
 A message that failed 5 times waits in its queue's DLQ (14 days) for an operator's redrive. Those of
-the webhook DLQ hold a whole delivery (the sender's phone, profile name, message text), inline or in
-the `raw-webhooks/` object they point to; media jobs name a message of the conversation; broadcast
-send jobs list contact ids. Erasure reads every DLQ message (`relasify.data.dead_letters`) and:
+the webhook DLQ hold a whole delivery (the sender's phone, profile name, message text), inline (v1,
+or a v2 message SQS moved itself) or in the `raw-webhooks/` object they point to (the processor's
+parked last tries); media jobs name a message of the conversation; broadcast send jobs list contact
+ids. Erasure reads every DLQ message (`relasify.data.dead_letters`) and:
 
 - deletes the messages that name only the erased person (and their raw payload object);
 - rewrites those that name others too: the delivery without the person's messages, statuses,
@@ -90,8 +91,8 @@ def purge(person: ErasedPerson) -> PurgeCounts:
                 else:
                     counts.deleted += 1
                 drop.append(letter)
-                if verdict_of is _webhook_verdict:
-                    raw_objects.append(webhook_inbox.raw_location(letter.body))
+                if verdict_of is _webhook_verdict and (location := webhook_inbox.raw_location(letter.body)):
+                    raw_objects.append(location)
             dead_letters.delete(drop)
         finally:
             dead_letters.release(keep)
@@ -152,8 +153,9 @@ def _webhook_verdict(person: ErasedPerson, body: str) -> Verdict:
     rewritten = json.dumps(remaining, ensure_ascii=False).encode("utf-8")
     if person.named_in(rewritten.decode("utf-8")):
         return ""  # named somewhere we do not model: the whole delivery goes
+    # A pointer, as the processor parks a delivery: the copy keeps its 90-day window beyond the DLQ's 14 days.
     reference = webhook_inbox.store_raw(rewritten, clock.now(), get_settings().media_bucket)
-    return webhook_inbox.queue_message_body(reference, rewritten)
+    return webhook_inbox.pointer_message(reference)
 
 
 def _without_person(payload: Any, person: ErasedPerson) -> dict[str, Any] | None:

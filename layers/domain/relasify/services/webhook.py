@@ -240,39 +240,53 @@ def process_queued_webhook(
     routes: RouteCache | None = None,
     discard_raw: Callable[[str], None] = webhook_inbox.discard_raw,
 ) -> ProcessSummary:
-    """Apply one webhook queue message (an SQS record body). `discard_raw` deletes the raw copy once
-    every effect is stored; the processor passes `RawDiscards.defer` to delete a batch's copies together."""
+    """Apply one webhook queue message (an SQS record body). `discard_raw` deletes the raw copy (if the
+    message has one) once every effect is stored; the processor passes `RawDiscards.deferrer` to
+    delete a batch's copies together."""
     queued = webhook_inbox.read_queued(message_body)
     try:
         summary = process_payload(queued.raw, routes=routes)
     except ValidationError as exc:
         # A correctly signed body that is not a webhook (empty, not JSON, not the envelope) will
-        # never parse: retrying it only burns invocations until the DLQ. Keep the raw copy (its
+        # never parse: retrying it only burns invocations until the DLQ. Keep a raw copy (its
         # retention window applies) and drop the record; log the S3 key and error count only.
-        logger.warning("unparseable webhook kept", extra={"s3_key": queued.s3_key, "errors": exc.error_count()})
+        kept = keep_raw_copy(message_body, queued)
+        logger.warning("unparseable webhook kept", extra={"s3_key": kept, "errors": exc.error_count()})
         return ProcessSummary(counts={"unparseable:kept": 1})
-    # Once every effect is stored, the raw copy has served its purpose (durability until processed).
+    # Once every effect is stored, a raw copy has served its purpose (durability until processed).
     # Deleting it keeps personal data only in items that erasure and the sweep reach. A payload
     # with a field we do not handle yet is kept for its retention window (lifecycle rule), as SPEC
     # asks: nothing Meta sent is lost before we can process it.
-    if not any(key.startswith("unknown_field:") for key in summary.counts):
+    if any(key.startswith("unknown_field:") for key in summary.counts):
+        keep_raw_copy(message_body, queued)
+    else:
         discard_raw(message_body)
     return summary
+
+
+def keep_raw_copy(message_body: str, queued: webhook_inbox.QueuedWebhook) -> str:
+    """The S3 key of a raw copy of this delivery, written now when the message carried the body alone
+    (v2 inline): the copy outlives the message for the retention window (lifecycle rule)."""
+    bucket = webhook_inbox.WebhookInboxConfig.from_environment().media_bucket
+    return webhook_inbox.keep_raw(message_body, queued, bucket, clock.now())[1]
 
 
 class RawDiscards:
     """The raw copies of one processor invocation's processed records, deleted together at its end:
     one S3 DeleteObjects per batch instead of one DeleteObject per record. A record counts as done
-    only once its copy is deleted, as when each record deleted its own."""
+    only once its copy is deleted, as when each record deleted its own. Inline records (v2) have no
+    copy: nothing to delete."""
 
     def __init__(self) -> None:
         self._by_record: dict[str, tuple[str, str]] = {}
 
     def deferrer(self, record_id: str) -> Callable[[str], None]:
-        """The `discard_raw` for one record: remembers its copy for `flush`."""
+        """The `discard_raw` for one record: remembers its copy, if any, for `flush`."""
 
         def defer(message_body: str) -> None:
-            self._by_record[record_id] = webhook_inbox.raw_location(message_body)
+            location = webhook_inbox.raw_location(message_body)
+            if location is not None:
+                self._by_record[record_id] = location
 
         return defer
 
@@ -285,8 +299,10 @@ class RawDiscards:
         failed = failed or {}
         kept_for_retry = set()
         for body in failed.values():
-            with contextlib.suppress(ValueError, KeyError, TypeError):  # a malformed body names no copy
-                kept_for_retry.add(webhook_inbox.raw_location(body))
+            with contextlib.suppress(ValueError, KeyError, TypeError, AttributeError):  # a malformed body
+                location = webhook_inbox.raw_location(body)
+                if location is not None:
+                    kept_for_retry.add(location)
         done = {record_id: loc for record_id, loc in self._by_record.items() if record_id not in failed}
         self._by_record = {}
         to_delete = {loc for loc in done.values() if loc not in kept_for_retry}

@@ -1,5 +1,6 @@
 """The webhook receiver's whole job: answer Meta's subscription challenge, and for a delivery check
-the signature over the raw bytes, store the payload durably and enqueue it. Nothing else.
+the signature over the raw bytes, enqueue the payload durably (inline, or in S3 when too big for the
+queue message). Nothing else.
 
 Kept off pydantic and pynamodb (cold start): configuration comes from the environment through
 small dataclasses that mirror `relasify.settings.Settings`; the secrets come from SSM through
@@ -60,7 +61,7 @@ def accept_delivery(raw: bytes, signature_header: str | None, config: IntakeConf
     if not is_valid_signature(raw, signature_header, _secret(config.app_secret_parameter)):
         _record_rejection(signature_present=bool(signature_header), body_bytes=len(raw), request_id=request_id)
         return False
-    key = webhook_inbox.store_and_enqueue(raw, datetime.now(UTC), config.inbox)
+    key = webhook_inbox.enqueue(raw, datetime.now(UTC), config.inbox)  # raw_key None: inline, no S3 copy
     logger.info("webhook accepted", extra={"raw_key": key, "body_bytes": len(raw)})
     return True
 
