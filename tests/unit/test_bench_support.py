@@ -223,6 +223,7 @@ def test_cost_model_prices_logs_traces_and_sweep_by_the_template() -> None:
     assert quiet_lines["X-Ray traces recorded"] < verbose_lines["X-Ray traces recorded"]
     platform = [k for k in quiet_lines if "START/END/REPORT" in k]
     assert sum(quiet_lines[k] for k in platform) == 0 < sum(verbose_lines[k] for k in platform)
-    sweep = cost_model.sweep_units(ops)
+    sweep = cost_model.sweep_units(ops, share=1.0)  # if TTL deleted nothing in time
     assert (sweep.items, sweep.wru, sweep.rru) == (5, 10, 5.0)  # one expiring item per operation
+    assert cost_model.sweep_units(ops).wru == 10 * cost_model.SWEEP_SHARE_TODAY
     assert cost_model.sweep_units(ops, 0.1).wru == pytest.approx(1.0)
