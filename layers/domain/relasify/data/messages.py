@@ -457,7 +457,7 @@ def apply_status(ws: str, message_id: str, change: StatusChange, *, batch: Statu
         rank = int(item.status_rank or 0)
         advance = change.rank > rank
         flags = list(item.flags or [])
-        bill = change.billable and BILLED_FLAG not in flags
+        bill = change.billable and BILLED_FLAG not in flags and item.billed_at is None
         if not advance and not bill:
             return StatusResult("unchanged", contact_id=item.contact_id, message_id=message_id)
         actions: list[Any] = [model.touch()]
@@ -472,7 +472,7 @@ def apply_status(ws: str, message_id: str, change: StatusChange, *, batch: Statu
         try:
             if bill:
                 actions.append(model.flags.set((model.flags | []).append([BILLED_FLAG])))
-                condition &= ~model.flags.contains(BILLED_FLAG)
+                condition &= ~model.flags.contains(BILLED_FLAG) & model.billed_at.does_not_exist()
             if bill or advance:
                 _update_in_transaction(item, actions, condition, change, ws, bill=bill, event=advance)
             else:
@@ -521,12 +521,17 @@ def _update_in_transaction(
 
 
 def _billing_record(item: m.MessageModel, change: StatusChange, ws: str) -> m.BillingRecordModel:
+    return billing_record(ws, _billing_month(item, change), item.message_id, change)
+
+
+def billing_record(ws: str, month: str, message_id: str, change: StatusChange) -> m.BillingRecordModel:
+    """The billing record of a message (one per wamid; put conditional on its key not existing)."""
     pricing = change.pricing or {}
     return m.BillingRecordModel(
-        m.billing_pk(ws, _billing_month(item, change)),
+        m.billing_pk(ws, month),
         m.billing_sk(change.wamid),
         ws_id=ws,
-        message_id=item.message_id,
+        message_id=message_id,
         category=pricing.get("category"),
         pricing_model=pricing.get("pricing_model"),
         pricing_type=pricing.get("type"),

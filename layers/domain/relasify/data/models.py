@@ -327,6 +327,10 @@ class MessageModel(TableModel):
     sent_by = UnicodeAttribute(null=True)  # actor sub (outbound)
     # Epoch seconds until which one attempt may be calling Meta for this outbox message (see outbox).
     send_lease_until = NumberAttribute(null=True)
+    # The status path (relasify.data.status_writes): the seq of the change-feed event of the current
+    # status, and billing claimed (ISO time of the billable status; older items: `billed` in flags).
+    event_seq = UnicodeAttribute(null=True)
+    billed_at = UnicodeAttribute(null=True)
 
 
 class LastMessageMap(MapAttribute):

@@ -276,7 +276,8 @@ def _call_graph(
         **_addressee(delivery.contact),
         "type": delivery.type,
         delivery.type: delivery.content,
-        "biz_opaque_callback_data": message_store.callback_data(ws, message.id),
+        # The status webhooks' route (relasify.data.status_writes); an item written before it has the older one.
+        "biz_opaque_callback_data": message.biz_opaque_callback_data or message_store.callback_data(ws, message.id),
     }
     if delivery.reply_to_wamid:
         payload["context"] = {"message_id": delivery.reply_to_wamid}

@@ -1,0 +1,256 @@
+"""Status webhooks (sent, delivered, read, failed) applied without reading the message and without
+a transaction: what routes a status travels with it.
+
+The route: `biz_opaque_callback_data` set on every send (Meta echoes it in each status webhook) is
+`rls2:<ws>:<message id>:<contact id>:<broadcast id or ->:<yyyy-mm of the message>`. It is a claim,
+never trusted by itself: the one write that applies the status is conditional on the message
+matching it (same workspace by key, same contact, broadcast, month, direction and wamid), so a
+wrong or stale callback writes nothing and the caller falls back to the wamid pointer.
+
+The writes, each idempotent on its own, in this order:
+1. one UpdateItem of the message, conditional on its rank being lower (statuses only move forward:
+   duplicate and out-of-order statuses are no-ops). It records the seq of the change-feed event it
+   is about to put (`event_seq`) and, for a billable status, claims billing (`billed_at`);
+2. the `message.updated` event, put by that seq, conditional on its key not existing;
+3. the billing record when this write claimed billing, conditional on its key (workspace, month,
+   wamid digest) not existing.
+A crash after 1 leaves 2 or 3 missing; the redelivery's UpdateItem fails its rank condition and the
+failure returns the stored message (ReturnValuesOnConditionCheckFailure: no read request), which
+names the seq to put again and says whether billing was claimed. Puts by key cannot double an
+event or a billing record. Outside a transaction every item is billed once, not twice.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from botocore.exceptions import ClientError
+from pynamodb.exceptions import PutError
+from pynamodb.expressions.operand import Path
+
+from relasify import clock
+from relasify.data import changes
+from relasify.data import models as m
+from relasify.data.base import utc
+from relasify.data.ids import new_id
+from relasify.data.messages import BILLED_FLAG, Message, StatusChange, StatusResult, billing_record
+from relasify.data.tx import is_condition_failure
+
+CALLBACK_PREFIX = "rls2"
+_NO_BROADCAST = "-"
+_STATUS_TIME_ATTRIBUTE = {"sent": "sent_at", "delivered": "delivered_at", "read": "read_at", "failed": "failed_at"}
+
+
+@dataclass(frozen=True, slots=True)
+class StatusRoute:
+    """Where a status goes, as its callback data claims (verified by the write's condition)."""
+
+    ws: str
+    message_id: str
+    contact_id: str
+    broadcast_id: str | None
+    month: str  # yyyy-mm of the message: the billing record's partition
+
+
+def status_callback(message: Message) -> str:
+    """`biz_opaque_callback_data` for an outbound message (Meta allows 512 characters)."""
+    at = message.message_at or message.created_at or clock.now()
+    return route_callback(message.ws, message.id, message.contact_id, message.broadcast_id, at)
+
+
+def route_callback(ws: str, message_id: str, contact_id: str, broadcast_id: str | None, message_at: datetime) -> str:
+    month = utc(message_at).strftime("%Y-%m")  # type: ignore[union-attr]
+    return f"{CALLBACK_PREFIX}:{ws}:{message_id}:{contact_id}:{broadcast_id or _NO_BROADCAST}:{month}"
+
+
+def parse_status_callback(value: str | None) -> StatusRoute | None:
+    if not value:
+        return None
+    parts = value.split(":")
+    if len(parts) != 6 or parts[0] != CALLBACK_PREFIX or not all(parts[1:]):
+        return None
+    _prefix, ws, message_id, contact_id, broadcast, month = parts
+    if len(month) != 7 or month[4] != "-" or not (month[:4] + month[5:]).isdigit():
+        return None
+    return StatusRoute(ws, message_id, contact_id, None if broadcast == _NO_BROADCAST else broadcast, month)
+
+
+# --- the write -----------------------------------------------------------------------------------
+
+
+def apply_routed_status(route: StatusRoute, change: StatusChange) -> StatusResult | None:
+    """Apply a status to the message its route names. None when the stored message does not match
+    the route (wrong contact, broadcast, month or wamid): the caller locates it by wamid instead."""
+    seq = new_id()
+    applied, old = _update_message(route, change, seq)
+    if applied:
+        _put_event(route, seq)
+        if change.billable and not _billing_claimed(old):
+            _put_billing(route, change)
+        return _result(route, "applied", advanced=True, billed=change.billable and not _billing_claimed(old))
+    if old is None or _is_expired(old):
+        return StatusResult("missing")
+    if not _matches(old, route, change):
+        return None
+    # Not moved forward: a duplicate or an older status. Complete what a run that died after its
+    # message write left undone (both puts are by key: no-ops when they were done).
+    if old.get("status", {}).get("S") == change.status and "event_seq" in old:
+        _put_event(route, old["event_seq"]["S"])
+    billed = False
+    if change.billable:
+        if _billing_claimed(old):
+            _put_billing(route, change)
+        elif _claim_billing(route, change):
+            _put_billing(route, change)
+            billed = True
+    return _result(route, "applied" if billed else "unchanged", billed=billed)
+
+
+def _result(route: StatusRoute, outcome: Any, *, advanced: bool = False, billed: bool = False) -> StatusResult:
+    return StatusResult(
+        outcome,
+        advanced=advanced,
+        billed=billed,
+        contact_id=route.contact_id,
+        message_id=route.message_id,
+        broadcast_id=route.broadcast_id,
+    )
+
+
+def _route_condition(route: StatusRoute, change: StatusChange) -> Any:
+    model = m.MessageModel
+    broadcast = model.broadcast_id.does_not_exist()
+    if route.broadcast_id is not None:
+        broadcast = model.broadcast_id == route.broadcast_id
+    return (
+        model.pk.exists()
+        & model.live_condition()
+        & (model.direction == "out")
+        & (model.contact_id == route.contact_id)
+        & broadcast
+        & Path("message_at").startswith(route.month)
+        & (model.wamid.does_not_exist() | (model.wamid == change.wamid))
+    )
+
+
+def _update_message(route: StatusRoute, change: StatusChange, seq: str) -> tuple[bool, dict[str, Any] | None]:
+    """The conditional UpdateItem; (applied, the stored item before it: raw, or None if absent)."""
+    model = m.MessageModel
+    actions: list[Any] = [
+        model.touch(),
+        model.status.set(change.status),
+        model.status_rank.set(change.rank),
+        getattr(model, _STATUS_TIME_ATTRIBUTE[change.status]).set(change.at),
+        model.event_seq.set(seq),
+        model.wamid.set(model.wamid | change.wamid),
+    ]
+    if change.status == "failed":
+        actions += [
+            model.error_code.set(change.error_code) if change.error_code is not None else model.error_code.remove(),
+            model.error_title.set(change.error_title) if change.error_title else model.error_title.remove(),
+            model.error_details.set(change.error_details) if change.error_details else model.error_details.remove(),
+        ]
+    if change.pricing:
+        actions.append(model.pricing.set(change.pricing))
+    if change.billable:
+        actions.append(model.billed_at.set(model.billed_at | _iso(change.at)))
+    condition = _route_condition(route, change) & (model.status_rank < change.rank)
+    return _conditional_update(route, actions, condition)
+
+
+def _claim_billing(route: StatusRoute, change: StatusChange) -> bool:
+    """A billable status that does not move the message (it came after a later one): claim billing
+    alone, once."""
+    model = m.MessageModel
+    actions: list[Any] = [model.touch(), model.billed_at.set(_iso(change.at))]
+    if change.pricing:
+        actions.append(model.pricing.set(change.pricing))
+    condition = _route_condition(route, change) & model.billed_at.does_not_exist() & ~model.flags.contains(BILLED_FLAG)
+    applied, _old = _conditional_update(route, actions, condition)
+    return applied
+
+
+def _conditional_update(route: StatusRoute, actions: list[Any], condition: Any) -> tuple[bool, dict[str, Any] | None]:
+    table = m.MessageModel._get_connection()
+    kwargs = table.connection.get_operation_kwargs(
+        table.table_name,
+        m.message_pk(route.ws, route.message_id),
+        m.MessageModel.SK_VALUE,
+        actions=actions,
+        condition=condition,
+        return_values="ALL_OLD",
+        return_values_on_condition_failure="ALL_OLD",
+    )
+    try:
+        answer = table.connection.dispatch("UpdateItem", kwargs)
+    except ClientError as exc:
+        refused, stored = _condition_failure(exc)
+        if not refused:
+            raise
+        return False, stored
+    return True, answer.get("Attributes")
+
+
+def _condition_failure(exc: BaseException) -> tuple[bool, dict[str, Any] | None]:
+    """(refused by the condition, the stored item). pynamodb re-raises botocore's error without the
+    item; the original, with it, is the cause."""
+    refused, stored = False, None
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, ClientError):
+            refused |= seen.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException"
+            stored = stored or seen.response.get("Item")
+        seen = seen.__cause__
+    return refused, stored
+
+
+def _matches(old: dict[str, Any], route: StatusRoute, change: StatusChange) -> bool:
+    def text(name: str) -> str | None:
+        value = old.get(name)
+        return value.get("S") if value else None
+
+    return (
+        text("direction") == "out"
+        and text("contact_id") == route.contact_id
+        and text("broadcast_id") == route.broadcast_id
+        and (text("message_at") or "").startswith(route.month)
+        and text("wamid") in (None, change.wamid)
+    )
+
+
+def _is_expired(old: dict[str, Any]) -> bool:
+    expires = old.get("expires_at", {}).get("N")
+    return expires is not None and int(expires) <= clock.epoch()
+
+
+def _billing_claimed(old: dict[str, Any] | None) -> bool:
+    if not old:
+        return False
+    flags = [v.get("S") for v in old.get("flags", {}).get("L", [])]
+    return "billed_at" in old or BILLED_FLAG in flags
+
+
+def _iso(at: datetime) -> str:
+    return utc(at).isoformat()  # type: ignore[union-attr]
+
+
+# --- the puts beside it ------------------------------------------------------------------------------
+
+
+def _put_event(route: StatusRoute, seq: str) -> None:
+    event = changes.event_item(route.ws, "message.updated", route.contact_id, route.message_id, seq=seq)
+    _put_once(event)
+
+
+def _put_billing(route: StatusRoute, change: StatusChange) -> None:
+    _put_once(billing_record(route.ws, route.month, route.message_id, change))
+
+
+def _put_once(item: Any) -> None:
+    try:
+        item.save(condition=type(item).pk.does_not_exist())
+    except PutError as exc:
+        if not is_condition_failure(exc):
+            raise
