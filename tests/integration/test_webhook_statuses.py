@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from relasify import clock
 from relasify.data import messages as message_store
 from relasify.data import models as m
+from relasify.data import status_routes
 from relasify.data.base import connection
 from relasify.data.contacts import contact_repository
 from relasify.data.identity import identity_repository
@@ -242,7 +243,8 @@ def test_status_before_the_send_response_is_applied_when_the_wamid_arrives(conne
 def test_callback_data_finds_the_message_before_its_wamid_is_known(connected: None) -> None:
     message = new_outbound()
     callback = message.biz_opaque_callback_data
-    assert message_store.parse_callback_data(callback) == message_store.MessageLocation(WS, message.id)
+    route = status_routes.parse_status_callback(callback)
+    assert route == status_routes.StatusRoute(WS, message.id, message.contact_id, None, NOW.strftime("%Y-%m"))
     webhook.process_payload(messages_change(statuses=[status_item("wamid.cb", "read", callback=callback)]))
     stored = message_store.get_message(WS, message.id)
     assert (stored.status, stored.wamid) == ("read", "wamid.cb")

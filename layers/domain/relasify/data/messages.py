@@ -32,6 +32,7 @@ from relasify.data import models as m
 from relasify.data.base import chunks, query_all, transaction, utc
 from relasify.data.ids import new_id
 from relasify.data.records import Record
+from relasify.data.status_routes import route_callback
 from relasify.data.tx import cancellation_codes, is_condition_failure
 
 STATUS_RANK: dict[str, int] = {"accepted": 0, "received": 0, "sent": 1, "delivered": 2, "read": 3, "failed": 4}
@@ -652,7 +653,7 @@ def record_outbound(
         status_rank=0,
         message_at=now,
         accepted_at=now,
-        biz_opaque_callback_data=callback_data(ws, message_id),
+        biz_opaque_callback_data=route_callback(ws, message_id, contact_id, broadcast_id, now),
         broadcast_id=broadcast_id,
         idempotency_key=idempotency_key,
         sent_by=sent_by,

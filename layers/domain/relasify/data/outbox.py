@@ -32,7 +32,7 @@ from relasify.data.base import query_page
 from relasify.data.cursor import decode_cursor, encode_cursor
 from relasify.data.messages import Message, _message, conversation_sort_key, get_message
 from relasify.data.records import Page
-from relasify.data.status_writes import route_callback
+from relasify.data.status_routes import route_callback
 from relasify.data.tx import is_condition_failure
 from relasify.errors import Conflict
 

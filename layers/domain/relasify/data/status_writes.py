@@ -22,7 +22,6 @@ event or a billing record. Outside a transaction every item is billed once, not 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -35,46 +34,11 @@ from relasify.data import changes
 from relasify.data import models as m
 from relasify.data.base import utc
 from relasify.data.ids import new_id
-from relasify.data.messages import BILLED_FLAG, Message, StatusChange, StatusResult, billing_record
+from relasify.data.messages import BILLED_FLAG, StatusChange, StatusResult, billing_record
+from relasify.data.status_routes import StatusRoute
 from relasify.data.tx import is_condition_failure
 
-CALLBACK_PREFIX = "rls2"
-_NO_BROADCAST = "-"
 _STATUS_TIME_ATTRIBUTE = {"sent": "sent_at", "delivered": "delivered_at", "read": "read_at", "failed": "failed_at"}
-
-
-@dataclass(frozen=True, slots=True)
-class StatusRoute:
-    """Where a status goes, as its callback data claims (verified by the write's condition)."""
-
-    ws: str
-    message_id: str
-    contact_id: str
-    broadcast_id: str | None
-    month: str  # yyyy-mm of the message: the billing record's partition
-
-
-def status_callback(message: Message) -> str:
-    """`biz_opaque_callback_data` for an outbound message (Meta allows 512 characters)."""
-    at = message.message_at or message.created_at or clock.now()
-    return route_callback(message.ws, message.id, message.contact_id, message.broadcast_id, at)
-
-
-def route_callback(ws: str, message_id: str, contact_id: str, broadcast_id: str | None, message_at: datetime) -> str:
-    month = utc(message_at).strftime("%Y-%m")  # type: ignore[union-attr]
-    return f"{CALLBACK_PREFIX}:{ws}:{message_id}:{contact_id}:{broadcast_id or _NO_BROADCAST}:{month}"
-
-
-def parse_status_callback(value: str | None) -> StatusRoute | None:
-    if not value:
-        return None
-    parts = value.split(":")
-    if len(parts) != 6 or parts[0] != CALLBACK_PREFIX or not all(parts[1:]):
-        return None
-    _prefix, ws, message_id, contact_id, broadcast, month = parts
-    if len(month) != 7 or month[4] != "-" or not (month[:4] + month[5:]).isdigit():
-        return None
-    return StatusRoute(ws, message_id, contact_id, None if broadcast == _NO_BROADCAST else broadcast, month)
 
 
 # --- the write -----------------------------------------------------------------------------------

@@ -18,7 +18,7 @@ from typing import Any, Protocol
 from pydantic import ValidationError
 
 from relasify import clock
-from relasify.data import conversations, status_writes, tombstones, webhook_inbox
+from relasify.data import conversations, status_routes, status_writes, tombstones, webhook_inbox
 from relasify.data import messages as message_store
 from relasify.data.contacts import contact_repository
 from relasify.data.identity import identity_repository
@@ -303,7 +303,7 @@ def process_payload(raw: bytes | str | dict[str, Any], *, routes: RouteCache | N
     statuses = [e.status for e in events if isinstance(e, StatusEvent)]
     if statuses:
         # Statuses with a route (status_writes) need no read; the others are read in batches.
-        statuses = [s for s in statuses if status_writes.parse_status_callback(s.biz_opaque_callback_data) is None]
+        statuses = [s for s in statuses if status_routes.parse_status_callback(s.biz_opaque_callback_data) is None]
         callbacks = {s.id: message_store.parse_callback_data(s.biz_opaque_callback_data) for s in statuses}
         billable = [s for s in statuses if s.pricing is not None and s.pricing.billable]
         delivery.statuses.prefetch(
@@ -449,7 +449,7 @@ def _handle_status(event: StatusEvent, delivery: _Delivery) -> str:
         return "untracked"
 
     # The usual way: the route the send gave Meta; one conditional write, no read (relasify.data.status_writes).
-    route = status_writes.parse_status_callback(event.status.biz_opaque_callback_data)
+    route = status_routes.parse_status_callback(event.status.biz_opaque_callback_data)
     if route is not None and route.ws == ws:
         routed = status_writes.apply_routed_status(route, change)
         if routed is not None and routed.outcome != "missing":
