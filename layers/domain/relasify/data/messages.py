@@ -202,13 +202,21 @@ def _message(item: m.MessageModel) -> Message:
             for r in (item.reactions or [])
         ],
         pricing=_plain(item.pricing) if item.pricing is not None else None,
-        biz_opaque_callback_data=item.biz_opaque_callback_data,
+        biz_opaque_callback_data=item.biz_opaque_callback_data or _status_callback(item),
         broadcast_id=item.broadcast_id,
         sent_by=item.sent_by,
         expires_at=int(item.expires_at) if item.expires_at is not None else None,
         created_at=utc(item.created_at),
         updated_at=utc(item.updated_at),
     )
+
+
+def _status_callback(item: m.MessageModel) -> str | None:
+    """The callback data of an outbound message: derived from the item, not stored (older items
+    stored the `rls1` form, which is kept)."""
+    if item.direction != "out":
+        return None
+    return route_callback(item.ws_id, item.message_id, item.contact_id, item.broadcast_id, item.message_at)
 
 
 def to_record(item: m.MessageModel) -> Message:
@@ -652,8 +660,6 @@ def record_outbound(
         status="accepted",
         status_rank=0,
         message_at=now,
-        accepted_at=now,
-        biz_opaque_callback_data=route_callback(ws, message_id, contact_id, broadcast_id, now),
         broadcast_id=broadcast_id,
         idempotency_key=idempotency_key,
         sent_by=sent_by,
@@ -684,7 +690,10 @@ def attach_wamid(ws: str, message_id: str, wamid: str) -> bool:
     try:
         with transaction() as tx:
             tx.save(pointer, condition=m.WamidPointerModel.pk.does_not_exist())
-            tx.update(item, actions=[model.wamid.set(wamid), model.touch()], condition=model.pk.exists())
+            # The send lease only matters while there is no wamid (relasify.data.outbox): dropped, so
+            # the item stays under 1 KB.
+            actions = [model.wamid.set(wamid), model.send_lease_until.remove(), model.touch()]
+            tx.update(item, actions=actions, condition=model.pk.exists())
     except TransactWriteError as exc:
         if cancellation_codes(exc)[0] == "ConditionalCheckFailed":
             return False

@@ -328,9 +328,9 @@ class MessageModel(TableModel):
     # Epoch seconds until which one attempt may be calling Meta for this outbox message (see outbox).
     send_lease_until = NumberAttribute(null=True)
     # The status path (relasify.data.status_writes): the seq of the change-feed event of the current
-    # status, and billing claimed (ISO time of the billable status; older items: `billed` in flags).
+    # status, and billing claimed (epoch seconds of the billable status; older items: `billed` in flags).
     event_seq = UnicodeAttribute(null=True)
-    billed_at = UnicodeAttribute(null=True)
+    billed_at = NumberAttribute(null=True)
 
 
 class LastMessageMap(MapAttribute):

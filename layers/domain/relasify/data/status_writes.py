@@ -32,7 +32,6 @@ from pynamodb.expressions.operand import Path
 from relasify import clock
 from relasify.data import changes
 from relasify.data import models as m
-from relasify.data.base import utc
 from relasify.data.ids import new_id
 from relasify.data.messages import BILLED_FLAG, StatusChange, StatusResult, billing_record
 from relasify.data.status_routes import StatusRoute
@@ -119,7 +118,7 @@ def _update_message(route: StatusRoute, change: StatusChange, seq: str) -> tuple
     if change.pricing:
         actions.append(model.pricing.set(change.pricing))
     if change.billable:
-        actions.append(model.billed_at.set(model.billed_at | _iso(change.at)))
+        actions.append(model.billed_at.set(model.billed_at | _epoch(change.at)))
     condition = _route_condition(route, change) & (model.status_rank < change.rank)
     return _conditional_update(route, actions, condition)
 
@@ -128,7 +127,7 @@ def _claim_billing(route: StatusRoute, change: StatusChange) -> bool:
     """A billable status that does not move the message (it came after a later one): claim billing
     alone, once."""
     model = m.MessageModel
-    actions: list[Any] = [model.touch(), model.billed_at.set(_iso(change.at))]
+    actions: list[Any] = [model.touch(), model.billed_at.set(_epoch(change.at))]
     if change.pricing:
         actions.append(model.pricing.set(change.pricing))
     condition = _route_condition(route, change) & model.billed_at.does_not_exist() & ~model.flags.contains(BILLED_FLAG)
@@ -196,8 +195,8 @@ def _billing_claimed(old: dict[str, Any] | None) -> bool:
     return "billed_at" in old or BILLED_FLAG in flags
 
 
-def _iso(at: datetime) -> str:
-    return utc(at).isoformat()  # type: ignore[union-attr]
+def _epoch(at: datetime) -> int:
+    return int(at.timestamp())
 
 
 # --- the puts beside it ------------------------------------------------------------------------------
