@@ -471,8 +471,11 @@ def apply_status(ws: str, message_id: str, change: StatusChange, *, batch: Statu
             return StatusResult("unchanged", contact_id=item.contact_id, message_id=message_id)
         actions: list[Any] = [model.touch()]
         condition: Any = model.pk.exists()
+        seq = new_id() if advance and item.contact_id else None
         if advance:
             actions += _status_actions(change)
+            if seq is not None:  # the seq of its event, as the routed path records it (status_writes)
+                actions.append(model.event_seq.set(seq))
             condition &= model.status_rank < change.rank
             if item.wamid is None:
                 actions.append(model.wamid.set(change.wamid))
@@ -483,7 +486,7 @@ def apply_status(ws: str, message_id: str, change: StatusChange, *, batch: Statu
                 actions.append(model.flags.set((model.flags | []).append([BILLED_FLAG])))
                 condition &= ~model.flags.contains(BILLED_FLAG) & model.billed_at.does_not_exist()
             if bill or advance:
-                _update_in_transaction(item, actions, condition, change, ws, bill=bill, event=advance)
+                _update_in_transaction(item, actions, condition, change, ws, bill=bill, event_seq=seq)
             else:
                 item.update(actions=actions, condition=condition)
         except (UpdateError, TransactWriteError) as exc:
@@ -518,15 +521,22 @@ def _status_actions(change: StatusChange) -> list[Any]:
 
 
 def _update_in_transaction(
-    item: m.MessageModel, actions: list[Any], condition: Any, change: StatusChange, ws: str, *, bill: bool, event: bool
+    item: m.MessageModel,
+    actions: list[Any],
+    condition: Any,
+    change: StatusChange,
+    ws: str,
+    *,
+    bill: bool,
+    event_seq: str | None,
 ) -> None:
     """The message update with, in the same transaction, its billing record and/or its event."""
     with transaction() as tx:
         tx.update(item, actions=actions, condition=condition)
         if bill:
             tx.save(_billing_record(item, change, ws), condition=m.BillingRecordModel.pk.does_not_exist())
-        if event and item.contact_id:
-            changes.add_to(tx, ws, "message.updated", item.contact_id, item.message_id)
+        if event_seq is not None:
+            tx.save(changes.event_item(ws, "message.updated", item.contact_id, item.message_id, seq=event_seq))
 
 
 def _billing_record(item: m.MessageModel, change: StatusChange, ws: str) -> m.BillingRecordModel:

@@ -59,8 +59,9 @@ def apply_routed_status(route: StatusRoute, change: StatusChange) -> StatusResul
         return None
     # Not moved forward: a duplicate or an older status. Complete what a run that died after its
     # message write left undone (both puts are by key: no-ops when they were done).
-    if old.get("status", {}).get("S") == change.status and "event_seq" in old:
-        _put_event(route, old["event_seq"]["S"])
+    recorded_seq = old.get("event_seq", {}).get("S")
+    if old.get("status", {}).get("S") == change.status and recorded_seq and _recent(recorded_seq):
+        _put_event(route, recorded_seq)
     billed = False
     if change.billable:
         if _billing_claimed(old):
@@ -193,6 +194,11 @@ def _billing_claimed(old: dict[str, Any] | None) -> bool:
         return False
     flags = [v.get("S") for v in old.get("flags", {}).get("L", [])]
     return "billed_at" in old or BILLED_FLAG in flags
+
+
+def _recent(seq: str) -> bool:
+    """An event older than the feed keeps events is not put again (it would outlive its peers)."""
+    return clock.now() - changes.seq_time(seq) < changes.KEEP
 
 
 def _epoch(at: datetime) -> int:
