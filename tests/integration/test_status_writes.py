@@ -132,49 +132,78 @@ def test_a_late_billable_status_bills_a_message_moved_on_without_pricing(connect
     assert len(events_of(message.id)) == 1  # billing alone is no change of the message's status
 
 
-@pytest.mark.parametrize("dies_in", ["_put_event", "_put_billing"])
+def _crash_after_writing(*kept_kinds: type) -> Any:
+    """A `_put_new` that writes only the items of `kept_kinds`, then dies (BatchWriteItem is not
+    atomic: any part of it may be done when the container dies)."""
+
+    def crash(*items: Any) -> None:
+        for item in items:
+            if isinstance(item, kept_kinds):
+                item.save()
+        raise RuntimeError("the container died")
+
+    return crash
+
+
+@pytest.mark.parametrize(
+    "kept",
+    [(), (changes.ChangeEventModel,), (m.BillingRecordModel,)],
+    ids=["nothing", "the event only", "the billing record only"],
+)
 def test_a_crash_between_the_writes_is_completed_by_the_redelivery(
     connected: None,
     monkeypatch: pytest.MonkeyPatch,
-    dies_in: str,
+    kept: tuple[type, ...],
 ) -> None:
     message = sent_message(wamid="wamid.crash")
     callback = message.biz_opaque_callback_data
-    real = getattr(status_writes, dies_in)
-
-    def crash(*_: Any, **__: Any) -> None:
-        raise RuntimeError("the container died")
-
-    monkeypatch.setattr(status_writes, dies_in, crash)
+    monkeypatch.setattr(status_writes, "_put_new", _crash_after_writing(*kept))
     with pytest.raises(RuntimeError):
-        deliver("wamid.crash", "delivered", callback, billable=True)
-    assert message_store.get_message(WS, message.id).status == "delivered"  # the first write happened
-    monkeypatch.setattr(status_writes, dies_in, real)
+        deliver("wamid.crash", "sent", callback, billable=True)
+    assert message_store.get_message(WS, message.id).status == "sent"  # the first write happened
+    monkeypatch.undo()
 
-    deliver("wamid.crash", "delivered", callback, billable=True)  # the queue redelivers it
-    deliver("wamid.crash", "delivered", callback, billable=True)  # and once more
+    deliver("wamid.crash", "sent", callback, billable=True)  # the queue redelivers it
+    deliver("wamid.crash", "sent", callback, billable=True)  # and once more
     stored = m.MessageModel.get(m.message_pk(WS, message.id), "MSG")
     [event] = events_of(message.id)
     assert event.seq == stored.event_seq
     assert len(billing_records()) == 1
 
 
-def test_a_crash_after_the_event_then_a_later_status_still_bills_once(
+def test_a_crash_before_the_event_of_a_status_without_billing_is_completed(
+    connected: None,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    message = sent_message(wamid="wamid.crash1")
+
+    def crash(*_: Any) -> None:
+        raise RuntimeError("the container died")
+
+    monkeypatch.setattr(status_writes, "_put_once", crash)
+    with pytest.raises(RuntimeError):
+        deliver("wamid.crash1", "delivered", message.biz_opaque_callback_data)
+    monkeypatch.undo()
+    assert events_of(message.id) == []
+    deliver("wamid.crash1", "delivered", message.biz_opaque_callback_data)
+    [event] = events_of(message.id)
+    assert event.seq == m.MessageModel.get(m.message_pk(WS, message.id), "MSG").event_seq
+    assert billing_records() == []
+
+
+def test_a_crash_before_the_bill_then_a_later_status_still_bills_once(
     connected: None,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     message = sent_message(wamid="wamid.crash2")
     callback = message.biz_opaque_callback_data
-
-    def crash(*_: Any, **__: Any) -> None:
-        raise RuntimeError("the container died")
-
-    monkeypatch.setattr(status_writes, "_put_billing", crash)
+    monkeypatch.setattr(status_writes, "_put_new", _crash_after_writing(changes.ChangeEventModel))
     with pytest.raises(RuntimeError):
         deliver("wamid.crash2", "sent", callback, billable=True)
     monkeypatch.undo()
-    deliver("wamid.crash2", "read", callback, billable=True)  # overtakes the redelivery
-    deliver("wamid.crash2", "sent", callback, billable=True)  # the redelivery
+    deliver("wamid.crash2", "read", callback, billable=True)  # overtakes the redelivery: billing was claimed
+    assert billing_records() == []
+    deliver("wamid.crash2", "sent", callback, billable=True)  # the redelivery completes it
     assert len(billing_records()) == 1
     assert message_store.get_message(WS, message.id).status == "read"
 

@@ -11,13 +11,14 @@ The writes, each idempotent on its own, in this order:
 1. one UpdateItem of the message, conditional on its rank being lower (statuses only move forward:
    duplicate and out-of-order statuses are no-ops). It records the seq of the change-feed event it
    is about to put (`event_seq`) and, for a billable status, claims billing (`billed_at`);
-2. the `message.updated` event, put by that seq, conditional on its key not existing;
-3. the billing record when this write claimed billing, conditional on its key (workspace, month,
-   wamid digest) not existing.
-A crash after 1 leaves 2 or 3 missing; the redelivery's UpdateItem fails its rank condition and the
+2. the `message.updated` event with that seq, and the billing record (key: workspace, month, wamid
+   digest) when this write claimed billing: keys no one else can have written (a seq just drawn; a
+   claim that was absent), so one BatchWriteItem (or PutItem) without conditions.
+A crash after 1 leaves 2 missing; the redelivery's UpdateItem fails its rank condition and the
 failure returns the stored message (ReturnValuesOnConditionCheckFailure: no read request), which
-names the seq to put again and says whether billing was claimed. Puts by key cannot double an
-event or a billing record. Outside a transaction every item is billed once, not twice.
+names the seq to put again and says whether billing was claimed; those puts are conditional on
+their keys not existing, so nothing is doubled. Outside a transaction every item is billed once,
+not twice.
 """
 
 from __future__ import annotations
@@ -49,10 +50,12 @@ def apply_routed_status(route: StatusRoute, change: StatusChange) -> StatusResul
     seq = new_id()
     applied, old = _update_message(route, change, seq)
     if applied:
-        _put_event(route, seq)
-        if change.billable and not _billing_claimed(old):
-            _put_billing(route, change)
-        return _result(route, "applied", advanced=True, billed=change.billable and not _billing_claimed(old))
+        billed = change.billable and not _billing_claimed(old)
+        if billed:
+            _put_new(_event(route, seq), billing_record(route.ws, route.month, route.message_id, change))
+        else:
+            _put_once(_event(route, seq))
+        return _result(route, "applied", advanced=True, billed=billed)
     if old is None or _is_expired(old):
         return StatusResult("missing")
     if not _matches(old, route, change):
@@ -208,13 +211,24 @@ def _epoch(at: datetime) -> int:
 # --- the puts beside it ------------------------------------------------------------------------------
 
 
+def _event(route: StatusRoute, seq: str) -> changes.ChangeEventModel:
+    return changes.event_item(route.ws, "message.updated", route.contact_id, route.message_id, seq=seq)
+
+
 def _put_event(route: StatusRoute, seq: str) -> None:
-    event = changes.event_item(route.ws, "message.updated", route.contact_id, route.message_id, seq=seq)
-    _put_once(event)
+    _put_once(_event(route, seq))
 
 
 def _put_billing(route: StatusRoute, change: StatusChange) -> None:
     _put_once(billing_record(route.ws, route.month, route.message_id, change))
+
+
+def _put_new(*items: Any) -> None:
+    """Items no one else can have written (a seq just drawn; a billing record whose claim this
+    write made): one BatchWriteItem, no condition needed. pynamodb resends unprocessed items."""
+    with changes.ChangeEventModel.batch_write() as batch:
+        for item in items:
+            batch.save(item)
 
 
 def _put_once(item: Any) -> None:
