@@ -45,9 +45,11 @@ def connected(ddb_tables: Any) -> None:
 
 
 def sent_message(*, wamid: str) -> message_store.Message:
-    """An outbound message as the send path leaves it: its wamid pointer written, its route stored."""
+    """An outbound message as the send path leaves it: its wamid pointer written with its route."""
     message = message_store.record_outbound(WS, customer().id, "template", {"name": "promo"})
-    message_store.attach_wamid(WS, message.id, wamid)
+    webhook.apply_pending_statuses(
+        WS, message.id, wamid, route=status_routes.parse_status_callback(message.biz_opaque_callback_data)
+    )
     return message
 
 
@@ -107,6 +109,20 @@ def test_a_routed_status_is_one_conditional_update_and_puts_beside_it(
         "message.updated",
         message.contact_id,
     )
+    assert len(billing_records()) == 1
+
+
+def test_a_status_without_callback_data_takes_its_route_from_the_wamid_pointer(
+    connected: None,
+    requests: list[tuple[str, dict[str, Any]]],
+) -> None:
+    message = sent_message(wamid="wamid.nocb")
+    requests.clear()
+    assert deliver("wamid.nocb", "read", None, billable=True).counts == {"status:applied": 1}
+    assert "TransactWriteItems" not in [op for op, _ in requests]
+    assert _message_keys_read(requests) == []  # the pointer is read, the message is not
+    assert message_store.get_message(WS, message.id).status == "read"
+    assert len(events_of(message.id)) == 1
     assert len(billing_records()) == 1
 
 

@@ -134,16 +134,17 @@ def test_any_order_and_duplication_ends_in_the_right_state(
     highest rank received (failed terminal), with exactly one billing record if any was billable."""
     wamid = f"wamid.prop{next(_counter)}"
     message = new_outbound()
+    route = status_routes.parse_status_callback(message.biz_opaque_callback_data)  # the send path's pointer
     send_position = min(send_position, len(sequence))
     for index, (status, with_callback, billable) in enumerate(sequence):
         if index == send_position:
-            webhook.apply_pending_statuses(WS, message.id, wamid)
+            webhook.apply_pending_statuses(WS, message.id, wamid, route=route)
         callback = message.biz_opaque_callback_data if with_callback else None
         webhook.process_payload(
             messages_change(statuses=[status_item(wamid, status, callback=callback, billable=billable)])
         )
     if send_position == len(sequence):
-        webhook.apply_pending_statuses(WS, message.id, wamid)
+        webhook.apply_pending_statuses(WS, message.id, wamid, route=route)
 
     final = message_store.get_message(WS, message.id)
     expected = max((s for s, _, _ in sequence), key=message_store.STATUS_RANK.__getitem__)

@@ -32,7 +32,7 @@ from relasify.data import models as m
 from relasify.data.base import chunks, query_all, transaction, utc
 from relasify.data.ids import new_id
 from relasify.data.records import Record
-from relasify.data.status_routes import route_callback
+from relasify.data.status_routes import StatusRoute, route_callback
 from relasify.data.tx import cancellation_codes, is_condition_failure
 
 STATUS_RANK: dict[str, int] = {"accepted": 0, "received": 0, "sent": 1, "delivered": 2, "read": 3, "failed": 4}
@@ -139,6 +139,7 @@ class StatusResult:
 class MessageLocation:
     ws: str
     message_id: str
+    route: StatusRoute | None = field(default=None, compare=False)  # carried by the wamid pointer
 
 
 # --- correlation -----------------------------------------------------------------------------
@@ -242,7 +243,15 @@ def get_message(ws: str, message_id: str, *, consistent: bool = False) -> Messag
 def locate_wamid(wamid: str) -> MessageLocation | None:
     """Which message a wamid belongs to (strongly consistent: it races with the send path)."""
     item = m.WamidPointerModel.get_live(m.wamid_pk(wamid), m.WamidPointerModel.SK_VALUE, consistent_read=True)
-    return MessageLocation(ws=item.ws_id, message_id=item.message_id) if item else None
+    return _location(item) if item else None
+
+
+def _location(pointer: m.WamidPointerModel) -> MessageLocation:
+    route = None
+    if pointer.route_contact_id and pointer.route_month:
+        broadcast = None if pointer.route_broadcast_id in (None, "-") else pointer.route_broadcast_id
+        route = StatusRoute(pointer.ws_id, pointer.message_id, pointer.route_contact_id, broadcast, pointer.route_month)
+    return MessageLocation(ws=pointer.ws_id, message_id=pointer.message_id, route=route)
 
 
 def get_by_wamid(wamid: str) -> Message | None:
@@ -422,10 +431,11 @@ class StatusBatch:
                 [(m.wamid_pk(w), m.WamidPointerModel.SK_VALUE) for w in chunk], consistent_read=True
             ):
                 if not pointer.is_expired:
-                    found[pointer.wamid] = MessageLocation(ws=pointer.ws_id, message_id=pointer.message_id)
+                    found[pointer.wamid] = _location(pointer)
             for wamid in chunk:
                 self._pointers[wamid] = found.get(wamid)
-        via_pointers = [self._pointers.get(w) for w in message_wamids]
+        # A pointer that carries the route needs no message read (relasify.data.status_writes).
+        via_pointers = [loc for w in message_wamids if (loc := self._pointers.get(w)) and loc.route is None]
         keys = sorted({(loc.ws, loc.message_id) for loc in [*via_pointers, *locations] if loc} - set(self._messages))
         for chunk in chunks(keys, _BATCH_GET_LIMIT):
             for item in m.MessageModel.batch_get(
@@ -689,13 +699,18 @@ def record_outbound(
 # --- outbound: the send path tells us the wamid --------------------------------------------------
 
 
-def attach_wamid(ws: str, message_id: str, wamid: str) -> bool:
+def attach_wamid(ws: str, message_id: str, wamid: str, *, route: StatusRoute | None = None) -> bool:
     """Record Meta's id of an outbound message: pointer + message attribute, atomically.
-    False when the pointer already exists (a retried send path call)."""
+    False when the pointer already exists (a retried send path call). The pointer carries the
+    message's status route, for statuses that come back without their callback data."""
     model = m.MessageModel
     pointer = m.WamidPointerModel(
         m.wamid_pk(wamid), m.WamidPointerModel.SK_VALUE, wamid=wamid, ws_id=ws, message_id=message_id
     )
+    if route is not None and (route.ws, route.message_id) == (ws, message_id):
+        pointer.route_contact_id = route.contact_id
+        pointer.route_broadcast_id = route.broadcast_id or "-"
+        pointer.route_month = route.month
     item = model(m.message_pk(ws, message_id), model.SK_VALUE)
     try:
         with transaction() as tx:

@@ -379,6 +379,11 @@ class WamidPointerModel(TableModel):
     wamid = UnicodeAttribute()
     ws_id = UnicodeAttribute()
     message_id = UnicodeAttribute()
+    # The status route when no callback data comes back (relasify.data.status_routes; API sends
+    # after issue 19): contact id, broadcast id ("-" for none) and yyyy-mm of the message.
+    route_contact_id = UnicodeAttribute(null=True)
+    route_broadcast_id = UnicodeAttribute(null=True)
+    route_month = UnicodeAttribute(null=True)
 
 
 class PendingStatusModel(TableModel):

@@ -464,6 +464,11 @@ def _handle_status(event: StatusEvent, delivery: _Delivery) -> str:
     if location is not None and location.ws != ws:
         logger.warning("status for another workspace's message ignored")
         return "foreign"
+    if location is not None and location.route is not None:  # the pointer carries the route: no message read
+        routed = status_writes.apply_routed_status(location.route, change)
+        if routed is not None and routed.outcome != "missing":
+            _after_status(ws, change, routed)
+            return routed.outcome
     if location is not None:
         result = message_store.apply_status(ws, location.message_id, change, batch=delivery.statuses)
         if result.outcome != "missing":
@@ -506,11 +511,13 @@ def _after_status(ws: str, change: message_store.StatusChange, result: message_s
         contacts.mark_unreachable(ws, result.contact_id)
 
 
-def apply_pending_statuses(ws: str, message_id: str, wamid: str) -> int:
+def apply_pending_statuses(
+    ws: str, message_id: str, wamid: str, *, route: status_routes.StatusRoute | None = None
+) -> int:
     """Called by the send path once it knows an outbound message's wamid (and by the processor when
-    it loses that race): records the wamid pointer and applies statuses that arrived early.
-    Returns how many pending statuses were applied."""
-    message_store.attach_wamid(ws, message_id, wamid)
+    it loses that race): records the wamid pointer (with the message's status route when given) and
+    applies statuses that arrived early. Returns how many pending statuses were applied."""
+    message_store.attach_wamid(ws, message_id, wamid, route=route)
     applied = 0
     for pending in message_store.pending_statuses(wamid):
         if pending.ws not in (None, ws):
