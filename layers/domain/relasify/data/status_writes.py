@@ -124,7 +124,8 @@ def _update_message(route: StatusRoute, change: StatusChange, seq: str) -> tuple
     if change.billable:
         actions.append(model.billed_at.set(model.billed_at | _epoch(change.at)))
     condition = _route_condition(route, change) & (model.status_rank < change.rank)
-    return _conditional_update(route, actions, condition)
+    # The item before the update only matters to a billable status (was billing claimed already?).
+    return _conditional_update(route, actions, condition, echo=change.billable)
 
 
 def _claim_billing(route: StatusRoute, change: StatusChange) -> bool:
@@ -135,11 +136,14 @@ def _claim_billing(route: StatusRoute, change: StatusChange) -> bool:
     if change.pricing:
         actions.append(model.pricing.set(change.pricing))
     condition = _route_condition(route, change) & model.billed_at.does_not_exist() & ~model.flags.contains(BILLED_FLAG)
-    applied, _old = _conditional_update(route, actions, condition)
+    applied, _old = _conditional_update(route, actions, condition, echo=False)
     return applied
 
 
-def _conditional_update(route: StatusRoute, actions: list[Any], condition: Any) -> tuple[bool, dict[str, Any] | None]:
+def _conditional_update(
+    route: StatusRoute, actions: list[Any], condition: Any, *, echo: bool
+) -> tuple[bool, dict[str, Any] | None]:
+    """One UpdateItem; on a refusal the stored item comes back with the error (no read request)."""
     table = m.MessageModel._get_connection()
     kwargs = table.connection.get_operation_kwargs(
         table.table_name,
@@ -147,7 +151,7 @@ def _conditional_update(route: StatusRoute, actions: list[Any], condition: Any) 
         m.MessageModel.SK_VALUE,
         actions=actions,
         condition=condition,
-        return_values="ALL_OLD",
+        return_values="ALL_OLD" if echo else "NONE",
         return_values_on_condition_failure="ALL_OLD",
     )
     try:
