@@ -11,9 +11,9 @@ The writes, each idempotent on its own, in this order:
 1. one UpdateItem of the message, conditional on its rank being lower (statuses only move forward:
    duplicate and out-of-order statuses are no-ops). It records the seq of the change-feed event it
    is about to put (`event_seq`) and, for a billable status, claims billing (`billed_at`);
-2. the `message.updated` event with that seq, and the billing record (key: workspace, month, wamid
-   digest) when this write claimed billing: keys no one else can have written (a seq just drawn; a
-   claim that was absent), so one BatchWriteItem (or PutItem) without conditions.
+2. the `message.updated` event with that seq, then the billing record (key: workspace, month, wamid
+   digest) when this write claimed billing; each a PutItem conditional on its key not existing
+   (not one BatchWriteItem: the processor's role may not batch-write, which would allow deletes).
 A crash after 1 leaves 2 missing; the redelivery's UpdateItem fails its rank condition and the
 failure returns the stored message (ReturnValuesOnConditionCheckFailure: no read request), which
 names the seq to put again and says whether billing was claimed; those puts are conditional on
@@ -51,10 +51,9 @@ def apply_routed_status(route: StatusRoute, change: StatusChange) -> StatusResul
     applied, old = _update_message(route, change, seq)
     if applied:
         billed = change.billable and not _billing_claimed(old)
+        _put_once(_event(route, seq))
         if billed:
-            _put_new(_event(route, seq), billing_record(route.ws, route.month, route.message_id, change))
-        else:
-            _put_once(_event(route, seq))
+            _put_once(billing_record(route.ws, route.month, route.message_id, change))
         return _result(route, "applied", advanced=True, billed=billed)
     if old is None or _is_expired(old):
         return StatusResult("missing")
@@ -225,14 +224,6 @@ def _put_event(route: StatusRoute, seq: str) -> None:
 
 def _put_billing(route: StatusRoute, change: StatusChange) -> None:
     _put_once(billing_record(route.ws, route.month, route.message_id, change))
-
-
-def _put_new(*items: Any) -> None:
-    """Items no one else can have written (a seq just drawn; a billing record whose claim this
-    write made): one BatchWriteItem, no condition needed. pynamodb resends unprocessed items."""
-    with changes.ChangeEventModel.batch_write() as batch:
-        for item in items:
-            batch.save(item)
 
 
 def _put_once(item: Any) -> None:
