@@ -48,6 +48,11 @@ def _written(op: Operation, kind: str) -> tuple[int, float]:
     return op.usage.writes.get(kind, 0), float(op.usage.write_units.get(kind, 0))
 
 
+def _transactions(op: Operation) -> int:
+    assert op.usage is not None
+    return op.usage.requests.get("dynamodb:TransactWriteItems", 0)
+
+
 def _total(op: Operation) -> tuple[int, float]:
     assert op.usage is not None
     return sum(op.usage.writes.values()), float(sum(op.usage.write_units.values()))
@@ -84,8 +89,11 @@ def run() -> Section:
     # message read each status makes first to name the event's conversation (0.5 RRU).
     events = sum(_written(ops[n], "CHG")[0] for n in LIFECYCLE)
     event_wru = sum(_written(ops[n], "CHG")[1] for n in LIFECYCLE)
-    surcharge_wru = sum(_written(ops[n], "MSG")[1] / 2 for n in STATUS_UPDATES_NOW_IN_A_TRANSACTION)
-    status_reads = 3 * 0.5
+    # Only where the status still went through a transaction (and the message read before it): the
+    # routed path (issue 19) writes the event beside the message update, outside a transaction.
+    in_transaction = [n for n in STATUS_UPDATES_NOW_IN_A_TRANSACTION if _transactions(ops[n])]
+    surcharge_wru = sum(_written(ops[n], "MSG")[1] / 2 for n in in_transaction)
+    status_reads = 0.5 * sum(1 for n in LIFECYCLE if n.startswith("status webhook") and _transactions(ops[n]))
     dynamodb = (event_wru + surcharge_wru) * PRICES["dynamodb_write_request_unit"] + status_reads * PRICES[
         "dynamodb_read_request_unit"
     ]
@@ -103,13 +111,13 @@ def run() -> Section:
         ],
         [
             "message write of delivered/read statuses in a transaction (x2)",
-            "2",
+            f"{len(in_transaction)}",
             f"{surcharge_wru:g} WRU",
             f"{surcharge_wru * PRICES['dynamodb_write_request_unit'] * per_million:.2f}",
         ],
         [
             "message read before each status",
-            "3",
+            f"{int(status_reads / 0.5)}",
             f"{status_reads:g} RRU",
             f"{status_reads * PRICES['dynamodb_read_request_unit'] * per_million:.2f}",
         ],

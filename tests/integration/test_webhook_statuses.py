@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from relasify import clock
 from relasify.data import messages as message_store
 from relasify.data import models as m
+from relasify.data import status_routes
 from relasify.data.base import connection
 from relasify.data.contacts import contact_repository
 from relasify.data.identity import identity_repository
@@ -133,16 +134,17 @@ def test_any_order_and_duplication_ends_in_the_right_state(
     highest rank received (failed terminal), with exactly one billing record if any was billable."""
     wamid = f"wamid.prop{next(_counter)}"
     message = new_outbound()
+    route = status_routes.parse_status_callback(message.biz_opaque_callback_data)  # the send path's pointer
     send_position = min(send_position, len(sequence))
     for index, (status, with_callback, billable) in enumerate(sequence):
         if index == send_position:
-            webhook.apply_pending_statuses(WS, message.id, wamid)
+            webhook.apply_pending_statuses(WS, message.id, wamid, route=route)
         callback = message.biz_opaque_callback_data if with_callback else None
         webhook.process_payload(
             messages_change(statuses=[status_item(wamid, status, callback=callback, billable=billable)])
         )
     if send_position == len(sequence):
-        webhook.apply_pending_statuses(WS, message.id, wamid)
+        webhook.apply_pending_statuses(WS, message.id, wamid, route=route)
 
     final = message_store.get_message(WS, message.id)
     expected = max((s for s, _, _ in sequence), key=message_store.STATUS_RANK.__getitem__)
@@ -242,7 +244,8 @@ def test_status_before_the_send_response_is_applied_when_the_wamid_arrives(conne
 def test_callback_data_finds_the_message_before_its_wamid_is_known(connected: None) -> None:
     message = new_outbound()
     callback = message.biz_opaque_callback_data
-    assert message_store.parse_callback_data(callback) == message_store.MessageLocation(WS, message.id)
+    route = status_routes.parse_status_callback(callback)
+    assert route == status_routes.StatusRoute(WS, message.id, message.contact_id, None, NOW.strftime("%Y-%m"))
     webhook.process_payload(messages_change(statuses=[status_item("wamid.cb", "read", callback=callback)]))
     stored = message_store.get_message(WS, message.id)
     assert (stored.status, stored.wamid) == ("read", "wamid.cb")

@@ -107,6 +107,10 @@ def test_old_redelivered_webhooks_do_not_recreate_an_erased_contact_but_a_new_me
     callback = message_store.callback_data(ws, outbound.id)
     assert process(status(OUT_WAMID, "delivered", before + 60, callback)) == {"status:erased": 1}
     assert process(status(OUT_WAMID, "read", before + 120, None)) == {"status:erased": 1}
+    # ... and with the route every send now carries (issue 19: applied without reading the message):
+    # the conditional update finds no item and creates none.
+    assert outbound.biz_opaque_callback_data is not None
+    assert process(status(OUT_WAMID, "sent", before + 30, outbound.biz_opaque_callback_data)) == {"status:erased": 1}
 
     assert contact_repository().find_by(ws, "wa_id", WA_ID) is None
     assert message_store.get_inbound(ws, OLD_WAMID) is None
@@ -216,6 +220,10 @@ def test_known_contact_events_make_no_extra_request_and_never_read_a_tombstone(
     # A status reads the message (its conversation names the change-feed event) and the conversation
     # (is this its last message? here not), then writes the message and its event in one transaction.
     assert counted(status(OUT_WAMID, "delivered", now, callback)) == {"GetItem": 3, "TransactWriteItems": 1}
+    # With the route every send now carries (issue 19): no message read, no transaction; the message
+    # update, then its event (and nothing about erasures either).
+    routed = status(OUT_WAMID, "read", now, outbound.biz_opaque_callback_data)
+    assert counted(routed) == {"GetItem": 2, "UpdateItem": 1, "PutItem": 1}
     assert lookups == []
 
     # The create path (a sender never seen) pays one BatchGetItem for the tombstones, nothing else more.

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from relasify import clock
 from relasify.data import messages as message_store
-from relasify.data import outbox
+from relasify.data import outbox, status_routes
 from relasify.data.contacts import contact_repository
 from relasify.data.identity import identity_repository
 from relasify.errors import SendInProgress
@@ -59,7 +59,10 @@ def test_template_send_reaches_read_and_shows_in_conversation(env: SendingEnv) -
     assert graph_send["to"] == "6281234567890"
     assert graph_send["phone_number_id"] == PHONE_NUMBER_ID
     assert graph_send["template"]["name"] == "order_update"
-    assert graph_send["biz_opaque_callback_data"] == message_store.callback_data(env.ws, sent["id"])
+    # The status webhooks' route: workspace, message, contact, no broadcast, the message's month.
+    route = status_routes.parse_status_callback(graph_send["biz_opaque_callback_data"])
+    month = message_store.get_message(env.ws, sent["id"]).message_at.strftime("%Y-%m")
+    assert route == status_routes.StatusRoute(env.ws, sent["id"], contact.id, None, month)
 
     final = _wait_for_status(env, sent["id"], "read")
     assert final["status"] == "read", final

@@ -95,9 +95,12 @@ def contact_change_pk(ws: str) -> str:
     return f"{PK_PREFIX}{ws}#CONTACTS"
 
 
-def event_item(ws: str, event_type: EventType, conversation_id: str, message_id: str | None = None) -> ChangeEventModel:
-    """A new event item (a fresh seq): put it in the transaction of the change it describes."""
-    seq = new_id()
+def event_item(
+    ws: str, event_type: EventType, conversation_id: str, message_id: str | None = None, *, seq: str | None = None
+) -> ChangeEventModel:
+    """A new event item (a fresh seq, or the one the change recorded when it is put after it, by key):
+    put it in the transaction of the change it describes."""
+    seq = seq or new_id()
     return ChangeEventModel(
         change_pk(ws),
         seq,

@@ -43,7 +43,7 @@ def conversation_items(ws: str, contact_id: str) -> list[ConversationItem]:
     for item in raw_query(
         m.conversation_pk(ws, contact_id),
         index="GSI1",
-        projection="PK,SK,message_id,wamid,media_s3_key,reactions,idempotency_key,accepted_at",
+        projection="PK,SK,message_id,wamid,media_s3_key,reactions,idempotency_key,accepted_at,message_at",
     ):
         message_id = item.get("message_id", {}).get("S") or item["PK"]["S"].rsplit("#", 1)[-1]
         reactions = [r.get("M", {}).get("wamid", {}).get("S") for r in item.get("reactions", {}).get("L", [])]
@@ -55,7 +55,8 @@ def conversation_items(ws: str, contact_id: str) -> list[ConversationItem]:
                 media_s3_key=item.get("media_s3_key", {}).get("S"),
                 reaction_wamids=tuple(w for w in reactions if w),
                 idempotency_key=item.get("idempotency_key", {}).get("S"),
-                accepted_at=_stored_time(item.get("accepted_at", {}).get("S")),
+                # Outbound items after issue 19 keep only `message_at` (the same time).
+                accepted_at=_stored_time((item.get("accepted_at") or item.get("message_at") or {}).get("S")),
             )
         )
     return out

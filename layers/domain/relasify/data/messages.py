@@ -32,6 +32,7 @@ from relasify.data import models as m
 from relasify.data.base import chunks, query_all, transaction, utc
 from relasify.data.ids import new_id
 from relasify.data.records import Record
+from relasify.data.status_routes import StatusRoute, route_callback
 from relasify.data.tx import cancellation_codes, is_condition_failure
 
 STATUS_RANK: dict[str, int] = {"accepted": 0, "received": 0, "sent": 1, "delivered": 2, "read": 3, "failed": 4}
@@ -138,6 +139,7 @@ class StatusResult:
 class MessageLocation:
     ws: str
     message_id: str
+    route: StatusRoute | None = field(default=None, compare=False)  # carried by the wamid pointer
 
 
 # --- correlation -----------------------------------------------------------------------------
@@ -201,13 +203,21 @@ def _message(item: m.MessageModel) -> Message:
             for r in (item.reactions or [])
         ],
         pricing=_plain(item.pricing) if item.pricing is not None else None,
-        biz_opaque_callback_data=item.biz_opaque_callback_data,
+        biz_opaque_callback_data=item.biz_opaque_callback_data or _status_callback(item),
         broadcast_id=item.broadcast_id,
         sent_by=item.sent_by,
         expires_at=int(item.expires_at) if item.expires_at is not None else None,
         created_at=utc(item.created_at),
         updated_at=utc(item.updated_at),
     )
+
+
+def _status_callback(item: m.MessageModel) -> str | None:
+    """The callback data of an outbound message: derived from the item, not stored (older items
+    stored the `rls1` form, which is kept)."""
+    if item.direction != "out":
+        return None
+    return route_callback(item.ws_id, item.message_id, item.contact_id, item.broadcast_id, item.message_at)
 
 
 def to_record(item: m.MessageModel) -> Message:
@@ -233,7 +243,15 @@ def get_message(ws: str, message_id: str, *, consistent: bool = False) -> Messag
 def locate_wamid(wamid: str) -> MessageLocation | None:
     """Which message a wamid belongs to (strongly consistent: it races with the send path)."""
     item = m.WamidPointerModel.get_live(m.wamid_pk(wamid), m.WamidPointerModel.SK_VALUE, consistent_read=True)
-    return MessageLocation(ws=item.ws_id, message_id=item.message_id) if item else None
+    return _location(item) if item else None
+
+
+def _location(pointer: m.WamidPointerModel) -> MessageLocation:
+    route = None
+    if pointer.route_contact_id and pointer.route_month:
+        broadcast = None if pointer.route_broadcast_id in (None, "-") else pointer.route_broadcast_id
+        route = StatusRoute(pointer.ws_id, pointer.message_id, pointer.route_contact_id, broadcast, pointer.route_month)
+    return MessageLocation(ws=pointer.ws_id, message_id=pointer.message_id, route=route)
 
 
 def get_by_wamid(wamid: str) -> Message | None:
@@ -413,10 +431,11 @@ class StatusBatch:
                 [(m.wamid_pk(w), m.WamidPointerModel.SK_VALUE) for w in chunk], consistent_read=True
             ):
                 if not pointer.is_expired:
-                    found[pointer.wamid] = MessageLocation(ws=pointer.ws_id, message_id=pointer.message_id)
+                    found[pointer.wamid] = _location(pointer)
             for wamid in chunk:
                 self._pointers[wamid] = found.get(wamid)
-        via_pointers = [self._pointers.get(w) for w in message_wamids]
+        # A pointer that carries the route needs no message read (relasify.data.status_writes).
+        via_pointers = [loc for w in message_wamids if (loc := self._pointers.get(w)) and loc.route is None]
         keys = sorted({(loc.ws, loc.message_id) for loc in [*via_pointers, *locations] if loc} - set(self._messages))
         for chunk in chunks(keys, _BATCH_GET_LIMIT):
             for item in m.MessageModel.batch_get(
@@ -457,13 +476,16 @@ def apply_status(ws: str, message_id: str, change: StatusChange, *, batch: Statu
         rank = int(item.status_rank or 0)
         advance = change.rank > rank
         flags = list(item.flags or [])
-        bill = change.billable and BILLED_FLAG not in flags
+        bill = change.billable and BILLED_FLAG not in flags and item.billed_at is None
         if not advance and not bill:
             return StatusResult("unchanged", contact_id=item.contact_id, message_id=message_id)
         actions: list[Any] = [model.touch()]
         condition: Any = model.pk.exists()
+        seq = new_id() if advance and item.contact_id else None
         if advance:
             actions += _status_actions(change)
+            if seq is not None:  # the seq of its event, as the routed path records it (status_writes)
+                actions.append(model.event_seq.set(seq))
             condition &= model.status_rank < change.rank
             if item.wamid is None:
                 actions.append(model.wamid.set(change.wamid))
@@ -472,9 +494,9 @@ def apply_status(ws: str, message_id: str, change: StatusChange, *, batch: Statu
         try:
             if bill:
                 actions.append(model.flags.set((model.flags | []).append([BILLED_FLAG])))
-                condition &= ~model.flags.contains(BILLED_FLAG)
+                condition &= ~model.flags.contains(BILLED_FLAG) & model.billed_at.does_not_exist()
             if bill or advance:
-                _update_in_transaction(item, actions, condition, change, ws, bill=bill, event=advance)
+                _update_in_transaction(item, actions, condition, change, ws, bill=bill, event_seq=seq)
             else:
                 item.update(actions=actions, condition=condition)
         except (UpdateError, TransactWriteError) as exc:
@@ -509,24 +531,36 @@ def _status_actions(change: StatusChange) -> list[Any]:
 
 
 def _update_in_transaction(
-    item: m.MessageModel, actions: list[Any], condition: Any, change: StatusChange, ws: str, *, bill: bool, event: bool
+    item: m.MessageModel,
+    actions: list[Any],
+    condition: Any,
+    change: StatusChange,
+    ws: str,
+    *,
+    bill: bool,
+    event_seq: str | None,
 ) -> None:
     """The message update with, in the same transaction, its billing record and/or its event."""
     with transaction() as tx:
         tx.update(item, actions=actions, condition=condition)
         if bill:
             tx.save(_billing_record(item, change, ws), condition=m.BillingRecordModel.pk.does_not_exist())
-        if event and item.contact_id:
-            changes.add_to(tx, ws, "message.updated", item.contact_id, item.message_id)
+        if event_seq is not None:
+            tx.save(changes.event_item(ws, "message.updated", item.contact_id, item.message_id, seq=event_seq))
 
 
 def _billing_record(item: m.MessageModel, change: StatusChange, ws: str) -> m.BillingRecordModel:
+    return billing_record(ws, _billing_month(item, change), item.message_id, change)
+
+
+def billing_record(ws: str, month: str, message_id: str, change: StatusChange) -> m.BillingRecordModel:
+    """The billing record of a message (one per wamid; put conditional on its key not existing)."""
     pricing = change.pricing or {}
     return m.BillingRecordModel(
-        m.billing_pk(ws, _billing_month(item, change)),
+        m.billing_pk(ws, month),
         m.billing_sk(change.wamid),
         ws_id=ws,
-        message_id=item.message_id,
+        message_id=message_id,
         category=pricing.get("category"),
         pricing_model=pricing.get("pricing_model"),
         pricing_type=pricing.get("type"),
@@ -646,8 +680,6 @@ def record_outbound(
         status="accepted",
         status_rank=0,
         message_at=now,
-        accepted_at=now,
-        biz_opaque_callback_data=callback_data(ws, message_id),
         broadcast_id=broadcast_id,
         idempotency_key=idempotency_key,
         sent_by=sent_by,
@@ -667,18 +699,26 @@ def record_outbound(
 # --- outbound: the send path tells us the wamid --------------------------------------------------
 
 
-def attach_wamid(ws: str, message_id: str, wamid: str) -> bool:
+def attach_wamid(ws: str, message_id: str, wamid: str, *, route: StatusRoute | None = None) -> bool:
     """Record Meta's id of an outbound message: pointer + message attribute, atomically.
-    False when the pointer already exists (a retried send path call)."""
+    False when the pointer already exists (a retried send path call). The pointer carries the
+    message's status route, for statuses that come back without their callback data."""
     model = m.MessageModel
     pointer = m.WamidPointerModel(
         m.wamid_pk(wamid), m.WamidPointerModel.SK_VALUE, wamid=wamid, ws_id=ws, message_id=message_id
     )
+    if route is not None and (route.ws, route.message_id) == (ws, message_id):
+        pointer.route_contact_id = route.contact_id
+        pointer.route_broadcast_id = route.broadcast_id or "-"
+        pointer.route_month = route.month
     item = model(m.message_pk(ws, message_id), model.SK_VALUE)
     try:
         with transaction() as tx:
             tx.save(pointer, condition=m.WamidPointerModel.pk.does_not_exist())
-            tx.update(item, actions=[model.wamid.set(wamid), model.touch()], condition=model.pk.exists())
+            # The send lease only matters while there is no wamid (relasify.data.outbox): dropped, so
+            # the item stays under 1 KB.
+            actions = [model.wamid.set(wamid), model.send_lease_until.remove(), model.touch()]
+            tx.update(item, actions=actions, condition=model.pk.exists())
     except TransactWriteError as exc:
         if cancellation_codes(exc)[0] == "ConditionalCheckFailed":
             return False

@@ -327,6 +327,10 @@ class MessageModel(TableModel):
     sent_by = UnicodeAttribute(null=True)  # actor sub (outbound)
     # Epoch seconds until which one attempt may be calling Meta for this outbox message (see outbox).
     send_lease_until = NumberAttribute(null=True)
+    # The status path (relasify.data.status_writes): the seq of the change-feed event of the current
+    # status, and billing claimed (epoch seconds of the billable status; older items: `billed` in flags).
+    event_seq = UnicodeAttribute(null=True)
+    billed_at = NumberAttribute(null=True)
 
 
 class LastMessageMap(MapAttribute):
@@ -375,6 +379,11 @@ class WamidPointerModel(TableModel):
     wamid = UnicodeAttribute()
     ws_id = UnicodeAttribute()
     message_id = UnicodeAttribute()
+    # The status route when no callback data comes back (relasify.data.status_routes; API sends
+    # after issue 19): contact id, broadcast id ("-" for none) and yyyy-mm of the message.
+    route_contact_id = UnicodeAttribute(null=True)
+    route_broadcast_id = UnicodeAttribute(null=True)
+    route_month = UnicodeAttribute(null=True)
 
 
 class PendingStatusModel(TableModel):

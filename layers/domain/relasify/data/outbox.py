@@ -30,7 +30,7 @@ from relasify.data import conversations
 from relasify.data import models as m
 from relasify.data.base import query_page
 from relasify.data.cursor import decode_cursor, encode_cursor
-from relasify.data.messages import Message, _message, callback_data, conversation_sort_key, get_message
+from relasify.data.messages import Message, _message, conversation_sort_key, get_message
 from relasify.data.records import Page
 from relasify.data.tx import is_condition_failure
 from relasify.errors import Conflict
@@ -77,8 +77,8 @@ def put_accepted(new: NewOutbound, *, lease_seconds: int = API_SEND_LEASE_SECOND
         status="accepted",
         status_rank=0,
         message_at=now,
-        accepted_at=now,
-        biz_opaque_callback_data=callback_data(new.ws, new.message_id),
+        # Neither `accepted_at` (= message_at) nor the callback data (derived from the item, see
+        # relasify.data.status_routes) is stored: the item stays under 1 KB, so a status costs 1 WCU, not 2.
         broadcast_id=new.broadcast_id,
         idempotency_key=new.idempotency_key,
         sent_by=new.sent_by,

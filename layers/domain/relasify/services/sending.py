@@ -27,7 +27,7 @@ from datetime import timedelta
 from typing import Any, TypeVar
 
 from relasify import clock
-from relasify.data import conversations, outbox, rate_limit
+from relasify.data import conversations, outbox, rate_limit, status_routes
 from relasify.data import messages as message_store
 from relasify.data import templates as template_store
 from relasify.data.contacts import contact_repository
@@ -255,7 +255,7 @@ def deliver(
     if record_sent is not None and _insist(lambda: record_sent(message.id, result.wamid), message.id):
         applied = 0  # recorded with the caller's effects; no status was waiting for it
     else:
-        applied = _record_wamid(ws, message.id, result.wamid)
+        applied = _record_wamid(ws, message, result.wamid)
     if result.wa_id and not delivery.contact.wa_id and delivery.contact.phone:  # a wa_id for the phone we sent to
         _link_wa_id(ws, delivery.contact.id, result.wa_id)
     if not reread or not applied:  # nothing changed it but the wamid: spare a read
@@ -276,7 +276,8 @@ def _call_graph(
         **_addressee(delivery.contact),
         "type": delivery.type,
         delivery.type: delivery.content,
-        "biz_opaque_callback_data": message_store.callback_data(ws, message.id),
+        # The status webhooks' route (relasify.data.status_writes); an item written before it has the older one.
+        "biz_opaque_callback_data": message.biz_opaque_callback_data or message_store.callback_data(ws, message.id),
     }
     if delivery.reply_to_wamid:
         payload["context"] = {"message_id": delivery.reply_to_wamid}
@@ -299,11 +300,12 @@ def _call_graph(
         raise _after_graph_error(delivery, message, error) from None
 
 
-def _record_wamid(ws: str, message_id: str, wamid: str) -> int:
+def _record_wamid(ws: str, message: Message, wamid: str) -> int:
     """Meta has the message now: record its wamid and apply statuses that arrived before it."""
     from relasify.services.webhook import apply_pending_statuses
 
-    return _insist(lambda: apply_pending_statuses(ws, message_id, wamid), message_id)
+    route = status_routes.parse_status_callback(message.biz_opaque_callback_data)  # for the pointer
+    return _insist(lambda: apply_pending_statuses(ws, message.id, wamid, route=route), message.id)
 
 
 def _insist(record: Callable[[], _T], message_id: str) -> _T:

@@ -18,7 +18,7 @@ from typing import Any, Protocol
 from pydantic import ValidationError
 
 from relasify import clock
-from relasify.data import conversations, tombstones, webhook_inbox
+from relasify.data import conversations, status_routes, status_writes, tombstones, webhook_inbox
 from relasify.data import messages as message_store
 from relasify.data.contacts import contact_repository
 from relasify.data.identity import identity_repository
@@ -318,6 +318,8 @@ def process_payload(raw: bytes | str | dict[str, Any], *, routes: RouteCache | N
     events = flatten_payload(parse_payload(raw))
     statuses = [e.status for e in events if isinstance(e, StatusEvent)]
     if statuses:
+        # Statuses with a route (status_writes) need no read; the others are read in batches.
+        statuses = [s for s in statuses if status_routes.parse_status_callback(s.biz_opaque_callback_data) is None]
         callbacks = {s.id: message_store.parse_callback_data(s.biz_opaque_callback_data) for s in statuses}
         billable = [s for s in statuses if s.pricing is not None and s.pricing.billable]
         delivery.statuses.prefetch(
@@ -463,12 +465,27 @@ def _handle_status(event: StatusEvent, delivery: _Delivery) -> str:
         logger.info("status not tracked", extra={"status": event.status.status})
         return "untracked"
 
+    # The usual way: the route the send gave Meta; one conditional write, no read (relasify.data.status_writes).
+    route = status_routes.parse_status_callback(event.status.biz_opaque_callback_data)
+    if route is not None and route.ws == ws:
+        routed = status_writes.apply_routed_status(route, change)
+        if routed is not None and routed.outcome != "missing":
+            _after_status(ws, change, routed)
+            return routed.outcome
+        if routed is None:  # the message says otherwise: trust only the wamid pointer
+            logger.warning("status callback data does not match its message; located by wamid")
+    # Older callback data, none, or a route that did not hold: the wamid pointer, then the message.
     location = message_store.parse_callback_data(event.status.biz_opaque_callback_data)
     if location is None or location.ws != ws:
         location = delivery.statuses.locate(change.wamid)
     if location is not None and location.ws != ws:
         logger.warning("status for another workspace's message ignored")
         return "foreign"
+    if location is not None and location.route is not None:  # the pointer carries the route: no message read
+        routed = status_writes.apply_routed_status(location.route, change)
+        if routed is not None and routed.outcome != "missing":
+            _after_status(ws, change, routed)
+            return routed.outcome
     if location is not None:
         result = message_store.apply_status(ws, location.message_id, change, batch=delivery.statuses)
         if result.outcome != "missing":
@@ -511,11 +528,13 @@ def _after_status(ws: str, change: message_store.StatusChange, result: message_s
         contacts.mark_unreachable(ws, result.contact_id)
 
 
-def apply_pending_statuses(ws: str, message_id: str, wamid: str) -> int:
+def apply_pending_statuses(
+    ws: str, message_id: str, wamid: str, *, route: status_routes.StatusRoute | None = None
+) -> int:
     """Called by the send path once it knows an outbound message's wamid (and by the processor when
-    it loses that race): records the wamid pointer and applies statuses that arrived early.
-    Returns how many pending statuses were applied."""
-    message_store.attach_wamid(ws, message_id, wamid)
+    it loses that race): records the wamid pointer (with the message's status route when given) and
+    applies statuses that arrived early. Returns how many pending statuses were applied."""
+    message_store.attach_wamid(ws, message_id, wamid, route=route)
     applied = 0
     for pending in message_store.pending_statuses(wamid):
         if pending.ws not in (None, ws):
