@@ -626,7 +626,6 @@ def record_outbound(
     message_id: str | None = None,
     wamid: str | None = None,
     broadcast_id: str | None = None,
-    idempotency_key: str | None = None,
     sent_by: str | None = None,
 ) -> Message:
     """Store an outbound message (status `accepted`) in the conversation, before or after the send;
@@ -649,7 +648,6 @@ def record_outbound(
         accepted_at=now,
         biz_opaque_callback_data=callback_data(ws, message_id),
         broadcast_id=broadcast_id,
-        idempotency_key=idempotency_key,
         sent_by=sent_by,
         gsi1pk=m.conversation_pk(ws, contact_id),
         gsi1sk=conversation_sort_key(now, message_id),
@@ -668,21 +666,27 @@ def record_outbound(
 
 
 def attach_wamid(ws: str, message_id: str, wamid: str) -> bool:
-    """Record Meta's id of an outbound message: pointer + message attribute, atomically.
-    False when the pointer already exists (a retried send path call)."""
-    model = m.MessageModel
+    """Record Meta's id of an outbound message: the wamid pointer, then the message's `wamid`.
+
+    Two plain writes, not a transaction (a transaction bills both items twice): the pointer first, so
+    from the moment the message shows its wamid a status can be located by it, and a crash between
+    the two leaves a pointer to a message whose status webhooks still find it (by the pointer, or by
+    their callback data; either sets the wamid if it is missing). Both writes are idempotent (a
+    retried call rewrites the same values). False when the message is gone (erased while its send
+    was in flight): the pointer is taken back."""
     pointer = m.WamidPointerModel(
         m.wamid_pk(wamid), m.WamidPointerModel.SK_VALUE, wamid=wamid, ws_id=ws, message_id=message_id
     )
+    pointer.save()
+    model = m.MessageModel
     item = model(m.message_pk(ws, message_id), model.SK_VALUE)
     try:
-        with transaction() as tx:
-            tx.save(pointer, condition=m.WamidPointerModel.pk.does_not_exist())
-            tx.update(item, actions=[model.wamid.set(wamid), model.touch()], condition=model.pk.exists())
-    except TransactWriteError as exc:
-        if cancellation_codes(exc)[0] == "ConditionalCheckFailed":
-            return False
-        raise
+        item.update(actions=[model.wamid.set(wamid), model.touch()], condition=model.pk.exists())
+    except UpdateError as exc:
+        if not is_condition_failure(exc):
+            raise
+        pointer.delete()
+        return False
     return True
 
 
