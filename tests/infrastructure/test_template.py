@@ -617,6 +617,19 @@ def test_every_function_logs_to_its_own_log_group_with_retention(cfn: dict[str, 
     assert len(log_groups) == len(FUNCTIONS)
 
 
+def test_the_api_functions_log_groups_keep_the_usage_log_for_the_usage_window(cfn: dict[str, Any]) -> None:
+    """Every function serving /v1 through the shared resolver logs one usage line per request
+    (relasify/web/usage.py): its log group is the usage log, kept as long as the usage class."""
+    usage_days = cfn["Parameters"]["RetentionUsageDays"]["Default"]
+    api_functions = ("SendApiFunction", "ContactsApiFunction")
+    for function_id in api_functions:
+        log_group_id = props(cfn, function_id)["LoggingConfig"]["LogGroup"]["Ref"]
+        assert props(cfn, log_group_id)["RetentionInDays"] == usage_days == 365
+    handlers = REPO_ROOT / "functions"
+    serving = {p.parent.name + "/" + p.name for p in handlers.glob("*/*.py") if "create_app()" in p.read_text()}
+    assert serving == {"send/send_api.py", "contacts/contacts_api.py"}
+
+
 # ------------------------------------------------------------------ queues and events
 
 
