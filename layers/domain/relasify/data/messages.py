@@ -678,6 +678,14 @@ def attach_wamid(ws: str, message_id: str, wamid: str) -> bool:
         m.wamid_pk(wamid), m.WamidPointerModel.SK_VALUE, wamid=wamid, ws_id=ws, message_id=message_id
     )
     pointer.save()
+    if not set_wamid(ws, message_id, wamid):
+        delete_wamid_pointer(wamid)
+        return False
+    return True
+
+
+def set_wamid(ws: str, message_id: str, wamid: str) -> bool:
+    """The message's `wamid` (its pointer is written first: `attach_wamid`); False if the message is gone."""
     model = m.MessageModel
     item = model(m.message_pk(ws, message_id), model.SK_VALUE)
     try:
@@ -685,9 +693,12 @@ def attach_wamid(ws: str, message_id: str, wamid: str) -> bool:
     except UpdateError as exc:
         if not is_condition_failure(exc):
             raise
-        pointer.delete()
         return False
     return True
+
+
+def delete_wamid_pointer(wamid: str) -> None:
+    m.WamidPointerModel(m.wamid_pk(wamid), m.WamidPointerModel.SK_VALUE).delete()
 
 
 # --- template records changed by webhooks ---------------------------------------------------------
