@@ -38,7 +38,6 @@ import botocore.client
 
 REGION = "ap-southeast-3"
 TABLE_NAME = "relasify-bench-table"
-IDEMPOTENCY_TABLE_NAME = "relasify-bench-idempotency"
 MEDIA_BUCKET = "relasify-bench-media"
 APP_SECRET = "bench-app-secret"
 VERIFY_TOKEN = "bench-verify-token"
@@ -748,7 +747,6 @@ def bench_stack(endpoint_url: str | None = None) -> Iterator[BenchStack]:
         "POWERTOOLS_LOG_LEVEL": "WARNING",
         "POWERTOOLS_METRICS_DISABLED": "true",
         "TABLE_NAME": TABLE_NAME,
-        "IDEMPOTENCY_TABLE_NAME": IDEMPOTENCY_TABLE_NAME,
         "MEDIA_BUCKET": MEDIA_BUCKET,
         "APP_SECRET_PARAMETER": "/bench/app-secret",
         "VERIFY_TOKEN_PARAMETER": "/bench/verify-token",
@@ -769,7 +767,7 @@ def bench_stack(endpoint_url: str | None = None) -> Iterator[BenchStack]:
             from relasify_local.cfn import create_tables, load_template
 
             _reset_caches()
-            create_tables(boto3.client("dynamodb"), {"Table": TABLE_NAME, "IdempotencyTable": IDEMPOTENCY_TABLE_NAME})
+            create_tables(boto3.client("dynamodb"), {"Table": TABLE_NAME})
             boto3.client("s3").create_bucket(
                 Bucket=MEDIA_BUCKET, CreateBucketConfiguration={"LocationConstraint": REGION}
             )

@@ -8,7 +8,6 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from media_routes import router as media_router
 from relasify.observability import logger, metrics
-from relasify.services import sending
 from relasify.web.resolver import create_app
 from send_broadcasts import router as broadcasts_router
 from send_messages import router as messages_router
@@ -24,6 +23,4 @@ app.include_router(media_router)
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    # The in-progress lock of an idempotent send expires with this invocation's remaining time.
-    sending.idempotency_config().register_lambda_context(context)
     return app.resolve(event, context)

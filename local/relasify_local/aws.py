@@ -36,7 +36,7 @@ LOCAL_KEYS = {
 DEFAULT_APP_SECRET_PARAMETER = "/relasify/whatsapp/app-secret"  # noqa: S105 - a parameter name, not a secret
 DEFAULT_VERIFY_TOKEN_PARAMETER = "/relasify/whatsapp/verify-token"  # noqa: S105 - a parameter name
 # Physical names match Settings' defaults, so code run without the full environment still agrees.
-_KNOWN_NAMES = {"Table": "relasify-table", "IdempotencyTable": "relasify-idempotency", "MediaBucket": "relasify-media"}
+_KNOWN_NAMES = {"Table": "relasify-table", "MediaBucket": "relasify-media"}
 _QUEUE_ATTRIBUTES = (
     "DelaySeconds",
     "MaximumMessageSize",
@@ -246,8 +246,6 @@ class LocalResources:
         }
         if "Table" in self.tables:
             env["TABLE_NAME"] = self.tables["Table"]
-        if "IdempotencyTable" in self.tables:
-            env["IDEMPOTENCY_TABLE_NAME"] = self.tables["IdempotencyTable"]
         if self.buckets:
             env["MEDIA_BUCKET"] = self.buckets.get("MediaBucket") or next(iter(self.buckets.values()))
         for queue in self.queues.values():

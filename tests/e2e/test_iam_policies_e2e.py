@@ -89,19 +89,20 @@ _DLQ_PURGE = "erasure purges a dead-letter queue only when it holds messages (no
 UNUSED_ALLOWED: dict[tuple[str, str, str], str] = {
     (
         "SendApiFunction",
+        "dynamodb:DeleteItem",
+        _TABLE,
+    ): "deletes an early status once applied (a status that beat the send's response) and the wamid pointer of a "
+    "message erased while its send was in flight: tests/integration/test_webhook_statuses.py",
+    (
+        "BroadcastWorkerFunction",
+        "dynamodb:DeleteItem",
+        _TABLE,
+    ): "as the send API's: early statuses and the pointer of an erased message; tests/integration",
+    (
+        "SendApiFunction",
         "ssm:GetParameter",
         f"arn:aws:ssm:{REGION}:{ACCOUNT}:parameter/relasify/cursor-signing-key",
     ): "signs the next-page cursor of GET /broadcasts and /templates listings longer than one page",
-    (
-        "SendApiFunction",
-        "dynamodb:GetItem",
-        f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/relasify-idempotency",
-    ): "Powertools idempotency reads a record when the conditional put fails without returning it",
-    (
-        "SendApiFunction",
-        "dynamodb:DeleteItem",
-        f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/relasify-idempotency",
-    ): "Powertools idempotency deletes the record when the send raises (the retry may then send)",
     (
         "ContactsApiFunction",
         "cognito-idp:ListUsers",
@@ -511,7 +512,7 @@ def local_resources(template: dict[str, Any], environment: dict[str, str]) -> Lo
     for name, spec in (template.get("Parameters") or {}).items():
         if "Default" in spec:
             resources.parameters[name] = str(spec["Default"])
-    resources.tables = {"Table": environment["TABLE_NAME"], "IdempotencyTable": environment["IDEMPOTENCY_TABLE_NAME"]}
+    resources.tables = {"Table": environment["TABLE_NAME"]}
     resources.buckets = {"MediaBucket": environment["MEDIA_BUCKET"]}
     resources.kms_keys = {"DataKey": environment["KMS_KEY_ID"].rsplit("/", 1)[-1]}
     for logical_id in resources_of_type("AWS::SQS::Queue", template):

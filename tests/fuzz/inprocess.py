@@ -16,7 +16,7 @@ from relasify.settings import get_settings
 from relasify_local.cfn import create_tables
 from relasify_local.sandbox import Sandbox
 
-from tests.integration.conftest import IDEMPOTENCY_TABLE_NAME, TABLE_NAME, _atomic_call_action
+from tests.integration.conftest import TABLE_NAME, _atomic_call_action
 from tests.support.api import (
     APP_SECRET,
     QUEUES,
@@ -47,11 +47,10 @@ def shared_moto_api() -> Iterator[ApiClient]:
         patch.setenv("GRAPH_TIMEOUT_SECONDS", "2")
         reset_graph_client()
         patch.setenv("TABLE_NAME", TABLE_NAME)
-        patch.setenv("IDEMPOTENCY_TABLE_NAME", IDEMPOTENCY_TABLE_NAME)
         patch.delenv("AWS_ENDPOINT_URL", raising=False)
         patch.setattr(DynamoHandler, "call_action", _atomic_call_action)
         reset_connections()
-        create_tables(boto3.client("dynamodb"), {"Table": TABLE_NAME, "IdempotencyTable": IDEMPOTENCY_TABLE_NAME})
+        create_tables(boto3.client("dynamodb"), {"Table": TABLE_NAME})
         patch.setenv("KMS_KEY_ID", boto3.client("kms").create_key(Description="test")["KeyMetadata"]["KeyId"])
         patch.setenv("MEDIA_BUCKET", BUCKET)
         boto3.client("s3").create_bucket(

@@ -199,9 +199,10 @@ def test_sam_transform_produces_every_function_and_no_unexpected_lambda(cfn: dic
 # ------------------------------------------------------------------ data and retention
 
 
-def test_ttl_is_enabled_on_both_tables_with_the_attributes_the_code_writes(cfn: dict[str, Any]) -> None:
+def test_ttl_is_enabled_on_the_table_with_the_attribute_the_code_writes(cfn: dict[str, Any]) -> None:
     assert props(cfn, "Table")["TimeToLiveSpecification"] == {"AttributeName": "expires_at", "Enabled": True}
-    assert props(cfn, "IdempotencyTable")["TimeToLiveSpecification"] == {"AttributeName": "expiration", "Enabled": True}
+    # One table: sends are idempotent through their outbox items (data/outbox.py), not a table of their own.
+    assert set(resources(cfn, "AWS::DynamoDB::Table")) == {"Table"}
 
 
 def test_single_table_keeps_the_schema_contract(cfn: dict[str, Any]) -> None:
@@ -264,12 +265,11 @@ def test_bucket_lifecycle_expires_message_content_at_the_message_retention(sam_t
 # ------------------------------------------------------------------ encryption and transport
 
 
-def test_data_key_encrypts_both_tables_the_bucket_every_queue_and_the_alarm_topic(cfn: dict[str, Any]) -> None:
-    for table in ("Table", "IdempotencyTable"):
-        sse = props(cfn, table)["SSESpecification"]
-        assert sse["SSEEnabled"] is True
-        assert sse["SSEType"] == "KMS"
-        assert sse["KMSMasterKeyId"] == {"Ref": "DataKey"}
+def test_data_key_encrypts_the_table_the_bucket_every_queue_and_the_alarm_topic(cfn: dict[str, Any]) -> None:
+    sse = props(cfn, "Table")["SSESpecification"]
+    assert sse["SSEEnabled"] is True
+    assert sse["SSEType"] == "KMS"
+    assert sse["KMSMasterKeyId"] == {"Ref": "DataKey"}
 
     (bucket_rule,) = props(cfn, "MediaBucket")["BucketEncryption"]["ServerSideEncryptionConfiguration"]
     assert bucket_rule["ServerSideEncryptionByDefault"]["SSEAlgorithm"] == "aws:kms"
@@ -661,7 +661,6 @@ def test_environment_carries_every_shared_setting_under_its_settings_name(cfn: d
     settings_names = {name.upper() for name in Settings.model_fields}
     expected_refs = {
         "TABLE_NAME": "Table",
-        "IDEMPOTENCY_TABLE_NAME": "IdempotencyTable",
         "MEDIA_BUCKET": "MediaBucket",
         "WEBHOOK_QUEUE_URL": "WebhookQueue",
         "MEDIA_QUEUE_URL": "MediaQueue",
@@ -705,6 +704,19 @@ def test_every_function_logs_to_its_own_log_group_with_retention(cfn: dict[str, 
         assert "RetentionInDays" in props(cfn, log_group_id)
         log_groups.add(log_group_id)
     assert len(log_groups) == len(FUNCTIONS)
+
+
+def test_the_api_functions_log_groups_keep_the_usage_log_for_the_usage_window(cfn: dict[str, Any]) -> None:
+    """Every function serving /v1 through the shared resolver logs one usage line per request
+    (relasify/web/usage.py): its log group is the usage log, kept as long as the usage class."""
+    usage_days = cfn["Parameters"]["RetentionUsageDays"]["Default"]
+    api_functions = ("SendApiFunction", "ContactsApiFunction")
+    for function_id in api_functions:
+        log_group_id = props(cfn, function_id)["LoggingConfig"]["LogGroup"]["Ref"]
+        assert props(cfn, log_group_id)["RetentionInDays"] == usage_days == 365
+    handlers = REPO_ROOT / "functions"
+    serving = {p.parent.name + "/" + p.name for p in handlers.glob("*/*.py") if "create_app()" in p.read_text()}
+    assert serving == {"send/send_api.py", "contacts/contacts_api.py"}
 
 
 # ------------------------------------------------------------------ queues and events
@@ -885,14 +897,6 @@ def test_table_and_bucket_access_per_function(cfn: dict[str, Any]) -> None:
         ("s3:GetObject", json.dumps({"Fn::Sub": "${MediaBucket.Arn}/media/*"})),
     }
     assert not s3_grants("BroadcastWorkerFunction")
-
-
-def test_idempotency_table_is_reachable_by_the_send_api(cfn: dict[str, Any]) -> None:
-    actions = allowed_actions_on(cfn, "SendApiFunction", "IdempotencyTable")
-    assert {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"} <= actions
-    assert not allowed_actions_on(cfn, "RetentionSweepFunction", "IdempotencyTable")
-    # Erasure (the contacts API) deletes the stored results of sends to the erased contact.
-    assert "dynamodb:DeleteItem" in allowed_actions_on(cfn, "ContactsApiFunction", "IdempotencyTable")
 
 
 # ------------------------------------------------------------------ outputs and deploy config

@@ -18,7 +18,6 @@ from relasify_local import moto_serialization, moto_sqs_limits, moto_transaction
 from relasify_local.cfn import create_tables
 
 TABLE_NAME = "relasify-test-table"
-IDEMPOTENCY_TABLE_NAME = "relasify-test-idempotency"
 
 
 # DynamoDB executes each request atomically (a TransactWriteItems checks every condition and
@@ -71,20 +70,19 @@ def moto_account(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 
 @pytest.fixture
 def ddb_tables(monkeypatch: pytest.MonkeyPatch) -> Iterator[Settings]:
-    """A fresh moto DynamoDB with `Table` and `IdempotencyTable` from the template.
+    """A fresh moto DynamoDB with `Table` from the template.
 
     Yields the settings naming them; the settings cache is reset before and after, and the
     clock is restored afterwards (tests may inject one with `relasify.clock.set_clock`).
     """
     monkeypatch.setenv("TABLE_NAME", TABLE_NAME)
-    monkeypatch.setenv("IDEMPOTENCY_TABLE_NAME", IDEMPOTENCY_TABLE_NAME)
     monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
     get_settings.cache_clear()
     _forget_foreign_connections()
     monkeypatch.setattr(DynamoHandler, "call_action", _atomic_call_action)
     with mock_aws():
         client = _dynamodb_client()
-        create_tables(client, {"Table": TABLE_NAME, "IdempotencyTable": IDEMPOTENCY_TABLE_NAME})
+        create_tables(client, {"Table": TABLE_NAME})
         try:
             yield get_settings()
         finally:

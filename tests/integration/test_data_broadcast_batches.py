@@ -114,3 +114,18 @@ def test_record_sent_is_refused_whole_when_a_status_is_waiting_for_the_wamid(bro
     assert _status(broadcast_id, "c1") == "queued"
     assert store.counts(WS, broadcast_id).sent == 0
     assert [p.change.status for p in message_store.pending_statuses("wamid.early")] == ["delivered"]
+
+
+def test_record_sent_for_a_message_erased_mid_send_settles_the_recipient_and_leaves_no_pointer(
+    broadcast_id: str,
+) -> None:
+    """The message's wamid is written after the transaction: when the message is gone by then
+    (erased while its send was in flight), the recipient stays settled and the pointer, which
+    would keep the wamid, is taken back."""
+    store.claim_many(WS, broadcast_id, [store.Settlement("c1", "queued")])
+    message_id = outbox.derived_message_id(WS, "broadcast", broadcast_id, "c1")  # never written
+    assert store.record_sent(WS, broadcast_id, "c1", message_id, "wamid.erased")
+    assert message_store.locate_wamid("wamid.erased") is None
+    assert message_store.get_message(WS, message_id, consistent=True) is None
+    assert _status(broadcast_id, "c1") == "sent"
+    assert store.counts(WS, broadcast_id).sent == 1

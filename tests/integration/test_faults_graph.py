@@ -205,8 +205,9 @@ def test_dynamodb_throttling_in_the_broadcast_worker_sends_each_recipient_once(e
 
 def test_message_api_under_dynamodb_throttling_sends_once_per_key(env: SendingEnv) -> None:
     """The main table throttled past botocore's retries: the request fails (5xx), the key stays usable, and
-    the client's retry with it sends once. (The idempotency table is spared: a lock that cannot be released
-    answers 409 idempotency-key-in-progress until it expires, by design.)"""
+    the client's retry with it sends once. (The main table holds the outbox item, the send's only
+    idempotency record: a failed attempt gives its send lease back, so the retry need not wait, unless
+    that write failed too: then the retry waits for the lease or answers 409 idempotency-key-in-progress.)"""
     contacts = [env.contact(f"+62812000014{i:02d}") for i in range(4)]
     with inject_aws_faults() as faults:
         faults.fail("dynamodb", DYNAMODB_WRITES, kind="throttle", every=3, limit=4, tables={get_settings().table_name})

@@ -146,7 +146,7 @@ def test_the_repository_template_bootstraps(moto_url: str) -> None:
             assert "RedrivePolicy" in attributes["Attributes"], logical_id
     assert set(resources.tables) == set(resources_of_type("AWS::DynamoDB::Table", template))
     env = resources.function_environment(template)
-    for name in ("TABLE_NAME", "IDEMPOTENCY_TABLE_NAME", "MEDIA_BUCKET", "KMS_KEY_ID"):
+    for name in ("TABLE_NAME", "MEDIA_BUCKET", "KMS_KEY_ID"):
         assert env[name], name
     for variable, value in env.items():
         if variable.endswith("_QUEUE_URL"):

@@ -22,6 +22,7 @@ from relasify_local import moto_transactions
 from relasify_local.cfn import create_tables
 
 TABLE = "relasify-tx-table"
+# A second table, keyed by `id` alone, for transactions across tables.
 IDEMPOTENCY = "relasify-tx-idempotency"
 
 
@@ -30,7 +31,13 @@ def _s(value: str) -> dict[str, str]:
 
 
 def _seed(client: Any, filler: int = 0) -> None:
-    create_tables(client, {"Table": TABLE, "IdempotencyTable": IDEMPOTENCY})
+    create_tables(client, {"Table": TABLE})
+    client.create_table(
+        TableName=IDEMPOTENCY,
+        BillingMode="PAY_PER_REQUEST",
+        AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+    )
     client.put_item(
         TableName=TABLE,
         Item={

@@ -241,6 +241,39 @@ def test_status_before_the_send_response_is_applied_when_the_wamid_arrives(conne
     assert webhook.apply_pending_statuses(WS, message.id, "wamid.early") == 0
 
 
+def test_a_send_that_dies_between_the_pointer_and_the_message_write_still_gets_its_statuses(
+    connected: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The wamid is recorded as two writes, the pointer first: a send path that dies after the
+    pointer (the message still without its wamid) leaves a status without callback data resolvable
+    by the pointer, and the status sets the wamid; the send path's retry then changes nothing."""
+    message = new_outbound()
+    original_update = m.MessageModel.update
+
+    def die(self: m.MessageModel, *args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("Lambda timed out")
+
+    monkeypatch.setattr(m.MessageModel, "update", die)
+    with pytest.raises(RuntimeError):
+        webhook.apply_pending_statuses(WS, message.id, "wamid.halfway")
+    monkeypatch.setattr(m.MessageModel, "update", original_update)
+    assert message_store.get_message(WS, message.id).wamid is None
+    assert message_store.locate_wamid("wamid.halfway") == message_store.MessageLocation(WS, message.id)
+
+    summary = webhook.process_payload(messages_change(statuses=[status_item("wamid.halfway", "delivered")]))
+    assert summary.counts == {"status:applied": 1}
+    stored = message_store.get_message(WS, message.id)
+    assert (stored.status, stored.wamid) == ("delivered", "wamid.halfway")
+    assert message_store.pending_statuses("wamid.halfway") == []
+    assert webhook.apply_pending_statuses(WS, message.id, "wamid.halfway") == 0
+    assert message_store.get_message(WS, message.id).status == "delivered"
+
+
+def test_a_wamid_recorded_for_an_erased_message_leaves_no_pointer(connected: None) -> None:
+    assert message_store.attach_wamid(WS, "msg_erased_meanwhile", "wamid.orphan") is False
+    assert message_store.locate_wamid("wamid.orphan") is None
+
+
 def test_callback_data_finds_the_message_before_its_wamid_is_known(connected: None) -> None:
     message = new_outbound()
     callback = message.biz_opaque_callback_data

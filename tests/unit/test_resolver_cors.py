@@ -14,10 +14,7 @@ PREVIEW = "https://main.relasify-preview.pages.dev"
 @pytest.fixture
 def app(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     from relasify.settings import get_settings
-    from relasify.web import usage
     from relasify.web.resolver import create_app
-
-    monkeypatch.setattr(usage, "_write", lambda entry: None)  # usage logging writes to DynamoDB: not here
 
     monkeypatch.setenv("FRONTEND_ORIGIN", "https://app.relasify.id")
     monkeypatch.setenv("CORS_EXTRA_ORIGINS", f"{PREVIEW}, http://localhost:5173")

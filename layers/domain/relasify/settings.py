@@ -30,7 +30,6 @@ class Settings(BaseModel):
         return {**environment, **given}
 
     table_name: str = "relasify-table"
-    idempotency_table_name: str = "relasify-idempotency"
     media_bucket: str = "relasify-media"
     webhook_queue_url: str = ""
     media_queue_url: str = ""

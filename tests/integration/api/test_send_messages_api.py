@@ -485,3 +485,70 @@ def test_a_contact_known_only_by_user_id_is_addressed_by_recipient(env: SendingE
     assert "to" not in payload
     stored = env.api.get(f"/v1/workspaces/{env.ws}/contacts/{created.json['id']}", as_user=AGENT).json
     assert stored["wa_id"] is None  # no WhatsApp id invented from the user id
+
+
+def test_a_repeat_is_answered_as_the_first_even_when_the_checks_now_refuse(env: SendingEnv) -> None:
+    """The outbox item answers a repeated key: a contact restricted since (or any refusal that would
+    now apply) does not turn the first request's 201 into a refusal, and Meta is not called again."""
+    contact = env.contact()
+    body = {"contact_id": contact.id, "type": "text", "text": {"body": "Halo"}}
+    first = env.post_message(body, "answered")
+    assert first.status == 201, first.body
+    contact_repository().set_restricted(env.ws, contact.id, True)
+    again = env.post_message(body, "answered")
+    assert again.status == 201, again.body
+    assert (again.json["id"], again.json["wamid"]) == (first.json["id"], first.json["wamid"])
+    other = env.post_message({**body, "text": {"body": "Halo lagi"}}, "answered")
+    assert (other.status, problem_slug(other)) == (422, "idempotency-key-reused")
+    fresh = env.post_message(body, "new-key")
+    assert (fresh.status, problem_slug(fresh)) == (409, "contact-restricted")
+    assert len(env.sends()) == 1
+
+
+def test_a_reused_key_with_another_body_is_refused_while_its_first_send_has_no_wamid(env: SendingEnv) -> None:
+    """The first request ended after its outbox write without a wamid (Meta unavailable past the
+    retries): the same key with another body is 422 and sends nothing (neither body); the same body
+    then sends once, under the first request's message id."""
+    contact = env.contact()
+    body = {"contact_id": contact.id, "type": "text", "text": {"body": "Pertama"}}
+    env.sandbox.inject_fault("500", 10)
+    failed = env.post_message(body, "outage")
+    assert failed.status == 503, failed.body
+    env.sandbox.reset()
+    other = env.post_message({**body, "text": {"body": "Kedua"}}, "outage")
+    assert (other.status, problem_slug(other)) == (422, "idempotency-key-reused")
+    assert env.sends() == []
+    retry = env.post_message(body, "outage")
+    assert retry.status == 201, retry.body
+    assert retry.json["id"] == outbox.derived_message_id(env.ws, "api", "outage")
+    assert [s["text"]["body"] for s in env.sends()] == ["Pertama"]
+
+
+def test_a_duplicate_waits_for_the_first_and_sends_itself_when_the_first_gives_up(env: SendingEnv) -> None:
+    """A duplicate that finds the first attempt's lease held polls; when the first attempt ends
+    without a wamid (a transient failure gives the lease back) the duplicate sends, once."""
+    contact = env.contact()
+    body = {"contact_id": contact.id, "type": "text", "text": {"body": "Tunggu"}}
+    message_id = outbox.derived_message_id(env.ws, "api", "waiting")
+    outbox.put_accepted(
+        outbox.NewOutbound(
+            ws=env.ws,
+            message_id=message_id,
+            contact_id=contact.id,
+            type="text",
+            content={"body": "Tunggu"},
+            request_hash=outbox.request_hash(body),
+        )
+    )  # the first attempt holds the lease ...
+    polls: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        polls.append(seconds)
+        if len(polls) == 3:
+            outbox.release_send_lease(env.ws, message_id)  # ... and gives it back without a wamid
+
+    sent = sending.send_message(env.ws, body, "waiting", sleep=sleep)
+    assert sent.id == message_id
+    assert sent.wamid
+    assert len(polls) == 3
+    assert len(env.sends()) == 1

@@ -32,7 +32,7 @@ from relasify.data import models as m
 from relasify.data.base import chunks, query_all, query_page, transaction, utc
 from relasify.data.cursor import decode_cursor, encode_cursor
 from relasify.data.ids import new_id
-from relasify.data.messages import _plain
+from relasify.data.messages import _plain, delete_wamid_pointer, set_wamid
 from relasify.data.records import Contact, Page, Record
 from relasify.data.tx import cancellation_codes, is_condition_failure
 from relasify.settings import get_settings
@@ -494,15 +494,16 @@ def settle_many(ws: str, broadcast_id: str, settlements: list[Settlement]) -> di
 
 
 def record_sent(ws: str, broadcast_id: str, contact_id: str, message_id: str, wamid: str) -> bool:
-    """Everything a broadcast send records once Meta answered, in ONE transaction: the wamid pointer
-    and the message's wamid (`messages.attach_wamid`), a check that no status for this wamid is
-    waiting (the `PENDING` marker: the webhook processor keeps the status and the marker when the
-    pointer is missing, then re-reads the pointer, so whoever writes second sees the other's item),
-    and the recipient settled
-    `sent` with its count. False when any condition refused it (pointer there already, a status
-    waiting, the recipient settled by another run): nothing was written, and the caller takes the
-    general path (`apply_pending_statuses`, `settle_and_count`), which handles each of those."""
-    message_model = m.MessageModel
+    """What a broadcast send records once Meta answered: in ONE transaction the wamid pointer, a
+    check that no status for this wamid is waiting (the `PENDING` marker: the webhook processor keeps
+    the status and the marker when the pointer is missing, then re-reads the pointer, so whoever
+    writes second sees the other's item), and the recipient settled `sent` with its count; then the
+    message's wamid as a plain write (the message is the largest item: in the transaction it would
+    be billed twice). A crash between the two leaves the pointer, which status webhooks resolve (as
+    do their callback data), setting the wamid; the settled recipient is never sent again. False
+    when a condition refused the transaction (pointer there already, a status waiting, the
+    recipient settled by another run): nothing was written, and the caller takes the general path
+    (`apply_pending_statuses`, `settle_and_count`), which handles each of those."""
     recipient_model = m.BroadcastRecipientModel
     pending_model = m.PendingStatusModel
 
@@ -511,11 +512,6 @@ def record_sent(ws: str, broadcast_id: str, contact_id: str, message_id: str, wa
             m.wamid_pk(wamid), m.WamidPointerModel.SK_VALUE, wamid=wamid, ws_id=ws, message_id=message_id
         )
         tx.save(pointer, condition=m.WamidPointerModel.pk.does_not_exist())
-        tx.update(
-            message_model(m.message_pk(ws, message_id), message_model.SK_VALUE),
-            actions=[message_model.wamid.set(wamid), message_model.touch()],
-            condition=message_model.pk.exists(),
-        )
         tx.condition_check(
             pending_model, m.wamid_pk(wamid), pending_model.MARKER_SK, condition=pending_model.pk.does_not_exist()
         )
@@ -531,7 +527,11 @@ def record_sent(ws: str, broadcast_id: str, contact_id: str, message_id: str, wa
         shard, shard_actions = _counter_update(ws, broadcast_id, deltas={"queued": -1, "sent": 1})
         tx.update(shard, actions=shard_actions)
 
-    return _run_transaction(build)
+    if not _run_transaction(build):
+        return False
+    if not set_wamid(ws, message_id, wamid):
+        delete_wamid_pointer(wamid)  # the message was erased while its send was in flight
+    return True
 
 
 def list_recipients(ws: str, broadcast_id: str) -> list[Recipient]:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 from relasify.data import models as m
@@ -33,8 +32,6 @@ class ConversationItem:
     wamid: str | None
     media_s3_key: str | None
     reaction_wamids: tuple[str, ...] = ()  # reactions attached to this message (their own items)
-    idempotency_key: str | None = None  # an API send's Idempotency-Key (its stored result names the message)
-    accepted_at: datetime | None = None  # outbound: when the send was accepted
 
 
 def conversation_items(ws: str, contact_id: str) -> list[ConversationItem]:
@@ -43,7 +40,7 @@ def conversation_items(ws: str, contact_id: str) -> list[ConversationItem]:
     for item in raw_query(
         m.conversation_pk(ws, contact_id),
         index="GSI1",
-        projection="PK,SK,message_id,wamid,media_s3_key,reactions,idempotency_key,accepted_at,message_at",
+        projection="PK,SK,message_id,wamid,media_s3_key,reactions",
     ):
         message_id = item.get("message_id", {}).get("S") or item["PK"]["S"].rsplit("#", 1)[-1]
         reactions = [r.get("M", {}).get("wamid", {}).get("S") for r in item.get("reactions", {}).get("L", [])]
@@ -54,22 +51,9 @@ def conversation_items(ws: str, contact_id: str) -> list[ConversationItem]:
                 wamid=item.get("wamid", {}).get("S"),
                 media_s3_key=item.get("media_s3_key", {}).get("S"),
                 reaction_wamids=tuple(w for w in reactions if w),
-                idempotency_key=item.get("idempotency_key", {}).get("S"),
-                # Outbound items after issue 19 keep only `message_at` (the same time).
-                accepted_at=_stored_time((item.get("accepted_at") or item.get("message_at") or {}).get("S")),
             )
         )
     return out
-
-
-def _stored_time(value: str | None) -> datetime | None:
-    """A pynamodb UTCDateTimeAttribute as stored (`2026-12-05T08:00:00.000000+0000`)."""
-    if not value:
-        return None
-    try:
-        return datetime.strptime(value, "%Y-%m-%dT%H:%M:%S.%f%z")
-    except ValueError:
-        return None
 
 
 def reaction_message_keys(ws: str, reaction_wamid: str) -> list[Key]:

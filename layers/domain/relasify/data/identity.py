@@ -137,7 +137,6 @@ class IdentityRepository(Protocol):
     ) -> None: ...
     def list_audit(self, ws: str, *, limit: int = 50, cursor: str | None = None) -> Page[AuditEntry]: ...
     def list_security_log(self, day: str, *, limit: int = 50, cursor: str | None = None) -> Page[AuditEntry]: ...
-    def append_usage(self, entry: UsageEntry) -> None: ...
     def append_usage_batch(self, entries: Iterable[UsageEntry]) -> None: ...
 
 
@@ -764,11 +763,10 @@ class DynamoIdentityRepository:
             next_cursor=encode_cursor(page.last_evaluated_key, ws=ws, scope=f"audit:{pk}"),
         )
 
-    def append_usage(self, entry: UsageEntry) -> None:
-        _usage_item(entry).save()
-
     def append_usage_batch(self, entries: Iterable[UsageEntry]) -> None:
-        """Many entries with BatchWriteItem (25 per request; unprocessed items retried)."""
+        """Many entries with BatchWriteItem (25 per request; unprocessed items retried). The API no
+        longer writes usage items (the usage log is log lines, relasify/web/usage.py); items written
+        before live out their 12 months, and benches and tests seed them to exercise the sweep."""
         with m.UsageLogModel.batch_write() as batch:
             for entry in entries:
                 batch.save(_usage_item(entry))

@@ -660,7 +660,6 @@ def record_outbound(
     message_id: str | None = None,
     wamid: str | None = None,
     broadcast_id: str | None = None,
-    idempotency_key: str | None = None,
     sent_by: str | None = None,
 ) -> Message:
     """Store an outbound message (status `accepted`) in the conversation, before or after the send;
@@ -681,7 +680,6 @@ def record_outbound(
         status_rank=0,
         message_at=now,
         broadcast_id=broadcast_id,
-        idempotency_key=idempotency_key,
         sent_by=sent_by,
         gsi1pk=m.conversation_pk(ws, contact_id),
         gsi1sk=conversation_sort_key(now, message_id),
@@ -700,10 +698,15 @@ def record_outbound(
 
 
 def attach_wamid(ws: str, message_id: str, wamid: str, *, route: StatusRoute | None = None) -> bool:
-    """Record Meta's id of an outbound message: pointer + message attribute, atomically.
-    False when the pointer already exists (a retried send path call). The pointer carries the
-    message's status route, for statuses that come back without their callback data."""
-    model = m.MessageModel
+    """Record Meta's id of an outbound message: the wamid pointer, then the message's `wamid`.
+
+    Two plain writes, not a transaction (a transaction bills both items twice): the pointer first, so
+    from the moment the message shows its wamid a status can be located by it, and a crash between
+    the two leaves a pointer to a message whose status webhooks still find it (by the pointer, or by
+    their callback data; either sets the wamid if it is missing). Both writes are idempotent (a
+    retried call rewrites the same values). The pointer carries the message's status route, for
+    statuses that come back without their callback data. False when the message is gone (erased
+    while its send was in flight): the pointer is taken back."""
     pointer = m.WamidPointerModel(
         m.wamid_pk(wamid), m.WamidPointerModel.SK_VALUE, wamid=wamid, ws_id=ws, message_id=message_id
     )
@@ -711,19 +714,33 @@ def attach_wamid(ws: str, message_id: str, wamid: str, *, route: StatusRoute | N
         pointer.route_contact_id = route.contact_id
         pointer.route_broadcast_id = route.broadcast_id or "-"
         pointer.route_month = route.month
+    pointer.save()
+    if not set_wamid(ws, message_id, wamid):
+        delete_wamid_pointer(wamid)
+        return False
+    return True
+
+
+def set_wamid(ws: str, message_id: str, wamid: str) -> bool:
+    """The message's `wamid` (its pointer is written first: `attach_wamid`); False if the message is gone."""
+    model = m.MessageModel
     item = model(m.message_pk(ws, message_id), model.SK_VALUE)
     try:
-        with transaction() as tx:
-            tx.save(pointer, condition=m.WamidPointerModel.pk.does_not_exist())
-            # The send lease only matters while there is no wamid (relasify.data.outbox): dropped, so
-            # the item stays under 1 KB.
-            actions = [model.wamid.set(wamid), model.send_lease_until.remove(), model.touch()]
-            tx.update(item, actions=actions, condition=model.pk.exists())
-    except TransactWriteError as exc:
-        if cancellation_codes(exc)[0] == "ConditionalCheckFailed":
-            return False
-        raise
+        # The send lease only matters while there is no wamid (relasify.data.outbox): dropped, so the
+        # item stays under 1 KB.
+        item.update(
+            actions=[model.wamid.set(wamid), model.send_lease_until.remove(), model.touch()],
+            condition=model.pk.exists(),
+        )
+    except UpdateError as exc:
+        if not is_condition_failure(exc):
+            raise
+        return False
     return True
+
+
+def delete_wamid_pointer(wamid: str) -> None:
+    m.WamidPointerModel(m.wamid_pk(wamid), m.WamidPointerModel.SK_VALUE).delete()
 
 
 # --- template records changed by webhooks ---------------------------------------------------------

@@ -323,7 +323,7 @@ class MessageModel(TableModel):
     reactions = ListAttribute(of=ReactionMap, default=list)
     pricing = MapAttribute(null=True)  # last pricing block of a status webhook
     broadcast_id = UnicodeAttribute(null=True)
-    idempotency_key = UnicodeAttribute(null=True)
+    request_hash = UnicodeAttribute(null=True)  # API sends: the body they were sent for (data/outbox.py)
     sent_by = UnicodeAttribute(null=True)  # actor sub (outbound)
     # Epoch seconds until which one attempt may be calling Meta for this outbox message (see outbox).
     send_lease_until = NumberAttribute(null=True)

@@ -6,6 +6,10 @@ from what makes a send unique (workspace + Idempotency-Key, or broadcast + conta
 after a crash finds the same item instead of creating a second message: if it already has a wamid
 the send is not repeated. Statuses and wamids are then handled by `relasify.data.messages`.
 
+The outbox item is also the API's idempotency record: the id is derived from (workspace,
+Idempotency-Key) and the item keeps a hash of the request body (`request_hash`), so a reused key with
+another body is told apart from a retry (`RequestMismatch`), and a retry is answered from the item.
+
 Only one attempt at a time may call Meta for a message: the item carries a send lease
 (`send_lease_until`), set when it is created; a later attempt that finds it without a wamid takes the
 lease over only once it has run out (one conditional update). The lease outlasts the timeout of the
@@ -19,6 +23,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -30,7 +35,7 @@ from relasify.data import conversations
 from relasify.data import models as m
 from relasify.data.base import query_page
 from relasify.data.cursor import decode_cursor, encode_cursor
-from relasify.data.messages import Message, _message, conversation_sort_key, get_message
+from relasify.data.messages import Message, _message, conversation_sort_key
 from relasify.data.records import Page
 from relasify.data.tx import is_condition_failure
 from relasify.errors import Conflict
@@ -49,6 +54,17 @@ def derived_message_id(*parts: str) -> str:
     return "msg_" + base64.b32encode(digest).decode().rstrip("=").lower()
 
 
+def request_hash(body: dict[str, Any]) -> str:
+    """A short fingerprint of a send request's body (canonical JSON; 128 bits, 22 characters: it is
+    stored on every API-sent message, so it stays small)."""
+    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return base64.urlsafe_b64encode(hashlib.sha256(canonical.encode()).digest()[:16]).decode().rstrip("=")
+
+
+class RequestMismatch(Exception):
+    """The outbox item exists for another request body (an Idempotency-Key reused for another send)."""
+
+
 @dataclass(frozen=True, slots=True)
 class NewOutbound:
     ws: str
@@ -57,13 +73,26 @@ class NewOutbound:
     type: str
     content: dict[str, Any]
     sent_by: str | None = None
-    idempotency_key: str | None = None
+    request_hash: str | None = None  # API sends: `request_hash(body)`, checked when the item exists
     broadcast_id: str | None = None
     context_wamid: str | None = None  # the message this one replies to
 
 
+@dataclass(frozen=True, slots=True)
+class OutboxAttempt:
+    """An outbox item as a retry sees it: the message, the body hash it was sent for, its send lease."""
+
+    message: Message
+    request_hash: str | None
+    lease_until: int | None
+
+    def lease_free(self) -> bool:
+        return self.lease_until is None or self.lease_until <= int(clock.now().timestamp())
+
+
 def put_accepted(new: NewOutbound, *, lease_seconds: int = API_SEND_LEASE_SECONDS) -> tuple[Message, bool]:
-    """Write the outbox item (status accepted, send lease taken) unless it exists. Returns (message, created)."""
+    """Write the outbox item (status accepted, send lease taken) unless it exists. Returns (message, created).
+    Raises RequestMismatch when the item exists for another request body (both hashes known)."""
     now = clock.now()
     item = m.MessageModel(
         m.message_pk(new.ws, new.message_id),
@@ -80,7 +109,7 @@ def put_accepted(new: NewOutbound, *, lease_seconds: int = API_SEND_LEASE_SECOND
         # Neither `accepted_at` (= message_at) nor the callback data (derived from the item, see
         # relasify.data.status_routes) is stored: the item stays under 1 KB, so a status costs 1 WCU, not 2.
         broadcast_id=new.broadcast_id,
-        idempotency_key=new.idempotency_key,
+        request_hash=new.request_hash,
         sent_by=new.sent_by,
         send_lease_until=int(now.timestamp()) + lease_seconds,
         context_wamid=new.context_wamid,
@@ -89,11 +118,22 @@ def put_accepted(new: NewOutbound, *, lease_seconds: int = API_SEND_LEASE_SECOND
     item.gsi1sk = conversation_sort_key(now, new.message_id)
     # With its conversation, in one transaction (relasify.data.conversations).
     if not conversations.record_thread_item(item):
-        existing = get_message(new.ws, new.message_id, consistent=True)
+        existing = attempt(new.ws, new.message_id)
         if existing is None:  # pragma: no cover - the condition failed on an item that is gone
             raise Conflict("The message was being written concurrently; retry.")
-        return existing, False
+        if new.request_hash is not None and existing.request_hash not in (None, new.request_hash):
+            raise RequestMismatch(new.message_id)
+        return existing.message, False
     return _message(item), True
+
+
+def attempt(ws: str, message_id: str) -> OutboxAttempt | None:
+    """The outbox item of a message (strongly consistent: it races with the attempt sending it)."""
+    item = m.MessageModel.get_live(m.message_pk(ws, message_id), m.MessageModel.SK_VALUE, consistent_read=True)
+    if item is None:
+        return None
+    lease = int(item.send_lease_until) if item.send_lease_until is not None else None
+    return OutboxAttempt(message=_message(item), request_hash=item.request_hash, lease_until=lease)
 
 
 def take_send_lease(ws: str, message_id: str, *, lease_seconds: int = API_SEND_LEASE_SECONDS) -> bool:

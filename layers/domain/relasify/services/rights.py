@@ -6,7 +6,7 @@ security log, with ids and counts only.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from relasify import clock, retention
@@ -21,13 +21,11 @@ from relasify.data.identity import identity_repository
 from relasify.data.records import Contact, Workspace
 from relasify.errors import Conflict, NotFound
 from relasify.observability import logger
-from relasify.services import audit, dead_letters, sending, workspaces
+from relasify.services import audit, dead_letters, workspaces
 from relasify.services.access import Actor, Membership
 
 # A contact's conversation holds at most 90 days of messages; this bounds one export response.
 MAX_EXPORT_MESSAGES = 10_000
-# Idempotency records live 24 h after the send; an hour's margin covers a send still running then.
-IDEMPOTENCY_MARGIN_SECONDS = 3600
 
 
 def _contact(ws: str, contact_id: str) -> Contact:
@@ -90,13 +88,11 @@ def set_restricted(caller: Membership, contact_id: str, restricted: bool) -> Con
 def erase_contact(caller: Membership, contact_id: str, *, audit_action: str = "contact.erased") -> dict[str, int]:
     """Erasure, at once: the conversation's messages, their wamid pointers and early statuses, the
     contact's reaction items (found through the reactions on those messages), media objects,
-    broadcast recipient items, the change-feed events naming the conversation, the stored results of
-    API sends to the contact (idempotency records), the dead-letter queues' messages naming the
-    person (`relasify.services.dead_letters`),
-    then the contact with its uniqueness markers and tag
-    items (one transaction), and the workspace's export files and finished imports' CSV files (bulk copies
-    that may hold the person). Billing records (category, pricing, keyed by the wamid's SHA-256: no
-    content, no wamid) are kept.
+    broadcast recipient items, the change-feed events naming the conversation, the dead-letter
+    queues' messages naming the person (`relasify.services.dead_letters`), then the contact with its
+    uniqueness markers and tag items (one transaction), and the workspace's export files and finished
+    imports' CSV files (bulk copies that may hold the person). Billing records (category, pricing,
+    keyed by the wamid's SHA-256: no content, no wamid) are kept.
     Messages go first, so an interrupted erasure can simply be repeated. Deleting a contact does the
     same, audited as `contact.deleted` (deleted alone, its conversation would stay out of reach).
 
@@ -121,15 +117,6 @@ def erase_contact(caller: Membership, contact_id: str, *, audit_action: str = "c
     # Change-feed events name the conversation (the contact's id) for 48 h: they go too. Live clients
     # then get 404 for the conversation, as for any contact deleted before they fetched it.
     events = erasure_store.change_event_keys(ws, contact_id)
-    # The stored results of API sends (Powertools idempotency records, 24 h) hold the message: found
-    # through the Idempotency-Key kept on the outbox item, for sends young enough to have one.
-    recent = clock.now() - timedelta(seconds=sending.IDEMPOTENCY_EXPIRY_SECONDS + IDEMPOTENCY_MARGIN_SECONDS)
-    idempotency_keys = [
-        item.idempotency_key
-        for item in conversation
-        if item.idempotency_key and (item.accepted_at is None or item.accepted_at >= recent)
-    ]
-    idempotency_records = sending.forget_idempotency_records(ws, idempotency_keys)
     keys.append(conversation_store.delete_key(ws, contact_id))  # the conversation item (its preview)
     erasure_store.delete_items(keys + recipients + events)
     media = [erasure_store.message_media_key(ws, item.message_id) for item in conversation]
@@ -169,7 +156,6 @@ def erase_contact(caller: Membership, contact_id: str, *, audit_action: str = "c
         extra={
             "ws": ws,
             "objects": objects,
-            "idempotency_records": idempotency_records,
             **counts,
             **dead_letter_counts,
         },

@@ -1,25 +1,27 @@
 """Sending messages (SPEC section 5; docs/SENDING.md).
 
-`send_message` is the API's entry: Powertools idempotency keyed by workspace + Idempotency-Key
-(payload validation: the same key with another body is refused; an in-progress lock: concurrent
-duplicates wait for the first and get its result), policy checks in the SPEC's order, then
-`deliver`, which the broadcast worker shares:
+`send_message` is the API's entry: policy checks in the SPEC's order, then `deliver`, which the
+broadcast worker shares:
 
 1. the outbox item (our message id, status `accepted`, the id in `biz_opaque_callback_data`) is
-   written BEFORE the Graph call, under an id derived from the request (`derived_message_id`);
+   written BEFORE the Graph call, conditional on being new, under an id derived from the request
+   (`derived_message_id`);
 2. the Graph call;
 3. the wamid is attached and any status that beat us is applied.
 
-A retry that finds the outbox item with a wamid returns it without calling Meta. One window stays
-open: a crash between Meta accepting the send and step 3. Meta has no idempotency key, so the retry
-sends again; both sends carry the same callback data, so their statuses land on one message.
+The outbox item is the API's only idempotency record: its id is derived from (workspace,
+Idempotency-Key) and it keeps a hash of the request body. A retry that finds it with a wamid gets
+that message without a call to Meta; one that finds it `failed` gets the same problem; another body
+under the key is refused (422); a duplicate arriving while the first is talking to Meta waits for its
+answer. One window stays open: a crash between Meta accepting the send and step 3. Meta has no
+idempotency key, so the retry sends again; both sends carry the same callback data, so their
+statuses land on one message.
 """
 
 from __future__ import annotations
 
 import contextlib
 import re
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -51,7 +53,6 @@ from relasify.whatsapp.errors import GRAPH_ERRORS, GraphError, classify
 
 SERVICE_WINDOW = timedelta(hours=24)
 MARKETING = "MARKETING"
-IDEMPOTENCY_EXPIRY_SECONDS = 24 * 60 * 60
 # How long a duplicate request waits for the first one holding its key (API Gateway allows 29 s).
 IN_PROGRESS_WAIT_SECONDS = 25.0
 IN_PROGRESS_POLL_SECONDS = 0.1
@@ -73,6 +74,10 @@ class IdempotencyKeyReused(DomainError):
     status = 422
     type_slug = "idempotency-key-reused"
     title = "Idempotency-Key already used with another request"
+
+
+def _key_reused() -> IdempotencyKeyReused:
+    return IdempotencyKeyReused("This Idempotency-Key was used with a different request body; use a new key.")
 
 
 class IdempotencyKeyInProgress(Conflict):
@@ -188,7 +193,7 @@ class Delivery:
     type: str
     content: dict[str, Any]
     sent_by: str | None = None
-    idempotency_key: str | None = None
+    request_hash: str | None = None  # API sends: the body's hash, kept on the outbox item (data/outbox.py)
     broadcast_id: str | None = None
     reply_to_wamid: str | None = None
     lease_seconds: int = outbox.API_SEND_LEASE_SECONDS  # over the sending function's timeout
@@ -210,26 +215,18 @@ def deliver(
 ) -> Message:
     """Outbox write, Graph call, wamid attach. Permanent Graph failures end the message `failed`
     and raise the SendRefused of the error table (with `message_id`); transient ones that outlived
-    the client's retries raise with the message left `accepted`, safe to retry.
+    the client's retries raise with the message left `accepted`, safe to retry. An outbox item of
+    another request body (`delivery.request_hash`) raises IdempotencyKeyReused; one that another
+    attempt is sending raises SendInProgress.
 
     `record_sent(message_id, wamid)` lets the caller record the wamid together with its own effects
     of the send in one write (the broadcast's recipient and count); when it returns False (a
     condition refused it and nothing was written) the wamid is recorded the general way."""
     ws = delivery.ws
-    message, created = outbox.put_accepted(
-        outbox.NewOutbound(
-            ws=ws,
-            message_id=delivery.message_id,
-            contact_id=delivery.contact.id,
-            type=delivery.type,
-            content=delivery.content,
-            sent_by=delivery.sent_by,
-            idempotency_key=delivery.idempotency_key,
-            broadcast_id=delivery.broadcast_id,
-            context_wamid=delivery.reply_to_wamid,
-        ),
-        lease_seconds=delivery.lease_seconds,
-    )
+    try:
+        message, created = _put_accepted(delivery)
+    except outbox.RequestMismatch:
+        raise _key_reused() from None
     if not created:
         if message.wamid is not None:
             return message  # Meta accepted it already: never send twice
@@ -245,6 +242,36 @@ def deliver(
                 raise _stored_failure(current)
             raise SendInProgress("Another attempt is sending this message; retry in a few minutes.")
         logger.info("retrying an outbox message without wamid", extra={"message_id": message.id})
+    return _send_and_record(delivery, message, graph, before_graph_call, reread=reread, record_sent=record_sent)
+
+
+def _put_accepted(delivery: Delivery) -> tuple[Message, bool]:
+    return outbox.put_accepted(
+        outbox.NewOutbound(
+            ws=delivery.ws,
+            message_id=delivery.message_id,
+            contact_id=delivery.contact.id,
+            type=delivery.type,
+            content=delivery.content,
+            sent_by=delivery.sent_by,
+            request_hash=delivery.request_hash,
+            broadcast_id=delivery.broadcast_id,
+            context_wamid=delivery.reply_to_wamid,
+        ),
+        lease_seconds=delivery.lease_seconds,
+    )
+
+
+def _send_and_record(
+    delivery: Delivery,
+    message: Message,
+    graph: Any | None,
+    before_graph_call: Callable[[], None] | None,
+    *,
+    reread: bool,
+    record_sent: Callable[[str, str], bool] | None,
+) -> Message:
+    ws = delivery.ws
     try:
         result = _call_graph(delivery, message, graph, before_graph_call)
     except BaseException:
@@ -411,10 +438,51 @@ def _check_contact(contact: Contact, *, message_type: str, marketing: bool) -> N
         )
 
 
-def _perform_send(request: dict[str, Any]) -> dict[str, Any]:
-    """The idempotent unit: checks, delivery; returns the message and, for a Graph refusal after
-    the outbox write, the problem (stored with the key, so a repeat returns the same answer)."""
-    ws, key, body = request["ws"], request["key"], request["body"]
+@dataclass(frozen=True, slots=True)
+class ApiSend:
+    """One POST /messages: its outbox id is derived from (workspace, Idempotency-Key)."""
+
+    ws: str
+    key: str
+    body: dict[str, Any]
+    actor: str | None
+    message_id: str
+    request_hash: str
+
+
+def _send_once(request: ApiSend) -> Message:
+    """Checks, then delivery; a request whose key was used before is answered as the first was."""
+    try:
+        delivery = _checked_delivery(request)
+    except DomainError:
+        # Refused now (the contact opted out since, the token expired, ...), yet the key may have
+        # been used already: the first request's answer stands. One read, on refusals only.
+        earlier = outbox.attempt(request.ws, request.message_id)
+        answer = _earlier_answer(request, earlier) if earlier is not None else None
+        if answer is None:
+            raise
+        return answer
+    if isinstance(delivery, Message):
+        return delivery
+    return deliver(delivery, before_graph_call=lambda: _take_token(_rate_limiter(delivery)))
+
+
+def _earlier_answer(request: ApiSend, earlier: outbox.OutboxAttempt) -> Message | None:
+    """What an earlier request with this key ended with: its message once Meta has it, its problem
+    once it failed; IdempotencyKeyReused for another body; None while it has no answer."""
+    if earlier.request_hash not in (None, request.request_hash):
+        raise _key_reused()
+    if earlier.message.wamid is not None:
+        return earlier.message
+    if earlier.message.status == "failed":
+        raise _stored_failure(earlier.message)
+    return None
+
+
+def _checked_delivery(request: ApiSend) -> Delivery | Message:
+    """The policy checks in the SPEC's order, then the Delivery (or, for a send by phone whose key
+    was answered already, that answer: a retry creates no contact)."""
+    ws, body = request.ws, request.body
     message_type: str = body["type"]
     content: dict[str, Any] = body[message_type]
     connection = connection_for_sending(ws)
@@ -426,49 +494,37 @@ def _perform_send(request: dict[str, Any]) -> dict[str, Any]:
     _check_contact(contact, message_type=message_type, marketing=marketing)
     if message_type == "template":
         check_template(ws, content["name"], content["language"]["code"], list(content.get("components") or []))
-    message_id = outbox.derived_message_id(ws, "api", key)
     sends_upload = _names_upload(message_type, content)
     if sends_upload:
         from relasify.services import media
 
-        media.prepare_send(ws, message_type, content, message_id)
+        media.prepare_send(ws, message_type, content, request.message_id)
     if to_create is not None:
+        earlier = outbox.attempt(ws, request.message_id)
+        answer = _earlier_answer(request, earlier) if earlier is not None else None
+        if answer is not None:
+            return answer
         # Every check passed: only now does the number become a contact. A concurrent request may
         # have created it meanwhile; that contact is the real one, so its own state is checked.
         contact, created = contact_repository().create_or_get(ws, to_create)
         if not created:
             _check_contact(contact, message_type=message_type, marketing=marketing)
-    limiter = rate_limit.limiter_for(connection.phone_number_id, send_rate(connection))
-    delivery = Delivery(
+    return Delivery(
         ws=ws,
         connection=connection,
         contact=contact,
-        message_id=message_id,
+        message_id=request.message_id,
         type=message_type,
         content=content,
-        sent_by=request.get("actor"),
-        idempotency_key=key,
+        sent_by=request.actor,
+        request_hash=request.request_hash,
         reply_to_wamid=reply_target(ws, (body.get("context") or {}).get("message_id")),
         sends_upload=sends_upload,
     )
-    try:
-        message = deliver(delivery, before_graph_call=lambda: _take_token(limiter))
-    except SendRefused as refusal_after_outbox:
-        if "message_id" not in refusal_after_outbox.extra or refusal_after_outbox.status >= 500:
-            raise  # nothing final happened (or a transient failure): let the key be retried
-        if refusal_after_outbox.status == 429:
-            raise
-        stored = message_store.get_message(ws, refusal_after_outbox.extra["message_id"], consistent=True)
-        return {
-            "message": stored.model_dump(mode="json") if stored else None,
-            "problem": {
-                "slug": refusal_after_outbox.type_slug,
-                "detail": refusal_after_outbox.detail,
-                "status": refusal_after_outbox.status,
-                "extra": {k: v for k, v in refusal_after_outbox.extra.items() if v is not None},
-            },
-        }
-    return {"message": message.model_dump(mode="json"), "problem": None}
+
+
+def _rate_limiter(delivery: Delivery) -> rate_limit.SlotRateLimiter:
+    return rate_limit.limiter_for(delivery.connection.phone_number_id, send_rate(delivery.connection))
 
 
 def reply_target(ws: str, message_id: str | None) -> str | None:
@@ -499,72 +555,6 @@ def _take_token(limiter: rate_limit.SlotRateLimiter) -> None:
         ) from None
 
 
-_idempotent_lock = threading.Lock()
-_idempotent: tuple[Settings, Any, Any, Any] | None = None
-IDEMPOTENCY_KEY_PREFIX = "relasify-send"
-
-
-def idempotency_config() -> Any:
-    """The IdempotencyConfig of the send path (the handler registers the Lambda context on it)."""
-    return _idempotent_send()[1]
-
-
-def forget_idempotency_records(ws: str, idempotency_keys: list[str]) -> int:
-    """Delete the stored send results of these Idempotency-Keys (erasure: a record holds the send's
-    response, the message with its text, for 24 hours). The record's id is computed by Powertools'
-    own persistence layer from the same `[ws, key]` the send hashed; absent records are no-ops.
-    Returns the number of keys asked for."""
-    if not idempotency_keys:
-        return 0
-    persistence = _idempotent_state()[3]
-    for key in dict.fromkeys(idempotency_keys):
-        persistence.delete_record(data={"ws": ws, "key": key}, exception=_Erased())
-    return len(set(idempotency_keys))
-
-
-class _Erased(Exception):
-    """The reason Powertools' delete_record is given (it only logs the exception's type)."""
-
-
-def _idempotent_send() -> tuple[Callable[..., dict[str, Any]], Any]:
-    """The idempotent send function and its IdempotencyConfig."""
-    _, function, config, _ = _idempotent_state()
-    return function, config
-
-
-def _idempotent_state() -> tuple[Settings, Any, Any, Any]:
-    """Built per settings object (tests swap tables), on first use (cold start stays light)."""
-    global _idempotent
-    settings = get_settings()
-    with _idempotent_lock:
-        if _idempotent is None or _idempotent[0] is not settings:
-            from aws_lambda_powertools.utilities.idempotency import (
-                DynamoDBPersistenceLayer,
-                IdempotencyConfig,
-                idempotent_function,
-            )
-
-            config = IdempotencyConfig(
-                event_key_jmespath="[ws, key]",
-                payload_validation_jmespath="body",
-                raise_on_no_idempotency_key=True,
-                expires_after_seconds=IDEMPOTENCY_EXPIRY_SECONDS,
-            )
-            persistence = DynamoDBPersistenceLayer(table_name=settings.idempotency_table_name)
-            # Configured here too (the decorator configures it on a call, the same way): erasure
-            # computes record ids in containers that never sent.
-            persistence.configure(config, key_prefix=IDEMPOTENCY_KEY_PREFIX)
-            function = idempotent_function(
-                _perform_send,
-                data_keyword_argument="request",
-                persistence_store=persistence,
-                config=config,
-                key_prefix=IDEMPOTENCY_KEY_PREFIX,
-            )
-            _idempotent = (settings, function, config, persistence)
-        return _idempotent
-
-
 def send_message(
     ws: str,
     body: dict[str, Any],
@@ -574,35 +564,45 @@ def send_message(
     sleep: Callable[[float], None] = time.sleep,
 ) -> Message:
     """Send once per (workspace, Idempotency-Key). Raises the refusal problems of SPEC section 5."""
-    from aws_lambda_powertools.utilities.idempotency.exceptions import (
-        IdempotencyAlreadyInProgressError,
-        IdempotencyValidationError,
-    )
-
     if not idempotency_key or not idempotency_key.strip():
         raise IdempotencyKeyRequired("Send an Idempotency-Key header (a unique value per message).")
     key = idempotency_key.strip()
     if len(key) > 255 or not key.isprintable():
         raise ValidationFailed("The Idempotency-Key header must be at most 255 printable characters.")
-    function, _ = _idempotent_send()
-    request = {"ws": ws, "key": key, "body": body, "actor": actor_sub}
+    request = ApiSend(
+        ws=ws,
+        key=key,
+        body=body,
+        actor=actor_sub,
+        message_id=outbox.derived_message_id(ws, "api", key),
+        request_hash=outbox.request_hash(body),
+    )
     deadline = time.monotonic() + IN_PROGRESS_WAIT_SECONDS
     while True:
         try:
-            result = function(request=request)
-            break
-        except IdempotencyValidationError:
-            raise IdempotencyKeyReused(
-                "This Idempotency-Key was used with a different request body; use a new key."
-            ) from None
-        except IdempotencyAlreadyInProgressError:
-            if time.monotonic() >= deadline:
-                raise IdempotencyKeyInProgress("The first request with this key is still running; retry.") from None
-            sleep(IN_PROGRESS_POLL_SECONDS)
-    problem = result.get("problem")
-    if problem:
-        raise refuse(problem["slug"], problem["detail"], status=int(problem["status"]), **problem.get("extra", {}))
-    return Message.model_validate(result["message"])
+            return _send_once(request)
+        except SendInProgress:
+            answer = _await_other_attempt(request, deadline, sleep)
+            if answer is not None:
+                return answer
+            # The other attempt gave its lease back without an answer (a transient failure): this
+            # request sends, as a retry would.
+
+
+def _await_other_attempt(request: ApiSend, deadline: float, sleep: Callable[[float], None]) -> Message | None:
+    """A duplicate arrived while the first request with its key is talking to Meta: wait for its
+    answer (one consistent read per poll). None when the first ended without one (lease free)."""
+    while time.monotonic() < deadline:
+        sleep(IN_PROGRESS_POLL_SECONDS)
+        current = outbox.attempt(request.ws, request.message_id)
+        if current is None:
+            return None
+        answer = _earlier_answer(request, current)
+        if answer is not None:
+            return answer
+        if current.lease_free():
+            return None
+    raise IdempotencyKeyInProgress("The first request with this key is still running; retry.")
 
 
 def get_message(ws: str, message_id: str) -> Message:
