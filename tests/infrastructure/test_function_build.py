@@ -108,7 +108,15 @@ def test_bytecode_for_another_python_than_the_runtime_is_refused(tmp_path: Path)
         return  # this interpreter is the runtime's: nothing to refuse
     source = REPO_ROOT / "functions" / "webhook"
     built = subprocess.run(
-        ["make", "-s", "-C", str(source), "build-WebhookProcessorFunction", f"ARTIFACTS_DIR={tmp_path}", f"PYTHON={sys.executable}"],
+        [
+            "make",
+            "-s",
+            "-C",
+            str(source),
+            "build-WebhookProcessorFunction",
+            f"ARTIFACTS_DIR={tmp_path}",
+            f"PYTHON={sys.executable}",
+        ],
         capture_output=True,
         text=True,
         check=False,
