@@ -18,6 +18,7 @@ from __future__ import annotations
 import importlib
 import re
 import sys
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -78,26 +79,30 @@ class RouteGroups:
             for position, group in enumerate(self._order)
         }
         self._included: set[str] = set()
-
-    @property
-    def included(self) -> list[str]:
-        return [group for group in self._order if group in self._included]
+        # Lambda runs one request at a time per process; the local stack may run several in threads.
+        self._lock = threading.Lock()
 
     def include_all(self) -> None:
         """Every group (the OpenAPI document describes them all)."""
-        for group in self._order:
-            self._include(group)
+        with self._lock:
+            for group in self._order:
+                self._include(group)
 
     def include_for(self, method: str, path: str) -> None:
         method = method.upper()
         if method == "OPTIONS":
             self.include_all()
             return
-        for group in self._order:
-            if group not in self._included and any(
-                route_method == method and pattern.search(path) for route_method, pattern in self._routes[group]
-            ):
-                self._include(group)
+        needed = [
+            group
+            for group in self._order
+            if group not in self._included
+            and any(route_method == method and pattern.search(path) for route_method, pattern in self._routes[group])
+        ]
+        if needed:
+            with self._lock:
+                for group in needed:
+                    self._include(group)
 
     def resolve(self, event: dict[str, Any], context: Any) -> dict[str, Any]:
         """Include what this HTTP API (payload 2.0) request can reach, then answer it."""
