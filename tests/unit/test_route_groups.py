@@ -35,7 +35,7 @@ def test_each_declared_group_is_what_its_router_registers(folder: str, monkeypat
     routers = {
         name for name in modules if "router = APIGatewayHttpRouter()" in (REPO_ROOT / folder / f"{name}.py").read_text()
     }
-    assert set(declared) == routers, "every route module is a declared group, and only those"
+    assert set(declared) == routers, f"ROUTE_GROUPS must name every route module of {folder}, and only those"
     for group, routes in declared.items():
         saved = sys.modules.pop(group, None)
         try:
@@ -45,7 +45,7 @@ def test_each_declared_group_is_what_its_router_registers(folder: str, monkeypat
             sys.modules.pop(group, None)
             if saved is not None:
                 sys.modules[group] = saved
-        assert routes == registered, f"{folder}: {group}'s declaration is stale"
+        assert routes == registered, f"{folder}: {group}'s ROUTE_GROUPS entry is stale; it registers {registered}"
 
 
 def _router(*routes: str) -> APIGatewayHttpRouter:
