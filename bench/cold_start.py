@@ -379,15 +379,14 @@ def _seed_and_capture(captured: dict[str, dict[str, Any]]) -> dict[str, dict[str
 @dataclass(frozen=True)
 class FirstRequest:
     """Median seconds of import + init + one invocation, and of the bare boto3 script making the same
-    AWS requests (recorded from the handler's invocation), with the number of those requests."""
+    AWS requests (recorded from the handler's invocation), with the number of those requests. The ratio
+    is the median of each run's pair (the handler, then its replay right after it): on a shared machine
+    a pair sees the same load, where the two medians may come from different moments."""
 
     handler_seconds: float
     replay_seconds: float
     requests: int
-
-    @property
-    def ratio(self) -> float:
-        return self.handler_seconds / self.replay_seconds
+    ratio: float
 
 
 def _first_requests(present: dict[str, tuple[str, str]], runs: int) -> tuple[dict[str, FirstRequest], str | None]:
@@ -427,6 +426,9 @@ def _first_requests(present: dict[str, tuple[str, str]], runs: int) -> tuple[dic
                 handler_seconds=statistics.median(samples[name]),
                 replay_seconds=statistics.median(samples[f"replay: {name}"]),
                 requests=requests[name],
+                ratio=statistics.median(
+                    handler / replay for handler, replay in zip(samples[name], samples[f"replay: {name}"], strict=True)
+                ),
             )
             for name in requests
         }, None
@@ -512,7 +514,8 @@ def _run(runs: int) -> Section:
         "first request: import + init + one invocation in a fresh interpreter against a moto server, beside a "
         "bare boto3 script (import boto3, one client per service) making the same AWS requests to the same "
         "server, recorded from the handler's own invocation (its second: the timed runs repeat it); medians of "
-        f"{runs}, interleaved; a deferred import or client is paid here. Invocations: "
+        f"{runs}, interleaved; the ratio is the median of each run's handler/replay pair, measured one after the "
+        "other; a deferred import or client is paid here. Invocations: "
         + "; ".join(f"{name}: {what}" for name, what in FIRST_REQUESTS.items())
     )
     notes.append(first_unavailable or f"first request not measured for the {NOT_MEASURED}")
