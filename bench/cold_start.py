@@ -4,10 +4,14 @@
 Runs are interleaved (baseline, handler A, handler B, ..., repeat) so machine noise hits all
 of them alike. Peak memory is the child's max RSS.
 
+Code is imported as Lambda loads it: the layer's relasify package and each function's folder built
+by their Makefiles (compiled to bytecode) into temporary directories.
+
 Work a handler defers to its first use (lazy imports, validators built on first use, clients
 created on first call) is not hidden: the "first request" column times import + init + one
 representative invocation in a fresh interpreter, against a moto server in this process holding
-a seeded workspace, and compares it with the baseline plus one DynamoDB GetItem to the same server.
+a seeded workspace, and compares it with a bare boto3 script that makes the same AWS requests
+(recorded from the handler's own invocation: service, operation and parameters) to the same server.
 """
 
 from __future__ import annotations
@@ -16,11 +20,13 @@ import contextlib
 import json
 import logging
 import os
+import pickle
 import statistics
 import subprocess
 import sys
 import tempfile
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -58,10 +64,43 @@ print(json.dumps({{"seconds": elapsed, "max_rss_kb": _peak_kb()}}))
 """
 
 BASELINE_BODY = "import boto3\nboto3.client('dynamodb')"
-BASELINE_FIRST_REQUEST_BODY = (
-    "import boto3\nboto3.client('dynamodb').get_item("
-    "TableName=os.environ['TABLE_NAME'], Key={'PK': {'S': 'BENCH'}, 'SK': {'S': 'BENCH'}})"
-)
+
+# Records every AWS request the handler makes (every botocore client's operations go through
+# `BaseClient._make_api_call`: pynamodb's, boto3's, Powertools') and writes them when the probe exits.
+_RECORDING_SETUP = """
+import atexit, copy, pickle, botocore, botocore.client
+_calls = []
+_original_make_api_call = botocore.client.BaseClient._make_api_call
+def _recording_make_api_call(self, operation_name, api_params):
+    _calls.append((self.meta.service_model.service_name, botocore.xform_name(operation_name),
+                   copy.deepcopy(api_params)))
+    return _original_make_api_call(self, operation_name, api_params)
+botocore.client.BaseClient._make_api_call = _recording_make_api_call
+def _write_calls():
+    with open({calls_path!r}, "wb") as f:
+        pickle.dump(_calls, f)
+atexit.register(_write_calls)
+"""
+
+# The bare boto3 script: one client per service, the recorded requests in order. A refused request
+# (a conditional write the handler's second run also saw refused) still made its round trip.
+_REPLAY_SETUP = """
+import pickle
+with open({calls_path!r}, "rb") as f:
+    CALLS = pickle.load(f)
+"""
+_REPLAY_BODY = """
+import boto3
+from botocore.exceptions import ClientError
+clients = {}
+for service, method, params in CALLS:
+    if service not in clients:
+        clients[service] = boto3.client(service)
+    try:
+        getattr(clients[service], method)(**params)
+    except ClientError:
+        pass
+"""
 
 # The representative first invocation per handler (the others are not measured: see NOT_MEASURED).
 FIRST_REQUESTS = {
@@ -92,7 +131,8 @@ with open({event_path!r}) as f:
 
 
 def _handler_body(directory: str, module: str) -> str:
-    return f"sys.path.insert(0, {str(REPO / directory)!r})\nimport {module}\nassert callable({module}.handler)"
+    folder = _built_functions.get(directory, REPO / directory)
+    return f"sys.path.insert(0, {str(folder)!r})\nimport {module}\nassert callable({module}.handler)"
 
 
 def _first_request_body(directory: str, module: str) -> str:
@@ -131,7 +171,8 @@ def _import_self_ms(body: str) -> dict[str, float]:
 def _where_the_time_goes(name: str, location: tuple[str, str], baseline_seconds: float) -> str:
     """Why a handler is over its target: its import time by package, beside the baseline's."""
     directory, module = location
-    handler = _import_self_ms(f"import sys; sys.path.insert(0, {str(REPO / directory)!r}); import {module}")
+    folder = _built_functions.get(directory, REPO / directory)
+    handler = _import_self_ms(f"import sys; sys.path.insert(0, {str(folder)!r}); import {module}")
     baseline = _import_self_ms(BASELINE_BODY)
     extra = {package: ms - baseline.get(package, 0.0) for package, ms in handler.items()}
     top = sorted(extra.items(), key=lambda item: -item[1])[:8]
@@ -166,32 +207,45 @@ def _env() -> dict[str, str]:
 # The relasify package as the layer ships it (layers/domain/Makefile `sources`: compiled to bytecode),
 # found ahead of the editable install; None until `run` builds it.
 _built_layer: Path | None = None
+# Each function folder as its Makefile ships it (functions/*/Makefile `sources`), by folder.
+_built_functions: dict[str, Path] = {}
+
+
+def _make_sources(folder: Path, artifacts: Path) -> None:
+    subprocess.run(
+        [
+            "make",
+            "-s",
+            "-C",
+            str(folder),
+            "sources",
+            f"ARTIFACTS_DIR={artifacts}",
+            f"PYTHON={sys.executable}",
+            "ALLOW_OTHER_PYTHON=1",
+        ],
+        check=True,
+    )
 
 
 @contextlib.contextmanager
 def _as_deployed() -> Iterator[None]:
-    """Build the layer's sources (with this Python, so its bytecode is valid here) into a temporary
-    directory that every probe imports relasify from, as a Lambda container imports it from /opt."""
+    """Build the layer's and the functions' sources (with this Python, so their bytecode is valid here)
+    into temporary directories that every probe imports from, as a Lambda container imports them from
+    /opt and /var/task."""
     global _built_layer
     with tempfile.TemporaryDirectory() as artifacts:
-        subprocess.run(
-            [
-                "make",
-                "-s",
-                "-C",
-                str(REPO / "layers" / "domain"),
-                "sources",
-                f"ARTIFACTS_DIR={artifacts}",
-                f"PYTHON={sys.executable}",
-                "ALLOW_OTHER_PYTHON=1",
-            ],
-            check=True,
-        )
+        _make_sources(REPO / "layers" / "domain", Path(artifacts))
+        for directory in sorted({directory for directory, _ in HANDLERS.values()}):
+            if (REPO / directory / "Makefile").exists():
+                built = Path(artifacts) / "functions" / Path(directory).name
+                _make_sources(REPO / directory, built)
+                _built_functions[directory] = built
         _built_layer = Path(artifacts) / "python"
         try:
             yield
         finally:
             _built_layer = None
+            _built_functions.clear()
 
 
 def _measure(body: str, *, setup: str = "", extra_env: dict[str, str] | None = None) -> dict[str, float]:
@@ -322,27 +376,62 @@ def _seed_and_capture(captured: dict[str, dict[str, Any]]) -> dict[str, dict[str
     return events
 
 
-def _first_requests(present: dict[str, tuple[str, str]], runs: int) -> tuple[dict[str, float], str | None]:
-    """Median seconds of import + init + one representative invocation, per handler and for the baseline
-    (+ one GetItem); the reason instead when the moto server or the seeding is not available."""
+@dataclass(frozen=True)
+class FirstRequest:
+    """Median seconds of import + init + one invocation, and of the bare boto3 script making the same
+    AWS requests (recorded from the handler's invocation), with the number of those requests. The ratio
+    is the median of each run's pair (the handler, then its replay right after it): on a shared machine
+    a pair sees the same load, where the two medians may come from different moments."""
+
+    handler_seconds: float
+    replay_seconds: float
+    requests: int
+    ratio: float
+
+
+def _first_requests(present: dict[str, tuple[str, str]], runs: int) -> tuple[dict[str, FirstRequest], str | None]:
+    """Per handler with a representative event: the first request against its bare boto3 replay; the
+    reason instead when the moto server or the seeding is not available."""
     try:
         world = _first_request_world()
         env, events = world.__enter__()
     except Exception as exc:  # moto or the local stack missing: report, do not guess
         return {}, f"first request not measured: {type(exc).__name__}: {str(exc)[:160]}"
     try:
-        probes = {"baseline": (BASELINE_FIRST_REQUEST_BODY, "")}
-        for name, path in events.items():
-            if name in present:
+        with tempfile.TemporaryDirectory(prefix="relasify-cold-start-calls-") as recordings:
+            probes: dict[str, tuple[str, str]] = {}
+            requests: dict[str, int] = {}
+            for name, path in events.items():
+                if name not in present:
+                    continue
                 setup = _FIRST_REQUEST_SETUP.format(event_path=path)
-                probes[name] = (_first_request_body(*present[name]), setup)
-        samples: dict[str, list[float]] = {name: [] for name in probes}
-        for body, setup in probes.values():
-            _measure(body, setup=setup, extra_env=env)  # warm-up (and the check that each invocation succeeds)
-        for _ in range(runs):
-            for name, (body, setup) in probes.items():
-                samples[name].append(_measure(body, setup=setup, extra_env=env)["seconds"])
-        return {name: statistics.median(values) for name, values in samples.items()}, None
+                body = _first_request_body(*present[name])
+                # The first run changes state (a status applied, an object stored); the timed runs repeat
+                # the second, so the replay is the second run's requests.
+                _measure(body, setup=setup, extra_env=env)
+                calls_path = str(Path(recordings) / f"{name.replace(' ', '_')}.pickle")
+                _measure(body, setup=setup + _RECORDING_SETUP.format(calls_path=calls_path), extra_env=env)
+                with open(calls_path, "rb") as recorded:
+                    requests[name] = len(pickle.load(recorded))
+                replay_setup = _REPLAY_SETUP.format(calls_path=calls_path)
+                _measure(_REPLAY_BODY, setup=replay_setup, extra_env=env)  # warm-up: the replay must run too
+                probes[name] = (body, setup)
+                probes[f"replay: {name}"] = (_REPLAY_BODY, replay_setup)
+            samples: dict[str, list[float]] = {name: [] for name in probes}
+            for _ in range(runs):
+                for name, (body, setup) in probes.items():
+                    samples[name].append(_measure(body, setup=setup, extra_env=env)["seconds"])
+        return {
+            name: FirstRequest(
+                handler_seconds=statistics.median(samples[name]),
+                replay_seconds=statistics.median(samples[f"replay: {name}"]),
+                requests=requests[name],
+                ratio=statistics.median(
+                    handler / replay for handler, replay in zip(samples[name], samples[f"replay: {name}"], strict=True)
+                ),
+            )
+            for name in requests
+        }, None
     finally:
         world.__exit__(None, None, None)
 
@@ -367,19 +456,27 @@ def _run(runs: int) -> Section:
     def median(name: str, key: str) -> float:
         return statistics.median(s[key] for s in samples[name])
 
-    def first_request(name: str) -> list[str]:
-        if name not in first or "baseline" not in first:
-            return ["-", "-"]
-        return [f"{first[name] * 1000:.0f}", f"{first[name] / first['baseline']:.2f}"]
+    def first_request(name: str) -> tuple[list[str], bool]:
+        if name not in first:
+            return ["-", "-", "-"], True
+        measured = first[name]
+        ok = measured.ratio <= DEFAULT_TARGET
+        return [
+            f"{measured.handler_seconds * 1000:.0f} / {measured.replay_seconds * 1000:.0f}",
+            str(measured.requests),
+            f"{measured.ratio:.2f}",
+        ], ok
 
     base_s = median("baseline", "seconds")
     base_mem = median("baseline", "max_rss_kb")
     rows = [
         [
-            "baseline: boto3 + dynamodb client (first request: + one GetItem)",
+            "baseline: boto3 + dynamodb client",
             f"{base_s * 1000:.0f}",
             "1.00",
-            *first_request("baseline"),
+            "-",
+            "-",
+            "-",
             f"{base_mem / 1024:.1f}",
             "1.00",
             "-",
@@ -390,7 +487,8 @@ def _run(runs: int) -> Section:
         seconds = median(name, "seconds")
         ratio = seconds / base_s
         target = TARGETS.get(name, DEFAULT_TARGET)
-        ok = ratio <= target
+        first_cells, first_ok = first_request(name)
+        ok = ratio <= target and first_ok
         met &= ok
         mem = median(name, "max_rss_kb")
         rows.append(
@@ -398,24 +496,27 @@ def _run(runs: int) -> Section:
                 name,
                 f"{seconds * 1000:.0f}",
                 f"{ratio:.2f}",
-                *first_request(name),
+                *first_cells,
                 f"{mem / 1024:.1f}",
                 f"{mem / base_mem:.2f}",
-                f"<= {target:.2f} {'met' if ok else 'NOT met'}",
+                f"<= {target:.2f}, first <= {DEFAULT_TARGET:.2f}: {'met' if ok else 'NOT met'}",
             ]
         )
     missing = sorted(set(HANDLERS) - set(present))
     slowest = max(present, key=lambda name: median(name, "seconds"), default=None)
     notes = [
         f"median of {runs} fresh interpreters each, interleaved with the baseline; times include imports and "
-        "module-level initialisation, not interpreter start-up; relasify is imported as the layer ships it "
-        "(`layers/domain/Makefile sources`: compiled to bytecode at build time; no .pyc is written at run time, "
-        "as on Lambda's read-only /opt)"
+        "module-level initialisation, not interpreter start-up; code is imported as the layer and the functions "
+        "ship it (`layers/domain/Makefile` and `functions/*/Makefile` `sources`: compiled to bytecode at build "
+        "time; no .pyc is written at run time, as on Lambda's read-only /opt and /var/task)"
     ]
     notes.append(
-        "first request: import + init + one invocation in a fresh interpreter against a moto server (median of "
-        f"{runs}, interleaved), ratio to the baseline + one GetItem to the same server; targets apply to the import "
-        "column. Invocations: " + "; ".join(f"{name}: {what}" for name, what in FIRST_REQUESTS.items())
+        "first request: import + init + one invocation in a fresh interpreter against a moto server, beside a "
+        "bare boto3 script (import boto3, one client per service) making the same AWS requests to the same "
+        "server, recorded from the handler's own invocation (its second: the timed runs repeat it); medians of "
+        f"{runs}, interleaved; the ratio is the median of each run's handler/replay pair, measured one after the "
+        "other; a deferred import or client is paid here. Invocations: "
+        + "; ".join(f"{name}: {what}" for name, what in FIRST_REQUESTS.items())
     )
     notes.append(first_unavailable or f"first request not measured for the {NOT_MEASURED}")
     if slowest is not None and not met:
@@ -429,7 +530,8 @@ def _run(runs: int) -> Section:
             "handler",
             "median ms",
             "time ratio",
-            "first request ms",
+            "first request ms / bare boto3 ms",
+            "AWS requests",
             "first request ratio",
             "peak RSS MiB",
             "RSS ratio",

@@ -6,21 +6,41 @@ from typing import Any
 
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from media_routes import router as media_router
 from relasify.observability import logger, metrics
 from relasify.web.resolver import create_app
-from send_broadcasts import router as broadcasts_router
-from send_messages import router as messages_router
-from send_templates import router as templates_router
+from relasify.web.route_groups import RouteGroups
+
+# Each route module (this folder) with the routes its router registers, in the order they were
+# included; a module is imported on the first request that can reach it (relasify.web.route_groups).
+# Pinned to the routers by tests/unit/test_route_groups.py.
+ROUTE_GROUPS = {
+    "send_messages": (
+        "POST /v1/workspaces/<ws>/messages",
+        "GET /v1/workspaces/<ws>/messages/<message_id>",
+    ),
+    "send_templates": (
+        "GET /v1/workspaces/<ws>/templates",
+        "POST /v1/workspaces/<ws>/templates",
+        "POST /v1/workspaces/<ws>/templates/sync",
+        "DELETE /v1/workspaces/<ws>/templates/<name>",
+    ),
+    "send_broadcasts": (
+        "POST /v1/workspaces/<ws>/broadcasts",
+        "GET /v1/workspaces/<ws>/broadcasts",
+        "GET /v1/workspaces/<ws>/broadcasts/<broadcast_id>",
+        "POST /v1/workspaces/<ws>/broadcasts/<broadcast_id>/cancel",
+    ),
+    "media_routes": (
+        "GET /v1/workspaces/<ws>/messages/<message_id>/media",
+        "POST /v1/workspaces/<ws>/media",
+    ),
+}
 
 app = create_app()
-app.include_router(messages_router)
-app.include_router(templates_router)
-app.include_router(broadcasts_router)
-app.include_router(media_router)
+routes = RouteGroups(app, ROUTE_GROUPS)
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return app.resolve(event, context)
+    return routes.resolve(event, context)

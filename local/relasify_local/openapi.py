@@ -51,6 +51,9 @@ def merged_openapi(table: RouteTable, server_url: str | None = None) -> dict[str
     undescribed: list[LocalFunction] = []
     for function in api_functions(table):
         module = function.try_load()
+        route_groups = getattr(module, "routes", None) if module is not None else None
+        if hasattr(route_groups, "include_all"):
+            route_groups.include_all()  # an API that loads its route groups on first use: describe them all
         app = getattr(module, "app", None) if module is not None else None
         if app is None or not hasattr(app, "get_openapi_schema"):
             if module is not None:

@@ -173,7 +173,12 @@ def api_functions() -> list[Any]:
 
 
 def load_api_modules() -> None:
-    api_functions()
+    """Every API route registered (relasify.web.auth.ROUTE_POLICIES complete): an API function loads
+    its route groups on first use (relasify.web.route_groups), so they are all included here."""
+    for module in api_functions():
+        route_groups = getattr(module, "routes", None)
+        if route_groups is not None:
+            route_groups.include_all()
 
 
 def run_import_worker(queue_url: str | None = None) -> None:

@@ -318,3 +318,28 @@ def test_numeric_ids_are_accepted_as_strings() -> None:
     payload["entry"][0]["changes"][0]["value"]["metadata"]["phone_number_id"] = int(PHONE_ID)
     (event,) = flatten_payload(parse_payload(payload))
     assert (event.routing.waba_id, event.routing.phone_number_id) == (WABA, PHONE_ID)
+
+
+def test_a_status_is_parsed_without_building_the_inbound_message_models() -> None:
+    """What is NOT done: a container that only sees statuses never builds the inbound message models'
+    validators (cold start); the same payload with a message builds them."""
+    import subprocess
+    import sys
+
+    status = envelope(
+        "messages",
+        {
+            "messaging_product": "whatsapp",
+            "metadata": {"display_phone_number": "15550001111", "phone_number_id": PHONE_ID},
+            "statuses": [{"id": "wamid.A", "status": "delivered", "timestamp": "1767226300", "recipient_id": "628"}],
+        },
+    )
+    probe = f"""
+from relasify.whatsapp import webhook_models as models
+events = models.flatten_payload(models.parse_payload({json.dumps(status)!r}))
+assert [type(e).__name__ for e in events] == ["StatusEvent"], events
+print(models.InboundMessage.__pydantic_complete__, models.MessagesValue.__pydantic_complete__)
+"""
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=False)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split() == ["False", "False"]

@@ -320,6 +320,16 @@ class MessagesValue(WebhookModel):
     errors: list[WebhookError] = Field(default_factory=list)
 
 
+class StatusesValue(WebhookModel):
+    """A `messages` change without `messages` or `contacts` (statuses and/or errors: most webhooks),
+    parsed without building the inbound message models' validators (cold start)."""
+
+    messaging_product: str | None = None
+    metadata: Metadata = Field(default_factory=Metadata)
+    statuses: list[MessageStatus] = Field(default_factory=list)
+    errors: list[WebhookError] = Field(default_factory=list)
+
+
 # --- template updates ---------------------------------------------------------------------------
 
 
@@ -567,10 +577,16 @@ def _change_events(entry: Entry, change: Change) -> list[AnyWebhookEvent]:
     base["routing"] = routing
 
     if change.field == "messages":
-        parsed = MessagesValue.model_validate(value)
-        events: list[AnyWebhookEvent] = [
-            InboundMessageEvent(**base, message=m, contact=_contact_for(m, parsed.contacts)) for m in parsed.messages
-        ]
+        events: list[AnyWebhookEvent] = []
+        parsed: MessagesValue | StatusesValue
+        if "messages" in value or "contacts" in value:
+            parsed = MessagesValue.model_validate(value)
+            events += [
+                InboundMessageEvent(**base, message=m, contact=_contact_for(m, parsed.contacts))
+                for m in parsed.messages
+            ]
+        else:
+            parsed = StatusesValue.model_validate(value)
         events += [StatusEvent(**base, status=s) for s in parsed.statuses]
         events += [MessagesErrorEvent(**base, error=e) for e in parsed.errors]
         return events
