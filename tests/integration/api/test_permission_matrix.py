@@ -156,6 +156,9 @@ def served_routes() -> frozenset[tuple[str, str]]:
         if not route.path.startswith("/v1/workspaces/{") or route.method == "OPTIONS":
             continue  # OPTIONS is the unauthenticated CORS preflight
         module = route.function.try_load()
+        route_groups = getattr(module, "routes", None)
+        if route_groups is not None:
+            route_groups.include_all()  # an API that loads its route groups on first use: list them all
         app = getattr(module, "app", None)
         app_routes = [*getattr(app, "_static_routes", []), *getattr(app, "_dynamic_routes", [])]
         if not app_routes:
