@@ -104,7 +104,7 @@ for service, method, params in CALLS:
 
 # The representative first invocation per handler (the others are not measured: see NOT_MEASURED).
 FIRST_REQUESTS = {
-    "webhook receiver": "a signed status webhook POST (SSM secret, S3 raw copy, SQS send)",
+    "webhook receiver": "a signed status webhook POST (SSM secret, SQS send with the body inline)",
     "webhook processor": "that webhook from the queue: a delivered status of a stored outbound message",
     "send API": "GET /v1/workspaces/{ws}/messages/{message_id}",
     "contacts API": "GET /v1/workspaces/{ws}/contacts/{contact_id}",
