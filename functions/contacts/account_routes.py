@@ -9,6 +9,7 @@ from typing import Annotated
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Path, Query
 from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
+from relasify.data.memberships import Role
 from relasify.schemas.identity import (
     AuditOut,
     AuditPage,
@@ -26,7 +27,6 @@ from relasify.schemas.identity import (
     WorkspaceOut,
 )
 from relasify.services import workspaces
-from relasify.services.access import Role
 from relasify.services.sending import send_rate
 from relasify.web.auth import api_route, current_actor, current_membership, workspace_route
 

@@ -7,9 +7,9 @@ from typing import Annotated
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Path
 from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
+from relasify.data.memberships import Role
 from relasify.schemas.api_keys import ApiKeyCreate, ApiKeyCreated, ApiKeyList, ApiKeyOut
 from relasify.services import api_keys
-from relasify.services.access import Role
 from relasify.web.auth import current_membership, workspace_route
 
 router = APIGatewayHttpRouter()

@@ -8,9 +8,9 @@ from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Path, Query
 from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
 from relasify.data.canned_replies import MAX_PAGE, CannedReply
+from relasify.data.memberships import Role
 from relasify.schemas.canned_replies import CannedReplyCreate, CannedReplyOut, CannedReplyPage, CannedReplyPatch
 from relasify.services import canned_replies
-from relasify.services.access import Role
 from relasify.web.auth import current_membership, workspace_route
 
 router = APIGatewayHttpRouter()

@@ -12,6 +12,7 @@ from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
 from pydantic import ValidationError
 from relasify.data.exports import ExportJob
 from relasify.data.imports import ImportJob
+from relasify.data.memberships import Role
 from relasify.data.records import Contact
 from relasify.errors import ValidationFailed
 from relasify.schemas.contacts import (
@@ -26,7 +27,6 @@ from relasify.schemas.contacts import (
     ImportOut,
 )
 from relasify.services import contacts, exports, imports
-from relasify.services.access import Role
 from relasify.web.auth import current_membership, workspace_route
 from relasify.web.problems import validation_errors
 from relasify.web.resolver import loads_storable_json

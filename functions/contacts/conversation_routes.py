@@ -7,10 +7,10 @@ from typing import Annotated
 
 from aws_lambda_powertools.event_handler.openapi.params import Query
 from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
+from relasify.data.memberships import Role
 from relasify.schemas.common import IdStr
 from relasify.schemas.inbox import ThreadPage
 from relasify.services import inbox
-from relasify.services.access import Role
 from relasify.web.auth import workspace_route
 
 router = APIGatewayHttpRouter()

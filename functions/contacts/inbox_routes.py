@@ -9,6 +9,7 @@ from typing import Annotated, Literal
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Query
 from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
+from relasify.data.memberships import Role
 from relasify.schemas.common import IdStr
 from relasify.schemas.inbox import (
     ConversationOut,
@@ -21,7 +22,6 @@ from relasify.schemas.inbox import (
     ThreadPage,
 )
 from relasify.services import inbox
-from relasify.services.access import Role
 from relasify.web.auth import current_membership, workspace_route
 from relasify.web.openapi_responses import GRAPH_STATUSES
 

@@ -9,9 +9,9 @@ from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Query
 from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
 from relasify.data.changes import MAX_PAGE, SEQ_PATTERN
+from relasify.data.memberships import Role
 from relasify.schemas.realtime import ChangePage, TicketOut
 from relasify.services import realtime
-from relasify.services.access import Role
 from relasify.web.auth import api_route, current_actor, current_membership, workspace_route
 
 router = APIGatewayHttpRouter()

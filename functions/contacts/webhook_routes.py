@@ -8,6 +8,7 @@ from typing import Annotated
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Path, Query
 from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
+from relasify.data.memberships import Role
 from relasify.data.outgoing_webhooks import MAX_PAGE
 from relasify.schemas.outgoing_webhooks import (
     DeliveryOut,
@@ -19,7 +20,6 @@ from relasify.schemas.outgoing_webhooks import (
     WebhookPatch,
 )
 from relasify.services import outgoing_webhooks
-from relasify.services.access import Role
 from relasify.web.auth import current_membership, workspace_route
 
 router = APIGatewayHttpRouter()

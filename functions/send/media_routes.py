@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
+from relasify.data.memberships import Role
 from relasify.schemas.common import IdStr
 from relasify.schemas.media import MediaLinkOut, MediaUploadCreate, MediaUploadOut, PresignedPost
 from relasify.services import media
-from relasify.services.access import Role
 from relasify.web.auth import current_membership, workspace_route
 
 router = APIGatewayHttpRouter()

@@ -8,10 +8,10 @@ from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Query
 from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
 from relasify.data.broadcasts import Broadcast
+from relasify.data.memberships import Role
 from relasify.schemas.broadcasts import BroadcastCreate, BroadcastList, BroadcastOut, CountsOut
 from relasify.schemas.common import IdStr
 from relasify.services import broadcasts
-from relasify.services.access import Role
 from relasify.web.auth import current_membership, workspace_route
 
 router = APIGatewayHttpRouter()

@@ -7,10 +7,10 @@ from typing import Annotated
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Header
 from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
+from relasify.data.memberships import Role
 from relasify.schemas.common import IdStr
 from relasify.schemas.messages import MessageOut, SendMessage, message_out
 from relasify.services import sending
-from relasify.services.access import Role
 from relasify.web.auth import current_membership, workspace_route
 from relasify.web.openapi_responses import GRAPH_STATUSES
 

@@ -10,9 +10,9 @@ import pytest
 from relasify import clock
 from relasify.data import models as m
 from relasify.data.identity import DynamoIdentityRepository, get_membership
+from relasify.data.memberships import Role
 from relasify.data.records import UsageEntry
 from relasify.errors import BadCursor, Conflict, NotFound
-from relasify.services.access import Role
 from relasify.settings import Settings
 
 

@@ -11,9 +11,9 @@ from collections.abc import Iterator
 import boto3
 import pytest
 from relasify.data.contacts import contact_repository
+from relasify.data.memberships import Membership, Role
 from relasify.data.records import ConsentEvent, NewContact
 from relasify.services import imports
-from relasify.services.access import Membership, Role
 from relasify.settings import Settings, get_settings
 
 BUCKET = "relasify-test-media"

@@ -19,10 +19,10 @@ from relasify.data import models as m
 from relasify.data import sweep as sweep_store
 from relasify.data.contacts import contact_repository
 from relasify.data.identity import identity_repository
+from relasify.data.memberships import Membership, Role
 from relasify.data.records import NewContact
 from relasify.retention import DataClass
 from relasify.services import rights, sweep
-from relasify.services.access import Membership, Role
 from relasify.settings import Settings, get_settings
 from relasify.web import usage
 

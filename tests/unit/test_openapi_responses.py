@@ -13,7 +13,7 @@ import pytest
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver
 from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
 from pydantic import BaseModel
-from relasify.services.access import Role
+from relasify.data.memberships import Role
 from relasify.web import auth
 from relasify.web.auth import api_route, workspace_route
 from relasify.web.openapi_responses import route_responses

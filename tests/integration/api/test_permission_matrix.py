@@ -30,7 +30,7 @@ from functools import cache
 from typing import Any
 
 import pytest
-from relasify.services.access import Role
+from relasify.data.memberships import Role
 
 from tests.support.api import ApiClient, _gateway_and_key
 

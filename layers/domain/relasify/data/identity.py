@@ -11,11 +11,12 @@ import random
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from functools import lru_cache
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 from pynamodb.exceptions import TransactWriteError, UpdateError
 
 from relasify import clock
+from relasify.data import memberships
 from relasify.data import models as m
 from relasify.data.base import batch_get_raw, query_all, query_page, transaction
 from relasify.data.cursor import decode_cursor, encode_cursor
@@ -34,9 +35,6 @@ from relasify.data.records import (
 )
 from relasify.data.tx import cancellation_codes, is_condition_failure
 from relasify.errors import Conflict, NotFound
-
-if TYPE_CHECKING:
-    from relasify.services import access
 
 _RETRIES = 3  # optimistic retries when a concurrent write changed what we read
 LAST_OWNER_DETAIL = "A workspace must keep at least one owner."
@@ -792,22 +790,18 @@ def identity_repository() -> IdentityRepository:
     return DynamoIdentityRepository()
 
 
-def get_membership(ws: str, sub: str) -> access.Membership | None:
-    """The caller's membership in the shape `relasify.services.access` checks."""
-    from relasify.services import access  # lazy: services import this module lazily too
-
+def get_membership(ws: str, sub: str) -> memberships.Membership | None:
+    """The caller's membership in the shape the role guard checks."""
     record = identity_repository().get_membership(ws, sub)
     if record is None:
         return None
-    return access.Membership(ws=record.ws, sub=record.sub, role=access.Role.parse(record.role))
+    return memberships.Membership(ws=record.ws, sub=record.sub, role=memberships.Role.parse(record.role))
 
 
-def get_active_membership(ws: str, sub: str) -> access.Membership | None:
+def get_active_membership(ws: str, sub: str) -> memberships.Membership | None:
     """The caller's membership of an ACTIVE workspace (closed, expired or missing: None), from one
     consistent BatchGetItem of both items."""
-    from relasify.services import access
-
     workspace, record = identity_repository().get_workspace_and_membership(ws, sub)
     if workspace is None or workspace.status != "active" or record is None:
         return None
-    return access.Membership(ws=record.ws, sub=record.sub, role=access.Role.parse(record.role))
+    return memberships.Membership(ws=record.ws, sub=record.sub, role=memberships.Role.parse(record.role))

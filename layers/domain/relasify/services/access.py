@@ -1,25 +1,11 @@
-"""Who may do what: roles, the caller's identity and the membership lookup of the role guard."""
+"""Who is calling: the caller's identity and the membership lookup of the role guard (`Role` and
+`Membership` live in `relasify.data.memberships`, so the data layer can build them)."""
 
 from __future__ import annotations
 
-import enum
 from dataclasses import dataclass
 
-
-class Role(enum.IntEnum):
-    """Ordered so that a higher role includes every permission of a lower one."""
-
-    AGENT = 1
-    ADMIN = 2
-    OWNER = 3
-
-    @classmethod
-    def parse(cls, value: str) -> Role:
-        return cls[value.upper()]
-
-    @property
-    def label(self) -> str:
-        return self.name.lower()
+from relasify.data.memberships import Membership
 
 
 @dataclass(frozen=True)
@@ -50,13 +36,6 @@ class Actor:
     signed_in_at: int | None = None
     # Set when the caller is an API key: then `sub` is `api_key_actor_id(...)` and `email` is "".
     api_key: ApiKeyGrant | None = None
-
-
-@dataclass(frozen=True)
-class Membership:
-    ws: str
-    sub: str
-    role: Role
 
 
 def get_membership(ws: str, sub: str) -> Membership | None:

@@ -17,10 +17,11 @@ from relasify import clock
 from relasify.data import api_keys as store
 from relasify.data.api_keys import ApiKey, KeyRef
 from relasify.data.ids import new_id
+from relasify.data.memberships import Membership, Role
 from relasify.errors import Conflict, NotFound
 from relasify.schemas.api_keys import ApiKeyCreate
 from relasify.services import audit
-from relasify.services.access import ApiKeyGrant, Membership, Role, api_key_actor_id
+from relasify.services.access import ApiKeyGrant, api_key_actor_id
 
 KEY_PREFIX = "rk_"
 SECRET_BYTES = 32  # 256 bits

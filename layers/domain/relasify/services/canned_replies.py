@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from relasify.data import canned_replies as store
 from relasify.data.canned_replies import CannedReply
+from relasify.data.memberships import Membership
 from relasify.data.records import Page
 from relasify.errors import NotFound
 from relasify.schemas.canned_replies import CannedReplyCreate, CannedReplyPatch
-from relasify.services.access import Membership
 
 
 def search(ws: str, q: str | None, *, limit: int, cursor: str | None) -> Page[CannedReply]:

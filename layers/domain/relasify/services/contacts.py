@@ -12,11 +12,11 @@ from datetime import timedelta
 from relasify import clock
 from relasify.data import contact_search
 from relasify.data.contacts import contact_repository
+from relasify.data.memberships import Membership
 from relasify.data.records import ConsentEvent, Contact, ContactChanges, NewContact, Page
 from relasify.errors import DuplicateContact, NotFound, ValidationFailed
 from relasify.phones import normalize_phone, try_normalize_phone
 from relasify.schemas.contacts import ConsentIn, ContactCreate, ContactPatch
-from relasify.services.access import Membership
 
 # Clock skew allowed on a caller-supplied consent time.
 _FUTURE_SKEW = timedelta(minutes=5)

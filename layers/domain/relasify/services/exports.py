@@ -20,10 +20,10 @@ from relasify.data import files
 from relasify.data.contacts import contact_repository
 from relasify.data.exports import ExportFormat, ExportJob
 from relasify.data.ids import new_id
+from relasify.data.memberships import Membership
 from relasify.data.records import Contact
 from relasify.errors import NotFound
 from relasify.services import audit
-from relasify.services.access import Membership
 from relasify.services.csv_cells import neutralise
 
 # A job whose worker died this many times is failed rather than retried forever (its queue has a DLQ too).

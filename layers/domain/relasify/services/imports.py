@@ -50,6 +50,7 @@ from relasify.data.imports import (
     PendingBatch,
     RowError,
 )
+from relasify.data.memberships import Membership
 from relasify.data.records import ConsentEvent, Contact
 from relasify.errors import Conflict, NotFound, PayloadTooLarge, ValidationFailed
 from relasify.observability import logger
@@ -66,7 +67,6 @@ from relasify.schemas.contacts import (
     check_tags,
 )
 from relasify.services import audit
-from relasify.services.access import Membership
 from relasify.services.csv_cells import restore
 from relasify.services.exports import CSV_COLUMNS
 

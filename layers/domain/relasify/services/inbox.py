@@ -13,6 +13,7 @@ from relasify.data import inbox_index
 from relasify.data import messages as message_store
 from relasify.data.contacts import contact_repository
 from relasify.data.cursor import decode_cursor, encode_cursor
+from relasify.data.memberships import Membership, Role
 from relasify.data.records import Page
 from relasify.errors import Forbidden, NotFound, ValidationFailed
 from relasify.schemas.inbox import (
@@ -27,7 +28,7 @@ from relasify.schemas.inbox import (
     conversation_out,
     thread_item,
 )
-from relasify.services.access import Membership, Role, get_membership
+from relasify.services.access import get_membership
 
 ListStatus = Literal["open", "pending", "snoozed", "resolved", "all"]
 UNASSIGNED = "unassigned"

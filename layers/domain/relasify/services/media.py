@@ -21,8 +21,8 @@ from relasify import clock
 from relasify.data import media as store
 from relasify.data import messages as message_store
 from relasify.data.ids import new_id
+from relasify.data.memberships import Membership
 from relasify.errors import NotFound, SendRefused, ValidationFailed
-from relasify.services.access import Membership
 
 MB = 1000 * 1000  # the smaller reading of Meta's "MB": never accept what Meta may refuse
 KB = 1000

@@ -5,13 +5,13 @@ remove and re-enable subscriptions, and read the delivery log. Delivery itself i
 from __future__ import annotations
 
 from relasify.data import outgoing_webhooks as store
+from relasify.data.memberships import Membership
 from relasify.data.records import Page
 from relasify.data.webhook_http import RefusedUrl, check_url_shape, checked_address
 from relasify.errors import Conflict, NotFound, ValidationFailed
 from relasify.observability import logger
 from relasify.schemas.outgoing_webhooks import WebhookCreate, WebhookCreated, WebhookOut
 from relasify.services import audit
-from relasify.services.access import Membership
 from relasify.services.webhook_signing import new_secret
 
 MAX_SUBSCRIPTIONS = 10  # per workspace: bounds each event's fan-out

@@ -11,10 +11,11 @@ from collections.abc import Iterable
 from relasify import clock
 from relasify.data import changes as feed
 from relasify.data import realtime as store
+from relasify.data.memberships import Membership
 from relasify.errors import ChangesExpired
 from relasify.observability import logger
 from relasify.schemas.realtime import ChangeOut, ChangePage, TicketOut
-from relasify.services.access import Actor, Membership
+from relasify.services.access import Actor
 from relasify.settings import get_settings
 
 

@@ -18,11 +18,12 @@ from relasify.data import messages as message_store
 from relasify.data import sweep as sweep_store
 from relasify.data.contacts import contact_repository
 from relasify.data.identity import identity_repository
+from relasify.data.memberships import Membership
 from relasify.data.records import Contact, Workspace
 from relasify.errors import Conflict, NotFound
 from relasify.observability import logger
 from relasify.services import audit, dead_letters, workspaces
-from relasify.services.access import Actor, Membership
+from relasify.services.access import Actor
 
 # A contact's conversation holds at most 90 days of messages; this bounds one export response.
 MAX_EXPORT_MESSAGES = 10_000

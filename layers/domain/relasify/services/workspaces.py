@@ -6,13 +6,14 @@ from typing import TYPE_CHECKING
 
 from relasify.data import deleted_users, kms_tokens
 from relasify.data.identity import identity_repository
+from relasify.data.memberships import Membership, Role
 from relasify.data.records import AuditEntry, Page, User, WhatsAppConnection, Workspace
 from relasify.data.records import Membership as MembershipRecord
 from relasify.errors import AccountDeleted, Conflict, Forbidden, NotFound
 from relasify.observability import logger
 from relasify.schemas.identity import MemberBrief, MemberOut, WhatsAppConnect
 from relasify.services import audit, whatsapp_ownership
-from relasify.services.access import Actor, Membership, Role
+from relasify.services.access import Actor
 
 if TYPE_CHECKING:
     from relasify.whatsapp.graph import GraphClient

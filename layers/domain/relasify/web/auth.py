@@ -21,9 +21,10 @@ from typing import Any
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import BaseRouter
 
+from relasify.data.memberships import Membership, Role
 from relasify.errors import Forbidden, NotFound, Unauthenticated
 from relasify.services import rate_limits
-from relasify.services.access import Actor, ApiKeyGrant, Membership, Role, api_key_actor_id, get_membership
+from relasify.services.access import Actor, ApiKeyGrant, api_key_actor_id, get_membership
 from relasify.web.openapi_responses import reads_json_body, route_responses
 
 
