@@ -22,12 +22,13 @@ from relasify.data import conversations, status_routes, tombstones, webhook_inbo
 from relasify.data import messages as message_store
 from relasify.data.contacts import contact_repository
 from relasify.data.identity import identity_repository
-from relasify.data.records import NewContact, PhoneRoute
+from relasify.data.records import NewContact
 from relasify.errors import DuplicateContact
 from relasify.observability import logger
-from relasify.phones import e164_from_wa_id, try_normalize_phone
+from relasify.phones import e164_from_wa_id
 from relasify.services import statuses
 from relasify.services.opt_out_keywords import is_opt_out_button, is_opt_out_text
+from relasify.services.webhook_routing import RouteCache, WebhookContext
 from relasify.whatsapp.errors import UntrustedMediaUrlError
 from relasify.whatsapp.webhook_models import (
     AccountUpdateEvent,
@@ -36,7 +37,6 @@ from relasify.whatsapp.webhook_models import (
     InboundMessageEvent,
     MessagesErrorEvent,
     PhoneQualityEvent,
-    Routing,
     StatusEvent,
     TemplateCategoryEvent,
     TemplateComponentsEvent,
@@ -143,82 +143,6 @@ def _erased_since(ws: str, *, wa_id: str | None, user_id: str | None, at: dateti
     return erased is not None and int(at.timestamp()) <= erased
 
 
-# --- routing and per-delivery reads ------------------------------------------------------------
-
-
-class _Delivery:
-    """Per-delivery context: cached workspace lookups (a batch often repeats the same number) and
-    the batched reads of the messages its statuses refer to."""
-
-    def __init__(self, routes: RouteCache | None = None) -> None:
-        self.routes = routes or RouteCache()
-        # Batched reads of the messages the delivery's statuses refer to.
-        self.statuses = message_store.StatusBatch()
-
-    def by_phone_number_id(self, phone_number_id: str) -> str | None:
-        route = self.routes.route(phone_number_id)
-        return route.ws if route else None
-
-    def by_account(self, routing: Routing, phone_hint: str | None = None) -> list[str]:
-        """Workspaces of a WABA; narrowed to one number when the event names it."""
-        return self.route_account(routing, phone_hint)[0]
-
-    def route_account(self, routing: Routing, phone_hint: str | None = None) -> tuple[list[str], str]:
-        """Workspaces of a WABA, narrowed to one number when the event names it, and the outcome
-        label for when there are none: `unrouted` (no connected number has this id or WABA) or
-        `unknown_number` (the named number is not connected here)."""
-        if routing.phone_number_id:
-            ws = self.by_phone_number_id(routing.phone_number_id)
-            return ([ws] if ws else []), "unrouted"
-        routes = self.routes.routes_of_account(routing.waba_id)
-        hint = _digits(phone_hint or routing.display_phone_number)
-        if hint and routes:
-            matching = [r for r in routes if hint in _number_keys(r.display_phone_number)]
-            if not matching:
-                # An update about one number (quality, limit, status) names it: applied to the WABA's
-                # other numbers it would report the wrong number's state. No phone number in the log.
-                logger.warning(
-                    "number-level webhook for a number not connected",
-                    extra={"waba_id": routing.waba_id, "connected_numbers": len(routes)},
-                )
-                return [], "unknown_number"
-            routes = matching
-        return sorted({r.ws for r in routes}), "unrouted"
-
-
-class RouteCache:
-    """Routing lookups shared by the deliveries of one processor invocation (an SQS batch usually
-    repeats the same number). Lives for one invocation only, so a moved number is never stale."""
-
-    def __init__(self) -> None:
-        self._by_phone: dict[str, PhoneRoute | None] = {}
-        self._by_waba: dict[str, list[PhoneRoute]] = {}
-
-    def route(self, phone_number_id: str) -> PhoneRoute | None:
-        if phone_number_id not in self._by_phone:
-            self._by_phone[phone_number_id] = identity_repository().route_by_phone_number_id(phone_number_id)
-        return self._by_phone[phone_number_id]
-
-    def routes_of_account(self, waba_id: str) -> list[PhoneRoute]:
-        if waba_id not in self._by_waba:
-            self._by_waba[waba_id] = identity_repository().routes_by_waba_id(waba_id)
-        return self._by_waba[waba_id]
-
-
-def _digits(value: str | None) -> str:
-    return "".join(ch for ch in value or "" if ch.isdigit())
-
-
-def _number_keys(display_phone_number: str | None) -> set[str]:
-    """The digit strings Meta may use for a connected number: as the admin typed it, and its E.164
-    digits (an admin may type `0812-...`; Meta writes `62812...`)."""
-    keys = {_digits(display_phone_number)}
-    e164 = try_normalize_phone(display_phone_number) if display_phone_number else None
-    if e164:
-        keys.add(_digits(e164))
-    return keys - {""}
-
-
 # --- entry points ----------------------------------------------------------------------------------
 
 
@@ -302,7 +226,7 @@ def process_payload(raw: bytes | str | dict[str, Any], *, routes: RouteCache | N
     """Apply every event of one delivery. An exception fails the whole delivery; since every effect
     is idempotent, the retry re-applies what was done and completes the rest."""
     summary = ProcessSummary()
-    delivery = _Delivery(routes)
+    delivery = WebhookContext(routes)
     events = flatten_payload(parse_payload(raw))
     statuses = [e.status for e in events if isinstance(e, StatusEvent)]
     if statuses:
@@ -320,9 +244,9 @@ def process_payload(raw: bytes | str | dict[str, Any], *, routes: RouteCache | N
     return summary
 
 
-def apply_event(event: AnyWebhookEvent, delivery: _Delivery | None = None) -> str:
+def apply_event(event: AnyWebhookEvent, delivery: WebhookContext | None = None) -> str:
     """Apply one event; returns a short outcome label (logged and counted, never personal)."""
-    delivery = delivery or _Delivery()
+    delivery = delivery or WebhookContext()
     handler = _HANDLERS.get(type(event))
     if handler is None:  # pragma: no cover - every event type has a handler
         return "ignored"
@@ -332,7 +256,7 @@ def apply_event(event: AnyWebhookEvent, delivery: _Delivery | None = None) -> st
 # --- inbound messages --------------------------------------------------------------------------
 
 
-def _handle_inbound(event: InboundMessageEvent, delivery: _Delivery) -> str:
+def _handle_inbound(event: InboundMessageEvent, delivery: WebhookContext) -> str:
     ws = delivery.by_phone_number_id(event.routing.phone_number_id or "")
     if ws is None:
         logger.warning("webhook for an unconnected number", extra={"field": event.field, "kind": event.kind})
@@ -424,7 +348,7 @@ def _attach_reaction(ws: str, reactor: str, target_wamid: str, emoji: str | None
 # --- statuses (services/statuses.py) -----------------------------------------------------------------
 
 
-def _handle_status(event: StatusEvent, delivery: _Delivery) -> str:
+def _handle_status(event: StatusEvent, delivery: WebhookContext) -> str:
     ws = delivery.by_phone_number_id(event.routing.phone_number_id or "")
     if ws is None:
         logger.warning("webhook for an unconnected number", extra={"field": event.field, "kind": event.kind})
@@ -439,7 +363,7 @@ def _event_time(event: AnyWebhookEvent) -> datetime:
     return datetime.fromtimestamp(event.entry_time, clock.now().tzinfo) if event.entry_time else clock.now()
 
 
-def _apply_template_update(event: Any, delivery: _Delivery, **fields: Any) -> str:
+def _apply_template_update(event: Any, delivery: WebhookContext, **fields: Any) -> str:
     """Every template webhook (status, category, quality) upserts the template in each workspace
     the WABA routes to, guarded by the event time; only the reported fields differ."""
     update = event.update
@@ -457,7 +381,7 @@ def _meta_template_id(update: Any) -> str | None:
     return str(update.message_template_id) if update.message_template_id is not None else None
 
 
-def _handle_template_status(event: TemplateStatusEvent, delivery: _Delivery) -> str:
+def _handle_template_status(event: TemplateStatusEvent, delivery: WebhookContext) -> str:
     update = event.update
     rejection = update.rejection_info.reason if update.rejection_info and update.rejection_info.reason else None
     return _apply_template_update(
@@ -470,7 +394,7 @@ def _handle_template_status(event: TemplateStatusEvent, delivery: _Delivery) -> 
     )
 
 
-def _handle_template_category(event: TemplateCategoryEvent, delivery: _Delivery) -> str:
+def _handle_template_category(event: TemplateCategoryEvent, delivery: WebhookContext) -> str:
     update = event.update
     return _apply_template_update(
         event,
@@ -480,18 +404,18 @@ def _handle_template_category(event: TemplateCategoryEvent, delivery: _Delivery)
     )
 
 
-def _handle_template_quality(event: TemplateQualityEvent, delivery: _Delivery) -> str:
+def _handle_template_quality(event: TemplateQualityEvent, delivery: WebhookContext) -> str:
     return _apply_template_update(event, delivery, quality_score=event.update.new_quality_score)
 
 
-def _handle_template_components(event: TemplateComponentsEvent, delivery: _Delivery) -> str:
+def _handle_template_components(event: TemplateComponentsEvent, delivery: WebhookContext) -> str:
     # Meta's summary of an edited template is not the full component list: the on-demand sync
     # fetches the definition. Logged so operators see it.
     logger.info("template components changed", extra={"template_id": str(event.update.message_template_id)})
     return "logged"
 
 
-def _handle_user_preference(event: UserPreferenceEvent, delivery: _Delivery) -> str:
+def _handle_user_preference(event: UserPreferenceEvent, delivery: WebhookContext) -> str:
     ws = delivery.by_phone_number_id(event.routing.phone_number_id or "")
     if ws is None:
         return "unrouted"
@@ -514,7 +438,7 @@ def _handle_user_preference(event: UserPreferenceEvent, delivery: _Delivery) -> 
 _QUALITY_BY_EVENT = {"FLAGGED": "RED", "UNFLAGGED": "GREEN"}
 
 
-def _handle_phone_quality(event: PhoneQualityEvent, delivery: _Delivery) -> str:
+def _handle_phone_quality(event: PhoneQualityEvent, delivery: WebhookContext) -> str:
     update = event.update
     extra = update.model_extra or {}
     quality = extra.get("quality_rating") or _QUALITY_BY_EVENT.get(update.event or "")
@@ -533,7 +457,7 @@ def _handle_phone_quality(event: PhoneQualityEvent, delivery: _Delivery) -> str:
     return "applied" if changed else unrouted
 
 
-def _handle_account_update(event: AccountUpdateEvent, delivery: _Delivery) -> str:
+def _handle_account_update(event: AccountUpdateEvent, delivery: WebhookContext) -> str:
     update = event.update
     restrictions: list[Any] | None = None
     if update.event == "ACCOUNT_RESTRICTION" or update.restriction_info:
@@ -548,18 +472,18 @@ def _handle_account_update(event: AccountUpdateEvent, delivery: _Delivery) -> st
     return "applied" if changed else unrouted
 
 
-def _handle_messages_error(event: MessagesErrorEvent, delivery: _Delivery) -> str:
+def _handle_messages_error(event: MessagesErrorEvent, delivery: WebhookContext) -> str:
     logger.warning("webhook reported an error", extra={"code": event.error.code})
     return "logged"
 
 
-def _handle_unknown(event: UnknownFieldEvent, delivery: _Delivery) -> str:
+def _handle_unknown(event: UnknownFieldEvent, delivery: WebhookContext) -> str:
     # The raw payload is already in S3 (message-content retention); log the field name only.
     logger.info("unhandled webhook field kept", extra={"field": event.field})
     return "kept"
 
 
-_HANDLERS: dict[type, Callable[[Any, _Delivery], str]] = {
+_HANDLERS: dict[type, Callable[[Any, WebhookContext], str]] = {
     InboundMessageEvent: _handle_inbound,
     StatusEvent: _handle_status,
     TemplateStatusEvent: _handle_template_status,
