@@ -248,11 +248,11 @@ class _StubGraph:
 
 def _send(world: World, n: int, *, key: str | None = None) -> str:
     """A template send through the API; returns the message id."""
-    from relasify.services import sending
+    from relasify.services import delivery
 
-    original = sending._graph_client
+    original = delivery.graph_client
     stub = _StubGraph()
-    sending._graph_client = lambda: stub  # type: ignore[assignment]
+    delivery.graph_client = lambda: stub  # type: ignore[assignment]
     try:
         response = world.harness.api.post(
             f"/v1/workspaces/{world.ws}/messages",
@@ -265,7 +265,7 @@ def _send(world: World, n: int, *, key: str | None = None) -> str:
             headers={"idempotency-key": key or f"bench-send-{n}"},
         )
     finally:
-        sending._graph_client = original  # type: ignore[assignment]
+        delivery.graph_client = original  # type: ignore[assignment]
     if response.status == 404 and b"route" in response.body.lower():
         raise NotAvailable("send API route not present yet")
     if response.status not in (200, 201, 202):

@@ -287,16 +287,16 @@ def lifecycle_sweep_cost(lifecycles: int = LIFECYCLES) -> LifecycleSweepCost:
     stack: call it outside any other `bench_stack()` (the cost model: after its own measurement)."""
     from relasify import clock
     from relasify.data import templates as template_store
-    from relasify.services import sending
+    from relasify.services import delivery
     from relasify.web import usage as usage_log
 
     from bench.request_counts import OWNER, Harness
 
     with bench_stack(), count_aws() as counter:
         harness = Harness(counter)
-        original_graph = sending._graph_client  # the bench's one seam for Meta's API (as request_counts)
+        original_graph = delivery.graph_client  # the bench's one seam for Meta's API (as request_counts)
         graph = _StubGraph()
-        sending._graph_client = lambda: graph  # type: ignore[assignment]
+        delivery.graph_client = lambda: graph  # type: ignore[assignment]
         try:
             ws = connected_workspace(harness.api, OWNER)
             template_store.upsert_from_meta(
@@ -325,7 +325,7 @@ def lifecycle_sweep_cost(lifecycles: int = LIFECYCLES) -> LifecycleSweepCost:
             empty, _ = _sweep_each_expiry_day(days, counter)  # the same runs, nothing left to find
         finally:
             clock.set_clock(None)
-            sending._graph_client = original_graph  # type: ignore[assignment]
+            delivery.graph_client = original_graph  # type: ignore[assignment]
             harness.close()
     net = spent - empty
     per = 1 / lifecycles

@@ -27,7 +27,7 @@ from relasify.schemas.identity import (
     WorkspaceOut,
 )
 from relasify.services import workspaces
-from relasify.services.sending import send_rate
+from relasify.services.delivery import send_rate
 from relasify.web.auth import api_route, current_actor, current_membership, workspace_route
 
 router = APIGatewayHttpRouter()

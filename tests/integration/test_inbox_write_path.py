@@ -17,7 +17,7 @@ from relasify.data import models as m
 from relasify.data.base import connection
 from relasify.data.contacts import contact_repository
 from relasify.data.identity import identity_repository
-from relasify.services import webhook
+from relasify.services import statuses, webhook
 
 WS = "ws_inbox"
 WABA = "102345678901234"
@@ -193,7 +193,7 @@ def _outbound(text: str, *, broadcast_id: str | None = None, sent_by: str | None
 def test_statuses_out_of_order_leave_the_highest_on_last_message(connected: None) -> None:
     webhook.process_payload(inbound("Ada stok?"))
     reply = _outbound("Ada kak")
-    webhook.apply_pending_statuses(WS, reply.id, "wamid.REPLY")
+    statuses.apply_pending_statuses(WS, reply.id, "wamid.REPLY")
     callback = message_store.callback_data(WS, reply.id)
     for name, offset in (("read", 30), ("sent", 10), ("delivered", 20), ("sent", 10)):
         webhook.process_payload(status("wamid.REPLY", name, callback=callback, ts=BASE_TS + offset))
@@ -208,7 +208,7 @@ def test_a_status_of_an_older_message_writes_nothing_to_the_conversation(
 ) -> None:
     webhook.process_payload(inbound("halo"))
     first = _outbound("satu")
-    webhook.apply_pending_statuses(WS, first.id, "wamid.FIRST")
+    statuses.apply_pending_statuses(WS, first.id, "wamid.FIRST")
     _outbound("dua")  # now the last message
     before = conversation()
     write_calls.clear()

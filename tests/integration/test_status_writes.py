@@ -18,7 +18,7 @@ from relasify.data.base import connection
 from relasify.data.contacts import contact_repository
 from relasify.data.identity import identity_repository
 from relasify.data.records import NewContact
-from relasify.services import webhook
+from relasify.services import statuses, webhook
 
 from tests.integration.test_webhook_statuses import (
     CUSTOMER,
@@ -47,7 +47,7 @@ def connected(ddb_tables: Any) -> None:
 def sent_message(*, wamid: str) -> message_store.Message:
     """An outbound message as the send path leaves it: its wamid pointer written with its route."""
     message = message_store.record_outbound(WS, customer().id, "template", {"name": "promo"})
-    webhook.apply_pending_statuses(
+    statuses.apply_pending_statuses(
         WS, message.id, wamid, route=status_routes.parse_status_callback(message.biz_opaque_callback_data)
     )
     return message

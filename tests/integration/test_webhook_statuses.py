@@ -19,7 +19,7 @@ from relasify.data.base import connection
 from relasify.data.contacts import contact_repository
 from relasify.data.identity import identity_repository
 from relasify.data.records import NewContact
-from relasify.services import webhook
+from relasify.services import statuses, webhook
 
 WS = "ws_status"
 WABA = "102345678901234"
@@ -138,13 +138,13 @@ def test_any_order_and_duplication_ends_in_the_right_state(
     send_position = min(send_position, len(sequence))
     for index, (status, with_callback, billable) in enumerate(sequence):
         if index == send_position:
-            webhook.apply_pending_statuses(WS, message.id, wamid, route=route)
+            statuses.apply_pending_statuses(WS, message.id, wamid, route=route)
         callback = message.biz_opaque_callback_data if with_callback else None
         webhook.process_payload(
             messages_change(statuses=[status_item(wamid, status, callback=callback, billable=billable)])
         )
     if send_position == len(sequence):
-        webhook.apply_pending_statuses(WS, message.id, wamid, route=route)
+        statuses.apply_pending_statuses(WS, message.id, wamid, route=route)
 
     final = message_store.get_message(WS, message.id)
     expected = max((s for s, _, _ in sequence), key=message_store.STATUS_RANK.__getitem__)
@@ -232,13 +232,13 @@ def test_status_before_the_send_response_is_applied_when_the_wamid_arrives(conne
     webhook.process_payload(messages_change(statuses=[status_item("wamid.early", "delivered", billable=True)]))
     assert message_store.get_message(WS, message.id).status == "accepted"
     assert [p.change.status for p in message_store.pending_statuses("wamid.early")] == ["delivered"]
-    assert webhook.apply_pending_statuses(WS, message.id, "wamid.early") == 1
+    assert statuses.apply_pending_statuses(WS, message.id, "wamid.early") == 1
     stored = message_store.get_message(WS, message.id)
     assert (stored.status, stored.wamid) == ("delivered", "wamid.early")
     assert message_store.pending_statuses("wamid.early") == []
     assert len(billing_records()) == 1
     # the send path calling again changes nothing
-    assert webhook.apply_pending_statuses(WS, message.id, "wamid.early") == 0
+    assert statuses.apply_pending_statuses(WS, message.id, "wamid.early") == 0
 
 
 def test_a_send_that_dies_between_the_pointer_and_the_message_write_still_gets_its_statuses(
@@ -255,7 +255,7 @@ def test_a_send_that_dies_between_the_pointer_and_the_message_write_still_gets_i
 
     monkeypatch.setattr(m.MessageModel, "update", die)
     with pytest.raises(RuntimeError):
-        webhook.apply_pending_statuses(WS, message.id, "wamid.halfway")
+        statuses.apply_pending_statuses(WS, message.id, "wamid.halfway")
     monkeypatch.setattr(m.MessageModel, "update", original_update)
     assert message_store.get_message(WS, message.id).wamid is None
     assert message_store.locate_wamid("wamid.halfway") == message_store.MessageLocation(WS, message.id)
@@ -265,7 +265,7 @@ def test_a_send_that_dies_between_the_pointer_and_the_message_write_still_gets_i
     stored = message_store.get_message(WS, message.id)
     assert (stored.status, stored.wamid) == ("delivered", "wamid.halfway")
     assert message_store.pending_statuses("wamid.halfway") == []
-    assert webhook.apply_pending_statuses(WS, message.id, "wamid.halfway") == 0
+    assert statuses.apply_pending_statuses(WS, message.id, "wamid.halfway") == 0
     assert message_store.get_message(WS, message.id).status == "delivered"
 
 

@@ -162,7 +162,7 @@ def test_authorisation_denials_are_in_the_security_log(api: ApiClient) -> None:
 
 
 def test_whatsapp_send_cap_is_set_by_admins_bounded_and_used_by_senders(api: ApiClient) -> None:
-    from relasify.services import sending, workspaces
+    from relasify.services import delivery, workspaces
 
     ws = api.create_workspace(OWNER)
     path = f"/v1/workspaces/{ws}/whatsapp"
@@ -180,7 +180,7 @@ def test_whatsapp_send_cap_is_set_by_admins_bounded_and_used_by_senders(api: Api
     assert changed.status == 200, changed.body
     assert changed.json["throughput_per_second"] == 20
     assert api.get(path, as_user=OWNER).json["throughput_per_second"] == 20
-    assert sending.send_rate(workspaces.get_whatsapp(ws)) == 20  # what every sender's limiter is built with
+    assert delivery.send_rate(workspaces.get_whatsapp(ws)) == 20  # what every sender's limiter is built with
     audit = api.get(f"/v1/workspaces/{ws}/audit", as_user=OWNER).json["items"]
     entry = next(e for e in audit if e["action"] == "whatsapp.settings_changed")
     assert entry["target_ids"] == ["109876543210987"]
@@ -189,7 +189,7 @@ def test_whatsapp_send_cap_is_set_by_admins_bounded_and_used_by_senders(api: Api
 def test_rotating_the_token_keeps_the_send_cap_and_another_number_starts_from_the_default(
     api: ApiClient, graph_sandbox: Sandbox
 ) -> None:
-    from relasify.services import sending, workspaces
+    from relasify.services import delivery, workspaces
 
     graph_sandbox.register_number("109876543210999", display_phone_number="6281234500001")  # the seeded WABA's
 
@@ -203,11 +203,11 @@ def test_rotating_the_token_keeps_the_send_cap_and_another_number_starts_from_th
     assert rotated.status == 200, rotated.body
     assert rotated.json["throughput_per_second"] == 400
     assert api.get(path, as_user=OWNER).json["throughput_per_second"] == 400
-    assert sending.send_rate(workspaces.get_whatsapp(ws)) == 400  # senders keep the upgraded cap
+    assert delivery.send_rate(workspaces.get_whatsapp(ws)) == 400  # senders keep the upgraded cap
 
     # Meta's throughput tier is the number's: a different number starts from the default.
     other_number = {**body, "phone_number_id": "109876543210999", "display_phone_number": "6281234500001"}
     switched = api.put(path, other_number, as_user=OWNER)
     assert switched.status == 200, switched.body
     assert switched.json["throughput_per_second"] == 80
-    assert sending.send_rate(workspaces.get_whatsapp(ws)) == 80
+    assert delivery.send_rate(workspaces.get_whatsapp(ws)) == 80

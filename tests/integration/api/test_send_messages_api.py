@@ -17,6 +17,7 @@ from relasify.data.contacts import contact_repository
 from relasify.data.identity import identity_repository
 from relasify.errors import SendInProgress
 from relasify.services import sending
+from relasify.services.delivery import Delivery, connection_for_sending, deliver
 
 from tests.integration.api.test_send_support import (
     AGENT,
@@ -360,8 +361,8 @@ def test_token_expiry_marks_the_connection(env: SendingEnv) -> None:
 def test_a_crash_after_the_outbox_write_resends_under_the_same_message(env: SendingEnv) -> None:
     """The retry of a request whose first attempt died before Meta answered reuses the outbox item."""
     contact = env.contact()
-    connection = sending.connection_for_sending(env.ws)
-    delivery = sending.Delivery(
+    connection = connection_for_sending(env.ws)
+    delivery = Delivery(
         ws=env.ws,
         connection=connection,
         contact=contact,
@@ -374,10 +375,10 @@ def test_a_crash_after_the_outbox_write_resends_under_the_same_message(env: Send
         raise RuntimeError("Lambda timed out")
 
     with pytest.raises(RuntimeError):
-        sending.deliver(delivery, before_graph_call=crash)
+        deliver(delivery, before_graph_call=crash)
     assert message_store.get_message(env.ws, "msg_crash_test").status == "accepted"  # type: ignore[union-attr]
-    first = sending.deliver(delivery)
-    again = sending.deliver(delivery)
+    first = deliver(delivery)
+    again = deliver(delivery)
     assert first.id == again.id == "msg_crash_test"
     assert first.wamid == again.wamid
     assert len(env.sends()) == 1
@@ -388,10 +389,10 @@ def test_get_unknown_message_is_404(env: SendingEnv) -> None:
     assert response.status == 404
 
 
-def _delivery(env: SendingEnv, message_id: str) -> sending.Delivery:
-    return sending.Delivery(
+def _delivery(env: SendingEnv, message_id: str) -> Delivery:
+    return Delivery(
         ws=env.ws,
-        connection=sending.connection_for_sending(env.ws),
+        connection=connection_for_sending(env.ws),
         contact=env.contact(),
         message_id=message_id,
         type="text",
@@ -412,20 +413,20 @@ def test_an_attempt_racing_a_running_one_does_not_send_again(env: SendingEnv) ->
         assert second_done.wait(10)
 
     def first_attempt() -> None:
-        outcome["first"] = sending.deliver(delivery, before_graph_call=hold_until_second_tried)
+        outcome["first"] = deliver(delivery, before_graph_call=hold_until_second_tried)
 
     runner = threading.Thread(target=first_attempt)
     runner.start()
     assert first_in_graph.wait(10)
     with pytest.raises(SendInProgress) as refused:
-        sending.deliver(delivery)
+        deliver(delivery)
     second_done.set()
     runner.join(10)
 
     assert refused.value.status == 409
     assert refused.value.type_slug == "send-in-progress"
     assert len(env.sends()) == 1
-    again = sending.deliver(delivery)  # once the first has its wamid: the same message, nothing sent
+    again = deliver(delivery)  # once the first has its wamid: the same message, nothing sent
     assert again.wamid == outcome["first"].wamid
     assert len(env.sends()) == 1
 
@@ -444,13 +445,13 @@ def test_a_killed_attempt_blocks_retries_until_its_lease_runs_out(env: SendingEn
         )
     )  # ... and the process died here
     with pytest.raises(SendInProgress):
-        sending.deliver(delivery)
+        deliver(delivery)
     assert env.sends() == []
 
     later = clock.now() + timedelta(seconds=outbox.API_SEND_LEASE_SECONDS + 1)
     clock.set_clock(lambda: later)
     try:
-        sent = sending.deliver(delivery)
+        sent = deliver(delivery)
     finally:
         clock.set_clock(None)
     assert sent.id == "msg_killed_test"

@@ -9,10 +9,11 @@ Pipeline (all jobs on the broadcast queue, each idempotent so SQS redelivery is 
   in one transaction; queued ids go out in `send` chunks, then the next page's `expand` is enqueued;
 - `send`: a chunk of recipients; those that may not be messaged are skipped together (one
   transaction), the others sent concurrently behind the per-number rate limiter, each through
-  `sending.deliver` under an id derived from (broadcast, contact): a redelivered job finds the outbox
+  `delivery.deliver` under an id derived from (broadcast, contact): a redelivered job finds the outbox
   item and does not send again. Meta's answer is recorded with the recipient's outcome and count in
   one transaction (`store.record_sent`).
-Counts are sharded counters; webhook statuses of broadcast messages feed them (`on_status_applied`).
+Counts are sharded counters; webhook statuses of broadcast messages feed them
+(services/broadcast_progress.py).
 Requests per message: docs/SENDING.md "Requests per broadcast message".
 """
 
@@ -31,7 +32,6 @@ from typing import Any
 
 from relasify import clock
 from relasify.data import broadcasts as store
-from relasify.data import messages as message_store
 from relasify.data import outbox, rate_limit
 from relasify.data import templates as template_store
 from relasify.data.broadcasts import Broadcast, Counts
@@ -40,7 +40,7 @@ from relasify.data.records import Contact
 from relasify.data.templates import Template
 from relasify.errors import Conflict, NotFound, SendRefused, ValidationFailed
 from relasify.observability import logger
-from relasify.services import audit, sending
+from relasify.services import audit, delivery, sending
 
 EXPAND_PAGE_SIZE = 100
 EXPAND_BUDGET_SECONDS = 30.0  # of the worker's 120 s timeout; the rest of a batch still has room
@@ -83,10 +83,10 @@ def create_broadcast(
     actor_id: str | None,
 ) -> BroadcastView:
     _check_schedule(scheduled_at)
-    sending.connection_for_sending(ws)
+    delivery.connection_for_sending(ws)
     stored = template_store.get_template(ws, template, language)
     if stored is None or stored.status != "APPROVED":
-        raise sending.refuse("template-not-approved", f"Template {template} ({language}) is not APPROVED.")
+        raise delivery.refuse("template-not-approved", f"Template {template} ({language}) is not APPROVED.")
     # No definition (known only from a webhook, not synced yet): Meta checks the parameters.
     if stored.components:
         _check_parameters(stored, parameters, header)
@@ -119,7 +119,7 @@ def _check_parameters(template: Template, parameters: list[dict[str, Any]], head
         gets = f"type {given_header}" if given_header else "none"
         problem = f"takes {wants}; got {gets}"
     if problem is not None:
-        raise sending.refuse(
+        raise delivery.refuse(
             "template-not-approved",
             f"Template {template.name} ({template.language}) {problem}.",
             status=422,
@@ -348,7 +348,7 @@ def _audience_page(broadcast: Broadcast, job: dict[str, Any]) -> tuple[list[str]
 
 
 def _skip_reason(contact: Contact, *, marketing: bool) -> str | None:
-    refusal = sending.contact_refusal(contact, marketing=marketing)
+    refusal = delivery.contact_refusal(contact, marketing=marketing)
     if refusal is not None:
         return refusal.type_slug
     if not contact.wa_id and not contact.phone and not contact.user_id:
@@ -449,10 +449,10 @@ def _prepare_chunk(broadcast: Broadcast, contact_ids: list[str], deadline: float
     if broadcast.status != "running" or not queued:
         return broadcast.status
     try:
-        connection = sending.connection_for_sending(broadcast.ws)
+        connection = delivery.connection_for_sending(broadcast.ws)
         template = template_store.get_template(broadcast.ws, broadcast.template_name, broadcast.language)
         if template is None or template.status != "APPROVED":
-            raise sending.refuse("template-not-approved", "template no longer approved")
+            raise delivery.refuse("template-not-approved", "template no longer approved")
     except SendRefused as refusal:
         _skip_all(broadcast, queued, refusal.type_slug)
         _complete_if_done(broadcast.ws, broadcast.id)
@@ -490,7 +490,7 @@ class _Chunk:
         self.connection = connection
         self.sends = sends
         self.deadline = deadline
-        self.limiter = rate_limit.limiter_for(connection.phone_number_id, sending.send_rate(connection))
+        self.limiter = rate_limit.limiter_for(connection.phone_number_id, delivery.send_rate(connection))
         self.watch = _CancellationWatch(broadcast)
         self._announcement = ExitStack()
         self._futures: list[Future[Exception | str | None]] = []
@@ -498,7 +498,7 @@ class _Chunk:
     def submit(self, pool: ThreadPoolExecutor) -> None:
         # Announced, so the limiter claims tokens for the whole chunk rather than thread by thread.
         self._announcement.enter_context(self.limiter.expecting(len(self.sends)))
-        graph = sending._graph_client()
+        graph = delivery.graph_client()
         self._futures = [pool.submit(self._one, graph, contact, content) for contact, content in self.sends]
 
     def _one(self, graph: Any, contact: Contact, content: dict[str, Any]) -> Exception | str | None:
@@ -575,7 +575,7 @@ def _send_one(
     if watch.cancelled():
         return "cancelled"
     ws, contact_id = broadcast.ws, contact.id
-    delivery = sending.Delivery(
+    outbound = delivery.Delivery(
         ws=ws,
         connection=connection,
         contact=contact,
@@ -593,7 +593,9 @@ def _send_one(
         return settled_with_wamid
 
     try:
-        message = sending.deliver(delivery, graph=graph, before_graph_call=take_token, reread=False, record_sent=record)
+        message = delivery.deliver(
+            outbound, graph=graph, before_graph_call=take_token, reread=False, record_sent=record
+        )
     except SendRefused as refusal:
         if "message_id" not in refusal.extra or refusal.status >= 500 or refusal.status == 429:
             raise  # transient: the job is retried; the recipient stays queued
@@ -604,25 +606,3 @@ def _send_one(
     if not settled_with_wamid:  # sent by an earlier run, or a condition sent the record the general way
         store.settle_and_count(ws, broadcast.id, contact_id, "sent", message_id=message.id, queued=-1, sent=1)
     return "sent"
-
-
-# --- webhook feedback ------------------------------------------------------------------------------
-
-
-def on_status_applied(ws: str, message_id: str, status: str) -> None:
-    """Count a status webhook that moved a broadcast message forward (call once per applied advance).
-
-    `delivered` and `read` count messages that reached that state; a `read` that overtook its
-    `delivered` (which then never applies) counts as delivered too.
-    """
-    if status not in ("delivered", "read", "failed"):
-        return
-    message = message_store.get_message(ws, message_id, consistent=True)
-    if message is None or not message.broadcast_id:
-        return
-    if status == "delivered":
-        store.bump(ws, message.broadcast_id, delivered=1)
-    elif status == "read":
-        store.bump(ws, message.broadcast_id, read=1, delivered=0 if message.delivered_at else 1)
-    else:
-        store.bump(ws, message.broadcast_id, failed=1, sent=-1)

@@ -211,7 +211,7 @@ def mark_read(caller: Membership, contact_id: str, request: ReadRequest) -> Read
 
 def _send_read_receipt(ws: str, wamid: str, *, typing: bool) -> bool:
     from relasify.data.kms_tokens import decrypt_token
-    from relasify.services.sending import connection_for_sending
+    from relasify.services.delivery import connection_for_sending
     from relasify.whatsapp.errors import GraphError
     from relasify.whatsapp.graph import get_graph_client
 

@@ -15,7 +15,7 @@ from relasify.data.records import WhatsAppConnection
 from relasify.data.templates import Template
 from relasify.errors import NotFound
 from relasify.services import audit
-from relasify.services.sending import connection_for_sending
+from relasify.services.delivery import connection_for_sending
 from relasify.whatsapp.errors import GraphError
 
 SYNC_PAGE_SIZE = 100

@@ -18,15 +18,17 @@ from typing import Any, Protocol
 from pydantic import ValidationError
 
 from relasify import clock
-from relasify.data import conversations, status_routes, status_writes, tombstones, webhook_inbox
+from relasify.data import conversations, status_routes, tombstones, webhook_inbox
 from relasify.data import messages as message_store
 from relasify.data.contacts import contact_repository
 from relasify.data.identity import identity_repository
-from relasify.data.records import NewContact, PhoneRoute
+from relasify.data.records import NewContact
 from relasify.errors import DuplicateContact
 from relasify.observability import logger
-from relasify.phones import e164_from_wa_id, try_normalize_phone
+from relasify.phones import e164_from_wa_id
+from relasify.services import statuses
 from relasify.services.opt_out_keywords import is_opt_out_button, is_opt_out_text
+from relasify.services.webhook_routing import RouteCache, WebhookContext
 from relasify.whatsapp.errors import UntrustedMediaUrlError
 from relasify.whatsapp.webhook_models import (
     AccountUpdateEvent,
@@ -35,7 +37,6 @@ from relasify.whatsapp.webhook_models import (
     InboundMessageEvent,
     MessagesErrorEvent,
     PhoneQualityEvent,
-    Routing,
     StatusEvent,
     TemplateCategoryEvent,
     TemplateComponentsEvent,
@@ -53,9 +54,6 @@ STALE_AFTER = timedelta(days=7)
 MEDIA_RETRY_AFTER = timedelta(minutes=2)
 CONSENT_SOURCE_KEYWORD = "inbound_keyword"
 CONSENT_SOURCE_PREFERENCES = "user_preferences"
-CONSENT_SOURCE_SEND_ERROR = "send_error_131050"
-ERROR_MARKETING_OPT_OUT = 131050
-ERROR_UNDELIVERABLE = 131026
 
 
 # --- collaborators (swappable in tests) ------------------------------------------------------
@@ -135,9 +133,6 @@ class _WebhookContacts:
     def set_consent(self, ws: str, contact_id: str, status: str, source: str, at: datetime) -> bool:
         return message_store.set_consent_if_newer(ws, contact_id, status, source, at)
 
-    def mark_unreachable(self, ws: str, contact_id: str) -> None:
-        contact_repository().set_unreachable(ws, contact_id, True)
-
 
 contacts = _WebhookContacts()
 
@@ -146,89 +141,6 @@ def _erased_since(ws: str, *, wa_id: str | None, user_id: str | None, at: dateti
     """Whether this sender's contact was erased at or after `at` (an erasure tombstone says so)."""
     erased = tombstones.erased_at(ws, [("wa_id", wa_id), ("user_id", user_id)])
     return erased is not None and int(at.timestamp()) <= erased
-
-
-def _erased_status(ws: str, change: message_store.StatusChange, wa_id: str | None, user_id: str | None) -> bool:
-    found = tombstones.erasures(ws, [(tombstones.MESSAGE_KIND, change.wamid), ("wa_id", wa_id), ("user_id", user_id)])
-    if (tombstones.MESSAGE_KIND, change.wamid) in found:
-        return True
-    return any(int(change.at.timestamp()) <= erased for erased in found.values())
-
-
-# --- routing and per-delivery reads ------------------------------------------------------------
-
-
-class _Delivery:
-    """Per-delivery context: cached workspace lookups (a batch often repeats the same number) and
-    the batched reads of the messages its statuses refer to."""
-
-    def __init__(self, routes: RouteCache | None = None) -> None:
-        self.routes = routes or RouteCache()
-        # Batched reads of the messages the delivery's statuses refer to.
-        self.statuses = message_store.StatusBatch()
-
-    def by_phone_number_id(self, phone_number_id: str) -> str | None:
-        route = self.routes.route(phone_number_id)
-        return route.ws if route else None
-
-    def by_account(self, routing: Routing, phone_hint: str | None = None) -> list[str]:
-        """Workspaces of a WABA; narrowed to one number when the event names it."""
-        return self.route_account(routing, phone_hint)[0]
-
-    def route_account(self, routing: Routing, phone_hint: str | None = None) -> tuple[list[str], str]:
-        """Workspaces of a WABA, narrowed to one number when the event names it, and the outcome
-        label for when there are none: `unrouted` (no connected number has this id or WABA) or
-        `unknown_number` (the named number is not connected here)."""
-        if routing.phone_number_id:
-            ws = self.by_phone_number_id(routing.phone_number_id)
-            return ([ws] if ws else []), "unrouted"
-        routes = self.routes.routes_of_account(routing.waba_id)
-        hint = _digits(phone_hint or routing.display_phone_number)
-        if hint and routes:
-            matching = [r for r in routes if hint in _number_keys(r.display_phone_number)]
-            if not matching:
-                # An update about one number (quality, limit, status) names it: applied to the WABA's
-                # other numbers it would report the wrong number's state. No phone number in the log.
-                logger.warning(
-                    "number-level webhook for a number not connected",
-                    extra={"waba_id": routing.waba_id, "connected_numbers": len(routes)},
-                )
-                return [], "unknown_number"
-            routes = matching
-        return sorted({r.ws for r in routes}), "unrouted"
-
-
-class RouteCache:
-    """Routing lookups shared by the deliveries of one processor invocation (an SQS batch usually
-    repeats the same number). Lives for one invocation only, so a moved number is never stale."""
-
-    def __init__(self) -> None:
-        self._by_phone: dict[str, PhoneRoute | None] = {}
-        self._by_waba: dict[str, list[PhoneRoute]] = {}
-
-    def route(self, phone_number_id: str) -> PhoneRoute | None:
-        if phone_number_id not in self._by_phone:
-            self._by_phone[phone_number_id] = identity_repository().route_by_phone_number_id(phone_number_id)
-        return self._by_phone[phone_number_id]
-
-    def routes_of_account(self, waba_id: str) -> list[PhoneRoute]:
-        if waba_id not in self._by_waba:
-            self._by_waba[waba_id] = identity_repository().routes_by_waba_id(waba_id)
-        return self._by_waba[waba_id]
-
-
-def _digits(value: str | None) -> str:
-    return "".join(ch for ch in value or "" if ch.isdigit())
-
-
-def _number_keys(display_phone_number: str | None) -> set[str]:
-    """The digit strings Meta may use for a connected number: as the admin typed it, and its E.164
-    digits (an admin may type `0812-...`; Meta writes `62812...`)."""
-    keys = {_digits(display_phone_number)}
-    e164 = try_normalize_phone(display_phone_number) if display_phone_number else None
-    if e164:
-        keys.add(_digits(e164))
-    return keys - {""}
 
 
 # --- entry points ----------------------------------------------------------------------------------
@@ -314,7 +226,7 @@ def process_payload(raw: bytes | str | dict[str, Any], *, routes: RouteCache | N
     """Apply every event of one delivery. An exception fails the whole delivery; since every effect
     is idempotent, the retry re-applies what was done and completes the rest."""
     summary = ProcessSummary()
-    delivery = _Delivery(routes)
+    delivery = WebhookContext(routes)
     events = flatten_payload(parse_payload(raw))
     statuses = [e.status for e in events if isinstance(e, StatusEvent)]
     if statuses:
@@ -332,9 +244,9 @@ def process_payload(raw: bytes | str | dict[str, Any], *, routes: RouteCache | N
     return summary
 
 
-def apply_event(event: AnyWebhookEvent, delivery: _Delivery | None = None) -> str:
+def apply_event(event: AnyWebhookEvent, delivery: WebhookContext | None = None) -> str:
     """Apply one event; returns a short outcome label (logged and counted, never personal)."""
-    delivery = delivery or _Delivery()
+    delivery = delivery or WebhookContext()
     handler = _HANDLERS.get(type(event))
     if handler is None:  # pragma: no cover - every event type has a handler
         return "ignored"
@@ -344,7 +256,7 @@ def apply_event(event: AnyWebhookEvent, delivery: _Delivery | None = None) -> st
 # --- inbound messages --------------------------------------------------------------------------
 
 
-def _handle_inbound(event: InboundMessageEvent, delivery: _Delivery) -> str:
+def _handle_inbound(event: InboundMessageEvent, delivery: WebhookContext) -> str:
     ws = delivery.by_phone_number_id(event.routing.phone_number_id or "")
     if ws is None:
         logger.warning("webhook for an unconnected number", extra={"field": event.field, "kind": event.kind})
@@ -433,119 +345,15 @@ def _attach_reaction(ws: str, reactor: str, target_wamid: str, emoji: str | None
     message_store.attach_reaction(ws, target_id, reaction)
 
 
-# --- statuses -------------------------------------------------------------------------------------
+# --- statuses (services/statuses.py) -----------------------------------------------------------------
 
 
-def _status_change(event: StatusEvent) -> message_store.StatusChange | None:
-    status = event.status
-    if status.status not in message_store.PENDING_STATUSES:
-        return None
-    error = status.errors[0] if status.errors else None
-    pricing = status.pricing.model_dump(mode="json", exclude_none=True) if status.pricing else None
-    return message_store.StatusChange(
-        wamid=status.id,
-        status=status.status,
-        at=status.occurred_at or clock.now(),
-        error_code=error.code if error else None,
-        error_title=error.title if error else None,
-        error_details=(error.error_data.details if error and error.error_data else None)
-        or (error.message if error else None),
-        pricing=pricing,
-        billable=bool(status.pricing and status.pricing.billable),
-    )
-
-
-def _handle_status(event: StatusEvent, delivery: _Delivery) -> str:
+def _handle_status(event: StatusEvent, delivery: WebhookContext) -> str:
     ws = delivery.by_phone_number_id(event.routing.phone_number_id or "")
     if ws is None:
         logger.warning("webhook for an unconnected number", extra={"field": event.field, "kind": event.kind})
         return "unrouted"
-    change = _status_change(event)
-    if change is None:
-        logger.info("status not tracked", extra={"status": event.status.status})
-        return "untracked"
-
-    # The usual way: the route the send gave Meta; one conditional write, no read (relasify.data.status_writes).
-    route = status_routes.parse_status_callback(event.status.biz_opaque_callback_data)
-    if route is not None and route.ws == ws:
-        routed = status_writes.apply_routed_status(route, change)
-        if routed is not None and routed.outcome != "missing":
-            _after_status(ws, change, routed)
-            return routed.outcome
-        if routed is None:  # the message says otherwise: trust only the wamid pointer
-            logger.warning("status callback data does not match its message; located by wamid")
-    # Older callback data, none, or a route that did not hold: the wamid pointer, then the message.
-    location = message_store.parse_callback_data(event.status.biz_opaque_callback_data)
-    if location is None or location.ws != ws:
-        location = delivery.statuses.locate(change.wamid)
-    if location is not None and location.ws != ws:
-        logger.warning("status for another workspace's message ignored")
-        return "foreign"
-    if location is not None and location.route is not None:  # the pointer carries the route: no message read
-        routed = status_writes.apply_routed_status(location.route, change)
-        if routed is not None and routed.outcome != "missing":
-            _after_status(ws, change, routed)
-            return routed.outcome
-    if location is not None:
-        result = message_store.apply_status(ws, location.message_id, change, batch=delivery.statuses)
-        if result.outcome != "missing":
-            _after_status(ws, change, result)
-            return result.outcome
-    # The message is not recorded (yet, or no more: erased). A status of an erased message (its
-    # wamid has a tombstone: the customer read it after the erasure), or about a recipient erased
-    # since it happened (an old redelivery), is dropped: its early-status item would keep their ids.
-    recipient = event.status
-    if _erased_status(ws, change, recipient.recipient_id, recipient.recipient_user_id):
-        logger.warning("webhook about an erased contact dropped", extra={"ws": ws, "kind": event.kind})
-        return "erased"
-    # Not recorded yet: keep the status until it is.
-    message_store.put_pending_status(ws, change)
-    # The send path may have recorded the wamid between our lookup and our put; whoever writes
-    # second sees the other's item (both reads are strongly consistent), so nothing is stranded.
-    late = message_store.locate_wamid(change.wamid)
-    if late is not None and late.ws == ws:
-        apply_pending_statuses(ws, late.message_id, change.wamid)
-        return "applied_late"
-    return "pending"
-
-
-def _after_status(ws: str, change: message_store.StatusChange, result: message_store.StatusResult) -> None:
-    """Effects of a status that moved a message forward (once: only when it was applied): broadcast
-    counters, the conversation's last message, and the consent and reachability consequences of a failure."""
-    # Also for a status seen before (unchanged): a run that died between the two writes is completed
-    # by the redelivery (a read; the conditional update writes only if the conversation is behind).
-    if (result.advanced or result.outcome == "unchanged") and result.contact_id and result.message_id:
-        conversations.apply_message_status(ws, result.contact_id, result.message_id, change.status, change.rank)
-    if result.outcome == "applied" and result.advanced and result.broadcast_id and result.message_id:
-        from relasify.services.broadcasts import on_status_applied  # lazy: only broadcast messages need it
-
-        on_status_applied(ws, result.message_id, change.status)
-    if result.outcome != "applied" or not result.advanced or change.status != "failed" or not result.contact_id:
-        return
-    if change.error_code == ERROR_MARKETING_OPT_OUT:
-        contacts.set_consent(ws, result.contact_id, "opted_out", CONSENT_SOURCE_SEND_ERROR, change.at)
-    elif change.error_code == ERROR_UNDELIVERABLE:
-        contacts.mark_unreachable(ws, result.contact_id)
-
-
-def apply_pending_statuses(
-    ws: str, message_id: str, wamid: str, *, route: status_routes.StatusRoute | None = None
-) -> int:
-    """Called by the send path once it knows an outbound message's wamid (and by the processor when
-    it loses that race): records the wamid pointer (with the message's status route when given) and
-    applies statuses that arrived early. Returns how many pending statuses were applied."""
-    message_store.attach_wamid(ws, message_id, wamid, route=route)
-    applied = 0
-    for pending in message_store.pending_statuses(wamid):
-        if pending.ws not in (None, ws):
-            continue
-        result = message_store.apply_status(ws, message_id, pending.change)
-        if result.outcome == "missing":
-            continue
-        _after_status(ws, pending.change, result)
-        message_store.delete_pending_status(wamid, pending.change.status)
-        applied += 1
-    return applied
+    return statuses.apply_status_event(event, ws, delivery.statuses)
 
 
 # --- templates, preferences, account -----------------------------------------------------------------
@@ -555,7 +363,7 @@ def _event_time(event: AnyWebhookEvent) -> datetime:
     return datetime.fromtimestamp(event.entry_time, clock.now().tzinfo) if event.entry_time else clock.now()
 
 
-def _apply_template_update(event: Any, delivery: _Delivery, **fields: Any) -> str:
+def _apply_template_update(event: Any, delivery: WebhookContext, **fields: Any) -> str:
     """Every template webhook (status, category, quality) upserts the template in each workspace
     the WABA routes to, guarded by the event time; only the reported fields differ."""
     update = event.update
@@ -573,7 +381,7 @@ def _meta_template_id(update: Any) -> str | None:
     return str(update.message_template_id) if update.message_template_id is not None else None
 
 
-def _handle_template_status(event: TemplateStatusEvent, delivery: _Delivery) -> str:
+def _handle_template_status(event: TemplateStatusEvent, delivery: WebhookContext) -> str:
     update = event.update
     rejection = update.rejection_info.reason if update.rejection_info and update.rejection_info.reason else None
     return _apply_template_update(
@@ -586,7 +394,7 @@ def _handle_template_status(event: TemplateStatusEvent, delivery: _Delivery) -> 
     )
 
 
-def _handle_template_category(event: TemplateCategoryEvent, delivery: _Delivery) -> str:
+def _handle_template_category(event: TemplateCategoryEvent, delivery: WebhookContext) -> str:
     update = event.update
     return _apply_template_update(
         event,
@@ -596,18 +404,18 @@ def _handle_template_category(event: TemplateCategoryEvent, delivery: _Delivery)
     )
 
 
-def _handle_template_quality(event: TemplateQualityEvent, delivery: _Delivery) -> str:
+def _handle_template_quality(event: TemplateQualityEvent, delivery: WebhookContext) -> str:
     return _apply_template_update(event, delivery, quality_score=event.update.new_quality_score)
 
 
-def _handle_template_components(event: TemplateComponentsEvent, delivery: _Delivery) -> str:
+def _handle_template_components(event: TemplateComponentsEvent, delivery: WebhookContext) -> str:
     # Meta's summary of an edited template is not the full component list: the on-demand sync
     # fetches the definition. Logged so operators see it.
     logger.info("template components changed", extra={"template_id": str(event.update.message_template_id)})
     return "logged"
 
 
-def _handle_user_preference(event: UserPreferenceEvent, delivery: _Delivery) -> str:
+def _handle_user_preference(event: UserPreferenceEvent, delivery: WebhookContext) -> str:
     ws = delivery.by_phone_number_id(event.routing.phone_number_id or "")
     if ws is None:
         return "unrouted"
@@ -630,7 +438,7 @@ def _handle_user_preference(event: UserPreferenceEvent, delivery: _Delivery) -> 
 _QUALITY_BY_EVENT = {"FLAGGED": "RED", "UNFLAGGED": "GREEN"}
 
 
-def _handle_phone_quality(event: PhoneQualityEvent, delivery: _Delivery) -> str:
+def _handle_phone_quality(event: PhoneQualityEvent, delivery: WebhookContext) -> str:
     update = event.update
     extra = update.model_extra or {}
     quality = extra.get("quality_rating") or _QUALITY_BY_EVENT.get(update.event or "")
@@ -649,7 +457,7 @@ def _handle_phone_quality(event: PhoneQualityEvent, delivery: _Delivery) -> str:
     return "applied" if changed else unrouted
 
 
-def _handle_account_update(event: AccountUpdateEvent, delivery: _Delivery) -> str:
+def _handle_account_update(event: AccountUpdateEvent, delivery: WebhookContext) -> str:
     update = event.update
     restrictions: list[Any] | None = None
     if update.event == "ACCOUNT_RESTRICTION" or update.restriction_info:
@@ -664,18 +472,18 @@ def _handle_account_update(event: AccountUpdateEvent, delivery: _Delivery) -> st
     return "applied" if changed else unrouted
 
 
-def _handle_messages_error(event: MessagesErrorEvent, delivery: _Delivery) -> str:
+def _handle_messages_error(event: MessagesErrorEvent, delivery: WebhookContext) -> str:
     logger.warning("webhook reported an error", extra={"code": event.error.code})
     return "logged"
 
 
-def _handle_unknown(event: UnknownFieldEvent, delivery: _Delivery) -> str:
+def _handle_unknown(event: UnknownFieldEvent, delivery: WebhookContext) -> str:
     # The raw payload is already in S3 (message-content retention); log the field name only.
     logger.info("unhandled webhook field kept", extra={"field": event.field})
     return "kept"
 
 
-_HANDLERS: dict[type, Callable[[Any, _Delivery], str]] = {
+_HANDLERS: dict[type, Callable[[Any, WebhookContext], str]] = {
     InboundMessageEvent: _handle_inbound,
     StatusEvent: _handle_status,
     TemplateStatusEvent: _handle_template_status,
