@@ -7,6 +7,7 @@ The stack runs the repository's template.yaml and handlers, exactly as `make dev
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -32,9 +33,18 @@ E2E_WABA_ID = "102345678901234"  # the sandbox's seeded WhatsApp Business Accoun
 
 
 def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+    return free_ports(1)[0]
+
+
+def free_ports(count: int) -> list[int]:
+    """Distinct ports the OS hands out: the probes stay open together, so no two can be the same."""
+    with contextlib.ExitStack() as probes:
+        ports = []
+        for _ in range(count):
+            probe = probes.enter_context(socket.socket())
+            probe.bind(("127.0.0.1", 0))
+            ports.append(int(probe.getsockname()[1]))
+        return ports
 
 
 @dataclass
@@ -122,12 +132,32 @@ class LocalStackProcess:
         return int(self.process.returncode)
 
 
+PORT_ATTEMPTS = 3
+
+
 def start_local_stack(tmp_dir: Path, extra_env: dict[str, str] | None = None) -> LocalStackProcess:
-    """Start `relasify dev` on free ports and wait (bounded) until /health answers 200."""
+    """Start `relasify dev` on free ports and wait (bounded) until /health answers 200.
+
+    A port probed free can be taken before the stack binds it (another test worker's server or an
+    outgoing connection); the stack then exits saying so, and we try again on fresh ports."""
+    for attempt in range(1, PORT_ATTEMPTS + 1):
+        try:
+            return _start_local_stack_once(tmp_dir / f"attempt-{attempt}" if attempt > 1 else tmp_dir, extra_env)
+        except PortTakenError:
+            if attempt == PORT_ATTEMPTS:
+                raise
+    raise AssertionError("unreachable")
+
+
+class PortTakenError(RuntimeError):
+    pass
+
+
+def _start_local_stack_once(tmp_dir: Path, extra_env: dict[str, str] | None) -> LocalStackProcess:
     tmp_dir.mkdir(parents=True, exist_ok=True)
     repo_root = REPO_ROOT
     state_dir = tmp_dir / "state"
-    ports = {"http": free_port(), "moto": free_port(), "sandbox": free_port(), "realtime": free_port()}
+    ports = dict(zip(("http", "moto", "sandbox", "realtime"), free_ports(4), strict=True))
     env = {
         **os.environ,
         "RELASIFY_HTTP_PORT": str(ports["http"]),
@@ -150,7 +180,9 @@ def start_local_stack(tmp_dir: Path, extra_env: dict[str, str] | None = None) ->
     deadline = time.monotonic() + READY_TIMEOUT_SECONDS
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise RuntimeError(f"local stack exited with {process.returncode}:\n{stack.log_tail()}")
+            tail = stack.log_tail()
+            error = PortTakenError if "Address already in use" in tail else RuntimeError
+            raise error(f"local stack exited with {process.returncode}:\n{tail}")
         try:
             if httpx.get(f"{stack.base_url}/health", timeout=2).status_code == 200:
                 stack.info = json.loads((state_dir / "stack.json").read_text())
