@@ -357,6 +357,9 @@ def template_levers(ops: dict[str, Operation], deployment: Deployment) -> list[t
             _with(deployment, everyone, log_group_class="STANDARD"), access_log_group_class="STANDARD"
         ),
         "tracing PassThrough on the receiver and processor": _with(deployment, HOT_PATH, tracing="Active"),
+        "tracing PassThrough on the send API (parameter SendApiTracing)": _with(
+            deployment, ("SendApiFunction",), tracing="Active"
+        ),
         "memory: receiver and processor below the Globals' 512 MB": _with(
             deployment, HOT_PATH, memory_mb=GLOBALS_MEMORY_MB
         ),

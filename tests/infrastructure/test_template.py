@@ -584,8 +584,19 @@ def test_functions_run_python313_on_arm64_with_the_domain_layer_and_tracing(cfn:
         assert function["Architectures"] == ["arm64"], function_id
         assert function["Handler"] == handler, function_id
         assert function["Layers"] == [{"Ref": layer_id}], function_id
+        if function_id == "SendApiFunction":  # a parameter: traced only while someone investigates
+            assert function["TracingConfig"] == {"Mode": {"Ref": "SendApiTracing"}}
+            continue
         mode = "PassThrough" if function_id in PASS_THROUGH_TRACING else "Active"
         assert function["TracingConfig"] == {"Mode": mode}, function_id
+
+
+def test_the_send_api_is_untraced_unless_the_operator_switches_tracing_on(sam_template: dict[str, Any]) -> None:
+    parameter = sam_template["Parameters"]["SendApiTracing"]
+    assert parameter["Default"] == "PassThrough"
+    assert parameter["AllowedValues"] == ["Active", "PassThrough"]
+    send = sam_template["Resources"]["SendApiFunction"]["Properties"]
+    assert send["Tracing"] == {"Ref": "SendApiTracing"}
 
 
 def test_functions_log_json_filtered_by_level_without_platform_lines(cfn: dict[str, Any]) -> None:
