@@ -1,7 +1,7 @@
 """A broadcast's delivery counters fed by the status webhooks of its messages.
 
 Its own module so that the status path (services/statuses.py) reaches the counters without importing
-the broadcast pipeline (services/broadcasts.py), which sends through services/delivery.py.
+the broadcast pipeline (services/broadcast_pipeline.py), which sends through services/delivery.py.
 """
 
 from __future__ import annotations
