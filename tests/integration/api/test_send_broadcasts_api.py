@@ -13,6 +13,7 @@ from typing import Any
 import boto3
 import pytest
 from relasify import clock
+from relasify.data import broadcast_recipients
 from relasify.data import broadcasts as broadcast_store
 from relasify.data import messages as message_store
 from relasify.services import broadcast_pipeline
@@ -336,7 +337,7 @@ def test_a_batch_reads_the_next_chunk_while_the_previous_one_is_sending(
     done_at_each_read: list[set[str]] = []  # the contacts whose send had finished when a chunk was read
     done: set[str] = set()
     lock = threading.Lock()
-    read_recipients, send_one = broadcast_store.get_recipients, broadcast_pipeline._send_one
+    read_recipients, send_one = broadcast_recipients.get_recipients, broadcast_pipeline._send_one
 
     def timed_read(*args: Any, **kwargs: Any) -> Any:
         with lock:
@@ -350,7 +351,7 @@ def test_a_batch_reads_the_next_chunk_while_the_previous_one_is_sending(
             done.add(args[5].id)  # the contact
         return outcome
 
-    monkeypatch.setattr(broadcast_store, "get_recipients", timed_read)
+    monkeypatch.setattr(broadcast_recipients, "get_recipients", timed_read)
     monkeypatch.setattr(broadcast_pipeline, "_send_one", slow_send)
     outcomes = broadcast_pipeline.run_jobs([json.dumps(job) for job in jobs])
 

@@ -12,7 +12,7 @@ Pipeline (all jobs on the broadcast queue, each idempotent so SQS redelivery is 
   transaction), the others sent concurrently behind the per-number rate limiter, each through
   `delivery.deliver` under an id derived from (broadcast, contact): a redelivered job finds the outbox
   item and does not send again. Meta's answer is recorded with the recipient's outcome and count in
-  one transaction (`store.record_sent`).
+  one transaction (`broadcast_recipients.record_sent`).
 Counts are sharded counters; webhook statuses of broadcast messages feed them
 (services/broadcast_progress.py).
 Requests per message: docs/SENDING.md "Requests per broadcast message".
@@ -28,6 +28,8 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import ExitStack
 from typing import Any
 
+from relasify.data import broadcast_counters as counter_store
+from relasify.data import broadcast_recipients as recipient_store
 from relasify.data import broadcasts as store
 from relasify.data import outbox, rate_limit
 from relasify.data import templates as template_store
@@ -173,15 +175,15 @@ def _expand(broadcast: Broadcast, job: dict[str, Any], deadline: float | None = 
 def _claim(broadcast: Broadcast, contact_ids: list[str], page: str) -> list[str]:
     """Claim each contact once in this broadcast (one transaction per page); returns the ids to send
     to. A contact in two tags, or in a redelivered page, is claimed once."""
-    claims = [store.Settlement(contact_id, "queued") for contact_id in dict.fromkeys(contact_ids)]
-    claimed = store.claim_many(broadcast.ws, broadcast.id, claims, claimed_by=page)
+    claims = [recipient_store.Settlement(contact_id, "queued") for contact_id in dict.fromkeys(contact_ids)]
+    claimed = recipient_store.claim_many(broadcast.ws, broadcast.id, claims, claimed_by=page)
     queued = [c.contact_id for c in claims if c.status == "queued" and claimed.get(c.contact_id)]
     claimed_before = [c.contact_id for c in claims if not claimed.get(c.contact_id)]
     if claimed_before:
         # A redelivered page (the first run died after claiming, before enqueuing its sends): the
         # recipients it claimed that are still queued go out again (the send job skips settled ones and
         # the outbox sends nothing twice). A contact another page claimed (two tags) is that page's.
-        recipients = store.get_recipients(broadcast.ws, broadcast.id, claimed_before)
+        recipients = recipient_store.get_recipients(broadcast.ws, broadcast.id, claimed_before)
         queued += [
             cid
             for cid in claimed_before
@@ -246,7 +248,7 @@ def _complete_if_done(ws: str, broadcast_id: str) -> None:
     broadcast = store.get_broadcast(ws, broadcast_id, consistent=True)
     if broadcast is None or broadcast.status != "running" or not broadcast.expanded:
         return
-    if store.counts(ws, broadcast_id).queued <= 0:
+    if counter_store.counts(ws, broadcast_id).queued <= 0:
         store.transition(ws, broadcast_id, "completed", allowed_from=("running",))
 
 
@@ -290,9 +292,9 @@ def _parameter_text(spec: dict[str, Any], contact: Contact) -> str | None:
 
 
 def _skip_all(broadcast: Broadcast, contact_ids: list[str], reason: str) -> None:
-    skips = [store.Settlement(cid, "skipped", skip_reason=reason) for cid in contact_ids]
+    skips = [recipient_store.Settlement(cid, "skipped", skip_reason=reason) for cid in contact_ids]
     if skips:
-        store.settle_many(broadcast.ws, broadcast.id, skips)
+        recipient_store.settle_many(broadcast.ws, broadcast.id, skips)
 
 
 class _CancellationWatch:
@@ -316,7 +318,7 @@ class _CancellationWatch:
 
 def _prepare_chunk(broadcast: Broadcast, contact_ids: list[str], deadline: float | None = None) -> str | _Chunk:
     """A send job's recipients read and checked: a chunk ready to send, or why there is nothing to."""
-    recipients = store.get_recipients(broadcast.ws, broadcast.id, contact_ids)
+    recipients = recipient_store.get_recipients(broadcast.ws, broadcast.id, contact_ids)
     # Settled recipients are skipped: a redelivered job sends nothing twice.
     queued = [cid for cid in dict.fromkeys(contact_ids) if getattr(recipients.get(cid), "status", None) == "queued"]
     if broadcast.status == "cancelled":
@@ -334,22 +336,22 @@ def _prepare_chunk(broadcast: Broadcast, contact_ids: list[str], deadline: float
         _skip_all(broadcast, queued, refusal.type_slug)
         _complete_if_done(broadcast.ws, broadcast.id)
         return refusal.type_slug
-    contacts = store.get_contacts(broadcast.ws, queued)
+    contacts = recipient_store.get_contacts(broadcast.ws, queued)
     # Opt-out withdraws consent to marketing, as on the messages API (and Meta's 131050); a template
     # of unknown category is treated as marketing.
     marketing = (template.category or "MARKETING").upper() == "MARKETING"
     # Who may not be messaged is known before any send: those are skipped together (one transaction).
-    skips: list[store.Settlement] = []
+    skips: list[recipient_store.Settlement] = []
     sends: list[tuple[Contact, dict[str, Any]]] = []
     for contact_id in queued:
         contact = contacts.get(contact_id)
         reason, content = _content_for(broadcast, contact, marketing=marketing)
         if contact is None or content is None:
-            skips.append(store.Settlement(contact_id, "skipped", skip_reason=reason))
+            skips.append(recipient_store.Settlement(contact_id, "skipped", skip_reason=reason))
         else:
             sends.append((contact, content))
     if skips:
-        store.settle_many(broadcast.ws, broadcast.id, skips)
+        recipient_store.settle_many(broadcast.ws, broadcast.id, skips)
     return _Chunk(broadcast, connection, sends, deadline)
 
 
@@ -466,7 +468,7 @@ def _send_one(
 
     def record(message_id: str, wamid: str) -> bool:
         nonlocal settled_with_wamid
-        settled_with_wamid = store.record_sent(ws, broadcast.id, contact_id, message_id, wamid)
+        settled_with_wamid = recipient_store.record_sent(ws, broadcast.id, contact_id, message_id, wamid)
         return settled_with_wamid
 
     try:
@@ -476,10 +478,10 @@ def _send_one(
     except SendRefused as refusal:
         if "message_id" not in refusal.extra or refusal.status >= 500 or refusal.status == 429:
             raise  # transient: the job is retried; the recipient stays queued
-        store.settle_and_count(
+        recipient_store.settle_and_count(
             ws, broadcast.id, contact_id, "failed", message_id=refusal.extra["message_id"], queued=-1, failed=1
         )
         return "failed"
     if not settled_with_wamid:  # sent by an earlier run, or a condition sent the record the general way
-        store.settle_and_count(ws, broadcast.id, contact_id, "sent", message_id=message.id, queued=-1, sent=1)
+        recipient_store.settle_and_count(ws, broadcast.id, contact_id, "sent", message_id=message.id, queued=-1, sent=1)
     return "sent"

@@ -6,7 +6,7 @@ the broadcast pipeline (services/broadcast_pipeline.py), which sends through ser
 
 from __future__ import annotations
 
-from relasify.data import broadcasts as store
+from relasify.data import broadcast_counters as counter_store
 from relasify.data import messages as message_store
 
 
@@ -22,8 +22,8 @@ def on_status_applied(ws: str, message_id: str, status: str) -> None:
     if message is None or not message.broadcast_id:
         return
     if status == "delivered":
-        store.bump(ws, message.broadcast_id, delivered=1)
+        counter_store.bump(ws, message.broadcast_id, delivered=1)
     elif status == "read":
-        store.bump(ws, message.broadcast_id, read=1, delivered=0 if message.delivered_at else 1)
+        counter_store.bump(ws, message.broadcast_id, read=1, delivered=0 if message.delivered_at else 1)
     else:
-        store.bump(ws, message.broadcast_id, failed=1, sent=-1)
+        counter_store.bump(ws, message.broadcast_id, failed=1, sent=-1)

@@ -11,9 +11,11 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from relasify import clock
+from relasify.data import broadcast_counters as counter_store
 from relasify.data import broadcasts as store
 from relasify.data import templates as template_store
-from relasify.data.broadcasts import Broadcast, Counts
+from relasify.data.broadcast_counters import Counts
+from relasify.data.broadcasts import Broadcast
 from relasify.data.templates import Template
 from relasify.errors import Conflict, NotFound, ValidationFailed
 from relasify.services import audit, delivery, sending
@@ -109,7 +111,7 @@ def get_broadcast(ws: str, broadcast_id: str) -> BroadcastView:
     broadcast = store.get_broadcast(ws, broadcast_id, consistent=True)
     if broadcast is None:
         raise NotFound("Broadcast not found")
-    return BroadcastView(broadcast, store.counts(ws, broadcast_id))
+    return BroadcastView(broadcast, counter_store.counts(ws, broadcast_id))
 
 
 def list_broadcasts(ws: str, *, limit: int, cursor: str | None) -> Any:
