@@ -130,6 +130,8 @@ def test_no_scan_in_the_contacts_code() -> None:
         "layers/domain/relasify/data/imports.py",
         "layers/domain/relasify/services/contacts.py",
         "layers/domain/relasify/services/imports.py",
+        "layers/domain/relasify/services/import_rows.py",
+        "layers/domain/relasify/services/import_plan.py",
         "layers/domain/relasify/services/exports.py",
         "functions/contacts/contact_routes.py",
         "functions/contacts/import_worker.py",
