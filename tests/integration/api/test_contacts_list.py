@@ -128,6 +128,7 @@ def test_no_scan_in_the_contacts_code() -> None:
         "layers/domain/relasify/data/contacts.py",
         "layers/domain/relasify/data/contact_search.py",
         "layers/domain/relasify/data/imports.py",
+        "layers/domain/relasify/data/import_contacts.py",
         "layers/domain/relasify/services/contacts.py",
         "layers/domain/relasify/services/imports.py",
         "layers/domain/relasify/services/import_rows.py",

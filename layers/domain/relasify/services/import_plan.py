@@ -16,7 +16,8 @@ from datetime import datetime
 from typing import Any, Literal
 
 from relasify.data.ids import new_id
-from relasify.data.imports import ContactMerge, Counts, NewImportedContact, RowError
+from relasify.data.import_contacts import ContactMerge, NewImportedContact
+from relasify.data.imports import Counts, RowError
 from relasify.data.records import ConsentEvent, Contact
 from relasify.schemas.contacts import MAX_ATTRIBUTES, MAX_TAGS
 from relasify.services.import_rows import ParsedRow

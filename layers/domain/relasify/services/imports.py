@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 from typing import Literal
 
 from relasify import clock
-from relasify.data import files
+from relasify.data import files, import_contacts
 from relasify.data import imports as store
 from relasify.data.ids import new_id
 from relasify.data.imports import ImportJob, JobStateConflict, PendingBatch, RowError
@@ -122,7 +122,9 @@ class _Run:
             self.fault(point)
 
     def plan(self, rows: list[ParsedRow | RowError]) -> tuple[dict[str, Draft], dict[int, Outcome], list[RowError]]:
-        existing, orphans = store.existing_by_phone(self.ws, (r.phone for r in rows if isinstance(r, ParsedRow)))
+        existing, orphans = import_contacts.existing_by_phone(
+            self.ws, (r.phone for r in rows if isinstance(r, ParsedRow))
+        )
         return plan(rows, existing, orphans)
 
     def write(
@@ -132,7 +134,7 @@ class _Run:
         Returns the rows' final outcomes."""
         outcomes = dict(outcomes)
         creates, merges = contact_writes(drafts)
-        refused = store.write_contacts(self.ws, creates, merges, after_step=lambda: self.hit("step_written"))
+        refused = import_contacts.write_contacts(self.ws, creates, merges, after_step=lambda: self.hit("step_written"))
         for _ in range(3):
             if not refused:
                 return outcomes
@@ -142,7 +144,7 @@ class _Run:
             drafts, retry_outcomes, _ = self.plan(retry_rows)
             outcomes.update(retry_outcomes)
             creates, merges = contact_writes(drafts)
-            refused = store.write_contacts(self.ws, creates, merges)
+            refused = import_contacts.write_contacts(self.ws, creates, merges)
         raise RuntimeError("contacts kept changing concurrently; the batch is retried from its checkpoint")
 
 
