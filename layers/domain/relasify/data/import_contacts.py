@@ -18,13 +18,13 @@ from relasify.data import contact_search
 from relasify.data import models as m
 from relasify.data.base import chunks
 from relasify.data.contacts import (
-    _contact,
-    _contact_key,
-    _event_map,
-    _marker_free,
-    _marker_key,
-    _tag_key,
+    contact_from_item,
+    contact_key,
+    event_map,
     legacy_index_key_removals,
+    marker_is_free,
+    tag_item_key,
+    unique_marker_key,
 )
 from relasify.data.imports import JobStateConflict, update_quietly
 from relasify.data.records import AttributeValue, ConsentEvent, Contact, Record
@@ -79,28 +79,28 @@ def existing_by_phone(ws: str, phones: Iterable[str]) -> tuple[dict[str, Contact
     wanted = list(dict.fromkeys(phones))
     owners: dict[str, str] = {}
     for group in chunks(wanted, 100):
-        keys = [_marker_key(ws, "phone", p) for p in group]
+        keys = [unique_marker_key(ws, "phone", p) for p in group]
         for marker in m.ContactUniqueModel.batch_get(keys, consistent_read=True):
             if not marker.is_expired:
                 owners[marker.value] = marker.contact_id
     found: dict[str, Contact] = {}
     by_id = {cid: phone for phone, cid in owners.items()}
     for group in chunks(list(by_id), 100):
-        keys = [_contact_key(ws, cid) for cid in group]
+        keys = [contact_key(ws, cid) for cid in group]
         for item in m.ContactModel.batch_get(keys, consistent_read=True, attributes_to_get=_MERGE_FIELDS):
             if not item.is_expired and item.phone == by_id.get(item.contact_id):
-                found[item.phone] = _contact(item)
+                found[item.phone] = contact_from_item(item)
     orphans = {phone: cid for phone, cid in owners.items() if phone not in found}
     return found, orphans
 
 
 def _tag_item(ws: str, tag: str, contact_id: str) -> m.ContactTagModel:
-    return m.ContactTagModel(*_tag_key(ws, tag, contact_id), ws_id=ws, tag=tag, contact_id=contact_id)
+    return m.ContactTagModel(*tag_item_key(ws, tag, contact_id), ws_id=ws, tag=tag, contact_id=contact_id)
 
 
 def _contact_item(ws: str, new: NewImportedContact) -> m.ContactModel:
     item = m.ContactModel(
-        *_contact_key(ws, new.contact_id),
+        *contact_key(ws, new.contact_id),
         ws_id=ws,
         contact_id=new.contact_id,
         phone=new.phone,
@@ -111,7 +111,7 @@ def _contact_item(ws: str, new: NewImportedContact) -> m.ContactModel:
     )
     if new.consent is not None:
         item.consent = m.ConsentMap(
-            status=new.consent.status, source=new.consent.source, at=new.consent.at, history=[_event_map(new.consent)]
+            status=new.consent.status, source=new.consent.source, at=new.consent.at, history=[event_map(new.consent)]
         )
     return item
 
@@ -119,10 +119,10 @@ def _contact_item(ws: str, new: NewImportedContact) -> m.ContactModel:
 def _claim_phone(ws: str, phone: str, contact_id: str) -> bool:
     """Claim the phone's uniqueness marker for `contact_id` (or find it already ours)."""
     marker = m.ContactUniqueModel(
-        *_marker_key(ws, "phone", phone), ws_id=ws, kind="phone", value=phone, contact_id=contact_id
+        *unique_marker_key(ws, "phone", phone), ws_id=ws, kind="phone", value=phone, contact_id=contact_id
     )
     try:
-        marker.save(condition=_marker_free() | (m.ContactUniqueModel.contact_id == contact_id))
+        marker.save(condition=marker_is_free() | (m.ContactUniqueModel.contact_id == contact_id))
     except Exception as exc:
         if is_condition_failure(exc):
             return False
@@ -148,7 +148,7 @@ def _merge_contact(ws: str, merge: ContactMerge) -> bool:
             model.consent.status.set(event.status),
             model.consent.source.set(event.source) if event.source else model.consent.source.remove(),
             model.consent.at.set(event.at),
-            model.consent.history.set(model.consent.history.append([_event_map(event)])),
+            model.consent.history.set(model.consent.history.append([event_map(event)])),
         ]
     condition = model.pk.exists() & model.live_condition() & (model.phone == merge.phone)
     if merge.expected_updated_at is not None:
@@ -156,7 +156,7 @@ def _merge_contact(ws: str, merge: ContactMerge) -> bool:
     renamed = merge.name is not None or merge.email is not None
     try:
         response = update_quietly(
-            _contact_key(ws, merge.contact_id), actions, condition, JobStateConflict, ALL_OLD if renamed else NONE
+            contact_key(ws, merge.contact_id), actions, condition, JobStateConflict, ALL_OLD if renamed else NONE
         )
     except JobStateConflict:
         return False
