@@ -8,7 +8,7 @@ from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, pro
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from relasify.observability import logger, metrics
-from relasify.services import broadcasts
+from relasify.services import broadcast_pipeline
 
 processor = BatchProcessor(event_type=EventType.SQS)
 
@@ -22,7 +22,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     outcomes = dict(
         zip(
             (record.get("messageId") for record in records),
-            broadcasts.run_jobs(
+            broadcast_pipeline.run_jobs(
                 [record.get("body") or "" for record in records],
                 seconds_left=context.get_remaining_time_in_millis() / 1000,
             ),

@@ -105,7 +105,7 @@ def _broadcast(env: SendingEnv, recipients: int) -> tuple[str, list[Any]]:
 def drain_with_redelivery(max_rounds: int = 300, failures: Counter[str] | None = None) -> tuple[int, int]:
     """The worker on every queued job; a job that raises stays on the queue and comes back (SQS).
     Returns (jobs handled, jobs that failed); `failures` counts what failed them, by exception type."""
-    from relasify.services import broadcasts
+    from relasify.services import broadcast_pipeline
 
     sqs = boto3.client("sqs")
     url = get_settings().broadcast_queue_url
@@ -116,7 +116,7 @@ def drain_with_redelivery(max_rounds: int = 300, failures: Counter[str] | None =
             return handled, failed
         for message in messages:
             try:
-                broadcasts.handle_job(json.loads(message["Body"]))
+                broadcast_pipeline.handle_job(json.loads(message["Body"]))
             except (WorkerKilled, Exception) as exc:  # the invocation failed: the message is delivered again
                 failed += 1
                 if failures is not None:

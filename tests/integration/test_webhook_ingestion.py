@@ -19,10 +19,10 @@ import boto3
 import pytest
 from aws_lambda_powertools.utilities import parameters
 from relasify import clock
+from relasify.data import audit_log, webhook_inbox
 from relasify.data import identity as identity_module
 from relasify.data import messages as message_store
 from relasify.data import models as m
-from relasify.data import webhook_inbox
 from relasify.data.contacts import contact_repository
 from relasify.data.identity import identity_repository
 from relasify.services import webhook, webhook_intake
@@ -316,7 +316,7 @@ def test_a_flood_of_forged_posts_stores_one_security_entry_per_minute_and_kind(
     """Anyone can POST to the webhook: an entry per request would let a flood fill 24 months of
     security log. Each rejection is counted in its minute's entry instead (one shard here; a flood
     spreads over SECURITY_COUNTER_SHARDS entries a minute)."""
-    monkeypatch.setattr(identity_module, "SECURITY_COUNTER_SHARDS", 1)
+    monkeypatch.setattr(audit_log, "SECURITY_COUNTER_SHARDS", 1)
     raw = fixture_bytes("01_inbound_text.json")
     forged = "sha256=" + "0" * 64
     for signature in (None, None, None, forged, forged):
@@ -350,7 +350,7 @@ def test_counted_security_entries_spread_over_their_shards(env: WebhookEnv) -> N
         assert env.post(fixture_bytes("01_inbound_text.json"), signature=None)["statusCode"] == 401
     entries = identity_repository().list_security_log(NOW.strftime("%Y-%m-%d")).items
     assert sum(e.occurrences for e in entries) == 40
-    assert 1 < len(entries) <= identity_module.SECURITY_COUNTER_SHARDS
+    assert 1 < len(entries) <= audit_log.SECURITY_COUNTER_SHARDS
 
 
 def test_large_payload_is_read_back_from_s3(env: WebhookEnv) -> None:

@@ -6,11 +6,13 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
+from relasify.data.imports import RowError
 from relasify.data.records import Consent, Contact
 from relasify.services.contacts import phone_prefix
 from relasify.services.csv_cells import neutralise
 from relasify.services.exports import csv_row
-from relasify.services.imports import Draft, ParsedRow, RowError, map_columns, merge, parse_row, plan
+from relasify.services.import_plan import Draft, merge, plan
+from relasify.services.import_rows import ParsedRow, map_columns, parse_row
 
 AT = datetime(2026, 1, 1, tzinfo=UTC)
 

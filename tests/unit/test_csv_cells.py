@@ -17,7 +17,7 @@ from relasify.data.records import Contact
 from relasify.schemas.contacts import TAG_PATTERN
 from relasify.services.csv_cells import FORMULA_TRIGGERS, neutralise, restore
 from relasify.services.exports import write_csv
-from relasify.services.imports import ParsedRow, _open_csv, _records, map_columns, parse_row
+from relasify.services.import_rows import ParsedRow, map_columns, numbered_records, open_csv, parse_row
 
 # Biased towards what matters: triggers, separators, quotes and apostrophes, plus ordinary letters.
 _SPECIAL = "=+-@\t\r\n,;'\" "
@@ -111,10 +111,10 @@ contacts = st.builds(
 
 def _read_back(raw: str) -> list[ParsedRow]:
     """As the import worker reads a file (newline="" like `files.open_text`)."""
-    reader, header = _open_csv(io.StringIO(raw, newline=""))
+    reader, header = open_csv(io.StringIO(raw, newline=""))
     columns = map_columns(header)
     assert columns.errors == []
-    rows = [parse_row(number, cells, columns, default_at=AT) for number, cells in _records(reader)]
+    rows = [parse_row(number, cells, columns, default_at=AT) for number, cells in numbered_records(reader)]
     assert all(isinstance(r, ParsedRow) for r in rows), rows
     return rows  # type: ignore[return-value]
 
@@ -167,7 +167,7 @@ def test_an_export_with_a_bad_attributes_cell_is_a_row_error() -> None:
     cells[7] = '{"BAD KEY": 1}'
     edited = io.StringIO(newline="")
     csv.writer(edited).writerows([header, cells])
-    reader, parsed_header = _open_csv(io.StringIO(edited.getvalue(), newline=""))
+    reader, parsed_header = open_csv(io.StringIO(edited.getvalue(), newline=""))
     result = parse_row(2, next(reader), map_columns(parsed_header), default_at=AT)
     assert not isinstance(result, ParsedRow)
     assert (result.row, result.column) == (2, "attributes")

@@ -14,9 +14,10 @@ from typing import Any
 import boto3
 import pytest
 from relasify import clock
-from relasify.data import identity as identity_module
+from relasify.data import audit_log
 from relasify.data import models as m
-from relasify.data.identity import SECURITY_COUNTER_SHARDS, identity_repository
+from relasify.data.audit_log import SECURITY_COUNTER_SHARDS
+from relasify.data.identity import identity_repository
 from relasify.settings import Settings
 from relasify_local.cli import main
 
@@ -116,7 +117,7 @@ def test_a_hundred_strangers_404s_are_counted_in_the_global_log(
 def test_one_item_per_actor_reason_and_minute_with_one_shard(
     api: ApiClient, aws_resources: Settings, frozen_clock: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(identity_module, "SECURITY_COUNTER_SHARDS", 1)
+    monkeypatch.setattr(audit_log, "SECURITY_COUNTER_SHARDS", 1)
     ws = api.create_workspace(OWNER)
     api.add_member(ws, OWNER, AGENT, "agent")
     for _ in range(20):

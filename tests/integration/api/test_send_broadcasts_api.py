@@ -13,9 +13,10 @@ from typing import Any
 import boto3
 import pytest
 from relasify import clock
+from relasify.data import broadcast_recipients
 from relasify.data import broadcasts as broadcast_store
 from relasify.data import messages as message_store
-from relasify.services import broadcasts
+from relasify.services import broadcast_pipeline
 from relasify.settings import get_settings
 from relasify_local.cfn import REPO_ROOT, load_template
 from relasify_local.runtime import functions_from_template
@@ -107,13 +108,13 @@ def test_broadcast_to_ids_sends_each_contact_once_even_when_jobs_are_redelivered
     assert created.status == 202, created.body
     # start, expand, then a send chunk handled twice (an SQS redelivery)
     for job in _take_jobs():
-        broadcasts.handle_job(job)
+        broadcast_pipeline.handle_job(job)
     for job in _take_jobs():
-        broadcasts.handle_job(job)
+        broadcast_pipeline.handle_job(job)
     send_jobs = _take_jobs()
     assert [j["kind"] for j in send_jobs] == ["send"]
-    broadcasts.handle_job(send_jobs[0])
-    broadcasts.handle_job(send_jobs[0])
+    broadcast_pipeline.handle_job(send_jobs[0])
+    broadcast_pipeline.handle_job(send_jobs[0])
     assert sorted(s["to"] for s in env.sends()) == sorted([x.wa_id, y.wa_id])
     listed = env.api.get(f"/v1/workspaces/{env.ws}/broadcasts", as_user=OWNER)
     assert listed.status == 200
@@ -206,15 +207,15 @@ def test_cancel_skips_what_is_still_queued(env: SendingEnv) -> None:
     created = _create(env)
     broadcast_id = created.json["id"]
     for job in _take_jobs():  # start
-        broadcasts.handle_job(job)
+        broadcast_pipeline.handle_job(job)
     for job in _take_jobs():  # expand
-        broadcasts.handle_job(job)
+        broadcast_pipeline.handle_job(job)
     pending_sends = _take_jobs()
     cancel = env.api.post(f"/v1/workspaces/{env.ws}/broadcasts/{broadcast_id}/cancel", {}, as_user=OWNER)
     assert cancel.status == 200, cancel.body
     assert cancel.json["status"] == "cancelled"
     for job in pending_sends:
-        broadcasts.handle_job(job)
+        broadcast_pipeline.handle_job(job)
     assert env.sends() == []
     view = _get(env, broadcast_id)
     assert view["status"] == "cancelled"
@@ -234,13 +235,16 @@ def test_scheduled_broadcast_waits(env: SendingEnv) -> None:
     stored = broadcast_store.get_broadcast(env.ws, created.json["id"])
     assert stored is not None
     assert stored.scheduled_at is not None
-    outcome = broadcasts.handle_job({"kind": "start", "ws": env.ws, "broadcast_id": created.json["id"]})
+    outcome = broadcast_pipeline.handle_job({"kind": "start", "ws": env.ws, "broadcast_id": created.json["id"]})
     assert outcome == "waiting"
     assert env.sends() == []
     # once due, the re-enqueued start runs it
     clock.set_clock(lambda: later + timedelta(seconds=1))
     try:
-        assert broadcasts.handle_job({"kind": "start", "ws": env.ws, "broadcast_id": created.json["id"]}) == "started"
+        assert (
+            broadcast_pipeline.handle_job({"kind": "start", "ws": env.ws, "broadcast_id": created.json["id"]})
+            == "started"
+        )
     finally:
         clock.set_clock(None)
 
@@ -290,34 +294,34 @@ def _expand_once(env: SendingEnv, contacts: int) -> list[dict[str, Any]]:
         env.contact(f"+628124400{i:04d}", tags=["vip"], name=f"Pelanggan {i}", inbound_hours_ago=None)
     assert _create(env).status == 202
     (start,) = _take_jobs()
-    broadcasts.handle_job(start)
+    broadcast_pipeline.handle_job(start)
     (expand,) = _take_jobs()
     assert expand["kind"] == "expand"
-    broadcasts.handle_job(expand)
+    broadcast_pipeline.handle_job(expand)
     return _take_jobs()
 
 
 def test_one_expand_job_queues_the_whole_audience(env: SendingEnv) -> None:
     """Pages follow each other in the same invocation: the sends of every page are queued at once, so all
     containers share them (a page per invocation left the next page behind its own sends)."""
-    contacts = broadcasts.EXPAND_PAGE_SIZE * 2 + 30
+    contacts = broadcast_pipeline.EXPAND_PAGE_SIZE * 2 + 30
     jobs = _expand_once(env, contacts)
     assert {j["kind"] for j in jobs} == {"send"}
     assert sum(len(j["contact_ids"]) for j in jobs) == contacts
-    assert max(len(j["contact_ids"]) for j in jobs) <= broadcasts.SEND_CHUNK_SIZE
+    assert max(len(j["contact_ids"]) for j in jobs) <= broadcast_pipeline.SEND_CHUNK_SIZE
 
 
 def test_an_expand_job_past_its_budget_hands_the_rest_to_a_continuation(
     env: SendingEnv, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(broadcasts, "EXPAND_BUDGET_SECONDS", 0.0)
-    contacts = broadcasts.EXPAND_PAGE_SIZE + 10
+    monkeypatch.setattr(broadcast_pipeline, "EXPAND_BUDGET_SECONDS", 0.0)
+    contacts = broadcast_pipeline.EXPAND_PAGE_SIZE + 10
     jobs = _expand_once(env, contacts)
     continuation = [j for j in jobs if j["kind"] == "expand"]
     sends = [j for j in jobs if j["kind"] == "send"]
     assert len(continuation) == 1
-    assert sum(len(j["contact_ids"]) for j in sends) == broadcasts.EXPAND_PAGE_SIZE
-    broadcasts.handle_job(continuation[0])
+    assert sum(len(j["contact_ids"]) for j in sends) == broadcast_pipeline.EXPAND_PAGE_SIZE
+    broadcast_pipeline.handle_job(continuation[0])
     rest = _take_jobs()
     assert {j["kind"] for j in rest} == {"send"}
     assert sum(len(j["contact_ids"]) for j in rest) == 10
@@ -328,12 +332,12 @@ def test_a_batch_reads_the_next_chunk_while_the_previous_one_is_sending(
 ) -> None:
     """The send jobs of one worker batch overlap: the next chunk is read and queued while the previous
     chunk's messages are in flight, so the container never stops asking for tokens between chunks."""
-    jobs = _expand_once(env, broadcasts.SEND_CHUNK_SIZE * 2 + 10)
-    assert [len(j["contact_ids"]) for j in jobs] == [broadcasts.SEND_CHUNK_SIZE] * 2 + [10]
+    jobs = _expand_once(env, broadcast_pipeline.SEND_CHUNK_SIZE * 2 + 10)
+    assert [len(j["contact_ids"]) for j in jobs] == [broadcast_pipeline.SEND_CHUNK_SIZE] * 2 + [10]
     done_at_each_read: list[set[str]] = []  # the contacts whose send had finished when a chunk was read
     done: set[str] = set()
     lock = threading.Lock()
-    read_recipients, send_one = broadcast_store.get_recipients, broadcasts._send_one
+    read_recipients, send_one = broadcast_recipients.get_recipients, broadcast_pipeline._send_one
 
     def timed_read(*args: Any, **kwargs: Any) -> Any:
         with lock:
@@ -347,9 +351,9 @@ def test_a_batch_reads_the_next_chunk_while_the_previous_one_is_sending(
             done.add(args[5].id)  # the contact
         return outcome
 
-    monkeypatch.setattr(broadcast_store, "get_recipients", timed_read)
-    monkeypatch.setattr(broadcasts, "_send_one", slow_send)
-    outcomes = broadcasts.run_jobs([json.dumps(job) for job in jobs])
+    monkeypatch.setattr(broadcast_recipients, "get_recipients", timed_read)
+    monkeypatch.setattr(broadcast_pipeline, "_send_one", slow_send)
+    outcomes = broadcast_pipeline.run_jobs([json.dumps(job) for job in jobs])
 
     assert outcomes == [f"sent {len(job['contact_ids'])}" for job in jobs]
     assert len(done_at_each_read) == 3
@@ -397,15 +401,15 @@ def test_a_contact_in_two_tags_is_queued_once_and_a_redelivered_expansion_queues
     only_promo = env.contact("+6281234567852", tags=["promo"], inbound_hours_ago=None)
     assert _create(env, audience={"tags": ["vip", "promo"]}).status == 202
     (start,) = _take_jobs()
-    broadcasts.handle_job(start)
+    broadcast_pipeline.handle_job(start)
     (expand,) = _take_jobs()
 
     def queued_ids() -> list[str]:
         return sorted(cid for job in _take_jobs() for cid in job["contact_ids"])
 
-    broadcasts.handle_job(expand)
+    broadcast_pipeline.handle_job(expand)
     assert queued_ids() == sorted([both.id, only_promo.id])
-    broadcasts.handle_job(expand)  # SQS delivers the expansion again
+    broadcast_pipeline.handle_job(expand)  # SQS delivers the expansion again
     assert queued_ids() == sorted([both.id, only_promo.id])
 
 
@@ -417,7 +421,7 @@ def test_messages_without_a_token_before_the_invocation_runs_out_go_back_on_the_
     path = f"/v1/workspaces/{env.ws}/whatsapp"
     assert env.api.patch(path, {"throughput_per_second": 1}, as_user=OWNER).status == 200
 
-    [outcome] = broadcasts.run_jobs(jobs, seconds_left=broadcasts.INVOCATION_RESERVE_SECONDS + 2.0)
+    [outcome] = broadcast_pipeline.run_jobs(jobs, seconds_left=broadcast_pipeline.INVOCATION_RESERVE_SECONDS + 2.0)
 
     assert isinstance(outcome, str)
     assert outcome.startswith("sent ")
@@ -430,7 +434,7 @@ def test_messages_without_a_token_before_the_invocation_runs_out_go_back_on_the_
     view = _get(env, _only_broadcast_id(env))
     assert (view["status"], view["counts"]["queued"]) == ("running", 4 - sent_first)
 
-    assert broadcasts.run_jobs([fresh]) == [f"sent {4 - sent_first}"]  # no deadline: waits for its tokens
+    assert broadcast_pipeline.run_jobs([fresh]) == [f"sent {4 - sent_first}"]  # no deadline: waits for its tokens
     assert sorted(s["to"] for s in env.sends()) == sorted(set(s["to"] for s in env.sends()))
     assert len(env.sends()) == 4
     assert _get(env, _only_broadcast_id(env))["status"] == "completed"
@@ -438,7 +442,9 @@ def test_messages_without_a_token_before_the_invocation_runs_out_go_back_on_the_
 
 def test_a_job_the_invocation_has_no_time_left_for_goes_back_on_the_queue_untouched(env: SendingEnv) -> None:
     jobs = _expand_once(env, 3)
-    assert broadcasts.run_jobs(jobs, seconds_left=broadcasts.INVOCATION_RESERVE_SECONDS - 1) == ["deferred"]
+    assert broadcast_pipeline.run_jobs(jobs, seconds_left=broadcast_pipeline.INVOCATION_RESERVE_SECONDS - 1) == [
+        "deferred"
+    ]
     assert env.sends() == []
     assert _take_jobs() == jobs
 

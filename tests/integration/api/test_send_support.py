@@ -189,7 +189,7 @@ def sending_environment(api: ApiClient, monkeypatch: pytest.MonkeyPatch) -> Iter
 def drain_broadcast_queue(max_rounds: int = 200) -> int:
     """Run the broadcast worker on every queued job, a batch of up to 10 at a time as the worker
     gets them, until the queue is empty; returns jobs run. A failed job fails the test."""
-    from relasify.services import broadcasts
+    from relasify.services import broadcast_pipeline
 
     sqs = boto3.client("sqs")
     url = get_settings().broadcast_queue_url
@@ -199,7 +199,7 @@ def drain_broadcast_queue(max_rounds: int = 200) -> int:
         messages = response.get("Messages", [])
         if not messages:
             return handled
-        outcomes = broadcasts.run_jobs([message["Body"] for message in messages])
+        outcomes = broadcast_pipeline.run_jobs([message["Body"] for message in messages])
         for outcome in outcomes:
             if isinstance(outcome, Exception):
                 raise outcome

@@ -293,6 +293,11 @@ def utc(value: datetime | None) -> datetime | None:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
+def sortable_time(at: datetime) -> str:
+    """Fixed-width UTC timestamp: sorts lexicographically in time order."""
+    return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
 def chunks(values: Iterable[Any], size: int) -> Iterator[list[Any]]:
     batch: list[Any] = []
     for value in values:

@@ -77,7 +77,7 @@ class ContactRepository(Protocol):
 # keys and conversions
 
 
-def _contact_key(ws: str, contact_id: str) -> tuple[str, str]:
+def contact_key(ws: str, contact_id: str) -> tuple[str, str]:
     return m.ws_pk(ws), f"{m.ContactModel.SK_PREFIX}{contact_id}"
 
 
@@ -95,11 +95,11 @@ def _tag_page(ws: str, tag: str, *, limit: int, cursor: str | None, scope: str) 
     )
 
 
-def _marker_key(ws: str, kind: str, value: str) -> tuple[str, str]:
+def unique_marker_key(ws: str, kind: str, value: str) -> tuple[str, str]:
     return m.contact_unique_pk(ws, kind, value), m.ContactUniqueModel.SK_VALUE
 
 
-def _tag_key(ws: str, tag: str, contact_id: str) -> tuple[str, str]:
+def tag_item_key(ws: str, tag: str, contact_id: str) -> tuple[str, str]:
     return m.contact_tag_pk(ws, tag), f"{m.ContactModel.SK_PREFIX}{contact_id}"
 
 
@@ -107,7 +107,7 @@ def _consent_event(raw: m.ConsentEventMap) -> ConsentEvent:
     return ConsentEvent(status=raw.status, source=raw.source, at=raw.at, actor_id=raw.actor_id, note=raw.note)  # type: ignore[arg-type]
 
 
-def _contact(item: m.ContactModel) -> Contact:
+def contact_from_item(item: m.ContactModel) -> Contact:
     consent = item.consent or m.ConsentMap()
     return Contact(
         id=item.contact_id,
@@ -192,7 +192,7 @@ def _normalise_tags(tags: list[str]) -> list[str]:
     return unique
 
 
-def _marker_free() -> Condition:
+def marker_is_free() -> Condition:
     """A marker may be (re)claimed when absent or expired (TTL deletion lags)."""
     return m.ContactUniqueModel.pk.does_not_exist() | (m.ContactUniqueModel.expires_at <= clock.epoch())
 
@@ -208,7 +208,7 @@ class DynamoContactRepository:
         for _ in range(_RETRIES):
             contact_id = new_id()
             item = m.ContactModel(
-                *_contact_key(ws, contact_id),
+                *contact_key(ws, contact_id),
                 ws_id=ws,
                 contact_id=contact_id,
                 phone=new.phone,
@@ -220,7 +220,7 @@ class DynamoContactRepository:
                 custom_attributes=dict(new.attributes),
             )
             if new.consent is not None:
-                event = _event_map(new.consent)
+                event = event_map(new.consent)
                 item.consent = m.ConsentMap(
                     status=new.consent.status, source=new.consent.source, at=new.consent.at, history=[event]
                 )
@@ -239,7 +239,7 @@ class DynamoContactRepository:
                 if "TransactionConflict" in cancellation_codes(exc):
                     continue  # a concurrent transaction touched a marker: re-check
                 raise
-            return _contact(item)
+            return contact_from_item(item)
         raise Conflict("The contact changed concurrently; retry.")
 
     def create_or_get(self, ws: str, new: NewContact) -> tuple[Contact, bool]:
@@ -254,19 +254,19 @@ class DynamoContactRepository:
 
     # --- reads --------------------------------------------------------------------------------
     def get(self, ws: str, contact_id: str) -> Contact | None:
-        item = m.ContactModel.get_live(*_contact_key(ws, contact_id))
-        return _contact(item) if item else None
+        item = m.ContactModel.get_live(*contact_key(ws, contact_id))
+        return contact_from_item(item) if item else None
 
     def get_many(self, ws: str, contact_ids: list[str]) -> list[Contact]:
         """Live contacts among `contact_ids`, in the given order (BatchGetItem, 100 keys a request)."""
         wanted = list(dict.fromkeys(contact_ids))
         if not wanted:
             return []
-        by_id = {c.contact_id: c for c in m.ContactModel.batch_get([_contact_key(ws, cid) for cid in wanted])}
-        return [_contact(by_id[cid]) for cid in wanted if cid in by_id and not by_id[cid].is_expired]
+        by_id = {c.contact_id: c for c in m.ContactModel.batch_get([contact_key(ws, cid) for cid in wanted])}
+        return [contact_from_item(by_id[cid]) for cid in wanted if cid in by_id and not by_id[cid].is_expired]
 
     def find_by(self, ws: str, kind: UniqueKind, value: str) -> Contact | None:
-        marker = m.ContactUniqueModel.get_live(*_marker_key(ws, kind, value))
+        marker = m.ContactUniqueModel.get_live(*unique_marker_key(ws, kind, value))
         if marker is None:
             return None
         return self.get(ws, marker.contact_id)
@@ -331,7 +331,7 @@ class DynamoContactRepository:
     def iter_contacts(self, ws: str) -> Iterator[Contact]:
         """Every live contact of a workspace (export), paging through Query."""
         for item in query_all(m.ContactModel, m.ws_pk(ws), m.ContactModel.sk.startswith(m.ContactModel.SK_PREFIX)):
-            yield _contact(item)
+            yield contact_from_item(item)
 
     # --- update -------------------------------------------------------------------------------
     def update(self, ws: str, contact_id: str, changes: ContactChanges) -> Contact:
@@ -342,7 +342,7 @@ class DynamoContactRepository:
         Optimistic: the write is conditional on the `updated_at` we read, retried on a race."""
         fields = changes.model_fields_set
         for _ in range(_RETRIES):
-            item = m.ContactModel.get_live(*_contact_key(ws, contact_id), consistent_read=True)
+            item = m.ContactModel.get_live(*contact_key(ws, contact_id), consistent_read=True)
             if item is None:
                 raise NotFound("Contact not found.")
             read_at = item.updated_at
@@ -380,11 +380,11 @@ class DynamoContactRepository:
                             self._claim(tx, ws, kind, new, contact_id)
                         if old is not None:
                             tx.delete(
-                                m.ContactUniqueModel(*_marker_key(ws, kind, old)),
+                                m.ContactUniqueModel(*unique_marker_key(ws, kind, old)),
                                 condition=m.ContactUniqueModel.contact_id == contact_id,
                             )
                     for tag in set(old_tags) - set(new_tags):
-                        tx.delete(m.ContactTagModel(*_tag_key(ws, tag, contact_id)))
+                        tx.delete(m.ContactTagModel(*tag_item_key(ws, tag, contact_id)))
                     for tag in set(new_tags) - set(old_tags):
                         tx.save(self._tag_item(ws, tag, contact_id))
                     for word in set(old_words) - set(new_words):
@@ -398,7 +398,7 @@ class DynamoContactRepository:
                 if (item.pk, item.sk) in failed or "TransactionConflict" in cancellation_codes(exc):
                     continue  # changed since we read it: re-read and re-apply
                 raise
-            return _contact(item)
+            return contact_from_item(item)
         raise Conflict("The contact changed concurrently; retry.")
 
     def link_identity(
@@ -428,7 +428,7 @@ class DynamoContactRepository:
                 model.consent.status.set(event.status),
                 model.consent.source.set(event.source) if event.source is not None else model.consent.source.remove(),
                 model.consent.at.set(event.at),
-                model.consent.history.set(model.consent.history.append([_event_map(event)])),  # exists: default []
+                model.consent.history.set(model.consent.history.append([event_map(event)])),  # exists: default []
             ],
             event="contact.opted_out" if event.status == "opted_out" else "contact.updated",
         )
@@ -447,7 +447,7 @@ class DynamoContactRepository:
             # No echo of the contact (the webhook processor needs none): pynamodb's Model.update
             # always asks for ALL_NEW.
             model._get_connection().update_item(
-                *_contact_key(ws, contact_id),
+                *contact_key(ws, contact_id),
                 # They just wrote to us, so a 131026 "unreachable" mark no longer holds.
                 # The legacy index keys go too: a contact written before sheds its index entries
                 # once, and no later inbound message rewrites any.
@@ -469,16 +469,16 @@ class DynamoContactRepository:
     # --- delete -------------------------------------------------------------------------------
     def delete(self, ws: str, contact_id: str) -> bool:
         """Delete the contact, its markers and tag items together. False when it did not exist."""
-        item = m.ContactModel.get_live(*_contact_key(ws, contact_id), consistent_read=True)
+        item = m.ContactModel.get_live(*contact_key(ws, contact_id), consistent_read=True)
         if item is None:
             return False
         mine = m.ContactUniqueModel.pk.does_not_exist() | (m.ContactUniqueModel.contact_id == contact_id)
         with transaction() as tx:
             tx.delete(item)
             for kind, value in _unique_values(item).items():
-                tx.delete(m.ContactUniqueModel(*_marker_key(ws, kind, value)), condition=mine)
+                tx.delete(m.ContactUniqueModel(*unique_marker_key(ws, kind, value)), condition=mine)
             for tag in item.tags or []:
-                tx.delete(m.ContactTagModel(*_tag_key(ws, tag, contact_id)))
+                tx.delete(m.ContactTagModel(*tag_item_key(ws, tag, contact_id)))
             for word in _search_words(item):
                 tx.delete(contact_search.ContactWordModel(*contact_search.word_key(ws, word, contact_id)))
         return True
@@ -490,7 +490,7 @@ class DynamoContactRepository:
         """One UpdateItem; with `event`, a transaction writing the change-feed event too (the
         outgoing webhooks' outbox), then a consistent read (a transaction returns no item)."""
         model = m.ContactModel
-        item = model(*_contact_key(ws, contact_id))
+        item = model(*contact_key(ws, contact_id))
         condition = model.pk.exists() & model.live_condition()
         try:
             if event is None:
@@ -505,25 +505,25 @@ class DynamoContactRepository:
                 raise NotFound("Contact not found.") from exc
             raise
         if event is not None:
-            fresh = model.get_live(*_contact_key(ws, contact_id), consistent_read=True)
+            fresh = model.get_live(*contact_key(ws, contact_id), consistent_read=True)
             if fresh is None:  # pragma: no cover - erased between the commit and the read
                 raise NotFound("Contact not found.")
             item = fresh
-        return _contact(item)
+        return contact_from_item(item)
 
     @staticmethod
     def _marker(ws: str, kind: str, value: str, contact_id: str) -> m.ContactUniqueModel:
         return m.ContactUniqueModel(
-            *_marker_key(ws, kind, value), ws_id=ws, kind=kind, value=value, contact_id=contact_id
+            *unique_marker_key(ws, kind, value), ws_id=ws, kind=kind, value=value, contact_id=contact_id
         )
 
     def _claim(self, tx: TransactWrite, ws: str, kind: str, value: str, contact_id: str) -> None:
         # ALL_OLD: a failed claim returns the marker, so the conflict names its contact unread.
-        tx.save(self._marker(ws, kind, value, contact_id), condition=_marker_free(), return_values=ALL_OLD)
+        tx.save(self._marker(ws, kind, value, contact_id), condition=marker_is_free(), return_values=ALL_OLD)
 
     @staticmethod
     def _tag_item(ws: str, tag: str, contact_id: str) -> m.ContactTagModel:
-        return m.ContactTagModel(*_tag_key(ws, tag, contact_id), ws_id=ws, tag=tag, contact_id=contact_id)
+        return m.ContactTagModel(*tag_item_key(ws, tag, contact_id), ws_id=ws, tag=tag, contact_id=contact_id)
 
     def _raise_duplicate(self, ws: str, failed: dict[Key, Failure]) -> None:
         """If a marker claim was refused, raise DuplicateContact naming the contact holding it."""
@@ -534,12 +534,12 @@ class DynamoContactRepository:
             kind, _, value = pk[len(prefix) :].partition("#")
             existing_id = ((failure.item or {}).get("contact_id") or {}).get("S")
             if existing_id is None:  # emulators may ignore ALL_OLD: read the marker
-                marker = m.ContactUniqueModel.get_live(*_marker_key(ws, kind, value), consistent_read=True)
+                marker = m.ContactUniqueModel.get_live(*unique_marker_key(ws, kind, value), consistent_read=True)
                 existing_id = marker.contact_id if marker else None
             raise DuplicateContact(f"A contact with this {kind} already exists.", existing_id=existing_id, field=kind)
 
 
-def _event_map(event: ConsentEvent) -> m.ConsentEventMap:
+def event_map(event: ConsentEvent) -> m.ConsentEventMap:
     return m.ConsentEventMap(
         status=event.status, source=event.source, at=event.at, actor_id=event.actor_id, note=event.note
     )
@@ -564,7 +564,7 @@ def _bounded(limit: int) -> int:
 
 def _page(page: QueryPage[m.ContactModel], *, ws: str, scope: str) -> Page[Contact]:
     return Page(
-        items=[_contact(i) for i in page.items],
+        items=[contact_from_item(i) for i in page.items],
         next_cursor=encode_cursor(page.last_evaluated_key, ws=ws, scope=scope),
     )
 

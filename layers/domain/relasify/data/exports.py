@@ -11,7 +11,7 @@ from pynamodb.exceptions import UpdateError
 
 from relasify import clock
 from relasify.data import models as m
-from relasify.data.imports import _sqs
+from relasify.data.imports import queue_client
 from relasify.data.records import Record
 from relasify.data.tx import is_condition_failure
 from relasify.errors import Conflict
@@ -112,4 +112,4 @@ def enqueue(ws: str, export_id: str) -> None:
     """Ask the contacts job worker to run an export."""
     url = get_settings().import_queue_url
     body = json.dumps({"kind": JOB_KIND, "ws": ws, "export_id": export_id})
-    _sqs(url).send_message(QueueUrl=url, MessageBody=body)
+    queue_client(url).send_message(QueueUrl=url, MessageBody=body)

@@ -1,5 +1,6 @@
-"""Identity and tenancy repository: users, workspaces, memberships, invitations, the WhatsApp
-connection with its phone-number routing item, and the audit and usage logs.
+"""Identity and tenancy repository: users, workspaces, memberships and invitations; with the
+WhatsApp connection (relasify/data/whatsapp_connections.py) and the audit and usage logs
+(relasify/data/audit_log.py) it makes the repository services depend on.
 
 `IdentityRepository` is the interface services depend on; `DynamoIdentityRepository` is the
 single-table implementation. Use `identity_repository()` for the process-wide instance.
@@ -7,42 +8,29 @@ single-table implementation. Use `identity_repository()` for the process-wide in
 
 from __future__ import annotations
 
-import random
-from collections.abc import Iterable
-from datetime import UTC, datetime
+from datetime import datetime
 from functools import lru_cache
-from typing import Any, Protocol
+from typing import Protocol
 
 from pynamodb.exceptions import TransactWriteError, UpdateError
 
 from relasify import clock
 from relasify.data import memberships
 from relasify.data import models as m
-from relasify.data.base import batch_get_raw, query_all, query_page, transaction
-from relasify.data.cursor import decode_cursor, encode_cursor
+from relasify.data.audit_log import AuditLogRepository, DynamoAuditLogRepository
+from relasify.data.base import batch_get_raw, query_all, query_page, sortable_time, transaction
 from relasify.data.ids import new_id
-from relasify.data.records import (
-    AuditEntry,
-    Invitation,
-    Membership,
-    Page,
-    PhoneRoute,
-    RoleName,
-    UsageEntry,
-    User,
-    WhatsAppConnection,
-    Workspace,
-)
+from relasify.data.records import Invitation, Membership, RoleName, User, Workspace
 from relasify.data.tx import cancellation_codes, is_condition_failure
+from relasify.data.whatsapp_connections import DynamoWhatsAppConnectionRepository, WhatsAppConnectionRepository
 from relasify.errors import Conflict, NotFound
 
 _RETRIES = 3  # optimistic retries when a concurrent write changed what we read
 LAST_OWNER_DETAIL = "A workspace must keep at least one owner."
 CLOSED_WORKSPACES_PK = "CLOSED#WORKSPACES"
-SECURITY_COUNTER_SHARDS = 4  # items per minute and kind of a counted security event (count_security_event)
 
 
-class IdentityRepository(Protocol):
+class IdentityRepository(WhatsAppConnectionRepository, AuditLogRepository, Protocol):
     # users
     def upsert_user(self, sub: str, email: str, name: str | None = None, picture: str | None = None) -> User: ...
     def refresh_user(
@@ -81,61 +69,6 @@ class IdentityRepository(Protocol):
     def list_invitations(self, ws: str) -> list[Invitation]: ...
     def invitations_for_email(self, email: str) -> list[Invitation]: ...
     def delete_invitation(self, ws: str, email: str) -> None: ...
-
-    # WhatsApp connection and routing
-    def put_whatsapp_connection(
-        self,
-        ws: str,
-        *,
-        waba_id: str,
-        phone_number_id: str,
-        encrypted_access_token: str,
-        display_phone_number: str | None = None,
-        connected_by: str | None = None,
-        throughput_per_second: float | None = None,
-        quality_rating: str | None = None,
-        messaging_limit: str | None = None,
-    ) -> WhatsAppConnection: ...
-    def get_whatsapp_connection(self, ws: str) -> WhatsAppConnection | None: ...
-    def delete_whatsapp_connection(self, ws: str) -> None: ...
-    def update_whatsapp_health(
-        self,
-        ws: str,
-        *,
-        quality_rating: str | None = None,
-        messaging_limit: str | None = None,
-        restrictions: list[Any] | None = None,
-        account_status: str | None = None,
-        token_status: str | None = None,
-        throughput_per_second: float | None = None,
-    ) -> WhatsAppConnection | None: ...
-    def route_by_phone_number_id(self, phone_number_id: str) -> PhoneRoute | None: ...
-    def routes_by_waba_id(self, waba_id: str) -> list[PhoneRoute]: ...
-
-    # logs
-    def append_audit(
-        self,
-        ws: str | None,
-        action: str,
-        *,
-        actor_id: str | None = None,
-        target_ids: Iterable[str] = (),
-        request_id: str | None = None,
-        details: dict[str, Any] | None = None,
-    ) -> AuditEntry: ...
-    def count_security_event(
-        self,
-        action: str,
-        kind: str,
-        *,
-        actor_id: str,
-        details: dict[str, Any],
-        ws: str | None = None,
-        target_ids: Iterable[str] = (),
-    ) -> None: ...
-    def list_audit(self, ws: str, *, limit: int = 50, cursor: str | None = None) -> Page[AuditEntry]: ...
-    def list_security_log(self, day: str, *, limit: int = 50, cursor: str | None = None) -> Page[AuditEntry]: ...
-    def append_usage_batch(self, entries: Iterable[UsageEntry]) -> None: ...
 
 
 # ---------------------------------------------------------------------------------------------
@@ -192,59 +125,13 @@ def _invitation(item: m.InvitationModel) -> Invitation:
     )
 
 
-def _connection(item: m.WhatsAppConnectionModel) -> WhatsAppConnection:
-    return WhatsAppConnection(
-        ws=item.ws_id,
-        waba_id=item.waba_id,
-        phone_number_id=item.phone_number_id,
-        display_phone_number=item.display_phone_number,
-        encrypted_access_token=item.encrypted_access_token,
-        token_status=item.token_status,
-        quality_rating=item.quality_rating,
-        messaging_limit=item.messaging_limit,
-        restrictions=list(item.restrictions or []),
-        account_status=item.account_status,
-        throughput_per_second=item.throughput_per_second,
-        connected_by=item.connected_by,
-        created_at=item.created_at,
-        updated_at=item.updated_at,
-    )
-
-
-def _route(item: m.PhoneRouteModel) -> PhoneRoute:
-    return PhoneRoute(
-        phone_number_id=item.phone_number_id,
-        ws=item.ws,
-        waba_id=item.waba_id,
-        display_phone_number=item.display_phone_number,
-    )
-
-
-def _audit(item: m.AuditLogModel) -> AuditEntry:
-    return AuditEntry(
-        id=item.entry_id,
-        ws=item.ws_id,
-        action=item.action,
-        actor_id=item.actor_id,
-        target_ids=list(item.target_ids or []),
-        request_id=item.request_id,
-        details=item.details.as_dict() if item.details is not None else {},
-        at=item.at,
-        occurrences=int(item.occurrences or 1),
-    )
-
-
-def _sortable(at: datetime) -> str:
-    """Fixed-width UTC timestamp: sorts lexicographically in time order."""
-    return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
 def _member_key(ws: str, sub: str) -> tuple[str, str]:
     return m.ws_pk(ws), f"{m.MembershipModel.SK_PREFIX}{sub}"
 
 
-class DynamoIdentityRepository:
-    """`IdentityRepository` on the single table."""
+class DynamoIdentityRepository(DynamoWhatsAppConnectionRepository, DynamoAuditLogRepository):
+    """`IdentityRepository` on the single table: users, workspaces, memberships and invitations here,
+    the WhatsApp connection and the logs from their own modules."""
 
     # --- users ---------------------------------------------------------------------------------
     def upsert_user(self, sub: str, email: str, name: str | None = None, picture: str | None = None) -> User:
@@ -357,7 +244,7 @@ class DynamoIdentityRepository:
                     m.WorkspaceModel.status.set("closed"),
                     m.WorkspaceModel.closed_at.set(at),
                     m.WorkspaceModel.gsi2pk.set(CLOSED_WORKSPACES_PK),
-                    m.WorkspaceModel.gsi2sk.set(f"{_sortable(at)}#{ws}"),
+                    m.WorkspaceModel.gsi2sk.set(f"{sortable_time(at)}#{ws}"),
                     m.WorkspaceModel.touch(),
                 ],
                 condition=m.WorkspaceModel.pk.exists() & (m.WorkspaceModel.status == "active"),
@@ -377,7 +264,7 @@ class DynamoIdentityRepository:
         items = query_all(
             m.WorkspaceModel,
             CLOSED_WORKSPACES_PK,
-            m.WorkspaceModel.gsi2sk < _sortable(closed_before),
+            m.WorkspaceModel.gsi2sk < sortable_time(closed_before),
             index=m.WorkspaceModel.gsi2,
         )
         return [_workspace(i) for i in items]
@@ -545,244 +432,6 @@ class DynamoIdentityRepository:
 
     def delete_invitation(self, ws: str, email: str) -> None:
         m.InvitationModel(m.ws_pk(ws), f"{m.InvitationModel.SK_PREFIX}{email.strip().lower()}").delete()
-
-    # --- WhatsApp connection and routing -------------------------------------------------------
-    def put_whatsapp_connection(
-        self,
-        ws: str,
-        *,
-        waba_id: str,
-        phone_number_id: str,
-        encrypted_access_token: str,
-        display_phone_number: str | None = None,
-        connected_by: str | None = None,
-        throughput_per_second: float | None = None,
-        quality_rating: str | None = None,
-        messaging_limit: str | None = None,
-    ) -> WhatsAppConnection:
-        """Connect (or reconnect) a number. The connection and the routing item are written in
-        one transaction; the routing item is conditional, so a phone_number_id belongs to one
-        workspace at a time even when two workspaces race for it (the loser gets Conflict).
-
-        Reconnecting the same phone_number_id (e.g. rotating the token) keeps its send cap
-        (`throughput_per_second`) unless one is given; another number starts from the default,
-        because Meta's throughput tier belongs to the number, not to the workspace. Quality rating and
-        messaging limit, when given (read from Meta while connecting), replace what was known."""
-        previous = m.WhatsAppConnectionModel.get_live(m.ws_pk(ws), m.WhatsAppConnectionModel.SK_VALUE)
-        connection = m.WhatsAppConnectionModel(
-            m.ws_pk(ws),
-            m.WhatsAppConnectionModel.SK_VALUE,
-            ws_id=ws,
-            waba_id=waba_id,
-            phone_number_id=phone_number_id,
-            display_phone_number=display_phone_number,
-            encrypted_access_token=encrypted_access_token,
-            token_status="valid",  # noqa: S106 - a status, not a secret
-            throughput_per_second=throughput_per_second,
-            connected_by=connected_by,
-            quality_rating=quality_rating,
-            messaging_limit=messaging_limit,
-        )
-        if previous is not None and previous.phone_number_id == phone_number_id:
-            # Same number: keep what Meta last reported about it, unless just read afresh.
-            connection.quality_rating = quality_rating or previous.quality_rating
-            connection.messaging_limit = messaging_limit or previous.messaging_limit
-            connection.restrictions = previous.restrictions
-            connection.account_status = previous.account_status
-            connection.created_at = previous.created_at
-            if throughput_per_second is None:
-                connection.throughput_per_second = previous.throughput_per_second
-        route = m.PhoneRouteModel(
-            m.phone_route_pk(phone_number_id),
-            m.PhoneRouteModel.SK_VALUE,
-            ws=ws,
-            phone_number_id=phone_number_id,
-            waba_id=waba_id,
-            display_phone_number=display_phone_number,
-            gsi1pk=f"WABA#{waba_id}",
-            gsi1sk=m.phone_route_pk(phone_number_id),
-        )
-        try:
-            with transaction() as tx:
-                tx.save(route, condition=m.PhoneRouteModel.pk.does_not_exist() | (m.PhoneRouteModel.ws == ws))
-                tx.save(connection)
-                if previous is not None and previous.phone_number_id != phone_number_id:
-                    tx.delete(
-                        m.PhoneRouteModel(m.phone_route_pk(previous.phone_number_id), m.PhoneRouteModel.SK_VALUE),
-                        condition=m.PhoneRouteModel.ws == ws,
-                    )
-        except TransactWriteError as exc:
-            if (route.pk, route.sk) in tx.failures(exc):
-                raise Conflict(
-                    "This WhatsApp phone number is connected to another workspace.",
-                    phone_number_id=phone_number_id,
-                ) from exc
-            raise
-        return _connection(connection)
-
-    def get_whatsapp_connection(self, ws: str) -> WhatsAppConnection | None:
-        item = m.WhatsAppConnectionModel.get_live(m.ws_pk(ws), m.WhatsAppConnectionModel.SK_VALUE)
-        return _connection(item) if item else None
-
-    def delete_whatsapp_connection(self, ws: str) -> None:
-        current = m.WhatsAppConnectionModel.get_live(m.ws_pk(ws), m.WhatsAppConnectionModel.SK_VALUE)
-        if current is None:
-            return
-        try:
-            with transaction() as tx:
-                tx.delete(current)
-                tx.delete(
-                    m.PhoneRouteModel(m.phone_route_pk(current.phone_number_id), m.PhoneRouteModel.SK_VALUE),
-                    condition=m.PhoneRouteModel.pk.does_not_exist() | (m.PhoneRouteModel.ws == ws),
-                )
-        except TransactWriteError as exc:
-            if "ConditionalCheckFailed" not in cancellation_codes(exc):
-                raise
-            # The route already belongs to another workspace: only drop our connection.
-            current.delete()
-
-    def update_whatsapp_health(
-        self,
-        ws: str,
-        *,
-        quality_rating: str | None = None,
-        messaging_limit: str | None = None,
-        restrictions: list[Any] | None = None,
-        account_status: str | None = None,
-        token_status: str | None = None,
-        throughput_per_second: float | None = None,
-    ) -> WhatsAppConnection | None:
-        """Apply what Meta reported (quality, limits, restrictions); None when not connected."""
-        model = m.WhatsAppConnectionModel
-        changes = [
-            (model.quality_rating, quality_rating),
-            (model.messaging_limit, messaging_limit),
-            (model.restrictions, restrictions),
-            (model.account_status, account_status),
-            (model.token_status, token_status),
-            (model.throughput_per_second, throughput_per_second),
-        ]
-        actions = [attr.set(value) for attr, value in changes if value is not None]
-        item = model(m.ws_pk(ws), model.SK_VALUE)
-        try:
-            item.update(actions=[*actions, model.touch()], condition=model.pk.exists())
-        except Exception as exc:
-            if is_condition_failure(exc):
-                return None
-            raise
-        return _connection(item)
-
-    def route_by_phone_number_id(self, phone_number_id: str) -> PhoneRoute | None:
-        item = m.PhoneRouteModel.get_live(m.phone_route_pk(phone_number_id), m.PhoneRouteModel.SK_VALUE)
-        return _route(item) if item else None
-
-    def routes_by_waba_id(self, waba_id: str) -> list[PhoneRoute]:
-        return [_route(i) for i in query_all(m.PhoneRouteModel, f"WABA#{waba_id}", index=m.PhoneRouteModel.gsi1)]
-
-    # --- audit and usage logs ------------------------------------------------------------------
-    def append_audit(
-        self,
-        ws: str | None,
-        action: str,
-        *,
-        actor_id: str | None = None,
-        target_ids: Iterable[str] = (),
-        request_id: str | None = None,
-        details: dict[str, Any] | None = None,
-    ) -> AuditEntry:
-        at = clock.now()
-        entry_id = new_id()
-        item = m.AuditLogModel(
-            m.audit_pk(ws, at.strftime("%Y-%m-%d")),
-            f"{_sortable(at)}#{entry_id}",
-            entry_id=entry_id,
-            ws_id=ws,
-            action=action,
-            actor_id=actor_id,
-            target_ids=list(target_ids),
-            request_id=request_id,
-            details=details or {},
-            at=at,
-        )
-        item.save()
-        return _audit(item)
-
-    def count_security_event(
-        self,
-        action: str,
-        kind: str,
-        *,
-        actor_id: str,
-        details: dict[str, Any],
-        ws: str | None = None,
-        target_ids: Iterable[str] = (),
-    ) -> None:
-        """Count one occurrence of an event that can come in floods (a rejected webhook signature, a
-        refused request) in its minute's security-log entry of `kind` (the caller puts in it whatever
-        the count is per, e.g. actor and reason): one UpdateItem, and at most SECURITY_COUNTER_SHARDS
-        stored items per minute and kind however many requests arrive, where an entry per request would
-        let a flood fill 24 months of security log. In the workspace's audit partition when `ws` is
-        given, else in the day's global one. The first occurrence's details and target ids are kept.
-        The shards spread a flood's writes: one item cannot take more than 1,000 writes a second, nor
-        be split by DynamoDB's adaptive capacity."""
-        at = clock.now()
-        minute = at.replace(second=0, microsecond=0)
-        model = m.AuditLogModel
-        shard = random.randrange(SECURITY_COUNTER_SHARDS)  # noqa: S311 - load spreading, not security
-        item = model(m.audit_pk(ws, at.strftime("%Y-%m-%d")), f"{_sortable(minute)}#{action}#{kind}#{shard}")
-        first_only = [model.target_ids.set(model.target_ids | list(target_ids))] if target_ids else []
-        if ws:
-            first_only.append(model.ws_id.set(ws))
-        item.update(
-            actions=[
-                model.entry_id.set(model.entry_id | f"{minute.strftime('%Y%m%dT%H%M')}-{kind}-{shard}"),
-                model.action.set(action),
-                model.actor_id.set(actor_id),
-                model.details.set(model.details | details),
-                model.at.set(model.at | minute),
-                model.occurrences.add(1),
-                *first_only,
-                *model.stamps_for_upsert(item.pk, item.sk),
-            ]
-        )
-
-    def list_audit(self, ws: str, *, limit: int = 50, cursor: str | None = None) -> Page[AuditEntry]:
-        return self._audit_page(m.audit_pk(ws, ""), ws=ws, limit=limit, cursor=cursor)
-
-    def list_security_log(self, day: str, *, limit: int = 50, cursor: str | None = None) -> Page[AuditEntry]:
-        """Security entries without a workspace (e.g. rejected webhook signatures) of one UTC day."""
-        return self._audit_page(m.audit_pk(None, day), ws="-", limit=limit, cursor=cursor)
-
-    def _audit_page(self, pk: str, *, ws: str, limit: int, cursor: str | None) -> Page[AuditEntry]:
-        start = decode_cursor(cursor, ws=ws, scope=f"audit:{pk}")
-        page = query_page(m.AuditLogModel, pk, limit=limit, exclusive_start_key=start, newest_first=True)
-        return Page(
-            items=[_audit(i) for i in page.items],
-            next_cursor=encode_cursor(page.last_evaluated_key, ws=ws, scope=f"audit:{pk}"),
-        )
-
-    def append_usage_batch(self, entries: Iterable[UsageEntry]) -> None:
-        """Many entries with BatchWriteItem (25 per request; unprocessed items retried). The API no
-        longer writes usage items (the usage log is log lines, relasify/web/usage.py); items written
-        before live out their 12 months, and benches and tests seed them to exercise the sweep."""
-        with m.UsageLogModel.batch_write() as batch:
-            for entry in entries:
-                batch.save(_usage_item(entry))
-
-
-def _usage_item(entry: UsageEntry) -> m.UsageLogModel:
-    return m.UsageLogModel(
-        m.usage_pk(entry.ws, entry.at.strftime("%Y-%m-%d")),
-        f"{_sortable(entry.at)}#{entry.request_id}",
-        request_id=entry.request_id,
-        ws_id=entry.ws,
-        route=entry.route,
-        method=entry.method,
-        status_code=entry.status_code,
-        latency_ms=entry.latency_ms,
-        actor_id=entry.actor_id,
-        at=entry.at,
-    )
 
 
 @lru_cache(maxsize=1)

@@ -1,14 +1,14 @@
-"""Import jobs and the import worker's batched contact writes.
+"""Import jobs and the import queue (the contact writes of a batch: relasify/data/import_contacts.py).
 
 The job item (`WS#<ws>#IMPORT#<id>` / `META`) is the checkpoint. A batch of rows is applied in
 three steps, so a worker that dies anywhere and is re-run counts every row exactly once:
 
 1. `begin_batch`: the batch's outcome counts and row errors are stored on the job as `pending`
    (conditional: nothing pending and `processed` is where this worker expects it);
-2. the contact writes (`write_contacts`): creates claim the phone marker with a condition, then
-   tag items and contacts go out in batches; updates are conditional on the `updated_at` that was
-   read. Every write is an idempotent merge (re-applying a row changes nothing), so replaying a
-   batch is harmless;
+2. the contact writes (`import_contacts.write_contacts`): creates claim the phone marker with a
+   condition, then tag items and contacts go out in batches; updates are conditional on the
+   `updated_at` that was read. Every write is an idempotent merge (re-applying a row changes
+   nothing), so replaying a batch is harmless;
 3. `commit_batch`: `processed` moves past the batch and the counts are added, in one conditional
    update that also removes `pending`.
 
@@ -19,30 +19,18 @@ no duplicate contact, no double count.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Iterable
 from datetime import datetime
 from functools import lru_cache
 from typing import Any, Literal
 
 from pydantic import Field
 from pynamodb.attributes import BooleanAttribute, MapAttribute, UnicodeAttribute
-from pynamodb.constants import ALL_OLD, NONE
+from pynamodb.constants import NONE
 
 from relasify import clock
-from relasify.data import contact_search
 from relasify.data import models as m
-from relasify.data.base import chunks
-from relasify.data.contacts import (
-    _contact,
-    _contact_key,
-    _event_map,
-    _marker_free,
-    _marker_key,
-    _tag_key,
-    legacy_index_key_removals,
-)
-from relasify.data.records import AttributeValue, ConsentEvent, Contact, Record
+from relasify.data.records import Record
 from relasify.data.tx import is_condition_failure
 from relasify.errors import Conflict
 from relasify.settings import get_settings
@@ -103,30 +91,6 @@ class ImportJob(Record):
     created_by: str | None = None
     created_at: datetime | None = None
     finished_at: datetime | None = None
-
-
-class NewImportedContact(Record):
-    contact_id: str
-    phone: str
-    name: str | None = None
-    email: str | None = None
-    tags: list[str] = Field(default_factory=list)
-    attributes: dict[str, AttributeValue] = Field(default_factory=dict)
-    consent: ConsentEvent | None = None
-
-
-class ContactMerge(Record):
-    """Changes to an existing contact; None leaves a field as it is."""
-
-    contact_id: str
-    phone: str
-    expected_updated_at: datetime | None
-    name: str | None = None
-    email: str | None = None
-    tags: list[str] | None = None  # the full new list
-    added_tags: list[str] = Field(default_factory=list)
-    attributes: dict[str, AttributeValue] | None = None  # the full new map
-    consent: ConsentEvent | None = None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -201,7 +165,7 @@ def get_job(ws: str, import_id: str, *, consistent: bool = False) -> ImportJob |
     return _job(item) if item else None
 
 
-def _update_quietly(
+def update_quietly(
     key: tuple[str, str], actions: list[Any], condition: Any, error: type[Exception], return_values: str = NONE
 ) -> dict[str, Any]:
     """UpdateItem without returning the item (the job holds up to 1000 errors; contacts their
@@ -265,7 +229,7 @@ def _pending_map(batch: PendingBatch) -> dict[str, Any]:
 
 def begin_batch(ws: str, import_id: str, batch: PendingBatch) -> None:
     """Record the batch about to be written (its counts are final from here on)."""
-    _update_quietly(
+    update_quietly(
         _key(ws, import_id),
         [ImportJobItem.pending.set(_pending_map(batch)), ImportJobItem.touch()],
         ImportJobItem.pk.exists() & ImportJobItem.pending.does_not_exist() & (ImportJobItem.processed == batch.start),
@@ -290,7 +254,7 @@ def commit_batch(ws: str, import_id: str, batch: PendingBatch, *, kept_errors: i
         actions.append(ImportJobItem.errors.set(ImportJobItem.errors.append(new_errors)))
     if len(batch.errors) > room:
         actions.append(ImportJobItem.errors_truncated.set(True))
-    _update_quietly(
+    update_quietly(
         _key(ws, import_id),
         [*actions, ImportJobItem.touch()],
         ImportJobItem.pk.exists()
@@ -317,186 +281,11 @@ def add_job_errors(ws: str, import_id: str, errors: list[RowError]) -> None:
 
 
 # ---------------------------------------------------------------------------------------------
-# contacts, in batches
-
-
-# What planning a merge needs of an existing contact (smaller reads than the whole item).
-_MERGE_FIELDS = [
-    "PK",
-    "SK",
-    "ws_id",
-    "contact_id",
-    "phone",
-    "name",
-    "email",
-    "tags",
-    "attributes",
-    "consent",
-    "updated_at",
-    "expires_at",
-]
-
-
-def existing_by_phone(ws: str, phones: Iterable[str]) -> tuple[dict[str, Contact], dict[str, str]]:
-    """The live contacts holding these phones, and "orphan" markers (phone -> contact id) whose
-    contact was never written because an import died between claiming and writing; the import
-    that finds one completes it under that id. Consistent reads: a replay must see its own writes."""
-    wanted = list(dict.fromkeys(phones))
-    owners: dict[str, str] = {}
-    for group in chunks(wanted, 100):
-        keys = [_marker_key(ws, "phone", p) for p in group]
-        for marker in m.ContactUniqueModel.batch_get(keys, consistent_read=True):
-            if not marker.is_expired:
-                owners[marker.value] = marker.contact_id
-    found: dict[str, Contact] = {}
-    by_id = {cid: phone for phone, cid in owners.items()}
-    for group in chunks(list(by_id), 100):
-        keys = [_contact_key(ws, cid) for cid in group]
-        for item in m.ContactModel.batch_get(keys, consistent_read=True, attributes_to_get=_MERGE_FIELDS):
-            if not item.is_expired and item.phone == by_id.get(item.contact_id):
-                found[item.phone] = _contact(item)
-    orphans = {phone: cid for phone, cid in owners.items() if phone not in found}
-    return found, orphans
-
-
-def _tag_item(ws: str, tag: str, contact_id: str) -> m.ContactTagModel:
-    return m.ContactTagModel(*_tag_key(ws, tag, contact_id), ws_id=ws, tag=tag, contact_id=contact_id)
-
-
-def _contact_item(ws: str, new: NewImportedContact) -> m.ContactModel:
-    item = m.ContactModel(
-        *_contact_key(ws, new.contact_id),
-        ws_id=ws,
-        contact_id=new.contact_id,
-        phone=new.phone,
-        name=new.name,
-        email=new.email,
-        tags=list(new.tags),
-        custom_attributes=dict(new.attributes),
-    )
-    if new.consent is not None:
-        item.consent = m.ConsentMap(
-            status=new.consent.status, source=new.consent.source, at=new.consent.at, history=[_event_map(new.consent)]
-        )
-    return item
-
-
-def _claim_phone(ws: str, phone: str, contact_id: str) -> bool:
-    """Claim the phone's uniqueness marker for `contact_id` (or find it already ours)."""
-    marker = m.ContactUniqueModel(
-        *_marker_key(ws, "phone", phone), ws_id=ws, kind="phone", value=phone, contact_id=contact_id
-    )
-    try:
-        marker.save(condition=_marker_free() | (m.ContactUniqueModel.contact_id == contact_id))
-    except Exception as exc:
-        if is_condition_failure(exc):
-            return False
-        raise
-    return True
-
-
-def _merge_contact(ws: str, merge: ContactMerge) -> bool:
-    """One conditional update (the contact is as we read it); False when it changed meanwhile."""
-    model = m.ContactModel
-    actions: list[Any] = [model.touch(), *legacy_index_key_removals()]
-    if merge.name is not None:
-        actions.append(model.name.set(merge.name))
-    if merge.email is not None:
-        actions.append(model.email.set(merge.email))
-    if merge.tags is not None:
-        actions.append(model.tags.set(merge.tags))
-    if merge.attributes is not None:
-        actions.append(model.custom_attributes.set(merge.attributes))
-    if merge.consent is not None:
-        event = merge.consent
-        actions += [
-            model.consent.status.set(event.status),
-            model.consent.source.set(event.source) if event.source else model.consent.source.remove(),
-            model.consent.at.set(event.at),
-            model.consent.history.set(model.consent.history.append([_event_map(event)])),
-        ]
-    condition = model.pk.exists() & model.live_condition() & (model.phone == merge.phone)
-    if merge.expected_updated_at is not None:
-        condition = condition & (model.updated_at == merge.expected_updated_at)
-    renamed = merge.name is not None or merge.email is not None
-    try:
-        response = _update_quietly(
-            _contact_key(ws, merge.contact_id), actions, condition, JobStateConflict, ALL_OLD if renamed else NONE
-        )
-    except JobStateConflict:
-        return False
-    if renamed:
-        # The search words follow the name and e-mail (after the update: only then is the old item
-        # known; a crash here leaves words the search skips as stale until the contact's next write).
-        old = response.get("Attributes") or {}
-        name, email = (old.get("name") or {}).get("S"), (old.get("email") or {}).get("S")
-        before = contact_search.contact_words(name, email, merge.phone)
-        after = contact_search.contact_words(
-            merge.name if merge.name is not None else name,
-            merge.email if merge.email is not None else email,
-            merge.phone,
-        )
-        contact_search.put_words(ws, merge.contact_id, [w for w in after if w not in before])
-        contact_search.delete_words(ws, merge.contact_id, [w for w in before if w not in after])
-    return True
-
-
-def write_contacts(
-    ws: str,
-    creates: list[NewImportedContact],
-    merges: list[ContactMerge],
-    *,
-    after_step: Callable[[], None] | None = None,
-) -> set[str]:
-    """Apply a batch's creates and merges; returns the phones refused because of a concurrent change
-    (the caller re-reads and re-plans those).
-
-    Order matters for a crash at any point: phone markers are claimed first (conditional puts: one
-    contact per phone even against concurrent API creates), then tag items, then the contacts
-    (batched puts), then merges (tag items before the conditional update). A re-run finds claimed
-    markers without a contact ("orphans") and completes them under the same id; tag items are
-    written before the contact that lists them, so a re-run that sees the tag on the contact
-    knows its item exists. DynamoDB transactions would do the same in fewer steps, but cost a
-    round trip per 100 items either way, and emulators copy the whole table per transaction item.
-    """
-    hit = after_step or (lambda: None)
-    pool = _pool()
-    claimed = list(pool.map(lambda new: _claim_phone(ws, new.phone, new.contact_id), creates))
-    refused = {new.phone for new, ok in zip(creates, claimed, strict=True) if not ok}
-    hit()
-    winners = [new for new in creates if new.phone not in refused]
-    with m.ContactTagModel.batch_write() as batch:
-        for new in winners:
-            for tag in new.tags:
-                batch.save(_tag_item(ws, tag, new.contact_id))
-            # Search words, like tag items, before the contact: a re-run rewrites them harmlessly.
-            for word in contact_search.contact_words(new.name, new.email, new.phone):
-                batch.save(contact_search.word_item(ws, word, new.contact_id))
-        for merge in merges:
-            for tag in merge.added_tags:
-                batch.save(_tag_item(ws, tag, merge.contact_id))
-    with m.ContactModel.batch_write() as contacts:
-        for new in winners:
-            contacts.save(_contact_item(ws, new))
-    hit()
-    merged = list(pool.map(lambda merge: _merge_contact(ws, merge), merges))
-    refused |= {merge.phone for merge, ok in zip(merges, merged, strict=True) if not ok}
-    hit()
-    return refused
-
-
-@lru_cache(maxsize=1)
-def _pool() -> ThreadPoolExecutor:
-    # Conditional single-item writes are independent round trips: overlap them.
-    return ThreadPoolExecutor(max_workers=8, thread_name_prefix="import-writes")
-
-
-# ---------------------------------------------------------------------------------------------
 # the queue
 
 
 @lru_cache(maxsize=4)
-def _sqs(queue_url: str) -> Any:
+def queue_client(queue_url: str) -> Any:
     import boto3
 
     return boto3.client("sqs")
@@ -505,4 +294,4 @@ def _sqs(queue_url: str) -> Any:
 def enqueue(ws: str, import_id: str) -> None:
     """Ask the import worker to (continue to) process a job."""
     url = get_settings().import_queue_url
-    _sqs(url).send_message(QueueUrl=url, MessageBody=json.dumps({"ws": ws, "import_id": import_id}))
+    queue_client(url).send_message(QueueUrl=url, MessageBody=json.dumps({"ws": ws, "import_id": import_id}))

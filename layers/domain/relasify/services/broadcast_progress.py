@@ -1,12 +1,12 @@
 """A broadcast's delivery counters fed by the status webhooks of its messages.
 
 Its own module so that the status path (services/statuses.py) reaches the counters without importing
-the broadcast pipeline (services/broadcasts.py), which sends through services/delivery.py.
+the broadcast pipeline (services/broadcast_pipeline.py), which sends through services/delivery.py.
 """
 
 from __future__ import annotations
 
-from relasify.data import broadcasts as store
+from relasify.data import broadcast_counters as counter_store
 from relasify.data import messages as message_store
 
 
@@ -22,8 +22,8 @@ def on_status_applied(ws: str, message_id: str, status: str) -> None:
     if message is None or not message.broadcast_id:
         return
     if status == "delivered":
-        store.bump(ws, message.broadcast_id, delivered=1)
+        counter_store.bump(ws, message.broadcast_id, delivered=1)
     elif status == "read":
-        store.bump(ws, message.broadcast_id, read=1, delivered=0 if message.delivered_at else 1)
+        counter_store.bump(ws, message.broadcast_id, read=1, delivered=0 if message.delivered_at else 1)
     else:
-        store.bump(ws, message.broadcast_id, failed=1, sent=-1)
+        counter_store.bump(ws, message.broadcast_id, failed=1, sent=-1)

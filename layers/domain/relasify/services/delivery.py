@@ -1,5 +1,5 @@
 """Delivering one outbound message (docs/SENDING.md): shared by the API's send (services/sending.py)
-and the broadcast worker (services/broadcasts.py).
+and the broadcast pipeline (services/broadcast_pipeline.py).
 
 `deliver`:
 1. writes the outbox item (our message id, status `accepted`, the id in `biz_opaque_callback_data`)
