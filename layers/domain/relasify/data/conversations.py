@@ -394,21 +394,29 @@ def add_note(ws: str, contact_id: str, author: str, body: str) -> message_store.
 def apply_message_status(ws: str, contact_id: str, message_id: str, status: str, rank: int) -> bool:
     """A message's status moved forward: mirrored on `last_message.status` only when it is the
     conversation's last message (a read, then one conditional UpdateItem; no write otherwise)."""
-    model = m.ConversationModel
-    item = model.get_live(*_key(ws, contact_id), consistent_read=True)
+    item = m.ConversationModel.get_live(*_key(ws, contact_id), consistent_read=True)
     if item is None or item.last_message is None or item.last_message.id != message_id:
         return False
     if int(item.last_message.status_rank or 0) >= rank:
         return False
+    return mirror_message_status(ws, contact_id, message_id, status, rank)
+
+
+def mirror_message_status(ws: str, contact_id: str, message_id: str, status: str, rank: int) -> bool:
+    """The conditional UpdateItem of `apply_message_status` without its read: writes only when the
+    live conversation's last message is `message_id` at a lower rank. False when it refused."""
+    model = m.ConversationModel
     try:
-        item.update(
+        model(*_key(ws, contact_id)).update(
             actions=[
                 model.last_message.status.set(status),
                 model.last_message.status_rank.set(rank),
                 model.version.add(1),  # writers that read the old state recompute (they Put last_message)
                 model.touch(),
             ],
-            condition=(model.last_message.id == message_id) & (model.last_message.status_rank < rank),
+            condition=(model.last_message.id == message_id)
+            & (model.last_message.status_rank < rank)
+            & model.live_condition(),
         )
     except UpdateError as exc:
         if is_condition_failure(exc):

@@ -300,6 +300,8 @@ def _handle_inbound(event: InboundMessageEvent, delivery: WebhookContext) -> str
             in_conversation=message.type != "reaction",
         )
     )
+    # The conversation may have changed: a status later in this invocation reads it again.
+    delivery.routes.conversations.forget(ws, contact_id)
     outcome = "recorded" if recorded else "duplicate"
     stored = recorded or message_store.get_inbound(ws, message.id)
 
@@ -353,7 +355,7 @@ def _handle_status(event: StatusEvent, delivery: WebhookContext) -> str:
     if ws is None:
         logger.warning("webhook for an unconnected number", extra={"field": event.field, "kind": event.kind})
         return "unrouted"
-    return statuses.apply_status_event(event, ws, delivery.statuses)
+    return statuses.apply_status_event(event, ws, delivery.statuses, delivery.routes.conversations)
 
 
 # --- templates, preferences, account -----------------------------------------------------------------

@@ -9,6 +9,7 @@ from __future__ import annotations
 from relasify.data import messages as message_store
 from relasify.data.identity import identity_repository
 from relasify.data.records import PhoneRoute
+from relasify.data.status_mirror import ConversationPeeks
 from relasify.observability import logger
 from relasify.phones import try_normalize_phone
 from relasify.whatsapp.webhook_models import Routing
@@ -56,11 +57,14 @@ class WebhookContext:
 
 class RouteCache:
     """Routing lookups shared by the deliveries of one processor invocation (an SQS batch usually
-    repeats the same number). Lives for one invocation only, so a moved number is never stale."""
+    repeats the same number). Lives for one invocation only, so a moved number is never stale.
+    `conversations`: the invocation's reads of the conversations its statuses mirror on (prefetched
+    per batch by `relasify.services.webhook_batch`)."""
 
-    def __init__(self) -> None:
+    def __init__(self, conversations: ConversationPeeks | None = None) -> None:
         self._by_phone: dict[str, PhoneRoute | None] = {}
         self._by_waba: dict[str, list[PhoneRoute]] = {}
+        self.conversations = conversations or ConversationPeeks()
 
     def route(self, phone_number_id: str) -> PhoneRoute | None:
         if phone_number_id not in self._by_phone:
