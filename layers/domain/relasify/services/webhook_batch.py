@@ -4,8 +4,9 @@ BatchGetItem instead of a GetItem per status (relasify.data.status_mirror).
 
 Only the queue messages' inline bodies are looked at (a pointer message's body is read from S3 when
 its record is applied, not twice). What a status's callback data claims is used only as a key to
-read: the routing of the record decides the workspace, and the conversation of another workspace is
-never looked up (its key names the routed workspace)."""
+read, and only when its workspace is the one the status's phone number routes to (the route read
+the record needs anyway, cached for the invocation): another workspace's conversation is never read.
+"""
 
 from __future__ import annotations
 
@@ -16,7 +17,6 @@ from typing import Any
 from botocore.exceptions import BotoCoreError
 from pynamodb.exceptions import PynamoDBException
 
-from relasify.data.status_mirror import ConversationPeeks
 from relasify.data.status_routes import parse_status_callback
 from relasify.observability import logger
 from relasify.services.webhook_routing import RouteCache
@@ -28,20 +28,31 @@ PREFETCH_FROM = 2
 
 def invocation_reads(records: Iterable[Mapping[str, Any]]) -> RouteCache:
     """The `RouteCache` for one invocation's records, with their statuses' conversations read."""
-    keys = {key for record in records for key in _status_conversations(record.get("body"))}
-    peeks = ConversationPeeks(blind=len(keys) < PREFETCH_FROM)
-    if not peeks.blind:
-        try:
-            peeks.prefetch(keys)
-        except (PynamoDBException, BotoCoreError):
-            # A read ahead is an optimisation: its records read what they need when applied.
-            logger.warning("webhook batch read-ahead failed", exc_info=True)
-            peeks = ConversationPeeks()
-    return RouteCache(peeks)
+    claims = [claim for record in records for claim in _status_conversations(record.get("body"))]
+    routes = RouteCache()
+    try:
+        keys = {
+            (ws, contact_id) for phone_number_id, ws, contact_id in claims if _routes_to(routes, phone_number_id, ws)
+        }
+        if len(keys) >= PREFETCH_FROM:
+            routes.conversations.prefetch(keys)
+        else:
+            routes.conversations.blind = True
+    except (PynamoDBException, BotoCoreError):
+        # A read ahead is an optimisation: the records read what they need when applied.
+        logger.warning("webhook batch read-ahead failed", exc_info=True)
+        routes = RouteCache()
+    return routes
 
 
-def _status_conversations(message_body: Any) -> list[tuple[str, str]]:
-    """(workspace, contact id) of each status an inline queue message carries with a route."""
+def _routes_to(routes: RouteCache, phone_number_id: str, ws: str) -> bool:
+    route = routes.route(phone_number_id)
+    return route is not None and route.ws == ws
+
+
+def _status_conversations(message_body: Any) -> list[tuple[str, str, str]]:
+    """(phone number id, workspace, contact id) of each status an inline queue message carries with
+    a route: the number it came to, and the conversation its callback data names."""
     try:
         inline = json.loads(message_body).get("body")
         if not isinstance(inline, str):
@@ -50,10 +61,12 @@ def _status_conversations(message_body: Any) -> list[tuple[str, str]]:
         keys = []
         for entry in payload.get("entry") or []:
             for change in entry.get("changes") or []:
-                for status in (change.get("value") or {}).get("statuses") or []:
+                value = change.get("value") or {}
+                phone_number_id = (value.get("metadata") or {}).get("phone_number_id")
+                for status in value.get("statuses") or []:
                     route = parse_status_callback(status.get("biz_opaque_callback_data"))
-                    if route is not None:
-                        keys.append((route.ws, route.contact_id))
+                    if route is not None and isinstance(phone_number_id, str) and phone_number_id:
+                        keys.append((phone_number_id, route.ws, route.contact_id))
         return keys
     except (ValueError, TypeError, AttributeError):
         return []  # not a webhook: its record fails or is kept when applied, as before
