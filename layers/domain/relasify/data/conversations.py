@@ -11,7 +11,8 @@ Exactly once, whatever the delivery order (docs/INBOX.md):
   only to a newer message (by thread sort key), unread grows only for an inbound message newer than
   `read_up_to`, an inbound message reopens a resolved or snoozed conversation;
 - a status touches the conversation only when it is about its last message (read first, then one
-  conditional UpdateItem of `last_message.status`, forward only): other statuses cost no write;
+  conditional UpdateItem of `last_message.status`, forward only): other statuses cost no write. The
+  processor reads a batch's conversations together (relasify.data.conversation_reads);
 - marking read recounts the inbound messages after the read mark (a COUNT Query), which heals drift.
 """
 
