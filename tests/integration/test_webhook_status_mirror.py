@@ -12,6 +12,8 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from relasify.data import conversations, outbox, status_routes, webhook_inbox
 from relasify.data import messages as message_store
 from relasify.data import models as m
@@ -501,3 +503,81 @@ def test_a_redelivered_batch_of_inbound_messages_counts_nothing_twice(env: Webho
     before = {phone: conversation(customer(phone)) for phone in phones}
     assert run(env, bodies) == {"batchItemFailures": []}
     assert {phone: conversation(customer(phone)) for phone in phones} == before
+
+
+# --- what the read ahead does not look at, or cannot read ------------------------------------------------
+
+
+def test_a_body_the_read_ahead_cannot_parse_fails_only_its_record(env: WebhookEnv) -> None:
+    phones = ["6281200000151", "6281200000152"]
+    sent = {phone: send(customer(phone)) for phone in phones}
+    records = [sqs_record(f"rec-{next(_seq)}", status_body(w, "read", cb, p)) for p, (_m, w, cb) in sent.items()]
+    garbage = sqs_record("rec-garbage", "{not json")
+    result = env.processor.handler({"Records": [records[0], garbage, records[1]]}, FakeContext())
+    assert result == {"batchItemFailures": [{"itemIdentifier": "rec-garbage"}]}
+    for phone, (message_id, _w, _cb) in sent.items():
+        last = conversation(customer(phone)).last_message
+        assert last is not None
+        assert (last.id, last.status) == (message_id, "read")
+
+
+def test_a_read_ahead_that_fails_leaves_each_record_to_read_what_it_needs(
+    env: WebhookEnv, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pynamodb.exceptions import GetError
+    from relasify.data.conversation_reads import ConversationReads
+
+    phones = ["6281200000161", "6281200000162"]
+    sent = {phone: send(customer(phone)) for phone in phones}
+
+    def throttled(self: ConversationReads, keys: Any) -> None:
+        raise GetError("throttled")
+
+    monkeypatch.setattr(ConversationReads, "prefetch", throttled)
+    bodies = [status_body(w, "delivered", cb, p) for p, (_m, w, cb) in sent.items()]
+    bodies.append(inbound_of(phones[0], "balas"))
+    assert run(env, bodies) == {"batchItemFailures": []}
+    last = conversation(customer(phones[1])).last_message
+    assert last is not None
+    assert (last.id, last.status) == (sent[phones[1]][0], "delivered")
+    assert conversation(customer(phones[0])).unread_count == 1
+
+
+# --- any order, any batching: the same end state ------------------------------------------------------
+
+_phones = itertools.count(6281300000000)
+
+
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    deliveries=st.lists(st.tuples(st.sampled_from(list(OFFSET)), st.booleans()), min_size=1, max_size=8),
+    batch_size=st.integers(min_value=1, max_value=4),
+    read_ahead=st.booleans(),
+)
+def test_any_order_and_batching_mirror_only_the_last_messages_highest_status(
+    env: WebhookEnv, deliveries: list[tuple[str, bool]], batch_size: int, read_ahead: bool
+) -> None:
+    phone, bystander = str(next(_phones)), str(next(_phones))
+    contact = customer(phone)
+    older, last = send(contact), send(contact)
+    other = send(customer(bystander))
+    bodies = [
+        status_body(message[1], status, message[2], phone)
+        for status, of_last in deliveries
+        for message in [last if of_last else older]
+    ]
+    # One batch, or lone statuses, or anything between; with another conversation's status in each
+    # batch, the batch reads its conversations ahead (else its statuses update without a read).
+    extra = [status_body(other[1], "sent", other[2], bystander)] if read_ahead else []
+    for start in range(0, len(bodies), batch_size):
+        assert run(env, bodies[start : start + batch_size] + extra) == {"batchItemFailures": []}
+
+    def highest(of_last: bool) -> str:
+        reached = [status for status, about_last in deliveries if about_last == of_last]
+        return max(reached, key=OFFSET.__getitem__) if reached else "accepted"
+
+    conv = conversation(contact)
+    assert conv.last_message is not None
+    assert (conv.last_message.id, conv.last_message.status) == (last[0], highest(True))
+    assert message_store.get_message(WS, last[0]).status == highest(True)
+    assert message_store.get_message(WS, older[0]).status == highest(False)
