@@ -47,12 +47,9 @@ class ConversationReads:
         wanted = sorted(set(keys) - self._items.keys())
         if not wanted:
             return
-        found = {
-            (item.ws_id, item.contact_id): item
-            for item in m.ConversationModel.batch_get(
-                [conversations.delete_key(ws, contact_id) for ws, contact_id in wanted], consistent_read=True
-            )
-        }
+        model = m.ConversationModel
+        keys_read = [(m.conversation_pk(ws, contact_id), model.SK_VALUE) for ws, contact_id in wanted]
+        found = {(item.ws_id, item.contact_id): item for item in model.batch_get(keys_read, consistent_read=True)}
         for key in wanted:
             self._items[key] = found.get(key)
 
