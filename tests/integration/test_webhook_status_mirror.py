@@ -90,7 +90,7 @@ def status_body(wamid: str, status: str, callback: str, recipient: str) -> str:
     return _inline(payload)
 
 
-def inbound_body(sender: str, text: str) -> str:
+def inbound_body(sender: str, text: str, *, wamid: str | None = None) -> str:
     payload = {
         "object": "whatsapp_business_account",
         "entry": [
@@ -106,7 +106,7 @@ def inbound_body(sender: str, text: str) -> str:
                             "messages": [
                                 {
                                     "from": sender,
-                                    "id": f"wamid.IN{next(_seq)}",
+                                    "id": wamid or f"wamid.IN{next(_seq)}",
                                     "timestamp": str(BASE_TS + 7260),  # after the sends (the clock says 02:00)
                                     "type": "text",
                                     "text": {"body": text},
@@ -392,155 +392,6 @@ def test_a_callback_naming_another_workspace_never_reads_or_writes_its_conversat
     assert their_key not in conversation_updates(requests)
     assert conversation(customer("6281200000091", OTHER_WS), OTHER_WS) == before
     assert message_store.get_message(OTHER_WS, theirs[0]).status == "accepted"
-
-
-# --- inbound messages: senders and conversations read ahead ----------------------------------------------
-
-
-def inbound_of(phone: str, text: str, *, wamid: str | None = None) -> str:
-    return inbound_body(phone, text) if wamid is None else _inline_inbound(phone, text, wamid)
-
-
-def _inline_inbound(phone: str, text: str, wamid: str) -> str:
-    payload = json.loads(json.loads(inbound_body(phone, text))["body"])
-    payload["entry"][0]["changes"][0]["value"]["messages"][0]["id"] = wamid
-    return _inline(payload)
-
-
-def marker_gets(made: list[tuple[str, dict[str, Any]]]) -> list[str]:
-    return [p["Key"]["PK"]["S"] for op, p in made if op == "GetItem" and "#UNIQ#" in p["Key"]["PK"]["S"]]
-
-
-def test_a_batch_of_inbound_messages_reads_senders_and_conversations_in_two_requests(
-    env: WebhookEnv, requests: list[tuple[str, dict[str, Any]]]
-) -> None:
-    phones = ["6281200000101", "6281200000102", "6281200000103"]
-    contacts = {phone: customer(phone) for phone in phones}
-    for contact in contacts.values():
-        send(contact)  # known contacts with a conversation
-    requests.clear()
-    assert run(env, [inbound_of(phone, f"halo {phone}") for phone in phones]) == {"batchItemFailures": []}
-    assert marker_gets(requests) == []
-    assert sorted(conversation_reads(requests)) == sorted(
-        ("BatchGetItem", m.conversation_pk(WS, contact), True) for contact in contacts.values()
-    )
-    assert [op for op, _ in requests].count("BatchGetItem") == 2  # the markers, then the conversations
-    assert [op for op, _ in requests].count("TransactWriteItems") == len(phones)  # none refused
-    for phone in phones:
-        after = conversation(contacts[phone])
-        assert after.unread_count == 1
-        assert after.last_message is not None
-        assert (after.last_message.direction, after.last_message.preview) == ("in", f"halo {phone}")
-
-
-def test_messages_of_one_sender_in_a_batch_each_count_once_without_a_refused_write(
-    env: WebhookEnv, requests: list[tuple[str, dict[str, Any]]]
-) -> None:
-    phone, other = "6281200000111", "6281200000112"
-    contact = customer(phone)
-    message_id, wamid, callback = send(contact)
-    send(customer(other))
-    requests.clear()
-    bodies = [
-        status_body(wamid, "delivered", callback, phone),  # mirrored first: the version moves
-        inbound_of(phone, "satu"),
-        inbound_of(phone, "dua"),
-        inbound_of(other, "tiga"),
-    ]
-    assert run(env, bodies) == {"batchItemFailures": []}
-    assert [op for op, _ in requests].count("TransactWriteItems") == 3  # the version read was never stale
-    conv = conversation(contact)
-    assert conv.unread_count == 2
-    assert conv.last_message is not None
-    assert conv.last_message.preview == "dua"
-    assert message_store.get_message(WS, message_id).status == "delivered"
-
-
-def test_a_new_sender_writing_twice_in_a_batch_is_one_contact(env: WebhookEnv) -> None:
-    phone, other = "6281200000121", "6281200000122"
-    send(customer(other))
-    bodies = [inbound_of(phone, "pertama"), inbound_of(phone, "kedua"), inbound_of(other, "hai")]
-    assert run(env, bodies) == {"batchItemFailures": []}
-    found = contact_repository().find_by_phone(WS, f"+{phone}")
-    assert found is not None
-    conv = conversation(found.id)
-    assert conv.unread_count == 2
-    assert conversations.count_inbound_after(WS, found.id, None) == 2
-
-
-def test_an_inbound_message_after_a_change_made_since_the_read_ahead_keeps_both(
-    env: WebhookEnv, monkeypatch: pytest.MonkeyPatch, requests: list[tuple[str, dict[str, Any]]]
-) -> None:
-    phone, other = "6281200000131", "6281200000132"
-    contact = customer(phone)
-    send(contact)
-    send(customer(other))
-    read_ahead = env.processor.invocation_reads
-    newer: list[str] = []
-
-    def then_an_agent_replies(records: Any) -> Any:
-        routes = read_ahead(records)
-        newer.append(send(contact)[0])  # another container's send: the version read is stale
-        return routes
-
-    monkeypatch.setattr(env.processor, "invocation_reads", then_an_agent_replies)
-    requests.clear()
-    assert run(env, [inbound_of(phone, "masih ada?"), inbound_of(other, "ok")]) == {"batchItemFailures": []}
-    conv = conversation(contact)
-    assert conv.unread_count == 1
-    assert conv.last_message is not None
-    assert (conv.last_message.direction, conv.last_message.preview) == ("in", "masih ada?")
-    assert conversations.count_inbound_after(WS, contact, None) == 1
-    assert message_store.get_message(WS, newer[0]) is not None
-
-
-def test_a_redelivered_batch_of_inbound_messages_counts_nothing_twice(env: WebhookEnv) -> None:
-    phones = ["6281200000141", "6281200000142"]
-    for phone in phones:
-        send(customer(phone))
-    bodies = [inbound_of(phone, "sekali", wamid=f"wamid.ONCE{phone}") for phone in phones]
-    assert run(env, bodies) == {"batchItemFailures": []}
-    before = {phone: conversation(customer(phone)) for phone in phones}
-    assert run(env, bodies) == {"batchItemFailures": []}
-    assert {phone: conversation(customer(phone)) for phone in phones} == before
-
-
-# --- what the read ahead does not look at, or cannot read ------------------------------------------------
-
-
-def test_a_body_the_read_ahead_cannot_parse_fails_only_its_record(env: WebhookEnv) -> None:
-    phones = ["6281200000151", "6281200000152"]
-    sent = {phone: send(customer(phone)) for phone in phones}
-    records = [sqs_record(f"rec-{next(_seq)}", status_body(w, "read", cb, p)) for p, (_m, w, cb) in sent.items()]
-    garbage = sqs_record("rec-garbage", "{not json")
-    result = env.processor.handler({"Records": [records[0], garbage, records[1]]}, FakeContext())
-    assert result == {"batchItemFailures": [{"itemIdentifier": "rec-garbage"}]}
-    for phone, (message_id, _w, _cb) in sent.items():
-        last = conversation(customer(phone)).last_message
-        assert last is not None
-        assert (last.id, last.status) == (message_id, "read")
-
-
-def test_a_read_ahead_that_fails_leaves_each_record_to_read_what_it_needs(
-    env: WebhookEnv, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    from pynamodb.exceptions import GetError
-    from relasify.data.conversation_reads import ConversationReads
-
-    phones = ["6281200000161", "6281200000162"]
-    sent = {phone: send(customer(phone)) for phone in phones}
-
-    def throttled(self: ConversationReads, keys: Any) -> None:
-        raise GetError("throttled")
-
-    monkeypatch.setattr(ConversationReads, "prefetch", throttled)
-    bodies = [status_body(w, "delivered", cb, p) for p, (_m, w, cb) in sent.items()]
-    bodies.append(inbound_of(phones[0], "balas"))
-    assert run(env, bodies) == {"batchItemFailures": []}
-    last = conversation(customer(phones[1])).last_message
-    assert last is not None
-    assert (last.id, last.status) == (sent[phones[1]][0], "delivered")
-    assert conversation(customer(phones[0])).unread_count == 1
 
 
 # --- any order, any batching: the same end state ------------------------------------------------------
