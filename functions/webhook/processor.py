@@ -10,7 +10,7 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from relasify.observability import logger
 from relasify.services import webhook, webhook_last_try
-from relasify.services.webhook_routing import RouteCache
+from relasify.services.webhook_batch import invocation_reads
 
 # A batch whose every record failed is reported like any other (not raised as an invocation error):
 # the last-try parking below must run for it too. SQS retries the failed records either way.
@@ -19,7 +19,7 @@ processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failu
 
 @logger.inject_lambda_context(clear_state=True)
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    routes = RouteCache()  # this invocation's routing lookups, shared by its records
+    routes = invocation_reads(event.get("Records", []))  # this invocation's routes and reads, shared by its records
     discards = webhook.RawDiscards()  # processed records' raw copies, deleted together below
 
     def record_handler(record: SQSRecord) -> None:

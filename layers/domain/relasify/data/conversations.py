@@ -11,7 +11,8 @@ Exactly once, whatever the delivery order (docs/INBOX.md):
   only to a newer message (by thread sort key), unread grows only for an inbound message newer than
   `read_up_to`, an inbound message reopens a resolved or snoozed conversation;
 - a status touches the conversation only when it is about its last message (read first, then one
-  conditional UpdateItem of `last_message.status`, forward only): other statuses cost no write;
+  conditional UpdateItem of `last_message.status`, forward only): other statuses cost no write. The
+  processor reads a batch's conversations together (relasify.data.conversation_reads);
 - marking read recounts the inbound messages after the read mark (a COUNT Query), which heals drift.
 """
 
@@ -22,7 +23,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from pynamodb.exceptions import TransactWriteError, UpdateError
 
@@ -290,21 +291,45 @@ class _AlreadyStored(Exception):
 Change = Callable[[Conversation | None], Conversation | None]
 
 
-def _load(ws: str, contact_id: str) -> tuple[Conversation | None, m.ConversationModel | None]:
+class StoredReads(Protocol):
+    """Conversation items read ahead (relasify.data.conversation_reads), kept current by the writer."""
+
+    def stored(self, ws: str, contact_id: str) -> tuple[m.ConversationModel | None] | None:
+        """(the item, or None when there is none) as read; None when not read."""
+
+    def written(self, item: m.ConversationModel) -> None:
+        """The item as this process just wrote it."""
+
+
+Loaded = tuple[Conversation | None, m.ConversationModel | None]
+
+
+def _load(ws: str, contact_id: str) -> Loaded:
     """The stored state (consistent read); an expired item reads as no conversation but keeps its version."""
     try:
         item = m.ConversationModel.get(*_key(ws, contact_id), consistent_read=True)
     except m.ConversationModel.DoesNotExist:
         return None, None
+    return state_of(item)
+
+
+def state_of(item: m.ConversationModel | None) -> Loaded:
+    """A stored item (None: none) as `_write` reads it: an expired one is no conversation, with its version."""
+    if item is None:
+        return None, None
     return (None if item.is_expired else to_record(item)), item
 
 
-def _write(ws: str, contact_id: str, change: Change, extra: Callable[[Any], None]) -> Conversation | None:
+def _write(
+    ws: str, contact_id: str, change: Change, extra: Callable[[Any], None], reads: StoredReads | None = None
+) -> Conversation | None:
     """Read, compute `change`, write conditional on the version read with `extra`'s writes (its
     change-feed event at least) in one transaction; re-read and recompute on a conflict. Returns the
-    current state, unwritten, when `change` wants no write."""
+    current state, unwritten, when `change` wants no write. `reads`: a state read before (its first
+    attempt uses it; the version condition refuses it if it is stale), told what was written."""
     for attempt in range(_MAX_ATTEMPTS):
-        current, stored = _load(ws, contact_id)
+        read_before = reads.stored(ws, contact_id) if reads is not None and attempt == 0 else None
+        current, stored = state_of(read_before[0]) if read_before is not None else _load(ws, contact_id)
         new = change(current)
         if new is None:
             return current
@@ -327,6 +352,8 @@ def _write(ws: str, contact_id: str, change: Change, extra: Callable[[Any], None
                 _pause(attempt)
                 continue
             raise
+        if reads is not None:
+            reads.written(item)
         return to_record(item)
     raise ConversationBusy("The conversation is being changed by others; retry.")
 
@@ -335,7 +362,9 @@ def _pause(attempt: int) -> None:
     time.sleep(random.uniform(0, 0.01 * (2**attempt)))  # noqa: S311 - jitter, not security
 
 
-def record_thread_item(item: m.MessageModel, *, extra: Callable[[Any], None] | None = None) -> bool:
+def record_thread_item(
+    item: m.MessageModel, *, extra: Callable[[Any], None] | None = None, reads: StoredReads | None = None
+) -> bool:
     """Write a new thread item (message or note) and its conversation in one transaction. False when
     the item exists already (a duplicate delivery or a retried send): nothing was written then."""
     act = activity_of(item)
@@ -352,19 +381,21 @@ def record_thread_item(item: m.MessageModel, *, extra: Callable[[Any], None] | N
             extra(tx)
 
     try:
-        _write(ws, contact_id, change, writes)
+        _write(ws, contact_id, change, writes, reads)
     except _AlreadyStored:
         return False
     return True
 
 
-def record_inbound(new: message_store.NewInboundMessage) -> message_store.Message | None:
+def record_inbound(
+    new: message_store.NewInboundMessage, *, reads: StoredReads | None = None
+) -> message_store.Message | None:
     """`messages.record_inbound` for thread messages, with the conversation in the same transaction.
     None if this wamid is stored already."""
     if not new.in_conversation:
         return message_store.record_inbound(new)
     item = message_store.inbound_item(new)
-    return message_store.to_record(item) if record_thread_item(item) else None
+    return message_store.to_record(item) if record_thread_item(item, reads=reads) else None
 
 
 def add_note(ws: str, contact_id: str, author: str, body: str) -> message_store.Message:
@@ -394,27 +425,39 @@ def add_note(ws: str, contact_id: str, author: str, body: str) -> message_store.
 def apply_message_status(ws: str, contact_id: str, message_id: str, status: str, rank: int) -> bool:
     """A message's status moved forward: mirrored on `last_message.status` only when it is the
     conversation's last message (a read, then one conditional UpdateItem; no write otherwise)."""
-    model = m.ConversationModel
-    item = model.get_live(*_key(ws, contact_id), consistent_read=True)
+    item = m.ConversationModel.get_live(*_key(ws, contact_id), consistent_read=True)
     if item is None or item.last_message is None or item.last_message.id != message_id:
         return False
     if int(item.last_message.status_rank or 0) >= rank:
         return False
+    return mirror_message_status(ws, contact_id, message_id, status, rank) is not None
+
+
+def mirror_message_status(
+    ws: str, contact_id: str, message_id: str, status: str, rank: int
+) -> m.ConversationModel | None:
+    """The conditional UpdateItem of `apply_message_status` without its read: writes only when the
+    live conversation's last message is `message_id` at a lower rank. The item as written, or None
+    when the condition refused it."""
+    model = m.ConversationModel
+    item = model(*_key(ws, contact_id))
     try:
-        item.update(
+        item.update(  # returns the whole item (ALL_NEW) into `item`
             actions=[
                 model.last_message.status.set(status),
                 model.last_message.status_rank.set(rank),
                 model.version.add(1),  # writers that read the old state recompute (they Put last_message)
                 model.touch(),
             ],
-            condition=(model.last_message.id == message_id) & (model.last_message.status_rank < rank),
+            condition=(model.last_message.id == message_id)
+            & (model.last_message.status_rank < rank)
+            & model.live_condition(),
         )
     except UpdateError as exc:
         if is_condition_failure(exc):
-            return False  # a newer message became the last one, or a later status won
+            return None  # a newer message became the last one, or a later status won
         raise
-    return True
+    return item
 
 
 def get(ws: str, contact_id: str, *, consistent: bool = False) -> Conversation | None:

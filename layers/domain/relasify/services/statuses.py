@@ -14,6 +14,7 @@ from relasify import clock
 from relasify.data import conversations, status_routes, status_writes, tombstones
 from relasify.data import messages as message_store
 from relasify.data.contacts import contact_repository
+from relasify.data.conversation_reads import ConversationReads
 from relasify.observability import logger
 
 if TYPE_CHECKING:  # the send path imports this module: it does not load the webhook models
@@ -43,9 +44,12 @@ def _status_change(event: StatusEvent) -> message_store.StatusChange | None:
     )
 
 
-def apply_status_event(event: StatusEvent, ws: str, batch: message_store.StatusBatch) -> str:
+def apply_status_event(
+    event: StatusEvent, ws: str, batch: message_store.StatusBatch, reads: ConversationReads | None = None
+) -> str:
     """Apply one status webhook routed to workspace `ws`; `batch` holds the delivery's batched reads
-    (prefetched by the processor). Returns the outcome label."""
+    (prefetched by the processor), `reads` the invocation's conversation reads (relasify.data.conversation_reads).
+    Returns the outcome label."""
     change = _status_change(event)
     if change is None:
         logger.info("status not tracked", extra={"status": event.status.status})
@@ -56,7 +60,7 @@ def apply_status_event(event: StatusEvent, ws: str, batch: message_store.StatusB
     if route is not None and route.ws == ws:
         routed = status_writes.apply_routed_status(route, change)
         if routed is not None and routed.outcome != "missing":
-            _after_status(ws, change, routed)
+            _after_status(ws, change, routed, reads)
             return routed.outcome
         if routed is None:  # the message says otherwise: trust only the wamid pointer
             logger.warning("status callback data does not match its message; located by wamid")
@@ -70,12 +74,12 @@ def apply_status_event(event: StatusEvent, ws: str, batch: message_store.StatusB
     if location is not None and location.route is not None:  # the pointer carries the route: no message read
         routed = status_writes.apply_routed_status(location.route, change)
         if routed is not None and routed.outcome != "missing":
-            _after_status(ws, change, routed)
+            _after_status(ws, change, routed, reads)
             return routed.outcome
     if location is not None:
         result = message_store.apply_status(ws, location.message_id, change, batch=batch)
         if result.outcome != "missing":
-            _after_status(ws, change, result)
+            _after_status(ws, change, result, reads)
             return result.outcome
     # The message is not recorded (yet, or no more: erased). A status of an erased message (its
     # wamid has a tombstone: the customer read it after the erasure), or about a recipient erased
@@ -102,13 +106,19 @@ def _erased_status(ws: str, change: message_store.StatusChange, wa_id: str | Non
     return any(int(change.at.timestamp()) <= erased for erased in found.values())
 
 
-def _after_status(ws: str, change: message_store.StatusChange, result: message_store.StatusResult) -> None:
+def _after_status(
+    ws: str,
+    change: message_store.StatusChange,
+    result: message_store.StatusResult,
+    reads: ConversationReads | None = None,
+) -> None:
     """Effects of a status that moved a message forward (once: only when it was applied): broadcast
     counters, the conversation's last message, and the consent and reachability consequences of a failure."""
     # Also for a status seen before (unchanged): a run that died between the two writes is completed
     # by the redelivery (a read; the conditional update writes only if the conversation is behind).
     if (result.advanced or result.outcome == "unchanged") and result.contact_id and result.message_id:
-        conversations.apply_message_status(ws, result.contact_id, result.message_id, change.status, change.rank)
+        mirror = reads.apply_message_status if reads is not None else conversations.apply_message_status
+        mirror(ws, result.contact_id, result.message_id, change.status, change.rank)
     if result.outcome == "applied" and result.advanced and result.broadcast_id and result.message_id:
         from relasify.services.broadcast_progress import on_status_applied  # lazy: only broadcast messages need it
 

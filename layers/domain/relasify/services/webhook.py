@@ -96,7 +96,14 @@ class _WebhookContacts:
     """The contact operations webhooks need, on the contacts repository. Each is idempotent."""
 
     def find_or_create(
-        self, ws: str, *, wa_id: str | None, user_id: str | None, name: str | None, at: datetime
+        self,
+        ws: str,
+        *,
+        wa_id: str | None,
+        user_id: str | None,
+        name: str | None,
+        at: datetime,
+        known: Mapping[tuple[str, str, str], str] | None = None,
     ) -> str | None:
         """The contact id for a sender: by wa_id or user_id (one marker read in the common case),
         then by the phone behind the wa_id (a contact created through the API before the customer
@@ -104,9 +111,14 @@ class _WebhookContacts:
 
         None when the sender is unknown because they were ERASED after `at` (the event's own time):
         a redelivered old webhook must not re-create them. The tombstone read happens only on this
-        create path, so events of known contacts cost no extra request."""
+        create path, so events of known contacts cost no extra request. `known`: markers the
+        invocation read ahead, by (workspace, kind, value); one it did not find is read here."""
         identities = {kind: value for kind, value in (("wa_id", wa_id), ("user_id", user_id)) if value}
-        found = {kind: message_store.contact_id_by_identity(ws, kind, value) for kind, value in identities.items()}
+        known = known or {}
+        found = {
+            kind: known.get((ws, kind, value)) or message_store.contact_id_by_identity(ws, kind, value)
+            for kind, value in identities.items()
+        }
         contact_id = next((cid for cid in found.values() if cid), None)
         repo = contact_repository()
         phone = e164_from_wa_id(wa_id) if wa_id else None
@@ -270,7 +282,9 @@ def _handle_inbound(event: InboundMessageEvent, delivery: WebhookContext) -> str
     profile_name = event.contact.profile.name if event.contact and event.contact.profile else None
     now = clock.now()
     message_at = message.sent_at or now
-    contact_id = contacts.find_or_create(ws, wa_id=wa_id, user_id=user_id, name=profile_name, at=message_at)
+    contact_id = contacts.find_or_create(
+        ws, wa_id=wa_id, user_id=user_id, name=profile_name, at=message_at, known=delivery.routes.contact_ids
+    )
     if contact_id is None:
         # Sent before the sender's erasure and redelivered since: dropped, nothing stored.
         # WARNING, not INFO: the webhook path keeps WARN and above (template HotPathLogLevel).
@@ -298,7 +312,8 @@ def _handle_inbound(event: InboundMessageEvent, delivery: WebhookContext) -> str
             media_id=media.id if media else None,
             flags=flags,
             in_conversation=message.type != "reaction",
-        )
+        ),
+        reads=delivery.routes.conversations,  # read ahead with the batch, kept current
     )
     outcome = "recorded" if recorded else "duplicate"
     stored = recorded or message_store.get_inbound(ws, message.id)
@@ -353,7 +368,7 @@ def _handle_status(event: StatusEvent, delivery: WebhookContext) -> str:
     if ws is None:
         logger.warning("webhook for an unconnected number", extra={"field": event.field, "kind": event.kind})
         return "unrouted"
-    return statuses.apply_status_event(event, ws, delivery.statuses)
+    return statuses.apply_status_event(event, ws, delivery.statuses, delivery.routes.conversations)
 
 
 # --- templates, preferences, account -----------------------------------------------------------------

@@ -7,6 +7,7 @@ reads of the messages its statuses refer to. `RouteCache` lives for one processo
 from __future__ import annotations
 
 from relasify.data import messages as message_store
+from relasify.data.conversation_reads import ConversationReads
 from relasify.data.identity import identity_repository
 from relasify.data.records import PhoneRoute
 from relasify.observability import logger
@@ -56,11 +57,15 @@ class WebhookContext:
 
 class RouteCache:
     """Routing lookups shared by the deliveries of one processor invocation (an SQS batch usually
-    repeats the same number). Lives for one invocation only, so a moved number is never stale."""
+    repeats the same number). Lives for one invocation only, so a moved number is never stale.
+    `conversations` and `contact_ids`: the conversations and senders' contact ids the invocation
+    read ahead (`relasify.services.webhook_batch`)."""
 
-    def __init__(self) -> None:
+    def __init__(self, conversations: ConversationReads | None = None) -> None:
         self._by_phone: dict[str, PhoneRoute | None] = {}
         self._by_waba: dict[str, list[PhoneRoute]] = {}
+        self.conversations = conversations or ConversationReads()
+        self.contact_ids: dict[tuple[str, str, str], str] = {}  # (ws, wa_id | user_id, value) -> contact id
 
     def route(self, phone_number_id: str) -> PhoneRoute | None:
         if phone_number_id not in self._by_phone:
