@@ -46,7 +46,8 @@ def customer(phone: str, ws: str = WS) -> str:
 def send(contact_id: str, ws: str = WS) -> tuple[str, str, str]:
     """An outbound message as the send path leaves it (outbox item with its conversation, wamid
     pointer with its route): (message id, wamid, callback data)."""
-    n = next(_seq)
+    # Zero-padded: the env's clock is frozen, so sends tie on time and their ids order the thread.
+    n = f"{next(_seq):06d}"
     message, created = outbox.put_accepted(
         outbox.NewOutbound(
             ws=ws, message_id=f"msg_mirror{n}", contact_id=contact_id, type="text", content={"body": f"pesan {n}"}
