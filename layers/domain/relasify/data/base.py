@@ -307,3 +307,14 @@ def chunks(values: Iterable[Any], size: int) -> Iterator[list[Any]]:
             batch = []
     if batch:
         yield batch
+
+
+def plain_value(value: Any) -> Any:
+    """pynamodb raw MapAttribute/ListAttribute values -> plain JSON-like Python values."""
+    if hasattr(value, "as_dict"):
+        return {k: plain_value(v) for k, v in value.as_dict().items()}
+    if isinstance(value, dict):
+        return {k: plain_value(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [plain_value(v) for v in value]
+    return value

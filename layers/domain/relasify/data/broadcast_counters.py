@@ -14,7 +14,7 @@ from pydantic import Field
 from pynamodb.exceptions import UpdateError
 
 from relasify.data import models as m
-from relasify.data.messages import _plain
+from relasify.data.base import plain_value
 from relasify.data.records import Record
 from relasify.data.tx import is_condition_failure
 
@@ -88,7 +88,7 @@ def counts(ws: str, broadcast_id: str) -> Counts:
     for shard in _shards(ws, broadcast_id, prefix):
         for name in COUNT_FIELDS:
             totals[name] += int(getattr(shard, name) or 0)
-        for reason, value in (_plain(shard.skipped_reasons) or {}).items():
+        for reason, value in (plain_value(shard.skipped_reasons) or {}).items():
             reasons[reason] = reasons.get(reason, 0) + int(value)
     return Counts(**totals, skipped_reasons=reasons)
 

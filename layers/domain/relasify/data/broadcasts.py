@@ -16,11 +16,10 @@ from pynamodb.exceptions import UpdateError
 from relasify import clock
 from relasify.data import aws_clients
 from relasify.data import models as m
-from relasify.data.base import chunks, query_page, utc
+from relasify.data.base import chunks, plain_value, query_page, utc
 from relasify.data.broadcast_counters import COUNTER_SHARDS
 from relasify.data.cursor import decode_cursor, encode_cursor
 from relasify.data.ids import new_id
-from relasify.data.messages import _plain
 from relasify.data.records import Page, Record
 from relasify.data.tx import is_condition_failure
 from relasify.settings import get_settings
@@ -57,9 +56,9 @@ def _broadcast(item: m.BroadcastModel) -> Broadcast:
         ws=item.ws_id,
         template_name=item.template_name,
         language=item.language,
-        audience=_plain(item.audience) or {},
-        parameters=_plain(item.parameters) or [],
-        header=_plain(item.header) or None,
+        audience=plain_value(item.audience) or {},
+        parameters=plain_value(item.parameters) or [],
+        header=plain_value(item.header) or None,
         scheduled_at=utc(item.scheduled_at),
         status=item.status,
         expanded=item.cursor == EXPANSION_DONE,

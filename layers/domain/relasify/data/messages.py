@@ -29,7 +29,7 @@ from pynamodb.exceptions import PutError, TransactWriteError, UpdateError
 from relasify import clock
 from relasify.data import changes
 from relasify.data import models as m
-from relasify.data.base import chunks, query_all, transaction, utc
+from relasify.data.base import chunks, plain_value, query_all, transaction, utc
 from relasify.data.ids import new_id
 from relasify.data.records import Record
 from relasify.data.status_routes import StatusRoute, route_callback
@@ -162,17 +162,6 @@ def parse_callback_data(value: str | None) -> MessageLocation | None:
 # --- model <-> record ------------------------------------------------------------------------
 
 
-def _plain(value: Any) -> Any:
-    """pynamodb raw MapAttribute/ListAttribute values -> plain JSON-like Python values."""
-    if hasattr(value, "as_dict"):
-        return {k: _plain(v) for k, v in value.as_dict().items()}
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_plain(v) for v in value]
-    return value
-
-
 def _message(item: m.MessageModel) -> Message:
     return Message(
         id=item.message_id,
@@ -180,7 +169,7 @@ def _message(item: m.MessageModel) -> Message:
         contact_id=item.contact_id,
         direction=item.direction,  # type: ignore[arg-type]
         type=item.message_type,
-        content=_plain(item.content) or {},
+        content=plain_value(item.content) or {},
         wamid=item.wamid,
         status=item.status,
         status_rank=int(item.status_rank or 0),
@@ -202,7 +191,7 @@ def _message(item: m.MessageModel) -> Message:
             Reaction(emoji=r.emoji, from_wa_id=r.from_wa_id, wamid=r.wamid, at=utc(r.at))
             for r in (item.reactions or [])
         ],
-        pricing=_plain(item.pricing) if item.pricing is not None else None,
+        pricing=plain_value(item.pricing) if item.pricing is not None else None,
         biz_opaque_callback_data=item.biz_opaque_callback_data or _status_callback(item),
         broadcast_id=item.broadcast_id,
         sent_by=item.sent_by,
@@ -629,7 +618,7 @@ def pending_statuses(wamid: str) -> list[PendingStatus]:
     items = query_all(m.PendingStatusModel, m.wamid_pk(wamid), m.PendingStatusModel.sk.startswith(prefix))
     out = []
     for item in items:
-        payload = _plain(item.payload) or {}
+        payload = plain_value(item.payload) or {}
         change = StatusChange(
             wamid=item.wamid,
             status=item.status,

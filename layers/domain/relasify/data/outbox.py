@@ -35,7 +35,7 @@ from relasify.data import conversations
 from relasify.data import models as m
 from relasify.data.base import query_page
 from relasify.data.cursor import decode_cursor, encode_cursor
-from relasify.data.messages import Message, _message, conversation_sort_key
+from relasify.data.messages import Message, conversation_sort_key, to_record
 from relasify.data.records import Page
 from relasify.data.tx import is_condition_failure
 from relasify.errors import Conflict
@@ -124,7 +124,7 @@ def put_accepted(new: NewOutbound, *, lease_seconds: int = API_SEND_LEASE_SECOND
         if new.request_hash is not None and existing.request_hash not in (None, new.request_hash):
             raise RequestMismatch(new.message_id)
         return existing.message, False
-    return _message(item), True
+    return to_record(item), True
 
 
 def attempt(ws: str, message_id: str) -> OutboxAttempt | None:
@@ -133,7 +133,7 @@ def attempt(ws: str, message_id: str) -> OutboxAttempt | None:
     if item is None:
         return None
     lease = int(item.send_lease_until) if item.send_lease_until is not None else None
-    return OutboxAttempt(message=_message(item), request_hash=item.request_hash, lease_until=lease)
+    return OutboxAttempt(message=to_record(item), request_hash=item.request_hash, lease_until=lease)
 
 
 def take_send_lease(ws: str, message_id: str, *, lease_seconds: int = API_SEND_LEASE_SECONDS) -> bool:
@@ -205,7 +205,7 @@ def conversation_page(ws: str, contact_id: str, *, limit: int = 50, cursor: str 
         newest_first=True,
     )
     return Page(
-        items=[_message(item) for item in page.items],
+        items=[to_record(item) for item in page.items],
         next_cursor=encode_cursor(page.last_evaluated_key, ws=ws, scope=scope),
     )
 

@@ -13,8 +13,7 @@ from pydantic import Field
 
 from relasify import clock
 from relasify.data import models as m
-from relasify.data.base import query_all, utc
-from relasify.data.messages import _plain
+from relasify.data.base import plain_value, query_all, utc
 from relasify.data.records import Record
 
 
@@ -42,7 +41,7 @@ def _template(item: m.TemplateModel) -> Template:
         name=item.name,
         language=item.language,
         category=item.category,
-        components=_plain(item.components) or [],
+        components=plain_value(item.components) or [],
         status=item.status or "PENDING",
         meta_template_id=item.meta_template_id,
         reason=item.reason,
