@@ -9,8 +9,8 @@ from relasify import clock
 from relasify.data import broadcast_counters as counter_store
 from relasify.data import broadcast_recipients as recipient_store
 from relasify.data import broadcasts as store
+from relasify.data import message_statuses, outbox
 from relasify.data import messages as message_store
-from relasify.data import outbox
 from relasify.settings import Settings
 
 WS = "ws_batches"
@@ -109,13 +109,13 @@ def test_record_sent_is_refused_whole_when_a_status_is_waiting_for_the_wamid(bro
     recipient_store.claim_many(WS, broadcast_id, [recipient_store.Settlement("c1", "queued")])
     message_id = _accepted(broadcast_id, "c1")
     change = message_store.StatusChange(wamid="wamid.early", status="delivered", at=clock.now())
-    assert message_store.put_pending_status(WS, change)
+    assert message_statuses.put_pending_status(WS, change)
 
     assert not recipient_store.record_sent(WS, broadcast_id, "c1", message_id, "wamid.early")
     assert message_store.locate_wamid("wamid.early") is None  # nothing of the transaction was written
     assert _status(broadcast_id, "c1") == "queued"
     assert counter_store.counts(WS, broadcast_id).sent == 0
-    assert [p.change.status for p in message_store.pending_statuses("wamid.early")] == ["delivered"]
+    assert [p.change.status for p in message_statuses.pending_statuses("wamid.early")] == ["delivered"]
 
 
 def test_record_sent_for_a_message_erased_mid_send_settles_the_recipient_and_leaves_no_pointer(

@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 import boto3
 import pytest
 from relasify import clock, retention
+from relasify.data import message_statuses
 from relasify.data import messages as message_store
 from relasify.data import models as m
 from relasify.data import sweep as sweep_store
@@ -350,7 +351,7 @@ def test_items_expired_less_than_the_grace_period_ago_are_kept_unreadable_then_d
     assert message_store.get_message(ws, message_id, consistent=True) is None
     assert message_store.get_inbound(ws, "wamid.grace") is None
     assert m.WebhookDedupeModel.get_live(m.dedupe_pk("grace"), "DEDUPE", consistent_read=True) is None
-    assert message_store.pending_statuses("wamid.pending.grace") == []
+    assert message_statuses.pending_statuses("wamid.pending.grace") == []
     assert m.UsageLogModel.get_live(m.usage_pk(ws, "d"), "grace#r", consistent_read=True) is None
     assert f"media/{ws}/{message_id}" in bucket_keys()
     # ...while the items a second further in the past were deleted by the same run.

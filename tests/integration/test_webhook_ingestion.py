@@ -19,7 +19,7 @@ import boto3
 import pytest
 from aws_lambda_powertools.utilities import parameters
 from relasify import clock
-from relasify.data import audit_log, webhook_inbox
+from relasify.data import audit_log, message_statuses, webhook_inbox
 from relasify.data import identity as identity_module
 from relasify.data import messages as message_store
 from relasify.data import models as m
@@ -499,7 +499,7 @@ def test_status_fixtures_move_the_outbound_message_forward(env: WebhookEnv) -> N
     ]
     assert billing[0].expires_at is not None
     # the second status of fixture 10 names a message we never sent: kept as pending
-    pending = message_store.pending_statuses("wamid.HBgNNjI4MTIzNDU2Nzg5MBUCABEYEjQ1RjdBQjEyQ0Q0NUVGNjc4OQB=")
+    pending = message_statuses.pending_statuses("wamid.HBgNNjI4MTIzNDU2Nzg5MBUCABEYEjQ1RjdBQjEyQ0Q0NUVGNjc4OQB=")
     assert [p.change.status for p in pending] == ["delivered"]
 
 

@@ -12,9 +12,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from relasify import clock
+from relasify.data import message_statuses, status_routes
 from relasify.data import messages as message_store
 from relasify.data import models as m
-from relasify.data import status_routes
 from relasify.data.base import connection
 from relasify.data.contacts import contact_repository
 from relasify.data.identity import identity_repository
@@ -158,7 +158,7 @@ def test_any_order_and_duplication_ends_in_the_right_state(
         assert final.error_code is None
     mine = [b for b in billing_records() if b.sk == m.billing_sk(wamid)]
     assert len(mine) == (1 if any(b for _, _, b in sequence) else 0)
-    assert message_store.pending_statuses(wamid) == []
+    assert message_statuses.pending_statuses(wamid) == []
 
 
 # --- scale: one write per status -------------------------------------------------------------------
@@ -231,11 +231,11 @@ def test_status_before_the_send_response_is_applied_when_the_wamid_arrives(conne
     message = new_outbound()
     webhook.process_payload(messages_change(statuses=[status_item("wamid.early", "delivered", billable=True)]))
     assert message_store.get_message(WS, message.id).status == "accepted"
-    assert [p.change.status for p in message_store.pending_statuses("wamid.early")] == ["delivered"]
+    assert [p.change.status for p in message_statuses.pending_statuses("wamid.early")] == ["delivered"]
     assert statuses.apply_pending_statuses(WS, message.id, "wamid.early") == 1
     stored = message_store.get_message(WS, message.id)
     assert (stored.status, stored.wamid) == ("delivered", "wamid.early")
-    assert message_store.pending_statuses("wamid.early") == []
+    assert message_statuses.pending_statuses("wamid.early") == []
     assert len(billing_records()) == 1
     # the send path calling again changes nothing
     assert statuses.apply_pending_statuses(WS, message.id, "wamid.early") == 0
@@ -264,7 +264,7 @@ def test_a_send_that_dies_between_the_pointer_and_the_message_write_still_gets_i
     assert summary.counts == {"status:applied": 1}
     stored = message_store.get_message(WS, message.id)
     assert (stored.status, stored.wamid) == ("delivered", "wamid.halfway")
-    assert message_store.pending_statuses("wamid.halfway") == []
+    assert message_statuses.pending_statuses("wamid.halfway") == []
     assert statuses.apply_pending_statuses(WS, message.id, "wamid.halfway") == 0
     assert message_store.get_message(WS, message.id).status == "delivered"
 

@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 import boto3
 from relasify import clock, retention
+from relasify.data import message_statuses
 from relasify.data import messages as message_store
 from relasify.data import models as m
 from relasify.data import sweep as sweep_store
@@ -176,7 +177,7 @@ def test_erase_leaves_no_trace_outside_billing_records(api: ApiClient) -> None:
         s3.put_object(Bucket=bucket, Key=f"media/{ws}/{msg.id}", Body=f"photo of {NAME}".encode())
     s3.put_object(Bucket=bucket, Key=f"media/{ws}/{kept.id}", Body=b"other photo")
     # A delivered outbound status with pricing writes a billing record; an early status is pending.
-    message_store.apply_status(
+    message_statuses.apply_status(
         ws,
         messages[0].id,
         message_store.StatusChange(
@@ -187,7 +188,7 @@ def test_erase_leaves_no_trace_outside_billing_records(api: ApiClient) -> None:
             billable=True,
         ),
     )
-    message_store.put_pending_status(ws, message_store.StatusChange(wamid="wamid.E1", status="read", at=clock.now()))
+    message_statuses.put_pending_status(ws, message_store.StatusChange(wamid="wamid.E1", status="read", at=clock.now()))
     m.BroadcastRecipientModel(
         m.broadcast_pk(ws, "b1"), f"RCPT#{contact.id}", ws_id=ws, broadcast_id="b1", contact_id=contact.id
     ).save()

@@ -34,7 +34,8 @@ from relasify import clock
 from relasify.data import changes
 from relasify.data import models as m
 from relasify.data.ids import new_id
-from relasify.data.messages import BILLED_FLAG, StatusChange, StatusResult, billing_record
+from relasify.data.message_statuses import billing_record
+from relasify.data.messages import BILLED_FLAG, StatusChange, StatusResult
 from relasify.data.status_routes import StatusRoute
 from relasify.data.tx import is_condition_failure
 

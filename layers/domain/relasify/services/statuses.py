@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from relasify import clock
-from relasify.data import conversations, status_routes, status_writes, tombstones
+from relasify.data import conversations, message_statuses, status_routes, status_writes, tombstones
 from relasify.data import messages as message_store
 from relasify.data.contacts import contact_repository
 from relasify.data.conversation_reads import ConversationReads
@@ -45,7 +45,7 @@ def _status_change(event: StatusEvent) -> message_store.StatusChange | None:
 
 
 def apply_status_event(
-    event: StatusEvent, ws: str, batch: message_store.StatusBatch, reads: ConversationReads | None = None
+    event: StatusEvent, ws: str, batch: message_statuses.StatusBatch, reads: ConversationReads | None = None
 ) -> str:
     """Apply one status webhook routed to workspace `ws`; `batch` holds the delivery's batched reads
     (prefetched by the processor), `reads` the invocation's conversation reads (relasify.data.conversation_reads).
@@ -77,7 +77,7 @@ def apply_status_event(
             _after_status(ws, change, routed, reads)
             return routed.outcome
     if location is not None:
-        result = message_store.apply_status(ws, location.message_id, change, batch=batch)
+        result = message_statuses.apply_status(ws, location.message_id, change, batch=batch)
         if result.outcome != "missing":
             _after_status(ws, change, result, reads)
             return result.outcome
@@ -89,7 +89,7 @@ def apply_status_event(
         logger.warning("webhook about an erased contact dropped", extra={"ws": ws, "kind": event.kind})
         return "erased"
     # Not recorded yet: keep the status until it is.
-    message_store.put_pending_status(ws, change)
+    message_statuses.put_pending_status(ws, change)
     # The send path may have recorded the wamid between our lookup and our put; whoever writes
     # second sees the other's item (both reads are strongly consistent), so nothing is stranded.
     late = message_store.locate_wamid(change.wamid)
@@ -139,13 +139,13 @@ def apply_pending_statuses(
     applies statuses that arrived early. Returns how many pending statuses were applied."""
     message_store.attach_wamid(ws, message_id, wamid, route=route)
     applied = 0
-    for pending in message_store.pending_statuses(wamid):
+    for pending in message_statuses.pending_statuses(wamid):
         if pending.ws not in (None, ws):
             continue
-        result = message_store.apply_status(ws, message_id, pending.change)
+        result = message_statuses.apply_status(ws, message_id, pending.change)
         if result.outcome == "missing":
             continue
         _after_status(ws, pending.change, result)
-        message_store.delete_pending_status(wamid, pending.change.status)
+        message_statuses.delete_pending_status(wamid, pending.change.status)
         applied += 1
     return applied

@@ -6,7 +6,7 @@ reads of the messages its statuses refer to. `RouteCache` lives for one processo
 
 from __future__ import annotations
 
-from relasify.data import messages as message_store
+from relasify.data import message_statuses
 from relasify.data.conversation_reads import ConversationReads
 from relasify.data.identity import identity_repository
 from relasify.data.records import PhoneRoute
@@ -22,7 +22,7 @@ class WebhookContext:
     def __init__(self, routes: RouteCache | None = None) -> None:
         self.routes = routes or RouteCache()
         # Batched reads of the messages the delivery's statuses refer to.
-        self.statuses = message_store.StatusBatch()
+        self.statuses = message_statuses.StatusBatch()
 
     def by_phone_number_id(self, phone_number_id: str) -> str | None:
         route = self.routes.route(phone_number_id)
