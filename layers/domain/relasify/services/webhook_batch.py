@@ -17,10 +17,8 @@ import json
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from botocore.exceptions import BotoCoreError
-from pynamodb.exceptions import PynamoDBException
-
 from relasify.data import messages as message_store
+from relasify.data.failures import AWS_CALL_FAILURES
 from relasify.data.status_routes import parse_status_callback
 from relasify.observability import logger
 from relasify.services.webhook_routing import RouteCache
@@ -46,7 +44,7 @@ def invocation_reads(records: Iterable[Mapping[str, Any]]) -> RouteCache:
         routes.conversations.blind = len(status_keys) < PREFETCH_FROM
         if len(keys) >= PREFETCH_FROM:
             routes.conversations.prefetch(keys)
-    except (PynamoDBException, BotoCoreError):
+    except AWS_CALL_FAILURES:
         # A read ahead is an optimisation: the records read what they need when applied.
         logger.warning("webhook batch read-ahead failed", exc_info=True)
         routes = RouteCache()

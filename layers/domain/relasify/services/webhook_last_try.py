@@ -16,10 +16,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from botocore.exceptions import BotoCoreError, ClientError
-
 from relasify import clock
 from relasify.data import dead_letters, webhook_inbox
+from relasify.data.failures import AWS_CALL_FAILURES
 from relasify.observability import logger
 from relasify.settings import get_settings
 
@@ -51,7 +50,7 @@ def park_last_tries(records: Iterable[Mapping[str, Any]], failed_ids: set[str]) 
         try:
             pointer, _ = webhook_inbox.keep_raw(body, queued, settings.media_bucket, clock.now())
             dead_letters.put(dlq_url, pointer)
-        except (BotoCoreError, ClientError) as exc:
+        except AWS_CALL_FAILURES as exc:
             logger.warning(
                 "last try not parked; SQS moves the inline message to the DLQ",
                 extra={"message_id": record_id, "error_type": type(exc).__name__},
