@@ -4,13 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
-from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from relasify.observability import logger, metrics
 from relasify.services import broadcasts
-
-processor = BatchProcessor(event_type=EventType.SQS)
+from relasify.web.sqs_batch import QueueRecord, process_partial_response
 
 
 @logger.inject_lambda_context
@@ -30,10 +27,10 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         )
     )
 
-    def record_handler(record: SQSRecord) -> None:
+    def record_handler(record: QueueRecord) -> None:
         outcome = outcomes[record.message_id]
         if isinstance(outcome, Exception):
             raise outcome
         logger.info("broadcast job done", extra={"outcome": outcome})
 
-    return process_partial_response(event=event, record_handler=record_handler, processor=processor, context=context)
+    return process_partial_response(event, record_handler)

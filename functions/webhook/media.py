@@ -6,16 +6,13 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
-from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from relasify.observability import logger
 from relasify.services import webhook
+from relasify.web.sqs_batch import QueueRecord, process_partial_response
 
-processor = BatchProcessor(event_type=EventType.SQS)
 
-
-def record_handler(record: SQSRecord) -> None:
+def record_handler(record: QueueRecord) -> None:
     job = json.loads(record.body)
     outcome = webhook.copy_media(job["ws"], job["message_id"], job["media_id"])
     logger.info("media job done", extra={"message_id": job["message_id"], "outcome": outcome})
@@ -23,4 +20,4 @@ def record_handler(record: SQSRecord) -> None:
 
 @logger.inject_lambda_context(clear_state=True)
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return process_partial_response(event=event, record_handler=record_handler, processor=processor, context=context)
+    return process_partial_response(event, record_handler)

@@ -5,16 +5,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
-from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from relasify.observability import logger
 from relasify.services import webhook, webhook_last_try
 from relasify.services.webhook_routing import RouteCache
-
-# A batch whose every record failed is reported like any other (not raised as an invocation error):
-# the last-try parking below must run for it too. SQS retries the failed records either way.
-processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
+from relasify.web.sqs_batch import QueueRecord, process_partial_response
 
 
 @logger.inject_lambda_context(clear_state=True)
@@ -22,15 +17,15 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     routes = RouteCache()  # this invocation's routing lookups, shared by its records
     discards = webhook.RawDiscards()  # processed records' raw copies, deleted together below
 
-    def record_handler(record: SQSRecord) -> None:
+    def record_handler(record: QueueRecord) -> None:
         summary = webhook.process_queued_webhook(
             record.body, routes=routes, discard_raw=discards.deferrer(record.message_id)
         )
         logger.info("webhook processed", extra={"message_id": record.message_id, "outcomes": summary.counts})
 
-    response = process_partial_response(
-        event=event, record_handler=record_handler, processor=processor, context=context
-    )
+    # A batch whose every record failed is reported like any other (not raised as an invocation error):
+    # the last-try parking below must run for it too. SQS retries the failed records either way.
+    response = process_partial_response(event, record_handler, raise_on_entire_batch_failure=False)
     # A record is done only once its raw copy is deleted: one whose copy could not be deleted is
     # reported failed, so SQS redelivers it and the (idempotent) retry deletes it again.
     failures = response.setdefault("batchItemFailures", [])
