@@ -8,13 +8,13 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from relasify.observability import logger
-from relasify.services import webhook
+from relasify.services import media_copy
 from relasify.web.sqs_batch import QueueRecord, process_partial_response
 
 
 def record_handler(record: QueueRecord) -> None:
     job = json.loads(record.body)
-    outcome = webhook.copy_media(job["ws"], job["message_id"], job["media_id"])
+    outcome = media_copy.copy_media(job["ws"], job["message_id"], job["media_id"])
     logger.info("media job done", extra={"message_id": job["message_id"], "outcome": outcome})
 
 
