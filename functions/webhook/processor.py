@@ -5,11 +5,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_lambda_powertools.utilities.typing import LambdaContext
-from relasify.observability import logger
-from relasify.services import webhook, webhook_last_try
-from relasify.services.webhook_routing import RouteCache
-from relasify.web.sqs_batch import QueueRecord, process_partial_response
+from relasify.cold_start import collector_paused
+
+with collector_paused():  # the imports below, without collector passes (relasify.cold_start)
+    from aws_lambda_powertools.utilities.typing import LambdaContext
+    from relasify.observability import logger
+    from relasify.services import webhook, webhook_last_try
+    from relasify.services.webhook_routing import RouteCache
+    from relasify.web.sqs_batch import QueueRecord, process_partial_response
 
 
 @logger.inject_lambda_context(clear_state=True)
