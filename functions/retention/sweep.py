@@ -5,9 +5,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_lambda_powertools.utilities.typing import LambdaContext
-from relasify.observability import logger, metrics
-from relasify.services import sweep
+from relasify.cold_start import collector_paused
+
+with collector_paused():  # the imports below, without collector passes (relasify.cold_start)
+    from aws_lambda_powertools.utilities.typing import LambdaContext
+    from relasify.observability import logger, metrics
+    from relasify.services import sweep
 
 
 @logger.inject_lambda_context(clear_state=True)

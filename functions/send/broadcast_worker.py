@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
-from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
-from aws_lambda_powertools.utilities.typing import LambdaContext
-from relasify.observability import logger, metrics
-from relasify.services import broadcast_pipeline
+from relasify.cold_start import collector_paused
+
+with collector_paused():  # the imports below, without collector passes (relasify.cold_start)
+    from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+    from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+    from aws_lambda_powertools.utilities.typing import LambdaContext
+    from relasify.observability import logger, metrics
+    from relasify.services import broadcast_pipeline
 
 processor = BatchProcessor(event_type=EventType.SQS)
 

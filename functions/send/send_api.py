@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_lambda_powertools.logging import correlation_paths
-from aws_lambda_powertools.utilities.typing import LambdaContext
-from relasify.observability import logger, metrics
-from relasify.web.resolver import create_app
-from relasify.web.route_groups import RouteGroups
+from relasify.cold_start import collector_paused
+
+with collector_paused():  # the imports below, without collector passes (relasify.cold_start)
+    from aws_lambda_powertools.logging import correlation_paths
+    from aws_lambda_powertools.utilities.typing import LambdaContext
+    from relasify.observability import logger, metrics
+    from relasify.web.resolver import create_app
+    from relasify.web.route_groups import RouteGroups
 
 # Each route module (this folder) with the routes its router registers, in the order they were
 # included; a module is imported on the first request that can reach it (relasify.web.route_groups).

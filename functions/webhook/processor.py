@@ -5,12 +5,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
-from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
-from aws_lambda_powertools.utilities.typing import LambdaContext
-from relasify.observability import logger
-from relasify.services import webhook, webhook_last_try
-from relasify.services.webhook_batch import invocation_reads
+from relasify.cold_start import collector_paused
+
+with collector_paused():  # the imports below, without collector passes (relasify.cold_start)
+    from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+    from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+    from aws_lambda_powertools.utilities.typing import LambdaContext
+    from relasify.observability import logger
+    from relasify.services import webhook, webhook_last_try
+    from relasify.services.webhook_batch import invocation_reads
 
 # A batch whose every record failed is reported like any other (not raised as an invocation error):
 # the last-try parking below must run for it too. SQS retries the failed records either way.

@@ -14,9 +14,12 @@ import binascii
 import json
 from typing import Any
 
-from aws_lambda_powertools.utilities.typing import LambdaContext
-from relasify.observability import logger
-from relasify.services import webhook_intake
+from relasify.cold_start import collector_paused
+
+with collector_paused():  # the imports below, without collector passes (relasify.cold_start)
+    from aws_lambda_powertools.utilities.typing import LambdaContext
+    from relasify.observability import logger
+    from relasify.services import webhook_intake
 
 _config = webhook_intake.IntakeConfig.from_environment()
 

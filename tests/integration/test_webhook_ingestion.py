@@ -25,7 +25,7 @@ from relasify.data import messages as message_store
 from relasify.data import models as m
 from relasify.data.contacts import contact_repository
 from relasify.data.identity import identity_repository
-from relasify.services import webhook, webhook_intake
+from relasify.services import media_copy, webhook_intake
 from relasify.settings import get_settings
 from relasify.whatsapp.signature import sign
 
@@ -428,7 +428,7 @@ def test_inbound_media_is_recorded_and_copied_to_s3(
         calls.append((ws, wanted))
         return b"media-bytes", "image/jpeg"
 
-    monkeypatch.setattr(webhook, "graph_media_download", fake_download)
+    monkeypatch.setattr(media_copy, "graph_media_download", fake_download)
     assert env.media.handler({"Records": [job]}, FakeContext()) == {"batchItemFailures": []}
     key = f"media/{WS}/{message.id}"
     assert env.s3.get_object(Bucket=BUCKET, Key=key)["Body"].read() == b"media-bytes"
@@ -448,7 +448,7 @@ def test_media_download_failure_retries_only_that_job(env: WebhookEnv, monkeypat
             raise RuntimeError("graph down")
         return b"pdf", "application/pdf"
 
-    monkeypatch.setattr(webhook, "graph_media_download", flaky)
+    monkeypatch.setattr(media_copy, "graph_media_download", flaky)
     result = env.media.handler({"Records": jobs}, FakeContext())
     failed = [j["messageId"] for j in jobs if json.loads(j["body"])["media_id"] == "1234567890123456"]
     assert result == {"batchItemFailures": [{"itemIdentifier": failed[0]}]}
@@ -587,7 +587,7 @@ def test_graph_media_download_uses_the_workspace_token(env: WebhookEnv, monkeypa
             return b"jpg"
 
     monkeypatch.setattr(graph, "get_graph_client", lambda: FakeGraph())
-    assert webhook.graph_media_download(WS, "1234567890123456") == (b"jpg", "image/jpeg")
+    assert media_copy.graph_media_download(WS, "1234567890123456") == (b"jpg", "image/jpeg")
     assert calls == [
         ("url", "1234567890123456", "EAAG-workspace-token"),
         ("download", "https://lookaside.example/m", "EAAG-workspace-token"),

@@ -35,7 +35,7 @@ from relasify.data.base import TableModel
 from relasify.data.identity import identity_repository
 from relasify.data.records import UsageEntry
 from relasify.retention import DataClass
-from relasify.services import sweep, webhook
+from relasify.services import media_copy, sweep, webhook
 from relasify.settings import get_settings
 
 from tests.integration.api.test_send_support import (
@@ -194,7 +194,7 @@ def _copy_queued_media() -> int:
     while messages := sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages") or []:
         for message in messages:
             job = json.loads(message["Body"])
-            assert webhook.copy_media(job["ws"], job["message_id"], job["media_id"]) == "copied"
+            assert media_copy.copy_media(job["ws"], job["message_id"], job["media_id"]) == "copied"
             sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
             copied += 1
     return copied

@@ -16,7 +16,7 @@ from typing import Any
 
 import boto3
 import pytest
-from relasify.services import webhook
+from relasify.services import media_copy
 from relasify.settings import get_settings
 from relasify.web.auth import ROUTE_POLICIES, RoutePolicy
 
@@ -109,7 +109,7 @@ def _copy_queued_media() -> None:
     while messages := sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages") or []:
         for message in messages:
             job = json.loads(message["Body"])
-            webhook.copy_media(job["ws"], job["message_id"], job["media_id"])
+            media_copy.copy_media(job["ws"], job["message_id"], job["media_id"])
             sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
 
 

@@ -15,7 +15,7 @@ import boto3
 import pytest
 from relasify import clock
 from relasify.data.contacts import contact_repository
-from relasify.services import webhook
+from relasify.services import media_copy
 from relasify.settings import get_settings
 
 from tests.integration.api.test_send_support import (
@@ -44,7 +44,7 @@ def _copy_queued_media() -> int:
     while messages := sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages") or []:
         for message in messages:
             job = json.loads(message["Body"])
-            assert webhook.copy_media(job["ws"], job["message_id"], job["media_id"]) == "copied"
+            assert media_copy.copy_media(job["ws"], job["message_id"], job["media_id"]) == "copied"
             sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
             copied += 1
     return copied

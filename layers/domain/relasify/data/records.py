@@ -3,7 +3,8 @@
 Services and handlers work with these; only `relasify.data` sees the table models.
 """
 
-from __future__ import annotations
+# No `from __future__ import annotations`: pydantic would compile and evaluate every field's
+# annotation string at class creation; real annotations skip that (cold start, bench cold_start).
 
 from datetime import datetime
 from typing import Any, Generic, Literal, TypeVar

@@ -13,7 +13,7 @@ import contextlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import Any
 
 from pydantic import ValidationError
 
@@ -29,7 +29,6 @@ from relasify.phones import e164_from_wa_id
 from relasify.services import statuses
 from relasify.services.opt_out_keywords import is_opt_out_button, is_opt_out_text
 from relasify.services.webhook_routing import RouteCache, WebhookContext
-from relasify.whatsapp.errors import UntrustedMediaUrlError
 from relasify.whatsapp.webhook_models import (
     AccountUpdateEvent,
     AnyWebhookEvent,
@@ -54,29 +53,6 @@ STALE_AFTER = timedelta(days=7)
 MEDIA_RETRY_AFTER = timedelta(minutes=2)
 CONSENT_SOURCE_KEYWORD = "inbound_keyword"
 CONSENT_SOURCE_PREFERENCES = "user_preferences"
-
-
-# --- collaborators (swappable in tests) ------------------------------------------------------
-
-
-class MediaDownloader(Protocol):
-    """Fetches one inbound media object from the Graph API with the workspace's token."""
-
-    def __call__(self, ws: str, media_id: str) -> tuple[bytes, str | None]: ...
-
-
-def graph_media_download(ws: str, media_id: str) -> tuple[bytes, str | None]:
-    """Media id -> (bytes, mime type): resolve the short-lived URL, then download it."""
-    from relasify.data.kms_tokens import decrypt_token
-    from relasify.whatsapp.graph import get_graph_client
-
-    connection = identity_repository().get_whatsapp_connection(ws)
-    if connection is None:
-        raise LookupError("workspace has no WhatsApp connection")
-    token = decrypt_token(ws, connection.encrypted_access_token)
-    client = get_graph_client()
-    info = client.get_media_url(media_id, token)
-    return client.download_media(info.url, token), info.mime_type
 
 
 @dataclass
@@ -511,29 +487,3 @@ _HANDLERS: dict[type, Callable[[Any, WebhookContext], str]] = {
     MessagesErrorEvent: _handle_messages_error,
     UnknownFieldEvent: _handle_unknown,
 }
-
-
-def copy_media(ws: str, message_id: str, media_id: str, download: MediaDownloader | None = None) -> str:
-    """The media worker's job: Graph download -> S3 `media/<ws>/<message id>` -> message record.
-    Idempotent: a message whose media is already copied is skipped."""
-    message = message_store.get_message(ws, message_id, consistent=True)
-    if message is None:
-        return "missing"
-    if message.media_s3_key:
-        return "already_copied"
-    try:
-        content, mime_type = (download or graph_media_download)(ws, media_id)
-    except UntrustedMediaUrlError as refused:
-        # Meta's answer named a URL the token must not go to: give up for good (a retry gets the same
-        # answer). Scheme and host only: the URL's path and query identify the media.
-        logger.warning(
-            "media URL refused; token not sent",
-            extra={"message_id": message_id, "url_scheme": refused.scheme, "url_host": refused.host},
-        )
-        message_store.set_media_failed(ws, message_id, "untrusted-url")
-        return "refused"
-    key = webhook_inbox.put_media_object(
-        ws, message_id, content, mime_type, webhook_inbox.WebhookInboxConfig.from_environment()
-    )
-    message_store.set_media_copied(ws, message_id, key)
-    return "copied"

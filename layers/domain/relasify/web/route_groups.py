@@ -25,11 +25,14 @@ from typing import Any
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver
 from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
 
+from relasify.cold_start import collector_paused
+
 _PARAMETER = re.compile(r"<\w+>")
 
 
 def _router_of(module: str) -> APIGatewayHttpRouter:
-    router: APIGatewayHttpRouter = importlib.import_module(module).router
+    with collector_paused():  # a group's imports are a cold start's too (relasify.cold_start)
+        router: APIGatewayHttpRouter = importlib.import_module(module).router
     return router
 
 
