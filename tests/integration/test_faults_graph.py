@@ -191,6 +191,29 @@ def test_a_broadcast_worker_killed_mid_job_is_redelivered_and_sends_once(
     FAULT_TOTALS["aws"] += faults.injected
 
 
+def test_a_worker_that_dies_after_settling_the_last_recipient_leaves_the_completion_to_its_redelivery(
+    env: SendingEnv, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from relasify.services import broadcast_pipeline
+
+    broadcast_id, contacts = _broadcast(env, 3)
+    transition = broadcast_pipeline.store.transition
+    died: list[str] = []
+
+    def dies_before_completing(ws: str, bid: str, status: str, **kwargs: Any) -> Any:
+        if status == "completed" and not died:
+            died.append(bid)
+            raise WorkerKilled("died between the last settlement and the completion")
+        return transition(ws, bid, status, **kwargs)
+
+    monkeypatch.setattr(broadcast_pipeline.store, "transition", dies_before_completing)
+    failures: Counter[str] = Counter()
+    drain_with_redelivery(failures=failures)
+    assert died == [broadcast_id]
+    assert failures == Counter({"WorkerKilled": 1})  # the redelivery found every recipient settled
+    _assert_broadcast_exact(env, broadcast_id, contacts)
+
+
 def test_dynamodb_throttling_in_the_broadcast_worker_sends_each_recipient_once(env: SendingEnv) -> None:
     broadcast_id, contacts = _broadcast(env, 6)
     with inject_aws_faults() as faults:

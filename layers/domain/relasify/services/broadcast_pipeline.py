@@ -24,7 +24,7 @@ import json
 import threading
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from contextlib import ExitStack
 from typing import Any
 
@@ -326,6 +326,8 @@ def _prepare_chunk(broadcast: Broadcast, contact_ids: list[str], deadline: float
         _complete_if_done(broadcast.ws, broadcast.id)
         return "cancelled"
     if broadcast.status != "running" or not queued:
+        if broadcast.status == "running":  # the run that settled the last of them may have died before completing
+            _complete_if_done(broadcast.ws, broadcast.id)
         return broadcast.status
     try:
         connection = delivery.connection_for_sending(broadcast.ws)
@@ -401,6 +403,9 @@ class _Chunk:
         nothing is left queued. Returns the outcome, or the first transient failure (the job is retried)."""
         broadcast = self.broadcast
         try:
+            # Every send first: a chunk that answered at its first dead send would leave the others settling
+            # after its redelivery looked, and nobody would complete the broadcast.
+            wait(self._futures)
             outcomes = [future.result() for future in self._futures]
         finally:
             self._announcement.close()
