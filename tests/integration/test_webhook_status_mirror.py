@@ -296,15 +296,16 @@ def test_a_conversation_changed_after_the_read_ahead_keeps_its_newer_last_messag
 # --- a lone status: no read, the conditional write decides -------------------------------------------
 
 
-def test_a_lone_status_of_the_last_message_is_mirrored_without_a_read(
+def test_a_lone_status_of_the_last_message_reads_its_conversation_once_and_mirrors(
     env: WebhookEnv, requests: list[tuple[str, dict[str, Any]]]
 ) -> None:
     phone = "6281200000051"
-    message_id, wamid, callback = send(customer(phone))
-    before = conversation(customer(phone))
+    contact = customer(phone)
+    message_id, wamid, callback = send(contact)
+    before = conversation(contact)
     requests.clear()
     assert run(env, [status_body(wamid, "delivered", callback, phone)]) == {"batchItemFailures": []}
-    assert conversation_reads(requests) == []
+    assert conversation_reads(requests) == [("GetItem", m.conversation_pk(WS, contact), True)]
     after = conversation(customer(phone))
     assert after.last_message is not None
     assert (after.last_message.id, after.last_message.status) == (
@@ -314,14 +315,18 @@ def test_a_lone_status_of_the_last_message_is_mirrored_without_a_read(
     assert after.version == before.version + 1
 
 
-def test_a_lone_status_of_an_older_message_changes_nothing_on_the_conversation(env: WebhookEnv) -> None:
+def test_a_lone_status_of_an_older_message_writes_nothing_to_the_conversation(
+    env: WebhookEnv, requests: list[tuple[str, dict[str, Any]]]
+) -> None:
     phone = "6281200000061"
     contact = customer(phone)
     _mid, wamid, callback = send(contact)
     send(contact)
     before = conversation(contact)
+    requests.clear()
     assert run(env, [status_body(wamid, "read", callback, phone)]) == {"batchItemFailures": []}
     assert conversation(contact) == before
+    assert conversation_updates(requests) == []  # not even a refused conditional write (it costs a WRU)
 
 
 # --- exactly once: redeliveries and a crashed run ------------------------------------------------------

@@ -4,11 +4,9 @@ BatchGetItem instead of a GetItem per event (same read units), and keeps current
 Two users (docs/INBOX.md):
 - a status touches the conversation only when it is about its last message: `apply_message_status`
   skips the conditional update when what was read says it cannot succeed. A status whose
-  conversation was not read ahead is read as before, or, when `blind` (a batch with one status),
-  not read at all: its conditional update decides. Break-even of the blind update: it saves a read
-  (1 RRU) when the status is about the last message at a lower rank, and costs a refused write
-  (1 WRU, ~5 RRU) when it is not; the lifecycle priced by `bench cost_model` (a send and its
-  statuses) is the first case;
+  conversation was not read ahead (a batch with one status) is read as before. Never updated
+  without a read: a refused conditional write is a write (1 WRU, ~5 reads) to a conversation whose
+  preview does not change, which the inbox's write budget (docs/INBOX.md) does not allow;
 - an inbound message's transaction (`conversations.record_inbound`) starts from the item read
   ahead instead of reading it; its write is conditional on the version read, so a stale item is
   refused and read again (the optimistic lock it always had).
@@ -35,10 +33,8 @@ class ConversationReads:
     """The conversation items one processor invocation read ahead (None: read, none stored), kept
     current with what the invocation writes to them (`conversations.StoredReads`)."""
 
-    def __init__(self, *, blind: bool = False) -> None:
+    def __init__(self) -> None:
         self._items: dict[tuple[str, str], m.ConversationModel | None] = {}
-        # No read for a conversation not read ahead: the conditional update alone decides.
-        self.blind = blind
 
     def prefetch(self, keys: Iterable[tuple[str, str]]) -> None:
         """Read the conversations of these (workspace, contact id) keys: one consistent BatchGetItem
@@ -69,17 +65,17 @@ class ConversationReads:
     # --- statuses -----------------------------------------------------------------------------
 
     def apply_message_status(self, ws: str, contact_id: str, message_id: str, status: str, rank: int) -> bool:
-        """`conversations.apply_message_status`, reading only what was not read ahead (and not even
-        that when blind). True when the conversation was written."""
+        """`conversations.apply_message_status`, reading only what was not read ahead. True when the
+        conversation was written."""
         read = self.stored(ws, contact_id)
-        if read is None and not self.blind:
+        if read is None:
             return conversations.apply_message_status(ws, contact_id, message_id, status, rank)
-        if read is not None and not _behind(read[0], message_id, rank):
+        if not _behind(read[0], message_id, rank):
             return False
         written = conversations.mirror_message_status(ws, contact_id, message_id, status, rank)
         if written is not None:
             self.written(written)
-        elif read is not None:
+        else:
             self.forget(ws, contact_id)  # refused: what was read is stale; read again when needed
         return written is not None
 

@@ -23,8 +23,7 @@ from relasify.data.status_routes import parse_status_callback
 from relasify.observability import logger
 from relasify.services.webhook_routing import RouteCache
 
-# Fewer keys than this are not read ahead (a BatchGetItem of one is a GetItem); a lone status's
-# conditional update decides without a read (relasify.data.conversation_reads: its break-even).
+# Fewer keys than this are not read ahead: a BatchGetItem of one is a GetItem, made when the record runs.
 PREFETCH_FROM = 2
 
 
@@ -41,7 +40,6 @@ def invocation_reads(records: Iterable[Mapping[str, Any]]) -> RouteCache:
         if len(identities) >= PREFETCH_FROM:
             routes.contact_ids.update(message_store.contact_ids_by_identities(identities))
         keys = status_keys | {(ws, contact_id) for (ws, _kind, _value), contact_id in routes.contact_ids.items()}
-        routes.conversations.blind = len(status_keys) < PREFETCH_FROM
         if len(keys) >= PREFETCH_FROM:
             routes.conversations.prefetch(keys)
     except AWS_CALL_FAILURES:
