@@ -88,3 +88,21 @@ def ddb_tables(monkeypatch: pytest.MonkeyPatch) -> Iterator[Settings]:
         finally:
             clock.set_clock(None)
             get_settings.cache_clear()
+
+
+@pytest.fixture
+def requests() -> Iterator[list[tuple[str, dict[str, Any]]]]:
+    """Every DynamoDB request made through pynamodb's client while the test runs: (operation, parameters)."""
+    from relasify.data.base import connection
+
+    made: list[tuple[str, dict[str, Any]]] = []
+
+    def record(model: Any, params: dict[str, Any], **_: Any) -> None:
+        made.append((model.name, params))
+
+    client = connection().client
+    client.meta.events.register("provide-client-params.dynamodb", record)
+    try:
+        yield made
+    finally:
+        client.meta.events.unregister("provide-client-params.dynamodb", record)

@@ -5,7 +5,6 @@ broadcast or workspace writes nothing there."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import replace
 from typing import Any
 
@@ -14,7 +13,6 @@ from relasify import clock
 from relasify.data import changes, status_routes, status_writes
 from relasify.data import messages as message_store
 from relasify.data import models as m
-from relasify.data.base import connection
 from relasify.data.contacts import contact_repository
 from relasify.data.identity import identity_repository
 from relasify.data.records import NewContact
@@ -61,22 +59,6 @@ def deliver(wamid: str, status: str, callback: str | None, *, billable: bool = F
 
 def events_of(message_id: str) -> list[changes.ChangeEventModel]:
     return [e for e in changes.ChangeEventModel.query(changes.change_pk(WS)) if e.message_id == message_id]
-
-
-@pytest.fixture
-def requests() -> Iterator[list[tuple[str, dict[str, Any]]]]:
-    """Every DynamoDB request made: (operation, parameters)."""
-    made: list[tuple[str, dict[str, Any]]] = []
-
-    def record(model: Any, params: dict[str, Any], **_: Any) -> None:
-        made.append((model.name, params))
-
-    client = connection().client
-    client.meta.events.register("provide-client-params.dynamodb", record)
-    try:
-        yield made
-    finally:
-        client.meta.events.unregister("provide-client-params.dynamodb", record)
 
 
 def _message_keys_read(made: list[tuple[str, dict[str, Any]]]) -> list[str]:

@@ -29,7 +29,6 @@ from tests.integration.test_webhook_status_mirror import (
 )
 
 env = mirror.env  # the receiver/processor environment fixture, connected to WS
-requests = mirror.requests  # every DynamoDB request made: (operation, parameters)
 _records = itertools.count(1)
 
 

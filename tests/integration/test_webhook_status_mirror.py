@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import itertools
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -17,7 +16,6 @@ from hypothesis import strategies as st
 from relasify.data import conversations, outbox, status_routes, webhook_inbox
 from relasify.data import messages as message_store
 from relasify.data import models as m
-from relasify.data.base import connection
 from relasify.data.contacts import contact_repository
 from relasify.data.identity import identity_repository
 from relasify.data.records import NewContact
@@ -157,22 +155,6 @@ def conversation_reads(made: list[tuple[str, dict[str, Any]]]) -> list[tuple[str
 
 def conversation_updates(made: list[tuple[str, dict[str, Any]]]) -> list[str]:
     return [p["Key"]["PK"]["S"] for op, p in made if op == "UpdateItem" and p["Key"]["SK"]["S"] == "CONV"]
-
-
-@pytest.fixture
-def requests() -> Iterator[list[tuple[str, dict[str, Any]]]]:
-    """Every DynamoDB request made through pynamodb's client: (operation, parameters)."""
-    made: list[tuple[str, dict[str, Any]]] = []
-
-    def record(model: Any, params: dict[str, Any], **_: Any) -> None:
-        made.append((model.name, params))
-
-    client = connection().client
-    client.meta.events.register("provide-client-params.dynamodb", record)
-    try:
-        yield made
-    finally:
-        client.meta.events.unregister("provide-client-params.dynamodb", record)
 
 
 # --- a batch: one read for all its conversations ---------------------------------------------------
