@@ -22,14 +22,14 @@ from relasify.data.records import NewContact
 from relasify.services import statuses
 
 from tests.integration import test_webhook_ingestion as ingestion
-from tests.integration.test_webhook_ingestion import PHONE_ID, WABA, WS, FakeContext, WebhookEnv, sqs_record
+from tests.integration.test_webhook_ingestion import WS, FakeContext, WebhookEnv, sqs_record
+from tests.integration.test_webhook_statuses import messages_change
 
 env = ingestion.env  # the receiver/processor environment fixture, connected to WS
 
 BASE_TS = 1767225600  # 2026-01-01T00:00:00Z
 OFFSET = {"sent": 1, "delivered": 2, "read": 3}
 OTHER_WS = "ws_other"
-DISPLAY = "6281234500000"  # our connected number (the env fixture's)
 _seq = itertools.count(1)
 
 
@@ -60,64 +60,25 @@ def send(contact_id: str, ws: str = WS) -> tuple[str, str, str]:
 
 
 def status_body(wamid: str, status: str, callback: str, recipient: str) -> str:
-    payload = {
-        "object": "whatsapp_business_account",
-        "entry": [
-            {
-                "id": WABA,
-                "changes": [
-                    {
-                        "field": "messages",
-                        "value": {
-                            "messaging_product": "whatsapp",
-                            "metadata": {"display_phone_number": DISPLAY, "phone_number_id": PHONE_ID},
-                            "statuses": [
-                                {
-                                    "id": wamid,
-                                    "status": status,
-                                    "timestamp": str(BASE_TS + OFFSET[status]),
-                                    "recipient_id": recipient,
-                                    "biz_opaque_callback_data": callback,
-                                }
-                            ],
-                        },
-                    }
-                ],
-            }
-        ],
+    status_item = {
+        "id": wamid,
+        "status": status,
+        "timestamp": str(BASE_TS + OFFSET[status]),
+        "recipient_id": recipient,
+        "biz_opaque_callback_data": callback,
     }
-    return _inline(payload)
+    return _inline(messages_change(statuses=[status_item]))
 
 
 def inbound_body(sender: str, text: str, *, wamid: str | None = None) -> str:
-    payload = {
-        "object": "whatsapp_business_account",
-        "entry": [
-            {
-                "id": WABA,
-                "changes": [
-                    {
-                        "field": "messages",
-                        "value": {
-                            "messaging_product": "whatsapp",
-                            "metadata": {"display_phone_number": DISPLAY, "phone_number_id": PHONE_ID},
-                            "contacts": [{"profile": {"name": "Budi"}, "wa_id": sender}],
-                            "messages": [
-                                {
-                                    "from": sender,
-                                    "id": wamid or f"wamid.IN{next(_seq)}",
-                                    "timestamp": str(BASE_TS + 7260),  # after the sends (the clock says 02:00)
-                                    "type": "text",
-                                    "text": {"body": text},
-                                }
-                            ],
-                        },
-                    }
-                ],
-            }
-        ],
+    message = {
+        "from": sender,
+        "id": wamid or f"wamid.IN{next(_seq)}",
+        "timestamp": str(BASE_TS + 7260),  # after the sends (the clock says 02:00)
+        "type": "text",
+        "text": {"body": text},
     }
-    return _inline(payload)
+    return _inline(messages_change(contacts=[{"profile": {"name": "Budi"}, "wa_id": sender}], messages=[message]))
 
 
 def _inline(payload: dict[str, Any]) -> str:
