@@ -294,8 +294,9 @@ def utc(value: datetime | None) -> datetime | None:
 
 
 def sortable_time(at: datetime) -> str:
-    """Fixed-width UTC timestamp: sorts lexicographically in time order."""
-    return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    """Fixed-width UTC timestamp (a naive one taken as UTC): sorts lexicographically in time order."""
+    aware = at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
+    return aware.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def chunks(values: Iterable[Any], size: int) -> Iterator[list[Any]]:

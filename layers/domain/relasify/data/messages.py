@@ -22,7 +22,7 @@ from pynamodb.exceptions import PutError, TransactWriteError, UpdateError
 from relasify import clock
 from relasify.data import changes
 from relasify.data import models as m
-from relasify.data.base import plain_value, query_all, transaction, utc
+from relasify.data.base import plain_value, query_all, sortable_time, transaction, utc
 from relasify.data.ids import new_id
 from relasify.data.records import Record
 from relasify.data.status_routes import StatusRoute, route_callback
@@ -205,12 +205,8 @@ def to_record(item: m.MessageModel) -> Message:
     return _message(item)
 
 
-def _sortable(at: datetime) -> str:
-    return utc(at).strftime("%Y-%m-%dT%H:%M:%S.%fZ")  # type: ignore[union-attr]
-
-
 def conversation_sort_key(at: datetime, message_id: str) -> str:
-    return f"{_sortable(at)}#{message_id}"
+    return f"{sortable_time(at)}#{message_id}"
 
 
 # --- reads -------------------------------------------------------------------------------------
