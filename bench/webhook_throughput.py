@@ -191,8 +191,8 @@ def _baseline_inbound(client: Any, ws: str, wa_id: str, cid: str, wamid: str) ->
         Item={
             "PK": {"S": m.message_pk(ws, "b-" + wamid)},
             "SK": {"S": "MSG"},
-            "GSI1PK": {"S": f"WS#{ws}#CONV#{cid}"},
-            "GSI1SK": {"S": f"2026-01-01T00:00:00Z#b-{wamid}"},
+            "TimelinePK": {"S": f"WS#{ws}#CONV#{cid}"},
+            "TimelineSK": {"S": f"2026-01-01T00:00:00Z#b-{wamid}"},
             "wamid": {"S": wamid},
             "contact_id": {"S": cid},
             "direction": {"S": "in"},

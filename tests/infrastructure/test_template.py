@@ -212,12 +212,18 @@ def test_single_table_keeps_the_schema_contract(cfn: dict[str, Any]) -> None:
         {"AttributeName": "SK", "KeyType": "RANGE"},
     ]
     indexes = {index["IndexName"]: index for index in table["GlobalSecondaryIndexes"]}
-    assert list(indexes) == ["GSI1", "GSI2", "ByExpiry", "InboxByStatus"]
+    assert list(indexes) == ["GSI1", "GSI2", "ByExpiry", "InboxByStatus", "Timeline"]
     # The inbox index projects what its listings filter on and no more (docs/INBOX.md): a status
     # tick or a new preview must not rewrite its entries.
     assert indexes["InboxByStatus"]["Projection"] == {
         "ProjectionType": "INCLUDE",
         "NonKeyAttributes": ["assignee_sub", "unread_count", "snoozed_until", "expires_at"],
+    }
+    # Likewise the thread's index (docs/DATA_MODEL.md): only what a message's put sets and nothing
+    # changes after it, so a status update rewrites no entry.
+    assert indexes["Timeline"]["Projection"] == {
+        "ProjectionType": "INCLUDE",
+        "NonKeyAttributes": ["direction", "expires_at"],
     }
     attribute_types = {a["AttributeName"]: a["AttributeType"] for a in table["AttributeDefinitions"]}
     assert attribute_types["expires_at"] == "N", "DynamoDB TTL only honours Number attributes"

@@ -85,6 +85,23 @@ class InboxByStatus(GlobalSecondaryIndex["TableModel"]):
     inbox_sk = UnicodeAttribute(range_key=True, attr_name="InboxSK")
 
 
+# What the thread's reads filter on, besides the keys: attributes set by the message's put and never
+# changed after it, so a status update (or a reaction, a media copy) rewrites no index entry.
+TIMELINE_PROJECTED = ["direction", "expires_at"]
+
+
+class Timeline(GlobalSecondaryIndex["TableModel"]):
+    """Sparse: thread items only (messages and notes, `relasify.data.timeline`), `WS#<ws>#CONV#<cid>` /
+    `<iso ts>#<mid>`; the items themselves are read by key after the Query."""
+
+    class Meta:
+        index_name = "Timeline"
+        projection = IncludeProjection(TIMELINE_PROJECTED)
+
+    timeline_pk = UnicodeAttribute(hash_key=True, attr_name="TimelinePK")
+    timeline_sk = UnicodeAttribute(range_key=True, attr_name="TimelineSK")
+
+
 # One TableConnection (one botocore client) per table name, shared by every model class:
 # they all have the same key schema, and a client per class would slow cold starts.
 _connections: dict[str, TableConnection] = {}
@@ -120,6 +137,8 @@ class TableModel(Model):
     gsi2sk = UnicodeAttribute(null=True, attr_name="GSI2SK")
     inbox_pk = UnicodeAttribute(null=True, attr_name="InboxPK")  # conversations only
     inbox_sk = UnicodeAttribute(null=True, attr_name="InboxSK")
+    timeline_pk = UnicodeAttribute(null=True, attr_name="TimelinePK")  # messages and notes only
+    timeline_sk = UnicodeAttribute(null=True, attr_name="TimelineSK")
     # TTL (epoch seconds). A plain NumberAttribute: retention computes epoch ints already.
     expires_at = NumberAttribute(null=True, attr_name="expires_at")
     expiry_bucket = UnicodeAttribute(null=True, attr_name="expiry_bucket")
@@ -130,6 +149,7 @@ class TableModel(Model):
     gsi2 = GSI2()
     by_expiry = ByExpiry()
     inbox_by_status = InboxByStatus()
+    timeline = Timeline()
 
     @classmethod
     def _get_connection(cls) -> TableConnection:

@@ -28,7 +28,7 @@ from typing import Any, Literal, Protocol
 from pynamodb.exceptions import TransactWriteError, UpdateError
 
 from relasify import clock, retention
-from relasify.data import changes
+from relasify.data import changes, timeline
 from relasify.data import messages as message_store
 from relasify.data import models as m
 from relasify.data.base import chunks, transaction, utc
@@ -130,7 +130,7 @@ def preview_of(message_type: str, content: dict[str, Any]) -> str | None:
 def activity_of(item: m.MessageModel) -> Activity:
     return Activity(
         message_id=item.message_id,
-        key=item.gsi1sk or message_store.conversation_sort_key(item.message_at or clock.now(), item.message_id),
+        key=item.timeline_sk or message_store.conversation_sort_key(item.message_at or clock.now(), item.message_id),
         direction=item.direction,
         type=item.message_type,
         at=utc(item.message_at) or clock.now(),  # type: ignore[arg-type]
@@ -415,9 +415,8 @@ def add_note(ws: str, contact_id: str, author: str, body: str) -> message_store.
         status_rank=0,
         message_at=now,
         sent_by=author,
-        gsi1pk=m.conversation_pk(ws, contact_id),
-        gsi1sk=message_store.conversation_sort_key(now, note_id),
     )
+    timeline.place(item, message_store.conversation_sort_key(now, note_id))
     record_thread_item(item)
     return message_store.to_record(item)
 
@@ -480,14 +479,7 @@ def update(ws: str, contact_id: str, change: Change) -> Conversation | None:
 
 def count_inbound_after(ws: str, contact_id: str, key: str | None) -> int:
     """Inbound messages of the thread after the sort key `key` (all when None): the unread recount."""
-    model = m.MessageModel
-    condition = model.gsi1sk > key if key else None
-    return model.count(
-        m.conversation_pk(ws, contact_id),
-        condition,
-        filter_condition=(model.direction == "in") & model.live_condition(),
-        index_name=model.gsi1.Meta.index_name,
-    )
+    return timeline.count_inbound_after(ws, contact_id, key)
 
 
 def mark_read(ws: str, contact_id: str, up_to_key: str | None) -> Conversation | None:
@@ -511,15 +503,8 @@ def delete_key(ws: str, contact_id: str) -> tuple[str, str]:
 
 def thread_after(ws: str, contact_id: str, key: str, *, limit: int) -> list[message_store.Message]:
     """Up to `limit` thread items after the sort key `key` (the oldest of them), newest first."""
-    model = m.MessageModel
-    results = model.gsi1.query(
-        m.conversation_pk(ws, contact_id),
-        model.gsi1sk > key,
-        filter_condition=model.live_condition(),
-        limit=max(1, min(int(limit), MAX_PAGE)),
-        scan_index_forward=True,
-    )
-    return [message_store.to_record(i) for i in results][::-1]
+    found = timeline.page(ws, contact_id, limit=max(1, min(int(limit), MAX_PAGE)), after=key, newest_first=False)
+    return [message_store.to_record(i) for i in found.items][::-1]
 
 
 # --- contacts shown in rows -------------------------------------------------------------------------

@@ -3,7 +3,7 @@ contact's data, found through keys, never by scanning; media objects in S3.
 
 Where a contact's data lives (docs/DATA_MODEL.md): the contact item, its uniqueness markers and tag
 items (`relasify.data.contacts` deletes those in one transaction), the conversation's message items
-(GSI1 `WS#<ws>#CONV#<cid>`), each message's `WAMID#<wamid>` partition (pointer, early statuses),
+(Timeline index `WS#<ws>#CONV#<cid>`), each message's `WAMID#<wamid>` partition (pointer, early statuses),
 its media object `media/<ws>/<message id>`, broadcast recipient items `RCPT#<cid>`, and the
 change-feed events naming the conversation (`CHG#<ws>`).
 Billing records hold no content and no wamid (keyed by its SHA-256) and are kept.
@@ -16,13 +16,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from relasify.data import models as m
-from relasify.data.base import chunks, query_all
+from relasify.data.base import batch_get_raw, chunks, query_all
 from relasify.data.changes import change_pk, contact_change_pk
 from relasify.data.sweep import Key, delete_keys, raw_query
 from relasify.data.webhook_inbox import media_object_key
 from relasify.settings import get_settings
 
 S3_DELETE_MAX = 1000  # DeleteObjects limit
+BATCH_GET_MAX = 100  # BatchGetItem limit
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,14 +35,24 @@ class ConversationItem:
     reaction_wamids: tuple[str, ...] = ()  # reactions attached to this message (their own items)
 
 
+def conversation_keys(ws: str, contact_id: str) -> list[Key]:
+    """The keys of every thread item of a contact's conversation, expired ones included: its Timeline
+    entries, and the GSI1 entries of items written before that index and not yet moved by
+    `relasify.data.timeline_backfill` (the same partition key; an empty Query once it has run)."""
+    pk = m.conversation_pk(ws, contact_id)
+    found = (i for index in ("Timeline", "GSI1") for i in raw_query(pk, index=index, projection="PK,SK"))
+    return list(dict.fromkeys((i["PK"]["S"], i["SK"]["S"]) for i in found))
+
+
 def conversation_items(ws: str, contact_id: str) -> list[ConversationItem]:
-    """Every message item of a contact's conversation, expired ones included (erasure takes all)."""
+    """Every message item of a contact's conversation, expired ones included (erasure takes all): the
+    index gives the keys, the items (consistent BatchGetItem) their wamid, media and reactions."""
     out = []
-    for item in raw_query(
-        m.conversation_pk(ws, contact_id),
-        index="GSI1",
-        projection="PK,SK,message_id,wamid,media_s3_key,reactions",
-    ):
+    keys = conversation_keys(ws, contact_id)
+    items: dict[Key, dict[str, Any]] = {}
+    for chunk in chunks(keys, BATCH_GET_MAX):
+        items.update(batch_get_raw(chunk, consistent=True))
+    for item in (items[key] for key in keys if key in items):
         message_id = item.get("message_id", {}).get("S") or item["PK"]["S"].rsplit("#", 1)[-1]
         reactions = [r.get("M", {}).get("wamid", {}).get("S") for r in item.get("reactions", {}).get("L", [])]
         out.append(

@@ -21,12 +21,11 @@ from __future__ import annotations
 import argparse
 from collections import Counter
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from botocore.exceptions import ClientError
 
-from relasify.data import conversations
+from relasify.data import conversations, table_scan
 from relasify.data import models as m
 from relasify.data.base import connection
 from relasify.settings import get_settings
@@ -39,9 +38,6 @@ def _scan(segment: int, segments: int) -> Iterator[dict[str, Any]]:
     """Conversations and contacts still carrying a legacy index key, or a conversation without its
     inbox key (only the attributes the migration needs)."""
     request: dict[str, Any] = {
-        "TableName": get_settings().table_name,
-        "Segment": segment,
-        "TotalSegments": segments,
         "FilterExpression": "(#sk = :conv AND attribute_not_exists(InboxPK)) OR "
         "(begins_with(#sk, :contact) AND (attribute_exists(GSI1PK) OR attribute_exists(GSI2PK)))",
         "ProjectionExpression": "PK, #sk, GSI1PK, GSI1SK, GSI2PK, version",
@@ -51,17 +47,7 @@ def _scan(segment: int, segments: int) -> Iterator[dict[str, Any]]:
             ":contact": {"S": m.ContactModel.SK_PREFIX},
         },
     }
-    while True:
-        response = connection().dispatch("Scan", request)
-        yield from response.get("Items", [])
-        start = response.get("LastEvaluatedKey")
-        if not start:
-            return
-        request["ExclusiveStartKey"] = start
-
-
-def _refused(exc: ClientError) -> bool:
-    return exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException"
+    return table_scan.scan(request, segment, segments)
 
 
 def _read(key: dict[str, Any]) -> dict[str, Any] | None:
@@ -95,7 +81,7 @@ def _migrate_conversation(item: dict[str, Any]) -> str:
             connection().dispatch("UpdateItem", request)
             return "conversation"
         except ClientError as exc:
-            if not _refused(exc):
+            if not table_scan.refused(exc):
                 raise
         fresh = _read(key)
         if fresh is None:
@@ -114,7 +100,7 @@ def _migrate_contact(item: dict[str, Any]) -> str:
     try:
         connection().dispatch("UpdateItem", request)
     except ClientError as exc:
-        if not _refused(exc):
+        if not table_scan.refused(exc):
             raise
         return "gone"  # deleted meanwhile: nothing to migrate
     return "contact"
@@ -133,11 +119,7 @@ def _segment(segment: int, segments: int) -> Counter[str]:
 def backfill(*, segments: int = 4) -> Counter[str]:
     """Migrate every item (parallel Scan segments); counts by outcome (`conversation`, `contact`,
     `done-by-a-write`, `gone`, `busy`: kept changing, run again)."""
-    total: Counter[str] = Counter()
-    with ThreadPoolExecutor(max_workers=segments) as pool:
-        for done in pool.map(lambda s: _segment(s, segments), range(segments)):
-            total.update(done)
-    return total
+    return table_scan.run_segments(_segment, segments)
 
 
 def main(argv: list[str] | None = None) -> None:

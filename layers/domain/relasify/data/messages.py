@@ -20,9 +20,9 @@ from pynamodb.attributes import NumberAttribute
 from pynamodb.exceptions import PutError, TransactWriteError, UpdateError
 
 from relasify import clock
-from relasify.data import changes
+from relasify.data import changes, timeline
 from relasify.data import models as m
-from relasify.data.base import plain_value, query_all, sortable_time, transaction, utc
+from relasify.data.base import plain_value, sortable_time, transaction, utc
 from relasify.data.ids import new_id
 from relasify.data.records import Record
 from relasify.data.status_routes import StatusRoute, route_callback
@@ -238,10 +238,9 @@ def get_by_wamid(wamid: str) -> Message | None:
 
 
 def list_conversation(ws: str, contact_id: str, *, limit: int = 50) -> list[Message]:
-    """Newest first (the API pages through it with its own cursor handling)."""
-    items = query_all(m.MessageModel, m.conversation_pk(ws, contact_id), index=m.MessageModel.gsi1, newest_first=True)
+    """Newest first, up to `limit` (the export; the API pages through `relasify.data.outbox`)."""
     out: list[Message] = []
-    for item in items:
+    for item in timeline.items(ws, contact_id, page_size=max(1, min(limit, 100))):
         out.append(_message(item))
         if len(out) >= limit:
             break
@@ -302,8 +301,7 @@ def inbound_item(new: NewInboundMessage) -> m.MessageModel:
         flags=list(new.flags),
     )
     if new.in_conversation:
-        item.gsi1pk = m.conversation_pk(new.ws, new.contact_id)
-        item.gsi1sk = conversation_sort_key(new.message_at, message_id)
+        timeline.place(item, conversation_sort_key(new.message_at, message_id))
     return item
 
 
@@ -415,9 +413,8 @@ def record_outbound(
         message_at=now,
         broadcast_id=broadcast_id,
         sent_by=sent_by,
-        gsi1pk=m.conversation_pk(ws, contact_id),
-        gsi1sk=conversation_sort_key(now, message_id),
     )
+    timeline.place(item, conversation_sort_key(now, message_id))
     with transaction() as tx:
         tx.save(item, condition=m.MessageModel.pk.does_not_exist())
         if wamid:

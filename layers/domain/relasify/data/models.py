@@ -290,7 +290,8 @@ class ReactionMap(MapAttribute):
 
 
 class MessageModel(TableModel):
-    """PK `WS#<ws>#MSG#<mid>`, SK `MSG`; GSI1 `WS#<ws>#CONV#<cid>` / `<iso ts>#<mid>`."""
+    """PK `WS#<ws>#MSG#<mid>`, SK `MSG`; thread items (not reactions) in the Timeline index,
+    `TimelinePK` `WS#<ws>#CONV#<cid>` / `TimelineSK` `<iso ts>#<mid>` (relasify.data.timeline)."""
 
     data_class: ClassVar[DataClass] = DataClass.MESSAGE_CONTENT
     SK_VALUE: ClassVar[str] = "MSG"

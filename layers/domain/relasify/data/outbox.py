@@ -31,9 +31,8 @@ from typing import Any
 from pynamodb.exceptions import UpdateError
 
 from relasify import clock
-from relasify.data import conversations
+from relasify.data import conversations, timeline
 from relasify.data import models as m
-from relasify.data.base import query_page
 from relasify.data.cursor import decode_cursor, encode_cursor
 from relasify.data.messages import Message, conversation_sort_key, to_record
 from relasify.data.records import Page
@@ -114,8 +113,7 @@ def put_accepted(new: NewOutbound, *, lease_seconds: int = API_SEND_LEASE_SECOND
         send_lease_until=int(now.timestamp()) + lease_seconds,
         context_wamid=new.context_wamid,
     )
-    item.gsi1pk = m.conversation_pk(new.ws, new.contact_id)
-    item.gsi1sk = conversation_sort_key(now, new.message_id)
+    timeline.place(item, conversation_sort_key(now, new.message_id))
     # With its conversation, in one transaction (relasify.data.conversations).
     if not conversations.record_thread_item(item):
         existing = attempt(new.ws, new.message_id)
@@ -194,15 +192,14 @@ def mark_failed(ws: str, message_id: str, *, code: int | None, title: str, detai
 
 
 def conversation_page(ws: str, contact_id: str, *, limit: int = 50, cursor: str | None = None) -> Page[Message]:
-    """A contact's conversation (inbound and outbound), newest first; one GSI1 Query per page."""
+    """A contact's conversation (inbound and outbound), newest first; per page one Query of the
+    timeline index and one BatchGetItem of its items."""
     scope = f"conversation:{contact_id}"
-    page = query_page(
-        m.MessageModel,
-        m.conversation_pk(ws, contact_id),
-        index=m.MessageModel.gsi1,
+    page = timeline.page(
+        ws,
+        contact_id,
         limit=max(1, min(int(limit), MAX_PAGE)),
         exclusive_start_key=decode_cursor(cursor, ws=ws, scope=scope),
-        newest_first=True,
     )
     return Page(
         items=[to_record(item) for item in page.items],

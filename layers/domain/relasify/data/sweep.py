@@ -254,6 +254,9 @@ def clear_closure(ws: str) -> None:
     PendingClosureModel(CLOSURES_PK, ws).delete()
 
 
+_INDEX_HASH_KEYS = {"GSI1": "GSI1PK", "Timeline": "TimelinePK"}
+
+
 def raw_query(pk: str, *, index: str | None = None, projection: str | None = None) -> Iterator[dict[str, Any]]:
     """Every item of one partition (raw attribute maps), paging through Query. Expired ones included:
     the stamp/erase paths must see them too."""
@@ -265,7 +268,7 @@ def raw_query(pk: str, *, index: str | None = None, projection: str | None = Non
         if index:
             kwargs["IndexName"] = index
             kwargs["KeyConditionExpression"] = "#h = :h"
-            kwargs["ExpressionAttributeNames"] = {"#h": "GSI1PK"}
+            kwargs["ExpressionAttributeNames"] = {"#h": _INDEX_HASH_KEYS[index]}
         else:
             kwargs["KeyConditionExpression"] = "#h = :h"
             kwargs["ExpressionAttributeNames"] = {"#h": "PK"}
