@@ -22,7 +22,7 @@ from pynamodb.exceptions import PutError, TransactWriteError, UpdateError
 from relasify.data import models as m
 from relasify.data.base import chunks, query_all, transaction
 from relasify.data.broadcast_counters import counter_update
-from relasify.data.messages import delete_wamid_pointer, set_wamid
+from relasify.data.outbound_messages import delete_wamid_pointer, set_wamid
 from relasify.data.records import Contact, Record
 from relasify.data.tx import cancellation_codes, is_condition_failure
 
