@@ -1,4 +1,6 @@
-"""Contact ids by phone / wa_id / user_id, read from the contacts' uniqueness markers alone.
+"""The contacts' uniqueness markers (one item per phone / wa_id / user_id naming the contact that
+holds it): their key, the condition under which one may be claimed, and contact ids read from the
+markers alone.
 
 The webhook path needs only the id of the contact holding an identity, so it reads the marker and
 not the contact (`ContactRepository.find_by` reads both).
@@ -8,7 +10,19 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from pynamodb.expressions.condition import Condition
+
+from relasify import clock
 from relasify.data import models as m
+
+
+def unique_marker_key(ws: str, kind: str, value: str) -> tuple[str, str]:
+    return m.contact_unique_pk(ws, kind, value), m.ContactUniqueModel.SK_VALUE
+
+
+def marker_is_free() -> Condition:
+    """A marker may be (re)claimed when absent or expired (TTL deletion lags)."""
+    return m.ContactUniqueModel.pk.does_not_exist() | (m.ContactUniqueModel.expires_at <= clock.epoch())
 
 
 def contact_id_by_identity(ws: str, kind: str, value: str) -> str | None:
