@@ -324,7 +324,7 @@ def _seed_and_capture(captured: dict[str, dict[str, Any]]) -> dict[str, dict[str
     """Seed one workspace (connected number, a contact, an outbound message) through the real code and
     capture the events the local gateway hands the handlers; the processor gets the receiver's queue message."""
     import boto3
-    from relasify.data import messages as message_store
+    from relasify.data import outbound_messages
     from relasify_local.pollers import sqs_record
 
     from bench.support import (
@@ -344,7 +344,7 @@ def _seed_and_capture(captured: dict[str, dict[str, Any]]) -> dict[str, dict[str
     assert created.status == 201, created.body
     contact_id = created.json["id"]
     wamid = "wamid.bench-cold-start-1"
-    message = message_store.record_outbound(ws, contact_id, "template", {"name": "order_update"}, wamid=wamid)
+    message = outbound_messages.record_outbound(ws, contact_id, "template", {"name": "order_update"}, wamid=wamid)
 
     def capture(logical_id: str, request: Callable[[], Any]) -> dict[str, Any]:
         captured.pop(logical_id, None)

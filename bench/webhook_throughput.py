@@ -74,7 +74,7 @@ class _Events:
     """One round's events: `messages` outbound messages get sent/delivered/read, `inbound` customers write."""
 
     def __init__(self, ws: str, round_no: int, messages: int, inbound: int) -> None:
-        from relasify.data import messages as message_store
+        from relasify.data import outbound_messages
         from relasify.data.contacts import contact_repository
         from relasify.data.records import NewContact
 
@@ -86,9 +86,9 @@ class _Events:
             wa_id = customer_wa_id(round_no * 10_000 + i)
             contact, _ = contact_repository().create_or_get(ws, NewContact(phone=f"+{wa_id}", wa_id=wa_id))
             wamid = f"wamid.tp-{round_no}-{i}"
-            message = message_store.record_outbound(ws, contact.id, "template", content, wamid=wamid)
+            message = outbound_messages.record_outbound(ws, contact.id, "template", content, wamid=wamid)
             self.outbound.append((message.id, wamid, message.biz_opaque_callback_data or "", wa_id, contact.id))
-            twin = message_store.record_outbound(ws, contact.id, "template", content, wamid=wamid + ".twin")
+            twin = outbound_messages.record_outbound(ws, contact.id, "template", content, wamid=wamid + ".twin")
             self.twins.append(twin.id)
         self.inbound = [(o[3], o[4], f"wamid.tp-in-{round_no}-{i}") for i, o in enumerate(self.outbound[:inbound])]
         self.round_no = round_no

@@ -9,7 +9,7 @@ from relasify import clock
 from relasify.data import broadcast_counters as counter_store
 from relasify.data import broadcast_recipients as recipient_store
 from relasify.data import broadcasts as store
-from relasify.data import message_statuses, outbox
+from relasify.data import message_statuses, outbox, status_changes
 from relasify.data import messages as message_store
 from relasify.settings import Settings
 
@@ -108,7 +108,7 @@ def test_record_sent_is_refused_whole_when_a_status_is_waiting_for_the_wamid(bro
     not hide it, so the transaction is refused and the general path applies it."""
     recipient_store.claim_many(WS, broadcast_id, [recipient_store.Settlement("c1", "queued")])
     message_id = _accepted(broadcast_id, "c1")
-    change = message_store.StatusChange(wamid="wamid.early", status="delivered", at=clock.now())
+    change = status_changes.StatusChange(wamid="wamid.early", status="delivered", at=clock.now())
     assert message_statuses.put_pending_status(WS, change)
 
     assert not recipient_store.record_sent(WS, broadcast_id, "c1", message_id, "wamid.early")

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingError
 from relasify.data import messages as message_store
+from relasify.data import outbound_messages
 from relasify.data.contacts import contact_repository
 from relasify.data.identity import identity_repository
 from relasify.data.records import NewContact
@@ -82,7 +83,7 @@ def deliveries(phone_id: str, display: str, prefix: str) -> list[bytes]:
 
 def _outbound(ws: str, prefix: str) -> None:
     contact, _ = contact_repository().create_or_get(ws, NewContact(phone="+6281100000001", wa_id="6281100000001"))
-    message_store.record_outbound(ws, contact.id, "template", {"name": "promo"}, wamid=f"wamid.{prefix}OUT")
+    outbound_messages.record_outbound(ws, contact.id, "template", {"name": "promo"}, wamid=f"wamid.{prefix}OUT")
 
 
 @pytest.fixture

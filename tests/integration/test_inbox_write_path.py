@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 from relasify import clock
-from relasify.data import conversations, outbox
+from relasify.data import conversation_state, conversations, outbox
 from relasify.data import messages as message_store
 from relasify.data import models as m
 from relasify.data.base import connection
@@ -96,7 +96,7 @@ def contact_id(sender: str = CUSTOMER) -> str:
     return contact.id
 
 
-def conversation(sender: str = CUSTOMER) -> conversations.Conversation:
+def conversation(sender: str = CUSTOMER) -> conversation_state.Conversation:
     found = conversations.get(WS, contact_id(sender), consistent=True)
     assert found is not None
     return found

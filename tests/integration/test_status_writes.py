@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 from relasify import clock
-from relasify.data import changes, status_routes, status_writes
+from relasify.data import changes, outbound_messages, status_changes, status_routes, status_writes
 from relasify.data import messages as message_store
 from relasify.data import models as m
 from relasify.data.contacts import contact_repository
@@ -44,7 +44,7 @@ def connected(ddb_tables: Any) -> None:
 
 def sent_message(*, wamid: str) -> message_store.Message:
     """An outbound message as the send path leaves it: its wamid pointer written with its route."""
-    message = message_store.record_outbound(WS, customer().id, "template", {"name": "promo"})
+    message = outbound_messages.record_outbound(WS, customer().id, "template", {"name": "promo"})
     statuses.apply_pending_statuses(
         WS, message.id, wamid, route=status_routes.parse_status_callback(message.biz_opaque_callback_data)
     )
@@ -242,8 +242,8 @@ def test_a_callback_naming_another_message_of_the_workspace_does_not_move_it(con
 
 
 def test_a_callback_naming_another_workspace_is_never_written_there(connected: None) -> None:
-    foreign = message_store.record_outbound("ws_other", "c_other", "template", {"name": "promo"})
-    message_store.attach_wamid("ws_other", foreign.id, "wamid.foreign")
+    foreign = outbound_messages.record_outbound("ws_other", "c_other", "template", {"name": "promo"})
+    outbound_messages.attach_wamid("ws_other", foreign.id, "wamid.foreign")
     # A status routed (by its phone number id) to WS that carries the other workspace's route.
     result = deliver("wamid.foreign", "read", foreign.biz_opaque_callback_data)
     assert result.counts == {"status:foreign": 1}
@@ -257,7 +257,7 @@ def test_a_callback_naming_a_broadcast_the_message_is_not_in_is_refused(connecte
     route = status_routes.parse_status_callback(forged)
     assert route is not None
     assert route.broadcast_id == "bc_forged"
-    change = message_store.StatusChange(wamid="wamid.bc", status="read", at=NOW)
+    change = status_changes.StatusChange(wamid="wamid.bc", status="read", at=NOW)
     assert status_writes.apply_routed_status(route, change) is None
     assert message_store.get_message(WS, message.id).status == "accepted"
 

@@ -19,7 +19,7 @@ import boto3
 import pytest
 from aws_lambda_powertools.utilities import parameters
 from relasify import clock
-from relasify.data import audit_log, message_statuses, webhook_inbox
+from relasify.data import audit_log, message_statuses, outbound_messages, webhook_inbox
 from relasify.data import identity as identity_module
 from relasify.data import messages as message_store
 from relasify.data import models as m
@@ -207,7 +207,7 @@ def fixture_bytes(name: str) -> bytes:
 
 def outbound_message(wamid: str | None = OUTBOUND_WAMID) -> message_store.Message:
     contact, _ = contact_repository().create_or_get(WS, message_store_new_contact(CUSTOMER_WA_ID))
-    return message_store.record_outbound(
+    return outbound_messages.record_outbound(
         WS, contact.id, "template", {"name": "konfirmasi_pesanan", "language": {"code": "id"}}, wamid=wamid
     )
 

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from relasify.data import conversations, outbox, status_routes, webhook_inbox
+from relasify.data import conversation_state, conversations, outbox, status_routes, webhook_inbox
 from relasify.data import messages as message_store
 from relasify.data import models as m
 from relasify.data.contacts import contact_repository
@@ -92,7 +92,7 @@ def run(env: WebhookEnv, bodies: list[str]) -> dict[str, Any]:
     return env.processor.handler({"Records": records}, FakeContext())
 
 
-def conversation(contact_id: str, ws: str = WS) -> conversations.Conversation:
+def conversation(contact_id: str, ws: str = WS) -> conversation_state.Conversation:
     found = conversations.get(ws, contact_id, consistent=True)
     assert found is not None
     return found

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from relasify import clock
-from relasify.data import message_statuses, status_routes
+from relasify.data import message_statuses, outbound_messages, status_changes, status_routes
 from relasify.data import messages as message_store
 from relasify.data import models as m
 from relasify.data.base import connection
@@ -107,7 +107,7 @@ def customer() -> Any:
 
 
 def new_outbound(*, wamid: str | None = None) -> message_store.Message:
-    return message_store.record_outbound(WS, customer().id, "template", {"name": "promo"}, wamid=wamid)
+    return outbound_messages.record_outbound(WS, customer().id, "template", {"name": "promo"}, wamid=wamid)
 
 
 def billing_records(ws: str = WS) -> list[m.BillingRecordModel]:
@@ -147,9 +147,9 @@ def test_any_order_and_duplication_ends_in_the_right_state(
         statuses.apply_pending_statuses(WS, message.id, wamid, route=route)
 
     final = message_store.get_message(WS, message.id)
-    expected = max((s for s, _, _ in sequence), key=message_store.STATUS_RANK.__getitem__)
+    expected = max((s for s, _, _ in sequence), key=status_changes.STATUS_RANK.__getitem__)
     assert final.status == expected
-    assert final.status_rank == message_store.STATUS_RANK[expected]
+    assert final.status_rank == status_changes.STATUS_RANK[expected]
     assert final.wamid == wamid
     assert getattr(final, f"{expected}_at") == datetime.fromtimestamp(BASE_TS + STATUS_OFFSET[expected], UTC)
     if expected == "failed":
@@ -270,7 +270,7 @@ def test_a_send_that_dies_between_the_pointer_and_the_message_write_still_gets_i
 
 
 def test_a_wamid_recorded_for_an_erased_message_leaves_no_pointer(connected: None) -> None:
-    assert message_store.attach_wamid(WS, "msg_erased_meanwhile", "wamid.orphan") is False
+    assert outbound_messages.attach_wamid(WS, "msg_erased_meanwhile", "wamid.orphan") is False
     assert message_store.locate_wamid("wamid.orphan") is None
 
 
@@ -292,7 +292,7 @@ def test_callback_data_naming_another_workspace_is_not_trusted(connected: None) 
 
 
 def test_status_of_another_workspaces_message_is_ignored(connected: None) -> None:
-    other = message_store.record_outbound("ws_other", "c1", "text", {"body": "x"}, wamid="wamid.other")
+    other = outbound_messages.record_outbound("ws_other", "c1", "text", {"body": "x"}, wamid="wamid.other")
     result = webhook.process_payload(messages_change(statuses=[status_item("wamid.other", "read")]))
     assert result.counts == {"status:foreign": 1}
     assert message_store.get_message("ws_other", other.id).status == "accepted"

@@ -17,7 +17,7 @@ import boto3
 import pytest
 from relasify import clock, retention
 from relasify.data import messages as message_store
-from relasify.data import tombstones
+from relasify.data import outbound_messages, tombstones
 from relasify.data.contacts import contact_repository
 from relasify.data.identity import identity_repository
 from relasify.services import webhook
@@ -96,8 +96,8 @@ def test_old_redelivered_webhooks_do_not_recreate_an_erased_contact_but_a_new_me
     assert process(inbound(OLD_WAMID, OLD_TEXT, before)) == {"inbound_message:recorded": 1}
     contact = contact_repository().find_by(ws, "wa_id", WA_ID)
     assert contact is not None
-    outbound = message_store.record_outbound(ws, contact.id, "text", {"body": "Pesanan dikirim hari ini"})
-    message_store.attach_wamid(ws, outbound.id, OUT_WAMID)
+    outbound = outbound_messages.record_outbound(ws, contact.id, "text", {"body": "Pesanan dikirim hari ini"})
+    outbound_messages.attach_wamid(ws, outbound.id, OUT_WAMID)
 
     _erase(api, ws, contact.id)
 
@@ -148,8 +148,8 @@ def test_a_status_of_an_erased_message_dated_after_the_erasure_is_dropped(api: A
     process(inbound(OLD_WAMID, OLD_TEXT, clock.epoch() - 60))
     contact = contact_repository().find_by(ws, "wa_id", WA_ID)
     assert contact is not None
-    outbound = message_store.record_outbound(ws, contact.id, "text", {"body": "Pesanan dikirim hari ini"})
-    message_store.attach_wamid(ws, outbound.id, OUT_WAMID)
+    outbound = outbound_messages.record_outbound(ws, contact.id, "text", {"body": "Pesanan dikirim hari ini"})
+    outbound_messages.attach_wamid(ws, outbound.id, OUT_WAMID)
     _erase(api, ws, contact.id)
 
     later = clock.epoch() + 86_400
@@ -200,8 +200,8 @@ def test_known_contact_events_make_no_extra_request_and_never_read_a_tombstone(
     process(inbound("wamid.first", "Halo", now - 10))
     contact = contact_repository().find_by(ws, "wa_id", WA_ID)
     assert contact is not None
-    outbound = message_store.record_outbound(ws, contact.id, "text", {"body": "Baik kak"})
-    message_store.attach_wamid(ws, outbound.id, OUT_WAMID)
+    outbound = outbound_messages.record_outbound(ws, contact.id, "text", {"body": "Baik kak"})
+    outbound_messages.attach_wamid(ws, outbound.id, OUT_WAMID)
 
     lookups: list[Any] = []
     original = tombstones.erased_at

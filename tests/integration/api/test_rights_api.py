@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 import boto3
 from relasify import clock, retention
-from relasify.data import message_statuses
+from relasify.data import message_statuses, status_changes
 from relasify.data import messages as message_store
 from relasify.data import models as m
 from relasify.data import sweep as sweep_store
@@ -180,7 +180,7 @@ def test_erase_leaves_no_trace_outside_billing_records(api: ApiClient) -> None:
     message_statuses.apply_status(
         ws,
         messages[0].id,
-        message_store.StatusChange(
+        status_changes.StatusChange(
             wamid="wamid.E0",
             status="delivered",
             at=clock.now(),
@@ -188,7 +188,9 @@ def test_erase_leaves_no_trace_outside_billing_records(api: ApiClient) -> None:
             billable=True,
         ),
     )
-    message_statuses.put_pending_status(ws, message_store.StatusChange(wamid="wamid.E1", status="read", at=clock.now()))
+    message_statuses.put_pending_status(
+        ws, status_changes.StatusChange(wamid="wamid.E1", status="read", at=clock.now())
+    )
     m.BroadcastRecipientModel(
         m.broadcast_pk(ws, "b1"), f"RCPT#{contact.id}", ws_id=ws, broadcast_id="b1", contact_id=contact.id
     ).save()

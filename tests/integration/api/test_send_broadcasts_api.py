@@ -15,7 +15,7 @@ import pytest
 from relasify import clock
 from relasify.data import broadcast_recipients
 from relasify.data import broadcasts as broadcast_store
-from relasify.data import messages as message_store
+from relasify.data import templates as template_store
 from relasify.services import broadcast_pipeline
 from relasify.settings import get_settings
 from relasify_local.cfn import REPO_ROOT, load_template
@@ -463,7 +463,7 @@ def test_a_utility_broadcast_reaches_opted_out_contacts_a_marketing_one_skips_th
 
 
 def test_a_broadcast_of_a_template_known_only_from_its_webhook_is_accepted(env: SendingEnv) -> None:
-    message_store.apply_template_webhook(env.ws, "ui_made", "id", at=clock.now(), status="APPROVED")
+    template_store.apply_template_webhook(env.ws, "ui_made", "id", at=clock.now(), status="APPROVED")
     env.contact("+6281234567862", tags=["vip"], inbound_hours_ago=None)
     created = _create(env, template="ui_made")
     assert created.status == 202, created.body

@@ -13,6 +13,7 @@ import pytest
 from relasify import clock
 from relasify.data import messages as message_store
 from relasify.data import outbox, status_routes
+from relasify.data import templates as template_store
 from relasify.data.contacts import contact_repository
 from relasify.data.identity import identity_repository
 from relasify.errors import SendInProgress
@@ -259,7 +260,7 @@ def test_a_template_known_only_from_its_webhook_sends_with_parameters(env: Sendi
     """Created in Meta's UI and approved: the status webhook tells us its name and status but not its
     definition, so the parameter count is left to Meta instead of refusing every send."""
     contact = env.contact()
-    message_store.apply_template_webhook(env.ws, "ui_made", "id", at=clock.now(), status="APPROVED")
+    template_store.apply_template_webhook(env.ws, "ui_made", "id", at=clock.now(), status="APPROVED")
     sent = env.post_message(template_body(contact.id, "ui_made", params=("Budi", "4471")), "ui")
     assert sent.status == 201, sent.body
     assert [s["template"]["name"] for s in env.sends()] == ["ui_made"]

@@ -22,7 +22,7 @@ from pynamodb.exceptions import PutError, TransactWriteError, UpdateError
 from relasify.data import models as m
 from relasify.data.base import chunks, query_all, transaction
 from relasify.data.broadcast_counters import counter_update
-from relasify.data.messages import delete_wamid_pointer, set_wamid
+from relasify.data.outbound_messages import delete_wamid_pointer, set_wamid
 from relasify.data.records import Contact, Record
 from relasify.data.tx import cancellation_codes, is_condition_failure
 
@@ -148,7 +148,7 @@ def get_recipients(ws: str, broadcast_id: str, contact_ids: list[str]) -> dict[s
 
 def get_contacts(ws: str, contact_ids: list[str]) -> dict[str, Contact]:
     """The contacts of a chunk in one BatchGetItem (expired ones left out)."""
-    from relasify.data.contacts import contact_from_item
+    from relasify.data.contact_items import contact_from_item
 
     keys = [(m.ws_pk(ws), f"{m.ContactModel.SK_PREFIX}{cid}") for cid in dict.fromkeys(contact_ids)]
     return {item.contact_id: contact_from_item(item) for item in m.ContactModel.batch_get(keys) if not item.is_expired}

@@ -1,8 +1,11 @@
 """Contacts repository: one contact per phone / wa_id / user_id per workspace, enforced with
 uniqueness markers written in the same transaction as the contact.
 
-`ContactRepository` is the interface; `DynamoContactRepository` the single-table implementation;
+`ContactRepository` is the interface; `DynamoContactRepository` the single-table implementation
+(its writes here, its reads inherited from `relasify.data.contact_reads.DynamoContactReads`);
 `contact_repository()` the process-wide instance. Phones arrive already normalised to E.164.
+The items beside a contact (tags, search words) are built by `relasify.data.contact_items`, its
+markers by `relasify.data.contact_markers`.
 """
 
 from __future__ import annotations
@@ -10,39 +13,40 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import datetime
 from functools import lru_cache
-from typing import Any, Literal, Protocol
+from typing import Any, Protocol
 
 from pynamodb.constants import ALL_OLD, NONE
 from pynamodb.exceptions import TransactWriteError
-from pynamodb.expressions.condition import Condition
 from pynamodb.transactions import TransactWrite
 
-from relasify import clock
 from relasify.data import changes as change_feed
 from relasify.data import contact_search
 from relasify.data import models as m
-from relasify.data.base import QueryPage, query_all, query_page, transaction
-from relasify.data.cursor import decode_cursor, encode_cursor
-from relasify.data.ids import new_id
-from relasify.data.records import (
-    Consent,
-    ConsentEvent,
-    Contact,
-    ContactChanges,
-    NewContact,
-    Page,
+from relasify.data.base import transaction
+from relasify.data.contact_items import (
+    UNIQUE_KINDS,
+    UniqueKind,
+    clear_index_keys,
+    contact_from_item,
+    contact_key,
+    event_map,
+    legacy_index_key_removals,
+    search_words,
+    tag_item,
+    tag_item_key,
+    unique_values,
 )
+from relasify.data.contact_markers import marker_is_free, unique_marker_key
+from relasify.data.contact_reads import DynamoContactReads
+from relasify.data.ids import new_id
+from relasify.data.records import ConsentEvent, Contact, ContactChanges, NewContact, Page
 from relasify.data.tx import Failure, Key, cancellation_codes, is_condition_failure
 from relasify.errors import Conflict, DuplicateContact, NotFound, ValidationFailed
 
-UniqueKind = Literal["phone", "wa_id", "user_id"]
-UNIQUE_KINDS: tuple[UniqueKind, ...] = ("phone", "wa_id", "user_id")
 # A create/update is one TransactWriteItems (at most 100 items): contact + 6 marker moves +
 # tag changes (remove old + add new) must fit, hence the tag bound.
 MAX_TAGS = 40
-MAX_PAGE = 100
 TRANSACTION_MAX_ITEMS = 100  # DynamoDB TransactWriteItems
-SEARCH_ROUNDS = 5  # word-partition Queries per search page at most (a tag filter may drop many hits)
 _RETRIES = 3
 
 
@@ -73,78 +77,6 @@ class ContactRepository(Protocol):
     def record_inbound(self, ws: str, contact_id: str, at: datetime) -> bool: ...
 
 
-# ---------------------------------------------------------------------------------------------
-# keys and conversions
-
-
-def contact_key(ws: str, contact_id: str) -> tuple[str, str]:
-    return m.ws_pk(ws), f"{m.ContactModel.SK_PREFIX}{contact_id}"
-
-
-def _tag_page(ws: str, tag: str, *, limit: int, cursor: str | None, scope: str) -> Page[str]:
-    """One page of the ids of the contacts with a tag: one Query on the tag partition."""
-    page = query_page(
-        m.ContactTagModel,
-        m.contact_tag_pk(ws, tag),
-        limit=_bounded(limit),
-        exclusive_start_key=decode_cursor(cursor, ws=ws, scope=scope),
-    )
-    return Page(
-        items=[t.contact_id for t in page.items],
-        next_cursor=encode_cursor(page.last_evaluated_key, ws=ws, scope=scope),
-    )
-
-
-def unique_marker_key(ws: str, kind: str, value: str) -> tuple[str, str]:
-    return m.contact_unique_pk(ws, kind, value), m.ContactUniqueModel.SK_VALUE
-
-
-def tag_item_key(ws: str, tag: str, contact_id: str) -> tuple[str, str]:
-    return m.contact_tag_pk(ws, tag), f"{m.ContactModel.SK_PREFIX}{contact_id}"
-
-
-def _consent_event(raw: m.ConsentEventMap) -> ConsentEvent:
-    return ConsentEvent(status=raw.status, source=raw.source, at=raw.at, actor_id=raw.actor_id, note=raw.note)  # type: ignore[arg-type]
-
-
-def contact_from_item(item: m.ContactModel) -> Contact:
-    consent = item.consent or m.ConsentMap()
-    return Contact(
-        id=item.contact_id,
-        ws=item.ws_id,
-        phone=item.phone,
-        wa_id=item.wa_id,
-        user_id=item.user_id,
-        name=item.name,
-        email=item.email,
-        tags=list(item.tags or []),
-        attributes=item.custom_attributes.as_dict() if item.custom_attributes is not None else {},
-        consent=Consent(
-            status=consent.status or "unknown",  # type: ignore[arg-type]
-            source=consent.source,
-            at=consent.at,
-            history=[_consent_event(e) for e in consent.history or []],
-        ),
-        restricted=bool(item.restricted),
-        last_inbound_at=item.last_inbound_at,
-        unreachable=bool(item.unreachable),
-        created_at=item.created_at,
-        updated_at=item.updated_at,
-    )
-
-
-def _clear_index_keys(item: m.ContactModel) -> None:
-    """A contact is in no index (nothing queried its old phone and name prefix entries, and each one
-    was rewritten with every `last_inbound_at`): a Put of a contact written before drops them."""
-    item.gsi1pk = item.gsi1sk = item.gsi2pk = item.gsi2sk = None
-
-
-def legacy_index_key_removals() -> list[Any]:
-    """Update actions dropping the GSI1/GSI2 keys contacts carried before (no-ops on the others)."""
-    model = m.ContactModel
-    return [model.gsi1pk.remove(), model.gsi1sk.remove(), model.gsi2pk.remove(), model.gsi2sk.remove()]
-
-
 def _follow_phone_change(item: m.ContactModel, *, wa_id_given: bool) -> None:
     """The phone changed: the wa_id and `unreachable` described the old number. Sends address the
     wa_id first, so a kept wa_id would keep messaging the old (possibly someone else's) number.
@@ -153,10 +85,6 @@ def _follow_phone_change(item: m.ContactModel, *, wa_id_given: bool) -> None:
     if not wa_id_given:
         item.wa_id = None
     item.unreachable = False
-
-
-def _search_words(item: m.ContactModel) -> list[str]:
-    return contact_search.contact_words(item.name, item.email, item.phone)
 
 
 def _check_transaction_size(
@@ -178,10 +106,6 @@ def _check_transaction_size(
         )
 
 
-def _unique_values(item: m.ContactModel) -> dict[str, str]:
-    return {kind: value for kind in UNIQUE_KINDS if (value := getattr(item, kind))}
-
-
 def _normalise_tags(tags: list[str]) -> list[str]:
     unique = list(dict.fromkeys(t for t in tags if t))
     if len(unique) > MAX_TAGS:
@@ -192,13 +116,8 @@ def _normalise_tags(tags: list[str]) -> list[str]:
     return unique
 
 
-def marker_is_free() -> Condition:
-    """A marker may be (re)claimed when absent or expired (TTL deletion lags)."""
-    return m.ContactUniqueModel.pk.does_not_exist() | (m.ContactUniqueModel.expires_at <= clock.epoch())
-
-
-class DynamoContactRepository:
-    """`ContactRepository` on the single table."""
+class DynamoContactRepository(DynamoContactReads):
+    """`ContactRepository` on the single table (the reads: `DynamoContactReads`)."""
 
     # --- create -------------------------------------------------------------------------------
     def create(self, ws: str, new: NewContact) -> Contact:
@@ -227,11 +146,11 @@ class DynamoContactRepository:
             try:
                 with transaction() as tx:
                     tx.save(item, condition=m.ContactModel.pk.does_not_exist())
-                    for kind, value in _unique_values(item).items():
+                    for kind, value in unique_values(item).items():
                         self._claim(tx, ws, kind, value, contact_id)
                     for tag in tags:
-                        tx.save(self._tag_item(ws, tag, contact_id))
-                    for word in _search_words(item):
+                        tx.save(tag_item(ws, tag, contact_id))
+                    for word in search_words(item):
                         tx.save(contact_search.word_item(ws, word, contact_id))
                     change_feed.add_contact_event(tx, ws, "contact.created", contact_id)  # outgoing webhooks
             except TransactWriteError as exc:
@@ -252,87 +171,6 @@ class DynamoContactRepository:
                 raise
             return existing, False
 
-    # --- reads --------------------------------------------------------------------------------
-    def get(self, ws: str, contact_id: str) -> Contact | None:
-        item = m.ContactModel.get_live(*contact_key(ws, contact_id))
-        return contact_from_item(item) if item else None
-
-    def get_many(self, ws: str, contact_ids: list[str]) -> list[Contact]:
-        """Live contacts among `contact_ids`, in the given order (BatchGetItem, 100 keys a request)."""
-        wanted = list(dict.fromkeys(contact_ids))
-        if not wanted:
-            return []
-        by_id = {c.contact_id: c for c in m.ContactModel.batch_get([contact_key(ws, cid) for cid in wanted])}
-        return [contact_from_item(by_id[cid]) for cid in wanted if cid in by_id and not by_id[cid].is_expired]
-
-    def find_by(self, ws: str, kind: UniqueKind, value: str) -> Contact | None:
-        marker = m.ContactUniqueModel.get_live(*unique_marker_key(ws, kind, value))
-        if marker is None:
-            return None
-        return self.get(ws, marker.contact_id)
-
-    def find_by_phone(self, ws: str, phone: str) -> Contact | None:
-        return self.find_by(ws, "phone", phone)
-
-    def find_by_wa_id(self, ws: str, wa_id: str) -> Contact | None:
-        return self.find_by(ws, "wa_id", wa_id)
-
-    def find_by_user_id(self, ws: str, user_id: str) -> Contact | None:
-        return self.find_by(ws, "user_id", user_id)
-
-    def list_contacts(self, ws: str, *, limit: int = 50, cursor: str | None = None) -> Page[Contact]:
-        """Contacts in creation order (ids are time-ordered): one Query per page."""
-        scope = "contacts"
-        page = query_page(
-            m.ContactModel,
-            m.ws_pk(ws),
-            m.ContactModel.sk.startswith(m.ContactModel.SK_PREFIX),
-            limit=_bounded(limit),
-            exclusive_start_key=decode_cursor(cursor, ws=ws, scope=scope),
-        )
-        return _page(page, ws=ws, scope=scope)
-
-    def list_by_tag(self, ws: str, tag: str, *, limit: int = 50, cursor: str | None = None) -> Page[Contact]:
-        """Contacts with a tag: one Query on the tag partition, one BatchGetItem for the contacts."""
-        ids = _tag_page(ws, tag, limit=limit, cursor=cursor, scope=f"contacts:tag:{tag}")
-        return Page(items=self.get_many(ws, ids.items), next_cursor=ids.next_cursor)
-
-    def tag_member_ids(self, ws: str, tag: str, *, limit: int = 100, cursor: str | None = None) -> Page[str]:
-        """Ids of the contacts with a tag: one Query on the tag partition, no contact read."""
-        return _tag_page(ws, tag, limit=limit, cursor=cursor, scope=f"contacts:tag-ids:{tag}")
-
-    def search(
-        self, ws: str, prefix: str, *, also: list[str], tag: str | None, limit: int = 50, cursor: str | None = None
-    ) -> Page[Contact]:
-        """Contacts with a search word starting with `prefix` (data/contact_search.py), and for each of
-        `also` a word starting with it, and the `tag` if given; each contact once, by its first matching
-        word. A page costs one Query on the word partition and one BatchGetItem per round; a page
-        that filters much away may come back short (follow `next_cursor`)."""
-        limit = _bounded(limit)
-        scope = f"contacts:search:{prefix}:{' '.join(also)}:{tag or ''}"
-        start = contact_search.decode(cursor, ws=ws, scope=scope)
-        found: list[Contact] = []
-        for _ in range(SEARCH_ROUNDS):
-            hits, more = contact_search.matches(ws, prefix, limit=min(MAX_PAGE, limit - len(found) + 5), start=start)
-            by_id = {c.id: c for c in self.get_many(ws, [cid for _, cid in hits])}
-            for consumed, (word, contact_id) in enumerate(hits, start=1):
-                contact = by_id.get(contact_id)
-                if contact is not None and _search_hit(contact, word, prefix, also, tag):
-                    found.append(contact)
-                if len(found) == limit:
-                    last = consumed == len(hits) and more is None
-                    key = None if last else contact_search.resume_key(ws, prefix, word, contact_id)
-                    return Page(items=found, next_cursor=contact_search.encode(key, ws=ws, scope=scope))
-            if more is None:
-                return Page(items=found, next_cursor=None)
-            start = more
-        return Page(items=found, next_cursor=contact_search.encode(start, ws=ws, scope=scope))
-
-    def iter_contacts(self, ws: str) -> Iterator[Contact]:
-        """Every live contact of a workspace (export), paging through Query."""
-        for item in query_all(m.ContactModel, m.ws_pk(ws), m.ContactModel.sk.startswith(m.ContactModel.SK_PREFIX)):
-            yield contact_from_item(item)
-
     # --- update -------------------------------------------------------------------------------
     def update(self, ws: str, contact_id: str, changes: ContactChanges) -> Contact:
         """Apply the fields set in `changes`. Moving a phone / wa_id / user_id moves its marker in
@@ -346,10 +184,10 @@ class DynamoContactRepository:
             if item is None:
                 raise NotFound("Contact not found.")
             read_at = item.updated_at
-            old_unique = _unique_values(item)
+            old_unique = unique_values(item)
             old_tags = list(item.tags or [])
             old_phone = item.phone
-            old_words = _search_words(item)
+            old_words = search_words(item)
             for name in ("phone", "wa_id", "user_id", "name", "email"):
                 if name in fields:
                     setattr(item, name, getattr(changes, name))
@@ -359,10 +197,10 @@ class DynamoContactRepository:
                 item.tags = _normalise_tags(changes.tags or [])
             if "attributes" in fields:
                 item.custom_attributes = dict(changes.attributes or {})
-            _clear_index_keys(item)
-            new_unique = _unique_values(item)
+            clear_index_keys(item)
+            new_unique = unique_values(item)
             new_tags = list(item.tags or [])
-            new_words = _search_words(item)
+            new_words = search_words(item)
             _check_transaction_size(old_unique, new_unique, old_tags, new_tags, old_words, new_words)
             try:
                 with transaction() as tx:
@@ -386,7 +224,7 @@ class DynamoContactRepository:
                     for tag in set(old_tags) - set(new_tags):
                         tx.delete(m.ContactTagModel(*tag_item_key(ws, tag, contact_id)))
                     for tag in set(new_tags) - set(old_tags):
-                        tx.save(self._tag_item(ws, tag, contact_id))
+                        tx.save(tag_item(ws, tag, contact_id))
                     for word in set(old_words) - set(new_words):
                         tx.delete(contact_search.ContactWordModel(*contact_search.word_key(ws, word, contact_id)))
                     for word in set(new_words) - set(old_words):
@@ -475,11 +313,11 @@ class DynamoContactRepository:
         mine = m.ContactUniqueModel.pk.does_not_exist() | (m.ContactUniqueModel.contact_id == contact_id)
         with transaction() as tx:
             tx.delete(item)
-            for kind, value in _unique_values(item).items():
+            for kind, value in unique_values(item).items():
                 tx.delete(m.ContactUniqueModel(*unique_marker_key(ws, kind, value)), condition=mine)
             for tag in item.tags or []:
                 tx.delete(m.ContactTagModel(*tag_item_key(ws, tag, contact_id)))
-            for word in _search_words(item):
+            for word in search_words(item):
                 tx.delete(contact_search.ContactWordModel(*contact_search.word_key(ws, word, contact_id)))
         return True
 
@@ -521,10 +359,6 @@ class DynamoContactRepository:
         # ALL_OLD: a failed claim returns the marker, so the conflict names its contact unread.
         tx.save(self._marker(ws, kind, value, contact_id), condition=marker_is_free(), return_values=ALL_OLD)
 
-    @staticmethod
-    def _tag_item(ws: str, tag: str, contact_id: str) -> m.ContactTagModel:
-        return m.ContactTagModel(*tag_item_key(ws, tag, contact_id), ws_id=ws, tag=tag, contact_id=contact_id)
-
     def _raise_duplicate(self, ws: str, failed: dict[Key, Failure]) -> None:
         """If a marker claim was refused, raise DuplicateContact naming the contact holding it."""
         prefix = m.contact_unique_pk(ws, "", "")[:-1]  # "WS#<ws>#UNIQ#"
@@ -537,36 +371,6 @@ class DynamoContactRepository:
                 marker = m.ContactUniqueModel.get_live(*unique_marker_key(ws, kind, value), consistent_read=True)
                 existing_id = marker.contact_id if marker else None
             raise DuplicateContact(f"A contact with this {kind} already exists.", existing_id=existing_id, field=kind)
-
-
-def event_map(event: ConsentEvent) -> m.ConsentEventMap:
-    return m.ConsentEventMap(
-        status=event.status, source=event.source, at=event.at, actor_id=event.actor_id, note=event.note
-    )
-
-
-def _search_hit(contact: Contact, word: str, prefix: str, also: list[str], tag: str | None) -> bool:
-    """Whether a word item found for `prefix` shows its contact: the word is still the contact's (a
-    concurrent change may have moved it), it is the contact's first word matching (so a contact with
-    two matching words is shown once, across pages too), the other query words match, the tag holds."""
-    current = contact_search.contact_words(contact.name, contact.email, contact.phone)
-    if word not in current or word != min(w for w in current if w.startswith(prefix)):
-        return False
-    every_word = [*contact_search.words(contact.name), *contact_search.words(contact.email), *current]
-    if not all(any(w.startswith(a) for w in every_word) for a in also):
-        return False
-    return tag is None or tag in contact.tags
-
-
-def _bounded(limit: int) -> int:
-    return max(1, min(int(limit), MAX_PAGE))
-
-
-def _page(page: QueryPage[m.ContactModel], *, ws: str, scope: str) -> Page[Contact]:
-    return Page(
-        items=[contact_from_item(i) for i in page.items],
-        next_cursor=encode_cursor(page.last_evaluated_key, ws=ws, scope=scope),
-    )
 
 
 @lru_cache(maxsize=1)

@@ -1,5 +1,6 @@
-"""Conversations (SPEC section 5a): one item per (workspace, contact), kept current in the same write
-as the messages, notes and statuses that change it.
+"""Conversation writes (SPEC section 5a): one item per (workspace, contact), kept current in the same
+write as the messages, notes and statuses that change it; and the reads of one conversation and its
+thread. The record and its state transition are in `relasify.data.conversation_state`.
 
 Exactly once, whatever the delivery order (docs/INBOX.md):
 - a new message (inbound, outbound, note) is written in ONE TransactWriteItems with the conversation:
@@ -7,9 +8,10 @@ Exactly once, whatever the delivery order (docs/INBOX.md):
   conversation is not touched twice) and the conversation Put on `version = :read` (optimistic
   locking: a concurrent writer makes us re-read and recompute). No atomic counters: `unread_count`
   is computed from the state read, so a retry can never add twice;
-- the new state is computed in Python (`apply_activity`): times take the max, `last_message` moves
-  only to a newer message (by thread sort key), unread grows only for an inbound message newer than
-  `read_up_to`, an inbound message reopens a resolved or snoozed conversation;
+- the new state is computed in Python (`conversation_state.apply_activity`): times take the max,
+  `last_message` moves only to a newer message (by thread sort key), unread grows only for an
+  inbound message newer than `read_up_to`, an inbound message reopens a resolved or snoozed
+  conversation;
 - a status touches the conversation only when it is about its last message (read first, then one
   conditional UpdateItem of `last_message.status`, forward only): other statuses cost no write. The
   processor reads a batch's conversations together (relasify.data.conversation_reads);
@@ -20,264 +22,30 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
-from datetime import datetime
-from typing import Any, Literal, Protocol
+from collections.abc import Callable
+from typing import Any, Protocol
 
 from pynamodb.exceptions import TransactWriteError, UpdateError
 
-from relasify import clock, retention
+from relasify import clock
 from relasify.data import changes, timeline
 from relasify.data import messages as message_store
 from relasify.data import models as m
-from relasify.data.base import chunks, transaction, utc
+from relasify.data.base import transaction
+from relasify.data.conversation_state import (
+    Conversation,
+    activity_of,
+    apply_activity,
+    conversation_item,
+    conversation_key,
+    to_record,
+)
 from relasify.data.ids import new_id
-from relasify.data.records import Record
 from relasify.data.tx import cancellation_codes, is_condition_failure
 from relasify.errors import Conflict
 
-PREVIEW_CHARS = 100
-STATUSES: tuple[str, ...] = ("open", "pending", "snoozed", "resolved")
-Status = Literal["open", "pending", "snoozed", "resolved"]
 MAX_PAGE = 100
 _MAX_ATTEMPTS = 8
-_BATCH_GET_LIMIT = 100
-_DAY = 86_400
-
-
-class LastMessage(Record):
-    id: str
-    key: str
-    direction: str
-    type: str
-    preview: str | None = None
-    status: str | None = None
-    status_rank: int = 0
-    at: datetime
-
-
-class Conversation(Record):
-    id: str  # the contact id
-    ws: str
-    status: Status = "open"
-    status_at: datetime | None = None
-    assignee: str | None = None
-    snoozed_until: datetime | None = None
-    last_activity_at: datetime
-    last_message: LastMessage | None = None
-    last_inbound_at: datetime | None = None
-    last_inbound_key: str | None = None
-    unread_count: int = 0
-    read_up_to: str | None = None
-    version: int = 0
-    expires_at: int | None = None
-    created_at: datetime | None = None
-    updated_at: datetime | None = None
-
-    def snooze_over(self, now: datetime) -> bool:
-        return self.status == "snoozed" and (self.snoozed_until is None or self.snoozed_until <= now)
-
-    def effective_status(self, now: datetime) -> Status:
-        """A snooze ends by itself at `snoozed_until`: evaluated on read (the item may still say snoozed)."""
-        return "open" if self.snooze_over(now) else self.status
-
-
-@dataclass(frozen=True, slots=True)
-class Activity:
-    """What one thread item (message or note) does to its conversation."""
-
-    message_id: str
-    key: str  # thread sort key `<iso ts>#<mid>`
-    direction: str  # in | out | note
-    type: str
-    at: datetime
-    preview: str | None = None
-    status: str | None = None
-    status_rank: int = 0
-    broadcast: bool = False
-
-
-# --- previews ------------------------------------------------------------------------------------
-
-
-def _clip(text: Any) -> str | None:
-    if not isinstance(text, str) or not text.strip():
-        return None
-    text = " ".join(text.split())
-    return text if len(text) <= PREVIEW_CHARS else text[: PREVIEW_CHARS - 1] + "…"
-
-
-def preview_of(message_type: str, content: dict[str, Any]) -> str | None:
-    """At most 100 characters a list row shows: the text, a caption, a template's name; no more."""
-    part = content.get(message_type) if isinstance(content.get(message_type), dict) else content
-    match message_type:
-        case "text" | "note":
-            return _clip(part.get("body"))
-        case "image" | "video" | "document":
-            return _clip(part.get("caption")) or _clip(part.get("filename") if message_type == "document" else None)
-        case "template":
-            return _clip(part.get("name"))
-        case "interactive":
-            body = part.get("body")
-            reply = part.get("button_reply") or part.get("list_reply") or {}
-            return _clip(body.get("text") if isinstance(body, dict) else None) or _clip(reply.get("title"))
-        case "button":
-            return _clip(part.get("text"))
-    return None
-
-
-def activity_of(item: m.MessageModel) -> Activity:
-    return Activity(
-        message_id=item.message_id,
-        key=item.timeline_sk or message_store.conversation_sort_key(item.message_at or clock.now(), item.message_id),
-        direction=item.direction,
-        type=item.message_type,
-        at=utc(item.message_at) or clock.now(),  # type: ignore[arg-type]
-        preview=preview_of(
-            item.message_type,
-            item.content if isinstance(item.content, dict) else message_store.to_record(item).content,
-        ),
-        status=item.status,
-        status_rank=int(item.status_rank or 0),
-        broadcast=item.broadcast_id is not None,
-    )
-
-
-# --- the state transition (pure) -------------------------------------------------------------------
-
-
-def apply_activity(
-    current: Conversation | None, ws: str, contact_id: str, act: Activity, now: datetime
-) -> Conversation:
-    """The conversation after one NEW thread item (the caller guarantees it is new: exactly once)."""
-    if current is None:
-        # A broadcast does not fill the open queue: its conversation starts resolved (a reply reopens it).
-        status: Status = "resolved" if act.direction == "out" and act.broadcast else "open"
-        current = Conversation(id=contact_id, ws=ws, status=status, status_at=now, last_activity_at=act.at)
-    update: dict[str, Any] = {
-        "last_activity_at": max(current.last_activity_at, act.at),
-        # Message content: the preview lives 90 days from the last content written, like the messages.
-        "expires_at": content_expires_at(now),
-    }
-    if act.direction in ("in", "out") and (current.last_message is None or act.key > current.last_message.key):
-        update["last_message"] = LastMessage(
-            id=act.message_id,
-            key=act.key,
-            direction=act.direction,
-            type=act.type,
-            preview=act.preview,
-            status=act.status,
-            status_rank=act.status_rank,
-            at=act.at,
-        )
-    if act.direction == "in":
-        if current.last_inbound_key is None or act.key > current.last_inbound_key:
-            update["last_inbound_key"] = act.key
-            update["last_inbound_at"] = act.at
-        if current.read_up_to is None or act.key > current.read_up_to:
-            update["unread_count"] = current.unread_count + 1
-        if current.status in ("resolved", "snoozed"):
-            update.update(status="open", status_at=now, snoozed_until=None)
-    return current.model_copy(update=update)
-
-
-def content_expires_at(now: datetime) -> int | None:
-    """The TTL of content written at `now`: the message-content window, rounded DOWN to a day boundary
-    (UTC). The same value all day, so a day's writes to a conversation do not move its TTL: they
-    rewrite neither its `ByExpiry` entry (keyed on it) nor its inbox entry (which projects it).
-    Down, not up: the preview is message content and a closed workspace's items must all be gone by
-    closure + 90 days (docs/PRIVACY.md); rounded up, a conversation written the day before closure
-    outlived that. So the conversation may go up to a day before its newest message does."""
-    exact = retention.expires_at_for(retention.DataClass.MESSAGE_CONTENT, start=now)
-    return None if exact is None else exact // _DAY * _DAY
-
-
-# --- model <-> record ------------------------------------------------------------------------------
-
-
-def _key(ws: str, contact_id: str) -> tuple[str, str]:
-    return m.conversation_pk(ws, contact_id), m.ConversationModel.SK_VALUE
-
-
-def to_record(item: m.ConversationModel) -> Conversation:
-    last = item.last_message
-    return Conversation(
-        id=item.contact_id,
-        ws=item.ws_id,
-        status=item.status,  # type: ignore[arg-type]
-        status_at=utc(item.status_at),
-        assignee=item.assignee_sub,
-        snoozed_until=utc(item.snoozed_until),
-        last_activity_at=utc(item.last_activity_at),  # type: ignore[arg-type]
-        last_message=LastMessage(
-            id=last.id,
-            key=last.key,
-            direction=last.direction,
-            type=last.type,
-            preview=last.preview,
-            status=last.status,
-            status_rank=int(last.status_rank or 0),
-            at=utc(last.at),  # type: ignore[arg-type]
-        )
-        if last is not None
-        else None,
-        last_inbound_at=utc(item.last_inbound_at),
-        last_inbound_key=item.last_inbound_key,
-        unread_count=int(item.unread_count or 0),
-        read_up_to=item.read_up_to,
-        version=int(item.version or 0),
-        expires_at=int(item.expires_at) if item.expires_at is not None else None,
-        created_at=utc(item.created_at),
-        updated_at=utc(item.updated_at),
-    )
-
-
-def activity_sort_key(conversation: Conversation) -> str:
-    return message_store.conversation_sort_key(conversation.last_activity_at, conversation.id)
-
-
-def _item(c: Conversation, version: int) -> m.ConversationModel:
-    pk, sk = _key(c.ws, c.id)
-    last = c.last_message
-    item = m.ConversationModel(
-        pk,
-        sk,
-        ws_id=c.ws,
-        contact_id=c.id,
-        status=c.status,
-        status_at=c.status_at,
-        assignee_sub=c.assignee,
-        snoozed_until=c.snoozed_until,
-        last_activity_at=c.last_activity_at,
-        last_message=m.LastMessageMap(
-            id=last.id,
-            key=last.key,
-            direction=last.direction,
-            type=last.type,
-            preview=last.preview,
-            status=last.status,
-            status_rank=last.status_rank,
-            at=last.at,
-        )
-        if last is not None
-        else None,
-        last_inbound_at=c.last_inbound_at,
-        last_inbound_key=c.last_inbound_key,
-        unread_count=c.unread_count,
-        read_up_to=c.read_up_to,
-        version=version,
-        created_at=c.created_at,
-    )
-    # One index entry (InboxByStatus), in no GSI1/GSI2: a Put of an item written before drops those.
-    item.inbox_pk, item.inbox_sk = m.inbox_pk(c.ws, c.status), activity_sort_key(c)
-    expires = c.expires_at or content_expires_at(clock.now())
-    item.expires_at = expires
-    item.expiry_bucket = retention.expiry_bucket(int(expires), f"{pk}#{sk}")  # type: ignore[arg-type]
-    return item
-
-
-# --- writes ----------------------------------------------------------------------------------------
 
 
 class ConversationBusy(Conflict):
@@ -307,7 +75,7 @@ Loaded = tuple[Conversation | None, m.ConversationModel | None]
 def _load(ws: str, contact_id: str) -> Loaded:
     """The stored state (consistent read); an expired item reads as no conversation but keeps its version."""
     try:
-        item = m.ConversationModel.get(*_key(ws, contact_id), consistent_read=True)
+        item = m.ConversationModel.get(*conversation_key(ws, contact_id), consistent_read=True)
     except m.ConversationModel.DoesNotExist:
         return None, None
     return state_of(item)
@@ -334,7 +102,7 @@ def _write(
         if new is None:
             return current
         version = int(stored.version or 0) if stored is not None else 0
-        item = _item(new, version + 1)
+        item = conversation_item(new, version + 1)
         condition = (
             m.ConversationModel.pk.does_not_exist() if stored is None else (m.ConversationModel.version == version)
         )
@@ -345,7 +113,7 @@ def _write(
                 tx.save(item, condition=condition)
         except TransactWriteError as exc:
             failures = tx.failures(exc)
-            others = [f for k, f in failures.items() if k != _key(ws, contact_id)]
+            others = [f for k, f in failures.items() if k != conversation_key(ws, contact_id)]
             if any(f.code == "ConditionalCheckFailed" for f in others):
                 raise _AlreadyStored from None
             if failures or "TransactionConflict" in cancellation_codes(exc):
@@ -424,7 +192,7 @@ def add_note(ws: str, contact_id: str, author: str, body: str) -> message_store.
 def apply_message_status(ws: str, contact_id: str, message_id: str, status: str, rank: int) -> bool:
     """A message's status moved forward: mirrored on `last_message.status` only when it is the
     conversation's last message (a read, then one conditional UpdateItem; no write otherwise)."""
-    item = m.ConversationModel.get_live(*_key(ws, contact_id), consistent_read=True)
+    item = m.ConversationModel.get_live(*conversation_key(ws, contact_id), consistent_read=True)
     if item is None or item.last_message is None or item.last_message.id != message_id:
         return False
     if int(item.last_message.status_rank or 0) >= rank:
@@ -439,7 +207,7 @@ def mirror_message_status(
     live conversation's last message is `message_id` at a lower rank. The item as written, or None
     when the condition refused it."""
     model = m.ConversationModel
-    item = model(*_key(ws, contact_id))
+    item = model(*conversation_key(ws, contact_id))
     try:
         item.update(  # returns the whole item (ALL_NEW) into `item`
             actions=[
@@ -460,7 +228,7 @@ def mirror_message_status(
 
 
 def get(ws: str, contact_id: str, *, consistent: bool = False) -> Conversation | None:
-    item = m.ConversationModel.get_live(*_key(ws, contact_id), consistent_read=consistent)
+    item = m.ConversationModel.get_live(*conversation_key(ws, contact_id), consistent_read=consistent)
     return to_record(item) if item else None
 
 
@@ -498,31 +266,10 @@ def mark_read(ws: str, contact_id: str, up_to_key: str | None) -> Conversation |
 
 def delete_key(ws: str, contact_id: str) -> tuple[str, str]:
     """The conversation item's key (erasure deletes it with the messages)."""
-    return _key(ws, contact_id)
+    return conversation_key(ws, contact_id)
 
 
 def thread_after(ws: str, contact_id: str, key: str, *, limit: int) -> list[message_store.Message]:
     """Up to `limit` thread items after the sort key `key` (the oldest of them), newest first."""
     found = timeline.page(ws, contact_id, limit=max(1, min(int(limit), MAX_PAGE)), after=key, newest_first=False)
     return [message_store.to_record(i) for i in found.items][::-1]
-
-
-# --- contacts shown in rows -------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class ContactSummary:
-    id: str
-    name: str | None
-    phone: str | None
-
-
-def contact_summaries(ws: str, contact_ids: Iterable[str]) -> dict[str, ContactSummary]:
-    """Name and phone of the contacts of a page, in BatchGetItem requests (100 keys each)."""
-    model = m.ContactModel
-    out: dict[str, ContactSummary] = {}
-    for chunk in chunks(sorted(set(contact_ids)), _BATCH_GET_LIMIT):
-        for item in model.batch_get([(m.ws_pk(ws), f"{model.SK_PREFIX}{cid}") for cid in chunk]):
-            if not item.is_expired and item.ws_id == ws:
-                out[item.contact_id] = ContactSummary(id=item.contact_id, name=item.name, phone=item.phone)
-    return out

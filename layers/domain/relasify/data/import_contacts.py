@@ -17,15 +17,14 @@ from pynamodb.constants import ALL_OLD, NONE
 from relasify.data import contact_search
 from relasify.data import models as m
 from relasify.data.base import chunks
-from relasify.data.contacts import (
+from relasify.data.contact_items import (
     contact_from_item,
     contact_key,
     event_map,
     legacy_index_key_removals,
-    marker_is_free,
-    tag_item_key,
-    unique_marker_key,
+    tag_item,
 )
+from relasify.data.contact_markers import marker_is_free, unique_marker_key
 from relasify.data.imports import JobStateConflict, update_quietly
 from relasify.data.records import AttributeValue, ConsentEvent, Contact, Record
 from relasify.data.tx import is_condition_failure
@@ -92,10 +91,6 @@ def existing_by_phone(ws: str, phones: Iterable[str]) -> tuple[dict[str, Contact
                 found[item.phone] = contact_from_item(item)
     orphans = {phone: cid for phone, cid in owners.items() if phone not in found}
     return found, orphans
-
-
-def _tag_item(ws: str, tag: str, contact_id: str) -> m.ContactTagModel:
-    return m.ContactTagModel(*tag_item_key(ws, tag, contact_id), ws_id=ws, tag=tag, contact_id=contact_id)
 
 
 def _contact_item(ws: str, new: NewImportedContact) -> m.ContactModel:
@@ -203,13 +198,13 @@ def write_contacts(
     with m.ContactTagModel.batch_write() as batch:
         for new in winners:
             for tag in new.tags:
-                batch.save(_tag_item(ws, tag, new.contact_id))
+                batch.save(tag_item(ws, tag, new.contact_id))
             # Search words, like tag items, before the contact: a re-run rewrites them harmlessly.
             for word in contact_search.contact_words(new.name, new.email, new.phone):
                 batch.save(contact_search.word_item(ws, word, new.contact_id))
         for merge in merges:
             for tag in merge.added_tags:
-                batch.save(_tag_item(ws, tag, merge.contact_id))
+                batch.save(tag_item(ws, tag, merge.contact_id))
     with m.ContactModel.batch_write() as contacts:
         for new in winners:
             contacts.save(_contact_item(ws, new))

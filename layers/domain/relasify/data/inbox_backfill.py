@@ -25,7 +25,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from relasify.data import conversations, table_scan
+from relasify.data import conversation_state, table_scan
 from relasify.data import models as m
 from relasify.data.base import connection
 from relasify.settings import get_settings
@@ -59,8 +59,10 @@ def _inbox_keys(item: dict[str, Any]) -> tuple[str, str]:
     """The inbox key of a conversation: its GSI1 key (the same values), else computed as the code does."""
     if "GSI1PK" in item and "GSI1SK" in item:
         return item["GSI1PK"]["S"], item["GSI1SK"]["S"]
-    stored = conversations.to_record(m.ConversationModel.get(item["PK"]["S"], item["SK"]["S"], consistent_read=True))
-    return m.inbox_pk(stored.ws, stored.status), conversations.activity_sort_key(stored)
+    stored = conversation_state.to_record(
+        m.ConversationModel.get(item["PK"]["S"], item["SK"]["S"], consistent_read=True)
+    )
+    return m.inbox_pk(stored.ws, stored.status), conversation_state.activity_sort_key(stored)
 
 
 def _migrate_conversation(item: dict[str, Any]) -> str:

@@ -10,10 +10,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from relasify.data import conversations
+from relasify.data import conversation_state, conversations
 from relasify.data import models as m
 from relasify.data.base import chunks, utc
-from relasify.data.conversations import Conversation
+from relasify.data.conversation_state import Conversation
 from relasify.data.cursor import decode_cursor, encode_cursor
 from relasify.data.records import Page
 
@@ -103,7 +103,7 @@ def list_page(ws: str, streams: list[Stream], *, limit: int, cursor: str | None,
         next_cursor = encode_cursor({"at": page[-1].inbox_sk}, ws=ws, scope=scope)
     elif more and before:
         next_cursor = encode_cursor({"at": before}, ws=ws, scope=scope)
-    return Page(items=[conversations.to_record(i) for i in _full_items(page)], next_cursor=next_cursor)
+    return Page(items=[conversation_state.to_record(i) for i in _full_items(page)], next_cursor=next_cursor)
 
 
 def count(stream: Stream) -> int:

@@ -23,15 +23,8 @@ from relasify.data import changes
 from relasify.data import models as m
 from relasify.data.base import chunks, plain_value, query_all, transaction, utc
 from relasify.data.ids import new_id
-from relasify.data.messages import (
-    BILLED_FLAG,
-    MessageLocation,
-    StatusChange,
-    StatusResult,
-    is_write_conflict,
-    locate_wamid,
-    location_of,
-)
+from relasify.data.messages import MessageLocation, is_write_conflict, locate_wamid, location_of
+from relasify.data.status_changes import BILLED_FLAG, StatusChange, StatusResult
 from relasify.data.tx import is_condition_failure
 
 _STATUS_TIME_ATTRIBUTE = {"sent": "sent_at", "delivered": "delivered_at", "read": "read_at", "failed": "failed_at"}

@@ -1,37 +1,39 @@
-"""Messages (inbound and outbound), their wamid pointers, and the records webhooks change beside
-them (reactions, media copies, templates, consent).
+"""Messages: the stored record and its reads, the correlation ids that lead a webhook to it, and
+the writes of the inbound side (the message itself, its reactions, its media copy).
 
 Exactly-once comes from conditional writes, never from a cache: an inbound message's id is derived
 from its wamid, so one PutItem on `attribute_not_exists` stores it and refuses a redelivery.
-Statuses (rank-ordered conditional updates, billing, statuses that beat the send's wamid) are in
+Outbound messages and their wamids are written by `relasify.data.outbound_messages`; statuses
+(rank-ordered conditional updates, billing, statuses that beat the send's wamid) by
 `relasify.data.message_statuses` and `relasify.data.status_writes`.
+
+The `... as ...` imports (consent, contact ids by marker, template webhooks) only keep those names
+importable from here for `relasify.services.webhook` and `relasify.services.webhook_batch`, which
+are being changed elsewhere; every other caller imports them from the module that holds them.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import Field
-from pynamodb.attributes import NumberAttribute
 from pynamodb.exceptions import PutError, TransactWriteError, UpdateError
 
 from relasify import clock
 from relasify.data import changes, timeline
 from relasify.data import models as m
 from relasify.data.base import plain_value, sortable_time, transaction, utc
-from relasify.data.ids import new_id
+from relasify.data.contact_consent import set_consent_if_newer as set_consent_if_newer
+from relasify.data.contact_markers import contact_id_by_identity as contact_id_by_identity
+from relasify.data.contact_markers import contact_ids_by_identities as contact_ids_by_identities
 from relasify.data.records import Record
 from relasify.data.status_routes import StatusRoute, route_callback
+from relasify.data.templates import apply_template_webhook as apply_template_webhook
 from relasify.data.tx import cancellation_codes, is_condition_failure
 
-STATUS_RANK: dict[str, int] = {"accepted": 0, "received": 0, "sent": 1, "delivered": 2, "read": 3, "failed": 4}
-# The statuses a webhook may report before the send path knows the wamid (kept as PENDING#<status>).
-PENDING_STATUSES: tuple[str, ...] = tuple(s for s in STATUS_RANK if s not in ("accepted", "received"))
-BILLED_FLAG = "billed"
 STALE_BACKLOG_FLAG = "stale_backlog"
 _CALLBACK_PREFIX = "rls1"
 # Optimistic retries when a concurrent writer changed the message between our read and write.
@@ -93,38 +95,6 @@ class NewInboundMessage:
     media_id: str | None = None
     flags: tuple[str, ...] = ()
     in_conversation: bool = True  # reactions attach to their target instead of joining the thread
-
-
-@dataclass(frozen=True, slots=True)
-class StatusChange:
-    """One status webhook, reduced to what the message and billing record need."""
-
-    wamid: str
-    status: str
-    at: datetime
-    error_code: int | None = None
-    error_title: str | None = None
-    error_details: str | None = None
-    pricing: dict[str, Any] | None = None
-    billable: bool = False
-    raw: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def rank(self) -> int:
-        return STATUS_RANK[self.status]
-
-
-StatusOutcome = Literal["applied", "unchanged", "missing"]
-
-
-@dataclass(frozen=True, slots=True)
-class StatusResult:
-    outcome: StatusOutcome
-    advanced: bool = False  # the message's status moved forward
-    billed: bool = False  # a billing record was written
-    contact_id: str | None = None
-    message_id: str | None = None
-    broadcast_id: str | None = None  # set for broadcast messages (their counters follow statuses)
 
 
 @dataclass(frozen=True, slots=True)
@@ -378,214 +348,3 @@ def is_write_conflict(exc: Exception) -> bool:
     if isinstance(exc, TransactWriteError):
         return any(code in ("ConditionalCheckFailed", "TransactionConflict") for code in cancellation_codes(exc))
     return is_condition_failure(exc)
-
-
-# --- outbound ------------------------------------------------------------------------------------
-
-
-def record_outbound(
-    ws: str,
-    contact_id: str,
-    message_type: str,
-    content: dict[str, Any],
-    *,
-    message_id: str | None = None,
-    wamid: str | None = None,
-    broadcast_id: str | None = None,
-    sent_by: str | None = None,
-) -> Message:
-    """Store an outbound message (status `accepted`) in the conversation, before or after the send;
-    its `biz_opaque_callback_data` lets status webhooks find it even before its wamid is known."""
-    now = clock.now()
-    message_id = message_id or new_id("msg")
-    item = m.MessageModel(
-        m.message_pk(ws, message_id),
-        m.MessageModel.SK_VALUE,
-        ws_id=ws,
-        message_id=message_id,
-        contact_id=contact_id,
-        direction="out",
-        message_type=message_type,
-        content=content,
-        wamid=wamid,
-        status="accepted",
-        status_rank=0,
-        message_at=now,
-        broadcast_id=broadcast_id,
-        sent_by=sent_by,
-    )
-    timeline.place(item, conversation_sort_key(now, message_id))
-    with transaction() as tx:
-        tx.save(item, condition=m.MessageModel.pk.does_not_exist())
-        if wamid:
-            pointer = m.WamidPointerModel(
-                m.wamid_pk(wamid), m.WamidPointerModel.SK_VALUE, wamid=wamid, ws_id=ws, message_id=message_id
-            )
-            tx.save(pointer, condition=m.WamidPointerModel.pk.does_not_exist())
-    return _message(item)
-
-
-# --- outbound: the send path tells us the wamid --------------------------------------------------
-
-
-def attach_wamid(ws: str, message_id: str, wamid: str, *, route: StatusRoute | None = None) -> bool:
-    """Record Meta's id of an outbound message: the wamid pointer, then the message's `wamid`.
-
-    Two plain writes, not a transaction (a transaction bills both items twice): the pointer first, so
-    from the moment the message shows its wamid a status can be located by it, and a crash between
-    the two leaves a pointer to a message whose status webhooks still find it (by the pointer, or by
-    their callback data; either sets the wamid if it is missing). Both writes are idempotent (a
-    retried call rewrites the same values). The pointer carries the message's status route, for
-    statuses that come back without their callback data. False when the message is gone (erased
-    while its send was in flight): the pointer is taken back."""
-    pointer = m.WamidPointerModel(
-        m.wamid_pk(wamid), m.WamidPointerModel.SK_VALUE, wamid=wamid, ws_id=ws, message_id=message_id
-    )
-    if route is not None and (route.ws, route.message_id) == (ws, message_id):
-        pointer.route_contact_id = route.contact_id
-        pointer.route_broadcast_id = route.broadcast_id or "-"
-        pointer.route_month = route.month
-    pointer.save()
-    if not set_wamid(ws, message_id, wamid):
-        delete_wamid_pointer(wamid)
-        return False
-    return True
-
-
-def set_wamid(ws: str, message_id: str, wamid: str) -> bool:
-    """The message's `wamid` (its pointer is written first: `attach_wamid`); False if the message is gone."""
-    model = m.MessageModel
-    item = model(m.message_pk(ws, message_id), model.SK_VALUE)
-    try:
-        # The send lease only matters while there is no wamid (relasify.data.outbox): dropped, so the
-        # item stays under 1 KB.
-        item.update(
-            actions=[model.wamid.set(wamid), model.send_lease_until.remove(), model.touch()],
-            condition=model.pk.exists(),
-        )
-    except UpdateError as exc:
-        if not is_condition_failure(exc):
-            raise
-        return False
-    return True
-
-
-def delete_wamid_pointer(wamid: str) -> None:
-    m.WamidPointerModel(m.wamid_pk(wamid), m.WamidPointerModel.SK_VALUE).delete()
-
-
-# --- template records changed by webhooks ---------------------------------------------------------
-
-
-class _TemplateWebhookModel(m.TemplateModel):
-    """The template item plus the event time of the last webhook applied per attribute group, so an
-    older webhook (Meta retries for days) never overwrites a newer one. Same table, same item."""
-
-    status_webhook_at = NumberAttribute(null=True)
-    category_webhook_at = NumberAttribute(null=True)
-    quality_webhook_at = NumberAttribute(null=True)
-
-
-def apply_template_webhook(
-    ws: str,
-    name: str,
-    language: str,
-    *,
-    at: datetime,
-    status: str | None = None,
-    reason: str | None = None,
-    category: str | None = None,
-    meta_template_id: str | None = None,
-    quality_score: str | None = None,
-) -> bool:
-    """Upsert what a template webhook reports (a template created in Meta's UI appears here too).
-    One conditional UpdateItem; False when a newer webhook already set this attribute group."""
-    model = _TemplateWebhookModel
-    at_epoch = int(at.timestamp())
-    actions: list[Any] = [
-        model.ws_id.set(ws),
-        model.name.set(name),
-        model.language.set(language),
-        model.components.set(model.components | []),
-        model.created_at.set(model.created_at | clock.now()),
-        model.touch(),
-    ]
-    guards: list[Any] = []
-
-    def guarded(attribute: NumberAttribute) -> None:
-        actions.append(attribute.set(at_epoch))
-        guards.append(attribute.does_not_exist() | (attribute <= at_epoch))
-
-    if status is not None:
-        actions += [model.status.set(status), model.reason.set(reason) if reason else model.reason.remove()]
-        guarded(model.status_webhook_at)
-    if category is not None:
-        actions.append(model.category.set(category))
-        guarded(model.category_webhook_at)
-    if quality_score is not None:
-        actions.append(model.quality_score.set(quality_score))
-        guarded(model.quality_webhook_at)
-    if meta_template_id is not None:
-        actions.append(model.meta_template_id.set(meta_template_id))
-    if not guards:
-        return False
-    condition = guards[0]
-    for guard in guards[1:]:
-        condition &= guard
-    item = model(m.ws_pk(ws), f"{m.TemplateModel.SK_PREFIX}{name}#{language}")
-    try:
-        item.update(actions=actions, condition=condition)
-    except UpdateError as exc:
-        if is_condition_failure(exc):
-            return False
-        raise
-    return True
-
-
-# --- contact consent changed by webhooks -------------------------------------------------------------
-
-
-def set_consent_if_newer(ws: str, contact_id: str, status: str, source: str, at: datetime) -> bool:
-    """Record a consent decision taken at `at` unless a decision at least as recent is stored.
-
-    One conditional UpdateItem on the contact: a redelivered webhook (same `at`) and a stale one
-    (a replayed STOP older than a later opt-in) both fail the condition and change nothing.
-    """
-    model = m.ContactModel
-    event = m.ConsentEventMap(status=status, source=source, at=at, actor_id="whatsapp")
-    item = model(m.ws_pk(ws), f"{model.SK_PREFIX}{contact_id}")
-    try:
-        item.update(
-            actions=[
-                model.consent.status.set(status),
-                model.consent.source.set(source),
-                model.consent.at.set(at),
-                model.consent.history.set((model.consent.history | []).append([event])),
-                model.touch(),
-            ],
-            condition=model.pk.exists() & (model.consent.at.does_not_exist() | (model.consent.at < at)),
-        )
-    except UpdateError as exc:
-        if is_condition_failure(exc):
-            return False
-        raise
-    return True
-
-
-def contact_id_by_identity(ws: str, kind: str, value: str) -> str | None:
-    """The contact holding a phone / wa_id / user_id (its uniqueness marker): one read, where the
-    contacts repository's `find_by` also reads the contact. Webhooks only need the id."""
-    marker = m.ContactUniqueModel.get_live(m.contact_unique_pk(ws, kind, value), m.ContactUniqueModel.SK_VALUE)
-    return marker.contact_id if marker else None
-
-
-def contact_ids_by_identities(identities: Iterable[tuple[str, str, str]]) -> dict[tuple[str, str, str], str]:
-    """`contact_id_by_identity` for many (workspace, kind, value) at once: their uniqueness markers in
-    BatchGetItem requests of 100 (read as `contact_id_by_identity` reads one). Only those found."""
-    model = m.ContactUniqueModel
-    wanted = {m.contact_unique_pk(ws, kind, value): (ws, kind, value) for ws, kind, value in identities}
-    found: dict[tuple[str, str, str], str] = {}
-    for marker in model.batch_get([(pk, model.SK_VALUE) for pk in sorted(wanted)]):
-        if not marker.is_expired and marker.pk in wanted:
-            found[wanted[marker.pk]] = marker.contact_id
-    return found

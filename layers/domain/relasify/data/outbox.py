@@ -4,7 +4,8 @@ The send path writes the message item (status `accepted`, our id carried in
 `biz_opaque_callback_data`) BEFORE calling Meta, conditional on the id being new. The id is derived
 from what makes a send unique (workspace + Idempotency-Key, or broadcast + contact), so a retry
 after a crash finds the same item instead of creating a second message: if it already has a wamid
-the send is not repeated. Statuses and wamids are then handled by `relasify.data.messages`.
+the send is not repeated. Wamids are then recorded by `relasify.data.outbound_messages`, statuses by
+`relasify.data.message_statuses` and `relasify.data.status_writes`.
 
 The outbox item is also the API's idempotency record: the id is derived from (workspace,
 Idempotency-Key) and the item keeps a hash of the request body (`request_hash`), so a reused key with

@@ -35,7 +35,7 @@ from relasify.data import changes
 from relasify.data import models as m
 from relasify.data.ids import new_id
 from relasify.data.message_statuses import billing_record
-from relasify.data.messages import BILLED_FLAG, StatusChange, StatusResult
+from relasify.data.status_changes import BILLED_FLAG, StatusChange, StatusResult
 from relasify.data.status_routes import StatusRoute
 from relasify.data.tx import is_condition_failure
 

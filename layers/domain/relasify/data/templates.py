@@ -1,7 +1,7 @@
 """Message templates of a workspace: one item per (name, language) under the workspace partition.
 
-Statuses are kept by the template webhooks (`relasify.data.messages.apply_template_webhook`) and by
-the on-demand sync with Meta's list (`upsert_from_meta`).
+Statuses are kept by the template webhooks (`apply_template_webhook`: an older webhook never
+overwrites a newer one) and by the on-demand sync with Meta's list (`upsert_from_meta`).
 """
 
 from __future__ import annotations
@@ -10,11 +10,14 @@ from datetime import datetime
 from typing import Any
 
 from pydantic import Field
+from pynamodb.attributes import NumberAttribute
+from pynamodb.exceptions import UpdateError
 
 from relasify import clock
 from relasify.data import models as m
 from relasify.data.base import plain_value, query_all, utc
 from relasify.data.records import Record
+from relasify.data.tx import is_condition_failure
 
 
 class Template(Record):
@@ -126,3 +129,71 @@ def delete_templates(ws: str, name: str) -> int:
             m.TemplateModel(m.ws_pk(ws), _sk(template.name, template.language)).delete()
             removed += 1
     return removed
+
+
+# --- statuses changed by webhooks ------------------------------------------------------------------
+
+
+class _TemplateWebhookModel(m.TemplateModel):
+    """The template item plus the event time of the last webhook applied per attribute group, so an
+    older webhook (Meta retries for days) never overwrites a newer one. Same table, same item."""
+
+    status_webhook_at = NumberAttribute(null=True)
+    category_webhook_at = NumberAttribute(null=True)
+    quality_webhook_at = NumberAttribute(null=True)
+
+
+def apply_template_webhook(
+    ws: str,
+    name: str,
+    language: str,
+    *,
+    at: datetime,
+    status: str | None = None,
+    reason: str | None = None,
+    category: str | None = None,
+    meta_template_id: str | None = None,
+    quality_score: str | None = None,
+) -> bool:
+    """Upsert what a template webhook reports (a template created in Meta's UI appears here too).
+    One conditional UpdateItem; False when a newer webhook already set this attribute group."""
+    model = _TemplateWebhookModel
+    at_epoch = int(at.timestamp())
+    actions: list[Any] = [
+        model.ws_id.set(ws),
+        model.name.set(name),
+        model.language.set(language),
+        model.components.set(model.components | []),
+        model.created_at.set(model.created_at | clock.now()),
+        model.touch(),
+    ]
+    guards: list[Any] = []
+
+    def guarded(attribute: NumberAttribute) -> None:
+        actions.append(attribute.set(at_epoch))
+        guards.append(attribute.does_not_exist() | (attribute <= at_epoch))
+
+    if status is not None:
+        actions += [model.status.set(status), model.reason.set(reason) if reason else model.reason.remove()]
+        guarded(model.status_webhook_at)
+    if category is not None:
+        actions.append(model.category.set(category))
+        guarded(model.category_webhook_at)
+    if quality_score is not None:
+        actions.append(model.quality_score.set(quality_score))
+        guarded(model.quality_webhook_at)
+    if meta_template_id is not None:
+        actions.append(model.meta_template_id.set(meta_template_id))
+    if not guards:
+        return False
+    condition = guards[0]
+    for guard in guards[1:]:
+        condition &= guard
+    item = model(m.ws_pk(ws), _sk(name, language))
+    try:
+        item.update(actions=actions, condition=condition)
+    except UpdateError as exc:
+        if is_condition_failure(exc):
+            return False
+        raise
+    return True

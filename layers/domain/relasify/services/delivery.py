@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from relasify import clock
-from relasify.data import conversations, outbox, status_routes
+from relasify.data import contact_consent, conversations, outbox, status_changes, status_routes
 from relasify.data import messages as message_store
 from relasify.data.contacts import contact_repository
 from relasify.data.identity import identity_repository
@@ -281,14 +281,14 @@ def _after_graph_error(delivery: Delivery, message: Message, error: GraphError) 
         # `accepted` so a retry with the same key resends under the same id (docs/SENDING.md).
         return refusal
     if outbox.mark_failed(ws, message.id, code=error.code, title=error.title, details=error.details):
-        conversations.apply_message_status(ws, contact_id, message.id, "failed", message_store.STATUS_RANK["failed"])
+        conversations.apply_message_status(ws, contact_id, message.id, "failed", status_changes.STATUS_RANK["failed"])
     if error.needs_new_token:
         identity_repository().update_whatsapp_health(ws, token_status="expired")  # noqa: S106
         logger.warning("WhatsApp token expired; connection marked", extra={"graph_error_code": error.code})
     elif error.code == 131026:
         contact_repository().set_unreachable(ws, contact_id, True)
     elif error.code == 131050:
-        message_store.set_consent_if_newer(ws, contact_id, "opted_out", "send_error_131050", clock.now())
+        contact_consent.set_consent_if_newer(ws, contact_id, "opted_out", "send_error_131050", clock.now())
     return refusal
 
 

@@ -8,8 +8,8 @@ from datetime import datetime
 from typing import Any, Literal
 
 from relasify import clock
+from relasify.data import contact_summaries, conversation_state, inbox_index
 from relasify.data import conversations as store
-from relasify.data import inbox_index
 from relasify.data import messages as message_store
 from relasify.data.contacts import contact_repository
 from relasify.data.cursor import decode_cursor, encode_cursor
@@ -54,7 +54,7 @@ def _streams(ws: str, status: ListStatus, assignee: tuple[bool, str | None], now
         case "snoozed":
             return [partition("snoozed", inbox_index.snooze_filter(over=False, now=now))]
         case "all":
-            return [partition(name) for name in store.STATUSES]
+            return [partition(name) for name in conversation_state.STATUSES]
         case _:
             return [partition(status)]
 
@@ -116,8 +116,8 @@ def list_conversations(
     )
 
 
-def _views(ws: str, items: list[store.Conversation], now: datetime) -> list[ConversationOut]:
-    contacts = store.contact_summaries(ws, [c.id for c in items])
+def _views(ws: str, items: list[conversation_state.Conversation], now: datetime) -> list[ConversationOut]:
+    contacts = contact_summaries.contact_summaries(ws, [c.id for c in items])
     # A conversation whose contact is gone (erased meanwhile) is not shown.
     return [conversation_out(c, contacts[c.id], now) for c in items if c.id in contacts]
 
@@ -125,7 +125,7 @@ def _views(ws: str, items: list[store.Conversation], now: datetime) -> list[Conv
 # --- one conversation --------------------------------------------------------------------------------
 
 
-def _view(ws: str, conversation: store.Conversation) -> ConversationOut:
+def _view(ws: str, conversation: conversation_state.Conversation) -> ConversationOut:
     views = _views(ws, [conversation], clock.now())
     if not views:
         raise NotFound("Conversation not found")
@@ -167,7 +167,7 @@ def update_conversation(caller: Membership, contact_id: str, patch: Conversation
         if get_membership(caller.ws, patch.assignee) is None:
             raise _invalid("assignee", "The assignee is not an active member of this workspace.")
 
-    def change(current: store.Conversation | None) -> store.Conversation:
+    def change(current: conversation_state.Conversation | None) -> conversation_state.Conversation:
         if current is None:
             raise NotFound("Conversation not found")
         update: dict[str, Any] = {}

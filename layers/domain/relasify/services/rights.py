@@ -10,8 +10,8 @@ from datetime import datetime
 from typing import Any
 
 from relasify import clock, retention
+from relasify.data import conversation_state, deleted_users, identity_provider, tombstones
 from relasify.data import conversations as conversation_store
-from relasify.data import deleted_users, identity_provider, tombstones
 from relasify.data import erasure as erasure_store
 from relasify.data import media as media_store
 from relasify.data import messages as message_store
@@ -67,7 +67,7 @@ def _message_out(message: message_store.Message) -> dict[str, Any]:
     )
 
 
-def _conversation_out(conversation: conversation_store.Conversation | None) -> dict[str, Any] | None:
+def _conversation_out(conversation: conversation_state.Conversation | None) -> dict[str, Any] | None:
     if conversation is None:
         return None
     return conversation.model_dump(mode="json", exclude={"ws", "version", "expires_at", "read_up_to"})

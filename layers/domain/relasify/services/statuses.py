@@ -11,7 +11,16 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from relasify import clock
-from relasify.data import conversations, message_statuses, status_routes, status_writes, tombstones
+from relasify.data import (
+    contact_consent,
+    conversations,
+    message_statuses,
+    outbound_messages,
+    status_changes,
+    status_routes,
+    status_writes,
+    tombstones,
+)
 from relasify.data import messages as message_store
 from relasify.data.contacts import contact_repository
 from relasify.data.conversation_reads import ConversationReads
@@ -25,13 +34,13 @@ ERROR_MARKETING_OPT_OUT = 131050
 ERROR_UNDELIVERABLE = 131026
 
 
-def _status_change(event: StatusEvent) -> message_store.StatusChange | None:
+def _status_change(event: StatusEvent) -> status_changes.StatusChange | None:
     status = event.status
-    if status.status not in message_store.PENDING_STATUSES:
+    if status.status not in status_changes.PENDING_STATUSES:
         return None
     error = status.errors[0] if status.errors else None
     pricing = status.pricing.model_dump(mode="json", exclude_none=True) if status.pricing else None
-    return message_store.StatusChange(
+    return status_changes.StatusChange(
         wamid=status.id,
         status=status.status,
         at=status.occurred_at or clock.now(),
@@ -99,7 +108,7 @@ def apply_status_event(
     return "pending"
 
 
-def _erased_status(ws: str, change: message_store.StatusChange, wa_id: str | None, user_id: str | None) -> bool:
+def _erased_status(ws: str, change: status_changes.StatusChange, wa_id: str | None, user_id: str | None) -> bool:
     found = tombstones.erasures(ws, [(tombstones.MESSAGE_KIND, change.wamid), ("wa_id", wa_id), ("user_id", user_id)])
     if (tombstones.MESSAGE_KIND, change.wamid) in found:
         return True
@@ -108,8 +117,8 @@ def _erased_status(ws: str, change: message_store.StatusChange, wa_id: str | Non
 
 def _after_status(
     ws: str,
-    change: message_store.StatusChange,
-    result: message_store.StatusResult,
+    change: status_changes.StatusChange,
+    result: status_changes.StatusResult,
     reads: ConversationReads | None = None,
 ) -> None:
     """Effects of a status that moved a message forward (once: only when it was applied): broadcast
@@ -126,7 +135,7 @@ def _after_status(
     if result.outcome != "applied" or not result.advanced or change.status != "failed" or not result.contact_id:
         return
     if change.error_code == ERROR_MARKETING_OPT_OUT:
-        message_store.set_consent_if_newer(ws, result.contact_id, "opted_out", CONSENT_SOURCE_SEND_ERROR, change.at)
+        contact_consent.set_consent_if_newer(ws, result.contact_id, "opted_out", CONSENT_SOURCE_SEND_ERROR, change.at)
     elif change.error_code == ERROR_UNDELIVERABLE:
         contact_repository().set_unreachable(ws, result.contact_id, True)
 
@@ -137,7 +146,7 @@ def apply_pending_statuses(
     """Called by the send path once it knows an outbound message's wamid (and by the processor when
     it loses that race): records the wamid pointer (with the message's status route when given) and
     applies statuses that arrived early. Returns how many pending statuses were applied."""
-    message_store.attach_wamid(ws, message_id, wamid, route=route)
+    outbound_messages.attach_wamid(ws, message_id, wamid, route=route)
     applied = 0
     for pending in message_statuses.pending_statuses(wamid):
         if pending.ws not in (None, ws):
