@@ -31,7 +31,10 @@ def test_pynamodb_and_boto3_clients_share_one_botocore_session() -> None:
     sqs = aws_clients.client("sqs")
     assert dynamodb.session is aws_clients.botocore_session()
     # A client keeps its session's loader (the cache of parsed botocore data), not the session.
-    assert dynamodb.client._loader is sqs._loader is aws_clients.botocore_session().get_component("data_loader")
+    loader = aws_clients.botocore_session().get_component("data_loader")
+    assert dynamodb.client._loader is sqs._loader is loader
+    # Clients with a configuration of their own (path-style S3) come from it too.
+    assert aws_clients.session().client("s3")._loader is loader
 
 
 def test_powertools_parameters_read_ssm_through_the_shared_client() -> None:

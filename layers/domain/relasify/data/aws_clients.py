@@ -2,8 +2,9 @@
 
 Lazy, so a function pays for boto3 (and its service model) only when it talks to that service
 (cold start), and shared, so every module that talks to a service reuses one connection pool.
-One botocore session per container, for these clients, Powertools parameters' SSM reads and
-pynamodb's DynamoDB client (relasify.data.base): a session's loader caches botocore's endpoint,
+One botocore session per container, for these clients, those with a configuration of their own
+(`session().client(...)`), Powertools parameters' SSM reads and pynamodb's DynamoDB client
+(relasify.data.base): a session's loader caches botocore's endpoint,
 partition and service data, so a second session (Powertools' default provider and pynamodb each make
 their own) would load and parse them again on the first request (bench cold_start: the webhook
 receiver's first request; workers that talk to DynamoDB and S3 or SQS).
@@ -39,7 +40,7 @@ def client(service: str) -> Any:
         with _lock:
             made = _clients.get(service)
             if made is None:
-                made = _clients[service] = _boto3_session().client(service)
+                made = _clients[service] = session().client(service)
     return made
 
 
@@ -48,13 +49,18 @@ def creation_lock() -> threading.RLock:
     return _lock
 
 
-def _boto3_session() -> Any:
-    session = _sessions.get("boto3")
-    if session is None:
-        import boto3  # lazy: boto3 loads with the first client, not at import
+def session() -> Any:
+    """A boto3 session over the container's botocore session, for clients with their own configuration
+    (path-style S3, an endpoint): `boto3.client` would make them from boto3's default session, another one."""
+    made = _sessions.get("boto3")
+    if made is None:
+        with _lock:
+            made = _sessions.get("boto3")
+            if made is None:
+                import boto3  # lazy: boto3 loads with the first client, not at import
 
-        session = _sessions["boto3"] = boto3.session.Session(botocore_session=botocore_session())
-    return session
+                made = _sessions["boto3"] = boto3.session.Session(botocore_session=botocore_session())
+    return made
 
 
 def reset() -> None:
