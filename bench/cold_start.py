@@ -197,6 +197,9 @@ def _env() -> dict[str, str]:
             "POWERTOOLS_METRICS_NAMESPACE": "Bench",
             "POWERTOOLS_TRACE_DISABLED": "true",
             "PYTHONDONTWRITEBYTECODE": "1",
+            # Lambda sets it in every container; relasify.cold_start freezes the imported objects only
+            # where it is set (without it, the collector's first pass after the imports walks them all).
+            "AWS_LAMBDA_FUNCTION_NAME": "bench",
         }
     )
     if _built_layer is not None:

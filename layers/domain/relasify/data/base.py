@@ -24,6 +24,7 @@ from pynamodb.indexes import AllProjection, GlobalSecondaryIndex, IncludeProject
 from pynamodb.models import Model
 
 from relasify import clock, retention
+from relasify.data import aws_clients
 from relasify.data.tx import KeyedTransactWrite
 from relasify.settings import get_settings
 
@@ -109,9 +110,11 @@ _connections_lock = threading.Lock()
 
 
 def reset_connections() -> None:
-    """Forget cached connections (tests that switch endpoints or moto mocks between runs)."""
+    """Forget cached connections and the botocore session they share with the boto3 clients (tests
+    that switch endpoints or moto mocks between runs)."""
     with _connections_lock:
         _connections.clear()
+    aws_clients.reset()
 
 
 class TableModel(Model):
@@ -161,6 +164,12 @@ class TableModel(Model):
                 if conn is None:
                     cls._connection = None
                     conn = super()._get_connection()
+                    with aws_clients.creation_lock():
+                        # The container's one botocore session (relasify.data.aws_clients), not one of
+                        # pynamodb's own: pynamodb keeps its session per thread in `_local` and has no
+                        # argument for it. Its client is made here, under the lock boto3's are made under.
+                        conn.connection._local.session = aws_clients.botocore_session()
+                        conn.connection.client  # noqa: B018 - made now, from the shared session
                     _connections[name] = conn
         return conn
 

@@ -15,6 +15,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from relasify.data import aws_clients
 from relasify.data import models as m
 from relasify.data.base import batch_get_raw, chunks, query_all
 from relasify.data.changes import change_pk, contact_change_pk
@@ -123,9 +124,7 @@ def delete_items(keys: Iterable[Key]) -> int:
 
 def _s3() -> Any:
     # A client per operation: erasure and the sweep are rare, and tests switch moto contexts.
-    import boto3  # lazy: the functions that import this module rarely erase
-
-    return boto3.client("s3")
+    return aws_clients.session().client("s3")
 
 
 def delete_objects(keys: Iterable[str]) -> int:

@@ -13,6 +13,7 @@ from contextlib import contextmanager
 from functools import lru_cache
 from typing import IO, Any
 
+from relasify.data import aws_clients
 from relasify.settings import get_settings
 
 UPLOAD_URL_SECONDS = 15 * 60
@@ -21,11 +22,10 @@ DOWNLOAD_URL_SECONDS = 5 * 60
 
 @lru_cache(maxsize=4)
 def _client(bucket: str) -> Any:  # bucket in the key: a settings reset gets a fresh client
-    import boto3  # lazy: the API's cold start does not pay for S3 unless a route needs it
-    from botocore.config import Config
+    from botocore.config import Config  # lazy: the API's cold start does not pay for S3 unless a route needs it
 
     # Virtual-host style fails on a local endpoint (moto server); path style works everywhere.
-    return boto3.client("s3", config=Config(s3={"addressing_style": "path"}, signature_version="s3v4"))
+    return aws_clients.session().client("s3", config=Config(s3={"addressing_style": "path"}, signature_version="s3v4"))
 
 
 def _bucket() -> str:

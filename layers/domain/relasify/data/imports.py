@@ -29,6 +29,7 @@ from pynamodb.attributes import BooleanAttribute, MapAttribute, UnicodeAttribute
 from pynamodb.constants import NONE
 
 from relasify import clock
+from relasify.data import aws_clients
 from relasify.data import models as m
 from relasify.data.records import Record
 from relasify.data.tx import is_condition_failure
@@ -286,9 +287,7 @@ def add_job_errors(ws: str, import_id: str, errors: list[RowError]) -> None:
 
 @lru_cache(maxsize=4)
 def queue_client(queue_url: str) -> Any:
-    import boto3
-
-    return boto3.client("sqs")
+    return aws_clients.session().client("sqs")
 
 
 def enqueue(ws: str, import_id: str) -> None:

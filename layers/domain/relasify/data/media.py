@@ -22,6 +22,7 @@ from pynamodb.attributes import NumberAttribute, UnicodeAttribute, UTCDateTimeAt
 from pynamodb.exceptions import DeleteError, UpdateError
 
 from relasify import clock
+from relasify.data import aws_clients
 from relasify.data.base import TableModel
 from relasify.data.tx import is_condition_failure
 from relasify.retention import DataClass
@@ -180,11 +181,10 @@ def upload_id_of_key(ws: str, s3_key: str) -> str | None:
 
 @lru_cache(maxsize=4)
 def _s3(bucket: str) -> Any:  # bucket in the key: a settings reset gets a fresh client
-    import boto3  # lazy: only the media routes and sends with uploads pay for S3
-    from botocore.config import Config
+    from botocore.config import Config  # lazy: only the media routes and sends with uploads pay for S3
 
     # Path style: virtual-host style fails on a local endpoint (moto server).
-    return boto3.client("s3", config=Config(s3={"addressing_style": "path"}, signature_version="s3v4"))
+    return aws_clients.session().client("s3", config=Config(s3={"addressing_style": "path"}, signature_version="s3v4"))
 
 
 def _bucket() -> str:

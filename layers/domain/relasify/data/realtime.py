@@ -21,6 +21,7 @@ from pynamodb.attributes import UnicodeAttribute
 from pynamodb.exceptions import DeleteError
 
 from relasify import clock
+from relasify.data import aws_clients
 from relasify.data.base import TableModel, query_all
 from relasify.data.tx import is_condition_failure
 from relasify.retention import DataClass
@@ -125,12 +126,11 @@ _management_clients: dict[str, Any] = {}
 def _management_client(endpoint: str) -> Any:
     client = _management_clients.get(endpoint)
     if client is None:
-        import boto3  # lazy: only the publisher pushes
-        from botocore.config import Config
+        from botocore.config import Config  # lazy: only the publisher pushes
 
         # No endpoint: botocore reads AWS_ENDPOINT_URL_APIGATEWAYMANAGEMENTAPI (the local stack).
         config = Config(connect_timeout=2, read_timeout=2, retries={"max_attempts": 2})
-        client = boto3.client("apigatewaymanagementapi", endpoint_url=endpoint or None, config=config)
+        client = aws_clients.session().client("apigatewaymanagementapi", endpoint_url=endpoint or None, config=config)
         _management_clients[endpoint] = client
     return client
 

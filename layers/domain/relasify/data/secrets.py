@@ -6,6 +6,7 @@ settings is used instead.
 
 from __future__ import annotations
 
+from relasify.data import aws_clients
 from relasify.settings import get_settings
 
 SECRET_MAX_AGE_SECONDS = 300
@@ -14,9 +15,7 @@ SECRET_MAX_AGE_SECONDS = 300
 def _secret(parameter_name: str | None, fallback: str) -> str:
     if not parameter_name:
         return fallback
-    from aws_lambda_powertools.utilities import parameters  # lazy: only functions that sign or hash pay it
-
-    value = str(parameters.get_parameter(parameter_name, decrypt=True, max_age=SECRET_MAX_AGE_SECONDS) or "")
+    value = aws_clients.ssm_parameter(parameter_name, max_age=SECRET_MAX_AGE_SECONDS)
     if not value:
         raise RuntimeError(f"SSM parameter {parameter_name} is empty")
     return value

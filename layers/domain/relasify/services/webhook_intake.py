@@ -14,9 +14,7 @@ import os
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from aws_lambda_powertools.utilities import parameters
-
-from relasify.data import webhook_inbox
+from relasify.data import aws_clients, webhook_inbox
 from relasify.observability import logger
 from relasify.whatsapp.signature import is_valid_signature
 
@@ -41,7 +39,7 @@ class IntakeConfig:
 
 
 def _secret(name: str) -> str:
-    return str(parameters.get_parameter(name, decrypt=True, max_age=SECRET_MAX_AGE_SECONDS) or "")
+    return aws_clients.ssm_parameter(name, max_age=SECRET_MAX_AGE_SECONDS)
 
 
 def challenge_answer(
