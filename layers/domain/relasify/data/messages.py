@@ -6,10 +6,6 @@ from its wamid, so one PutItem on `attribute_not_exists` stores it and refuses a
 Outbound messages and their wamids are written by `relasify.data.outbound_messages`; statuses
 (rank-ordered conditional updates, billing, statuses that beat the send's wamid) by
 `relasify.data.message_statuses` and `relasify.data.status_writes`.
-
-The `... as ...` imports (consent, contact ids by marker, template webhooks) only keep those names
-importable from here for `relasify.services.webhook` and `relasify.services.webhook_batch`, which
-are being changed elsewhere; every other caller imports them from the module that holds them.
 """
 
 from __future__ import annotations
@@ -26,12 +22,8 @@ from relasify import clock
 from relasify.data import changes, timeline
 from relasify.data import models as m
 from relasify.data.base import plain_value, sortable_time, transaction, utc
-from relasify.data.contact_consent import set_consent_if_newer as set_consent_if_newer
-from relasify.data.contact_markers import contact_id_by_identity as contact_id_by_identity
-from relasify.data.contact_markers import contact_ids_by_identities as contact_ids_by_identities
 from relasify.data.records import Record
 from relasify.data.status_routes import StatusRoute, route_callback
-from relasify.data.templates import apply_template_webhook as apply_template_webhook
 from relasify.data.tx import cancellation_codes, is_condition_failure
 
 STALE_BACKLOG_FLAG = "stale_backlog"

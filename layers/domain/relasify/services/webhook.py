@@ -18,7 +18,15 @@ from typing import Any
 from pydantic import ValidationError
 
 from relasify import clock
-from relasify.data import conversations, status_routes, tombstones, webhook_inbox
+from relasify.data import (
+    contact_consent,
+    contact_markers,
+    conversations,
+    status_routes,
+    templates,
+    tombstones,
+    webhook_inbox,
+)
 from relasify.data import messages as message_store
 from relasify.data.contacts import contact_repository
 from relasify.data.identity import identity_repository
@@ -92,7 +100,7 @@ class _WebhookContacts:
         identities = {kind: value for kind, value in (("wa_id", wa_id), ("user_id", user_id)) if value}
         known = known or {}
         found = {
-            kind: known.get((ws, kind, value)) or message_store.contact_id_by_identity(ws, kind, value)
+            kind: known.get((ws, kind, value)) or contact_markers.contact_id_by_identity(ws, kind, value)
             for kind, value in identities.items()
         }
         contact_id = next((cid for cid in found.values() if cid), None)
@@ -119,7 +127,7 @@ class _WebhookContacts:
         contact_repository().record_inbound(ws, contact_id, at)
 
     def set_consent(self, ws: str, contact_id: str, status: str, source: str, at: datetime) -> bool:
-        return message_store.set_consent_if_newer(ws, contact_id, status, source, at)
+        return contact_consent.set_consent_if_newer(ws, contact_id, status, source, at)
 
 
 contacts = _WebhookContacts()
@@ -362,7 +370,7 @@ def _apply_template_update(event: Any, delivery: WebhookContext, **fields: Any) 
         return "incomplete"
     changed = 0
     for ws in delivery.by_account(event.routing):
-        changed += message_store.apply_template_webhook(
+        changed += templates.apply_template_webhook(
             ws, update.message_template_name, update.message_template_language, at=_event_time(event), **fields
         )
     return "applied" if changed else "unchanged"

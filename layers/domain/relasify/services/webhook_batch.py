@@ -17,7 +17,7 @@ import json
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from relasify.data import messages as message_store
+from relasify.data import contact_markers
 from relasify.data.failures import AWS_CALL_FAILURES
 from relasify.data.status_routes import parse_status_callback
 from relasify.observability import logger
@@ -38,7 +38,7 @@ def invocation_reads(records: Iterable[Mapping[str, Any]]) -> RouteCache:
         status_keys = {(ws, contact_id) for number, ws, contact_id in statuses if _routed(routes, number) == ws}
         identities = {(ws, kind, value) for number, kind, value in senders if (ws := _routed(routes, number))}
         if len(identities) >= PREFETCH_FROM:
-            routes.contact_ids.update(message_store.contact_ids_by_identities(identities))
+            routes.contact_ids.update(contact_markers.contact_ids_by_identities(identities))
         keys = status_keys | {(ws, contact_id) for (ws, _kind, _value), contact_id in routes.contact_ids.items()}
         if len(keys) >= PREFETCH_FROM:
             routes.conversations.prefetch(keys)
