@@ -2,11 +2,14 @@
 phone_number_id to one workspace at a time (webhooks are routed by it).
 
 `WhatsAppConnectionRepository` is the interface; `DynamoWhatsAppConnectionRepository` the single-table
-implementation, part of the process-wide `relasify.data.identity.identity_repository()`.
+implementation, part of the process-wide `relasify.data.identity.identity_repository()` and on its
+own from `whatsapp_connection_repository()`: the webhook and media workers route and record number
+health without loading identity's users, memberships and audit log.
 """
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Any, Protocol
 
 from pynamodb.exceptions import TransactWriteError
@@ -211,3 +214,8 @@ class DynamoWhatsAppConnectionRepository:
 
     def routes_by_waba_id(self, waba_id: str) -> list[PhoneRoute]:
         return [_route(i) for i in query_all(m.PhoneRouteModel, f"WABA#{waba_id}", index=m.PhoneRouteModel.gsi1)]
+
+
+@lru_cache(maxsize=1)
+def whatsapp_connection_repository() -> WhatsAppConnectionRepository:
+    return DynamoWhatsAppConnectionRepository()

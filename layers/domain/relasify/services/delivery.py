@@ -24,10 +24,10 @@ from relasify import clock
 from relasify.data import contact_consent, conversations, outbox, status_changes, status_routes
 from relasify.data import messages as message_store
 from relasify.data.contacts import contact_repository
-from relasify.data.identity import identity_repository
 from relasify.data.kms_tokens import decrypt_token
 from relasify.data.messages import Message
 from relasify.data.records import Contact, WhatsAppConnection
+from relasify.data.whatsapp_connections import whatsapp_connection_repository
 from relasify.errors import Conflict, DomainError, DuplicateContact, NotFound, SendInProgress, SendRefused
 from relasify.observability import logger
 from relasify.services.statuses import apply_pending_statuses
@@ -58,7 +58,7 @@ def refuse(slug: str, detail: str, *, status: int = 409, **extra: Any) -> SendRe
 
 
 def connection_for_sending(ws: str) -> WhatsAppConnection:
-    connection = identity_repository().get_whatsapp_connection(ws)
+    connection = whatsapp_connection_repository().get_whatsapp_connection(ws)
     if connection is None:
         raise refuse("whatsapp-not-connected", "No WhatsApp number is connected to this workspace.")
     if connection.token_status != "valid":  # noqa: S105 - a status, not a secret
@@ -283,7 +283,7 @@ def _after_graph_error(delivery: Delivery, message: Message, error: GraphError) 
     if outbox.mark_failed(ws, message.id, code=error.code, title=error.title, details=error.details):
         conversations.apply_message_status(ws, contact_id, message.id, "failed", status_changes.STATUS_RANK["failed"])
     if error.needs_new_token:
-        identity_repository().update_whatsapp_health(ws, token_status="expired")  # noqa: S106
+        whatsapp_connection_repository().update_whatsapp_health(ws, token_status="expired")  # noqa: S106
         logger.warning("WhatsApp token expired; connection marked", extra={"graph_error_code": error.code})
     elif error.code == 131026:
         contact_repository().set_unreachable(ws, contact_id, True)

@@ -11,7 +11,7 @@ from typing import Protocol
 
 from relasify.data import messages as message_store
 from relasify.data import webhook_inbox
-from relasify.data.identity import identity_repository
+from relasify.data.whatsapp_connections import whatsapp_connection_repository
 from relasify.observability import logger
 from relasify.whatsapp.errors import UntrustedMediaUrlError
 
@@ -27,7 +27,7 @@ def graph_media_download(ws: str, media_id: str) -> tuple[bytes, str | None]:
     from relasify.data.kms_tokens import decrypt_token
     from relasify.whatsapp.graph import get_graph_client
 
-    connection = identity_repository().get_whatsapp_connection(ws)
+    connection = whatsapp_connection_repository().get_whatsapp_connection(ws)
     if connection is None:
         raise LookupError("workspace has no WhatsApp connection")
     token = decrypt_token(ws, connection.encrypted_access_token)

@@ -9,10 +9,10 @@ from __future__ import annotations
 from typing import Any
 
 from relasify.data import templates as template_store
-from relasify.data.identity import identity_repository
 from relasify.data.kms_tokens import decrypt_token
 from relasify.data.records import WhatsAppConnection
 from relasify.data.templates import Template
+from relasify.data.whatsapp_connections import whatsapp_connection_repository
 from relasify.errors import NotFound
 from relasify.services import audit
 from relasify.services.delivery import connection_for_sending
@@ -34,7 +34,7 @@ def _token(ws: str, connection: WhatsAppConnection) -> str:
 
 def _graph_failed(ws: str, error: GraphError) -> Exception:
     if error.needs_new_token:
-        identity_repository().update_whatsapp_health(ws, token_status="expired")  # noqa: S106
+        whatsapp_connection_repository().update_whatsapp_health(ws, token_status="expired")  # noqa: S106
     return error.to_domain_error()
 
 

@@ -29,8 +29,8 @@ from relasify.data import (
 )
 from relasify.data import messages as message_store
 from relasify.data.contacts import contact_repository
-from relasify.data.identity import identity_repository
 from relasify.data.records import NewContact
+from relasify.data.whatsapp_connections import whatsapp_connection_repository
 from relasify.errors import DuplicateContact
 from relasify.observability import logger
 from relasify.phones import e164_from_wa_id
@@ -449,7 +449,7 @@ def _handle_phone_quality(event: PhoneQualityEvent, delivery: WebhookContext) ->
     workspaces, unrouted = delivery.route_account(event.routing, update.display_phone_number)
     changed = 0
     for ws in workspaces:
-        connection = identity_repository().update_whatsapp_health(
+        connection = whatsapp_connection_repository().update_whatsapp_health(
             ws, quality_rating=quality, messaging_limit=limit, account_status=None
         )
         changed += connection is not None
@@ -464,7 +464,7 @@ def _handle_account_update(event: AccountUpdateEvent, delivery: WebhookContext) 
     workspaces, unrouted = delivery.route_account(event.routing, update.phone_number)
     changed = 0
     for ws in workspaces:
-        connection = identity_repository().update_whatsapp_health(
+        connection = whatsapp_connection_repository().update_whatsapp_health(
             ws, account_status=update.event, restrictions=restrictions
         )
         changed += connection is not None

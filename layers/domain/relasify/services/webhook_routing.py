@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from relasify.data import message_statuses
 from relasify.data.conversation_reads import ConversationReads
-from relasify.data.identity import identity_repository
 from relasify.data.records import PhoneRoute
+from relasify.data.whatsapp_connections import whatsapp_connection_repository
 from relasify.observability import logger
 from relasify.phones import try_normalize_phone
 from relasify.whatsapp.webhook_models import Routing
@@ -69,12 +69,12 @@ class RouteCache:
 
     def route(self, phone_number_id: str) -> PhoneRoute | None:
         if phone_number_id not in self._by_phone:
-            self._by_phone[phone_number_id] = identity_repository().route_by_phone_number_id(phone_number_id)
+            self._by_phone[phone_number_id] = whatsapp_connection_repository().route_by_phone_number_id(phone_number_id)
         return self._by_phone[phone_number_id]
 
     def routes_of_account(self, waba_id: str) -> list[PhoneRoute]:
         if waba_id not in self._by_waba:
-            self._by_waba[waba_id] = identity_repository().routes_by_waba_id(waba_id)
+            self._by_waba[waba_id] = whatsapp_connection_repository().routes_by_waba_id(waba_id)
         return self._by_waba[waba_id]
 
 
