@@ -30,6 +30,7 @@ from relasify.settings import get_settings
 
 M = TypeVar("M", bound="TableModel")
 BATCH_GET_ATTEMPTS = 5
+BATCH_GET_MAX_KEYS = 100  # DynamoDB's limit per BatchGetItem
 
 
 class _TableNameFromSettings:

@@ -22,7 +22,7 @@ from pynamodb.exceptions import PutError, TransactWriteError, UpdateError
 from relasify.data import models as m
 from relasify.data.base import chunks, query_all, transaction
 from relasify.data.broadcast_counters import counter_update
-from relasify.data.outbound_messages import delete_wamid_pointer, set_wamid
+from relasify.data.outbound_messages import delete_wamid_pointer, set_wamid, wamid_pointer
 from relasify.data.records import Contact, Record
 from relasify.data.tx import cancellation_codes, is_condition_failure
 
@@ -351,10 +351,7 @@ def record_sent(ws: str, broadcast_id: str, contact_id: str, message_id: str, wa
     pending_model = m.PendingStatusModel
 
     def build(tx: Any) -> None:
-        pointer = m.WamidPointerModel(
-            m.wamid_pk(wamid), m.WamidPointerModel.SK_VALUE, wamid=wamid, ws_id=ws, message_id=message_id
-        )
-        tx.save(pointer, condition=m.WamidPointerModel.pk.does_not_exist())
+        tx.save(wamid_pointer(ws, message_id, wamid), condition=m.WamidPointerModel.pk.does_not_exist())
         tx.condition_check(
             pending_model, m.wamid_pk(wamid), pending_model.MARKER_SK, condition=pending_model.pk.does_not_exist()
         )

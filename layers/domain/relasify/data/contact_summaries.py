@@ -8,9 +8,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from relasify.data import models as m
-from relasify.data.base import chunks
-
-_BATCH_GET_LIMIT = 100
+from relasify.data.base import BATCH_GET_MAX_KEYS, chunks
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,7 +22,7 @@ def contact_summaries(ws: str, contact_ids: Iterable[str]) -> dict[str, ContactS
     """Name and phone of the contacts of a page, in BatchGetItem requests (100 keys each)."""
     model = m.ContactModel
     out: dict[str, ContactSummary] = {}
-    for chunk in chunks(sorted(set(contact_ids)), _BATCH_GET_LIMIT):
+    for chunk in chunks(sorted(set(contact_ids)), BATCH_GET_MAX_KEYS):
         for item in model.batch_get([(m.ws_pk(ws), f"{model.SK_PREFIX}{cid}") for cid in chunk]):
             if not item.is_expired and item.ws_id == ws:
                 out[item.contact_id] = ContactSummary(id=item.contact_id, name=item.name, phone=item.phone)

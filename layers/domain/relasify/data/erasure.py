@@ -17,14 +17,13 @@ from typing import Any
 
 from relasify.data import aws_clients
 from relasify.data import models as m
-from relasify.data.base import batch_get_raw, chunks, query_all
+from relasify.data.base import BATCH_GET_MAX_KEYS, batch_get_raw, chunks, query_all
 from relasify.data.changes import change_pk, contact_change_pk
 from relasify.data.sweep import Key, delete_keys, raw_query
 from relasify.data.webhook_inbox import media_object_key
 from relasify.settings import get_settings
 
 S3_DELETE_MAX = 1000  # DeleteObjects limit
-BATCH_GET_MAX = 100  # BatchGetItem limit
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,7 +50,7 @@ def conversation_items(ws: str, contact_id: str) -> list[ConversationItem]:
     out = []
     keys = conversation_keys(ws, contact_id)
     items: dict[Key, dict[str, Any]] = {}
-    for chunk in chunks(keys, BATCH_GET_MAX):
+    for chunk in chunks(keys, BATCH_GET_MAX_KEYS):
         items.update(batch_get_raw(chunk, consistent=True))
     for item in (items[key] for key in keys if key in items):
         message_id = item.get("message_id", {}).get("S") or item["PK"]["S"].rsplit("#", 1)[-1]

@@ -16,7 +16,7 @@ from pynamodb.constants import ALL_OLD, NONE
 
 from relasify.data import contact_search
 from relasify.data import models as m
-from relasify.data.base import chunks
+from relasify.data.base import BATCH_GET_MAX_KEYS, chunks
 from relasify.data.contact_items import (
     contact_from_item,
     contact_key,
@@ -77,14 +77,14 @@ def existing_by_phone(ws: str, phones: Iterable[str]) -> tuple[dict[str, Contact
     that finds one completes it under that id. Consistent reads: a replay must see its own writes."""
     wanted = list(dict.fromkeys(phones))
     owners: dict[str, str] = {}
-    for group in chunks(wanted, 100):
+    for group in chunks(wanted, BATCH_GET_MAX_KEYS):
         keys = [unique_marker_key(ws, "phone", p) for p in group]
         for marker in m.ContactUniqueModel.batch_get(keys, consistent_read=True):
             if not marker.is_expired:
                 owners[marker.value] = marker.contact_id
     found: dict[str, Contact] = {}
     by_id = {cid: phone for phone, cid in owners.items()}
-    for group in chunks(list(by_id), 100):
+    for group in chunks(list(by_id), BATCH_GET_MAX_KEYS):
         keys = [contact_key(ws, cid) for cid in group]
         for item in m.ContactModel.batch_get(keys, consistent_read=True, attributes_to_get=_MERGE_FIELDS):
             if not item.is_expired and item.phone == by_id.get(item.contact_id):

@@ -12,14 +12,13 @@ from typing import Any
 
 from relasify.data import conversation_state, conversations
 from relasify.data import models as m
-from relasify.data.base import chunks, utc
+from relasify.data.base import BATCH_GET_MAX_KEYS, chunks, utc
 from relasify.data.conversation_state import Conversation
 from relasify.data.cursor import decode_cursor, encode_cursor
 from relasify.data.records import Page
 
 MAX_PAGE = conversations.MAX_PAGE
 _MAX_MERGE_ROUNDS = 4
-_BATCH_GET_LIMIT = 100
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,7 +63,7 @@ def _full_items(entries: list[m.ConversationModel]) -> list[m.ConversationModel]
     """The items of index entries, in their order (BatchGetItem, 100 keys per request). One erased
     or expired meanwhile, or moved to another status (its entry was stale), is left out."""
     found: dict[str, m.ConversationModel] = {}
-    for chunk in chunks([(e.pk, e.sk) for e in entries], _BATCH_GET_LIMIT):
+    for chunk in chunks([(e.pk, e.sk) for e in entries], BATCH_GET_MAX_KEYS):
         for item in m.ConversationModel.batch_get(chunk):
             if not item.is_expired:
                 found[item.pk] = item

@@ -21,7 +21,7 @@ from pynamodb.exceptions import PutError, TransactWriteError, UpdateError
 from relasify import clock
 from relasify.data import changes
 from relasify.data import models as m
-from relasify.data.base import chunks, plain_value, query_all, transaction, utc
+from relasify.data.base import BATCH_GET_MAX_KEYS, chunks, plain_value, query_all, transaction, utc
 from relasify.data.ids import new_id
 from relasify.data.messages import MessageLocation, is_write_conflict, locate_wamid, location_of
 from relasify.data.status_changes import BILLED_FLAG, StatusChange, StatusResult
@@ -35,9 +35,6 @@ _MAX_ATTEMPTS = 4
 def _billing_month(message: m.MessageModel, change: StatusChange) -> str:
     anchor = message.message_at or message.created_at or change.at
     return utc(anchor).strftime("%Y-%m")  # type: ignore[union-attr]
-
-
-_BATCH_GET_LIMIT = 100  # DynamoDB BatchGetItem maximum keys per request
 
 
 class StatusBatch:
@@ -56,7 +53,7 @@ class StatusBatch:
         """Pointers of `pointer_wamids`; messages of `message_wamids` (through their pointers) and at
         `locations` (named by callback data)."""
         wanted = sorted({w for w in [*pointer_wamids, *message_wamids] if w not in self._pointers})
-        for chunk in chunks(wanted, _BATCH_GET_LIMIT):
+        for chunk in chunks(wanted, BATCH_GET_MAX_KEYS):
             found = {}
             for pointer in m.WamidPointerModel.batch_get(
                 [(m.wamid_pk(w), m.WamidPointerModel.SK_VALUE) for w in chunk], consistent_read=True
@@ -68,7 +65,7 @@ class StatusBatch:
         # A pointer that carries the route needs no message read (relasify.data.status_writes).
         via_pointers = [loc for w in message_wamids if (loc := self._pointers.get(w)) and loc.route is None]
         keys = sorted({(loc.ws, loc.message_id) for loc in [*via_pointers, *locations] if loc} - set(self._messages))
-        for chunk in chunks(keys, _BATCH_GET_LIMIT):
+        for chunk in chunks(keys, BATCH_GET_MAX_KEYS):
             for item in m.MessageModel.batch_get(
                 [(m.message_pk(ws, mid), m.MessageModel.SK_VALUE) for ws, mid in chunk], consistent_read=True
             ):

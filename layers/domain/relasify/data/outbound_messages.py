@@ -57,10 +57,7 @@ def record_outbound(
     with transaction() as tx:
         tx.save(item, condition=m.MessageModel.pk.does_not_exist())
         if wamid:
-            pointer = m.WamidPointerModel(
-                m.wamid_pk(wamid), m.WamidPointerModel.SK_VALUE, wamid=wamid, ws_id=ws, message_id=message_id
-            )
-            tx.save(pointer, condition=m.WamidPointerModel.pk.does_not_exist())
+            tx.save(wamid_pointer(ws, message_id, wamid), condition=m.WamidPointerModel.pk.does_not_exist())
     return to_record(item)
 
 
@@ -77,9 +74,7 @@ def attach_wamid(ws: str, message_id: str, wamid: str, *, route: StatusRoute | N
     retried call rewrites the same values). The pointer carries the message's status route, for
     statuses that come back without their callback data. False when the message is gone (erased
     while its send was in flight): the pointer is taken back."""
-    pointer = m.WamidPointerModel(
-        m.wamid_pk(wamid), m.WamidPointerModel.SK_VALUE, wamid=wamid, ws_id=ws, message_id=message_id
-    )
+    pointer = wamid_pointer(ws, message_id, wamid)
     if route is not None and (route.ws, route.message_id) == (ws, message_id):
         pointer.route_contact_id = route.contact_id
         pointer.route_broadcast_id = route.broadcast_id or "-"
@@ -107,6 +102,13 @@ def set_wamid(ws: str, message_id: str, wamid: str) -> bool:
             raise
         return False
     return True
+
+
+def wamid_pointer(ws: str, message_id: str, wamid: str) -> m.WamidPointerModel:
+    """The item that leads a status webhook from Meta's wamid to our message (not yet written)."""
+    return m.WamidPointerModel(
+        m.wamid_pk(wamid), m.WamidPointerModel.SK_VALUE, wamid=wamid, ws_id=ws, message_id=message_id
+    )
 
 
 def delete_wamid_pointer(wamid: str) -> None:

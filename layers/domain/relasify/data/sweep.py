@@ -21,13 +21,12 @@ from pynamodb.exceptions import UpdateError
 from relasify import retention
 from relasify.data import api_keys, contact_search
 from relasify.data import models as m
-from relasify.data.base import TableModel, chunks, connection
+from relasify.data.base import BATCH_GET_MAX_KEYS, TableModel, chunks, connection
 from relasify.data.tx import is_condition_failure
 from relasify.retention import DataClass
 from relasify.settings import get_settings
 
 BATCH_WRITE_MAX = 25  # DynamoDB BatchWriteItem limit
-BATCH_GET_MAX = 100  # DynamoDB BatchGetItem limit
 _MAX_BATCH_ATTEMPTS = 8
 _BACKOFF_BASE_SECONDS = 0.05
 _BACKOFF_CAP_SECONDS = 2.0
@@ -171,7 +170,7 @@ def still_expired(keys: list[Key], cutoff: int) -> list[Key]:
     table = get_settings().table_name
     conn = connection()
     out: list[Key] = []
-    for batch in chunks(keys, BATCH_GET_MAX):
+    for batch in chunks(keys, BATCH_GET_MAX_KEYS):
         pending: list[dict[str, Any]] = [{"PK": {"S": pk}, "SK": {"S": sk}} for pk, sk in batch]
         for attempt in range(_MAX_BATCH_ATTEMPTS):
             request = {table: {"Keys": pending, "ConsistentRead": True, "ProjectionExpression": "PK, SK, expires_at"}}

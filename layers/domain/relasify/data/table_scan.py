@@ -3,6 +3,7 @@ operator's tool run once after a deploy, never an access pattern of the applicat
 
 from __future__ import annotations
 
+import argparse
 from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -38,3 +39,11 @@ def run_segments(segment: Callable[[int, int], Counter[str]], segments: int) -> 
 def refused(exc: ClientError) -> bool:
     """A conditional write's condition failed (the item changed or went meanwhile)."""
     return exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException"
+
+
+def command_line(description: str | None, backfill: Callable[..., Counter[str]], argv: list[str] | None) -> None:
+    """A migration's `python -m` entry: `--segments N`, then its outcome counts printed."""
+    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--segments", type=int, default=4, help="parallel Scan segments")
+    args = parser.parse_args(argv)
+    print(dict(backfill(segments=max(1, args.segments))))

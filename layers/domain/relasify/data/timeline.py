@@ -14,9 +14,8 @@ from collections.abc import Iterator
 from typing import Any
 
 from relasify.data import models as m
-from relasify.data.base import QueryPage, chunks
+from relasify.data.base import BATCH_GET_MAX_KEYS, QueryPage, chunks
 
-_BATCH_GET_LIMIT = 100
 _LEGACY_KEYS = {"GSI1PK": "TimelinePK", "GSI1SK": "TimelineSK"}
 
 
@@ -62,7 +61,7 @@ def full_items(entries: list[m.MessageModel]) -> list[m.MessageModel]:
     """The items of index entries, in their order (BatchGetItem, 100 keys per request). One erased or
     expired since the Query is left out."""
     found: dict[str, m.MessageModel] = {}
-    for chunk in chunks(list(dict.fromkeys((e.pk, e.sk) for e in entries)), _BATCH_GET_LIMIT):
+    for chunk in chunks(list(dict.fromkeys((e.pk, e.sk) for e in entries)), BATCH_GET_MAX_KEYS):
         for item in m.MessageModel.batch_get(chunk):
             if not item.is_expired:
                 found[item.pk] = item

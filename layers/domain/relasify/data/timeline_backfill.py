@@ -16,7 +16,6 @@ Idempotent: a second run finds nothing to do. Run after the index is ACTIVE:
 
 from __future__ import annotations
 
-import argparse
 from collections import Counter
 from collections.abc import Iterator
 from typing import Any
@@ -67,10 +66,7 @@ def backfill(*, segments: int = 4) -> Counter[str]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--segments", type=int, default=4, help="parallel Scan segments")
-    args = parser.parse_args(argv)
-    print(dict(backfill(segments=max(1, args.segments))))
+    table_scan.command_line(__doc__, backfill, argv)
 
 
 if __name__ == "__main__":
