@@ -11,34 +11,45 @@ number `109876543210987` accepts any token beginning with `EAAG`; `POST /_sandbo
 gets Graph's OAuthException 190; an object the token does not own (a number, an account, their
 messages and templates) gets Graph's code 100 / subcode 33, exactly as Meta answers both.
 
-Standard library HTTP server; every thread and socket is released by `stop()`.
+Its parts: `sandbox_http` (the standard library server; every thread and socket is released by
+`stop()`), `sandbox_graph` (Graph's error bodies, cursors and objects), `sandbox_templates` (the
+accounts' message templates) and `sandbox_webhooks` (the webhooks it posts, and their delivery).
 """
 
 from __future__ import annotations
 
 import base64
-import contextlib
 import hashlib
-import heapq
-import itertools
-import json
 import logging
 import re
 import secrets
-import socket
-import struct
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from email.parser import BytesParser
 from email.policy import default as email_policy
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from functools import partial
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-import httpx
-from relasify.whatsapp.signature import sign
+from relasify_local.sandbox_graph import (
+    Answer,
+    Number,
+    bearer_token,
+    encode_cursor,
+    graph_error,
+    json_object,
+    not_visible,
+    number_fields,
+)
+from relasify_local.sandbox_http import RequestHandler, SandboxServer
+from relasify_local.sandbox_templates import TemplateStore
+from relasify_local.sandbox_webhooks import (
+    WebhookDispatcher,
+    messages_envelope,
+    status_steps,
+    wire_bytes,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -60,56 +71,10 @@ _ROUTE_MEDIA_UPLOAD = re.compile(rf"/({_VERSION})/({_ID})/media/?")
 INSPECT_SENT_MESSAGES_PATH = "/_sandbox/sent-messages"  # GET: every send the sandbox accepted
 ADD_MEDIA_PATH = "/_sandbox/media"  # POST raw bytes (Content-Type = mime type): {"id": media id}
 ACCOUNTS_PATH = "/_sandbox/accounts"  # POST: register a WABA number and the token that owns it
-_NOT_VISIBLE = (
-    "Unsupported {method} request. Object with ID '{object_id}' does not exist, cannot be loaded due to "
-    "missing permissions, or does not support this operation. Please read the Graph API documentation at "
-    "https://developers.facebook.com/docs/graph-api"
-)
 # POST {phone_number_id, from, text | media, profile_name?, context?, wamid?}: a customer writes in (a signed
 # webhook, as Meta posts it); the same `wamid` again is a redelivery.
 INBOUND_PATH = "/_sandbox/inbound"
 INSPECT_UPLOADED_MEDIA_PATH = "/_sandbox/uploaded-media"  # GET: media the business uploaded (base64 bytes)
-
-# Meta's titles for the codes the sandbox can be told to answer with; HTTP statuses per whatsapp.md section 6.
-_ERROR_TITLES: dict[int, tuple[int, str]] = {
-    1: (500, "An unknown error occurred"),
-    2: (503, "Service temporarily unavailable"),
-    4: (400, "Application request limit reached"),
-    100: (400, "Invalid parameter"),
-    190: (401, "Error validating access token: Session has expired"),
-    80007: (400, "Rate limit issues"),
-    130429: (429, "Rate limit hit"),
-    131000: (500, "Something went wrong"),
-    131008: (400, "Required parameter is missing"),
-    131009: (400, "Parameter value is not valid"),
-    131016: (503, "Service unavailable"),
-    131021: (400, "Recipient cannot be sender"),
-    131026: (400, "Message undeliverable"),
-    131047: (400, "Re-engagement message"),
-    131050: (400, "Unable to deliver the message. This recipient has chosen to stop receiving marketing messages"),
-    131056: (400, "(Business Account, Consumer Account) pair rate limit hit"),
-    132000: (400, "Number of parameters does not match the expected number of params"),
-    132001: (400, "Template name does not exist in the translation"),
-    132005: (400, "Translated text too long"),
-    132007: (400, "Template Format Character Policy Violated"),
-    132012: (400, "Parameter format does not match format in the created template"),
-    132015: (400, "Template is Paused"),
-    132016: (400, "Template is Disabled"),
-}
-_ERROR_DETAILS: dict[int, str] = {
-    131047: "Message failed to send because more than 24 hours have passed since the customer last replied "
-    "to this number.",
-    131026: "Message Undeliverable.",
-    132001: "template name does not exist in the translation",
-}
-
-
-@dataclass
-class _Number:
-    phone_number_id: str
-    display_phone_number: str
-    quality_rating: str = "GREEN"
-    messaging_limit: str = "TIER_2K"
 
 
 @dataclass
@@ -118,7 +83,7 @@ class _Account:
     any `EAAG...` token that is not registered to another account owns it (the seeded account)."""
 
     waba_id: str
-    numbers: dict[str, _Number] = field(default_factory=dict)
+    numbers: dict[str, Number] = field(default_factory=dict)
     tokens: set[str] = field(default_factory=set)
     open_to_sandbox_tokens: bool = False
 
@@ -128,32 +93,6 @@ class _Fault:
     kind: str
     remaining: int
     options: dict[str, Any]
-
-
-@dataclass(order=True)
-class _WebhookJob:
-    due: float
-    sequence: int
-    build: Callable[[], dict[str, Any]] = field(compare=False)
-    description: str = field(compare=False)
-    attempt: int = field(default=1, compare=False)
-    before_post: Callable[[], None] | None = field(default=None, compare=False)
-    after_done: Callable[[], None] | None = field(default=None, compare=False)
-    body: bytes | None = field(default=None, compare=False)
-    generation: int = field(default=0, compare=False)
-
-
-class _Server(ThreadingHTTPServer):
-    # Handler threads are joined on close (no daemon threads left behind).
-    daemon_threads = False
-    block_on_close = True
-    allow_reuse_address = True
-
-    def __init__(self, address: tuple[str, int], sandbox: Sandbox) -> None:
-        self.sandbox = sandbox
-        self.open_connections: set[socket.socket] = set()
-        self.connections_lock = threading.Lock()
-        super().__init__(address, _Handler)
 
 
 class Sandbox:
@@ -188,15 +127,16 @@ class Sandbox:
 
         self._lock = threading.RLock()
         self._stopping = threading.Event()
-        self._server: _Server | None = None
+        self._server: SandboxServer | None = None
         self._serve_thread: threading.Thread | None = None
-        self._dispatch_thread: threading.Thread | None = None
-        self._jobs: list[_WebhookJob] = []
-        self._jobs_changed = threading.Condition(self._lock)
-        self._in_flight = 0
-        self._sequence = itertools.count()
-        self._generation = 0
-        self._webhook_client: httpx.Client | None = None
+        self._webhooks = WebhookDispatcher(
+            webhook_url=webhook_url,
+            app_secret=app_secret,
+            step_delay_seconds=status_delay_seconds,
+            max_attempts=webhook_max_attempts,
+            retry_delay_seconds=webhook_retry_delay_seconds,
+            timeout_seconds=webhook_timeout_seconds,
+        )
         self._reset_state()
 
     # -- lifecycle ------------------------------------------------------------------------------
@@ -205,13 +145,12 @@ class Sandbox:
         if self._server is not None:
             return self
         self._stopping.clear()
-        self._server = _Server((self.host, self.port), self)
+        self._server = SandboxServer((self.host, self.port), self.handle)
         self._serve_thread = threading.Thread(
             target=self._server.serve_forever, kwargs={"poll_interval": 0.1}, name="sandbox-http"
         )
         self._serve_thread.start()
-        self._dispatch_thread = threading.Thread(target=self._dispatch_loop, name="sandbox-webhooks")
-        self._dispatch_thread.start()
+        self._webhooks.start()
         logger.info("WhatsApp sandbox listening on %s", self.base_url)
         return self
 
@@ -220,22 +159,12 @@ class Sandbox:
         if server is None:
             return
         self._stopping.set()
-        with self._lock:
-            self._jobs_changed.notify_all()
-        server.shutdown()
-        # Idle keep-alive connections block their handler threads in a read: wake them up.
-        with server.connections_lock:
-            for connection in list(server.open_connections):
-                with contextlib.suppress(OSError):
-                    connection.shutdown(socket.SHUT_RDWR)
-        server.server_close()  # joins every handler thread
+        self._webhooks.stop()
+        server.close()
         if self._serve_thread is not None:
             self._serve_thread.join()
-        if self._dispatch_thread is not None:
-            self._dispatch_thread.join()
         self._server = None
         self._serve_thread = None
-        self._dispatch_thread = None
 
     def __enter__(self) -> Sandbox:
         return self.start()
@@ -294,7 +223,7 @@ class Sandbox:
         waba_id = waba_id or self.waba_id
         if not (_ID_VALUE.fullmatch(waba_id) and _ID_VALUE.fullmatch(phone_number_id)):
             raise ValueError("waba_id and phone_number_id must be Graph ids")
-        number = _Number(phone_number_id, display_phone_number or self.display_phone_number)
+        number = Number(phone_number_id, display_phone_number or self.display_phone_number)
         if quality_rating:
             number.quality_rating = quality_rating
         if messaging_limit:
@@ -326,8 +255,7 @@ class Sandbox:
 
     def post_webhook(self, payload: dict[str, Any]) -> int:
         """Post one signed webhook now (e.g. a simulated inbound message); returns the HTTP status."""
-        body = _encode(payload)
-        return self._post(body)
+        return self._webhooks.post(wire_bytes(payload))
 
     def post_inbound_message(
         self,
@@ -356,20 +284,11 @@ class Sandbox:
         """Forget everything recorded and every pending fault and webhook."""
         with self._lock:
             self._reset_state()
-            self._generation += 1
-            self._jobs.clear()
-            self._jobs_changed.notify_all()
+        self._webhooks.reset()
 
     def wait_until_idle(self, timeout: float = 10.0) -> bool:
         """Block until every scheduled webhook has been delivered or dropped."""
-        deadline = time.monotonic() + timeout
-        with self._lock:
-            while self._jobs or self._in_flight:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    return False
-                self._jobs_changed.wait(min(remaining, 0.05))
-        return True
+        return self._webhooks.wait_until_idle(timeout)
 
     @property
     def sent_messages(self) -> list[dict[str, Any]]:
@@ -386,7 +305,7 @@ class Sandbox:
     @property
     def templates(self) -> list[dict[str, Any]]:
         with self._lock:
-            return [dict(template) for template in self._templates.values()]
+            return self._templates.all()
 
     @property
     def requests(self) -> list[dict[str, Any]]:
@@ -398,12 +317,11 @@ class Sandbox:
     @property
     def webhook_deliveries(self) -> list[dict[str, Any]]:
         """Every webhook post attempt: description, attempt number, HTTP status (None on connection errors)."""
-        with self._lock:
-            return list(self._deliveries)
+        return self._webhooks.deliveries
 
     # -- request handling (called from handler threads) -----------------------------------------
 
-    def handle(self, request: _Handler, method: str) -> None:
+    def handle(self, request: RequestHandler, method: str) -> None:
         parts = urlsplit(request.path)
         path, query = parts.path, parse_qs(parts.query)
         body = request.read_body()
@@ -437,9 +355,9 @@ class Sandbox:
             request.abort()
             return
 
-        token = _bearer_token(request.headers.get("Authorization"))
+        token = bearer_token(request.headers.get("Authorization"))
         if token is None:
-            self._answer(request, record, *_graph_error(190, message="Invalid OAuth access token - Cannot parse"))
+            self._answer(request, record, *graph_error(190, message="Invalid OAuth access token - Cannot parse"))
             return
 
         fault = self._take_fault()
@@ -452,10 +370,10 @@ class Sandbox:
             expired = token in self._expired_tokens
             owned = self._accounts_of(token)
         if expired:
-            self._answer(request, record, *_graph_error(190))
+            self._answer(request, record, *graph_error(190))
             return
         if not owned:
-            self._answer(request, record, *_graph_error(190, message="Invalid OAuth access token - Cannot parse"))
+            self._answer(request, record, *graph_error(190, message="Invalid OAuth access token - Cannot parse"))
             return
 
         status, payload, headers = self._route(
@@ -471,8 +389,8 @@ class Sandbox:
             return exact
         return {w: a for w, a in self._accounts.items() if a.open_to_sandbox_tokens}
 
-    def _register_account(self, body: bytes) -> tuple[int, Any, dict[str, str]]:
-        payload = _json_object(body) or {}
+    def _register_account(self, body: bytes) -> Answer:
+        payload = json_object(body) or {}
         fields = ("waba_id", "phone_number_id", "display_phone_number", "token")
         values = {name: payload.get(name) for name in fields}
         if not all(isinstance(value, str) and value.strip() for value in values.values()):
@@ -502,23 +420,23 @@ class Sandbox:
         body: bytes,
         owned: dict[str, _Account],
         content_type: str = "",
-    ) -> tuple[int, Any, dict[str, str]]:
+    ) -> Answer:
         owned_numbers = {n: a for a in owned.values() for n in a.numbers}
         if match := _ROUTE_MESSAGES.fullmatch(path):
             if method == "POST":
                 if match.group(2) not in owned_numbers:
-                    return _not_visible(method, match.group(2))
+                    return not_visible(method, match.group(2))
                 return self._send(match.group(2), body)
         elif match := _ROUTE_PHONE_NUMBERS.fullmatch(path):
             if method == "GET":
                 account = owned.get(match.group(2))
                 if account is None:
-                    return _not_visible(method, match.group(2))
+                    return not_visible(method, match.group(2))
                 return self._list_numbers(account)
         elif match := _ROUTE_SUBSCRIBED_APPS.fullmatch(path):
             if method == "POST":
                 if match.group(2) not in owned:
-                    return _not_visible(method, match.group(2))
+                    return not_visible(method, match.group(2))
                 with self._lock:
                     self._subscriptions.append(match.group(2))
                 return 200, {"success": True}, {}
@@ -528,23 +446,23 @@ class Sandbox:
         elif match := _ROUTE_TEMPLATES.fullmatch(path):
             waba_id = match.group(2)
             if waba_id not in owned:
-                return _not_visible(method, waba_id)
+                return not_visible(method, waba_id)
             if method == "POST":
                 return self._create_template(waba_id, body)
             if method == "GET":
-                return self._list_templates(waba_id, path, query)
+                return self._templates.list(waba_id, f"{self.base_url}{path}", query)
             if method == "DELETE":
-                return self._delete_template(waba_id, query)
+                return self._templates.delete(waba_id, query)
         elif match := _ROUTE_MEDIA_BYTES.fullmatch(path):
             if method == "GET":
                 return self._media_bytes(match.group(1))
         elif (match := _ROUTE_OBJECT.fullmatch(path)) and method == "GET":
             return self._get_object(match.group(2), owned_numbers)
-        status, error, headers = _graph_error(100, message=f"Unsupported {method} request")
+        status, error, headers = graph_error(100, message=f"Unsupported {method} request")
         return status, error, headers
 
-    def _inbound(self, body: bytes) -> tuple[int, Any, dict[str, str]]:
-        request = _json_object(body) or {}
+    def _inbound(self, body: bytes) -> Answer:
+        request = json_object(body) or {}
         phone_number_id, sender = request.get("phone_number_id"), request.get("from")
         text, media = request.get("text"), request.get("media")
         if not isinstance(phone_number_id, str) or not isinstance(sender, str) or not sender.isdigit():
@@ -567,24 +485,24 @@ class Sandbox:
         wamid, status = self.post_inbound_message(phone_number_id, sender, message, profile_name=profile, wamid=given)
         return 200, {"wamid": wamid, "webhook_status": status}, {}
 
-    def _send(self, phone_number_id: str, body: bytes) -> tuple[int, Any, dict[str, str]]:
-        payload = _json_object(body)
+    def _send(self, phone_number_id: str, body: bytes) -> Answer:
+        payload = json_object(body)
         if payload is None:
-            return _graph_error(100, message="Invalid parameter", details="Request body is not a JSON object")
+            return graph_error(100, message="Invalid parameter", details="Request body is not a JSON object")
         if payload.get("messaging_product") != "whatsapp":
-            return _graph_error(100, details="messaging_product must be whatsapp")
+            return graph_error(100, details="messaging_product must be whatsapp")
         if payload.get("status") == "read":  # mark as read (and the typing indicator): no message, no webhook
             if not isinstance(payload.get("message_id"), str) or not payload["message_id"]:
-                return _graph_error(131009, details="message_id is required")
+                return graph_error(131009, details="message_id is required")
             with self._lock:
                 self._sent_messages.append({**payload, "phone_number_id": phone_number_id})
             return 200, {"success": True}, {}
         recipient = payload.get("to") or payload.get("recipient")
         message_type = payload.get("type", "text")
         if not isinstance(recipient, str) or not recipient.strip():
-            return _graph_error(131008, details="The parameter to is required.")
+            return graph_error(131008, details="The parameter to is required.")
         if not isinstance(payload.get(message_type), dict):
-            return _graph_error(131008, details=f"The parameter {message_type} is required.")
+            return graph_error(131008, details=f"The parameter {message_type} is required.")
         wa_id = re.sub(r"\D", "", recipient) or recipient
         wamid = "wamid." + base64.b64encode(secrets.token_bytes(30)).decode()
         message: dict[str, Any] = {"id": wamid}
@@ -592,9 +510,10 @@ class Sandbox:
             message["message_status"] = "accepted"
         with self._lock:
             self._sent_messages.append({**payload, "phone_number_id": phone_number_id, "wamid": wamid})
-            category = self._template_category(payload) if message_type == "template" else None
+            category = self._templates.category_of(payload) if message_type == "template" else None
             failure_code = self._failing_recipients.get(wa_id)
-        self._schedule_statuses(phone_number_id, wamid, wa_id, payload, category, failure_code)
+        envelope = partial(self._envelope_for_number, phone_number_id)
+        self._webhooks.schedule_chain(status_steps(envelope, wamid, wa_id, payload, category, failure_code))
         response = {
             "messaging_product": "whatsapp",
             "contacts": [{"input": recipient, "wa_id": wa_id}],
@@ -602,76 +521,15 @@ class Sandbox:
         }
         return 200, response, {}
 
-    def _create_template(self, waba_id: str, body: bytes) -> tuple[int, Any, dict[str, str]]:
-        definition = _json_object(body)
-        if definition is None:
-            return _graph_error(100, details="Request body is not a JSON object")
-        missing = [key for key in ("name", "language", "category", "components") if key not in definition]
-        if missing:
-            return _graph_error(100, details=f"Missing parameters: {', '.join(missing)}")
-        name, language = str(definition["name"]), str(definition["language"])
-        category = str(definition["category"]).upper()
-        with self._lock:
-            if any(t["name"] == name and t["language"] == language for t in self._templates.values()):
-                return _graph_error(100, message="Message template already exists", subcode=2388024)
-            template_id = str(secrets.randbelow(9 * 10**15) + 10**15)
-            self._templates[template_id] = {
-                **definition,
-                "id": template_id,
-                "name": name,
-                "language": language,
-                "category": category,
-                "status": "PENDING",
-                "waba_id": waba_id,
-            }
-        self._schedule_template_approval(waba_id, template_id)
-        return 200, {"id": template_id, "status": "PENDING", "category": category}, {}
+    def _create_template(self, waba_id: str, body: bytes) -> Answer:
+        answer, template_id = self._templates.create(waba_id, body)
+        if template_id is not None:
+            build = partial(self._templates.approval_webhook, waba_id, template_id)
+            approve = partial(self._templates.approve, template_id)
+            self._webhooks.schedule_chain([(build, "template APPROVED")], before_post=approve)
+        return answer
 
-    def _list_templates(self, waba_id: str, path: str, query: dict[str, list[str]]) -> tuple[int, Any, dict[str, str]]:
-        limit = _int_param(query, "limit", 25, maximum=1000)
-        start = _decode_cursor(query.get("after", [""])[0])
-        name_filter = query.get("name", [None])[0]
-        status_filter = query.get("status", [None])[0]
-        with self._lock:
-            matching = [
-                {key: value for key, value in template.items() if key != "waba_id"}
-                for template in self._templates.values()
-                if template["waba_id"] == waba_id
-                and (name_filter is None or template["name"] == name_filter)
-                and (status_filter is None or template["status"] == status_filter)
-            ]
-        page = matching[start : start + limit]
-        result: dict[str, Any] = {"data": page}
-        if page:
-            result["paging"] = {
-                "cursors": {"before": _encode_cursor(start), "after": _encode_cursor(start + len(page))}
-            }
-            if start + len(page) < len(matching):
-                result["paging"]["next"] = (
-                    f"{self.base_url}{path}?limit={limit}&after={_encode_cursor(start + len(page))}"
-                )
-        return 200, result, {}
-
-    def _delete_template(self, waba_id: str, query: dict[str, list[str]]) -> tuple[int, Any, dict[str, str]]:
-        name = query.get("name", [""])[0]
-        template_id = query.get("hsm_id", [None])[0]
-        if not name:
-            return _graph_error(100, details="The parameter name is required.")
-        with self._lock:
-            doomed = [
-                key
-                for key, template in self._templates.items()
-                if template["waba_id"] == waba_id
-                and template["name"] == name
-                and (template_id is None or key == template_id)
-            ]
-            for key in doomed:
-                del self._templates[key]
-        if not doomed:
-            return _graph_error(100, message="Message template not found", subcode=2593002)
-        return 200, {"success": True}, {}
-
-    def _get_object(self, object_id: str, owned_numbers: dict[str, _Account]) -> tuple[int, Any, dict[str, str]]:
+    def _get_object(self, object_id: str, owned_numbers: dict[str, _Account]) -> Answer:
         with self._lock:
             media = self._media.get(object_id)
             account = owned_numbers.get(object_id)
@@ -691,28 +549,28 @@ class Sandbox:
                 {},
             )
         if number is not None:
-            return 200, _number_fields(number), {}
-        return _not_visible("GET", object_id)
+            return 200, number_fields(number), {}
+        return not_visible("GET", object_id)
 
-    def _list_numbers(self, account: _Account) -> tuple[int, Any, dict[str, str]]:
+    def _list_numbers(self, account: _Account) -> Answer:
         with self._lock:
-            data = [_number_fields(number) for number in account.numbers.values()]
-        cursor = _encode_cursor(0)
+            data = [number_fields(number) for number in account.numbers.values()]
+        cursor = encode_cursor(0)
         return 200, {"data": data, "paging": {"cursors": {"before": cursor, "after": cursor}}}, {}
 
-    def _upload_media(self, phone_number_id: str, body: bytes, content_type: str) -> tuple[int, Any, dict[str, str]]:
+    def _upload_media(self, phone_number_id: str, body: bytes, content_type: str) -> Answer:
         """POST /{phone_number_id}/media as the Cloud API takes it: multipart `messaging_product`, `type`, `file`."""
         if not content_type.lower().startswith("multipart/form-data"):
-            return _graph_error(100, details="Upload media as multipart/form-data")
+            return graph_error(100, details="Upload media as multipart/form-data")
         message = BytesParser(policy=email_policy).parsebytes(
             b"Content-Type: " + content_type.encode("latin-1") + b"\r\n\r\n" + body
         )
         parts = {part.get_param("name", header="content-disposition"): part for part in message.iter_parts()}
         product, file_part = parts.get("messaging_product"), parts.get("file")
         if product is None or product.get_content().strip() != "whatsapp":
-            return _graph_error(100, details="messaging_product must be whatsapp")
+            return graph_error(100, details="messaging_product must be whatsapp")
         if file_part is None:
-            return _graph_error(131008, details="The parameter file is required.")
+            return graph_error(131008, details="The parameter file is required.")
         type_part = parts.get("type")
         mime_type = type_part.get_content().strip() if type_part is not None else file_part.get_content_type()
         content = file_part.get_payload(decode=True) or b""
@@ -729,7 +587,7 @@ class Sandbox:
             )
         return 200, {"id": media_id}, {}
 
-    def _media_bytes(self, media_id: str) -> tuple[int, Any, dict[str, str]]:
+    def _media_bytes(self, media_id: str) -> Answer:
         with self._lock:
             media = self._media.get(media_id)
         if media is None:
@@ -749,18 +607,18 @@ class Sandbox:
                 return fault
         return None
 
-    def _apply_fault(self, request: _Handler, record: dict[str, Any], fault: _Fault) -> None:
+    def _apply_fault(self, request: RequestHandler, record: dict[str, Any], fault: _Fault) -> None:
         options = fault.options
         if fault.kind == "429":
             retry_after = options.get("retry_after", 1)
-            status, error, headers = _graph_error(130429)
+            status, error, headers = graph_error(130429)
             self._answer(request, record, status, error, {**headers, "Retry-After": str(retry_after)})
         elif fault.kind == "500":
-            status, error, headers = _graph_error(131000, http_status=500)
+            status, error, headers = graph_error(131000, http_status=500)
             self._answer(request, record, status, error, headers)
         elif fault.kind == "error_code":
             code = int(options["code"])
-            status, error, headers = _graph_error(
+            status, error, headers = graph_error(
                 code, http_status=options.get("http_status"), message=options.get("message")
             )
             self._answer(request, record, status, error, headers)
@@ -771,7 +629,7 @@ class Sandbox:
             request.abort(reset=True)
 
     def _answer(
-        self, request: _Handler, record: dict[str, Any], status: int, payload: Any, headers: dict[str, str]
+        self, request: RequestHandler, record: dict[str, Any], status: int, payload: Any, headers: dict[str, str]
     ) -> None:
         record["status"] = status
         request.respond(status, payload, headers)
@@ -785,225 +643,13 @@ class Sandbox:
             waba_id, display = account.waba_id, account.numbers[phone_number_id].display_phone_number
         else:
             waba_id, display = self.waba_id, self.display_phone_number
-        return {
-            "object": "whatsapp_business_account",
-            "entry": [
-                {
-                    "id": waba_id,
-                    "changes": [
-                        {
-                            "value": {
-                                "messaging_product": "whatsapp",
-                                "metadata": {"display_phone_number": display, "phone_number_id": phone_number_id},
-                                "statuses": statuses,
-                            },
-                            "field": "messages",
-                        }
-                    ],
-                }
-            ],
-        }
-
-    def _template_category(self, payload: dict[str, Any]) -> str:
-        template = payload.get("template") or {}
-        name = template.get("name") if isinstance(template, dict) else None
-        for known in self._templates.values():
-            if known["name"] == name:
-                return str(known["category"]).lower()
-        return "utility"
-
-    def _schedule_statuses(
-        self,
-        phone_number_id: str,
-        wamid: str,
-        wa_id: str,
-        payload: dict[str, Any],
-        template_category: str | None,
-        failure_code: int | None,
-    ) -> None:
-        now = int(time.time())
-        conversation_category = template_category or "service"
-        conversation = {
-            "id": secrets.token_hex(16),
-            "expiration_timestamp": str(now + 24 * 3600),
-            "origin": {"type": conversation_category},
-        }
-        if template_category is not None:
-            pricing = {"billable": True, "pricing_model": "PMP", "type": "regular", "category": template_category}
-        else:
-            pricing = {
-                "billable": False,
-                "pricing_model": "PMP",
-                "type": "free_customer_service",
-                "category": "service",
-            }
-        callback_data = payload.get("biz_opaque_callback_data")
-
-        def status_of(name: str) -> Callable[[], dict[str, Any]]:
-            def build() -> dict[str, Any]:
-                status: dict[str, Any] = {
-                    "id": wamid,
-                    "status": name,
-                    "timestamp": str(int(time.time())),
-                    "recipient_id": wa_id,
-                }
-                if callback_data is not None:
-                    status["biz_opaque_callback_data"] = callback_data
-                if name == "failed":
-                    code = failure_code or 131026
-                    title = _ERROR_TITLES.get(code, (400, "Message failed"))[1]
-                    status["errors"] = [
-                        {
-                            "code": code,
-                            "title": title,
-                            "message": title,
-                            "error_data": {"details": _ERROR_DETAILS.get(code, title)},
-                            "href": "https://developers.facebook.com/docs/whatsapp/cloud-api/support/error-codes/",
-                        }
-                    ]
-                else:
-                    status["conversation"] = conversation
-                    status["pricing"] = pricing
-                return self._envelope_for_number(phone_number_id, [status])
-
-            return build
-
-        sequence = ["failed"] if failure_code is not None else ["sent", "delivered", "read"]
-        self._schedule_chain([(status_of(name), f"status {name}") for name in sequence])
-
-    def _schedule_chain(self, steps: list[tuple[Callable[[], dict[str, Any]], str]], **first: Any) -> None:
-        """Post the steps in order, each status_delay_seconds after the previous one finished."""
-        if not steps:
-            return
-        (build, description), rest = steps[0], steps[1:]
-        self._schedule(
-            _WebhookJob(
-                due=time.monotonic() + self.status_delay_seconds,
-                sequence=next(self._sequence),
-                build=build,
-                description=description,
-                after_done=(lambda: self._schedule_chain(rest)) if rest else None,
-                generation=self._generation,
-                **first,
-            )
-        )
-
-    def _schedule_template_approval(self, waba_id: str, template_id: str) -> None:
-        def approve() -> None:
-            with self._lock:
-                if template_id in self._templates:
-                    self._templates[template_id]["status"] = "APPROVED"
-
-        def build() -> dict[str, Any]:
-            with self._lock:
-                template = dict(self._templates.get(template_id) or {})
-            return {
-                "object": "whatsapp_business_account",
-                "entry": [
-                    {
-                        "id": waba_id,
-                        "changes": [
-                            {
-                                "value": {
-                                    "event": "APPROVED",
-                                    "message_template_id": int(template_id),
-                                    "message_template_name": template.get("name"),
-                                    "message_template_language": template.get("language"),
-                                    "reason": "NONE",
-                                    "message_template_category": template.get("category"),
-                                },
-                                "field": "message_template_status_update",
-                            }
-                        ],
-                        "time": int(time.time()),
-                    }
-                ],
-            }
-
-        self._schedule_chain([(build, "template APPROVED")], before_post=approve)
-
-    def _schedule(self, job: _WebhookJob) -> None:
-        with self._lock:
-            heapq.heappush(self._jobs, job)
-            self._jobs_changed.notify_all()
-
-    def _dispatch_loop(self) -> None:
-        with httpx.Client(timeout=self.webhook_timeout_seconds) as client:
-            self._webhook_client = client
-            while not self._stopping.is_set():
-                job = self._next_due_job()
-                if job is None:
-                    continue
-                try:
-                    self._deliver(job)
-                finally:
-                    with self._lock:
-                        self._in_flight -= 1
-                        self._jobs_changed.notify_all()
-            self._webhook_client = None
-
-    def _next_due_job(self) -> _WebhookJob | None:
-        with self._lock:
-            while not self._stopping.is_set():
-                if self._jobs:
-                    wait = self._jobs[0].due - time.monotonic()
-                    if wait <= 0:
-                        self._in_flight += 1
-                        return heapq.heappop(self._jobs)
-                else:
-                    wait = 0.5
-                self._jobs_changed.wait(min(wait, 0.5))
-        return None
-
-    def _deliver(self, job: _WebhookJob) -> None:
-        if job.generation != self._generation:
-            return  # scheduled before reset()
-        if job.before_post is not None and job.attempt == 1:
-            job.before_post()
-        if job.body is None:
-            job.body = _encode(job.build())
-        status = self._post(job.body)
-        with self._lock:
-            self._deliveries.append({"description": job.description, "attempt": job.attempt, "http_status": status})
-        if job.generation != self._generation:
-            return
-        if status is not None and 200 <= status < 300:
-            if job.after_done is not None:
-                job.after_done()
-            return
-        if job.attempt >= self.webhook_max_attempts:
-            # Like Meta after its retry period: give up. Nothing personal is logged.
-            logger.warning("sandbox webhook dropped after %d attempts (%s)", job.attempt, job.description)
-            if job.after_done is not None:
-                job.after_done()
-            return
-        job.attempt += 1
-        job.due = time.monotonic() + self.webhook_retry_delay_seconds * 2 ** (job.attempt - 2)
-        job.sequence = next(self._sequence)
-        self._schedule(job)
-
-    def _post(self, body: bytes) -> int | None:
-        headers = {
-            "Content-Type": "application/json",
-            "X-Hub-Signature-256": sign(body, self.app_secret),
-            "User-Agent": "facebookexternalua",
-        }
-        client = self._webhook_client
-        try:
-            if client is None:
-                with httpx.Client(timeout=self.webhook_timeout_seconds) as one_off:
-                    return one_off.post(self.webhook_url, content=body, headers=headers).status_code
-            return client.post(self.webhook_url, content=body, headers=headers).status_code
-        except httpx.HTTPError as exc:
-            logger.info("sandbox webhook post failed: %s", type(exc).__name__)
-            return None
+        return messages_envelope(waba_id, display, phone_number_id, statuses)
 
     def _reset_state(self) -> None:
         self._faults: list[_Fault] = []
         self._sent_messages: list[dict[str, Any]] = []
-        self._templates: dict[str, dict[str, Any]] = {}
+        self._templates = TemplateStore()
         self._requests: list[dict[str, Any]] = []
-        self._deliveries: list[dict[str, Any]] = []
         self._media: dict[str, tuple[bytes, str]] = {}
         self._media_urls: dict[str, str] = {}
         self._uploaded_media: list[dict[str, Any]] = []
@@ -1011,148 +657,5 @@ class Sandbox:
         self._expired_tokens: set[str] = set()
         self._subscriptions: list[str] = []
         seeded = _Account(self.waba_id, open_to_sandbox_tokens=True)
-        seeded.numbers[DEFAULT_PHONE_NUMBER_ID] = _Number(DEFAULT_PHONE_NUMBER_ID, self.display_phone_number)
+        seeded.numbers[DEFAULT_PHONE_NUMBER_ID] = Number(DEFAULT_PHONE_NUMBER_ID, self.display_phone_number)
         self._accounts: dict[str, _Account] = {self.waba_id: seeded}
-
-
-class _Handler(BaseHTTPRequestHandler):
-    server: _Server
-    protocol_version = "HTTP/1.1"
-    server_version = "RelasifyWhatsAppSandbox/1.0"
-    timeout = 60  # an abandoned connection does not pin a thread forever
-
-    def setup(self) -> None:
-        super().setup()
-        with self.server.connections_lock:
-            self.server.open_connections.add(self.connection)
-
-    def finish(self) -> None:
-        try:
-            super().finish()
-        finally:
-            with self.server.connections_lock:
-                self.server.open_connections.discard(self.connection)
-
-    def do_GET(self) -> None:
-        self.server.sandbox.handle(self, "GET")
-
-    def do_POST(self) -> None:
-        self.server.sandbox.handle(self, "POST")
-
-    def do_DELETE(self) -> None:
-        self.server.sandbox.handle(self, "DELETE")
-
-    def read_body(self) -> bytes:
-        length = int(self.headers.get("Content-Length") or 0)
-        return self.rfile.read(length) if length > 0 else b""
-
-    def respond(self, status: int, payload: Any, headers: dict[str, str]) -> None:
-        if isinstance(payload, bytes):
-            body = payload
-        else:
-            body = json.dumps(payload).encode()
-            headers = {"Content-Type": "application/json", **headers}
-        self.send_response(status)
-        for name, value in headers.items():
-            self.send_header(name, value)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def abort(self, *, reset: bool = False) -> None:
-        """Close the connection without an answer; with reset=True the peer sees a TCP RST."""
-        self.close_connection = True
-        if reset:
-            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-            return  # closing with linger 0 sends the RST
-        with contextlib.suppress(OSError):
-            self.connection.shutdown(socket.SHUT_RDWR)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        logger.debug("sandbox %s", format % args)
-
-
-def _graph_error(
-    code: int,
-    *,
-    http_status: int | None = None,
-    message: str | None = None,
-    details: str | None = None,
-    subcode: int | None = None,
-) -> tuple[int, dict[str, Any], dict[str, str]]:
-    default_status, title = _ERROR_TITLES.get(code, (400, "Graph API error"))
-    error: dict[str, Any] = {
-        "message": message or f"(#{code}) {title}",
-        "type": "OAuthException",
-        "code": code,
-        "error_data": {"messaging_product": "whatsapp", "details": details or _ERROR_DETAILS.get(code, title)},
-        "fbtrace_id": "A" + secrets.token_urlsafe(16),
-    }
-    if subcode is not None:
-        error["error_subcode"] = subcode
-    if code in (1, 2, 131000, 131016):
-        error["is_transient"] = True
-    return http_status or default_status, {"error": error}, {"WWW-Authenticate": "OAuth"} if code == 190 else {}
-
-
-def _not_visible(method: str, object_id: str) -> tuple[int, dict[str, Any], dict[str, str]]:
-    """Graph's answer for an object the token cannot see: code 100, subcode 33, GraphMethodException."""
-    status, error, headers = _graph_error(
-        100, message=_NOT_VISIBLE.format(method=method.lower(), object_id=object_id), subcode=33
-    )
-    error["error"]["type"] = "GraphMethodException"
-    error["error"].pop("error_data", None)
-    return status, error, headers
-
-
-def _number_fields(number: _Number) -> dict[str, Any]:
-    return {
-        "id": number.phone_number_id,
-        "display_phone_number": number.display_phone_number,
-        "verified_name": "Relasify Sandbox",
-        "quality_rating": number.quality_rating,
-        "code_verification_status": "VERIFIED",
-        "platform_type": "CLOUD_API",
-        "throughput": {"level": "STANDARD"},
-        "whatsapp_business_manager_messaging_limit": number.messaging_limit,
-    }
-
-
-def _bearer_token(header: str | None) -> str | None:
-    if not header or not header.startswith("Bearer "):
-        return None
-    token = header[len("Bearer ") :].strip()
-    return token or None
-
-
-def _json_object(body: bytes) -> dict[str, Any] | None:
-    try:
-        value = json.loads(body or b"null")
-    except ValueError:
-        return None
-    return value if isinstance(value, dict) else None
-
-
-def _encode(payload: dict[str, Any]) -> bytes:
-    # Compact, ASCII-escaped like Meta's wire form; receivers must hash these exact bytes.
-    return json.dumps(payload, separators=(",", ":"), ensure_ascii=True).encode()
-
-
-def _encode_cursor(index: int) -> str:
-    return base64.urlsafe_b64encode(str(index).encode()).decode().rstrip("=")
-
-
-def _decode_cursor(cursor: str) -> int:
-    if not cursor:
-        return 0
-    try:
-        return max(0, int(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()))
-    except ValueError:
-        return 0
-
-
-def _int_param(query: dict[str, list[str]], name: str, default: int, *, maximum: int) -> int:
-    try:
-        return max(1, min(maximum, int(query.get(name, [str(default)])[0])))
-    except ValueError:
-        return default
