@@ -147,7 +147,7 @@ def _security_log(args: argparse.Namespace) -> int:
 
 
 def _openapi(args: argparse.Namespace) -> int:
-    from relasify_local.gateway import RouteTable, routes_from_functions
+    from relasify_local.gateway_routes import RouteTable, routes_from_functions
     from relasify_local.openapi import merged_openapi
     from relasify_local.runtime import functions_from_template
 

@@ -7,121 +7,39 @@ that very function, on every request (no result cache: a revoked key is refused 
 are verified locally and handed over as the context that function gives a user
 (`relasify.web.authorizer.user_context`), as `authorizer.lambda`.
 
-Routing follows API Gateway's precedence: a literal path segment beats a `{param}`, which
-beats a greedy `{proxy+}`; a route's own method beats `ANY`; `$default` comes last. Requests
-become format 2.0 events, responses are mapped back the way API Gateway maps them.
+Its parts: `gateway_routes` (the routes and API Gateway's precedence among them), `gateway_events`
+(requests as format 2.0 events, results mapped back the way API Gateway maps them) and
+`gateway_cors` (the template's CorsConfiguration).
 """
 
 from __future__ import annotations
 
-import base64
 import json
 import logging
 import threading
-import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qsl, unquote, urlsplit
+from urllib.parse import urlsplit
 
+from relasify_local.gateway_cors import CorsConfig
+from relasify_local.gateway_events import (
+    API_ID,
+    HttpRequest,
+    HttpResponse,
+    build_event,
+    json_response,
+    response_from_result,
+)
+from relasify_local.gateway_routes import Route, RouteTable
 from relasify_local.jwt_local import LocalKeyPair, TokenRejectedError, authorizer_context, bearer_token, verify_token
 from relasify_local.runtime import ACCOUNT_ID, REGION, LocalFunction, log_invocation_error
 
 logger = logging.getLogger("relasify_local")
 
-API_ID = "relasifylocal"
 API_KEY_PREFIX = "rk_"  # bearer tokens the Lambda authorizer checks as API keys (SPEC 5c)
-DEFAULT_ROUTE = "$default"
 MAX_PAYLOAD_BYTES = 10 * 1024 * 1024  # API Gateway HTTP API request payload limit
-_LITERAL, _PARAM, _GREEDY = 0, 1, 2
-_TEXT_TYPES = ("application/json", "application/x-www-form-urlencoded", "application/javascript", "application/xml")
-
-
-@dataclass(frozen=True)
-class Route:
-    method: str  # upper case, or "ANY"
-    path: str  # template path, e.g. /v1/workspaces/{ws}/messages/{proxy+}
-    function: LocalFunction
-    requires_auth: bool
-
-    @property
-    def route_key(self) -> str:
-        return DEFAULT_ROUTE if self.path == DEFAULT_ROUTE else f"{self.method} {self.path}"
-
-    @property
-    def segments(self) -> list[str]:
-        return [] if self.path in ("/", DEFAULT_ROUTE) else self.path.strip("/").split("/")
-
-    def match(self, method: str, path: str) -> tuple[tuple[int, ...], dict[str, str]] | None:
-        """(specificity, path parameters) when this route serves the request, else None."""
-        if self.method not in ("ANY", method):
-            return None
-        method_rank = 1 if self.method == "ANY" else 0
-        if self.path == DEFAULT_ROUTE:
-            return (3, method_rank), {}
-        parts = [] if path == "/" else path[1:].split("/")
-        ranks: list[int] = []
-        params: dict[str, str] = {}
-        for index, segment in enumerate(self.segments):
-            if segment.startswith("{") and segment.endswith("+}"):
-                rest = parts[index:]
-                if not rest or not any(rest):
-                    return None
-                params[segment[1:-2]] = unquote("/".join(rest))
-                ranks.append(_GREEDY)
-                return (*ranks, method_rank), params
-            if index >= len(parts):
-                return None
-            if segment.startswith("{") and segment.endswith("}"):
-                if not parts[index]:
-                    return None
-                params[segment[1:-1]] = unquote(parts[index])
-                ranks.append(_PARAM)
-            elif segment == parts[index]:
-                ranks.append(_LITERAL)
-            else:
-                return None
-        if len(parts) != len(self.segments):
-            return None
-        # A full match ranks ahead of a greedy match that agrees on every segment so far.
-        return (*ranks, -1, method_rank), params
-
-
-class RouteTable:
-    def __init__(self, routes: list[Route]) -> None:
-        self.routes = list(routes)
-
-    def resolve(self, method: str, path: str) -> tuple[Route, dict[str, str]] | None:
-        best: tuple[tuple[int, ...], Route, dict[str, str]] | None = None
-        for route in self.routes:
-            matched = route.match(method.upper(), path)
-            if matched is None:
-                continue
-            specificity, params = matched
-            if best is None or specificity < best[0]:
-                best = (specificity, route, params)
-        return (best[1], best[2]) if best else None
-
-
-def routes_from_functions(functions: dict[str, LocalFunction]) -> list[Route]:
-    """HttpApi events of every function; `Auth: {Authorizer: NONE}` marks a public route. A function
-    URL (AuthType NONE) is served at the paths the template publishes for it, every method, public:
-    its events have the same payload format 2.0."""
-    routes = [
-        Route("ANY", path, function, requires_auth=False)
-        for function in functions.values()
-        for path in function.url_paths
-    ]
-    for function in functions.values():
-        for props in function.events_of_type("HttpApi").values():
-            path = props.get("Path") or DEFAULT_ROUTE
-            method = str(props.get("Method") or "ANY").upper()
-            method = "ANY" if method in ("*", "X-AMAZON-APIGATEWAY-ANY-METHOD") else method
-            authorizer = (props.get("Auth") or {}).get("Authorizer")
-            routes.append(Route(method, path, function, requires_auth=authorizer != "NONE"))
-    return routes
 
 
 def caller_authorizer_function(template: dict[str, Any], functions: dict[str, LocalFunction]) -> LocalFunction | None:
@@ -136,213 +54,6 @@ def caller_authorizer_function(template: dict[str, Any], functions: dict[str, Lo
             target = arn["Fn::GetAtt"]
             logical_id = target.split(".", 1)[0] if isinstance(target, str) else target[0]
             return functions.get(logical_id)
-    return None
-
-
-def is_text_content_type(content_type: str | None) -> bool:
-    """API Gateway passes these bodies as text; everything else (binary, unknown) arrives base64-encoded."""
-    if not content_type:
-        return False
-    media_type = content_type.split(";", 1)[0].strip().lower()
-    return media_type.startswith("text/") or media_type in _TEXT_TYPES or media_type.endswith(("+json", "+xml", "/xml"))
-
-
-@dataclass(frozen=True)
-class HttpRequest:
-    method: str
-    target: str  # request target as sent: path and query string, still percent-encoded
-    headers: list[tuple[str, str]]
-    body: bytes
-    source_ip: str = "127.0.0.1"
-    protocol: str = "HTTP/1.1"
-
-
-def build_event(
-    request: HttpRequest,
-    route: Route,
-    path_parameters: dict[str, str],
-    *,
-    domain_name: str,
-    claims: dict[str, Any] | None = None,
-    authorizer: dict[str, Any] | None = None,
-    now: float | None = None,
-) -> dict[str, Any]:
-    """The payload format 2.0 event API Gateway would send for this request."""
-    split = urlsplit(request.target)
-    raw_path = split.path or "/"
-    headers: dict[str, str] = {}
-    cookies: list[str] = []
-    for name, value in request.headers:
-        key = name.lower()
-        if key == "cookie":
-            cookies.extend(c.strip() for c in value.split(";") if c.strip())
-            continue
-        headers[key] = f"{headers[key]},{value}" if key in headers else value
-    query: dict[str, str] = {}
-    for key, value in parse_qsl(split.query, keep_blank_values=True):
-        query[key] = f"{query[key]},{value}" if key in query else value
-    timestamp = time.time() if now is None else now
-    request_id = base64.b32encode(uuid.uuid4().bytes[:10]).decode().rstrip("=")
-    event: dict[str, Any] = {
-        "version": "2.0",
-        "routeKey": route.route_key,
-        "rawPath": raw_path,
-        "rawQueryString": split.query,
-        "headers": headers,
-        "requestContext": {
-            "accountId": ACCOUNT_ID,
-            "apiId": API_ID,
-            "domainName": domain_name,
-            "domainPrefix": domain_name.split(".", 1)[0].split(":", 1)[0],
-            "http": {
-                "method": request.method.upper(),
-                "path": raw_path,
-                "protocol": request.protocol,
-                "sourceIp": request.source_ip,
-                "userAgent": headers.get("user-agent", ""),
-            },
-            "requestId": request_id,
-            "routeKey": route.route_key,
-            "stage": "$default",
-            "time": time.strftime("%d/%b/%Y:%H:%M:%S +0000", time.gmtime(timestamp)),
-            "timeEpoch": int(timestamp * 1000),
-        },
-        "isBase64Encoded": False,
-    }
-    if cookies:
-        event["cookies"] = cookies
-    if query:
-        event["queryStringParameters"] = query
-    if path_parameters:
-        event["pathParameters"] = path_parameters
-    if claims is not None:
-        event["requestContext"]["authorizer"] = authorizer_context(claims)
-    if authorizer is not None:
-        event["requestContext"]["authorizer"] = authorizer
-    if request.body:
-        if is_text_content_type(headers.get("content-type")):
-            try:
-                event["body"] = request.body.decode("utf-8")
-            except UnicodeDecodeError:
-                event["body"] = base64.b64encode(request.body).decode()
-                event["isBase64Encoded"] = True
-        else:
-            event["body"] = base64.b64encode(request.body).decode()
-            event["isBase64Encoded"] = True
-    return event
-
-
-@dataclass
-class HttpResponse:
-    status: int
-    headers: list[tuple[str, str]]
-    body: bytes
-
-
-def json_response(status: int, payload: Any, extra_headers: list[tuple[str, str]] | None = None) -> HttpResponse:
-    return HttpResponse(
-        status, [("content-type", "application/json"), *(extra_headers or [])], json.dumps(payload).encode()
-    )
-
-
-def response_from_result(result: Any) -> HttpResponse:
-    """Map a format 2.0 Lambda result to HTTP as API Gateway does (including its guessing rules)."""
-    if not isinstance(result, dict) or "statusCode" not in result:
-        # Without a statusCode, API Gateway treats the whole result as a 200 JSON body.
-        body = result if isinstance(result, str) else json.dumps(result)
-        return HttpResponse(200, [("content-type", "application/json")], body.encode())
-    headers: list[tuple[str, str]] = []
-    for name, value in (result.get("headers") or {}).items():
-        headers.append((name, str(value)))
-    for name, values in (result.get("multiValueHeaders") or {}).items():
-        headers.extend((name, str(v)) for v in values)
-    headers.extend(("set-cookie", str(cookie)) for cookie in result.get("cookies") or [])
-    raw_body = result.get("body")
-    if raw_body is None:
-        body = b""
-    elif result.get("isBase64Encoded"):
-        body = base64.b64decode(raw_body)
-    else:
-        body = raw_body.encode() if isinstance(raw_body, str) else json.dumps(raw_body).encode()
-    if not any(name.lower() == "content-type" for name, _ in headers) and body:
-        headers.append(("content-type", "application/json"))
-    return HttpResponse(int(result["statusCode"]), headers, body)
-
-
-@dataclass(frozen=True)
-class CorsConfig:
-    """The HttpApi's CorsConfiguration. As in API Gateway, the gateway answers preflight requests
-    itself and sets the CORS headers on every response (ignoring any the function returned)."""
-
-    allow_origins: tuple[str, ...] = ()
-    allow_methods: tuple[str, ...] = ()
-    allow_headers: tuple[str, ...] = ()
-    expose_headers: tuple[str, ...] = ()
-    max_age: int | None = None
-    allow_credentials: bool = False
-
-    def allowed_origin(self, origin: str | None) -> str | None:
-        if not origin:
-            return None
-        if "*" in self.allow_origins:
-            return "*"
-        return origin if origin.lower() in {o.lower() for o in self.allow_origins} else None
-
-    def preflight(self, origin: str) -> HttpResponse:
-        headers = [("access-control-allow-origin", origin)]
-        if self.allow_methods:
-            headers.append(("access-control-allow-methods", ",".join(self.allow_methods)))
-        if self.allow_headers:
-            headers.append(("access-control-allow-headers", ",".join(self.allow_headers)))
-        if self.max_age is not None:
-            headers.append(("access-control-max-age", str(self.max_age)))
-        if self.allow_credentials:
-            headers.append(("access-control-allow-credentials", "true"))
-        return HttpResponse(204, headers, b"")
-
-    def decorate(self, response: HttpResponse, origin: str | None) -> HttpResponse:
-        headers = [(k, v) for k, v in response.headers if not k.lower().startswith("access-control-")]
-        if origin is None:
-            return HttpResponse(response.status, headers, response.body)
-        headers.append(("access-control-allow-origin", origin))
-        if self.expose_headers:
-            headers.append(("access-control-expose-headers", ",".join(self.expose_headers)))
-        if self.allow_credentials:
-            headers.append(("access-control-allow-credentials", "true"))
-        return HttpResponse(response.status, headers, response.body)
-
-
-def cors_from_template(
-    template: dict[str, Any], resolve: Callable[[Any], str | None], *, allow_origins: tuple[str, ...] | None = None
-) -> CorsConfig | None:
-    """CorsConfiguration of the template's HttpApi, its values resolved (e.g. `!Ref FrontendOrigin`).
-
-    `allow_origins` (the stack's RELASIFY_CORS_ORIGINS) replaces the template's origins: locally the
-    frontend runs on a dev server, not on the deployed FrontendOrigin. A configuration written as one
-    `!If` (origins that depend on a parameter) is read from its last branch, which the template keeps
-    identical to the first except for the origins."""
-    for resource in template.get("Resources", {}).values():
-        if resource.get("Type") != "AWS::Serverless::HttpApi":
-            continue
-        config = (resource.get("Properties") or {}).get("CorsConfiguration")
-        if isinstance(config, dict) and isinstance(config.get("Fn::If"), list):
-            config = config["Fn::If"][-1]
-        if not isinstance(config, dict):
-            continue
-
-        def values(key: str, config: dict[str, Any] = config) -> tuple[str, ...]:
-            items = config.get(key) or []
-            return tuple(v for v in (resolve(item) for item in items) if v) if isinstance(items, list) else ()
-
-        max_age = resolve(config.get("MaxAge")) if "MaxAge" in config else None
-        return CorsConfig(
-            allow_origins=allow_origins if allow_origins is not None else values("AllowOrigins"),
-            allow_methods=values("AllowMethods"),
-            allow_headers=values("AllowHeaders"),
-            expose_headers=values("ExposeHeaders"),
-            max_age=int(max_age) if max_age else None,
-            allow_credentials=resolve(config.get("AllowCredentials")) == "true",
-        )
     return None
 
 

@@ -18,7 +18,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from relasify_local.gateway import HttpRequest, HttpResponse, Route, RouteTable, json_response
+from relasify_local.gateway_events import HttpRequest, HttpResponse, json_response
+from relasify_local.gateway_routes import Route, RouteTable
 from relasify_local.runtime import LocalFunction
 
 logger = logging.getLogger("relasify_local")

@@ -28,17 +28,10 @@ from urllib.parse import urlsplit
 from relasify_local import aws_calls
 from relasify_local.aws import DUMMY_CREDENTIALS, LocalResources, MotoServer, aws_client, bootstrap_resources
 from relasify_local.cfn import REPO_ROOT, load_template
-from relasify_local.gateway import (
-    Gateway,
-    GatewayHttpServer,
-    HttpRequest,
-    HttpResponse,
-    RouteTable,
-    caller_authorizer_function,
-    cors_from_template,
-    json_response,
-    routes_from_functions,
-)
+from relasify_local.gateway import Gateway, GatewayHttpServer, caller_authorizer_function
+from relasify_local.gateway_cors import cors_from_template
+from relasify_local.gateway_events import HttpRequest, HttpResponse, json_response
+from relasify_local.gateway_routes import RouteTable, routes_from_functions
 from relasify_local.jwt_local import LOCAL_ISSUER, LocalKeyPair, load_or_create_key
 from relasify_local.openapi import OpenApiRoutes
 from relasify_local.pollers import SqsPoller, pollers_from_functions

@@ -7,7 +7,8 @@ from collections.abc import Callable, Iterable
 from http import HTTPStatus
 from typing import Any
 
-from relasify_local.gateway import Gateway, HttpRequest, HttpResponse
+from relasify_local.gateway import Gateway
+from relasify_local.gateway_events import HttpRequest, HttpResponse
 
 # Cases run in this process (per-operation and stateful), for the terminal summary.
 cases_run: dict[str, int] = {"cases": 0, "stateful": 0}

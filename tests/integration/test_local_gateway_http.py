@@ -11,7 +11,8 @@ from typing import Any
 
 import httpx
 import pytest
-from relasify_local.gateway import MAX_PAYLOAD_BYTES, Gateway, GatewayHttpServer, Route
+from relasify_local.gateway import MAX_PAYLOAD_BYTES, Gateway, GatewayHttpServer
+from relasify_local.gateway_routes import Route
 from relasify_local.jwt_local import load_or_create_key
 from relasify_local.runtime import LocalFunction
 

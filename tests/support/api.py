@@ -9,7 +9,9 @@ from functools import lru_cache
 from typing import Any
 
 from relasify_local.cfn import REPO_ROOT, load_template
-from relasify_local.gateway import Gateway, HttpRequest, caller_authorizer_function, routes_from_functions
+from relasify_local.gateway import Gateway, caller_authorizer_function
+from relasify_local.gateway_events import HttpRequest
+from relasify_local.gateway_routes import routes_from_functions
 from relasify_local.jwt_local import LocalKeyPair, mint_token
 from relasify_local.runtime import functions_from_template
 

@@ -12,17 +12,10 @@ from typing import Any
 import pytest
 from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEventV2
 from relasify_local.cfn import REPO_ROOT, load_template
-from relasify_local.gateway import (
-    Gateway,
-    HttpRequest,
-    Route,
-    RouteTable,
-    build_event,
-    cors_from_template,
-    is_text_content_type,
-    response_from_result,
-    routes_from_functions,
-)
+from relasify_local.gateway import Gateway
+from relasify_local.gateway_cors import cors_from_template
+from relasify_local.gateway_events import HttpRequest, build_event, is_text_content_type, response_from_result
+from relasify_local.gateway_routes import Route, RouteTable, routes_from_functions
 from relasify_local.jwt_local import load_or_create_key, mint_token
 from relasify_local.runtime import LocalFunction, function_url_paths, functions_from_template
 
@@ -379,7 +372,7 @@ def test_handler_exception_is_api_gateways_500(signing_key) -> None:
 
 
 def test_gateway_local_routes_take_precedence(signing_key) -> None:
-    from relasify_local.gateway import HttpResponse
+    from relasify_local.gateway_events import HttpResponse
 
     gateway = Gateway(
         [Route("ANY", "$default", RecordingFunction("Default"), True)],

@@ -7,7 +7,8 @@ from __future__ import annotations
 import pytest
 from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEventV2
 from relasify_local.cfn import REPO_ROOT, load_template
-from relasify_local.gateway import Gateway, Route, caller_authorizer_function
+from relasify_local.gateway import Gateway, caller_authorizer_function
+from relasify_local.gateway_routes import Route
 from relasify_local.jwt_local import load_or_create_key, mint_token
 from relasify_local.runtime import functions_from_template
 

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 from relasify_local.cfn import load_template
-from relasify_local.gateway import HttpRequest, RouteTable, routes_from_functions
+from relasify_local.gateway_events import HttpRequest
+from relasify_local.gateway_routes import RouteTable, routes_from_functions
 from relasify_local.openapi import OpenApiRoutes, merged_openapi
 from relasify_local.runtime import HandlerUnavailableError, functions_from_template
 from relasify_local.stack import scheduled_functions, scheduler_event

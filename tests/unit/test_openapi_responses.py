@@ -18,7 +18,7 @@ from relasify.web import auth
 from relasify.web.auth import api_route, workspace_route
 from relasify.web.openapi_responses import route_responses
 from relasify_local.cfn import load_template
-from relasify_local.gateway import RouteTable, routes_from_functions
+from relasify_local.gateway_routes import RouteTable, routes_from_functions
 from relasify_local.openapi import merged_openapi
 from relasify_local.runtime import functions_from_template
 

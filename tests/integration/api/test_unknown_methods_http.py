@@ -13,7 +13,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
-from relasify_local.gateway import Gateway, GatewayHttpServer, RouteTable
+from relasify_local.gateway import Gateway, GatewayHttpServer
+from relasify_local.gateway_routes import RouteTable
 from relasify_local.openapi import OpenApiRoutes
 
 from tests.support.api import ApiClient
