@@ -1,8 +1,12 @@
-"""Shared shape of a benchmark result section."""
+"""Shared shape of a benchmark result section, and the exception for a row that cannot be measured yet."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+
+
+class NotAvailable(Exception):
+    """A scenario whose code has not landed yet (the bench prints a row saying so)."""
 
 
 @dataclass

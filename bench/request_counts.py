@@ -19,10 +19,9 @@ from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from typing import Any
 
-from bench.report import Section
+from bench.report import NotAvailable, Section
 from bench.support import (
     AwsCounter,
-    NotAvailable,
     Usage,
     bench_stack,
     connected_workspace,

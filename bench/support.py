@@ -54,10 +54,6 @@ S3_GET_CLASS = frozenset({"GetObject", "HeadObject"})
 DYNAMODB_WRITES = frozenset({"PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem", "TransactWriteItems"})
 
 
-class NotAvailable(Exception):
-    """A scenario whose code has not landed yet (the bench prints a row saying so)."""
-
-
 # --- item sizes ----------------------------------------------------------------------------------
 
 
