@@ -24,8 +24,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
+from bench.payloads import APP_SECRET
 from bench.report import Section
-from bench.support import APP_SECRET, bench_stack, moto_server_process
+from bench.support import bench_stack, moto_server_process
 
 COMMAND = "python -m bench broadcast_rate"
 PHONE_NUMBER_ID = "109876543210987"

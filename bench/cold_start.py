@@ -273,7 +273,8 @@ def _first_request_world() -> Iterator[tuple[dict[str, str], dict[str, str]]]:
     from relasify_local.cfn import load_template
     from relasify_local.runtime import REGION, LocalFunction
 
-    from bench.support import APP_SECRET, VERIFY_TOKEN, _reset_caches
+    from bench.payloads import APP_SECRET, VERIFY_TOKEN
+    from bench.support import _reset_caches
 
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's per-request access log
     server = MotoServer("127.0.0.1", 0)
@@ -330,13 +331,8 @@ def _seed_and_capture(captured: dict[str, dict[str, Any]]) -> dict[str, dict[str
     from relasify.data import outbound_messages
     from relasify_local.pollers import sqs_record
 
-    from bench.support import (
-        connected_workspace,
-        customer_wa_id,
-        signature,
-        status_item,
-        status_payload,
-    )
+    from bench.payloads import customer_wa_id, signature, status_item, status_payload
+    from bench.support import connected_workspace
     from tests.support.api import ApiClient, _gateway_and_key
 
     owner = "owner@bench.example"

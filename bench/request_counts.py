@@ -19,13 +19,7 @@ from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from typing import Any
 
-from bench.report import NotAvailable, Section
-from bench.support import (
-    AwsCounter,
-    Usage,
-    bench_stack,
-    connected_workspace,
-    count_aws,
+from bench.payloads import (
     customer_wa_id,
     inbound_item,
     inbound_payload,
@@ -34,6 +28,8 @@ from bench.support import (
     status_item,
     status_payload,
 )
+from bench.report import NotAvailable, Section
+from bench.support import AwsCounter, Usage, bench_stack, connected_workspace, count_aws
 
 OWNER = "owner@bench.example"
 LIST_PAGE_SIZE = 50

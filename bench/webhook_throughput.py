@@ -27,20 +27,18 @@ import statistics
 import time
 from typing import Any
 
-from bench.report import Section
-from bench.support import (
+from bench.payloads import (
     DISPLAY_PHONE,
     PHONE_NUMBER_ID,
-    TABLE_NAME,
     WABA_ID,
-    bench_stack,
-    count_aws,
     customer_wa_id,
     inbound_item,
     inbound_payload,
     status_item,
     status_payload,
 )
+from bench.report import Section
+from bench.support import TABLE_NAME, bench_stack, count_aws
 
 TARGET = 0.8
 STATUSES = ("sent", "delivered", "read")

@@ -10,16 +10,9 @@ import pytest
 from botocore.stub import Stubber
 
 from bench import cost_model
+from bench.payloads import signature, status_item, status_payload
 from bench.request_counts import FunctionSpan, Operation
-from bench.support import (
-    Usage,
-    attribute_value_size,
-    count_aws,
-    item_size,
-    signature,
-    status_item,
-    status_payload,
-)
+from bench.support import Usage, attribute_value_size, count_aws, item_size
 
 
 def test_item_sizes_follow_dynamodb_rules() -> None:
