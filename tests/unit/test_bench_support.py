@@ -10,9 +10,10 @@ import pytest
 from botocore.stub import Stubber
 
 from bench import cost_model
+from bench.capacity import attribute_value_size, item_size
 from bench.payloads import signature, status_item, status_payload
 from bench.request_counts import FunctionSpan, Operation
-from bench.support import Usage, attribute_value_size, count_aws, item_size
+from bench.support import Usage, count_aws
 
 
 def test_item_sizes_follow_dynamodb_rules() -> None:
@@ -184,7 +185,7 @@ def test_deployment_reads_the_template_as_sam_merges_its_globals() -> None:
 def test_cost_model_prices_logs_traces_and_sweep_by_the_template() -> None:
     import dataclasses
 
-    from bench.support import ExpiringItem
+    from bench.capacity import ExpiringItem
 
     def op(name: str) -> Operation:
         function = "SendApiFunction" if name.startswith("send") else "WebhookProcessorFunction"
