@@ -19,6 +19,7 @@ from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from typing import Any
 
+from bench.aws_counter import AwsCounter, Usage, count_aws
 from bench.payloads import (
     customer_wa_id,
     inbound_item,
@@ -29,7 +30,7 @@ from bench.payloads import (
     status_payload,
 )
 from bench.report import NotAvailable, Section
-from bench.support import AwsCounter, Usage, bench_stack, connected_workspace, count_aws
+from bench.support import bench_stack, connected_workspace
 
 OWNER = "owner@bench.example"
 LIST_PAGE_SIZE = 50

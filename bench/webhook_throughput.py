@@ -27,6 +27,7 @@ import statistics
 import time
 from typing import Any
 
+from bench.aws_counter import count_aws
 from bench.payloads import (
     DISPLAY_PHONE,
     PHONE_NUMBER_ID,
@@ -38,7 +39,7 @@ from bench.payloads import (
     status_payload,
 )
 from bench.report import Section
-from bench.support import TABLE_NAME, bench_stack, count_aws
+from bench.support import TABLE_NAME, bench_stack
 
 TARGET = 0.8
 STATUSES = ("sent", "delivered", "read")

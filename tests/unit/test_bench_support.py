@@ -10,10 +10,10 @@ import pytest
 from botocore.stub import Stubber
 
 from bench import cost_model
+from bench.aws_counter import Usage, count_aws
 from bench.capacity import attribute_value_size, item_size
 from bench.payloads import signature, status_item, status_payload
 from bench.request_counts import FunctionSpan, Operation
-from bench.support import Usage, count_aws
 
 
 def test_item_sizes_follow_dynamodb_rules() -> None:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from relasify.data.identity import identity_repository
 
-from bench.support import count_aws
+from bench.aws_counter import count_aws
 from tests.support.api import ApiClient
 
 OWNER = "owner@example.com"

@@ -23,7 +23,7 @@ from relasify.data.identity import identity_repository
 from relasify.services import webhook
 from relasify.settings import get_settings
 
-from bench.support import count_aws
+from bench.aws_counter import count_aws
 from tests.support.api import ApiClient
 
 OWNER = "owner@example.com"
