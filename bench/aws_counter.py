@@ -30,7 +30,7 @@ from bench.capacity import (
     request_capacity,
     written_kinds,
 )
-from bench.support import REGION
+from bench.stack import REGION
 
 SQS_BILLING_CHUNK_BYTES = 64 * 1024
 S3_PUT_CLASS = frozenset(

@@ -26,7 +26,7 @@ from typing import Any
 
 from bench.payloads import APP_SECRET
 from bench.report import Section
-from bench.support import bench_stack, moto_server_process
+from bench.stack import bench_stack, moto_server_process
 
 COMMAND = "python -m bench broadcast_rate"
 PHONE_NUMBER_ID = "109876543210987"

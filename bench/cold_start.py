@@ -274,7 +274,7 @@ def _first_request_world() -> Iterator[tuple[dict[str, str], dict[str, str]]]:
     from relasify_local.runtime import REGION, LocalFunction
 
     from bench.payloads import APP_SECRET, VERIFY_TOKEN
-    from bench.support import _reset_caches
+    from bench.stack import reset_caches
 
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's per-request access log
     server = MotoServer("127.0.0.1", 0)
@@ -300,7 +300,7 @@ def _first_request_world() -> Iterator[tuple[dict[str, str], dict[str, str]]]:
         }
         os.environ.pop("AWS_PROFILE", None)
         os.environ.update(env)
-        _reset_caches()
+        reset_caches()
 
         def capturing_invoke(function: LocalFunction, event: dict[str, Any]) -> Any:
             captured[function.logical_id] = event
@@ -320,7 +320,7 @@ def _first_request_world() -> Iterator[tuple[dict[str, str], dict[str, str]]]:
         os.environ.clear()
         os.environ.update(saved)
         with contextlib.suppress(Exception):
-            _reset_caches()
+            reset_caches()
         server.stop()
 
 
@@ -332,7 +332,7 @@ def _seed_and_capture(captured: dict[str, dict[str, Any]]) -> dict[str, dict[str
     from relasify_local.pollers import sqs_record
 
     from bench.payloads import customer_wa_id, signature, status_item, status_payload
-    from bench.support import connected_workspace
+    from bench.stack import connected_workspace
     from tests.support.api import ApiClient, _gateway_and_key
 
     owner = "owner@bench.example"

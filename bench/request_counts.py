@@ -30,7 +30,7 @@ from bench.payloads import (
     status_payload,
 )
 from bench.report import NotAvailable, Section
-from bench.support import bench_stack, connected_workspace
+from bench.stack import bench_stack, connected_workspace
 
 OWNER = "owner@bench.example"
 LIST_PAGE_SIZE = 50

@@ -31,7 +31,7 @@ from typing import Any
 from bench.aws_counter import Usage, count_aws
 from bench.payloads import customer_wa_id, inbound_item, inbound_payload, realistic_wamid, status_item, status_payload
 from bench.report import Section
-from bench.support import bench_stack, connected_workspace
+from bench.stack import bench_stack, connected_workspace
 
 COMMAND = "python -m bench sweep_cost"
 SCENARIOS = [(100, 1_000), (100, 10_000), (1_000, 1_000), (1_000, 10_000)]  # (expired, live)

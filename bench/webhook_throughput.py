@@ -39,7 +39,7 @@ from bench.payloads import (
     status_payload,
 )
 from bench.report import Section
-from bench.support import TABLE_NAME, bench_stack
+from bench.stack import TABLE_NAME, bench_stack
 
 TARGET = 0.8
 STATUSES = ("sent", "delivered", "read")

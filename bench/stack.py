@@ -22,7 +22,8 @@ MEDIA_BUCKET = "relasify-bench-media"
 QUEUES = ("WEBHOOK_QUEUE_URL", "MEDIA_QUEUE_URL", "BROADCAST_QUEUE_URL", "IMPORT_QUEUE_URL")
 
 
-def _reset_caches() -> None:
+def reset_caches() -> None:
+    """Drop what the code under test caches per process (settings, clients, SSM values, warm state)."""
     from aws_lambda_powertools.utilities import parameters
     from relasify.data import webhook_inbox
     from relasify.data.base import reset_connections
@@ -90,7 +91,7 @@ def bench_stack(endpoint_url: str | None = None) -> Iterator[BenchStack]:
         with contextlib.nullcontext() if endpoint_url else mock_aws():
             from relasify_local.cfn import create_tables, load_template
 
-            _reset_caches()
+            reset_caches()
             create_tables(boto3.client("dynamodb"), {"Table": TABLE_NAME})
             boto3.client("s3").create_bucket(
                 Bucket=MEDIA_BUCKET, CreateBucketConfiguration={"LocationConstraint": REGION}
@@ -110,16 +111,16 @@ def bench_stack(endpoint_url: str | None = None) -> Iterator[BenchStack]:
             ssm = boto3.client("ssm")
             ssm.put_parameter(Name="/bench/app-secret", Value=APP_SECRET, Type="SecureString")
             ssm.put_parameter(Name="/bench/verify-token", Value=VERIFY_TOKEN, Type="SecureString")
-            _reset_caches()
+            reset_caches()
             try:
                 yield BenchStack(env)
             finally:
-                _reset_caches()
+                reset_caches()
     finally:
         os.environ.clear()
         os.environ.update(saved)
         with contextlib.suppress(Exception):
-            _reset_caches()
+            reset_caches()
 
 
 @contextlib.contextmanager
