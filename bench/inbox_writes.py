@@ -2,7 +2,7 @@
 
 Counted in the same run as `bench.request_counts` (its scenarios, in a fresh in-process stack):
 every DynamoDB item a request puts, updates or deletes, by the kind its key names
-(`bench.support.item_kind`), with the write units of each. The inbox's own writes are the
+(`bench.capacity.item_kind`), with the write units of each. The inbox's own writes are the
 conversation items (`CONV`); real-time's are the change-feed events (`CHG`), plus what putting an
 event beside a status costs the message write (a transaction bills every item twice).
 

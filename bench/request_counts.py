@@ -4,7 +4,7 @@ Every scenario runs the real code path: API calls go through the local gateway (
 format 2.0 events) into the deployed handlers; webhooks are signed POSTs to the receiver, whose
 queue messages are then received, handed to the processor handler and deleted the way Lambda's
 SQS event source mapping does; imports and the sweep run their workers. Nothing is estimated
-except the capacity units, which are computed from item sizes (see bench/support.py).
+except the capacity units, which are computed from item sizes (see bench/capacity.py).
 
 `measure()` is cached per process, so `python -m bench request_counts cost_model` counts once.
 """

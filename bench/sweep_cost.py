@@ -1,4 +1,4 @@
-"""Retention sweep cost (moto in-process; capacity computed from item sizes by bench/support.py's
+"""Retention sweep cost (moto in-process; capacity computed from item sizes by bench/capacity.py's
 DynamoDB rules), in two parts:
 
 1. One daily sweep as the number of expired items and the number of live items change. The sweep
