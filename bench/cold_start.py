@@ -333,10 +333,10 @@ def _seed_and_capture(captured: dict[str, dict[str, Any]]) -> dict[str, dict[str
 
     from bench.payloads import customer_wa_id, signature, status_item, status_payload
     from bench.stack import connected_workspace
-    from tests.support.api import ApiClient, _gateway_and_key
+    from tests.support.api import ApiClient, gateway_and_key
 
     owner = "owner@bench.example"
-    api = ApiClient(*_gateway_and_key())
+    api = ApiClient(*gateway_and_key())
     ws = connected_workspace(api, owner)
     wa_id = customer_wa_id(1)
     created = api.post(f"/v1/workspaces/{ws}/contacts", {"phone": f"+{wa_id}", "name": "Budi"}, as_user=owner)

@@ -68,10 +68,10 @@ class Harness:
         from relasify_local.cfn import REPO_ROOT, load_template
         from relasify_local.runtime import LocalFunction, functions_from_template
 
-        from tests.support.api import ApiClient, _gateway_and_key
+        from tests.support.api import ApiClient, gateway_and_key
 
         self.counter = counter
-        self.api = ApiClient(*_gateway_and_key())
+        self.api = ApiClient(*gateway_and_key())
         self.functions = functions_from_template(load_template(), REPO_ROOT)
         self.spans: dict[str, FunctionSpan] = {}
         self._arns: dict[str, str] = {}

@@ -16,14 +16,14 @@ from relasify.settings import get_settings
 from relasify_local.cfn import create_tables
 from relasify_local.sandbox import Sandbox
 
-from tests.integration.conftest import TABLE_NAME, _atomic_call_action
+from tests.integration.conftest import TABLE_NAME, atomic_call_action
 from tests.support.api import (
     APP_SECRET,
     QUEUES,
     UNLIMITED_BUDGETS,
     VERIFY_TOKEN,
     ApiClient,
-    _gateway_and_key,
+    gateway_and_key,
     reset_warm_state,
 )
 
@@ -48,7 +48,7 @@ def shared_moto_api() -> Iterator[ApiClient]:
         reset_graph_client()
         patch.setenv("TABLE_NAME", TABLE_NAME)
         patch.delenv("AWS_ENDPOINT_URL", raising=False)
-        patch.setattr(DynamoHandler, "call_action", _atomic_call_action)
+        patch.setattr(DynamoHandler, "call_action", atomic_call_action)
         reset_connections()
         create_tables(boto3.client("dynamodb"), {"Table": TABLE_NAME})
         patch.setenv("KMS_KEY_ID", boto3.client("kms").create_key(Description="test")["KeyMetadata"]["KeyId"])
@@ -70,7 +70,7 @@ def shared_moto_api() -> Iterator[ApiClient]:
         parameters.clear_caches()
         get_settings.cache_clear()
         reset_warm_state()
-        gateway, key = _gateway_and_key()
+        gateway, key = gateway_and_key()
         try:
             yield ApiClient(gateway, key)
         finally:

@@ -32,7 +32,7 @@ from schemathesis.generation.modes import GenerationMode
 
 from tests.fuzz.inprocess import APP_SECRET_PARAMETER, VERIFY_TOKEN_PARAMETER
 from tests.fuzz.wsgi import GatewayWsgiApp, cases_run
-from tests.support.api import ApiClient, _gateway_and_key
+from tests.support.api import ApiClient, gateway_and_key
 
 OWNER = "fuzz-owner@relasify.test"
 TOTAL_EXAMPLES = int(os.environ.get("FUZZ_MAX_EXAMPLES", "1200"))
@@ -77,7 +77,7 @@ LINKS: dict[tuple[str, str], dict[str, Any]] = {
 
 
 def fuzz_document() -> dict[str, Any]:
-    gateway, _ = _gateway_and_key()
+    gateway, _ = gateway_and_key()
     # Building the document imports every handler module, and the webhook receiver reads its secret names at
     # import: give it the in-process harness's names (tests/support/api.py), which the fixtures provide.
     with pytest.MonkeyPatch.context() as patch:
@@ -94,7 +94,7 @@ def fuzz_document() -> dict[str, Any]:
 DOCUMENT = fuzz_document()
 
 schema = schemathesis.openapi.from_dict(DOCUMENT)
-schema.app = GatewayWsgiApp(_gateway_and_key()[0])
+schema.app = GatewayWsgiApp(gateway_and_key()[0])
 
 
 OPERATIONS = [result.ok() for result in schema.get_all_operations()]

@@ -35,7 +35,7 @@ moto_sqs_limits.install()
 _original_call_action = DynamoHandler.call_action
 
 
-def _atomic_call_action(self: DynamoHandler) -> Any:
+def atomic_call_action(self: DynamoHandler) -> Any:
     with _dynamodb_request_lock:
         return _original_call_action(self)
 
@@ -79,7 +79,7 @@ def ddb_tables(monkeypatch: pytest.MonkeyPatch) -> Iterator[Settings]:
     monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
     get_settings.cache_clear()
     _forget_foreign_connections()
-    monkeypatch.setattr(DynamoHandler, "call_action", _atomic_call_action)
+    monkeypatch.setattr(DynamoHandler, "call_action", atomic_call_action)
     with mock_aws():
         client = _dynamodb_client()
         create_tables(client, {"Table": TABLE_NAME})

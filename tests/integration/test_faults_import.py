@@ -19,7 +19,7 @@ from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingErro
 from relasify.services import imports
 
 from tests.integration import test_import_worker as import_tests
-from tests.integration.test_import_worker import _all_contacts, _assert_one_contact_per_phone, _import, generated_csv
+from tests.integration.test_import_worker import all_contacts, assert_one_contact_per_phone, generated_csv, run_import
 from tests.support.faults import DYNAMODB_READS, DYNAMODB_WRITES, WorkerKilled, inject_aws_faults, report_totals
 
 import_env = import_tests.import_env  # bucket and queue fixture (yields the queue URL)
@@ -98,7 +98,7 @@ def expected(import_env: str, monkeypatch: pytest.MonkeyPatch) -> tuple[str, imp
     """The file, and the job of an uninterrupted run of it (its own workspace)."""
     monkeypatch.setattr(imports, "BATCH_ROWS", BATCH_ROWS)
     csv_text, distinct = generated_csv(ROWS, seed=11)
-    clean = _import("ws-clean", csv_text)
+    clean = run_import("ws-clean", csv_text)
     assert run_worker_until_done(import_env) == (1, 0)
     job = imports.get_import("ws-clean", clean)
     assert job.status == "completed"
@@ -113,9 +113,9 @@ def _assert_same_as_clean(ws: str, import_id: str, expected: tuple[str, imports.
     assert job.processed == clean.processed == ROWS
     assert job.counts == clean.counts
     assert [(e.row, e.column) for e in job.errors] == [(e.row, e.column) for e in clean.errors]
-    contacts = _all_contacts(ws)
+    contacts = all_contacts(ws)
     assert len(contacts) == distinct
-    _assert_one_contact_per_phone(ws)
+    assert_one_contact_per_phone(ws)
     FAULT_TOTALS["checked"] += len(contacts) + ROWS
 
 
@@ -133,7 +133,7 @@ def test_dynamodb_faults_during_an_import_are_redelivered_to_exact_counts(
     import_env: str, expected: tuple[str, imports.ImportJob, int], kind: str, operations: frozenset[str], every: int
 ) -> None:
     csv_text = expected[0]
-    import_id = _import("ws-faulted", csv_text)
+    import_id = run_import("ws-faulted", csv_text)
     with inject_aws_faults() as faults:
         faults.fail("dynamodb", operations, kind=kind, every=every, limit=6)  # each exhausts botocore's retries
         faults.fail("dynamodb", operations, kind=kind, calls={1, 7}, persist=1)  # absorbed by botocore
@@ -149,7 +149,7 @@ def test_dynamodb_faults_during_an_import_are_redelivered_to_exact_counts(
 def test_an_import_worker_killed_mid_file_is_rerun_to_exact_counts(
     import_env: str, expected: tuple[str, imports.ImportJob, int], writes_before_kill: int
 ) -> None:
-    import_id = _import("ws-killed", expected[0])
+    import_id = run_import("ws-killed", expected[0])
     with inject_aws_faults() as faults:
         faults.kill_after_writes(writes_before_kill)
         invocations, failures = run_worker_until_done(import_env)
@@ -162,7 +162,7 @@ def test_an_import_worker_killed_mid_file_is_rerun_to_exact_counts(
 def test_an_import_message_delivered_twice_imports_once(
     import_env: str, expected: tuple[str, imports.ImportJob, int]
 ) -> None:
-    import_id = _import("ws-twice", expected[0])
+    import_id = run_import("ws-twice", expected[0])
     sqs = boto3.client("sqs")
     (message,) = sqs.receive_message(QueueUrl=import_env, MaxNumberOfMessages=10)["Messages"]
     sqs.send_message(QueueUrl=import_env, MessageBody=message["Body"])  # the same body, a second delivery

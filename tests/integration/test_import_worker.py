@@ -35,16 +35,16 @@ def _caller(ws: str) -> Membership:
     return Membership(ws=ws, sub="user-1", role=Role.AGENT)
 
 
-def _import(ws: str, csv_text: str) -> str:
+def run_import(ws: str, csv_text: str) -> str:
     return imports.create_inline(_caller(ws), csv_text.encode()).id
 
 
-def _all_contacts(ws: str) -> list:
+def all_contacts(ws: str) -> list:
     return list(contact_repository().iter_contacts(ws))
 
 
-def _assert_one_contact_per_phone(ws: str) -> None:
-    contacts = _all_contacts(ws)
+def assert_one_contact_per_phone(ws: str) -> None:
+    contacts = all_contacts(ws)
     phones = [c.phone for c in contacts]
     assert len(phones) == len(set(phones)), "duplicate contacts"
     for contact in contacts:  # every contact is reachable through its marker
@@ -73,7 +73,7 @@ def test_duplicates_bad_rows_and_existing_contacts_give_exact_counts(import_env:
         "081234567806;Changed;;;;;;\r\n"  # 12 updated: existing, renamed
         "081234567807;;;;yes;;;\r\n"  # 13 skipped: a file never overrides an opt-out
     )
-    import_id = _import(ws, csv_text)
+    import_id = run_import(ws, csv_text)
     assert imports.run_import(ws, import_id) == "done"
 
     job = imports.get_import(ws, import_id)
@@ -100,17 +100,17 @@ def test_duplicates_bad_rows_and_existing_contacts_give_exact_counts(import_env:
     assert repo.find_by_phone(ws, "+6281234567806").name == "Changed"
     assert repo.find_by_phone(ws, "+6281234567807").consent.status == "opted_out"
     assert repo.find_by_phone(ws, "+6281234567802") is None
-    assert len(_all_contacts(ws)) == 5
-    _assert_one_contact_per_phone(ws)
+    assert len(all_contacts(ws)) == 5
+    assert_one_contact_per_phone(ws)
 
 
 def test_a_file_without_a_phone_column_fails_the_job(import_env: str) -> None:
-    import_id = _import("ws-nophone", "name,email\nBudi,budi@example.com\n")
+    import_id = run_import("ws-nophone", "name,email\nBudi,budi@example.com\n")
     imports.run_import("ws-nophone", import_id)
     job = imports.get_import("ws-nophone", import_id)
     assert job.status == "failed"
     assert "phone column" in (job.failure_reason or "")
-    assert _all_contacts("ws-nophone") == []
+    assert all_contacts("ws-nophone") == []
 
 
 def test_a_file_over_the_row_limit_fails_before_any_row_is_imported(
@@ -121,12 +121,12 @@ def test_a_file_over_the_row_limit_fails_before_any_row_is_imported(
     assert imports.MAX_ROWS == 100_000  # the limit the SPEC states; a small one below keeps the test fast
     monkeypatch.setattr(imports, "MAX_ROWS", 5)
     rows = "".join(f"+62812345600{n:02d},Pelanggan {n}\n" for n in range(6))
-    import_id = _import("ws-toobig", "phone,name\n" + rows)
+    import_id = run_import("ws-toobig", "phone,name\n" + rows)
     imports.run_import("ws-toobig", import_id)
     job = imports.get_import("ws-toobig", import_id)
     assert job.status == "failed"
     assert job.failure_reason == "The file has more than 5 rows."
-    assert _all_contacts("ws-toobig") == []
+    assert all_contacts("ws-toobig") == []
 
 
 def generated_csv(rows: int, *, seed: int = 7) -> tuple[str, int]:
@@ -177,7 +177,7 @@ def test_a_worker_killed_mid_file_and_rerun_gives_no_duplicates_and_the_same_cou
     monkeypatch.setattr(imports, "BATCH_ROWS", 40)
     csv_text, distinct = generated_csv(240)
 
-    clean = _import("ws-clean", csv_text)
+    clean = run_import("ws-clean", csv_text)
     assert imports.run_import("ws-clean", clean) == "done"
     expected = imports.get_import("ws-clean", clean)
     assert expected.counts.created == distinct
@@ -186,7 +186,7 @@ def test_a_worker_killed_mid_file_and_rerun_gives_no_duplicates_and_the_same_cou
 
     for number, (point, occurrence) in enumerate(CRASH_POINTS):
         ws = f"ws-crash-{number}"
-        crashed = _import(ws, csv_text)
+        crashed = run_import(ws, csv_text)
         with pytest.raises(Crash):
             imports.run_import(ws, crashed, fault=_crash_at(point, occurrence))
         midway = imports.get_import(ws, crashed)
@@ -199,14 +199,14 @@ def test_a_worker_killed_mid_file_and_rerun_gives_no_duplicates_and_the_same_cou
         assert job.processed == expected.processed == 240
         assert job.counts == expected.counts, (point, occurrence)
         assert [(e.row, e.column) for e in job.errors] == [(e.row, e.column) for e in expected.errors]
-        assert len(_all_contacts(ws)) == distinct
-        _assert_one_contact_per_phone(ws)
+        assert len(all_contacts(ws)) == distinct
+        assert_one_contact_per_phone(ws)
 
 
 def test_time_budget_hands_the_rest_to_a_new_message(import_env: str, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(imports, "BATCH_ROWS", 50)
     csv_text, distinct = generated_csv(300, seed=3)
-    import_id = _import("ws-budget", csv_text)
+    import_id = run_import("ws-budget", csv_text)
     sqs = boto3.client("sqs")
     first = sqs.receive_message(QueueUrl=import_env, MaxNumberOfMessages=10)["Messages"]
     assert len(first) == 1
@@ -246,6 +246,6 @@ def test_a_larger_file_through_a_presigned_upload(import_env: str) -> None:
     assert job.total == job.processed == LARGE_ROWS
     assert job.counts.created == distinct
     assert sum(job.counts.model_dump().values()) == LARGE_ROWS
-    assert len(_all_contacts("ws-big")) == distinct
+    assert len(all_contacts("ws-big")) == distinct
     assert job.counts.failed == len([e for e in job.errors if e.row > 1]) or job.errors_truncated
     assert elapsed < 120, elapsed

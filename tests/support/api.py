@@ -43,7 +43,7 @@ VERIFY_TOKEN = "test-verify-token"
 
 
 @lru_cache(maxsize=1)
-def _gateway_and_key() -> tuple[Gateway, LocalKeyPair]:
+def gateway_and_key() -> tuple[Gateway, LocalKeyPair]:
     from cryptography.hazmat.primitives.asymmetric import rsa
 
     key = LocalKeyPair(rsa.generate_private_key(public_exponent=65537, key_size=2048))
@@ -161,7 +161,7 @@ API_FUNCTIONS = ("ContactsApiFunction", "SendApiFunction")
 
 def api_functions() -> list[Any]:
     """The loaded modules of every API function that exists (each holds a Powertools `app`)."""
-    gateway, _ = _gateway_and_key()
+    gateway, _ = gateway_and_key()
     modules = []
     seen = set()
     for route in gateway.table.routes:

@@ -154,7 +154,7 @@ def test_a_function_url_is_served_at_the_paths_the_template_publishes_for_it() -
     assert resolved[0].function.logical_id == "WebhookReceiverFunction"
 
 
-def _request(
+def gateway_request(
     method: str = "GET", target: str = "/", headers: list[tuple[str, str]] | None = None, body: bytes = b""
 ) -> HttpRequest:
     return HttpRequest(method=method, target=target, headers=headers or [], body=body, source_ip="10.1.2.3")
@@ -162,7 +162,7 @@ def _request(
 
 def test_built_event_is_a_faithful_payload_format_2_event() -> None:
     route = Route("ANY", "/v1/workspaces/{ws}/messages/{proxy+}", SEND, True)
-    request = _request(
+    request = gateway_request(
         "POST",
         "/v1/workspaces/w1/messages/m%2F1/retry?tag=a&tag=b&q=x%20y&empty=",
         [
@@ -229,7 +229,7 @@ def test_built_event_is_a_faithful_payload_format_2_event() -> None:
 
 
 def test_public_route_event_has_no_authorizer_and_no_optional_fields() -> None:
-    raw = build_event(_request("GET", "/health"), Route("GET", "/health", CONTACTS, False), {}, domain_name="d")
+    raw = build_event(gateway_request("GET", "/health"), Route("GET", "/health", CONTACTS, False), {}, domain_name="d")
     event = APIGatewayProxyEventV2(raw)
 
     assert "authorizer" not in raw["requestContext"]
@@ -263,7 +263,7 @@ def test_text_content_types(content_type: str | None, is_text: bool) -> None:
 def test_binary_body_arrives_base64_encoded() -> None:
     payload = bytes(range(256))
     raw = build_event(
-        _request("POST", "/upload", [("Content-Type", "image/png")], payload),
+        gateway_request("POST", "/upload", [("Content-Type", "image/png")], payload),
         Route("POST", "/upload", CONTACTS, False),
         {},
         domain_name="d",
@@ -307,7 +307,7 @@ def signing_key(tmp_path_factory: pytest.TempPathFactory):
 
 
 def test_gateway_returns_api_gateway_404_for_unrouted_requests(signing_key) -> None:
-    response = Gateway(ARCHITECTURE_ROUTES, signing_key).handle(_request("GET", "/nope"))
+    response = Gateway(ARCHITECTURE_ROUTES, signing_key).handle(gateway_request("GET", "/nope"))
 
     assert response.status == 404
     assert json.loads(response.body) == {"message": "Not Found"}
@@ -318,7 +318,9 @@ def test_gateway_refuses_missing_or_invalid_tokens_without_calling_the_handler(s
     function = RecordingFunction("Protected")
     headers = [("Authorization", authorization)] if authorization is not None else []
 
-    response = Gateway([Route("ANY", "/v1/me", function, True)], signing_key).handle(_request("GET", "/v1/me", headers))
+    response = Gateway([Route("ANY", "/v1/me", function, True)], signing_key).handle(
+        gateway_request("GET", "/v1/me", headers)
+    )
 
     assert response.status == 401
     assert json.loads(response.body) == {"message": "Unauthorized"}
@@ -330,7 +332,7 @@ def test_gateway_refuses_expired_tokens(signing_key) -> None:
     expired = mint_token("a@example.com", key=signing_key, now=time.time() - 7200, ttl_seconds=60)
 
     response = Gateway([Route("ANY", "/v1/me", function, True)], signing_key).handle(
-        _request("GET", "/v1/me", [("Authorization", f"Bearer {expired}")])
+        gateway_request("GET", "/v1/me", [("Authorization", f"Bearer {expired}")])
     )
 
     assert response.status == 401
@@ -342,7 +344,7 @@ def test_gateway_passes_verified_claims_to_the_handler(signing_key) -> None:
     token = mint_token("a@example.com", sub="user-7", key=signing_key)
 
     response = Gateway([Route("ANY", "/v1/me", function, True)], signing_key).handle(
-        _request("GET", "/v1/me", [("Authorization", f"Bearer {token}")])
+        gateway_request("GET", "/v1/me", [("Authorization", f"Bearer {token}")])
     )
 
     assert response.status == 204
@@ -356,7 +358,9 @@ def test_public_routes_need_no_token(signing_key) -> None:
         "Public", result={"statusCode": 200, "body": "ok", "headers": {"content-type": "text/plain"}}
     )
 
-    response = Gateway([Route("GET", "/health", function, False)], signing_key).handle(_request("GET", "/health"))
+    response = Gateway([Route("GET", "/health", function, False)], signing_key).handle(
+        gateway_request("GET", "/health")
+    )
 
     assert response.status == 200
     assert response.body == b"ok"
@@ -365,7 +369,9 @@ def test_public_routes_need_no_token(signing_key) -> None:
 def test_handler_exception_is_api_gateways_500(signing_key) -> None:
     function = RecordingFunction("Broken", error=RuntimeError("boom"))
 
-    response = Gateway([Route("GET", "/health", function, False)], signing_key).handle(_request("GET", "/health"))
+    response = Gateway([Route("GET", "/health", function, False)], signing_key).handle(
+        gateway_request("GET", "/health")
+    )
 
     assert response.status == 500
     assert json.loads(response.body) == {"message": "Internal Server Error"}
@@ -380,8 +386,8 @@ def test_gateway_local_routes_take_precedence(signing_key) -> None:
         local_routes={("GET", "/docs"): lambda _: HttpResponse(200, [("content-type", "text/html")], b"<html>")},
     )
 
-    assert gateway.handle(_request("GET", "/docs")).body == b"<html>"
-    assert gateway.handle(_request("GET", "/docs?x=1")).body == b"<html>"
+    assert gateway.handle(gateway_request("GET", "/docs")).body == b"<html>"
+    assert gateway.handle(gateway_request("GET", "/docs?x=1")).body == b"<html>"
 
 
 CORS_TEMPLATE = {
@@ -411,7 +417,7 @@ def test_cors_preflight_is_answered_by_the_gateway_without_token_or_handler(sign
     function = RecordingFunction("Protected")
     headers = [("Origin", "http://localhost:5173"), ("Access-Control-Request-Method", "POST")]
 
-    response = _cors_gateway(signing_key, function).handle(_request("OPTIONS", "/v1/me", headers))
+    response = _cors_gateway(signing_key, function).handle(gateway_request("OPTIONS", "/v1/me", headers))
 
     assert response.status == 204
     assert dict(response.headers) == {
@@ -431,9 +437,9 @@ def test_cors_headers_are_set_for_allowed_origins_only(signing_key) -> None:
     token = mint_token("a@example.com", key=signing_key)
     auth = ("Authorization", f"Bearer {token}")
 
-    allowed = gateway.handle(_request("GET", "/v1/me", [auth, ("Origin", "http://localhost:5173")]))
-    refused = gateway.handle(_request("GET", "/v1/me", [auth, ("Origin", "https://evil.example.com")]))
-    unauthorized = gateway.handle(_request("GET", "/v1/me", [("Origin", "http://localhost:5173")]))
+    allowed = gateway.handle(gateway_request("GET", "/v1/me", [auth, ("Origin", "http://localhost:5173")]))
+    refused = gateway.handle(gateway_request("GET", "/v1/me", [auth, ("Origin", "https://evil.example.com")]))
+    unauthorized = gateway.handle(gateway_request("GET", "/v1/me", [("Origin", "http://localhost:5173")]))
 
     assert ("access-control-allow-origin", "http://localhost:5173") in allowed.headers
     assert ("access-control-expose-headers", "location") in allowed.headers
@@ -467,7 +473,7 @@ def test_preflight_from_a_configured_origin_is_204_with_the_templates_headers(si
         ("Access-Control-Request-Headers", "authorization,content-type,idempotency-key"),
     ]
 
-    response = gateway.handle(_request("OPTIONS", "/v1/workspaces", headers))
+    response = gateway.handle(gateway_request("OPTIONS", "/v1/workspaces", headers))
 
     assert response.status == 204
     assert dict(response.headers) == {
@@ -491,7 +497,7 @@ def test_preflight_from_another_origin_gets_no_allow_origin(signing_key, origin:
     gateway = _real_template_cors(signing_key, function, ("http://localhost:5173", PREVIEW_ORIGIN))
     headers = [("Origin", origin), ("Access-Control-Request-Method", "POST")]
 
-    response = gateway.handle(_request("OPTIONS", "/v1/workspaces", headers))
+    response = gateway.handle(gateway_request("OPTIONS", "/v1/workspaces", headers))
 
     assert not [k for k, _ in response.headers if k.lower().startswith("access-control-")]
 
@@ -501,7 +507,7 @@ def test_responses_to_a_configured_origin_expose_location_and_retry_after(signin
     gateway = _real_template_cors(signing_key, function, (PREVIEW_ORIGIN,))
     auth = ("Authorization", f"Bearer {mint_token('a@example.com', key=signing_key)}")
 
-    response = gateway.handle(_request("POST", "/v1/workspaces", [auth, ("Origin", PREVIEW_ORIGIN)]))
+    response = gateway.handle(gateway_request("POST", "/v1/workspaces", [auth, ("Origin", PREVIEW_ORIGIN)]))
 
     assert response.status == 201
     assert ("access-control-allow-origin", PREVIEW_ORIGIN) in response.headers

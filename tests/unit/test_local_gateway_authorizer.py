@@ -12,7 +12,7 @@ from relasify_local.gateway_routes import Route
 from relasify_local.jwt_local import load_or_create_key, mint_token
 from relasify_local.runtime import functions_from_template
 
-from tests.unit.test_local_gateway import RecordingFunction, _request
+from tests.unit.test_local_gateway import RecordingFunction, gateway_request
 
 KEY = "rk_" + "k" * 43
 
@@ -41,7 +41,9 @@ def test_a_key_is_checked_by_the_authorizer_on_every_request(signing_key) -> Non
     gateway, target, authorizer = _gateway(signing_key, {"isAuthorized": True, "context": context})
 
     for _ in range(2):
-        response = gateway.handle(_request("GET", "/v1/workspaces/ws_1/contacts", [("Authorization", f"Bearer {KEY}")]))
+        response = gateway.handle(
+            gateway_request("GET", "/v1/workspaces/ws_1/contacts", [("Authorization", f"Bearer {KEY}")])
+        )
         assert response.status == 204
 
     assert len(authorizer.events) == 2  # no cache locally: a revocation counts at once
@@ -57,7 +59,9 @@ def test_a_key_is_checked_by_the_authorizer_on_every_request(signing_key) -> Non
 def test_a_key_the_authorizer_refuses_gets_401_and_reaches_nothing(signing_key, answer: object) -> None:
     gateway, target, _ = _gateway(signing_key, answer)
 
-    response = gateway.handle(_request("GET", "/v1/workspaces/ws_1/contacts", [("Authorization", f"Bearer {KEY}")]))
+    response = gateway.handle(
+        gateway_request("GET", "/v1/workspaces/ws_1/contacts", [("Authorization", f"Bearer {KEY}")])
+    )
 
     assert response.status == 401
     assert target.events == []
@@ -68,7 +72,7 @@ def test_a_failing_authorizer_is_a_500_and_reaches_nothing(signing_key) -> None:
     broken = RecordingFunction("ApiAuthorizerFunction", error=RuntimeError("boom"))
     gateway = Gateway([Route("ANY", "/v1/workspaces/{proxy+}", target, True)], signing_key, caller_authorizer=broken)
 
-    response = gateway.handle(_request("GET", "/v1/workspaces/ws_1", [("Authorization", f"Bearer {KEY}")]))
+    response = gateway.handle(gateway_request("GET", "/v1/workspaces/ws_1", [("Authorization", f"Bearer {KEY}")]))
 
     assert response.status == 500
     assert target.events == []
@@ -78,7 +82,7 @@ def test_a_jwt_is_verified_locally_and_passed_as_the_user_context(signing_key) -
     gateway, target, authorizer = _gateway(signing_key, {"isAuthorized": False})
     token = mint_token("a@example.com", sub="user-7", key=signing_key)
 
-    response = gateway.handle(_request("GET", "/v1/workspaces/ws_1", [("Authorization", f"Bearer {token}")]))
+    response = gateway.handle(gateway_request("GET", "/v1/workspaces/ws_1", [("Authorization", f"Bearer {token}")]))
 
     assert response.status == 204
     assert authorizer.events == []
@@ -89,5 +93,5 @@ def test_a_jwt_is_verified_locally_and_passed_as_the_user_context(signing_key) -
         "a@example.com",
         "true",
     )
-    bad = gateway.handle(_request("GET", "/v1/workspaces/ws_1", [("Authorization", "Bearer eyJ.not.valid")]))
+    bad = gateway.handle(gateway_request("GET", "/v1/workspaces/ws_1", [("Authorization", "Bearer eyJ.not.valid")]))
     assert bad.status == 401

@@ -16,7 +16,7 @@ from tests.support.api import (
     UNLIMITED_BUDGETS,
     VERIFY_TOKEN,
     ApiClient,
-    _gateway_and_key,
+    gateway_and_key,
     reset_warm_state,
 )
 
@@ -85,5 +85,5 @@ def unlimited_budgets(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture
 def api(aws_resources: Settings, graph_sandbox: Sandbox) -> ApiClient:
-    gateway, key = _gateway_and_key()
+    gateway, key = gateway_and_key()
     return ApiClient(gateway, key)

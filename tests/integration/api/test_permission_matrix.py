@@ -32,7 +32,7 @@ from typing import Any
 import pytest
 from relasify.data.memberships import Role
 
-from tests.support.api import ApiClient, _gateway_and_key
+from tests.support.api import ApiClient, gateway_and_key
 
 AGENT, ADMIN, OWNER = Role.AGENT, Role.ADMIN, Role.OWNER
 
@@ -150,7 +150,7 @@ def served_routes() -> frozenset[tuple[str, str]]:
     """(method, shape) of every route the gateway serves under /v1/workspaces/{ws}: the routes of each
     function it sends such paths to (their Powertools apps), or the gateway route itself for a function
     without one."""
-    gateway, _ = _gateway_and_key()
+    gateway, _ = gateway_and_key()
     served: set[tuple[str, str]] = set()
     for route in gateway.table.routes:
         if not route.path.startswith("/v1/workspaces/{") or route.method == "OPTIONS":
@@ -172,11 +172,11 @@ def served_routes() -> frozenset[tuple[str, str]]:
 ACTIVE_ROWS = ROWS + [row for row in SPEC_NOT_YET_SERVED if row.key in served_routes()]
 
 
-def _concrete(row: Row, ws: str) -> str:
+def concrete_path(row: Row, ws: str) -> str:
     return re.sub(r"\{(\w+)\}", lambda m: ws if m.group(1) == "ws" else UNKNOWN_ID, row.path)
 
 
-def _empty_body(method: str) -> dict[str, Any] | None:
+def empty_body(method: str) -> dict[str, Any] | None:
     return {} if method in ("POST", "PUT", "PATCH") else None
 
 
@@ -203,16 +203,16 @@ def workspace(api: ApiClient) -> str:
     return ws
 
 
-def _is_membership_404(status: int, body: Any) -> bool:
+def is_membership_404(status: int, body: Any) -> bool:
     return status == 404 and isinstance(body, dict) and body.get("detail") == "Workspace not found"
 
 
 @pytest.mark.parametrize("row", ACTIVE_ROWS, ids=lambda r: f"{r.method} {r.path}")
 def test_route_allows_exactly_the_spec_roles(api: ApiClient, workspace: str, row: Row) -> None:
-    path, body = _concrete(row, workspace), _empty_body(row.method)
+    path, body = concrete_path(row, workspace), empty_body(row.method)
 
     stranger = api.request(row.method, path, json_body=body, as_user=NON_MEMBER)
-    assert _is_membership_404(stranger.status, stranger.json), (stranger.status, stranger.body)
+    assert is_membership_404(stranger.status, stranger.json), (stranger.status, stranger.body)
     assert stranger.content_type == "application/problem+json"
 
     # Lowest role first: the owner's request (e.g. close) may end the workspace.
@@ -224,7 +224,7 @@ def test_route_allows_exactly_the_spec_roles(api: ApiClient, workspace: str, row
             assert response.json["detail"] == f"This action needs the {row.min_role.label} role or higher"
         else:
             assert response.status != 403, (role.label, response.body)
-            assert not _is_membership_404(response.status, response.json), (role.label, response.body)
+            assert not is_membership_404(response.status, response.json), (role.label, response.body)
             assert response.status < 500, (role.label, response.body)
 
 
@@ -236,9 +236,9 @@ def test_another_workspace_id_is_404_on_every_route(api: ApiClient, workspace: s
     other = api.create_workspace("other-owner@example.com", name="Other")
     for row in ACTIVE_ROWS:
         response = api.request(
-            row.method, _concrete(row, other), json_body=_empty_body(row.method), as_user=OWNER_EMAIL
+            row.method, concrete_path(row, other), json_body=empty_body(row.method), as_user=OWNER_EMAIL
         )
-        assert _is_membership_404(response.status, response.json), (row, response.body)
+        assert is_membership_404(response.status, response.json), (row, response.body)
 
 
 def _user_id(api: ApiClient, email: str) -> str:

@@ -14,9 +14,9 @@ from tests.integration.api.test_permission_matrix import (
     OWNER,
     OWNER_EMAIL,
     Row,
-    _concrete,
-    _empty_body,
-    _is_membership_404,
+    concrete_path,
+    empty_body,
+    is_membership_404,
 )
 from tests.support.api import ApiClient
 
@@ -36,7 +36,7 @@ def test_the_matrix_has_rows_an_admin_key_cannot_use() -> None:
 def test_a_key_has_exactly_the_rights_of_its_role_and_never_an_owner_s(api: ApiClient, row: Row) -> None:
     ws = api.create_workspace(OWNER_EMAIL)
     keys = {AGENT: _key(api, ws, "agent"), ADMIN: _key(api, ws, "admin")}
-    path, body = _concrete(row, ws), _empty_body(row.method)
+    path, body = concrete_path(row, ws), empty_body(row.method)
 
     for role in (AGENT, ADMIN):
         response = api.request(row.method, path, json_body=body, token=keys[role])
@@ -46,7 +46,7 @@ def test_a_key_has_exactly_the_rights_of_its_role_and_never_an_owner_s(api: ApiC
             assert response.json["detail"] == f"This action needs the {row.min_role.label} role or higher"
         else:
             assert response.status not in (401, 403), (role.label, response.body)
-            assert not _is_membership_404(response.status, response.json), (role.label, response.body)
+            assert not is_membership_404(response.status, response.json), (role.label, response.body)
             assert response.status < 500, (role.label, response.body)
 
 
@@ -58,5 +58,5 @@ def test_a_key_of_another_workspace_is_404_on_every_row(api: ApiClient) -> None:
     other = api.create_workspace("other-owner@example.com", name="Other")
     key = _key(api, ws, "admin")
     for row in ACTIVE_ROWS:
-        response = api.request(row.method, _concrete(row, other), json_body=_empty_body(row.method), token=key)
-        assert _is_membership_404(response.status, response.json), (row, response.body)
+        response = api.request(row.method, concrete_path(row, other), json_body=empty_body(row.method), token=key)
+        assert is_membership_404(response.status, response.json), (row, response.body)
