@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from relasify.whatsapp.webhook_models import (
+from relasify.whatsapp.webhook_events import (
     AccountUpdateEvent,
     InboundMessageEvent,
     MessagesErrorEvent,
@@ -335,8 +335,8 @@ def test_a_status_is_parsed_without_building_the_inbound_message_models() -> Non
         },
     )
     probe = f"""
-from relasify.whatsapp import webhook_models as models
-events = models.flatten_payload(models.parse_payload({json.dumps(status)!r}))
+from relasify.whatsapp import webhook_events as events_module, webhook_models as models
+events = events_module.flatten_payload(events_module.parse_payload({json.dumps(status)!r}))
 assert [type(e).__name__ for e in events] == ["StatusEvent"], events
 print(models.InboundMessage.__pydantic_complete__, models.MessagesValue.__pydantic_complete__)
 """

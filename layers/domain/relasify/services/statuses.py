@@ -27,7 +27,7 @@ from relasify.data.conversation_reads import ConversationReads
 from relasify.observability import logger
 
 if TYPE_CHECKING:  # the send path imports this module: it does not load the webhook models
-    from relasify.whatsapp.webhook_models import StatusEvent
+    from relasify.whatsapp.webhook_events import StatusEvent
 
 CONSENT_SOURCE_SEND_ERROR = "send_error_131050"
 ERROR_MARKETING_OPT_OUT = 131050

@@ -1,6 +1,6 @@
 """Applying verified WhatsApp webhooks to the workspaces they belong to.
 
-One queued delivery is parsed into typed events (`relasify.whatsapp.webhook_models`), each routed
+One queued delivery is parsed into typed events (`relasify.whatsapp.webhook_events`), each routed
 to its workspace (by `metadata.phone_number_id`; account-level fields by the WABA id `entry[].id`
 and, where given, the display phone number) and applied through the repositories. Every effect is
 idempotent by a conditional write or a forward-only guard, so a redelivered webhook, a retried
@@ -37,10 +37,9 @@ from relasify.phones import e164_from_wa_id
 from relasify.services import statuses
 from relasify.services.opt_out_keywords import is_opt_out_button, is_opt_out_text
 from relasify.services.webhook_routing import RouteCache, WebhookContext
-from relasify.whatsapp.webhook_models import (
+from relasify.whatsapp.webhook_events import (
     AccountUpdateEvent,
     AnyWebhookEvent,
-    InboundMessage,
     InboundMessageEvent,
     MessagesErrorEvent,
     PhoneQualityEvent,
@@ -54,6 +53,7 @@ from relasify.whatsapp.webhook_models import (
     flatten_payload,
     parse_payload,
 )
+from relasify.whatsapp.webhook_models import InboundMessage
 
 # Meta retries for 7 days: anything older than that is a replayed backlog, stored but flagged.
 STALE_AFTER = timedelta(days=7)

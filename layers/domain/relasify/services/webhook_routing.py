@@ -12,7 +12,7 @@ from relasify.data.records import PhoneRoute
 from relasify.data.whatsapp_connections import whatsapp_connection_repository
 from relasify.observability import logger
 from relasify.phones import try_normalize_phone
-from relasify.whatsapp.webhook_models import Routing
+from relasify.whatsapp.webhook_events import Routing
 
 
 class WebhookContext:
