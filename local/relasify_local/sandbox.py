@@ -282,9 +282,9 @@ class Sandbox:
 
     def reset(self) -> None:
         """Forget everything recorded and every pending fault and webhook."""
+        self._webhooks.reset()  # first: no webhook of the old state is posted once it is gone
         with self._lock:
             self._reset_state()
-        self._webhooks.reset()
 
     def wait_until_idle(self, timeout: float = 10.0) -> bool:
         """Block until every scheduled webhook has been delivered or dropped."""
