@@ -178,9 +178,3 @@ def connected_workspace(api: Any, owner: str) -> str:
         display_phone_number=DISPLAY_PHONE,
     )
     return ws
-
-
-def timed(fn: Any, *args: Any, **kwargs: Any) -> tuple[Any, float]:
-    started = time.process_time()
-    result = fn(*args, **kwargs)
-    return result, time.process_time() - started

@@ -36,31 +36,20 @@ def wire_bytes(payload: dict[str, Any]) -> bytes:
 # --- payloads -----------------------------------------------------------------------------------------
 
 
+def _webhook(waba_id: str, field: str, value: dict[str, Any], **entry: Any) -> dict[str, Any]:
+    """One change of one account, in the envelope every WhatsApp webhook has."""
+    return {
+        "object": "whatsapp_business_account",
+        "entry": [{"id": waba_id, "changes": [{"value": value, "field": field}], **entry}],
+    }
+
+
 def messages_envelope(
     waba_id: str, display_phone_number: str, phone_number_id: str, statuses: list[dict[str, Any]]
 ) -> dict[str, Any]:
     """A `messages` webhook of one number carrying `statuses` (an inbound message replaces them)."""
-    return {
-        "object": "whatsapp_business_account",
-        "entry": [
-            {
-                "id": waba_id,
-                "changes": [
-                    {
-                        "value": {
-                            "messaging_product": "whatsapp",
-                            "metadata": {
-                                "display_phone_number": display_phone_number,
-                                "phone_number_id": phone_number_id,
-                            },
-                            "statuses": statuses,
-                        },
-                        "field": "messages",
-                    }
-                ],
-            }
-        ],
-    }
+    metadata = {"display_phone_number": display_phone_number, "phone_number_id": phone_number_id}
+    return _webhook(waba_id, "messages", {"messaging_product": "whatsapp", "metadata": metadata, "statuses": statuses})
 
 
 def status_steps(
@@ -122,28 +111,15 @@ def status_steps(
 
 def template_approved(waba_id: str, template_id: str, template: dict[str, Any]) -> dict[str, Any]:
     """The `message_template_status_update` webhook of an approved template."""
-    return {
-        "object": "whatsapp_business_account",
-        "entry": [
-            {
-                "id": waba_id,
-                "changes": [
-                    {
-                        "value": {
-                            "event": "APPROVED",
-                            "message_template_id": int(template_id),
-                            "message_template_name": template.get("name"),
-                            "message_template_language": template.get("language"),
-                            "reason": "NONE",
-                            "message_template_category": template.get("category"),
-                        },
-                        "field": "message_template_status_update",
-                    }
-                ],
-                "time": int(time.time()),
-            }
-        ],
+    value = {
+        "event": "APPROVED",
+        "message_template_id": int(template_id),
+        "message_template_name": template.get("name"),
+        "message_template_language": template.get("language"),
+        "reason": "NONE",
+        "message_template_category": template.get("category"),
     }
+    return _webhook(waba_id, "message_template_status_update", value, time=int(time.time()))
 
 
 # --- delivery -----------------------------------------------------------------------------------------
